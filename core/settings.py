@@ -1,0 +1,64 @@
+"""One settings object for every component, read from `WARMLINE_*` environment variables or `.env`.
+
+Defaults need nothing installed beyond what `make` sets up: SQLite under ./var, Mosquitto on
+loopback, and the lab's Asterisk. Secrets are never defaulted: see `core.secrets`.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AsteriskNode(BaseModel):
+    """One Asterisk reachable over ARI. Credentials absent here come from the lab's secrets."""
+
+    name: str = "lab"
+    ari_url: str = "http://127.0.0.1:18088/ari"
+    ari_user: str = "warmline"
+    ari_password: str | None = None
+    app: str = "warmline"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="WARMLINE_", env_file=".env", env_nested_delimiter="__", extra="ignore"
+    )
+
+    var_dir: Path = Path("var")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: SQLite at VAR_DIR/warmline.db"
+    )
+    mqtt_host: str = "127.0.0.1"
+    mqtt_port: int = 1883
+    mqtt_username: str | None = None
+    mqtt_password: str | None = None
+    topic_prefix: str = "warmline"
+    asterisk_nodes: list[AsteriskNode] = Field(default_factory=lambda: [AsteriskNode()])
+    api_host: str = "127.0.0.1"
+    api_port: int = 8080
+    token_ttl_hours: int = 12
+    timezone: str = "Asia/Shanghai"
+    default_region: str = "CN"
+
+    @property
+    def db_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'warmline.db').resolve()}"
+
+    @property
+    def lab_dir(self) -> Path:
+        return self.var_dir / "lab"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.var_dir / "recordings"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
