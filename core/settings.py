@@ -21,6 +21,9 @@ class AsteriskNode(BaseModel):
     ari_user: str = "warmline"
     ari_password: str | None = None
     app: str = "warmline"
+    # Where warmline writes provisioned config for this node (e.g. pjsip_agents.conf);
+    # None means the lab's own config folder.
+    config_dir: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -38,6 +41,9 @@ class Settings(BaseSettings):
     mqtt_password: str | None = None
     topic_prefix: str = "warmline"
     asterisk_nodes: list[AsteriskNode] = Field(default_factory=lambda: [AsteriskNode()])
+    # Where agents' softphones register (the address they can reach, not necessarily loopback).
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 15060
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     token_ttl_hours: int = 12
@@ -57,6 +63,17 @@ class Settings(BaseSettings):
     @property
     def recordings_dir(self) -> Path:
         return self.var_dir / "recordings"
+
+    def node_config_dir(self, node: AsteriskNode) -> Path:
+        return node.config_dir or self.lab_dir / "etc" / "asterisk"
+
+    def node_ari_password(self, node: AsteriskNode) -> str:
+        """The node's ARI password; the lab's is generated on first use, never defaulted."""
+        if node.ari_password:
+            return node.ari_password
+        from core.secrets import get_secret
+
+        return get_secret(self.var_dir, "ari_password")
 
 
 @lru_cache(maxsize=1)

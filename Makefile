@@ -1,0 +1,70 @@
+# warmline: two commands do all the set-up on a fresh Debian or Ubuntu machine.
+#   make demo   install what is missing, start the lab (Asterisk + simulated callees) and the service
+#   make test   install what is missing, then run every test against real Asterisk, PostgreSQL, Mosquitto
+# A second run reinstalls nothing: each step is skipped when its stamp is newer than its inputs.
+
+SHELL := /bin/bash
+PYTHON ?= $(shell for p in python3.12 python3.11 python3; do command -v $$p >/dev/null && { echo $$p; break; }; done)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMPS := var/.stamps
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: all demo test lint unit integration e2e bench install system services asterisk clean lab-stop
+
+all: install
+
+install: $(STAMPS)/venv $(STAMPS)/system-test asterisk
+
+$(STAMPS):
+	@mkdir -p $@
+
+$(STAMPS)/system: scripts/install-system.sh | $(STAMPS)
+	bash scripts/install-system.sh
+	@touch $@
+
+$(STAMPS)/system-test: scripts/install-system.sh $(STAMPS)/system | $(STAMPS)
+	bash scripts/install-system.sh test
+	@touch $@
+
+$(STAMPS)/venv: pyproject.toml $(STAMPS)/system | $(STAMPS)
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3,11),(3,12)), "warmline needs Python 3.11 or 3.12 (pjsua2 wheels)"'
+	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+asterisk: $(STAMPS)/system
+	@bash scripts/install-asterisk.sh
+
+services: $(STAMPS)/system
+	@bash scripts/services.sh
+
+lint: $(STAMPS)/venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+test: install services lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+unit: $(STAMPS)/venv services
+	$(BIN)/pytest -q tests/unit
+
+integration: install services
+	$(BIN)/pytest -q tests/integration
+
+e2e: install services
+	$(BIN)/pytest -q tests/e2e
+
+bench: install services
+	$(BIN)/pytest -q -s -m bench tests/bench
+
+demo: install services
+	$(BIN)/warmline demo
+
+lab-stop:
+	-$(BIN)/warmline lab stop
+
+clean: lab-stop
+	rm -rf $(VENV) var/.stamps .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,116 @@
+"""Accounts: password hashing (argon2id), users, API tokens. No HTTP here."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import audit
+from core.auth.models import ApiToken, Role, User
+from core.db import utcnow
+
+_hasher = PasswordHasher()
+# Computed once so a login for an unknown user costs as much as one for a known user.
+_DUMMY_HASH = _hasher.hash("warmline-timing-equaliser")
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
+MIN_PASSWORD = 10
+
+
+class AccountError(ValueError):
+    """A request about accounts that cannot be carried out, with a message for a person."""
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise AccountError(f"password too short: at least {MIN_PASSWORD} characters")
+
+
+def create_user(
+    session: Session, name: str, role: Role, password: str, *, actor: str, display_name: str | None = None
+) -> User:
+    if not NAME_RE.match(name):
+        raise AccountError(
+            f"invalid user name {name!r}: 2-32 characters, lower-case letters, digits, '_', '.', '-',"
+            " starting with a letter"
+        )
+    check_password(password)
+    if get_user(session, name) is not None:
+        raise AccountError(f"user {name!r} already exists")
+    user = User(name=name, role=role, password_hash=hash_password(password), display_name=display_name)
+    session.add(user)
+    session.flush()
+    audit(session, actor, "user.create", name, role=role.value)
+    return user
+
+
+def get_user(session: Session, name: str) -> User | None:
+    return session.scalar(select(User).where(User.name == name))
+
+
+def list_users(session: Session) -> list[User]:
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def disable_user(session: Session, name: str, *, actor: str) -> User:
+    user = get_user(session, name)
+    if user is None:
+        raise AccountError(f"no user named {name!r}")
+    if not user.disabled:
+        user.disabled = True
+        user.disabled_at = utcnow()
+        for token in user.tokens:
+            token.revoked = True
+        audit(session, actor, "user.disable", name)
+    return user
+
+
+def authenticate(session: Session, name: str, password: str) -> User | None:
+    user = get_user(session, name)
+    try:
+        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None or user.disabled:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    return user
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_token(session: Session, user: User, *, ttl: timedelta | None, label: str = "login") -> str:
+    """Create a bearer token; the plain value is returned once and never stored."""
+    token = "wl_" + secrets.token_urlsafe(32)
+    expires = utcnow() + ttl if ttl else None
+    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), label=label, expires_at=expires))
+    audit(session, user.name, "token.issue", user.name, label=label)
+    return token
+
+
+def user_for_token(session: Session, token: str, now: datetime | None = None) -> User | None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is None or row.revoked:
+        return None
+    if row.expires_at is not None and row.expires_at <= (now or utcnow()):
+        return None
+    return None if row.user.disabled else row.user
+
+
+def revoke_token(session: Session, token: str) -> None:
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    if row is not None:
+        row.revoked = True

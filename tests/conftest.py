@@ -1,0 +1,75 @@
+"""Shared fixtures. Every database test runs on SQLite and on the real PostgreSQL.
+
+The schema is built once per session by the real Alembic migrations into a template (a file for
+SQLite, a template database for PostgreSQL); each test then gets a fresh copy of it, cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from core.db import Database
+from core.settings import Settings
+from warmline import migrate
+
+_PG_FILE = Path(__file__).resolve().parent.parent / "var" / "test-pg-url"  # written by scripts/services.sh
+PG_ADMIN = os.environ.get("WARMLINE_TEST_PG") or (
+    _PG_FILE.read_text().strip() if _PG_FILE.exists() else "postgresql://postgres@127.0.0.1:5432/test"
+)
+SA_PG = "postgresql+psycopg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
+
+
+def _pg(sql: str) -> None:
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(sql)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tpl") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    name = f"wl_tpl_{uuid.uuid4().hex[:10]}"
+    _pg(f"CREATE DATABASE {name}")
+    migrate.upgrade(f"{SA_PG}/{name}")
+    yield name
+    _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated, empty database of each kind, private to the test."""
+    if request.param == "sqlite":
+        path = tmp_path / "warmline.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("pg_template")
+    name = f"wl_t_{uuid.uuid4().hex[:12]}"
+    _pg(f"CREATE DATABASE {name} TEMPLATE {template}")
+    yield f"{SA_PG}/{name}"
+    _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    yield database
+    database.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db_url: str) -> Settings:
+    """Settings for a private var dir; the Asterisk node points at nothing unless a test says so."""
+    return Settings(var_dir=tmp_path / "var", database_url=db_url, _env_file=None)  # type: ignore[call-arg]

@@ -1,0 +1,37 @@
+"""The application factory: one FastAPI app mounting every feature's router."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+
+from agents.api import router as agents_router
+from core.auth.api import router as auth_router
+from core.db import Database
+from core.deps import SignInRequired
+from core.settings import Settings, get_settings
+from warmline import __version__
+from warmline.api.users import router as users_router
+from warmline.console.pages import router as console_router
+from warmline.health import router as health_router
+
+STATIC = Path(__file__).parent / "console" / "static"
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(title="warmline", version=__version__, description="Home-based contact centre platform")
+    app.state.settings = settings
+    app.state.db = db or Database(settings.db_url)
+    for router in (health_router, auth_router, users_router, agents_router, console_router):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+
+    @app.exception_handler(SignInRequired)
+    async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:
+        return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+
+    return app

@@ -1,0 +1,194 @@
+"""The one command line: `warmline ...`. Each group is a thin shell over a feature's service."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from core.auth import service as auth
+from core.auth.models import Role
+from core.db import Database
+from core.settings import Settings, get_settings
+from warmline import accounts, migrate
+
+app = typer.Typer(help="warmline: telephony for a home-based contact centre.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+users_app = typer.Typer(help="User accounts and roles.", no_args_is_help=True)
+lab_app = typer.Typer(help="The lab: Asterisk and simulated callees on this machine.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(users_app, name="users")
+app.add_typer(lab_app, name="lab")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+CLI_ACTOR = "cli"
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
+
+
+def ready_database(settings: Settings) -> Database:
+    """The database at the current schema; the embedded default needs no separate step."""
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.db_url)
+    return Database(settings.db_url)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Migrate the database schema (default: to the newest revision)."""
+    settings = get_settings()
+    settings.var_dir.mkdir(parents=True, exist_ok=True)
+    migrate.upgrade(settings.db_url, revision)
+    typer.echo(f"database at revision {migrate.current_revision(settings.db_url)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Print the schema revision the database is at."""
+    typer.echo(migrate.current_revision(get_settings().db_url) or "empty")
+
+
+def read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+        if not line:
+            raise fail("--password-stdin given but standard input had no password line")
+        return line
+    first: str = typer.prompt("Password", hide_input=True)
+    if typer.prompt("Repeat password", hide_input=True) != first:
+        raise fail("the two passwords differ")
+    return first
+
+
+@users_app.command("add")
+def users_add(
+    name: str,
+    role: Annotated[Role, typer.Option(help="agent, manager, qa, supervisor or admin")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    display_name: Annotated[str | None, typer.Option(help="Name shown to people.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add a user. An agent also gets a PJSIP endpoint with a generated secret."""
+    settings = get_settings()
+    password = read_password(password_stdin)
+    db = ready_database(settings)
+    try:
+        change = asyncio.run(
+            accounts.add_user(settings, db, name, role, password, actor=CLI_ACTOR, display_name=display_name)
+        )
+    except auth.AccountError as exc:
+        raise fail(str(exc)) from exc
+    endpoint = f", SIP endpoint {change.sip_endpoint}" if change.sip_endpoint else ""
+    emit(change.__dict__, as_json, f"added {name} ({role.value}){endpoint}{_sync_text(change.sync)}")
+
+
+@users_app.command("disable")
+def users_disable(name: str, as_json: JsonOpt = False) -> None:
+    """Disable a user: tokens revoked, SIP endpoint removed from Asterisk. Nothing is deleted."""
+    settings = get_settings()
+    db = ready_database(settings)
+    try:
+        change = asyncio.run(accounts.disable_user(settings, db, name, actor=CLI_ACTOR))
+    except auth.AccountError as exc:
+        raise fail(str(exc)) from exc
+    emit(change.__dict__, as_json, f"disabled {name}{_sync_text(change.sync)}")
+
+
+@users_app.command("list")
+def users_list(as_json: JsonOpt = False) -> None:
+    """List users with their roles and state."""
+    db = ready_database(get_settings())
+    with db.session() as session:
+        rows = [
+            {"name": u.name, "role": u.role.value, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+            for u in auth.list_users(session)
+        ]
+    lines = [f"{r['name']:<24} {r['role']:<11} {'disabled' if r['disabled'] else 'active'}" for r in rows]
+    emit(rows, as_json, "\n".join(lines) or "no users yet")
+
+
+def _sync_text(sync: dict[str, str]) -> str:
+    return "".join(f"; asterisk {node}: {what}" for node, what in sync.items())
+
+
+@lab_app.command("start")
+def lab_start(as_json: JsonOpt = False) -> None:
+    """Start the lab's Asterisk and simulated callees (no-op when running)."""
+    from warmline.lab import lab_start as start
+
+    status = start(get_settings())
+    emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
+
+
+@lab_app.command("stop")
+def lab_stop(as_json: JsonOpt = False) -> None:
+    """Stop the lab's Asterisk."""
+    from warmline.lab import lab_stop as stop
+
+    stop(get_settings())
+    from warmline.lab import lab_status as status_of
+
+    status = status_of(get_settings())
+    emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
+
+
+@lab_app.command("status")
+def lab_status(as_json: JsonOpt = False) -> None:
+    """Say whether the lab runs, and how to reach it (ARI, SIP)."""
+    from warmline.lab import lab_status as status_of
+
+    status = status_of(get_settings())
+    emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
+
+
+def _lab_text(s: dict[str, Any]) -> str:
+    if s["state"] != "running":
+        return f"lab: {s['state']}"
+    return f"lab: running (pid {s.get('pid')}); ARI {s['ari_url']} as {s['ari_user']}; SIP {s['sip_host']}:{s['sip_port']}"
+
+
+@app.command("demo")
+def demo(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Start the lab and the service with a demo administrator (password generated, shown once)."""
+    from warmline.demo import prepare_demo
+
+    settings = get_settings()
+    db = ready_database(settings)
+    typer.echo(prepare_demo(settings, db))
+    up(host, port)
+
+
+@app.command("up")
+def up(
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+) -> None:
+    """Run the service: API, console and background workers under uvicorn."""
+    import uvicorn
+
+    from warmline.app import create_app
+
+    settings = get_settings()
+    db = ready_database(settings)
+    uvicorn.run(create_app(settings, db), host=host or settings.api_host, port=port or settings.api_port)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

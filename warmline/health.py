@@ -1,0 +1,91 @@
+"""/healthz: is every part this service needs reachable right now? Checked live, in parallel."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+from typing import Any
+
+import aiomqtt
+import httpx
+from fastapi import APIRouter, Depends, Response, status
+from pydantic import BaseModel
+from sqlalchemy import text
+
+from core.db import Database
+from core.deps import DatabaseDep, Public, SettingsDep
+from core.settings import AsteriskNode, Settings
+
+router = APIRouter(tags=["health"])
+CHECK_TIMEOUT = 3.0
+
+
+class Check(BaseModel):
+    ok: bool
+    latency_ms: float | None = None
+    detail: str = ""
+
+
+class Health(BaseModel):
+    ok: bool
+    database: Check
+    bus: Check
+    asterisk: dict[str, Check]
+
+
+async def _timed(probe: Awaitable[str]) -> Check:
+    start = time.perf_counter()
+    try:
+        detail = await asyncio.wait_for(probe, CHECK_TIMEOUT)
+    except Exception as exc:  # any failure of a dependency is a finding, not a crash
+        return Check(ok=False, detail=f"{type(exc).__name__}: {exc}"[:300])
+    return Check(ok=True, latency_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)
+
+
+async def _database(db: Database) -> str:
+    def ping() -> str:
+        with db.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return db.engine.dialect.name
+
+    return await asyncio.to_thread(ping)
+
+
+async def _bus(settings: Settings) -> str:
+    async with aiomqtt.Client(
+        settings.mqtt_host,
+        settings.mqtt_port,
+        username=settings.mqtt_username,
+        password=settings.mqtt_password,
+        timeout=CHECK_TIMEOUT,
+    ):
+        return f"{settings.mqtt_host}:{settings.mqtt_port}"
+
+
+async def _asterisk(settings: Settings, node: AsteriskNode) -> str:
+    auth = (node.ari_user, settings.node_ari_password(node))
+    async with httpx.AsyncClient(auth=auth, timeout=CHECK_TIMEOUT) as client:
+        resp = await client.get(f"{node.ari_url}/asterisk/info", params={"only": "system"})
+        resp.raise_for_status()
+        info: dict[str, Any] = resp.json()
+    return str(info.get("system", {}).get("version", "up"))
+
+
+async def check_health(settings: Settings, db: Database) -> Health:
+    nodes = settings.asterisk_nodes
+    results = await asyncio.gather(
+        _timed(_database(db)), _timed(_bus(settings)), *(_timed(_asterisk(settings, n)) for n in nodes)
+    )
+    database, bus, *asterisk = results
+    per_node = {n.name: c for n, c in zip(nodes, asterisk, strict=True)}
+    ok = database.ok and bus.ok and all(c.ok for c in per_node.values())
+    return Health(ok=ok, database=database, bus=bus, asterisk=per_node)
+
+
+@router.get("/healthz", dependencies=[Depends(Public())])
+async def healthz(settings: SettingsDep, db: DatabaseDep, response: Response) -> Health:
+    health = await check_health(settings, db)
+    if not health.ok:
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    return health

@@ -1,0 +1,8 @@
+"""Every feature's tables, imported so that `Base.metadata` is complete (Alembic, tests)."""
+
+from agents import models as agents_models
+from core import audit as audit_models
+from core.auth import models as auth_models
+from core.db import Base
+
+__all__ = ["Base", "agents_models", "audit_models", "auth_models"]
