@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.auth.models import User
@@ -23,3 +23,30 @@ class SipAccount(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     user: Mapped[User] = relationship()
+
+
+class AgentProfile(Base):
+    """What routing and the work-hour ledger need to know about an agent beyond the account."""
+
+    __tablename__ = "agent_profiles"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    daily_target_minutes: Mapped[int] = mapped_column(default=240)
+    skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class AgentStateChange(Base):
+    """One transition of an agent's state: the ledger that work hours are computed from.
+
+    The softphone publishes its state retained on the bus; the same message arrives again after
+    every reconnect, so (agent, since, state) is unique and a repeat is ignored.
+    """
+
+    __tablename__ = "agent_state_changes"
+    __table_args__ = (UniqueConstraint("agent", "since", "state"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent: Mapped[str] = mapped_column(String(64), index=True)
+    state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(String(64))
+    since: Mapped[datetime] = mapped_column(index=True)

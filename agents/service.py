@@ -16,8 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.models import SipAccount
-from core.audit import audit
 from core.ari import AriClient, AriError
+from core.audit import audit
 from core.auth.models import Role, User
 from core.settings import Settings
 

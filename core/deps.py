@@ -17,7 +17,7 @@ from core.auth.service import user_for_token
 from core.db import Database
 from core.settings import Settings
 
-TOKEN_COOKIE = "warmline_token"
+TOKEN_COOKIE = "warmline_token"  # noqa: S105 - a cookie name
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -77,7 +77,9 @@ class Roles:
             )
         if user.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"role {user.role.value} may not do this ({allowed})")
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN, f"role {user.role.value} may not do this ({allowed})"
+            )
         return user
 
 

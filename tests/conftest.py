@@ -28,7 +28,7 @@ SA_PG = "postgresql+psycopg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
 
 def _pg(sql: str) -> None:
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(sql)  # type: ignore[arg-type]
+        conn.execute(sql)
 
 
 @pytest.fixture(scope="session")
@@ -72,4 +72,9 @@ def db(db_url: str) -> Iterator[Database]:
 @pytest.fixture
 def settings(tmp_path: Path, db_url: str) -> Settings:
     """Settings for a private var dir; the Asterisk node points at nothing unless a test says so."""
-    return Settings(var_dir=tmp_path / "var", database_url=db_url, _env_file=None)  # type: ignore[call-arg]
+    return Settings(
+        var_dir=tmp_path / "var",
+        database_url=db_url,
+        topic_prefix=f"warmline-test-{uuid.uuid4().hex[:8]}",  # tests never hear each other on the bus
+        _env_file=None,
+    )

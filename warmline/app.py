@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -9,11 +12,14 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from agents.api import router as agents_router
+from agents.events import record_agent_states
 from core.auth.api import router as auth_router
+from core.bus import Bus
 from core.db import Database
 from core.deps import SignInRequired
 from core.settings import Settings, get_settings
 from warmline import __version__
+from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
 from warmline.console.pages import router as console_router
 from warmline.health import router as health_router
@@ -23,10 +29,29 @@ STATIC = Path(__file__).parent / "console" / "static"
 
 def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
-    app = FastAPI(title="warmline", version=__version__, description="Home-based contact centre platform")
+    database = db or Database(settings.db_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with Bus.from_settings(settings, component="api") as bus:
+            app.state.bus = bus
+            workers = [asyncio.create_task(record_agent_states(bus, database), name="agent-states")]
+            try:
+                yield
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+
+    app = FastAPI(
+        title="warmline",
+        version=__version__,
+        description="Home-based contact centre platform",
+        lifespan=lifespan,
+    )
     app.state.settings = settings
-    app.state.db = db or Database(settings.db_url)
-    for router in (health_router, auth_router, users_router, agents_router, console_router):
+    app.state.db = database
+    for router in (health_router, auth_router, users_router, audit_router, agents_router, console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

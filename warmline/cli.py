@@ -74,7 +74,9 @@ def read_password(from_stdin: bool) -> str:
 def users_add(
     name: str,
     role: Annotated[Role, typer.Option(help="agent, manager, qa, supervisor or admin")],
-    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Read the password from stdin.")
+    ] = False,
     display_name: Annotated[str | None, typer.Option(help="Name shown to people.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -110,7 +112,12 @@ def users_list(as_json: JsonOpt = False) -> None:
     db = ready_database(get_settings())
     with db.session() as session:
         rows = [
-            {"name": u.name, "role": u.role.value, "disabled": u.disabled, "created_at": u.created_at.isoformat()}
+            {
+                "name": u.name,
+                "role": u.role.value,
+                "disabled": u.disabled,
+                "created_at": u.created_at.isoformat(),
+            }
             for u in auth.list_users(session)
         ]
     lines = [f"{r['name']:<24} {r['role']:<11} {'disabled' if r['disabled'] else 'active'}" for r in rows]

@@ -83,6 +83,13 @@ async def check_health(settings: Settings, db: Database) -> Health:
     return Health(ok=ok, database=database, bus=bus, asterisk=per_node)
 
 
+@router.get("/livez", dependencies=[Depends(Public())])
+def livez() -> dict[str, bool]:
+    """Liveness: the process answers. Orchestrators restart on this, not on /healthz, so an
+    Asterisk outage does not restart the API too."""
+    return {"ok": True}
+
+
 @router.get("/healthz", dependencies=[Depends(Public())])
 async def healthz(settings: SettingsDep, db: DatabaseDep, response: Response) -> Health:
     health = await check_health(settings, db)

@@ -22,7 +22,7 @@ class TokenRequest(BaseModel):
 
 class TokenOut(BaseModel):
     access_token: str
-    token_type: str = "bearer"
+    token_type: str = "bearer"  # noqa: S105 - OAuth2 token type, not a secret
     role: Role
     expires_in: int
 
@@ -50,6 +50,7 @@ def login(body: TokenRequest, session: SessionDep, settings: SettingsDep, reques
     user = service.authenticate(session, body.username, body.password)
     if user is None:
         audit(session, body.username[:64], "login.fail", ip=request.client.host if request.client else None)
+        session.commit()  # the failure is recorded although the request ends in an error
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
     ttl = timedelta(hours=settings.token_ttl_hours)
     token = service.issue_token(session, user, ttl=ttl)

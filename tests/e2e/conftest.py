@@ -39,7 +39,9 @@ def free_port() -> int:
 class LiveServer:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.port = free_port()
-        config = uvicorn.Config(create_app(settings, db), host="127.0.0.1", port=self.port, log_level="warning")
+        config = uvicorn.Config(
+            create_app(settings, db), host="127.0.0.1", port=self.port, log_level="warning"
+        )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

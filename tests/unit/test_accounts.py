@@ -36,7 +36,9 @@ def test_password_is_argon2_and_verifies(db: Database) -> None:
         ("bob", "short", "password too short"),
     ],
 )
-def test_bad_account_input_is_refused_with_reason(db: Database, name: str, password: str, message: str) -> None:
+def test_bad_account_input_is_refused_with_reason(
+    db: Database, name: str, password: str, message: str
+) -> None:
     with db.session() as s, pytest.raises(service.AccountError, match=message):
         service.create_user(s, name, Role.qa, password, actor="test")
 

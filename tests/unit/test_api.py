@@ -22,7 +22,9 @@ PW = "correct horse battery"
 @pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     # An Asterisk node on a port nothing listens on: health must say so, user changes must not fail.
-    settings.asterisk_nodes = [AsteriskNode(name="nowhere", ari_url="http://127.0.0.1:9/ari", ari_password="x")]
+    settings.asterisk_nodes = [
+        AsteriskNode(name="nowhere", ari_url="http://127.0.0.1:9/ari", ari_password="x")
+    ]
     with db.session() as s:
         service.create_user(s, "root", Role.admin, PW, actor="test")
         service.create_user(s, "agent1", Role.agent, PW, actor="test")
@@ -69,8 +71,12 @@ def test_sign_in_and_me(client: TestClient) -> None:
     assert client.get("/api/me").status_code == 401
     bad = client.post("/api/auth/token", json={"username": "root", "password": "nope"})
     assert bad.status_code == 401
-    me = client.get("/api/me", headers=token(client, "root")).json()
+    admin = token(client, "root")
+    me = client.get("/api/me", headers=admin).json()
     assert me["name"] == "root" and me["role"] == "admin"
+    actions = [(e["actor"], e["action"]) for e in client.get("/api/audit", headers=admin).json()]
+    assert ("root", "login.fail") in actions, "a failed sign-in is audited even though the request fails"
+    assert client.get("/api/audit", headers=token(client, "agent1")).status_code == 403
 
 
 def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:

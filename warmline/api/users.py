@@ -40,7 +40,13 @@ async def create_user(
 ) -> AccountChangeOut:
     try:
         change = await accounts.add_user(
-            settings, db, body.name, body.role, body.password, actor=admin.name, display_name=body.display_name
+            settings,
+            db,
+            body.name,
+            body.role,
+            body.password,
+            actor=admin.name,
+            display_name=body.display_name,
         )
     except service.AccountError as exc:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
@@ -48,7 +54,9 @@ async def create_user(
 
 
 @router.post("/{name}/disable")
-async def disable_user(name: str, admin: AdminUser, settings: SettingsDep, db: DatabaseDep) -> AccountChangeOut:
+async def disable_user(
+    name: str, admin: AdminUser, settings: SettingsDep, db: DatabaseDep
+) -> AccountChangeOut:
     try:
         change = await accounts.disable_user(settings, db, name, actor=admin.name)
     except service.AccountError as exc:

@@ -20,7 +20,9 @@ class Section:
 SECTIONS: tuple[Section, ...] = (
     Section("/console", "Home", frozenset(Role), "Your overview"),
     Section("/console/my-day", "My day", frozenset({R.agent}), "Hours, calls and QA feedback"),
-    Section("/console/campaigns", "Campaigns", frozenset({R.manager, R.supervisor}), "Lists, windows, results"),
+    Section(
+        "/console/campaigns", "Campaigns", frozenset({R.manager, R.supervisor}), "Lists, windows, results"
+    ),
     Section("/console/wallboard", "Wallboard", frozenset({R.supervisor}), "Agents and campaigns live"),
     Section("/console/reviews", "Reviews", frozenset({R.qa}), "Recording samples and scorecards"),
     Section("/console/users", "Users", frozenset(), "Accounts, roles and SIP endpoints"),

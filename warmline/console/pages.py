@@ -51,14 +51,18 @@ def login(
     if user is None:
         audit(session, username[:64] or "-", "login.fail", via="console")
         error = "Sign-in failed: wrong user name or password."
-        resp = render(request, "login.html", "Sign in", None, error=error, username=username)
-        resp.status_code = 401
-        return resp
+        page = render(request, "login.html", "Sign in", None, error=error, username=username)
+        page.status_code = 401
+        return page
     ttl = timedelta(hours=settings.token_ttl_hours)
     token = service.issue_token(session, user, ttl=ttl, label="console")
     resp = RedirectResponse("/console", status_code=303)
     resp.set_cookie(
-        TOKEN_COOKIE, token, max_age=int(ttl.total_seconds()), httponly=True, samesite="strict",
+        TOKEN_COOKIE,
+        token,
+        max_age=int(ttl.total_seconds()),
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
     )
     return resp
@@ -88,22 +92,42 @@ def _allowed(section: Section) -> Roles:
 
 
 @router.get("/console/system")
-async def system(request: Request, settings: SettingsDep, db: DatabaseDep,
-                 user: Annotated[User, Depends(_allowed(_section("/console/system")))]) -> HTMLResponse:
+async def system(
+    request: Request,
+    settings: SettingsDep,
+    db: DatabaseDep,
+    user: Annotated[User, Depends(_allowed(_section("/console/system")))],
+) -> HTMLResponse:
     from datetime import UTC, datetime
 
     health = await check_health(settings, db)
     checks = [("Database", health.database), ("Event bus", health.bus)]
     checks += [(f"Asterisk {name}", c) for name, c in health.asterisk.items()]
-    return render(request, "system.html", "System", user, section=_section("/console/system"),
-                  checks=checks, checked=datetime.now(UTC).strftime("%H:%M:%S UTC"))
+    return render(
+        request,
+        "system.html",
+        "System",
+        user,
+        section=_section("/console/system"),
+        checks=checks,
+        checked=datetime.now(UTC).strftime("%H:%M:%S UTC"),
+    )
 
 
 @router.get("/console/users")
-def users(request: Request, session: SessionDep,
-          user: Annotated[User, Depends(_allowed(_section("/console/users")))]) -> HTMLResponse:
-    return render(request, "users.html", "Users", user, section=_section("/console/users"),
-                  users=service.list_users(session))
+def users(
+    request: Request,
+    session: SessionDep,
+    user: Annotated[User, Depends(_allowed(_section("/console/users")))],
+) -> HTMLResponse:
+    return render(
+        request,
+        "users.html",
+        "Users",
+        user,
+        section=_section("/console/users"),
+        users=service.list_users(session),
+    )
 
 
 def _placeholder(section: Section) -> None:
