@@ -12,7 +12,7 @@ import asyncio
 import base64
 import json
 import logging
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
@@ -318,7 +318,7 @@ class AriClient:
         subscribe_all: bool = False,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
-    ) -> AsyncIterator[JSON]:
+    ) -> AsyncGenerator[JSON, None]:
         """Events for the app, forever. Yields ``WarmlineConnected`` once connected the first
         time and ``WarmlineReconnected`` after every reconnect (Asterisk restarted or the socket
         dropped), so a caller knows when originates into the app will work and when to reconcile."""

@@ -8,8 +8,9 @@ Run folder (``settings.lab_dir``)::
     spool/          astspooldir; spool/recording and spool/monitor -> settings.recordings_dir
     run/ log/ lib/ cache/
 
-Asterisk itself comes from ``WARMLINE_ASTERISK_ROOT``, an ``asterisk`` on PATH, or the Debian sid
-root that scripts/install-asterisk.sh builds (run through the root's own loader, no chroot).
+Asterisk itself comes from ``WARMLINE_ASTERISK_ROOT``, the Debian sid root that
+scripts/install-asterisk.sh builds (run through the root's own loader, no chroot), or an
+``asterisk`` on PATH — the same order the install script uses.
 """
 
 from __future__ import annotations
@@ -114,20 +115,20 @@ def _path_install(binary: str) -> AsteriskInstall:
 
 
 def find_asterisk() -> AsteriskInstall:
-    """WARMLINE_ASTERISK_ROOT, then an ``asterisk`` on PATH, then the default sid roots."""
+    """WARMLINE_ASTERISK_ROOT, then a sid root install-asterisk.sh built, then ``asterisk`` on PATH."""
     env_root = os.environ.get("WARMLINE_ASTERISK_ROOT")
     if env_root:
         found = _root_install(Path(env_root))
         if found is None:
             raise LabError(f"WARMLINE_ASTERISK_ROOT={env_root} has no usr/sbin/asterisk")
         return found
-    on_path = shutil.which("asterisk")
-    if on_path:
-        return _path_install(on_path)
     for root in DEFAULT_ROOTS:
         found = _root_install(root)
         if found is not None:
             return found
+    on_path = shutil.which("asterisk")
+    if on_path:
+        return _path_install(on_path)
     raise LabError("no Asterisk found: run scripts/install-asterisk.sh (or set WARMLINE_ASTERISK_ROOT)")
 
 

@@ -15,17 +15,17 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 VOICE = "cmn"
+SPEED = 170  # words per minute, espeak-ng's default is 175
 CACHE_VERSION = "1"
 
 # name -> Mandarin text. Callees use lab-*; the others serve tests and practice IVR flows.
 PROMPTS: dict[str, str] = {
     "lab-hello": "喂？",
-    "lab-voicemail": (
-        "您好，我现在不方便接听电话。请在提示音后留下您的姓名、电话号码和留言，我会尽快给您回电。谢谢，再见。"
-    ),
+    "lab-voicemail": "您好，我现在不方便接听电话，请在提示音后留言，我会尽快给您回电。谢谢。",
     "lab-talk": "好的，我明白了。我这边都清楚了，谢谢你们打电话来提醒，我会按时过去的。",
     "lab-confirm": "这里是社区服务中心的关怀回访电话。确认收到请按一，转人工请按零，不再接收请按九。",
     "lab-thanks": "感谢您的接听，再见。",
+    "lab-press": "确认请按一。",
 }
 
 SILENCE_SECONDS = range(1, 11)
@@ -49,7 +49,7 @@ def _run(argv: list[str]) -> None:
 
 
 def _key(text: str) -> str:
-    return hashlib.sha256(f"{CACHE_VERSION}\0{VOICE}\0{text}".encode()).hexdigest()
+    return hashlib.sha256(f"{CACHE_VERSION}\0{VOICE}\0{SPEED}\0{text}".encode()).hexdigest()
 
 
 def _speak(name: str, text: str, out_dir: Path) -> bool:
@@ -61,7 +61,7 @@ def _speak(name: str, text: str, out_dir: Path) -> bool:
         return False
     with tempfile.TemporaryDirectory(prefix="warmline-tts-") as tmp:
         raw = Path(tmp) / "raw.wav"
-        _run([_tool("espeak-ng"), "-v", VOICE, "-s", "150", "-w", str(raw), text])
+        _run([_tool("espeak-ng"), "-v", VOICE, "-s", str(SPEED), "-w", str(raw), text])
         part = out_dir / f".{name}.tmp.wav"
         _run([_tool("sox"), str(raw), "-r", "8000", "-c", "1", "-b", "16", str(part), "norm", "-3"])
         part.replace(target)
