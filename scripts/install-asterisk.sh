@@ -42,6 +42,8 @@ apt_install() {
 
 make_silence() {  # $1: a sounds folder; writes silence/1..10.wav if missing
     local dir=$1/silence n
+    # The lab makes its own copies too; a root we may not write to is not an error.
+    { [ -w "$1" ] || { [ ! -e "$1" ] && [ -w "$(dirname "$1")" ]; }; } || return 0
     command -v sox >/dev/null || { log "sox missing; installing"; apt_install sox; }
     mkdir -p "$dir"
     for n in 1 2 3 4 5 6 7 8 9 10; do
@@ -59,13 +61,17 @@ report_root() {
 
 root_ready() { [ -x "$1/usr/sbin/asterisk" ]; }
 
-# 1. an existing root
-if root_ready "$ROOT"; then
-    log "using existing root $ROOT"
-    make_silence "$ROOT/usr/share/asterisk/sounds/en_US_f_Allison"
-    report_root "$ROOT"
-    exit 0
-fi
+# 1. an existing root (without WARMLINE_ASTERISK_ROOT, either default place will do)
+CANDIDATES=("$ROOT")
+[ -z "${WARMLINE_ASTERISK_ROOT:-}" ] && CANDIDATES+=(/var/cache/warmline/sid-root "$(pwd)/.cache/sid-root")
+for candidate in "${CANDIDATES[@]}"; do
+    if root_ready "$candidate"; then
+        log "using existing root $candidate"
+        make_silence "$candidate/usr/share/asterisk/sounds/en_US_f_Allison"
+        report_root "$candidate"
+        exit 0
+    fi
+done
 [ -n "${WARMLINE_ASTERISK_ROOT:-}" ] && log "WARMLINE_ASTERISK_ROOT=$ROOT has no asterisk yet; building it"
 
 # 2. an asterisk on PATH

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]
         find_asterisk()
     except LabError as exc:
         pytest.skip(str(exc))
+    if not (shutil.which("espeak-ng") and shutil.which("sox")):
+        pytest.skip("the lab needs espeak-ng and sox")
     var = tmp_path_factory.mktemp("lab") / "var"
     saved = {k: os.environ.get(k) for k in ("WARMLINE_LAB_RTP_START", "WARMLINE_LAB_RTP_END")}
     os.environ.update(WARMLINE_LAB_RTP_START="33000", WARMLINE_LAB_RTP_END="33999")

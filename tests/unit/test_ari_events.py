@@ -30,7 +30,7 @@ async def test_events_reconnect_and_announce():
         port = server.sockets[0].getsockname()[1]
         ari = AriClient(f"http://127.0.0.1:{port}/ari", "warmline", "pw", "warmline")
         stream = ari.events(initial_backoff=0.05)
-        got: list[dict] = []
+        got: list[dict[str, object]] = []
         async with asyncio.timeout(5):
             while len(got) < 4:
                 got.append(await anext(stream))
