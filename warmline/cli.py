@@ -13,6 +13,7 @@ from core.auth import service as auth
 from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings, get_settings
+from recordings.cli import app as recordings_app
 from warmline import accounts, migrate
 
 app = typer.Typer(help="warmline: telephony for a home-based contact centre.", no_args_is_help=True)
@@ -22,6 +23,7 @@ lab_app = typer.Typer(help="The lab: Asterisk and simulated callees on this mach
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(lab_app, name="lab")
+app.add_typer(recordings_app, name="recordings")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 CLI_ACTOR = "cli"
