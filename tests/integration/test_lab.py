@@ -76,6 +76,7 @@ class Plan:
     limit: float = 15.0  # we hang up after this many seconds
     stop_on_dtmf: bool = False
     stop_on_start: bool = False
+    record: bool = False  # ARI-record the call (stored recordings must land in recordings_dir)
 
 
 @dataclass
@@ -129,6 +130,8 @@ async def _drive(ari: AriClient, queue: asyncio.Queue[dict[str, Any]], obs: Obse
             obs.dialstatus.append(event["dialstatus"])
         elif kind == "StasisStart":
             obs.answered_after, obs.stasis_args, state = now, list(event.get("args", [])), "Up"
+            if plan.record:
+                await ari.record_channel(obs.channel_id, obs.channel_id, fmt="wav")
             if plan.stop_on_start:
                 deadline = time.monotonic()
             elif plan.prompt:
@@ -155,7 +158,7 @@ PLANS = {
     "6": Plan("6", prompt="lab-press", limit=30),
     "7": Plan("7", prompt="lab-press", stop_on_dtmf=True),
     "8": Plan("8", limit=5),
-    "9": Plan("9", limit=10),
+    "9": Plan("9", limit=10, record=True),
 }
 
 
@@ -278,9 +281,9 @@ def test_9_keeps_talking(calls: dict[str, Observed]) -> None:
     assert o.we_hung_up and o.state_at_limit == "Up"
 
 
-def test_recordings_land_in_recordings_dir(lab_settings: Settings) -> None:
-    spool = lab_settings.lab_dir / "spool" / "recording"
-    assert spool.resolve() == lab_settings.recordings_dir.resolve()
+def test_ari_recordings_land_in_recordings_dir(calls: dict[str, Observed], lab_settings: Settings) -> None:
+    recording = lab_settings.recordings_dir / f"{calls['9'].channel_id}.wav"
+    assert recording.exists() and recording.stat().st_size > 8000 * 2 * 3  # seconds of speech
 
 
 # ------------------------------------------------------------------ restart: events reconnect
