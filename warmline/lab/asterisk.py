@@ -400,6 +400,29 @@ def _port_busy(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _udp_busy(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def _check_ports(settings: Settings) -> None:
+    """Refuse to start over another program's ports (a second lab, a real Asterisk)."""
+    ari_host, ari_port = _ari_host_port(lab_node(settings))
+    sip_host, sip_port = _sip(settings)
+    busy = []
+    if _port_busy(_bind_address(ari_host), ari_port):
+        busy.append(f"ARI/HTTP {ari_port}/tcp (WARMLINE_ASTERISK_NODES)")
+    sip_bind = _bind_address(sip_host)
+    if _udp_busy(sip_bind, sip_port) or _port_busy(sip_bind, sip_port):
+        busy.append(f"SIP {sip_port} (WARMLINE_SIP_PORT)")
+    if busy:
+        raise LabError(f"already in use by another program: {', '.join(busy)}; choose other ports")
+
+
 def _log_tail(paths: _Paths, lines: int = 15) -> str:
     for name in ("console.log", "messages.log"):
         path = paths.log / name
@@ -483,12 +506,7 @@ def lab_start(settings: Settings) -> LabStatus:
         render_config(settings, install)
         prompts.make_all(paths.sounds)
         status = _status(settings, None, install)
-        host, port = _ari_host_port(lab_node(settings))
-        if _port_busy(_bind_address(host), port):
-            raise LabError(
-                f"port {port} on {host} is already in use by another program; "
-                "set WARMLINE_ASTERISK_NODES to give the lab another ARI port"
-            )
+        _check_ports(settings)
         pid = _spawn(install, paths)
         try:
             _wait_ready(pid, status, paths)
