@@ -504,7 +504,10 @@ def lab_start(settings: Settings) -> LabStatus:
         if pid is not None:
             return _status(settings, pid, install)
         render_config(settings, install)
-        prompts.make_all(paths.sounds)
+        try:
+            prompts.make_all(paths.sounds)
+        except prompts.PromptError as exc:
+            raise LabError(str(exc)) from exc
         status = _status(settings, None, install)
         _check_ports(settings)
         pid = _spawn(install, paths)
