@@ -1,0 +1,85 @@
+"""YAML loading that remembers where every value came from (line and column, 1-based).
+
+Mapping keys are kept as the text written in the file, so ``on:`` stays ``"on"`` (YAML 1.1 would
+make it ``True``) and digit keys such as ``1:`` stay ``"1"``. Duplicate keys, which PyYAML would
+silently overwrite, are reported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Mark:
+    line: int
+    column: int
+
+
+@dataclass
+class Located:
+    data: Any
+    marks: dict[Path_, Mark] = field(default_factory=dict)
+    duplicates: list[tuple[Path_, Mark]] = field(default_factory=list)
+
+    def mark(self, path: Path_) -> Mark | None:
+        """The position of ``path``, or of its nearest ancestor the file has."""
+        for end in range(len(path), -1, -1):
+            found = self.marks.get(path[:end])
+            if found is not None:
+                return found
+        return None
+
+
+class LocatedYamlError(ValueError):
+    def __init__(self, message: str, mark: Mark | None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.mark = mark
+
+
+def _mark(node: yaml.Node) -> Mark:
+    return Mark(node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+def load_located(text: str) -> Located:
+    """Parse one YAML document; raises LocatedYamlError on a syntax error."""
+    loader = yaml.SafeLoader(text)
+    try:
+        try:
+            root = loader.get_single_node()
+        except yaml.MarkedYAMLError as exc:
+            where = exc.problem_mark or exc.context_mark
+            mark = Mark(where.line + 1, where.column + 1) if where else None
+            raise LocatedYamlError(f"YAML syntax: {exc.problem or exc}", mark) from exc
+        except yaml.YAMLError as exc:
+            raise LocatedYamlError(f"YAML: {exc}", None) from exc
+        located = Located(None)
+        if root is not None:
+            located.data = _build(root, (), loader, located)
+        return located
+    finally:
+        loader.dispose()
+
+
+def _build(node: yaml.Node, path: Path_, loader: yaml.SafeLoader, out: Located) -> Any:
+    out.marks.setdefault(path, _mark(node))
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else str(key_node)
+            child = (*path, key)
+            if key in result:
+                out.duplicates.append((child, _mark(key_node)))
+            else:
+                out.marks[child] = _mark(key_node)
+            result[key] = _build(value_node, child, loader, out)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(item, (*path, i), loader, out) for i, item in enumerate(node.value)]
+    return loader.construct_object(node, deep=True)
