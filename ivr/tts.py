@@ -1,0 +1,268 @@
+"""Prompts for Asterisk: text to speech behind a small engine interface, cached by content hash.
+
+Every prompt the runner plays is an 8 kHz mono 16-bit WAV under ``settings.var_dir/"prompts"``,
+which Asterisk plays as ``sound:/absolute/path/without/extension`` (verified against the lab's
+Asterisk 22). Files are written to a temporary name in the same folder and renamed into place, so a
+call never reads half a prompt, however many calls render the same text at once.
+
+Cache layout (``PromptCache.root``)::
+
+    tts/<ab>/<sha256>.wav     spoken text; the key hashes engine, engine version, voice and the
+                              text as rendered for the contact (so {name} gives one file per name)
+    files/<ab>/<sha256>.wav   recorded prompts converted to 8 kHz; the key hashes the file's bytes
+    silence/<ms>.wav          silence between repeats
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+CACHE_FORMAT = "1"  # bump when the conversion changes
+SAMPLE_RATE = 8000
+
+
+class TtsError(RuntimeError):
+    """Speech could not be made or converted; says which tool failed and why."""
+
+
+@runtime_checkable
+class TtsEngine(Protocol):
+    """Text to speech: writes a WAV (any rate) for ``text`` into ``out_dir`` and returns its path."""
+
+    name: str
+
+    @property
+    def version(self) -> str: ...
+
+    def synthesize(self, text: str, voice: str, *, out_dir: Path) -> Path: ...
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise TtsError(f"{name} is not installed (apt-get install espeak-ng sox)")
+    return path
+
+
+def _run(argv: list[str], timeout: float = 60.0) -> None:
+    try:
+        proc = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        raise TtsError(f"{Path(argv[0]).name} took longer than {timeout:.0f} s") from exc
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-400:]
+        raise TtsError(f"{Path(argv[0]).name} failed ({proc.returncode}): {err}")
+
+
+class EspeakNg:
+    """espeak-ng; voice ``cmn`` speaks Mandarin. Writes 22,050 Hz WAV."""
+
+    name = "espeak-ng"
+
+    def __init__(self, speed: int = 165, pitch: int | None = None) -> None:
+        self.speed = speed
+        self.pitch = pitch
+
+    @functools.cached_property
+    def version(self) -> str:
+        proc = subprocess.run([_tool("espeak-ng"), "--version"], capture_output=True, text=True, check=False)
+        words = proc.stdout.split()
+        release = words[words.index("text-to-speech:") + 1] if "text-to-speech:" in words else proc.stdout
+        return f"{release.strip()};s={self.speed};p={self.pitch}"
+
+    def synthesize(self, text: str, voice: str, *, out_dir: Path) -> Path:
+        out = out_dir / "speech.wav"
+        argv = [_tool("espeak-ng"), "-v", voice, "-s", str(self.speed), "-w", str(out)]
+        if self.pitch is not None:
+            argv += ["-p", str(self.pitch)]
+        # "--" so a text starting with "-" is never an option; text goes as one argv item, no shell.
+        _run([*argv, "--", text])
+        return out
+
+
+def _convert(src: Path, dst: Path, *, normalize: bool = True) -> None:
+    """src (any format sox reads) -> dst, 8 kHz mono 16-bit WAV, written atomically."""
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        effects = ["norm", "-3"] if normalize else []
+        _run([_tool("sox"), str(src), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
+              str(tmp), *effects])  # fmt: skip
+        tmp.chmod(0o644)
+        os.replace(tmp, dst)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def media_uri(path: Path) -> str:
+    """The ARI media URI that plays ``path`` (absolute, extension dropped so Asterisk picks the format)."""
+    resolved = path.resolve()
+    return f"sound:{resolved.with_suffix('')}"
+
+
+def wav_seconds(path: Path) -> float:
+    """Duration of a 16-bit mono PCM WAV from its size (header taken as 44 bytes)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return 0.0
+    return max(0, size - 44) / (2 * SAMPLE_RATE)
+
+
+class PromptCache:
+    """Prompts ready for Asterisk, made at most once per content (per process and across them)."""
+
+    def __init__(
+        self,
+        root: Path,
+        engine: TtsEngine | None = None,
+        *,
+        voice: str = "cmn",
+        max_parallel: int | None = None,
+    ) -> None:
+        self.root = root.resolve()
+        self.engine: TtsEngine = engine or EspeakNg()
+        self.voice = voice
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._slots = threading.BoundedSemaphore(max_parallel or max(2, os.cpu_count() or 2))
+        self._inflight: dict[str, asyncio.Future[Path]] = {}
+        self.stats = {"hits": 0, "made": 0}
+
+    @classmethod
+    def for_var_dir(
+        cls, var_dir: Path, engine: TtsEngine | None = None, *, voice: str = "cmn"
+    ) -> PromptCache:
+        return cls(var_dir / "prompts", engine, voice=voice)
+
+    # ------------------------------------------------------------ keys and paths
+
+    def tts_key(self, text: str, voice: str | None = None) -> str:
+        parts = (CACHE_FORMAT, self.engine.name, self.engine.version, voice or self.voice, text.strip())
+        return hashlib.sha256("\0".join(parts).encode()).hexdigest()
+
+    def tts_path(self, text: str, voice: str | None = None) -> Path:
+        key = self.tts_key(text, voice)
+        return self.root / "tts" / key[:2] / f"{key}.wav"
+
+    # ------------------------------------------------------------ making (blocking)
+
+    def _once(self, key: str, target: Path, make: Callable[[], None]) -> Path:
+        if target.exists():
+            self.stats["hits"] += 1
+            return target
+        with self._lock:
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            if target.exists():  # another thread made it meanwhile
+                self.stats["hits"] += 1
+                return target
+            with self._slots:
+                make()
+            self.stats["made"] += 1
+        with self._lock:
+            self._key_locks.pop(key, None)
+        return target
+
+    def speak_sync(self, text: str, voice: str | None = None) -> Path:
+        """The cached 8 kHz WAV of ``text`` (rendered: placeholders already filled in)."""
+        text = text.strip()
+        if not text:
+            raise TtsError("nothing to say: the text is empty")
+        voice = voice or self.voice
+        target = self.tts_path(text, voice)
+
+        def make() -> None:
+            with tempfile.TemporaryDirectory(prefix="warmline-tts-") as tmp:
+                raw = self.engine.synthesize(text, voice, out_dir=Path(tmp))
+                _convert(raw, target)
+
+        return self._once(self.tts_key(text, voice), target, make)
+
+    def file_sync(self, source: Path) -> Path:
+        """A recorded prompt converted to 8 kHz mono (cached by the file's bytes)."""
+        try:
+            digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        except OSError as exc:
+            raise TtsError(f"prompt file {source}: {exc.strerror or exc}") from exc
+        key = hashlib.sha256(f"{CACHE_FORMAT}\0file\0{digest}".encode()).hexdigest()
+        target = self.root / "files" / key[:2] / f"{key}.wav"
+        return self._once(key, target, lambda: _convert(source, target, normalize=False))
+
+    def silence_sync(self, seconds: float) -> Path:
+        ms = max(1, round(seconds * 1000))
+        target = self.root / "silence" / f"{ms}.wav"
+
+        def make() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp_name = tempfile.mkstemp(prefix=f".{ms}.", suffix=".tmp.wav", dir=target.parent)
+            os.close(fd)
+            tmp = Path(tmp_name)
+            try:
+                _run([_tool("sox"), "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(tmp),
+                      "trim", "0", f"{ms / 1000:.3f}"])  # fmt: skip
+                tmp.chmod(0o644)
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+
+        return self._once(f"silence-{ms}", target, make)
+
+    # ------------------------------------------------------------ making (async, shared in flight)
+
+    async def _shared(self, key: str, make: Callable[[], Path]) -> Path:
+        """Run ``make`` in a thread; concurrent callers for the same key share one run, and a
+        caller that is cancelled stops waiting without stopping the others' run."""
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(asyncio.to_thread(make))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def speak(self, text: str, voice: str | None = None) -> Path:
+        text = text.strip()
+        target = self.tts_path(text, voice) if text else None
+        if target is not None and target.exists():
+            self.stats["hits"] += 1
+            return target
+        return await self._shared(self.tts_key(text, voice), lambda: self.speak_sync(text, voice))
+
+    async def file(self, source: Path) -> Path:
+        return await self._shared(f"file:{source}", lambda: self.file_sync(source))
+
+    async def silence(self, seconds: float) -> Path:
+        return await self._shared(f"silence:{seconds}", lambda: self.silence_sync(seconds))
+
+
+async def timed(make: Awaitable[Path]) -> tuple[Path, float]:
+    """(result, seconds taken): for figures in the CLI and the tests."""
+    started = time.perf_counter()
+    path = await make
+    return path, time.perf_counter() - started
+
+
+def clear_stale_temp(root: Path, older_than: float = 3600.0) -> int:
+    """Remove temporary files a killed process left behind; returns how many."""
+    removed = 0
+    now = time.time()
+    for tmp in root.rglob(".*.tmp.wav"):
+        with contextlib.suppress(OSError):
+            if now - tmp.stat().st_mtime > older_than:
+                tmp.unlink()
+                removed += 1
+    return removed
