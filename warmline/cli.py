@@ -13,6 +13,7 @@ from core.auth import service as auth
 from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings, get_settings
+from ivr.cli import ivr_app
 from recordings.cli import app as recordings_app
 from warmline import accounts, migrate
 
@@ -23,6 +24,7 @@ lab_app = typer.Typer(help="The lab: Asterisk and simulated callees on this mach
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(lab_app, name="lab")
+app.add_typer(ivr_app, name="ivr")
 app.add_typer(recordings_app, name="recordings")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
