@@ -4,7 +4,8 @@
 # A second run reinstalls nothing: each step is skipped when its stamp is newer than its inputs.
 
 SHELL := /bin/bash
-PYTHON ?= $(shell for p in python3.12 python3.11 python3; do command -v $$p >/dev/null && { echo $$p; break; }; done)
+# The first Python that runs and is 3.11 or 3.12 (pjsua2 has wheels for those); pyenv shims may not run.
+PYTHON ?= $(shell for p in python3 python3.12 python3.11; do $$p -c 'import sys; sys.exit(sys.version_info[:2] not in ((3,11),(3,12)))' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := var/.stamps
@@ -28,7 +29,7 @@ $(STAMPS)/system-test: scripts/install-system.sh $(STAMPS)/system | $(STAMPS)
 	@touch $@
 
 $(STAMPS)/venv: pyproject.toml $(STAMPS)/system | $(STAMPS)
-	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] in ((3,11),(3,12)), "warmline needs Python 3.11 or 3.12 (pjsua2 wheels)"'
+	@[ -n "$(PYTHON)" ] || { echo "warmline needs Python 3.11 or 3.12 (pjsua2 has wheels for those)"; exit 1; }
 	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
