@@ -46,8 +46,9 @@ lint: $(STAMPS)/venv
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 
-test: install services lint
+test: install services
 	$(BIN)/pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory lint
 
 unit: $(STAMPS)/venv services
 	$(BIN)/pytest -q tests/unit

@@ -46,7 +46,9 @@ def test_refuses_nonsense_rate() -> None:
 def test_limits_take_the_smallest() -> None:
     bucket = TokenBucket(rate=100, clock=FakeClock())
     assert calls_allowed(Capacity(max_channels=30, active_calls=25), bucket) == 5
-    assert calls_allowed(Capacity(max_channels=30, active_calls=0, free_agents=4, dial_ratio=1.5), bucket) == 6
+    assert (
+        calls_allowed(Capacity(max_channels=30, active_calls=0, free_agents=4, dial_ratio=1.5), bucket) == 6
+    )
     over = AbandonBudget(limit=0.03)
     for abandoned in [True] * 5 + [False] * 45:
         over.record(abandoned)
