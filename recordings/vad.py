@@ -12,9 +12,9 @@ hissing line) as speech and it cannot tell a click from a syllable:
   floor is tracked per channel: a running low quantile of frame energy, so it follows a noise
   level that changes during the call and never needs the whole call in memory;
 - **smoothing** (`smooth`): dips shorter than `hangover_s` are filled (between syllables), runs
-  still shorter than `min_burst_s` are dropped (a click), pauses shorter than `min_pause_s` are
-  bridged (a pause between words or a breath is not silence), and what is left shorter than
-  `min_speech_s` is dropped (an isolated knock).
+  without `min_burst_s` of unbroken speech are dropped (a click, a train of clicks from typing),
+  pauses shorter than `min_pause_s` are bridged (a pause between words or a breath is not
+  silence), and what is left shorter than `min_speech_s` is dropped (an isolated knock).
 
 Only one byte per frame is kept for the whole call (about 120 bytes a second per channel at 30 ms
 frames); audio itself is never held beyond one block.
@@ -41,18 +41,18 @@ BoolArray = npt.NDArray[np.bool_]
 class VadSettings:
     """How speech is told from non-speech. The defaults are the ones validated in the tests."""
 
-    aggressiveness: int = 3
+    aggressiveness: int = 1
     """webrtcvad mode 0-3: higher says "speech" less readily."""
     frame_ms: int = 30
     """10, 20 or 30; 30 is the fastest and webrtcvad's most reliable."""
     gate_db: float = 9.0
     """Speech must reach this many dB above the running noise floor somewhere (0: no gate)."""
-    gate_low_db: float = 3.0
+    gate_low_db: float = 2.0
     """...and every frame of it must be this many dB above the floor."""
     hangover_s: float = 0.15
     """Gaps shorter than this are filled first: the dips between the syllables of a word."""
     min_burst_s: float = 0.08
-    """Runs shorter than this (after the hangover) are dropped before pauses are bridged: clicks."""
+    """Speech must hold this long unbroken somewhere, or it is a click (or a train of clicks)."""
     min_speech_s: float = 0.2
     """Segments shorter than this (after bridging) are dropped: an isolated knock, a pop."""
     min_pause_s: float = 0.6
@@ -128,14 +128,16 @@ class ChannelVad:
     Per frame three facts are kept (one byte): webrtcvad says speech; the frame is `gate_low_db`
     above the noise floor; it is `gate_db` above. `flags()` joins them with hysteresis: a stretch of
     webrtcvad speech above the low threshold counts if somewhere in it the high threshold is
-    reached. The high threshold keeps noise out; the low one keeps a word's soft onset and its
-    fading end, which a single threshold would clip.
+    reached. The high threshold keeps noise out; the low one
+    keeps a word's soft onset and its fading end, which a single threshold would clip.
     """
 
-    # The noise floor is the `_FLOOR_Q` quantile of frame energies in a window of recent frames;
-    # quiet frames are plentiful in any call (every pause), so a low quantile finds the noise.
-    _FLOOR_Q = 0.1
-    _FLOOR_WINDOW_S = 30.0
+    # The noise floor is the `FLOOR_Q` quantile of frame energies in a window of recent frames;
+    # quiet frames are plentiful in any call (every pause), so a low quantile finds the noise. A
+    # louder noise (a fan switched on) is taken for the floor after about 0.9 of the window.
+    FLOOR_Q = 0.1
+    FLOOR_WINDOW_S = 6.0
+    FLOOR_STEP_S = 1.0
     _DIGITAL_SILENCE_DB = -90.0  # dBFS per frame: below this a frame is never speech
     VAD, LOW, HIGH = 1, 2, 4
 
@@ -149,7 +151,8 @@ class ChannelVad:
         self._is_speech = webrtcvad.Vad(settings.aggressiveness).is_speech
         self._carry = b""
         self._codes = bytearray()
-        self._window = max(1, round(self._FLOOR_WINDOW_S * 1000 / settings.frame_ms))
+        self._window = max(1, round(self.FLOOR_WINDOW_S * 1000 / settings.frame_ms))
+        self._step = max(1, round(self.FLOOR_STEP_S * 1000 / settings.frame_ms))
         self._recent_db = np.zeros(0, dtype=np.float32)
 
     @property
@@ -177,18 +180,24 @@ class ChannelVad:
 
     def _levels(self, pcm: Int16Array) -> npt.NDArray[np.uint8]:
         frames = pcm.reshape(-1, self.frame_len).astype(np.float32)
-        power = np.einsum("ij,ij->i", frames, frames) / (self.frame_len * 32768.0**2)
-        db = 10.0 * np.log10(power + 1e-12)
-        # The floor for this block: from the frames just seen plus a window of earlier ones, so a
-        # block that is all speech still sees the pauses before it. Digital silence (a muted leg,
-        # padding) is not noise and would pull the floor to nothing, so it is left out.
-        recent = np.concatenate([self._recent_db, db])[-self._window :]
-        self._recent_db = recent
-        live = recent[recent > self._DIGITAL_SILENCE_DB]
-        floor = float(np.quantile(live, self._FLOOR_Q)) if live.size else self._DIGITAL_SILENCE_DB
-        floor = max(floor, self._DIGITAL_SILENCE_DB)
+        energy = np.einsum("ij,ij->i", frames, frames)
+        db = 10.0 * np.log10(energy / (self.frame_len * 32768.0**2) + 1e-12)
+        # The floor, every `FLOOR_STEP_S`: from those frames plus a window of earlier ones, so a
+        # stretch of speech still sees the pauses before it. Digital silence (a muted leg, padding)
+        # is not noise and would pull the floor to nothing, so it is left out.
+        floor = np.empty_like(db)
+        for k in range(0, len(db), self._step):
+            part = db[k : k + self._step]
+            self._recent_db = np.concatenate([self._recent_db, part])[-self._window :]
+            live = self._recent_db[self._recent_db > self._DIGITAL_SILENCE_DB]
+            floor[k : k + self._step] = (
+                np.quantile(live, self.FLOOR_Q) if live.size else self._DIGITAL_SILENCE_DB
+            )
+        floor = np.maximum(floor, self._DIGITAL_SILENCE_DB)
         low = (db > floor + self.settings.gate_low_db).astype(np.uint8) * self.LOW
         high = (db > floor + self.settings.gate_db).astype(np.uint8) * self.HIGH
+        # A click (a key, a pop) puts nearly all of a frame's energy into one 5 ms slice; speech,
+        # voiced or not, spreads it over the frame.
         levels: npt.NDArray[np.uint8] = low | high
         return levels
 
@@ -223,12 +232,22 @@ def _bridge(
 
 
 def smooth(flags: BoolArray, frame_s: float, settings: VadSettings) -> list[Segment]:
-    """Frame flags to speech segments in seconds, in four steps: gaps shorter than `hangover_s` are
-    filled (the dips between syllables); runs still shorter than `min_burst_s` are dropped (clicks);
-    pauses shorter than `min_pause_s` are bridged (between words and phrases); segments still
-    shorter than `min_speech_s` are dropped (an isolated knock or pop)."""
-    starts, ends = _bridge(*runs(flags), settings.hangover_s / frame_s)
-    keep = (ends - starts) >= settings.min_burst_s / frame_s - 1e-9
+    """Frame flags to speech segments in seconds, in four steps:
+
+    1. gaps shorter than `hangover_s` are filled (the dips between syllables);
+    2. a run so joined is kept only if it holds `min_burst_s` of unbroken speech somewhere: a
+       click is a frame or two, and a train of them (typing) never has such a stretch;
+    3. pauses shorter than `min_pause_s` are bridged (between words and phrases);
+    4. segments still shorter than `min_speech_s` are dropped (an isolated knock or pop).
+    """
+    raw_starts, raw_ends = runs(flags)
+    if not raw_starts.size:
+        return []
+    starts, ends = _bridge(raw_starts, raw_ends, settings.hangover_s / frame_s)
+    group = np.searchsorted(starts, raw_starts, side="right") - 1  # which joined run each raw run is in
+    longest = np.zeros(len(starts), dtype=np.int64)
+    np.maximum.at(longest, group, raw_ends - raw_starts)
+    keep = longest >= settings.min_burst_s / frame_s - 1e-9
     starts, ends = _bridge(starts[keep], ends[keep], settings.min_pause_s / frame_s)
     keep = (ends - starts) >= settings.min_speech_s / frame_s - 1e-9
     return [(float(s) * frame_s, float(e) * frame_s) for s, e in zip(starts[keep], ends[keep], strict=True)]
