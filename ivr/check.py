@@ -244,7 +244,8 @@ class _Checker:
                     ("nodes", first),
                     first,
                 )
-        if start not in can_end and not dead_ends and not loops:
+        unknown = any(p.code == "unknown_node" for p in self.problems)
+        if start not in can_end and not dead_ends and not loops and not unknown:
             self.add("no_ending", f"no path from start '{start}' leads to a hangup or transfer", ("start",))
 
     # ------------------------------------------------------------ per node

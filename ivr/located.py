@@ -1,7 +1,8 @@
 """YAML loading that remembers where every value came from (line and column, 1-based).
 
 Mapping keys are kept as the text written in the file, so ``on:`` stays ``"on"`` (YAML 1.1 would
-make it ``True``) and digit keys such as ``1:`` stay ``"1"``. Duplicate keys, which PyYAML would
+make it ``True``) and digit keys such as ``1:`` stay ``"1"``; as in YAML 1.2, only true/false are
+booleans (``yes``, ``no``, ``on``, ``off`` stay words). Duplicate keys, which PyYAML would
 silently overwrite, are reported.
 """
 
@@ -82,4 +83,11 @@ def _build(node: yaml.Node, path: Path_, loader: yaml.SafeLoader, out: Located) 
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, out) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
+    value = loader.construct_object(node, deep=True)
+    if (
+        isinstance(value, bool)
+        and isinstance(node, yaml.ScalarNode)
+        and node.value.lower() not in ("true", "false")
+    ):
+        return node.value  # YAML 1.2: yes/no/on/off are words (a node may be called `yes`)
+    return value
