@@ -26,7 +26,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from recordings import analytics, timeline
+from recordings import analytics, timeline, vad
 from recordings.analytics import MONO_NOTE, AnalysisSettings, AnalyticsError, CallAnalytics, analyze_file
 from recordings.cli import app as recordings_app
 from recordings.vad import ChannelVad, LinearResampler, VadSettings, smooth, vad_rate_for
@@ -411,6 +411,19 @@ def test_channel_vad_carries_part_frames_across_feeds() -> None:
     for i in range(0, len(x), 333):
         many.feed(x[i : i + 333])
     assert np.array_equal(one.flags(), many.flags()) and len(one.flags()) == RATE * 4 // 240
+
+
+def test_direct_webrtcvad_call_matches_the_wrapper(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal(RATE * 3) * np.repeat(rng.choice([5.0, 3000.0], 30), RATE // 10)).astype(
+        np.int16
+    )
+    fast = ChannelVad(RATE, VadSettings(gate_db=0))
+    fast.feed(x)
+    monkeypatch.setattr(vad, "_PROCESS", None)
+    slow = ChannelVad(RATE, VadSettings(gate_db=0))
+    slow.feed(x)
+    assert np.array_equal(fast.flags(), slow.flags()) and 0 < fast.flags().sum() < len(fast.flags())
 
 
 def test_timeline_figures_by_hand() -> None:
