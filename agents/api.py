@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -17,7 +18,7 @@ from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
-from core.messages import AgentState, AgentStateName
+from core.messages import AgentState, AgentStateName, CallEvent, CallQuality
 from core.settings import Settings
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -86,3 +87,63 @@ async def set_my_state(body: StateChange, user: AgentUser, request: Request, db:
     settings: Settings = request.app.state.settings
     with db.session() as session:
         return hours_report(session, user.name, utcnow(), ZoneInfo(settings.timezone))
+
+
+# ---------------------------------------------------------------- softphone reports
+
+
+class QualityIn(BaseModel):
+    call_ref: str = Field(min_length=1, max_length=128)
+    codec: str = Field(default="", max_length=32)
+    jitter_ms: float = Field(ge=0)
+    loss_pct: float = Field(ge=0, le=100)
+    rtt_ms: float = Field(ge=0)
+    mos: float = Field(ge=1, le=5)
+    final: bool = False
+
+
+def _latest_quality(request: Request) -> dict[str, CallQuality]:
+    store: dict[str, CallQuality] | None = getattr(request.app.state, "call_quality", None)
+    if store is None:
+        store = request.app.state.call_quality = {}
+    return store
+
+
+@router.post("/me/quality", status_code=204)
+async def report_quality(body: QualityIn, user: AgentUser, request: Request) -> None:
+    """A softphone's call-quality figures (jitter, loss, MOS estimate), kept for supervisors."""
+    message = CallQuality(agent=user.name, **body.model_dump())
+    _latest_quality(request)[user.name] = message
+    bus: Bus | None = getattr(request.app.state, "bus", None)
+    if bus is not None:
+        await bus.publish(message)
+
+
+@router.get("/quality")
+def agents_quality(_: SupervisorUser, request: Request) -> list[CallQuality]:
+    """The latest call quality per agent (worst MOS first), so a bad home line stands out."""
+    return sorted(_latest_quality(request).values(), key=lambda q: q.mos)
+
+
+class WrapUpIn(BaseModel):
+    call_ref: str = Field(min_length=1, max_length=128)
+    disposition: str = Field(min_length=1, max_length=8)
+    label: str = Field(default="", max_length=128)
+    callback_at: datetime | None = None
+    note: str | None = Field(default=None, max_length=1000)
+    talk_seconds: int = Field(default=0, ge=0)
+
+
+@router.post("/me/wrapup", status_code=202)
+async def report_wrapup(body: WrapUpIn, user: AgentUser, request: Request) -> dict[str, bool]:
+    """The agent's disposition (and callback time) for a call, passed on as a `wrapup` CallEvent."""
+    detail = body.model_dump(mode="json", exclude={"call_ref"}) | {"agent": user.name}
+    bus: Bus | None = getattr(request.app.state, "bus", None)
+    published = False
+    if bus is not None:
+        try:
+            event = CallEvent(call_id=body.call_ref, kind="wrapup", detail=detail)
+        except ValueError as exc:
+            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"call_ref: {exc}") from exc
+        published = await bus.publish(event)
+    return {"published": published}

@@ -175,5 +175,31 @@ class CampaignStats(BusMessage):
     figures: dict[str, int] = Field(default_factory=dict)
 
 
-MESSAGE_TYPES: tuple[type[BusMessage], ...] = (AgentState, ServiceHealth, CallEvent, CampaignStats)
+class CallQuality(BusMessage):
+    """A softphone's view of one call's audio, for remote support (retained: the latest per agent).
+
+    `call_ref` is the SIP Call-ID's hash or another opaque id, never a phone number. `mos` is an
+    E-model estimate (1.0-4.5); `final` is true for the figures at the end of the call.
+    """
+
+    topic_template: ClassVar[str] = "agents/{agent}/quality"
+    retained: ClassVar[bool] = True
+
+    agent: TopicLevel
+    call_ref: str = Field(min_length=1, max_length=128)
+    codec: str = ""
+    jitter_ms: float = Field(ge=0)
+    loss_pct: float = Field(ge=0, le=100)
+    rtt_ms: float = Field(ge=0)
+    mos: float = Field(ge=1, le=5)
+    final: bool = False
+
+
+MESSAGE_TYPES: tuple[type[BusMessage], ...] = (
+    AgentState,
+    ServiceHealth,
+    CallEvent,
+    CampaignStats,
+    CallQuality,
+)
 """Every message type on the bus."""

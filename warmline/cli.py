@@ -13,8 +13,10 @@ from core.auth import service as auth
 from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings, get_settings
+from dialer.cli import register as register_dialer
 from ivr.cli import ivr_app
 from recordings.cli import app as recordings_app
+from softphone.cli import app as softphone_app
 from warmline import accounts, migrate
 
 app = typer.Typer(help="warmline: telephony for a home-based contact centre.", no_args_is_help=True)
@@ -25,6 +27,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(lab_app, name="lab")
 app.add_typer(ivr_app, name="ivr")
+app.add_typer(softphone_app, name="softphone")
 app.add_typer(recordings_app, name="recordings")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]

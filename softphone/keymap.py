@@ -1,0 +1,70 @@
+"""Every action on a documented single key or Alt shortcut: the one source for the UI and the help.
+
+Keys are written as the browser's `KeyboardEvent.key` with modifiers (`Alt+t`, `F2`). Alt shortcuts
+pass through screen readers' browse mode (NVDA, Orca), unlike single letters. Keys that browsers
+keep for themselves (Alt+D, Alt+E, Alt+F, Ctrl+W, F5, F6, F11, F12) are not used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Binding:
+    action: str
+    keys: tuple[str, ...]
+    label: str
+    when: str = "any time"
+
+
+BINDINGS: tuple[Binding, ...] = (
+    Binding("answer", ("F2", "Alt+a"), "Answer the ringing call", "ringing"),
+    Binding("hangup", ("F4", "Alt+h"), "Hang up (or decline a ringing call)", "on a call"),
+    Binding("hold", ("F7", "Alt+o"), "Hold or resume the call", "on a call"),
+    Binding("mute", ("F8", "Alt+m"), "Mute or unmute your microphone", "on a call"),
+    Binding("transfer", ("Alt+t",), "Blind transfer: type or choose the target, then Enter", "on a call"),
+    Binding("consult", ("Alt+c",), "Consult: call a colleague first (type the target, Enter)", "on a call"),
+    Binding("complete", ("Alt+j",), "Join: hand the caller to the consulted colleague", "consulting"),
+    Binding("dtmf", ("0-9", "*", "#"), "Send a key press to the far end", "on a call, call panel focused"),
+    Binding("disposition", ("1-9",), "Choose the wrap-up result", "wrap-up"),
+    Binding("save_wrapup", ("Enter",), "Save the wrap-up and become available", "wrap-up"),
+    Binding("ready", ("Alt+r",), "Become available for calls", "logged in"),
+    Binding("break", ("Alt+b",), "Take a break: choose the reason with 1-6, then Enter", "logged in"),
+    Binding("logout", ("Alt+l",), "Log out of the phone (or back in)", "any time"),
+    Binding("hours", ("Alt+w",), "Say today's and this week's working hours", "any time"),
+    Binding("status", ("Alt+s",), "Say the current status again", "any time"),
+    Binding("script", ("Alt+p",), "Go to the call script and contact details", "on a call"),
+    Binding("quality", ("Alt+q",), "Say the call quality", "on a call"),
+    Binding("large_text", ("Alt+g",), "Large text on or off", "any time"),
+    Binding("contrast", ("Alt+k",), "High contrast on or off", "any time"),
+    Binding("help", ("F1", "Alt+slash"), "List these keys", "any time"),
+    Binding("cancel", ("Escape",), "Close the open field or chooser", "any time"),
+)
+
+RESERVED = frozenset({"Alt+d", "Alt+e", "Alt+f", "F5", "F6", "F11", "F12", "Ctrl+w", "Ctrl+t", "Ctrl+n"})
+
+
+def key_table() -> dict[str, str]:
+    """Key -> action for the browser (expanded: digit ranges are handled by the page itself)."""
+    table: dict[str, str] = {}
+    for b in BINDINGS:
+        for key in b.keys:
+            if key in ("0-9", "1-9", "*", "#", "Enter", "Escape"):
+                continue
+            table[key] = b.action
+    return table
+
+
+def check_bindings() -> list[str]:
+    """Problems with the key map (duplicates, reserved keys); empty when it is sound."""
+    problems: list[str] = []
+    seen: dict[str, str] = {}
+    for b in BINDINGS:
+        for key in b.keys:
+            if key in RESERVED:
+                problems.append(f"{key} ({b.action}) is kept by browsers")
+            if key in seen and key not in ("Enter",):
+                problems.append(f"{key} is bound to both {seen[key]} and {b.action}")
+            seen[key] = b.action
+    return problems

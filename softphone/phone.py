@@ -1,0 +1,673 @@
+"""The agent's phone: engine events become call state, agent state and spoken announcements.
+
+`Softphone` is what both faces drive: the accessible local web UI and headless mode. It owns no
+transport of its own; it is given an engine (the real pjsua2 one or a fake), a state publisher and
+optionally a server client. Every change a person should know about becomes an `Announcement`
+(text for the ARIA live region, its politeness, and the name of a short audio cue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
+
+from core.messages import CallQuality
+from softphone.account import SipAccountSettings
+from softphone.events import (
+    CallStateChanged,
+    DtmfReceived,
+    EngineEvent,
+    EngineStopped,
+    IncomingCall,
+    MediaChanged,
+    RegistrationChanged,
+    TransferProgress,
+)
+from softphone.presence import BREAK_REASONS, AgentStatus, StateError
+from softphone.privacy import decode_header, mask_phones_in, screen_fields
+from softphone.provisioning import ProvisioningError, ServerClient
+from softphone.quality import QualityReport, StreamSample, assess
+
+log = logging.getLogger(__name__)
+
+Politeness = Literal["polite", "assertive"]
+CallStatus = Literal["ringing", "dialing", "connected", "held", "ended"]
+
+DISPOSITIONS: dict[str, str] = {
+    "1": "Reached, confirmed",
+    "2": "Reached, needs follow-up",
+    "3": "Callback requested",
+    "4": "Wrong number",
+    "5": "Voicemail or no answer",
+    "6": "Refused",
+    "7": "Opted out: do not call again",
+    "8": "Welfare concern: tell a supervisor",
+    "9": "Other",
+}
+CALLBACK_DISPOSITION = "3"
+QUALITY_EVERY = 15.0
+
+
+class EnginePort(Protocol):
+    """What the phone needs from an engine (the pjsua2 `Engine` or a fake)."""
+
+    def subscribe(self) -> asyncio.Queue[EngineEvent | None]: ...
+    def unsubscribe(self, q: asyncio.Queue[EngineEvent | None]) -> None: ...
+    async def register(self, settings: SipAccountSettings) -> str: ...
+    async def unregister(self, account: str) -> None: ...
+    async def reregister(self, account: str) -> None: ...
+    async def make_call(
+        self, target: str, *, headers: dict[str, str] | None = None, account: str | None = None
+    ) -> int: ...
+    async def answer(self, call: int, code: int = 200) -> None: ...
+    async def hangup(self, call: int, code: int = 0) -> None: ...
+    async def hold(self, call: int) -> None: ...
+    async def unhold(self, call: int) -> None: ...
+    async def set_mute(self, call: int, muted: bool) -> None: ...
+    async def send_dtmf(self, call: int, digits: str) -> None: ...
+    async def transfer(self, call: int, target: str) -> None: ...
+    async def attended_transfer(self, call: int, to_call: int) -> None: ...
+    async def stats(self, call: int) -> StreamSample | None: ...
+
+
+class ActionError(ValueError):
+    """An action that cannot be done now; the message is said to the agent as it is."""
+
+
+@dataclass
+class Announcement:
+    id: int
+    text: str
+    politeness: Politeness = "polite"
+    cue: str = "info"
+    at: float = field(default_factory=time.time)
+
+
+@dataclass
+class ScreenPop:
+    campaign: str | None = None
+    script: str | None = None
+    fields: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_headers(cls, headers: dict[str, str]) -> ScreenPop | None:
+        if not headers:
+            return None
+        campaign = headers.get("campaign")
+        script = headers.get("script")
+        pop = cls(
+            campaign=decode_header(campaign) if campaign else None,
+            script=decode_header(script) if script else None,
+            fields=screen_fields(headers),
+        )
+        return pop if (pop.campaign or pop.script or pop.fields) else None
+
+    def spoken(self) -> str:
+        parts = []
+        if self.campaign:
+            parts.append(f"campaign {self.campaign}")
+        for name, value in self.fields.items():
+            parts.append(f"{name} {value}")
+        return "; ".join(parts)
+
+
+@dataclass
+class CallView:
+    id: int
+    ref: str
+    role: Literal["main", "consult"]
+    status: CallStatus
+    remote: str
+    direction: Literal["in", "out"]
+    muted: bool = False
+    codec: str = ""
+    connected_at: float | None = None
+    pop: ScreenPop | None = None
+    transfer_to: str | None = None
+
+
+@dataclass
+class WrapUp:
+    call_ref: str
+    remote: str
+    talk_seconds: int
+    campaign: str | None
+    attempt: str | None
+
+
+@dataclass
+class PhoneOptions:
+    auto_answer: bool = False
+    auto_wrapup: bool = False  # headless: no person to choose a disposition
+    quality_every: float = QUALITY_EVERY
+
+
+class Softphone:
+    def __init__(
+        self,
+        engine: EnginePort,
+        status: AgentStatus,
+        *,
+        server: ServerClient | None = None,
+        options: PhoneOptions | None = None,
+        on_wrapup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.status = status
+        self.server = server
+        self.options = options or PhoneOptions()
+        self.on_wrapup = on_wrapup
+        self.account: str | None = None
+        self.registered = False
+        self.registration_text = "not connected"
+        self.calls: dict[int, CallView] = {}
+        self.wrapup: WrapUp | None = None
+        self.last_quality: QualityReport | None = None
+        self.announcements: deque[Announcement] = deque(maxlen=100)
+        self.hours_text: str | None = None
+        self._ids = itertools.count(1)
+        self._changed = asyncio.Condition()
+        self._version = 0
+        self._queue: asyncio.Queue[EngineEvent | None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._quality_sent: dict[int, float] = {}
+        self.events_seen: list[EngineEvent] = []
+
+    # -- life --------------------------------------------------------------------------------
+
+    async def start(self, sip: SipAccountSettings | None = None) -> None:
+        self._queue = self.engine.subscribe()
+        self._tasks.append(asyncio.create_task(self._consume(self._queue), name="phone-events"))
+        self._tasks.append(asyncio.create_task(self._quality_loop(), name="phone-quality"))
+        if sip is not None:
+            await self.log_in(sip)
+
+    async def close(self) -> None:
+        if self.status.state != "logged_out":
+            with contextlib.suppress(StateError):
+                await self.status.change("logged_out")
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._queue is not None:
+            self.engine.unsubscribe(self._queue)
+
+    async def log_in(self, sip: SipAccountSettings) -> None:
+        self.registration_text = "connecting"
+        self.account = await self.engine.register(sip)
+        if self.status.state == "logged_out":
+            await self.status.change("available")
+        self.announce(f"Logged in as {self.status.agent}. You are {self.status.spoken()}.", cue="ready")
+
+    # -- announcements and change notification -------------------------------------------------
+
+    def announce(self, text: str, politeness: Politeness = "polite", cue: str = "info") -> Announcement:
+        a = Announcement(next(self._ids), text, politeness, cue)
+        self.announcements.append(a)
+        log.info("announce: %s", text)
+        self._bump()
+        return a
+
+    def _bump(self) -> None:
+        self._version += 1
+
+        async def notify() -> None:
+            async with self._changed:
+                self._changed.notify_all()
+
+        with contextlib.suppress(RuntimeError):
+            asyncio.get_running_loop().create_task(notify())
+
+    async def changes(self) -> AsyncIterator[int]:
+        """Yields the view version each time something changed (first at once)."""
+        seen = -1
+        while True:
+            if self._version != seen:
+                seen = self._version
+                yield seen
+                continue
+            async with self._changed:
+                await self._changed.wait()
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "version": self._version,
+            "agent": self.status.agent,
+            "registered": self.registered,
+            "registration": self.registration_text,
+            "state": self.status.state,
+            "state_text": self.status.spoken(),
+            "reason": self.status.reason,
+            "calls": [self._call_json(c) for c in self.calls.values()],
+            "wrapup": asdict(self.wrapup) if self.wrapup else None,
+            "dispositions": DISPOSITIONS,
+            "break_reasons": BREAK_REASONS,
+            "hours": self.hours_text,
+            "quality": asdict(self.last_quality) | {"verdict": self.last_quality.verdict}
+            if self.last_quality
+            else None,
+            "announcements": [asdict(a) for a in self.announcements],
+        }
+
+    @staticmethod
+    def _call_json(c: CallView) -> dict[str, Any]:
+        data = asdict(c)
+        data["pop"] = asdict(c.pop) if c.pop else None
+        return data
+
+    # -- engine events -----------------------------------------------------------------------
+
+    async def _consume(self, q: asyncio.Queue[EngineEvent | None]) -> None:
+        while (event := await q.get()) is not None:
+            self.events_seen.append(event)
+            try:
+                await self.handle(event)
+            except Exception:
+                log.exception("phone: event %r not handled", event)
+
+    async def handle(self, event: EngineEvent) -> None:
+        if isinstance(event, RegistrationChanged):
+            await self._on_registration(event)
+        elif isinstance(event, IncomingCall):
+            await self._on_incoming(event)
+        elif isinstance(event, CallStateChanged):
+            await self._on_call_state(event)
+        elif isinstance(event, MediaChanged):
+            self._on_media(event)
+        elif isinstance(event, DtmfReceived):
+            self.announce(f"The other side pressed {event.digit}.", cue="dtmf")
+        elif isinstance(event, TransferProgress):
+            await self._on_transfer(event)
+        elif isinstance(event, EngineStopped):
+            self.registered = False
+            self.registration_text = "phone stopped"
+            self._bump()
+
+    async def _on_registration(self, e: RegistrationChanged) -> None:
+        was = self.registered
+        self.registered = e.registered
+        if e.registered:
+            self.registration_text = "connected"
+            if not was:
+                self.announce("Phone connected to the call centre.", cue="registered")
+        else:
+            self.registration_text = f"not connected: {e.reason or e.code}"
+            if was or e.code >= 300 or e.code == 0 or 100 > e.code:
+                self.announce(
+                    f"Phone lost its connection to the call centre ({e.reason or e.code}). Retrying.",
+                    "assertive",
+                    cue="error",
+                )
+        self._bump()
+
+    async def _on_incoming(self, e: IncomingCall) -> None:
+        pop = ScreenPop.from_headers(e.headers)
+        remote = mask_phones_in(e.remote)
+        view = CallView(
+            id=e.call,
+            ref=str(uuid.uuid4()),
+            role="main",
+            status="ringing",
+            remote=remote,
+            direction="in",
+            pop=pop,
+        )
+        if e.headers.get("attempt"):
+            view.ref = decode_header(e.headers["attempt"])
+        self.calls[e.call] = view
+        with contextlib.suppress(Exception):
+            await self.engine.answer(e.call, 180)
+        text = f"Incoming call from {remote}."
+        if pop is not None and pop.spoken():
+            text += f" {pop.spoken()}."
+        text += " Press F2 to answer."
+        self.announce(text, "assertive", cue="ring")
+        if self.options.auto_answer:
+            await self.engine.answer(e.call)
+
+    async def _on_call_state(self, e: CallStateChanged) -> None:
+        view = self.calls.get(e.call)
+        if view is None:
+            return
+        if e.state == "confirmed" and view.status in ("ringing", "dialing"):
+            view.status = "connected"
+            view.connected_at = time.monotonic()
+            if view.role == "main" and self.status.state != "on_call":
+                with contextlib.suppress(StateError):
+                    await self.status.change("on_call")
+            who = "colleague " + view.remote if view.role == "consult" else view.remote
+            extra = (
+                " Press Alt+J to hand the caller over, Escape to go back." if view.role == "consult" else ""
+            )
+            self.announce(f"Connected to {who}.{extra}", cue="connected")
+        elif e.state == "disconnected":
+            await self._on_ended(view, e)
+        self._bump()
+
+    async def _on_ended(self, view: CallView, e: CallStateChanged) -> None:
+        del self.calls[view.id]
+        talked = int(time.monotonic() - view.connected_at) if view.connected_at else 0
+        await self._send_quality(view, final=True)
+        if view.role == "consult":
+            main = self._main()
+            if view.transfer_to is None:
+                self.announce(f"Colleague {view.remote} is off the line ({e.reason}).", cue="ended")
+            if main is not None and main.status == "held" and view.transfer_to is None:
+                await self.engine.unhold(main.id)
+            return
+        if view.transfer_to is not None:
+            self.announce(f"Caller handed over to {view.transfer_to}.", cue="ended")
+        elif view.connected_at is None:
+            self.announce(f"Call from {view.remote} ended before it was answered ({e.reason}).", cue="ended")
+        else:
+            self.announce(f"Call ended after {_duration(talked)}.", cue="ended")
+        consult = self._consult()
+        if consult is not None and view.transfer_to is None:
+            consult.role = "main"
+        if view.connected_at is None:
+            return
+        self.wrapup = WrapUp(
+            call_ref=view.ref,
+            remote=view.remote,
+            talk_seconds=talked,
+            campaign=view.pop.campaign if view.pop else None,
+            attempt=view.ref,
+        )
+        if self.options.auto_wrapup:
+            await self.save_wrapup("9", None, note="headless")
+            return
+        with contextlib.suppress(StateError):
+            await self.status.change("wrap_up")
+        self.announce("Wrap-up. Choose the result with keys 1 to 9, then Enter.", cue="wrapup")
+
+    def _on_media(self, e: MediaChanged) -> None:
+        view = self.calls.get(e.call)
+        if view is None:
+            return
+        if e.status == "active":
+            view.codec = e.codec or view.codec
+            if view.status == "held":
+                view.status = "connected"
+                self.announce("Call resumed.", cue="resumed")
+            elif view.status in ("ringing", "dialing"):
+                pass  # "connected" is said on the call state
+        elif e.status == "local_hold" and view.status != "held":
+            view.status = "held"
+            self.announce(f"{view.remote} is on hold. Press F7 to resume.", cue="held")
+        elif e.status == "remote_hold":
+            self.announce("The other side has put you on hold.", cue="held")
+        elif e.status == "error":
+            self.announce("The call's audio failed.", "assertive", cue="error")
+        self._bump()
+
+    async def _on_transfer(self, e: TransferProgress) -> None:
+        view = self.calls.get(e.call)
+        target = view.transfer_to if view else None
+        if not e.final:
+            return
+        if e.ok:
+            self.announce(f"Transfer to {target or 'the target'} succeeded.", cue="ended")
+            if view is not None:  # our leg is done; not every server sends the BYE itself
+                with contextlib.suppress(Exception):
+                    await self.engine.hangup(e.call)
+        else:
+            if view is not None:
+                view.transfer_to = None
+            self.announce(
+                f"Transfer to {target or 'the target'} failed ({e.reason or e.code}). You are still with the caller.",
+                "assertive",
+                cue="error",
+            )
+
+    # -- quality -----------------------------------------------------------------------------
+
+    async def _quality_loop(self) -> None:
+        while True:
+            await asyncio.sleep(min(5.0, self.options.quality_every))
+            now = time.monotonic()
+            for view in list(self.calls.values()):
+                if view.status not in ("connected", "held"):
+                    continue
+                if now - self._quality_sent.get(view.id, 0.0) >= self.options.quality_every:
+                    self._quality_sent[view.id] = now
+                    await self._send_quality(view, final=False)
+
+    async def quality_of(self, view: CallView) -> QualityReport | None:
+        with contextlib.suppress(Exception):
+            sample = await self.engine.stats(view.id)
+            if sample is not None and (sample.rx_packets or sample.tx_packets):
+                report = assess(sample)
+                self.last_quality = report
+                return report
+        return None
+
+    async def _send_quality(self, view: CallView, *, final: bool) -> None:
+        report = await self.quality_of(view)
+        if report is None:
+            return
+        message = CallQuality(
+            agent=self.status.agent,
+            call_ref=view.ref,
+            codec=report.codec,
+            jitter_ms=report.jitter_ms,
+            loss_pct=report.loss_pct,
+            rtt_ms=report.rtt_ms,
+            mos=max(1.0, report.mos),
+            final=final,
+        )
+        try:
+            await self.status.publisher.publish_quality(message)
+        except (ProvisioningError, OSError) as exc:
+            log.warning("call quality not sent: %s", exc)
+
+    # -- actions -----------------------------------------------------------------------------
+
+    def _main(self) -> CallView | None:
+        return next((c for c in self.calls.values() if c.role == "main"), None)
+
+    def _consult(self) -> CallView | None:
+        return next((c for c in self.calls.values() if c.role == "consult"), None)
+
+    def _need_main(self, *statuses: CallStatus) -> CallView:
+        view = self._main()
+        if view is None:
+            raise ActionError("There is no call.")
+        if statuses and view.status not in statuses:
+            raise ActionError(f"Not possible while the call is {view.status}.")
+        return view
+
+    async def act(self, action: str, **args: Any) -> None:
+        """Run one UI action by name; `ActionError` carries what to say when it cannot be done."""
+        handler = getattr(self, f"do_{action}", None)
+        if handler is None:
+            raise ActionError(f"Unknown action {action}.")
+        try:
+            await handler(**args)
+        except StateError as exc:
+            raise ActionError(str(exc).capitalize() + ".") from exc
+
+    async def do_answer(self) -> None:
+        view = next((c for c in self.calls.values() if c.status == "ringing"), None)
+        if view is None:
+            raise ActionError("No call is ringing.")
+        await self.engine.answer(view.id)
+
+    async def do_hangup(self) -> None:
+        consult = self._consult()
+        if consult is not None:
+            await self.engine.hangup(consult.id)
+            return
+        view = self._need_main()
+        await self.engine.hangup(view.id, 486 if view.status == "ringing" else 0)
+
+    async def do_hold(self) -> None:
+        view = self._need_main("connected", "held")
+        if view.status == "held":
+            await self.engine.unhold(view.id)
+        else:
+            await self.engine.hold(view.id)
+
+    async def do_mute(self) -> None:
+        view = self._need_main("connected", "held")
+        view.muted = not view.muted
+        await self.engine.set_mute(view.id, view.muted)
+        self.announce("Microphone muted." if view.muted else "Microphone on.", cue="mute")
+
+    async def do_dtmf(self, digits: str) -> None:
+        view = self._need_main("connected")
+        await self.engine.send_dtmf(view.id, digits)
+        self._bump()
+
+    async def do_transfer(self, target: str) -> None:
+        target = _clean_target(target)
+        view = self._need_main("connected", "held")
+        view.transfer_to = target
+        self.announce(f"Transferring the caller to {target}.", cue="transfer")
+        try:
+            await self.engine.transfer(view.id, target)
+        except Exception:
+            view.transfer_to = None
+            raise
+
+    async def do_consult(self, target: str) -> None:
+        target = _clean_target(target)
+        view = self._need_main("connected", "held")
+        if self._consult() is not None:
+            raise ActionError("You are already consulting a colleague.")
+        if view.status == "connected":
+            await self.engine.hold(view.id)
+        cid = await self.engine.make_call(target)
+        self.calls[cid] = CallView(
+            id=cid, ref=str(uuid.uuid4()), role="consult", status="dialing", remote=target, direction="out"
+        )
+        self.announce(f"Calling colleague {target}. The caller is on hold.", cue="dialing")
+
+    async def do_complete(self) -> None:
+        view = self._need_main("connected", "held")
+        consult = self._consult()
+        if consult is None or consult.status != "connected":
+            raise ActionError("Consult a colleague first (Alt+C) and wait until they answer.")
+        view.transfer_to = consult.remote
+        consult.transfer_to = consult.remote
+        self.announce(f"Handing the caller over to {consult.remote}.", cue="transfer")
+        await self.engine.attended_transfer(view.id, consult.id)
+
+    async def do_cancel(self) -> None:
+        consult = self._consult()
+        if consult is not None:
+            await self.engine.hangup(consult.id)
+
+    async def do_ready(self) -> None:
+        if self.wrapup is not None:
+            raise ActionError("Finish the wrap-up first: choose a result with keys 1 to 9.")
+        await self.status.change("available")
+        self.announce("You are available for calls.", cue="ready")
+
+    async def do_break(self, reason: str) -> None:
+        await self.status.change("break", reason)
+        self.announce(
+            f"You are on a break: {BREAK_REASONS[reason]}. Press Alt+R when you are back.", cue="break"
+        )
+
+    async def do_logout(self) -> None:
+        if self.calls:
+            raise ActionError("Finish the call before logging out.")
+        if self.status.state == "logged_out":
+            await self.status.change("available")
+            self.announce("Logged in. You are available for calls.", cue="ready")
+            return
+        await self.status.change("logged_out")
+        self.announce("Logged out. Calls will not be sent to you. Press Alt+L to log in again.", cue="break")
+
+    async def do_hours(self) -> None:
+        if self.server is None or not self.server.signed_in:
+            raise ActionError("Working hours are not available without the server.")
+        try:
+            report = await self.server.hours()
+        except ProvisioningError as exc:
+            raise ActionError(f"Working hours could not be read: {exc}") from exc
+        self.hours_text = str(report.get("spoken") or "")
+        self.announce(self.hours_text or "No working hours recorded yet.", cue="info")
+
+    async def do_status(self) -> None:
+        parts = [f"You are {self.status.spoken()}.", f"Phone {self.registration_text}."]
+        for c in self.calls.values():
+            parts.append(f"{'Colleague' if c.role == 'consult' else 'Call with'} {c.remote}: {c.status}.")
+        if self.wrapup is not None:
+            parts.append("Wrap-up is open.")
+        self.announce(" ".join(parts), cue="info")
+
+    async def do_quality(self) -> None:
+        view = self._need_main("connected", "held")
+        report = await self.quality_of(view)
+        if report is None:
+            raise ActionError("No call quality figures yet.")
+        self.announce(
+            f"Line quality {report.verdict}: score {report.mos:.1f} of 5, jitter {report.jitter_ms:.0f} ms, "
+            f"loss {report.loss_pct:.1f} percent.",
+            cue="info",
+        )
+
+    async def do_wrapup(
+        self, disposition: str, callback_at: str | None = None, note: str | None = None
+    ) -> None:
+        await self.save_wrapup(disposition, callback_at, note=note)
+
+    async def save_wrapup(
+        self, disposition: str, callback_at: str | None, *, note: str | None = None
+    ) -> None:
+        if self.wrapup is None:
+            raise ActionError("There is no wrap-up open.")
+        if disposition not in DISPOSITIONS:
+            raise ActionError("Choose a result with keys 1 to 9.")
+        when: datetime | None = None
+        if disposition == CALLBACK_DISPOSITION:
+            if not callback_at:
+                raise ActionError("A callback needs a date and time.")
+            try:
+                when = datetime.fromisoformat(callback_at)
+            except ValueError as exc:
+                raise ActionError("The callback time is not a date and time.") from exc
+        record = {
+            "call_ref": self.wrapup.call_ref,
+            "disposition": disposition,
+            "label": DISPOSITIONS[disposition],
+            "callback_at": when.isoformat() if when else None,
+            "note": note,
+            "talk_seconds": self.wrapup.talk_seconds,
+        }
+        if self.on_wrapup is not None:
+            await self.on_wrapup(record)
+        self.wrapup = None
+        text = f"Saved: {DISPOSITIONS[disposition]}."
+        if when is not None:
+            text += f" Callback on {when:%Y-%m-%d at %H:%M}."
+        if self.status.state in ("wrap_up", "on_call"):
+            await self.status.change("available")
+            text += " You are available for calls."
+        self.announce(text, cue="ready")
+
+
+def _clean_target(target: str) -> str:
+    target = target.strip()
+    if not target or len(target) > 64 or any(ch in target for ch in "<>\"' \t\r\n;"):
+        raise ActionError("Type the extension or name to transfer to.")
+    return target
+
+
+def _duration(seconds: int) -> str:
+    minutes, secs = divmod(seconds, 60)
+    if minutes:
+        return f"{minutes} min {secs} s"
+    return f"{secs} seconds"

@@ -1,0 +1,95 @@
+"""The softphone's client of the warmline server: sign-in, SIP credentials, hours, state, quality.
+
+The agent types only their warmline password, once; it is exchanged for a bearer token and then
+forgotten. The SIP password comes from `/api/agents/me/sip` and lives only in memory (in the
+`SipAccountSettings` handed to the engine): nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal, cast
+
+import httpx
+
+from softphone.account import SipAccountSettings, Transport
+
+
+class ProvisioningError(RuntimeError):
+    """The server refused or could not be reached; the message says which, for the agent."""
+
+
+class ServerClient:
+    def __init__(
+        self, base_url: str, *, timeout: float = 10.0, transport: httpx.AsyncBaseTransport | None = None
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.user: str | None = None
+        self._token: str | None = None
+        self.codecs: list[str] = []
+        self._http = httpx.AsyncClient(base_url=self.base_url, timeout=timeout, transport=transport)
+
+    async def aclose(self) -> None:
+        if self._token is not None:
+            try:
+                await self._http.post("/api/auth/logout", headers=self._auth())
+            except httpx.HTTPError:
+                pass
+        self._token = None
+        await self._http.aclose()
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+
+    @property
+    def signed_in(self) -> bool:
+        return self._token is not None
+
+    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+        try:
+            resp = await self._http.request(method, path, headers=self._auth(), **kw)
+        except httpx.HTTPError as exc:
+            raise ProvisioningError(f"cannot reach the server at {self.base_url}: {exc}") from exc
+        if resp.status_code == 401 and path == "/api/auth/token":
+            raise ProvisioningError("the server did not accept the sign-in (wrong user name or password?)")
+        if resp.status_code == 401:
+            raise ProvisioningError("the server ended this session (signed out elsewhere?); sign in again")
+        if resp.status_code >= 400:
+            try:
+                detail = resp.json().get("detail", resp.text)
+            except ValueError:
+                detail = resp.text
+            raise ProvisioningError(f"server: {method} {path} failed ({resp.status_code}): {detail}")
+        return resp.json() if resp.content else None
+
+    async def login(self, user: str, password: str) -> None:
+        body = await self._call("POST", "/api/auth/token", json={"username": user, "password": password})
+        self._token = str(body["access_token"])
+        self.user = user
+
+    async def sip_account(
+        self, *, srtp: Literal["off", "optional", "mandatory"] = "off"
+    ) -> SipAccountSettings:
+        data = await self._call("GET", "/api/agents/me/sip")
+        transport = str(data.get("transport", "udp")).lower()
+        if transport not in ("udp", "tcp", "tls"):
+            raise ProvisioningError(f"server offered SIP transport {transport!r}; expected udp, tcp or tls")
+        self.codecs = [str(c) for c in data.get("codecs", [])]
+        return SipAccountSettings(
+            username=str(data["username"]),
+            password=str(data["password"]),
+            registrar=str(data["registrar"]),
+            realm=str(data.get("realm") or "*"),
+            transport=cast(Transport, transport),
+            srtp=srtp,
+            display_name=self.user,
+        )
+
+    async def hours(self) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._call("GET", "/api/agents/me/hours"))
+
+    async def set_state(self, state: str, reason: str | None) -> dict[str, Any]:
+        body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
+        return cast(dict[str, Any], body)
+
+    async def post_quality(self, report: dict[str, Any]) -> None:
+        await self._call("POST", "/api/agents/me/quality", json=report)

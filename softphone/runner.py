@@ -1,0 +1,149 @@
+"""Putting the softphone together: sign in, fetch SIP settings, start the engine, run a face.
+
+Used by `warmline softphone` (headless, or with the local web UI). The warmline password is used
+once to get a token and then dropped; the SIP password stays in memory only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, TextIO
+
+from core.settings import Settings
+from softphone.engine import DEFAULT_CODECS, Engine, EngineConfig
+from softphone.phone import Announcement, PhoneOptions, Softphone
+from softphone.presence import AgentBus, AgentStatus, BusPublisher, HttpPublisher, StatePublisher
+from softphone.provisioning import ServerClient
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    server: str
+    user: str
+    password: str = field(repr=False)
+    headless: bool = True
+    auto_answer: bool = False
+    play: Path | None = None
+    record: Path | None = None
+    srtp: Literal["off", "optional", "mandatory"] = "off"
+    mqtt_host: str | None = None
+    mqtt_port: int = 1883
+    topic_prefix: str = "warmline"
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8765
+    sip_port: int = 0
+    input_device: str | None = None
+    output_device: str | None = None
+    out: TextIO = field(default=sys.stdout, repr=False)
+
+
+def _codecs(offered: list[str]) -> tuple[str, ...]:
+    """The server's codec list, G.722 always first when it is offered at all."""
+    names = [c.upper() for c in offered] or list(DEFAULT_CODECS)
+    names.sort(key=lambda n: 0 if n == "G722" else 1)
+    return tuple(names)
+
+
+def _publisher(opts: RunOptions, server: ServerClient) -> StatePublisher:
+    if opts.mqtt_host:
+        settings = Settings(
+            mqtt_host=opts.mqtt_host, mqtt_port=opts.mqtt_port, topic_prefix=opts.topic_prefix
+        )
+        bus = AgentBus(
+            settings.mqtt_host,
+            settings.mqtt_port,
+            prefix=settings.topic_prefix,
+            component=f"softphone-{opts.user}",
+            agent=opts.user,
+        )
+        return BusPublisher(bus)
+    return HttpPublisher(server)
+
+
+def _printer(out: TextIO, phone: Softphone) -> asyncio.Task[None]:
+    async def follow() -> None:
+        said = 0
+        async for _ in phone.changes():
+            fresh: list[Announcement] = [a for a in phone.announcements if a.id > said]
+            for a in fresh:
+                said = a.id
+                out.write(json.dumps({"say": a.text, "cue": a.cue, "registered": phone.registered}) + "\n")
+            out.flush()
+
+    return asyncio.create_task(follow(), name="announce-stdout")
+
+
+async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
+    stop = stop or asyncio.Event()
+    server = ServerClient(opts.server)
+    await server.login(opts.user, opts.password)
+    opts.password = ""  # noqa: S105 - forget it: from here on the token speaks for the agent
+    sip = await server.sip_account(srtp=opts.srtp)
+    engine = Engine(
+        EngineConfig(
+            headless=opts.headless,
+            codecs=_codecs(server.codecs),
+            play_file=opts.play,
+            record_dir=opts.record,
+            sip_port=opts.sip_port,
+        )
+    )
+    publisher = _publisher(opts, server)
+    if isinstance(publisher, BusPublisher):
+        await publisher.bus.start()
+    status = AgentStatus(opts.user, publisher)
+    phone = Softphone(
+        engine,
+        status,
+        server=server,
+        options=PhoneOptions(auto_answer=opts.auto_answer, auto_wrapup=opts.headless),
+    )
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await engine.start()
+    printer = _printer(opts.out, phone)
+    ui_task: asyncio.Task[None] | None = None
+    try:
+        await phone.start(sip)
+        if not opts.headless:
+            ui_task = asyncio.create_task(_serve_ui(opts, phone, engine), name="ui")
+        await stop.wait()
+    finally:
+        if ui_task is not None:
+            ui_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await ui_task
+        await phone.close()
+        await engine.close()
+        printer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await printer
+        await publisher.close()
+        await server.aclose()
+    return 0
+
+
+async def _serve_ui(opts: RunOptions, phone: Softphone, engine: Engine) -> None:
+    import uvicorn
+
+    from softphone.audio import attach_sound
+    from softphone.ui.app import create_ui
+
+    audio = await attach_sound(engine, opts.input_device, opts.output_device)
+    ui = create_ui(phone, audio=audio)
+    config = uvicorn.Config(ui, host=opts.ui_host, port=opts.ui_port, log_level="warning")
+    server = uvicorn.Server(config)
+    opts.out.write(json.dumps({"ui": f"http://{opts.ui_host}:{opts.ui_port}/?t={ui.state.token}"}) + "\n")
+    opts.out.flush()
+    await server.serve()
