@@ -38,16 +38,23 @@ def analyze(
         Channel, typer.Option("--agent-channel", help="The channel that carries the agent.")
     ] = Channel.left,
     aggressiveness: Annotated[
-        int,
-        typer.Option("--aggressiveness", min=0, max=3, help="webrtcvad mode: 3 says 'speech' least readily."),
-    ] = 3,
+        int | None,
+        typer.Option(
+            "--aggressiveness",
+            min=0,
+            max=3,
+            help="webrtcvad mode 0-3: 3 says 'speech' least readily. Default: 1, the validated setting.",
+        ),
+    ] = None,
 ) -> None:
     """Per side talk time and share, dead air, overtalk and longest monologues of one recording."""
     import soundfile as sf
 
     from recordings.analytics import AnalysisSettings, AnalyticsError, analyze_file
 
-    settings = AnalysisSettings(agent_channel=agent_channel.value, aggressiveness=aggressiveness)
+    settings = AnalysisSettings(agent_channel=agent_channel.value)
+    if aggressiveness is not None:
+        settings = settings.model_copy(update={"aggressiveness": aggressiveness})
     try:
         long_call = sys.stderr.isatty() and file.is_file() and sf.info(str(file)).duration >= PROGRESS_FROM_S
     except (sf.LibsndfileError, RuntimeError, OSError):

@@ -456,6 +456,7 @@ def test_cli_json_and_text(bank: ClipBank, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output
     data = json.loads(res.stdout)
     assert set(data["talk_s"]) == {"agent", "customer"}
+    assert data["settings"] == AnalysisSettings().model_dump()  # the command's defaults are the library's
     for key in ("duration_s", "overtalk_s", "longest_silence_s"):
         assert isinstance(data[key], float)
     text = runner.invoke(
