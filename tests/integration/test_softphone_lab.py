@@ -462,13 +462,19 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
     conf = tmp_path / "baresip"
     conf.mkdir()
     (conf / "accounts").write_text(
-        f"<sip:{sip['username']}@127.0.0.1:{SIP_PORT}>;auth_pass={sip['password']};answermode=auto;"
-        "audio_codecs=G722,PCMU\n"
+        f"<sip:{sip['username']}@127.0.0.1:{SIP_PORT}>;auth_pass={sip['password']};answermode=auto\n"
     )
+    heard, speak = tmp_path / "baresip-heard.wav", tmp_path / "baresip-says.wav"
+    with wave.open(str(speak), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(8000)
+        w.writeframes(bytes(16000 * 2))
     (conf / "config").write_text(
-        "sip_listen\t\t127.0.0.1:0\naudio_player\t\taunull\naudio_source\t\tausine,440\n"
-        "audio_alert\t\taunull\nmodule\t\t\tstdio.so\nmodule\t\t\tg711.so\nmodule\t\t\tg722.so\n"
-        "module\t\t\taunull.so\nmodule\t\t\tausine.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
+        "module_path\t\t/usr/lib/baresip/modules\nsip_listen\t\t127.0.0.1:0\n"
+        f"audio_player\t\taufile,{heard}\naudio_alert\t\taufile,{heard}\naudio_source\t\taufile,{speak}\n"
+        "module\t\t\tstdio.so\nmodule\t\t\tg711.so\nmodule\t\t\tg722.so\nmodule\t\t\taufile.so\n"
+        "module\t\t\tausine.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
     )
     proc = await asyncio.create_subprocess_exec(
         baresip, "-f", str(conf), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
@@ -486,10 +492,16 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
                 raise AssertionError("baresip did not register")
             channel = f"bs-{uuid.uuid4().hex[:8]}"
             await ari.originate("PJSIP/bai", channel_id=channel, app_args="baresip")
-            await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == channel, 15)
+            try:
+                await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == channel, 15)
+            except AssertionError:
+                proc.terminate()
+                out = (await proc.communicate())[0].decode(errors="replace")
+                raise AssertionError(f"baresip did not answer; it said:\n{out[-3000:]}") from None
             await ari.hangup(channel)
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 5)
 
