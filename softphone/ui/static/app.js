@@ -1,0 +1,257 @@
+// warmline phone: keyboard-only, screen-reader-first. The server sends the whole view over SSE;
+// every action is a POST. Announcements go to ARIA live regions and get a short sound cue.
+"use strict";
+(function () {
+  const token = document.querySelector('meta[name="softphone-token"]').content;
+  const $ = (id) => document.getElementById(id);
+  let keys = {};
+  let view = null;
+  let lastSaid = 0;
+  let targetMode = null; // "transfer" | "consult" | null
+
+  // -------------------------------------------------------------- talking to the phone
+  async function post(path, body) {
+    const resp = await fetch(path, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Softphone-Token": token },
+      body: JSON.stringify(body || {}),
+    });
+    return resp.json();
+  }
+  const act = (action, args) => post("/api/action", { action: action, args: args || {} });
+
+  // -------------------------------------------------------------- sound cues (Web Audio)
+  const CUES = {
+    ring: [[880, 0.12], [0, 0.05], [880, 0.12]], connected: [[660, 0.1], [990, 0.12]],
+    ended: [[660, 0.1], [440, 0.15]], held: [[523, 0.2]], resumed: [[523, 0.1], [784, 0.1]],
+    error: [[220, 0.25]], registered: [[784, 0.1]], wrapup: [[587, 0.1], [587, 0.1]],
+    ready: [[698, 0.1], [880, 0.1]], break: [[440, 0.2]], transfer: [[740, 0.08], [988, 0.08]],
+    dialing: [[440, 0.1]], mute: [[330, 0.08]], dtmf: [[1209, 0.05]], info: [[600, 0.06]],
+  };
+  let audioCtx = null;
+  function cue(name) {
+    if ($("cues").getAttribute("aria-pressed") !== "true") return;
+    try {
+      audioCtx = audioCtx || new AudioContext();
+      let t = audioCtx.currentTime;
+      for (const [freq, dur] of CUES[name] || CUES.info) {
+        if (freq) {
+          const osc = audioCtx.createOscillator(), gain = audioCtx.createGain();
+          osc.frequency.value = freq; gain.gain.value = 0.08;
+          osc.connect(gain).connect(audioCtx.destination); osc.start(t); osc.stop(t + dur);
+        }
+        t += dur;
+      }
+    } catch (e) { /* no audio output: the live region still speaks */ }
+  }
+
+  // -------------------------------------------------------------- announcements
+  function say(a) {
+    const region = a.politeness === "assertive" ? $("say-assertive") : $("say-polite");
+    // Each announcement is a new node in the region, so screen readers say every one of them,
+    // even when several arrive together; old ones are pruned.
+    const p = document.createElement("p");
+    p.textContent = a.text;
+    region.append(p);
+    while (region.children.length > 6) region.firstElementChild.remove();
+    const li = document.createElement("li");
+    li.textContent = a.text;
+    $("said-log").prepend(li);
+    while ($("said-log").children.length > 20) $("said-log").lastChild.remove();
+    cue(a.cue);
+  }
+
+  // -------------------------------------------------------------- rendering the view
+  function mainCall(v) { return v.calls.find((c) => c.role === "main") || null; }
+  function render(v) {
+    const first = view === null;
+    const hadWrapup = view && view.wrapup;
+    view = v;
+    $("agent-state").textContent = v.agent + ": " + v.state_text;
+    $("registration").textContent = "phone " + v.registration;
+    const call = mainCall(v);
+    const consult = v.calls.find((c) => c.role === "consult");
+    let summary = "No call.";
+    if (call) {
+      summary = { ringing: "Ringing: ", dialing: "Calling ", connected: "Talking with ", held: "On hold: ",
+                  ended: "Ended: " }[call.status] + call.remote + (call.muted ? " (muted)" : "");
+      if (consult) summary += "; colleague " + consult.remote + " " + consult.status;
+    }
+    $("call-summary").textContent = summary;
+    const pop = call && call.pop;
+    $("pop-empty").hidden = !!pop;
+    $("pop-campaign").hidden = !(pop && pop.campaign);
+    $("pop-campaign").textContent = pop && pop.campaign ? "Campaign: " + pop.campaign : "";
+    const dl = $("pop-fields");
+    dl.replaceChildren();
+    for (const [name, value] of Object.entries((pop && pop.fields) || {})) {
+      const dt = document.createElement("dt"); dt.textContent = name;
+      const dd = document.createElement("dd"); dd.textContent = value;
+      dl.append(dt, dd);
+    }
+    $("pop-script").textContent = (pop && pop.script) || "";
+    // wrap-up
+    $("wrapup").hidden = !v.wrapup;
+    if (v.wrapup && !hadWrapup) {
+      buildChoices($("dispositions"), "disposition", v.dispositions);
+      $("callback-box").hidden = true;
+      $("wrapup-form").reset();
+      $("dispositions").querySelector("input").focus();
+    }
+    if (first) buildChoices($("break-reasons"), "reason", numbered(v.break_reasons));
+    $("hours").textContent = v.hours || "";
+    for (const a of v.announcements) {
+      if (a.id > lastSaid) {
+        lastSaid = a.id;
+        if (!first) say(a);
+      }
+    }
+  }
+  function numbered(map) {
+    const out = {}; let i = 1;
+    for (const [code, label] of Object.entries(map)) out[String(i++)] = [code, label];
+    return out;
+  }
+  function buildChoices(box, name, map) {
+    box.replaceChildren();
+    for (const [digit, entry] of Object.entries(map)) {
+      const [value, label] = Array.isArray(entry) ? entry : [digit, entry];
+      const id = name + "-" + digit;
+      const wrap = document.createElement("label");
+      wrap.htmlFor = id;
+      const input = document.createElement("input");
+      input.type = "radio"; input.name = name; input.value = value; input.id = id; input.dataset.digit = digit;
+      wrap.append(input, document.createTextNode(digit + " " + label));
+      box.append(wrap);
+    }
+  }
+  function choose(box, digit) {
+    const input = box.querySelector('input[data-digit="' + digit + '"]');
+    if (!input) return false;
+    input.checked = true; input.focus();
+    input.dispatchEvent(new Event("change", { bubbles: true }));
+    return true;
+  }
+
+  // -------------------------------------------------------------- forms
+  function openTarget(mode) {
+    targetMode = mode;
+    $("target-label").textContent = mode === "consult" ? "Consult colleague" : "Transfer to";
+    $("target-form").hidden = false;
+    $("target").value = "";
+    $("target").focus();
+  }
+  function closeForms() {
+    targetMode = null;
+    $("target-form").hidden = true;
+    $("break-form").hidden = true;
+  }
+  $("target-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const mode = targetMode; const target = $("target").value.trim();
+    closeForms();
+    $("call").focus();
+    if (mode && target) act(mode, { target: target });
+  });
+  $("break-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const chosen = $("break-form").querySelector("input:checked");
+    if (!chosen) { say({ text: "Choose a reason with keys 1 to 6.", politeness: "assertive", cue: "error" }); return; }
+    closeForms();
+    act("break", { reason: chosen.value });
+  });
+  $("dispositions").addEventListener("change", () => {
+    const chosen = $("wrapup-form").querySelector('input[name="disposition"]:checked');
+    $("callback-box").hidden = !(chosen && chosen.value === "3");
+  });
+  $("wrapup-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const chosen = $("wrapup-form").querySelector('input[name="disposition"]:checked');
+    if (!chosen) { say({ text: "Choose the result with keys 1 to 9.", politeness: "assertive", cue: "error" }); return; }
+    const args = { disposition: chosen.value };
+    if (chosen.value === "3") args.callback_at = $("callback-at").value;
+    if ($("note").value.trim()) args.note = $("note").value.trim();
+    act("wrapup", args).then((r) => { if (r.ok) $("call").focus(); });
+  });
+  $("dtmf-form").addEventListener("submit", (e) => { e.preventDefault(); });
+  $("dtmf").addEventListener("input", () => {
+    const digits = $("dtmf").value.replace(/[^0-9*#]/g, "");
+    $("dtmf").value = "";
+    if (digits) act("dtmf", { digits: digits });
+  });
+  function toggle(id, cls) {
+    const on = !document.documentElement.classList.contains(cls);
+    document.documentElement.classList.toggle(cls, on);
+    $(id).setAttribute("aria-pressed", String(on));
+    localStorage.setItem("wl-" + cls, on ? "1" : "");
+    say({ text: (id === "large-text" ? "Large text " : "High contrast ") + (on ? "on." : "off."), politeness: "polite", cue: "info" });
+  }
+  for (const cls of ["large", "contrast"]) {
+    if (localStorage.getItem("wl-" + cls)) {
+      document.documentElement.classList.add(cls);
+      $(cls === "large" ? "large-text" : "contrast").setAttribute("aria-pressed", "true");
+    }
+  }
+  $("large-text").addEventListener("click", () => toggle("large-text", "large"));
+  $("contrast").addEventListener("click", () => toggle("contrast", "contrast"));
+  $("cues").addEventListener("click", () => {
+    const on = $("cues").getAttribute("aria-pressed") !== "true";
+    $("cues").setAttribute("aria-pressed", String(on));
+  });
+  document.querySelectorAll("[data-action]").forEach((b) => b.addEventListener("click", () => act(b.dataset.action)));
+  document.querySelectorAll("[data-open]").forEach((b) => b.addEventListener("click", () => run(b.dataset.open)));
+  document.querySelectorAll("[data-audio]").forEach((b) => b.addEventListener("click", () => post("/api/audio/" + b.dataset.audio)));
+
+  // -------------------------------------------------------------- keys
+  function run(action) {
+    switch (action) {
+      case "transfer": case "consult": openTarget(action); break;
+      case "break": $("break-form").hidden = false; $("break-reasons").querySelector("input").focus(); break;
+      case "large_text": toggle("large-text", "large"); break;
+      case "contrast": toggle("contrast", "contrast"); break;
+      case "script": $("pop").focus(); break;
+      case "help": $("help").focus(); break;
+      default: act(action);
+    }
+  }
+  function keyName(e) {
+    let k = e.key.length === 1 ? e.key.toLowerCase() : e.key;
+    if (k === "/") k = "slash";
+    return (e.ctrlKey ? "Ctrl+" : "") + (e.altKey ? "Alt+" : "") + k;
+  }
+  function inText(el) {
+    return el && ((el.tagName === "INPUT" && !["radio", "checkbox", "button"].includes(el.type)) || el.tagName === "TEXTAREA");
+  }
+  document.addEventListener("keydown", (e) => {
+    const name = keyName(e);
+    if (name === "Escape") {
+      e.preventDefault();
+      const open = !$("target-form").hidden || !$("break-form").hidden;
+      closeForms();
+      $("call").focus();
+      if (!open) act("cancel"); // nothing open: Escape ends a consultation and goes back to the caller
+      return;
+    }
+    const el = document.activeElement;
+    if (name === "Enter" && el && el.type === "radio" && el.form) { e.preventDefault(); el.form.requestSubmit(); return; }
+    const action = keys[name];
+    if (action) { e.preventDefault(); run(action); return; }
+    if (e.altKey || e.ctrlKey || e.metaKey || inText(document.activeElement)) return;
+    if (!$("break-form").hidden && /^[1-6]$/.test(e.key)) {
+      e.preventDefault(); choose($("break-reasons"), e.key); return;
+    }
+    if (view && view.wrapup && /^[1-9]$/.test(e.key)) {
+      e.preventDefault(); choose($("dispositions"), e.key); return;
+    }
+    if (view && /^[0-9*#]$/.test(e.key)) {
+      const call = mainCall(view);
+      if (call && call.status === "connected") { e.preventDefault(); act("dtmf", { digits: e.key }); }
+    }
+  });
+
+  // -------------------------------------------------------------- start
+  fetch("/api/keys", { headers: { "X-Softphone-Token": token } }).then((r) => r.json()).then((k) => { keys = k; });
+  const events = new EventSource("/events?t=" + encodeURIComponent(token));
+  events.onmessage = (m) => render(JSON.parse(m.data));
+  events.onerror = () => { $("registration").textContent = "phone page lost its link to the phone; retrying"; };
+})();

@@ -1,0 +1,228 @@
+"""The softphone's local page in Chromium, driven by keyboard alone, against a simulated engine.
+
+The phone logic is the real `Softphone`; only the SIP engine is the `FakeEngine` (the real engine
+against the lab is tested in tests/integration/test_softphone_lab.py). Every step presses keys
+and reads what a screen reader would be told: the live regions' text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import uvicorn
+from playwright.sync_api import Browser, Page, expect
+
+from softphone.account import SipAccountSettings
+from softphone.fake import FakeEngine
+from softphone.phone import Softphone
+from softphone.presence import AgentStatus, NullPublisher
+from softphone.ui.app import create_ui
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.conftest import free_port
+
+pytestmark = pytest.mark.e2e
+
+
+class PhoneServer:
+    def __init__(self) -> None:
+        self.engine = FakeEngine()
+        self.publisher = NullPublisher()
+        self.phone = Softphone(self.engine, AgentStatus("mei", self.publisher))
+        self.app = create_ui(self.phone, token="test-token")
+        self.port = free_port()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.app.router.on_startup.append(self._startup)
+        self.server = uvicorn.Server(
+            uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    async def _startup(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        await self.phone.start(SipAccountSettings("mei", "pw", "sip:127.0.0.1:5060"))
+
+    def far_end(self, fn: Callable[[], Any]) -> Any:
+        """Run `fn` (e.g. engine.ring) on the phone's loop and return its result."""
+        assert self.loop is not None
+        done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(self._call(fn), self.loop)  # type: ignore[arg-type]
+        return done.result(5)
+
+    @staticmethod
+    async def _call(fn: Callable[[], Any]) -> Any:
+        return fn()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/?t=test-token"
+
+    def __enter__(self) -> PhoneServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "UI did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(10)
+
+
+@pytest.fixture
+def phone_server() -> Iterator[PhoneServer]:
+    with PhoneServer() as server:
+        yield server
+
+
+@pytest.fixture
+def phone_page(browser: Browser, phone_server: PhoneServer) -> Iterator[Page]:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(phone_server.url)
+    expect(page.locator("#registration")).to_have_text("phone connected")
+    yield page
+    context.close()
+
+
+def said(page: Page, text: str, assertive: bool = False) -> None:
+    region = page.locator("#say-assertive" if assertive else "#say-polite")
+    expect(region).to_contain_text(text, timeout=5000)
+
+
+def test_whole_call_by_keyboard_alone(phone_page: Page, phone_server: PhoneServer) -> None:
+    page, srv = phone_page, phone_server
+    expect(page.locator("#agent-state")).to_have_text("mei: available")
+
+    # a call arrives with a screen pop: masked phone, campaign, script
+    headers = {
+        "campaign": "flu-2026",
+        "script": "Hello%2C this is the community centre.",
+        "phone": "13800138000",
+        "field-name": "%E7%8E%8B%E5%A5%B6%E5%A5%B6",
+    }
+    cid = srv.far_end(lambda: srv.engine.ring("13800138000", headers))
+    said(page, "Incoming call from 138****8000", assertive=True)
+    said(page, "campaign flu-2026", assertive=True)
+    assert "13800138000" not in page.content()
+    expect(page.locator("#pop-fields")).to_contain_text("138****8000")
+    expect(page.locator("#pop-fields")).to_contain_text("王奶奶")
+    expect(page.locator("#pop-script")).to_have_text("Hello, this is the community centre.")
+
+    page.keyboard.press("F2")  # answer
+    said(page, "Connected to 138****8000")
+    expect(page.locator("#agent-state")).to_have_text("mei: on a call")
+
+    page.keyboard.press("Alt+p")  # read the script
+    expect(page.locator("#pop")).to_be_focused()
+
+    srv.far_end(lambda: srv.engine.remote_dtmf(cid, "5"))
+    said(page, "The other side pressed 5")
+    page.keyboard.press("Alt+p")
+    page.keyboard.press("1")  # DTMF from the call panel
+    page.wait_for_function("1")
+    deadline = time.monotonic() + 5
+    while srv.engine.sent_dtmf != ["1"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert srv.engine.sent_dtmf == ["1"]
+
+    page.keyboard.press("F7")  # hold
+    said(page, "138****8000 is on hold")
+    page.keyboard.press("F7")  # resume
+    said(page, "Call resumed")
+    page.keyboard.press("F8")
+    said(page, "Microphone muted")
+    page.keyboard.press("F8")
+    said(page, "Microphone on")
+    page.keyboard.press("Alt+q")
+    said(page, "Line quality good")
+
+    page.keyboard.press("F4")  # the caller has been helped: hang up
+    said(page, "Wrap-up. Choose the result with keys 1 to 9")
+    expect(page.locator("#agent-state")).to_have_text("mei: in wrap-up")
+    page.keyboard.press("3")  # callback requested
+    expect(page.locator("#disposition-3")).to_be_checked()
+    expect(page.locator("#callback-at")).to_be_visible()
+    page.keyboard.press("Tab")  # to the callback field
+    page.keyboard.type("2026-12-01T10:30")
+    page.locator("#callback-at").fill(
+        "2026-12-01T10:30"
+    )  # datetime-local typing varies; value is what counts
+    page.keyboard.press("Enter")
+    said(page, "Saved: Callback requested. Callback on 2026-12-01 at 10:30. You are available for calls.")
+    expect(page.locator("#agent-state")).to_have_text("mei: available")
+    states = [m.state for m in srv.publisher.sent if hasattr(m, "state")]
+    assert states == ["available", "on_call", "wrap_up", "available"]
+
+
+def test_blind_transfer_in_three_keystrokes(phone_page: Page, phone_server: PhoneServer) -> None:
+    page, srv = phone_page, phone_server
+    cid = srv.far_end(lambda: srv.engine.ring("13800138001"))
+    said(page, "Incoming call", assertive=True)
+    page.keyboard.press("Alt+a")
+    said(page, "Connected to 138****8001")
+    page.keyboard.press("Alt+t")  # 1
+    expect(page.locator("#target")).to_be_focused()
+    page.keyboard.type("1002")  # 2: the target
+    page.keyboard.press("Enter")  # 3
+    said(page, "Transfer to 1002 succeeded")
+    assert srv.engine.transfers == [(cid, "1002")]
+    said(page, "Caller handed over to 1002")
+
+
+def test_attended_transfer_and_break(phone_page: Page, phone_server: PhoneServer) -> None:
+    page, srv = phone_page, phone_server
+    srv.far_end(lambda: srv.engine.ring("13800138002"))
+    said(page, "Incoming call", assertive=True)
+    page.keyboard.press("F2")
+    said(page, "Connected to 138****8002")
+    page.keyboard.press("Alt+c")
+    page.keyboard.type("1003")
+    page.keyboard.press("Enter")
+    said(page, "Connected to colleague 1003")
+    page.keyboard.press("Alt+j")
+    said(page, "Handing the caller over to 1003")
+    said(page, "Caller handed over to 1003")
+    page.keyboard.press("5")  # wrap-up: voicemail or no answer? (any result) then Enter
+    page.keyboard.press("Enter")
+    said(page, "Saved: Voicemail or no answer")
+    page.keyboard.press("Alt+b")
+    page.keyboard.press("2")
+    page.keyboard.press("Enter")
+    said(page, "You are on a break: Meal")
+    expect(page.locator("#agent-state")).to_have_text("mei: on a break (Meal)")
+    page.keyboard.press("Alt+r")
+    said(page, "You are available for calls")
+
+
+@pytest.mark.parametrize("mode", ["normal", "large", "contrast"])
+def test_no_axe_violations(phone_page: Page, phone_server: PhoneServer, mode: str) -> None:
+    page, srv = phone_page, phone_server
+    if mode == "large":
+        page.keyboard.press("Alt+g")
+        expect(page.locator("#large-text")).to_have_attribute("aria-pressed", "true")
+    if mode == "contrast":
+        page.keyboard.press("Alt+k")
+        expect(page.locator("#contrast")).to_have_attribute("aria-pressed", "true")
+    assert_accessible(page)
+    # and with a call and the wrap-up showing
+    srv.far_end(lambda: srv.engine.ring("13800138003", {"campaign": "welfare"}))
+    said(page, "Incoming call", assertive=True)
+    page.keyboard.press("F2")
+    said(page, "Connected")
+    assert_accessible(page)
+    page.keyboard.press("F4")
+    said(page, "Wrap-up")
+    assert_accessible(page)
+
+
+def test_the_page_needs_its_token(phone_server: PhoneServer, browser: Browser) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    resp = page.goto(f"http://127.0.0.1:{phone_server.port}/")
+    assert resp is not None and resp.status == 403
+    context.close()
