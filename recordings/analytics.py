@@ -66,6 +66,7 @@ class AnalysisSettings(BaseModel):
     gate_db: float = Field(default=VadSettings.gate_db, ge=0)
     gate_low_db: float = Field(default=VadSettings.gate_low_db, ge=0)
     hangover_s: float = Field(default=VadSettings.hangover_s, ge=0)
+    release_s: float = Field(default=VadSettings.release_s, ge=0)
     min_burst_s: float = Field(default=VadSettings.min_burst_s, ge=0)
     min_speech_s: float = Field(default=VadSettings.min_speech_s, ge=0)
     min_pause_s: float = Field(default=VadSettings.min_pause_s, ge=0)
@@ -80,6 +81,7 @@ class AnalysisSettings(BaseModel):
             gate_db=self.gate_db,
             gate_low_db=self.gate_low_db,
             hangover_s=self.hangover_s,
+            release_s=self.release_s,
             min_burst_s=self.min_burst_s,
             min_speech_s=self.min_speech_s,
             min_pause_s=self.min_pause_s,

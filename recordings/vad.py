@@ -58,6 +58,8 @@ class VadSettings:
     """...and every frame of it must be this many dB above the floor."""
     hangover_s: float = 0.15
     """Gaps shorter than this are filled first: the dips between the syllables of a word."""
+    release_s: float = 0.03
+    """Added to the end of every stretch of speech: a word's fading end lies under the noise."""
     min_burst_s: float = 0.08
     """Speech must hold this long unbroken somewhere, or it is a click (or a train of clicks)."""
     min_speech_s: float = 0.2
@@ -264,6 +266,7 @@ def smooth(flags: BoolArray, frame_s: float, settings: VadSettings) -> list[Segm
     longest = np.zeros(len(starts), dtype=np.int64)
     np.maximum.at(longest, group, raw_ends - raw_starts)
     keep = longest >= settings.min_burst_s / frame_s - 1e-9
+    ends = np.minimum(ends + round(settings.release_s / frame_s), len(flags))
     starts, ends = _bridge(starts[keep], ends[keep], settings.min_pause_s / frame_s)
     keep = (ends - starts) >= settings.min_speech_s / frame_s - 1e-9
     return [(float(s) * frame_s, float(e) * frame_s) for s, e in zip(starts[keep], ends[keep], strict=True)]

@@ -36,7 +36,7 @@ from recordings.vad import Segment, VadSettings
 RATE = 8000
 Side = Literal["agent", "customer"]
 
-ENGLISH = [
+ENGLISH = (
     "Hello, this is the community care line. Am I speaking with Mrs Chen?",
     "I am calling to remind you about your vaccination appointment next Tuesday morning.",
     "Could you please confirm your date of birth for me?",
@@ -45,8 +45,8 @@ ENGLISH = [
     "I am not sure I can make it on Tuesday, the bus does not run early.",
     "We can arrange a car to pick you up at nine, would that suit you?",
     "Please hold on while I check the schedule for you.",
-]
-MANDARIN = [
+)
+MANDARIN = (
     "您好，这里是社区关怀热线，请问您最近身体还好吗？",
     "我们下周二上午有疫苗接种，您方便过来吗？",
     "好的，我帮您登记一下，请问您的出生日期是？",
@@ -55,8 +55,53 @@ MANDARIN = [
     "没关系，我们可以安排车九点去接您。",
     "请稍等，我帮您查一下时间。",
     "谢谢您，祝您身体健康，再见。",
-]
+)
 BACKCHANNELS = [("cmn", "嗯"), ("cmn", "对"), ("en", "okay"), ("en", "right")]
+# A second set of lines, spoken by other voices (corpus B): the analytics' defaults were chosen on
+# corpus A only, so B shows how well they carry over.
+ENGLISH_B = (
+    "Good afternoon, you have reached the vaccination hotline, how may I help?",
+    "My mother is eighty two and she cannot walk to the clinic any more.",
+    "I understand. Let me see what we can do about transport for her.",
+    "She has had a cough for about two weeks, is that a problem?",
+    "Thank you for your patience, I have booked a home visit on Friday.",
+)
+MANDARIN_B = (
+    "喂，你好，请问是王阿姨吗？",
+    "我是街道办的，想问问您最近吃饭睡觉都还好吧。",
+    "我腿脚不太好，最近下雨天更疼了。",
+    "那我们派个志愿者周五上门看看您，好吗？",
+    "好的好的，太麻烦你们了，谢谢。",
+)
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """How espeak-ng speaks: a voice variant ("+f3", "+m3"), words a minute, pitch 0-99."""
+
+    variant: str = ""
+    speed_en: int = 175
+    speed_cmn: int = 165
+    pitch: int = 50
+
+
+@dataclass(frozen=True)
+class Corpus:
+    name: str
+    agent: Speaker
+    customer: Speaker
+    english: tuple[str, ...]
+    mandarin: tuple[str, ...]
+
+
+CORPUS_A = Corpus("A", Speaker(), Speaker(), ENGLISH, MANDARIN)
+CORPUS_B = Corpus(
+    "B",
+    agent=Speaker("+f3", speed_en=200, speed_cmn=150, pitch=70),  # a quick, high voice
+    customer=Speaker("+m3", speed_en=150, speed_cmn=140, pitch=35),  # a slow, low one
+    english=ENGLISH_B,
+    mandarin=MANDARIN_B,
+)
 
 
 def have_tools() -> bool:
@@ -93,21 +138,22 @@ class ClipBank:
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self._clips: dict[tuple[str, str], Clip] = {}
+        self._clips: dict[tuple[str, str, Speaker], Clip] = {}
 
-    def get(self, voice: str, text: str) -> Clip:
-        key = (voice, text)
+    def get(self, voice: str, text: str, speaker: Speaker = Speaker()) -> Clip:
+        key = (voice, text, speaker)
         if key not in self._clips:
-            self._clips[key] = self._make(voice, text)
+            self._clips[key] = self._make(voice, text, speaker)
         return self._clips[key]
 
-    def _make(self, voice: str, text: str) -> Clip:
-        name = hashlib.sha256(f"{voice}|{text}".encode()).hexdigest()[:16]
+    def _make(self, voice: str, text: str, speaker: Speaker) -> Clip:
+        name = hashlib.sha256(f"{voice}|{text}|{speaker}".encode()).hexdigest()[:16]
         out = self.folder / f"{name}.wav"
         if not out.exists():
             raw = self.folder / f"{name}.raw.wav"
-            speed = "165" if voice == "cmn" else "175"
-            subprocess.run(["espeak-ng", "-v", voice, "-s", speed, "-w", str(raw), text], check=True)
+            speed = speaker.speed_cmn if voice == "cmn" else speaker.speed_en
+            args = ["-v", voice + speaker.variant, "-s", str(speed), "-p", str(speaker.pitch)]
+            subprocess.run(["espeak-ng", *args, "-w", str(raw), text], check=True)
             subprocess.run(
                 ["sox", str(raw), "-r", str(RATE), "-c", "1", "-b", "16", str(out), "sinc", "300-3400"],
                 check=True,
@@ -308,9 +354,12 @@ def _place(bank: ClipBank, script: Sequence[tuple[Side, str, str, float]]) -> li
     return placements
 
 
-def random_call(bank: ClipBank, seed: int, duration_s: float) -> tuple[list[Placement], float]:
+def random_call(
+    bank: ClipBank, seed: int, duration_s: float, corpus: Corpus = CORPUS_A
+) -> tuple[list[Placement], float]:
     """Alternating turns with random hand-over gaps, overlaps, backchannels and dead air."""
     rnd = random.Random(seed)
+    speakers = {"agent": corpus.agent, "customer": corpus.customer}
     placements: list[Placement] = []
     side: Side = "agent"
     t = 0.0
@@ -318,7 +367,9 @@ def random_call(bank: ClipBank, seed: int, duration_s: float) -> tuple[list[Plac
     rel = rnd.uniform(0.5, 2.0)
     while t < duration_s - 12:
         voice = rnd.choice(["cmn", "en"])
-        clip = bank.get(voice, rnd.choice(MANDARIN if voice == "cmn" else ENGLISH))
+        clip = bank.get(
+            voice, rnd.choice(corpus.mandarin if voice == "cmn" else corpus.english), speakers[side]
+        )
         start = max(0.0, t + rel, last_end[side] + 0.3)
         placements.append(Placement(side, clip, start))
         last_end[side] = start + clip.duration_s
@@ -327,7 +378,7 @@ def random_call(bank: ClipBank, seed: int, duration_s: float) -> tuple[list[Plac
         roll = rnd.random()
         if roll < 0.15 and clip.duration_s > 3:  # the other side backchannels; this side goes on
             bv, bt = rnd.choice(BACKCHANNELS)
-            bc = bank.get(bv, bt)
+            bc = bank.get(bv, bt, speakers[other])
             at = max(start + rnd.uniform(1.0, clip.duration_s - 1.5), last_end[other] + 0.3)
             placements.append(Placement(other, bc, at))
             last_end[other] = at + bc.duration_s

@@ -10,14 +10,17 @@ printed by `pytest -s -k error_table tests/unit/test_analytics.py`):
 | silence_s (dead air total) | 0.5 s + 5 % of the true dead air |
 | longest_silence_s | 0.3 s |
 | overtalk_s | 0.5 s |
-| overtalk_count | exact |
+| overtalk_count | ±1 (a stretch near the 0.5 s threshold may fall either side) |
 | longest monologue per side | 0.3 s |
 
-for home-office and phone-line noise at 10-25 dB SNR (pink, telephone band).
+for home-office and phone-line noise at 10-25 dB SNR (pink, telephone band), over two corpora of
+espeak-ng speech: A (the default voices; the analytics' defaults were chosen on it) and B (other
+voices, speeds, pitches and lines; never used for choosing).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -31,6 +34,8 @@ from recordings.analytics import MONO_NOTE, AnalysisSettings, AnalyticsError, Ca
 from recordings.cli import app as recordings_app
 from recordings.vad import ChannelVad, LinearResampler, VadSettings, smooth, vad_rate_for
 from tests.audio_fixtures import (
+    CORPUS_A,
+    CORPUS_B,
     RATE,
     ClipBank,
     LabelledCall,
@@ -54,6 +59,7 @@ CONDITIONS = {
     "both-10dB": (Level(-20, 10), Level(-24, 10)),
 }
 SEEDS = range(6)
+CORPORA = {"A": (CORPUS_A, 0), "B": (CORPUS_B, 100)}  # corpus, first seed of its scripts
 
 
 @pytest.fixture(scope="session")
@@ -97,7 +103,7 @@ def tolerance(name: str, true: float) -> float:
     if name == "overtalk_s":
         return 0.5
     if name == "overtalk_count":
-        return 0
+        return 1
     return 0.3  # longest silence, longest monologues
 
 
@@ -110,12 +116,17 @@ def assert_within(result: CallAnalytics, call: LabelledCall) -> None:
     assert not bad, f"{call.path.name}:\n" + "\n".join(bad)
 
 
-def make_random(bank: ClipBank, folder: Path, condition: str, seed: int) -> LabelledCall:
-    placements, duration = random_call(bank, seed, 90.0)
-    agent, customer = CONDITIONS[condition]
-    return render(
-        folder / f"{condition}-{seed}.wav", placements, duration, agent=agent, customer=customer, seed=seed
-    )
+_made: dict[tuple[str, str, int], LabelledCall] = {}
+
+
+def make_random(bank: ClipBank, folder: Path, corpus: str, condition: str, seed: int) -> LabelledCall:
+    key = (corpus, condition, seed)
+    if key not in _made:
+        placements, duration = random_call(bank, seed + CORPORA[corpus][1], 90.0, CORPORA[corpus][0])
+        agent, customer = CONDITIONS[condition]
+        path = folder / f"{corpus}-{condition}-{seed}.wav"
+        _made[key] = render(path, placements, duration, agent=agent, customer=customer, seed=seed)
+    return _made[key]
 
 
 # --- accuracy against labels ------------------------------------------------------------------
@@ -144,21 +155,26 @@ def test_scripted_call_within_stated_error(bank: ClipBank, calls_dir: Path, cond
 @needs_tools
 @pytest.mark.parametrize("seed", SEEDS)
 @pytest.mark.parametrize("condition", list(CONDITIONS))
-def test_random_calls_within_stated_error(bank: ClipBank, calls_dir: Path, condition: str, seed: int) -> None:
-    call = make_random(bank, calls_dir, condition, seed)
+@pytest.mark.parametrize("corpus", list(CORPORA))
+def test_random_calls_within_stated_error(
+    bank: ClipBank, calls_dir: Path, corpus: str, condition: str, seed: int
+) -> None:
+    call = make_random(bank, calls_dir, corpus, condition, seed)
     assert_within(analyze_file(call.path), call)
 
 
 @needs_tools
-def test_error_table(bank: ClipBank, calls_dir: Path) -> None:
+@pytest.mark.parametrize("corpus", list(CORPORA))
+def test_error_table(bank: ClipBank, calls_dir: Path, corpus: str) -> None:
     """Print the measured error of every figure over all conditions and seeds (run with -s)."""
     errors: dict[str, dict[str, list[tuple[float, float]]]] = {}
     for condition in CONDITIONS:
         for seed in SEEDS:
-            call = make_random(bank, calls_dir, condition, seed)
+            call = make_random(bank, calls_dir, corpus, condition, seed)
             for name, (m, t) in figures_error(analyze_file(call.path), call).items():
                 errors.setdefault(name, {}).setdefault(condition, []).append((m, t))
-    print(f"\n{len(CONDITIONS) * len(SEEDS)} labelled calls of ~90 s; error = measured - true, in seconds")
+    n = len(CONDITIONS) * len(SEEDS)
+    print(f"\ncorpus {corpus}: {n} labelled calls of ~90 s; error = measured - true, in seconds")
     print(
         f"{'figure':<29} {'mean':>7} {'mean|e|':>7} {'worst':>7}  worst by condition ({', '.join(CONDITIONS)})"
     )
@@ -328,7 +344,7 @@ def test_mono_file_gives_speech_and_dead_air_but_no_sides(bank: ClipBank, tmp_pa
     assert r.talk_s.agent is None and r.talk_s.customer is None and r.talk_share.agent is None
     assert r.overtalk_s is None and r.overtalk_count is None and r.longest_monologue_s.agent is None
     anyone = timeline.union(call.agent, call.customer)
-    assert r.speech_s == pytest.approx(timeline.total(anyone), abs=0.5)
+    assert r.speech_s == pytest.approx(timeline.total(anyone), abs=0.3 + 0.02 * timeline.total(anyone))
     assert r.longest_silence_s == pytest.approx(call.truth().longest_silence_s, abs=0.3)
     assert r.mono_segments and r.segments.agent == []
     assert json.loads(r.to_json())["talk_s"] == {"agent": None, "customer": None}
@@ -392,7 +408,7 @@ def test_streaming_resampler_matches_one_pass() -> None:
 
 
 def test_smoothing_steps() -> None:
-    s = VadSettings(hangover_s=0.09, min_burst_s=0.09, min_pause_s=0.3, min_speech_s=0.2)
+    s = VadSettings(hangover_s=0.09, min_burst_s=0.09, min_pause_s=0.3, min_speech_s=0.2, release_s=0)
     f = np.zeros(120, dtype=bool)
     f[10:14] = f[15:20] = True  # a dip of one frame between syllables: filled
     f[26:30] = True  # six frames on: bridged into the same segment
@@ -400,6 +416,8 @@ def test_smoothing_steps() -> None:
     f[70:73] = f[81] = True  # a short word alone (kept, then too short); a click near it
     f[95:110:2] = True  # a train of clicks (typing): joined by the hangover, but never 3 frames unbroken
     assert [pytest.approx(seg) for seg in smooth(f, 0.03, s)] == [(0.3, 0.9)]
+    released = dataclasses.replace(s, release_s=0.06)  # two frames more at every end
+    assert [pytest.approx(seg) for seg in smooth(f, 0.03, released)] == [(0.3, 0.96)]
 
 
 def test_channel_vad_carries_part_frames_across_feeds() -> None:
