@@ -4,5 +4,6 @@ from agents import models as agents_models
 from core import audit as audit_models
 from core.auth import models as auth_models
 from core.db import Base
+from dialer import models as dialer_models
 
-__all__ = ["Base", "agents_models", "audit_models", "auth_models"]
+__all__ = ["Base", "agents_models", "audit_models", "auth_models", "dialer_models"]

@@ -1,0 +1,207 @@
+"""The dialer's tables: campaigns, their contacts, list imports and do-not-call lists.
+
+The contact table is shaped for the dialer as well as the importer: one row per number per
+campaign (unique, so a second import of the same list adds nothing), a state, the attempt counters
+and the moment it is next due, and where it came from (import and row) so every contact can be
+traced back to the line a person can find in their spreadsheet.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Date,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, utcnow
+
+if TYPE_CHECKING:
+    from dialer.campaigns import CampaignSpec
+
+# BIGINT on PostgreSQL; on SQLite only INTEGER PRIMARY KEY is the auto-incrementing rowid.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class CampaignKind(enum.StrEnum):
+    broadcast = "broadcast"  # a recorded message / IVR flow, no agent
+    agent = "agent"  # an answered call is connected to an agent
+
+
+class CampaignStatus(enum.StrEnum):
+    draft = "draft"
+    running = "running"
+    paused = "paused"
+    finished = "finished"
+
+
+class ContactState(enum.StrEnum):
+    pending = "pending"  # waiting for its next attempt (next_due_at)
+    in_progress = "in_progress"  # claimed by a dialer, a call is being placed
+    done = "done"  # reached: the campaign's goal for this contact is met
+    exhausted = "exhausted"  # retries used up without reaching anyone
+    cancelled = "cancelled"  # opted out / put on a do-not-call list after import
+
+
+class ImportStatus(enum.StrEnum):
+    done = "done"
+    failed = "failed"
+
+
+def _enum(cls: type[enum.StrEnum], length: int = 16) -> Enum:
+    return Enum(cls, native_enum=False, length=length, validate_strings=True)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[CampaignKind] = mapped_column(_enum(CampaignKind))
+    status: Mapped[CampaignStatus] = mapped_column(_enum(CampaignStatus), default=CampaignStatus.draft)
+    flow: Mapped[str | None] = mapped_column(String(64))
+    elder_welfare: Mapped[bool] = mapped_column(default=False)
+    timezone: Mapped[str] = mapped_column(String(64))
+    # {"mon": ["09:00-11:30", "14:30-17:00"], ..., "sun": []} in the callee's local time.
+    windows: Mapped[dict[str, list[str]]] = mapped_column(JSON)
+    start_date: Mapped[date | None] = mapped_column(Date)
+    end_date: Mapped[date | None] = mapped_column(Date)
+    skip_dates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    caller_id: Mapped[str | None] = mapped_column(String(32))
+    # {"busy": {"delay_minutes": 10, "growth": 1.5, "max_attempts": 3, "max_delay_minutes": null}, ...}
+    retry: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON)
+    max_attempts: Mapped[int] = mapped_column(Integer)
+    daily_cap: Mapped[int] = mapped_column(Integer)
+    rolling_cap: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    amd: Mapped[str] = mapped_column(String(16))
+    max_channels: Mapped[int] = mapped_column(Integer)
+    calls_per_second: Mapped[float] = mapped_column(Float)
+    allowed_countries: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    status_changed_at: Mapped[datetime | None]
+
+    @property
+    def spec(self) -> CampaignSpec:
+        """The campaign's settings as a validated spec (what the pure schedule functions take)."""
+        from dialer.campaigns import spec_of
+
+        return spec_of(self)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # One row per number per campaign: makes a repeated import add nothing.
+        UniqueConstraint("campaign_id", "phone_e164", name="uq_contacts_campaign_phone"),
+        # The dialer's claim: due, pending contacts of a running campaign.
+        Index("ix_contacts_due", "campaign_id", "state", "next_due_at"),
+        # A number across all campaigns: a global opt-out cancels it everywhere.
+        Index("ix_contacts_phone", "phone_e164"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    name: Mapped[str | None] = mapped_column(String(128))
+    # The list's other columns by their header text, for prompts and call scripts.
+    fields: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    # The callee's IANA time zone when it differs from the campaign's (None: the campaign's).
+    timezone: Mapped[str | None] = mapped_column(String(64))
+    state: Mapped[ContactState] = mapped_column(_enum(ContactState), default=ContactState.pending)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Attempts per outcome ({"busy": 2}), for the per-outcome retry limits.
+    outcome_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    next_due_at: Mapped[datetime | None]
+    last_attempt_at: Mapped[datetime | None]
+    last_outcome: Mapped[str | None] = mapped_column(String(32))
+    import_id: Mapped[int | None] = mapped_column(ForeignKey("list_imports.id", ondelete="SET NULL"))
+    row_number: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ListImport(Base):
+    """One upload of a call list: the file (by checksum), who, when, and what became of each row."""
+
+    __tablename__ = "list_imports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    file_name: Mapped[str] = mapped_column(String(255))
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size_bytes: Mapped[int] = mapped_column(BigInteger)
+    file_format: Mapped[str] = mapped_column(String(8))
+    encoding: Mapped[str | None] = mapped_column(String(16))
+    sheet: Mapped[str | None] = mapped_column(String(64))
+    header_row: Mapped[int | None] = mapped_column(Integer)
+    mapping: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[ImportStatus] = mapped_column(_enum(ImportStatus))
+    rows: Mapped[int] = mapped_column(Integer, default=0)
+    accepted: Mapped[int] = mapped_column(Integer, default=0)
+    rejected: Mapped[int] = mapped_column(Integer, default=0)
+    skipped: Mapped[int] = mapped_column(Integer, default=0)
+    reasons: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    # Names of the contact fields this import brought (the columns kept besides phone and name).
+    field_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(64))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class ImportReject(Base):
+    """A row an import did not accept, with the reason: the downloadable part of the report."""
+
+    __tablename__ = "list_import_rejects"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    import_id: Mapped[int] = mapped_column(ForeignKey("list_imports.id", ondelete="CASCADE"), index=True)
+    row_number: Mapped[int] = mapped_column(Integer)
+    line: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(String(255))
+    value: Mapped[str] = mapped_column(String(255))
+
+
+class DncGlobal(Base):
+    """Numbers no campaign may call (opt-outs, regulator lists)."""
+
+    __tablename__ = "dnc_global"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    phone_e164: Mapped[str] = mapped_column(String(20), unique=True)
+    source: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class DncCampaign(Base):
+    """Numbers one campaign must not call."""
+
+    __tablename__ = "dnc_campaign"
+    __table_args__ = (UniqueConstraint("campaign_id", "phone_e164", name="uq_dnc_campaign_campaign_phone"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    source: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    added_by: Mapped[str] = mapped_column(String(64))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
