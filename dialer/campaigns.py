@@ -1,0 +1,524 @@
+"""Campaigns: their settings (validated, from YAML, the API or defaults) and their life cycle.
+
+A campaign is created as a draft, started (running), paused and resumed, and finished for good.
+Settings are a `CampaignSpec`; a YAML file holds the same keys (see config/campaigns/). Every
+error says which setting is wrong and, for a file, on which line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from core.audit import audit
+from core.db import utcnow
+from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
+from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows
+
+NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+# Every day but gentler at weekends: people are called at home.
+DEFAULT_WINDOWS: dict[str, list[str]] = {
+    **{d: ["09:00-12:00", "13:30-20:00"] for d in DAYS[:5]},
+    "sat": ["10:00-12:00", "14:00-18:00"],
+    "sun": ["10:00-12:00", "14:00-18:00"],
+}
+# Elder welfare: mid-morning and mid-afternoon only, clear of meals (11:30-13:00, from 17:30)
+# and the after-lunch nap, and well before dark.
+ELDER_WINDOWS: dict[str, list[str]] = {d: ["09:00-11:30", "14:30-17:00"] for d in DAYS}
+
+DEFAULT_RETRY: dict[str, dict[str, float | int | None]] = {
+    "busy": {"delay_minutes": 10, "growth": 1.5, "max_attempts": 3},
+    "no_answer": {"delay_minutes": 60, "growth": 2.0, "max_attempts": 3, "max_delay_minutes": 24 * 60},
+    "machine": {"delay_minutes": 120, "growth": 1.0, "max_attempts": 2},
+    "failed": {"delay_minutes": 30, "growth": 2.0, "max_attempts": 2},
+    "abandoned": {"delay_minutes": 5, "growth": 1.0, "max_attempts": 2},
+    "no_input": {"delay_minutes": 60, "growth": 1.0, "max_attempts": 2},
+    "callback": {"delay_minutes": 30, "growth": 1.0, "max_attempts": 3},
+}
+
+_DAY_ALIASES: dict[str, tuple[str, ...]] = {
+    "daily": DAYS,
+    "all": DAYS,
+    "every_day": DAYS,
+    "everyday": DAYS,
+    "weekdays": DAYS[:5],
+    "weekend": DAYS[5:],
+    "weekends": DAYS[5:],
+}
+
+_TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
+    CampaignStatus.draft: frozenset({CampaignStatus.running, CampaignStatus.finished}),
+    CampaignStatus.running: frozenset({CampaignStatus.paused, CampaignStatus.finished}),
+    CampaignStatus.paused: frozenset({CampaignStatus.running, CampaignStatus.finished}),
+    CampaignStatus.finished: frozenset(),
+}
+
+
+class CampaignError(ValueError):
+    """A campaign request that cannot be carried out, with a message for a person."""
+
+
+class SpecError(CampaignError):
+    """Campaign settings that do not validate: one line per problem, each saying where."""
+
+    def __init__(self, problems: list[str], source: str | None = None) -> None:
+        self.problems = problems
+        self.source = source
+        head = f"{source}: " if source else ""
+        super().__init__(head + "invalid campaign settings:\n  " + "\n  ".join(problems))
+
+
+class CampaignSpec(BaseModel):
+    """Everything a campaign is configured with. Unknown keys are errors (a typo is not ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    description: str | None = Field(default=None, max_length=500)
+    kind: CampaignKind = CampaignKind.agent
+    flow: str | None = Field(default=None, description="the IVR flow a broadcast plays (or agents' pre-flow)")
+    elder_welfare: bool = False
+    timezone: str = DEFAULT_TIMEZONE
+    windows: dict[str, list[str]] = Field(default_factory=dict)
+    start_date: date | None = None
+    end_date: date | None = None
+    skip_dates: list[date] = Field(default_factory=list)
+    caller_id: str | None = None
+    retry: dict[str, RetryRule] = Field(default_factory=dict)
+    max_attempts: int = Field(default=6, ge=1, le=50, description="attempts per contact, all outcomes")
+    daily_cap: int = Field(default=3, ge=1, le=50, description="attempts per contact per calendar day")
+    rolling_cap: int = Field(default=3, ge=1, le=50, description="attempts per contact in any 24 hours")
+    priority: int = Field(default=5, ge=1, le=10, description="10 is dialled first")
+    amd: Literal["leave_message", "retry"] | None = None
+    max_channels: int = Field(default=10, ge=1, le=2000)
+    calls_per_second: float = Field(default=2.0, gt=0, le=200)
+    allowed_countries: list[str] = Field(default_factory=lambda: ["CN"])
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(
+                "1-64 letters, digits, '_', '.', '-' (no spaces), starting with a letter or digit"
+            )
+        if v.isdigit():
+            raise ValueError("a name must not be only digits (it could be taken for a phone number)")
+        return v
+
+    @field_validator("flow")
+    @classmethod
+    def _flow(cls, v: str | None) -> str | None:
+        if v is not None and not NAME_RE.match(v):
+            raise ValueError("a flow name: letters, digits, '_', '.', '-'")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {v!r} (IANA names, e.g. Asia/Shanghai)") from None
+        return v
+
+    @field_validator("windows", mode="before")
+    @classmethod
+    def _windows(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if not isinstance(v, Mapping):
+            raise ValueError("windows: a mapping of days to lists like ['09:00-11:30', '14:30-17:00']")
+        out: dict[str, list[str]] = {}
+        for key, value in v.items():
+            days = _days(str(key))
+            texts = [value] if isinstance(value, str) else list(value or [])
+            if not all(isinstance(t, str) for t in texts):
+                raise ValueError(f"{key}: write windows as text, e.g. '09:00-11:30'")
+            try:
+                normal = [format_window(w) for w in parse_day_windows(texts)]
+            except ValueError as exc:
+                raise ValueError(f"{key}: {exc}") from None
+            for d in days:
+                out[d] = normal
+        return out
+
+    @field_validator("retry", mode="before")
+    @classmethod
+    def _retry(cls, v: Any) -> Any:
+        if v is None:
+            return {}
+        if not isinstance(v, Mapping):
+            raise ValueError("retry: a mapping of outcomes to rules")
+        unknown = [k for k in v if k not in OUTCOMES]
+        if unknown:
+            raise ValueError(f"unknown outcome {unknown[0]!r} (outcomes: {', '.join(OUTCOMES)})")
+        merged: dict[str, Any] = {}
+        for outcome, rule in v.items():
+            if isinstance(rule, RetryRule):
+                merged[outcome] = rule
+                continue
+            if not isinstance(rule, Mapping):
+                raise ValueError(f"{outcome}: a rule like {{delay: 10m, growth: 1.5, max_attempts: 3}}")
+            base = dict(DEFAULT_RETRY[outcome])
+            for short, full in (("delay", "delay_minutes"), ("max_delay", "max_delay_minutes")):
+                if short in rule:
+                    base.pop(full, None)
+            merged[outcome] = {**base, **rule}
+        return merged
+
+    @field_validator("caller_id")
+    @classmethod
+    def _caller_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"\+?\d{3,20}", v.replace(" ", "").replace("-", "")):
+            raise ValueError("digits, optionally starting with + (e.g. 12345 or +861012345678)")
+        return v.replace(" ", "").replace("-", "") if v else v
+
+    @field_validator("allowed_countries")
+    @classmethod
+    def _countries(cls, v: list[str]) -> list[str]:
+        out = []
+        for code in v:
+            c = code.strip().upper()
+            if c not in phonenumbers.SUPPORTED_REGIONS:
+                raise ValueError(f"{code!r} is not a region code (two letters, e.g. CN, HK, US)")
+            out.append(c)
+        if not out:
+            raise ValueError("at least one country, e.g. [CN]")
+        return sorted(set(out))
+
+    @model_validator(mode="after")
+    def _whole(self) -> CampaignSpec:
+        if not self.windows:
+            self.windows = dict(ELDER_WINDOWS if self.elder_welfare else DEFAULT_WINDOWS)
+        else:
+            self.windows = {d: self.windows.get(d, []) for d in DAYS}
+        if not any(self.windows.values()):
+            raise ValueError("windows: no calling window on any day; the campaign could never call")
+        self.retry = {o: self.retry.get(o) or RetryRule.model_validate(DEFAULT_RETRY[o]) for o in OUTCOMES}
+        if self.amd is None:
+            self.amd = "leave_message" if self.kind is CampaignKind.broadcast else "retry"
+        if self.kind is CampaignKind.broadcast and not self.flow:
+            raise ValueError("flow: a broadcast campaign needs the IVR flow it plays (flow: NAME)")
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+        self.skip_dates = sorted(set(self.skip_dates))
+        return self
+
+    def public(self) -> dict[str, Any]:
+        """The settings as plain JSON-able data (the same keys a YAML file uses)."""
+        return self.model_dump(mode="json")
+
+
+def _days(key: str) -> tuple[str, ...]:
+    k = key.strip().lower()
+    if k in _DAY_ALIASES:
+        return _DAY_ALIASES[k]
+    if k in DAYS:
+        return (k,)
+    m = re.fullmatch(r"([a-z]{3})\s*-\s*([a-z]{3})", k)
+    if m and m.group(1) in DAYS and m.group(2) in DAYS:
+        a, b = DAYS.index(m.group(1)), DAYS.index(m.group(2))
+        if a <= b:
+            return DAYS[a : b + 1]
+    raise ValueError(f"{key!r} is not a day: mon … sun, a range like mon-fri, or daily/weekdays/weekend")
+
+
+# --- validation with locations ------------------------------------------------------------------
+
+
+def _loc_text(loc: Sequence[int | str]) -> str:
+    return ".".join(str(p) for p in loc if p not in ("function-after[_whole()]",)) or "(campaign)"
+
+
+def problems_of(exc: ValidationError, lines: Mapping[tuple[str, ...], int] | None = None) -> list[str]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        named_field = not loc and head in CampaignSpec.model_fields
+        named_key = bool(loc and lines and (*loc, head) in lines)
+        if sep and " " not in head and (named_field or named_key):
+            loc, msg = (*loc, head), rest
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown setting (settings: {', '.join(CampaignSpec.model_fields)})"
+        where = _loc_text(loc)
+        line = _line_for(loc, lines) if lines else None
+        out.append(f"line {line}: {where}: {msg}" if line else f"{where}: {msg}")
+    return out
+
+
+def _line_for(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int | None:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def yaml_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Line numbers of every key in a YAML mapping, by path (for error messages)."""
+    out: dict[tuple[str, ...], int] = {}
+    try:
+        root = yaml.compose(text)
+    except yaml.YAMLError:
+        return out
+
+    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                p = (*path, str(key.value))
+                out[p] = key.start_mark.line + 1
+                walk(value, p)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[(*path, str(i))] = item.start_mark.line + 1
+                walk(item, (*path, str(i)))
+
+    if root is not None:
+        walk(root, ())
+    return out
+
+
+def build_spec(
+    data: Mapping[str, Any], *, source: str | None = None, lines: Mapping[Any, int] | None = None
+) -> CampaignSpec:
+    try:
+        return CampaignSpec.model_validate(dict(data))
+    except ValidationError as exc:
+        raise SpecError(problems_of(exc, lines), source) from exc
+
+
+def load_spec_text(text: str, name: str, source: str = "<text>") -> CampaignSpec:
+    """A spec from YAML text; the campaign is called `name` whatever the file says (a file can be a
+    template for several campaigns)."""
+    try:
+        data = yaml.safe_load(text) if text.strip() else {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise SpecError([f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"], source) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise SpecError(["the file must be a mapping of settings (key: value lines)"], source)
+    data = {**data, "name": name}
+    return build_spec(data, source=source, lines=yaml_lines(text))
+
+
+def load_spec_file(path: Path, name: str) -> CampaignSpec:
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise SpecError(["no such file"], str(path)) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"not UTF-8 text (byte {exc.start + 1})"], str(path)) from exc
+    return load_spec_text(text, name, str(path))
+
+
+# --- the campaign table ---------------------------------------------------------------------------
+
+_COLUMNS = (
+    "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
+    "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
+    "calls_per_second", "allowed_countries",
+)  # fmt: skip
+
+
+def spec_of(campaign: Campaign) -> CampaignSpec:
+    data: dict[str, Any] = {c: getattr(campaign, c) for c in _COLUMNS}
+    data["name"] = campaign.name
+    data["skip_dates"] = campaign.skip_dates or []
+    data["retry"] = campaign.retry or {}
+    return CampaignSpec.model_validate(data)
+
+
+def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
+    for c in _COLUMNS:
+        value = getattr(spec, c)
+        setattr(campaign, c, dict(value) if isinstance(value, dict) else value)
+    campaign.windows = {d: list(w) for d, w in spec.windows.items()}
+    campaign.skip_dates = [d.isoformat() for d in spec.skip_dates]
+    campaign.retry = {o: r.model_dump() for o, r in spec.retry.items()}
+
+
+def get_campaign(session: Session, name: str) -> Campaign | None:
+    return session.scalar(select(Campaign).where(Campaign.name == name))
+
+
+def require_campaign(session: Session, name: str) -> Campaign:
+    campaign = get_campaign(session, name)
+    if campaign is None:
+        raise CampaignError(f"no campaign named {name!r}")
+    return campaign
+
+
+def list_campaigns(session: Session) -> list[Campaign]:
+    return list(session.scalars(select(Campaign).order_by(Campaign.priority.desc(), Campaign.name)))
+
+
+def create_campaign(session: Session, spec: CampaignSpec, *, actor: str) -> Campaign:
+    if get_campaign(session, spec.name) is not None:
+        raise CampaignError(f"campaign {spec.name!r} already exists")
+    campaign = Campaign(name=spec.name, created_by=actor, status=CampaignStatus.draft)
+    _apply(campaign, spec)
+    session.add(campaign)
+    session.flush()
+    audit(session, actor, "campaign.create", spec.name, kind=spec.kind.value)
+    return campaign
+
+
+def update_campaign(
+    session: Session,
+    name: str,
+    changes: Mapping[str, Any],
+    *,
+    actor: str,
+    source: str | None = None,
+    lines: Mapping[Any, int] | None = None,
+) -> Campaign:
+    """Change some settings; the result is validated as a whole. A finished campaign is frozen."""
+    campaign = require_campaign(session, name)
+    if campaign.status is CampaignStatus.finished:
+        raise CampaignError(f"campaign {name!r} is finished; its settings can no longer change")
+    if "name" in changes and changes["name"] != name:
+        raise CampaignError("a campaign cannot be renamed")
+    current = spec_of(campaign).public()
+    old_default = ELDER_WINDOWS if campaign.elder_welfare else DEFAULT_WINDOWS
+    if "elder_welfare" in changes and "windows" not in changes and current["windows"] == old_default:
+        current.pop("windows")  # windows that were the default follow the new default
+    merged = {**current, **dict(changes), "name": name}
+    spec = build_spec(merged, source=source, lines=lines)
+    _apply(campaign, spec)
+    changed = sorted(k for k, v in spec.public().items() if current.get(k) != v)
+    campaign.updated_at = utcnow()
+    audit(session, actor, "campaign.update", name, changed=changed)
+    return campaign
+
+
+def set_status(session: Session, name: str, status: CampaignStatus, *, actor: str) -> Campaign:
+    campaign = require_campaign(session, name)
+    if status == campaign.status:
+        return campaign
+    if status not in _TRANSITIONS[campaign.status]:
+        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[campaign.status])) or "none: it is finished"
+        raise CampaignError(
+            f"campaign {name!r} is {campaign.status.value}; it cannot become {status.value} (next: {allowed})"
+        )
+    if status is CampaignStatus.running:
+        spec = spec_of(campaign)
+        today = utcnow().astimezone(ZoneInfo(spec.timezone)).date()
+        if spec.end_date and spec.end_date < today:
+            raise CampaignError(
+                f"campaign {name!r} ended on {spec.end_date}; change end_date to run it again"
+            )
+    before = campaign.status
+    campaign.status = status
+    campaign.status_changed_at = utcnow()
+    audit(session, actor, f"campaign.{status.value}", name, before=before.value)
+    return campaign
+
+
+def contact_counts(session: Session, campaign_ids: Sequence[int] | None = None) -> dict[int, dict[str, int]]:
+    stmt = select(Contact.campaign_id, Contact.state, func.count()).group_by(
+        Contact.campaign_id, Contact.state
+    )
+    if campaign_ids is not None:
+        stmt = stmt.where(Contact.campaign_id.in_(campaign_ids))
+    out: dict[int, dict[str, int]] = {}
+    for cid, state, n in session.execute(stmt):
+        out.setdefault(cid, {s.value: 0 for s in ContactState})[state.value] = n
+    return out
+
+
+def recent_imports(session: Session, campaign: Campaign, limit: int = 20) -> list[ListImport]:
+    stmt = (
+        select(ListImport)
+        .where(ListImport.campaign_id == campaign.id)
+        .order_by(ListImport.id.desc())
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def describe(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """What `campaign show` and the API print: settings, status, counts, recent imports."""
+    counts = contact_counts(session, [campaign.id]).get(campaign.id, {s.value: 0 for s in ContactState})
+    return {
+        **spec_of(campaign).public(),
+        "status": campaign.status.value,
+        "created_at": campaign.created_at.isoformat(),
+        "created_by": campaign.created_by,
+        "updated_at": campaign.updated_at.isoformat(),
+        "contacts": {"total": sum(counts.values()), **counts},
+        "imports": [import_summary(i) for i in recent_imports(session, campaign, 10)],
+    }
+
+
+def import_summary(job: ListImport) -> dict[str, Any]:
+    return {
+        "id": job.id,
+        "file": job.file_name,
+        "status": job.status.value,
+        "rows": job.rows,
+        "accepted": job.accepted,
+        "rejected": job.rejected,
+        "skipped": job.skipped,
+        "reasons": job.reasons,
+        "by": job.created_by,
+        "at": job.started_at.isoformat(),
+        "error": job.error,
+    }
+
+
+def describe_text(info: Mapping[str, Any]) -> str:
+    """`campaign show` for a terminal."""
+    lines = [
+        f"{info['name']} ({info['kind']}{', elder welfare' if info['elder_welfare'] else ''}): {info['status']}",
+    ]
+    if info.get("description"):
+        lines.append(f"  {info['description']}")
+    if info.get("flow"):
+        lines.append(f"  flow: {info['flow']}")
+    lines.append(
+        f"  time zone: {info['timezone']}; priority {info['priority']}; caller ID {info['caller_id'] or '-'}"
+    )
+    dates = f"{info['start_date'] or 'now'} to {info['end_date'] or 'open-ended'}"
+    lines.append(
+        f"  dates: {dates}" + (f"; skipping {', '.join(info['skip_dates'])}" if info["skip_dates"] else "")
+    )
+    lines.append("  windows:")
+    for day in DAYS:
+        lines.append(f"    {day}: {', '.join(info['windows'][day]) or 'no calls'}")
+    lines.append(
+        f"  attempts: at most {info['max_attempts']} per contact, {info['daily_cap']} a day,"
+        f" {info['rolling_cap']} in any 24 h; answering machine: {info['amd']}"
+    )
+    lines.append("  retry:")
+    for outcome, rule in info["retry"].items():
+        growth = f" ×{rule['growth']:g} each time" if rule["growth"] != 1 else ""
+        cap = f", at most {rule['max_delay_minutes']:g} min" if rule.get("max_delay_minutes") else ""
+        lines.append(
+            f"    {outcome}: after {rule['delay_minutes']:g} min{growth}{cap}; up to {rule['max_attempts']} attempts"
+        )
+    lines.append(f"  pacing: {info['max_channels']} channels, {info['calls_per_second']:g} calls/s")
+    lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
+    c = info["contacts"]
+    lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))
+    for imp in info["imports"]:
+        lines.append(
+            f"  import #{imp['id']} {imp['file']}: {imp['status']}, {imp['accepted']} accepted,"
+            f" {imp['rejected']} rejected, {imp['skipped']} skipped ({imp['at'][:16]} by {imp['by']})"
+        )
+    return "\n".join(lines)
