@@ -1,0 +1,166 @@
+"""What kind of file was uploaded, and in which text encoding.
+
+Lists come as XLSX workbooks or as CSV/TSV text exported by Excel or WPS, which on Chinese
+Windows writes GBK (read here as its superset GB18030), and otherwise UTF-8, sometimes with a BOM,
+or UTF-16 ("Unicode text"). The whole file is checked in one streamed pass that also computes its
+SHA-256, so an encoding error on the last line is found before a single row is imported.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import zipfile
+from dataclasses import dataclass
+from typing import BinaryIO
+
+CHUNK = 1 << 20
+MAX_FILE_BYTES = 1 << 31
+
+
+class ListFileError(ValueError):
+    """A file that cannot be read as a call list, with a message saying what and where."""
+
+    def __init__(self, file_name: str, message: str) -> None:
+        super().__init__(f"{file_name}: {message}")
+        self.file_name = file_name
+        self.message = message
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    name: str
+    format: str  # "csv" or "xlsx"
+    encoding: str | None  # Python codec name for text files
+    sha256: str
+    size: int
+
+
+_MAGIC_REFUSED = (
+    (
+        b"\xd0\xcf\x11\xe0",
+        "an Excel 97-2003 (.xls) workbook or a password-protected file: save it as .xlsx or CSV",
+    ),
+    (b"%PDF", "a PDF document, not a list: export the list as .xlsx or CSV"),
+    (b"\x1f\x8b", "a gzip archive: unpack it first"),
+    (b"Rar!", "a RAR archive: unpack it first"),
+    (b"7z\xbc\xaf", "a 7-Zip archive: unpack it first"),
+    (b"\x89PNG", "an image, not a list"),
+    (b"\xff\xd8\xff", "an image, not a list"),
+)
+
+
+def inspect(stream: BinaryIO, name: str) -> FileInfo:
+    """Identify the file (format, encoding, checksum) or raise ListFileError. Leaves it at 0."""
+    stream.seek(0)
+    head = stream.read(8192)
+    stream.seek(0)
+    if not head.strip():
+        raise ListFileError(name, "the file is empty")
+    for magic, what in _MAGIC_REFUSED:
+        if head.startswith(magic):
+            raise ListFileError(name, f"this is {what}")
+    if head.startswith(b"PK\x03\x04"):
+        return FileInfo(name, "xlsx", None, *_check_xlsx(stream, name))
+    encoding, sha, size = _text_encoding(stream, name, head)
+    return FileInfo(name, "csv", encoding, sha, size)
+
+
+def _check_xlsx(stream: BinaryIO, name: str) -> tuple[str, int]:
+    sha, size = _digest(stream)
+    try:
+        with zipfile.ZipFile(stream) as z:
+            names = set(z.namelist())
+    except zipfile.BadZipFile as exc:
+        raise ListFileError(name, f"a damaged ZIP/XLSX file ({exc})") from exc
+    finally:
+        stream.seek(0)
+    if "xl/workbook.xml" not in names:
+        if "content.xml" in names:
+            raise ListFileError(name, "an OpenDocument spreadsheet (.ods): save it as .xlsx or CSV")
+        if "word/document.xml" in names:
+            raise ListFileError(name, "a Word document, not a list: export the list as .xlsx or CSV")
+        raise ListFileError(name, "a ZIP archive but not an Excel workbook")
+    return sha, size
+
+
+def _digest(stream: BinaryIO) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        size += len(chunk)
+    stream.seek(0)
+    return h.hexdigest(), size
+
+
+def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, int]:
+    if head.startswith(codecs.BOM_UTF8):
+        candidates = ["utf-8-sig"]
+    elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        candidates = ["utf-16"]
+    elif b"\x00" in head:
+        raise ListFileError(name, "binary data, not a CSV text file or an XLSX workbook")
+    else:
+        candidates = ["utf-8", "gb18030"]
+    h = hashlib.sha256()
+    size = 0
+    decoder = codecs.getincrementaldecoder(candidates[0])()
+    failure: dict[str, str] = {}
+    while chunk := stream.read(CHUNK):
+        h.update(chunk)
+        if candidates[0] not in failure:
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                failure[candidates[0]] = f"byte {size + exc.start + 1} (0x{chunk[exc.start]:02x})"
+        size += len(chunk)
+        if size > MAX_FILE_BYTES:
+            raise ListFileError(name, f"larger than {MAX_FILE_BYTES >> 20} MiB: split the list")
+    if candidates[0] not in failure:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            failure[candidates[0]] = "the last bytes (cut off in the middle of a character)"
+    stream.seek(0)
+    if candidates[0] not in failure:
+        return candidates[0], h.hexdigest(), size
+    for encoding in candidates[1:]:
+        where = _check_decodes(stream, encoding)
+        if where is None:
+            return encoding, h.hexdigest(), size
+        failure[encoding] = where
+    tried = "; ".join(f"not {_label(e)}: bad {w}" for e, w in failure.items())
+    raise ListFileError(name, f"cannot read the text ({tried}); save it as UTF-8 CSV or .xlsx")
+
+
+def _check_decodes(stream: BinaryIO, encoding: str) -> str | None:
+    decoder = codecs.getincrementaldecoder(encoding)()
+    pos = 0
+    try:
+        while chunk := stream.read(CHUNK):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return f"byte {pos + exc.start + 1} (0x{chunk[exc.start]:02x})"
+            pos += len(chunk)
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "the last bytes (cut off in the middle of a character)"
+        return None
+    finally:
+        stream.seek(0)
+
+
+def _label(encoding: str) -> str:
+    return {"utf-8": "UTF-8", "utf-8-sig": "UTF-8", "gb18030": "GB18030/GBK", "utf-16": "UTF-16"}.get(
+        encoding, encoding
+    )
+
+
+def label(encoding: str | None) -> str:
+    """How the encoding is named to people: UTF-8, UTF-8 with BOM, GB18030/GBK, UTF-16."""
+    if encoding == "utf-8-sig":
+        return "UTF-8 with BOM"
+    return _label(encoding) if encoding else "-"

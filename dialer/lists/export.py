@@ -1,0 +1,163 @@
+"""Spreadsheets out: CSV and XLSX writers that cannot be turned into formula attacks.
+
+A cell a spreadsheet would evaluate (it starts with = + - @, a tab or a carriage return) is written
+with a leading apostrophe, the OWASP rule, so a name like `=HYPERLINK(...)` in an uploaded list
+stays text when a manager opens the export. Two kinds of cell are left as they are because they
+cannot be formulas and a prefix would spoil them: a valid E.164 number (`+8613800138000` must stay
+dialable) and a plain number (`-3`, `+1.5`). In XLSX every cell is also written as a text cell, and
+phone numbers with the text number format, so Excel never turns them into numbers.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import IO, Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import audit
+from dialer.lists import phones
+from dialer.models import Campaign, Contact, ListImport
+
+TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_E164 = re.compile(r"\+[1-9]\d{5,14}")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
+
+
+def safe_text(value: Any) -> str:
+    """The cell's text, neutralised if a spreadsheet would evaluate it."""
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    if text.startswith(TRIGGERS) and not (_E164.fullmatch(text) or _NUMBER.fullmatch(text)):
+        return "'" + text
+    return text
+
+
+def write_csv(out: IO[str], header: Sequence[str], rows: Iterable[Sequence[Any]], *, bom: bool = True) -> int:
+    """CSV for Excel: UTF-8 with a BOM (so Excel on Chinese Windows does not read it as GBK)."""
+    if bom:
+        out.write("\ufeff")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([safe_text(h) for h in header])
+    n = 0
+    for row in rows:
+        writer.writerow([safe_text(v) for v in row])
+        n += 1
+    return n
+
+
+def write_xlsx(
+    path: Any,
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    text_columns: Sequence[int] = (),
+    sheet: str = "contacts",
+) -> int:
+    """XLSX in openpyxl's write-only (streaming) mode; every cell a text cell."""
+    from openpyxl import Workbook
+    from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Font
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+    text_cols = set(text_columns)
+    bold = Font(bold=True)
+
+    def cell(value: Any, col: int, head: bool = False) -> WriteOnlyCell:
+        c = WriteOnlyCell(ws, value=safe_text(value))
+        c.data_type = "s"  # a string, never a formula, whatever it starts with
+        if col in text_cols:
+            c.number_format = "@"
+        if head:
+            c.font = bold
+        return c
+
+    ws.append([cell(h, i, head=True) for i, h in enumerate(header)])
+    n = 0
+    for row in rows:
+        ws.append([cell(v, i) for i, v in enumerate(row)])
+        n += 1
+    wb.save(path)
+    return n
+
+
+# --- a campaign's contacts and outcomes ------------------------------------------------------------
+
+CONTACT_COLUMNS = (
+    "phone", "name", "state", "attempts", "last_outcome", "last_attempt_at", "next_due_at", "timezone",
+    "import", "row",
+)  # fmt: skip
+
+
+def contact_export_rows(
+    session: Session, campaign: Campaign, *, mask: bool
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """The header and a stream of rows: one per contact, its outcome so far and its list fields.
+    Times are in the campaign's time zone (named in the header)."""
+    zone = ZoneInfo(campaign.timezone)
+    field_names: list[str] = []
+    for names in session.scalars(
+        select(ListImport.field_names).where(ListImport.campaign_id == campaign.id).order_by(ListImport.id)
+    ):
+        field_names.extend(n for n in names if n not in field_names)
+    header = [
+        *CONTACT_COLUMNS[:5],
+        f"last_attempt_at ({campaign.timezone})",
+        f"next_due_at ({campaign.timezone})",
+        *CONTACT_COLUMNS[7:],
+        *field_names,
+    ]
+    if "extension" not in field_names:  # set by the importer from "010-12345678转123"
+        header.append("extension")
+        field_names.append("extension")
+
+    def local(dt: datetime | None) -> str:
+        return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M") if dt else ""
+
+    def rows() -> Iterator[list[Any]]:
+        stmt = (
+            select(Contact)
+            .where(Contact.campaign_id == campaign.id)
+            .order_by(Contact.id)
+            .execution_options(yield_per=2000)
+        )
+        for (c,) in session.execute(stmt):
+            fields = c.fields or {}
+            yield [
+                phones.mask(c.phone_e164) if mask else c.phone_e164,
+                c.name or "",
+                c.state.value,
+                c.attempts,
+                c.last_outcome or "",
+                local(c.last_attempt_at),
+                local(c.next_due_at) if c.state.value == "pending" else "",
+                c.timezone or "",
+                c.import_id or "",
+                c.row_number or "",
+                *(fields.get(n, "") for n in field_names),
+            ]
+
+    return header, rows()
+
+
+def export_contacts(
+    session: Session, campaign: Campaign, out: Any, fmt: str, *, mask: bool, actor: str, via: str
+) -> int:
+    """Write the campaign's contacts as CSV (`out` a text stream) or XLSX (`out` a path or binary
+    stream) and audit it. Returns the number of contacts written."""
+    header, rows = contact_export_rows(session, campaign, mask=mask)
+    if fmt == "csv":
+        n = write_csv(out, header, rows)
+    elif fmt == "xlsx":
+        n = write_xlsx(out, header, rows, text_columns=(0,))
+    else:
+        raise ValueError(f"unknown export format {fmt!r} (csv or xlsx)")
+    audit(session, actor, "contacts.export", campaign.name, format=fmt, rows=n, masked=mask, via=via)
+    return n
