@@ -37,7 +37,9 @@ def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Sess
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
-SessionDep = Annotated[Session, Depends(get_session)]
+# Committed before the response leaves ("function" scope): a client that follows a redirect at once
+# (sign-in, then the console) must find what the previous request wrote.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 
 
 def bearer_token(request: Request) -> str | None:

@@ -69,8 +69,10 @@ def live_server(settings: Settings, db: Database) -> Iterator[LiveServer]:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One Chromium per module. Playwright's sync API keeps an event loop running in this thread
+    while it lives, so it must not outlive the module: `asyncio.run` elsewhere would fail."""
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
     with sync_playwright() as pw:
