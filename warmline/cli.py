@@ -50,6 +50,9 @@ def ready_database(settings: Settings) -> Database:
     return Database(settings.db_url)
 
 
+register_dialer(app, lambda: ready_database(get_settings()))
+
+
 @db_app.command("upgrade")
 def db_upgrade(revision: str = "head") -> None:
     """Migrate the database schema (default: to the newest revision)."""

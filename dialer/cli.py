@@ -1,0 +1,560 @@
+"""`warmline campaign …`, `warmline lists …`, `warmline dnc …`: the dialer on the command line.
+
+warmline campaign create NAME [--from FILE.yaml] [--kind agent|broadcast] [--flow F] [--elder-welfare]
+warmline campaign show NAME [--json] | list | update NAME --from FILE | start|pause|resume|finish NAME
+warmline lists import FILE --campaign NAME [--mapping phone=C,name=姓名] [--dnc FILE] [--report OUT.csv] [--json]
+warmline lists preview FILE | imports --campaign NAME | report IMPORT_ID --out FILE
+warmline lists export --campaign NAME --format csv|xlsx --out FILE
+warmline dnc import FILE [--campaign NAME] | add PHONE… | remove PHONE | list
+
+The composition root (`warmline.cli`) calls `register(app, open_database)`, handing over how to
+reach the migrated database; this package does not import the root.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, BinaryIO
+
+import typer
+
+from core.db import Database
+from core.settings import get_settings
+from dialer import campaigns as svc
+from dialer import dnc
+from dialer.campaigns import CampaignError
+from dialer.lists.decode import ListFileError
+from dialer.lists.mapping import parse_mapping
+from dialer.models import CampaignKind, CampaignStatus
+
+campaign_app = typer.Typer(
+    help="Campaigns: settings, calling windows, retries, status.", no_args_is_help=True
+)
+lists_app = typer.Typer(help="Call lists: import (CSV/XLSX), preview, reports, export.", no_args_is_help=True)
+dnc_app = typer.Typer(help="Do-not-call lists: global and per campaign.", no_args_is_help=True)
+
+CLI_ACTOR = "cli"
+PROGRESS_FROM_BYTES = 1 << 20
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+CampaignOpt = Annotated[str, typer.Option("--campaign", "-c", help="The campaign's name.")]
+
+_open_database: Callable[[], Database] | None = None
+
+
+def register(app: typer.Typer, open_database: Callable[[], Database]) -> None:
+    """Add the dialer's command groups to the root CLI."""
+    global _open_database
+    _open_database = open_database
+    app.add_typer(campaign_app, name="campaign")
+    app.add_typer(lists_app, name="lists")
+    app.add_typer(dnc_app, name="dnc")
+
+
+def database() -> Database:
+    if _open_database is None:  # used without the root CLI (tests of this module alone)
+        settings = get_settings()
+        return Database(settings.db_url)
+    return _open_database()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
+
+
+@contextmanager
+def errors() -> Iterator[None]:
+    """Turn the errors a person can cause into a message and exit code 2."""
+    try:
+        yield
+    except ListFileError as exc:
+        raise fail(str(exc)) from exc
+    except CampaignError as exc:
+        raise fail(str(exc)) from exc
+
+
+@contextmanager
+def open_binary(path: Path) -> Iterator[BinaryIO]:
+    try:
+        f = path.open("rb")
+    except FileNotFoundError:
+        raise fail(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise fail(f"{path}: a folder, not a file") from None
+    except PermissionError:
+        raise fail(f"{path}: not allowed to read it") from None
+    with f:
+        yield f
+
+
+class ProgressBar:
+    """A plain bar on stderr for long imports; silent when stderr is not a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.label = label
+        self.enabled = enabled
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if not self.enabled or total <= 0:
+            return
+        now = time.monotonic()
+        if now - self.last < 0.1 and done < total:
+            return
+        self.last = now
+        frac = min(done / total, 1.0)
+        filled = int(frac * self.WIDTH)
+        bar = "#" * filled + "-" * (self.WIDTH - filled)
+        sys.stderr.write(f"\r{self.label} [{bar}] {frac:4.0%}")
+        sys.stderr.flush()
+        self.shown = True
+
+    def close(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+# --- campaign ------------------------------------------------------------------------------------
+
+
+@campaign_app.command("create")
+def campaign_create(
+    name: Annotated[str, typer.Argument(help="The campaign's name (letters, digits, _ . -).")],
+    from_file: Annotated[
+        Path | None, typer.Option("--from", help="A YAML file of settings (see config/campaigns/).")
+    ] = None,
+    kind: Annotated[CampaignKind | None, typer.Option(help="agent or broadcast.")] = None,
+    flow: Annotated[str | None, typer.Option(help="The IVR flow a broadcast plays.")] = None,
+    elder_welfare: Annotated[
+        bool | None,
+        typer.Option("--elder-welfare/--no-elder-welfare", help="Daytime windows clear of meals and naps."),
+    ] = None,
+    timezone: Annotated[
+        str | None, typer.Option(help="The callees' time zone (default Asia/Shanghai).")
+    ] = None,
+    description: Annotated[str | None, typer.Option(help="What the campaign is for.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a campaign (a draft) from a YAML file, or with sensible defaults."""
+    with errors():
+        spec = svc.load_spec_file(from_file, name) if from_file else svc.build_spec({"name": name})
+        overrides = {
+            k: v
+            for k, v in {
+                "kind": kind, "flow": flow, "elder_welfare": elder_welfare, "timezone": timezone,
+                "description": description,
+            }.items()
+            if v is not None
+        }  # fmt: skip
+        if overrides:
+            data = spec.public()
+            if "elder_welfare" in overrides and not (from_file and "windows" in _yaml_keys(from_file)):
+                data.pop("windows")
+            spec = svc.build_spec({**data, **overrides})
+        db = database()
+        with db.session() as session:
+            campaign = svc.create_campaign(session, spec, actor=CLI_ACTOR)
+            info = svc.describe(session, campaign)
+    emit(info, as_json, f"created campaign {name} (draft)\n" + svc.describe_text(info))
+
+
+def _yaml_keys(path: Path) -> set[str]:
+    import yaml
+
+    data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    return set(data) if isinstance(data, dict) else set()
+
+
+@campaign_app.command("show")
+def campaign_show(name: str, as_json: JsonOpt = False) -> None:
+    """Show a campaign's settings, status, contacts and recent imports."""
+    with errors():
+        db = database()
+        with db.session() as session:
+            info = svc.describe(session, svc.require_campaign(session, name))
+    emit(info, as_json, svc.describe_text(info))
+
+
+@campaign_app.command("list")
+def campaign_list(as_json: JsonOpt = False) -> None:
+    """List campaigns, highest priority first."""
+    db = database()
+    with db.session() as session:
+        found = svc.list_campaigns(session)
+        counts = svc.contact_counts(session)
+        rows = [
+            {
+                "name": c.name,
+                "kind": c.kind.value,
+                "status": c.status.value,
+                "priority": c.priority,
+                "contacts": sum(counts.get(c.id, {}).values()),
+                "pending": counts.get(c.id, {}).get("pending", 0),
+            }
+            for c in found
+        ]
+    lines = [
+        f"{r['name']:<24} {r['kind']:<10} {r['status']:<9} priority {r['priority']:>2}"
+        f"  {r['contacts']} contacts, {r['pending']} pending"
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or "no campaigns yet")
+
+
+@campaign_app.command("update")
+def campaign_update(
+    name: str,
+    from_file: Annotated[Path, typer.Option("--from", help="A YAML file with the settings to change.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Change settings from a YAML file (only the keys it has); the result is validated as a whole."""
+    import yaml
+
+    with errors():
+        try:
+            text = from_file.read_text(encoding="utf-8-sig")
+        except FileNotFoundError:
+            raise fail(f"{from_file}: no such file") from None
+        try:
+            changes = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise fail(f"{from_file}: not valid YAML ({exc})") from exc
+        if not isinstance(changes, dict):
+            raise fail(f"{from_file}: must be a mapping of settings")
+        changes.pop("name", None)
+        db = database()
+        with db.session() as session:
+            campaign = svc.update_campaign(
+                session, name, changes, actor=CLI_ACTOR, source=str(from_file), lines=svc.yaml_lines(text)
+            )
+            info = svc.describe(session, campaign)
+    emit(info, as_json, f"updated campaign {name}\n" + svc.describe_text(info))
+
+
+def _status(name: str, status: CampaignStatus, as_json: bool) -> None:
+    with errors():
+        db = database()
+        with db.session() as session:
+            campaign = svc.set_status(session, name, status, actor=CLI_ACTOR)
+            data = {"name": campaign.name, "status": campaign.status.value}
+    emit(data, as_json, f"campaign {name}: {status.value}")
+
+
+@campaign_app.command("start")
+def campaign_start(name: str, as_json: JsonOpt = False) -> None:
+    """Start dialling (draft → running)."""
+    _status(name, CampaignStatus.running, as_json)
+
+
+@campaign_app.command("pause")
+def campaign_pause(name: str, as_json: JsonOpt = False) -> None:
+    """Stop placing new calls; calls in progress finish."""
+    _status(name, CampaignStatus.paused, as_json)
+
+
+@campaign_app.command("resume")
+def campaign_resume(name: str, as_json: JsonOpt = False) -> None:
+    """Continue a paused campaign."""
+    _status(name, CampaignStatus.running, as_json)
+
+
+@campaign_app.command("finish")
+def campaign_finish(name: str, as_json: JsonOpt = False) -> None:
+    """End a campaign for good (its settings freeze; contacts and outcomes stay)."""
+    _status(name, CampaignStatus.finished, as_json)
+
+
+# --- lists ---------------------------------------------------------------------------------------
+
+MappingOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--mapping", help="Columns by header, letter or #position: phone=联系电话,name=B,timezone=#5"
+    ),
+]
+SheetOpt = Annotated[
+    str | None, typer.Option("--sheet", help="The worksheet of an XLSX (default: the first).")
+]
+HeaderRowOpt = Annotated[
+    int | None, typer.Option("--header-row", min=0, help="The header's row number (0: the file has none).")
+]
+
+
+def _mapping(spec: str | None) -> dict[str, str]:
+    try:
+        return parse_mapping(spec)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
+@lists_app.command("import")
+def lists_import(
+    file: Annotated[
+        Path, typer.Argument(help="The list: CSV/TSV (UTF-8, UTF-8 with BOM, GB18030/GBK) or XLSX.")
+    ],
+    campaign: CampaignOpt,
+    mapping: MappingOpt = None,
+    sheet: SheetOpt = None,
+    header_row: HeaderRowOpt = None,
+    dnc_file: Annotated[
+        Path | None, typer.Option("--dnc", help="A do-not-call file added to the campaign's list first.")
+    ] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option("--report", help="Write every rejected row (row, reason, detail) to this CSV."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Import a call list into a campaign; every row is accepted or rejected with its reason."""
+    from dialer.lists.importer import import_list, iter_rejects
+    from dialer.lists.report import write_rejects_csv
+
+    columns = _mapping(mapping)
+    settings = get_settings()
+    db = database()
+    size = file.stat().st_size if file.is_file() else 0
+    bar = ProgressBar(f"importing {file.name}", sys.stderr.isatty() and size >= PROGRESS_FROM_BYTES)
+    with errors(), open_binary(file) as stream:
+        dnc_stream = dnc_file.open("rb") if dnc_file and dnc_file.is_file() else None
+        if dnc_file and dnc_stream is None:
+            raise fail(f"{dnc_file}: no such file")
+        try:
+            result = import_list(
+                db, campaign, stream, file.name, actor=CLI_ACTOR, mapping=columns, sheet=sheet,
+                header_row=header_row, dnc_stream=dnc_stream, dnc_name=dnc_file.name if dnc_file else None,
+                region=settings.default_region, progress=bar,
+            )  # fmt: skip
+        finally:
+            bar.close()
+            if dnc_stream:
+                dnc_stream.close()
+    if report is not None and result.import_id is not None:
+        with report.open("w", encoding="utf-8", newline="") as out, db.session() as session:
+            write_rejects_csv(out, iter_rejects(session, result.import_id))
+    data = result.to_dict()
+    if report is not None:
+        data["report_file"] = str(report)
+    text = result.summary() + (f"\n  rejected rows written to {report}" if report is not None else "")
+    emit(data, as_json, text)
+
+
+@lists_app.command("preview")
+def lists_preview(
+    file: Annotated[Path, typer.Argument(help="The list file.")],
+    mapping: MappingOpt = None,
+    sheet: SheetOpt = None,
+    header_row: HeaderRowOpt = None,
+    rows: Annotated[int, typer.Option(min=1, max=50, help="How many data rows to show.")] = 5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show how a file would be read (encoding, header, columns, first rows; numbers masked)."""
+    from dialer.lists.importer import preview_list
+
+    with errors(), open_binary(file) as stream:
+        preview = preview_list(
+            stream, file.name, mapping=_mapping(mapping), sheet=sheet, header_row=header_row,
+            region=get_settings().default_region, allowed=None, rows=rows,
+        )  # fmt: skip
+    lines = [
+        f"{preview['file']}: {preview['format']}"
+        + (
+            f", {preview['encoding']}, delimiter {preview['delimiter']!r}"
+            if preview["format"] == "csv"
+            else ""
+        )
+        + (f", sheet {preview['sheet']!r}" if preview["sheet"] else ""),
+        f"header row: {preview['header_row'] or 'none'} (found by {preview['found_by']})",
+        "columns: "
+        + ", ".join(f"{c['letter']} {c['header'] or '-'} → {c['field'] or '-'}" for c in preview["columns"]),
+    ]
+    for r in preview["rows"]:
+        verdict = r["phone"] if r["phone"] else f"{r['reason']}: {r['detail']}"
+        lines.append(f"  row {r['row']}: {' | '.join(r['cells'])}  ⇒ {verdict}")
+    emit(preview, as_json, "\n".join(lines))
+
+
+@lists_app.command("imports")
+def lists_imports(campaign: CampaignOpt, as_json: JsonOpt = False) -> None:
+    """The imports into a campaign, newest first."""
+    with errors():
+        db = database()
+        with db.session() as session:
+            c = svc.require_campaign(session, campaign)
+            rows = [svc.import_summary(i) for i in svc.recent_imports(session, c, 1000)]
+    lines = [
+        f"#{r['id']:<5} {r['at'][:16]} {r['file']}: {r['status']}, rows {r['rows']}, accepted {r['accepted']},"
+        f" rejected {r['rejected']}, skipped {r['skipped']}" + (f" — {r['error']}" if r["error"] else "")
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or f"no imports into {campaign} yet")
+
+
+@lists_app.command("report")
+def lists_report(
+    import_id: Annotated[int, typer.Argument(help="The import's number (see `lists imports`).")],
+    out: Annotated[Path, typer.Option("--out", help="Where to write the rejected rows (CSV).")],
+) -> None:
+    """Write the rejected rows of an earlier import to a CSV file."""
+    from core.audit import audit
+    from dialer.lists.importer import iter_rejects
+    from dialer.lists.report import write_rejects_csv
+    from dialer.models import ListImport
+
+    db = database()
+    with db.session() as session:
+        job = session.get(ListImport, import_id)
+        if job is None:
+            raise fail(f"no import #{import_id}")
+        with out.open("w", encoding="utf-8", newline="") as f:
+            n = write_rejects_csv(f, iter_rejects(session, import_id))
+        audit(session, CLI_ACTOR, "list.rejects.download", str(import_id), rows=n)
+    typer.echo(f"{n} rejected rows of import #{import_id} written to {out}")
+
+
+class ExportFormat(StrEnum):
+    csv = "csv"
+    xlsx = "xlsx"
+
+
+@lists_app.command("export")
+def lists_export(
+    campaign: CampaignOpt,
+    out: Annotated[Path, typer.Option("--out", help="The file to write.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx.")] = ExportFormat.csv,
+    masked: Annotated[bool, typer.Option("--masked", help="Mask phone numbers (138****8000).")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Export a campaign's contacts and their outcomes (safe to open in Excel). Audited."""
+    from dialer.lists.export import export_contacts
+
+    with errors():
+        db = database()
+        with db.session() as session:
+            c = svc.require_campaign(session, campaign)
+            if fmt is ExportFormat.csv:
+                with out.open("w", encoding="utf-8", newline="") as f:
+                    n = export_contacts(session, c, f, "csv", mask=masked, actor=CLI_ACTOR, via="cli")
+            else:
+                n = export_contacts(session, c, out, "xlsx", mask=masked, actor=CLI_ACTOR, via="cli")
+    emit(
+        {"campaign": campaign, "format": fmt.value, "rows": n, "file": str(out), "masked": masked},
+        as_json,
+        f"{n} contacts of {campaign} written to {out}",
+    )
+
+
+# --- dnc -----------------------------------------------------------------------------------------
+
+DncCampaignOpt = Annotated[
+    str | None, typer.Option("--campaign", "-c", help="The campaign's own list (default: the global list).")
+]
+ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept with each number).")]
+
+
+def _dnc_text(r: dnc.DncResult, where: str) -> str:
+    text = f"{where}: {r.added} added, {r.already} already listed, {r.rejected} rejected"
+    if r.skipped:
+        text += f", {r.skipped} blank rows"
+    if r.contacts_cancelled:
+        text += f"; {r.contacts_cancelled} pending contacts cancelled"
+    for item in r.rejects[:20]:
+        at = f"row {item['row']}: " if item["row"] else ""
+        text += f"\n  {at}{item['reason']}: {item['detail']} ({item['value']})"
+    return text
+
+
+@dnc_app.command("import")
+def dnc_import(
+    file: Annotated[Path, typer.Argument(help="CSV/XLSX with a phone column (or only numbers).")],
+    campaign: DncCampaignOpt = None,
+    reason: ReasonOpt = None,
+    mapping: MappingOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Add every number of a file to the global do-not-call list or a campaign's."""
+    db = database()
+    with errors(), open_binary(file) as stream:
+        r = dnc.import_file(
+            db,
+            stream,
+            file.name,
+            campaign_name=campaign,
+            actor=CLI_ACTOR,
+            reason=reason,
+            mapping=_mapping(mapping),
+        )
+    emit(r.to_dict(), as_json, _dnc_text(r, f"do-not-call list {campaign or 'global'}"))
+
+
+@dnc_app.command("add")
+def dnc_add(
+    numbers: Annotated[list[str], typer.Argument(help="Numbers as people write them.")],
+    campaign: DncCampaignOpt = None,
+    reason: ReasonOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Put numbers on the global do-not-call list or a campaign's."""
+    with errors():
+        db = database()
+        with db.session() as session:
+            c = svc.require_campaign(session, campaign) if campaign else None
+            r = dnc.add_numbers(session, numbers, campaign=c, source="cli", reason=reason, actor=CLI_ACTOR)
+    emit(r.to_dict(), as_json, _dnc_text(r, f"do-not-call list {campaign or 'global'}"))
+    if r.rejected and not r.added and not r.already:
+        raise typer.Exit(2)
+
+
+@dnc_app.command("remove")
+def dnc_remove(number: str, campaign: DncCampaignOpt = None, as_json: JsonOpt = False) -> None:
+    """Take a number off a do-not-call list."""
+    with errors():
+        db = database()
+        with db.session() as session:
+            c = svc.require_campaign(session, campaign) if campaign else None
+            gone = dnc.remove_number(session, number, campaign=c, actor=CLI_ACTOR)
+    where = campaign or "global"
+    emit(
+        {"removed": gone, "list": where},
+        as_json,
+        f"{number}: {'removed from' if gone else 'not on'} {where} list",
+    )
+    if not gone:
+        raise typer.Exit(1)
+
+
+@dnc_app.command("list")
+def dnc_list(
+    campaign: DncCampaignOpt = None,
+    search: Annotated[str | None, typer.Option(help="Digits the number contains.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100000)] = 100,
+    offset: Annotated[int, typer.Option(min=0)] = 0,
+    as_json: JsonOpt = False,
+) -> None:
+    """List a do-not-call list, newest first."""
+    with errors():
+        db = database()
+        with db.session() as session:
+            c = svc.require_campaign(session, campaign) if campaign else None
+            total, entries = dnc.list_entries(session, campaign=c, limit=limit, offset=offset, search=search)
+    rows = [e.as_dict() for e in entries]
+    lines = [f"{r['phone']:<18} {r['added_at'][:16]}  {r['source']}  {r['reason'] or ''}" for r in rows]
+    shown = f"{len(rows)} of {total}" if total > len(rows) else f"{total}"
+    emit(
+        {"total": total, "entries": rows},
+        as_json,
+        "\n".join([f"do-not-call list {campaign or 'global'}: {shown} numbers", *lines]),
+    )
