@@ -3,7 +3,7 @@
 # Usage: scripts/install-system.sh [test]   ("test" adds what only the test suite needs)
 set -euo pipefail
 
-want=(python3-venv espeak-ng sox libsndfile1 mosquitto postgresql debootstrap)
+want=(python3-venv espeak-ng sox libsndfile1 libportaudio2 mosquitto postgresql debootstrap)
 [ "${1:-}" = "test" ] && want+=(chromium baresip)
 
 missing=()

@@ -287,7 +287,9 @@ class SoundBridge:
         return level_dbfs(b"".join(seen))
 
 
-async def attach_sound(engine: Any, input_device: str | None, output_device: str | None) -> SoundBridge | None:
+async def attach_sound(
+    engine: Any, input_device: str | None, output_device: str | None
+) -> SoundBridge | None:
     """Attach a headset bridge to the engine, or None (said in the log) when there is no sound."""
     if not list_devices():
         log.warning("no sound devices: calls will be silent on this PC")

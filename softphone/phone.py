@@ -303,7 +303,7 @@ class Softphone:
                 self.announce("Phone connected to the call centre.", cue="registered")
         else:
             self.registration_text = f"not connected: {e.reason or e.code}"
-            if was or e.code >= 300 or e.code == 0 or 100 > e.code:
+            if was or e.code >= 300 or e.code == 0 or e.code < 100:
                 self.announce(
                     f"Phone lost its connection to the call centre ({e.reason or e.code}). Retrying.",
                     "assertive",

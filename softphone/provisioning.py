@@ -7,6 +7,7 @@ forgotten. The SIP password comes from `/api/agents/me/sip` and lives only in me
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Literal, cast
 
 import httpx
@@ -30,10 +31,8 @@ class ServerClient:
 
     async def aclose(self) -> None:
         if self._token is not None:
-            try:
+            with contextlib.suppress(httpx.HTTPError):
                 await self._http.post("/api/auth/logout", headers=self._auth())
-            except httpx.HTTPError:
-                pass
         self._token = None
         await self._http.aclose()
 

@@ -86,7 +86,7 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     server = ServerClient(opts.server)
     await server.login(opts.user, opts.password)
-    opts.password = ""  # noqa: S105 - forget it: from here on the token speaks for the agent
+    opts.password = ""
     sip = await server.sip_account(srtp=opts.srtp)
     engine = Engine(
         EngineConfig(

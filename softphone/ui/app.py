@@ -118,7 +118,9 @@ def create_ui(phone: Softphone, *, audio: Any = None, token: str | None = None) 
                     return
                 yield f"data: {json.dumps(phone.view(), ensure_ascii=False)}\n\n"
 
-        return StreamingResponse(stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}
+        )
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -49,8 +49,7 @@ class PhoneServer:
     def far_end(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` (e.g. engine.ring) on the phone's loop and return its result."""
         assert self.loop is not None
-        done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(self._call(fn), self.loop)  # type: ignore[arg-type]
-        return done.result(5)
+        return asyncio.run_coroutine_threadsafe(self._call(fn), self.loop).result(5)
 
     @staticmethod
     async def _call(fn: Callable[[], Any]) -> Any:
