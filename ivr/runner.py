@@ -519,14 +519,19 @@ async def run_flow(
     contact_fields: Mapping[str, object],
     events: EventSource,
     *,
-    prompts: PromptCache,
+    prompts: PromptCache | None = None,
     recordings_dir: Path | None = None,
     prompt_dirs: Sequence[Path] = (),
     answer: bool = False,
 ) -> FlowResult:
     """Run ``flow`` on the channel (already in Stasis) until it hangs up, transfers or the callee
     hangs up. ``events`` yields this call's ARI events (EventDispatcher.subscribe). With
-    ``answer`` the runner answers the channel first (inbound calls)."""
+    ``answer`` the runner answers the channel first (inbound calls). ``prompts`` defaults to the
+    cache under the settings' var dir."""
+    if prompts is None:
+        from core.settings import get_settings
+
+        prompts = PromptCache.for_var_dir(get_settings().var_dir, voice=flow.voice)
     run = _Run(
         ari,
         channel_id,

@@ -25,7 +25,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -247,13 +247,6 @@ class PromptCache:
 
     async def silence(self, seconds: float) -> Path:
         return await self._shared(f"silence:{seconds}", lambda: self.silence_sync(seconds))
-
-
-async def timed(make: Awaitable[Path]) -> tuple[Path, float]:
-    """(result, seconds taken): for figures in the CLI and the tests."""
-    started = time.perf_counter()
-    path = await make
-    return path, time.perf_counter() - started
 
 
 def clear_stale_temp(root: Path, older_than: float = 3600.0) -> int:

@@ -13,9 +13,8 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -90,13 +89,9 @@ class Call:
     result: FlowResult | None = None
     up_after_flow: bool | None = None  # the channel still existed when run_flow returned
     prepare_seconds: float = 0.0
-    stasis_to_audio: float | None = None
-    plays: list[dict[str, Any]] = field(default_factory=list)
 
 
-async def _call(
-    ari: AriClient, dispatcher: EventDispatcher, runner: FlowRunner, call: Call, recordings: Path
-) -> None:
+async def _call(ari: AriClient, dispatcher: EventDispatcher, runner: FlowRunner, call: Call) -> None:
     call.channel_id = f"ivr-{call.name}-{uuid.uuid4().hex[:8]}"
     with dispatcher.subscription(call.channel_id) as events:
         # As the dialer does: render the contact's prompts while the callee's phone rings.
@@ -151,9 +146,7 @@ async def _run_all(settings: Settings) -> dict[str, Call]:
                 await dispatcher.connected.wait()
             runner = FlowRunner(ari, prompts, recordings_dir=settings.recordings_dir)
             async with asyncio.timeout(150):
-                await asyncio.gather(
-                    *(_call(ari, dispatcher, runner, c, settings.recordings_dir) for c in calls.values())
-                )
+                await asyncio.gather(*(_call(ari, dispatcher, runner, c) for c in calls.values()))
             # Nothing left behind: every channel of ours is gone within a moment.
             ours = {c.channel_id for c in calls.values()}
             for _ in range(50):

@@ -272,8 +272,10 @@ async def test_callee_hangs_up_during_intro(
     ari: FakeAri, dispatcher: EventDispatcher, prompts: PromptCache
 ) -> None:
     ari.play_time = 1.0
+    flow = vaccination()
+    await prepare_prompts(flow, CONTACT, prompts)  # so the hang-up lands in the playback
     ari.callee_hangs_up(0.05, cause=16)
-    result = await run(ari, dispatcher, prompts, vaccination())
+    result = await run(ari, dispatcher, prompts, flow)
     assert result.outcome is None and result.path == ["intro"]
     assert result.ended == "callee_hangup" and result.hangup_by == "callee" and result.hangup_cause == 16
     assert ari.hangups == [] and ari.stopped == []

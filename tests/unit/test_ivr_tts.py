@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from ivr.tts import EspeakNg, PromptCache, TtsEngine, TtsError, media_uri, wav_seconds
+from ivr.tts import EspeakNg, PromptCache, TtsEngine, TtsError, clear_stale_temp, media_uri, wav_seconds
 
 needs_tools = pytest.mark.skipif(
     not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng and sox are needed"
@@ -173,3 +173,19 @@ def test_silence_and_media_uri(tmp_path: Path) -> None:
     gap = cache.silence_sync(0.8)
     assert gap.name == "800.wav" and abs(wav_seconds(gap) - 0.8) < 0.01
     assert media_uri(gap) == f"sound:{tmp_path.resolve()}/silence/800"
+
+
+def test_clear_stale_temp_removes_only_old_leftovers(tmp_path: Path) -> None:
+    import os
+
+    old = tmp_path / "tts" / "ab" / ".abc.x1.tmp.wav"
+    old.parent.mkdir(parents=True)
+    old.write_bytes(b"half")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    fresh = old.with_name(".abc.x2.tmp.wav")
+    fresh.write_bytes(b"in progress")
+    kept = old.with_name("abc.wav")
+    kept.write_bytes(b"whole")
+    os.utime(kept, (time.time() - 7200, time.time() - 7200))
+    assert clear_stale_temp(tmp_path) == 1
+    assert not old.exists() and fresh.exists() and kept.exists()
