@@ -6,16 +6,18 @@ printed by `pytest -s -k error_table tests/unit/test_analytics.py`):
 | figure | tolerance |
 | --- | --- |
 | duration_s | 1 ms |
-| talk_s per side | 0.3 s + 2 % of the true talk time |
-| silence_s (dead air total) | 0.5 s + 5 % of the true dead air |
+| talk_s per side | 0.3 s + 2 % of the true talk time (a side at 10 dB SNR: 0.3 s + 4 %) |
+| silence_s (dead air total) | 0.5 s + 5 % of the true dead air (a side at 10 dB SNR: 0.5 s + 10 %) |
 | longest_silence_s | 0.3 s |
 | overtalk_s | 0.5 s |
 | overtalk_count | ±1 (a stretch near the 0.5 s threshold may fall either side) |
 | longest monologue per side | 0.3 s |
 
-for home-office and phone-line noise at 10-25 dB SNR (pink, telephone band), over two corpora of
-espeak-ng speech: A (the default voices; the analytics' defaults were chosen on it) and B (other
-voices, speeds, pitches and lines; never used for choosing).
+for home-office and phone-line noise at 10-25 dB SNR (pink, telephone band), over three corpora
+of espeak-ng speech (tests/audio_fixtures.py): A, the default voices, on which the analytics'
+defaults were chosen; B, other voices and lines, held out at first, then used with A to choose the
+30 ms release at speech ends; C, other voices and lines again, made afterwards and used for nothing
+but this measurement.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from recordings.vad import ChannelVad, LinearResampler, VadSettings, smooth, vad
 from tests.audio_fixtures import (
     CORPUS_A,
     CORPUS_B,
+    CORPUS_C,
     RATE,
     ClipBank,
     LabelledCall,
@@ -59,7 +62,7 @@ CONDITIONS = {
     "both-10dB": (Level(-20, 10), Level(-24, 10)),
 }
 SEEDS = range(6)
-CORPORA = {"A": (CORPUS_A, 0), "B": (CORPUS_B, 100)}  # corpus, first seed of its scripts
+CORPORA = {"A": (CORPUS_A, 0), "B": (CORPUS_B, 100), "C": (CORPUS_C, 200)}  # corpus, its first seed
 
 
 @pytest.fixture(scope="session")
@@ -93,13 +96,15 @@ def figures_error(result: CallAnalytics, call: LabelledCall) -> dict[str, tuple[
     }
 
 
-def tolerance(name: str, true: float) -> float:
+def tolerance(name: str, true: float, snr_db: float = 15.0) -> float:
+    """The stated error; `snr_db` is the lower SNR of the two sides."""
+    noisy = snr_db < 15
     if name == "duration_s":
         return 0.001
     if name.startswith("talk_s"):
-        return 0.3 + 0.02 * true
+        return 0.3 + (0.04 if noisy else 0.02) * true
     if name == "silence_s":
-        return 0.5 + 0.05 * true
+        return 0.5 + (0.10 if noisy else 0.05) * true
     if name == "overtalk_s":
         return 0.5
     if name == "overtalk_count":
@@ -107,11 +112,11 @@ def tolerance(name: str, true: float) -> float:
     return 0.3  # longest silence, longest monologues
 
 
-def assert_within(result: CallAnalytics, call: LabelledCall) -> None:
+def assert_within(result: CallAnalytics, call: LabelledCall, snr_db: float = 15.0) -> None:
     bad = [
-        f"{name}: measured {m:.3f}, true {t:.3f}, error {m - t:+.3f} (allowed ±{tolerance(name, t):.3f})"
+        f"{name}: measured {m:.3f}, true {t:.3f}, error {m - t:+.3f} (allowed ±{tolerance(name, t, snr_db):.3f})"
         for name, (m, t) in figures_error(result, call).items()
-        if abs(m - t) > tolerance(name, t) + 1e-9
+        if abs(m - t) > tolerance(name, t, snr_db) + 1e-9
     ]
     assert not bad, f"{call.path.name}:\n" + "\n".join(bad)
 
@@ -149,7 +154,7 @@ def test_scripted_call_within_stated_error(bank: ClipBank, calls_dir: Path, cond
     # the scene is what it says: an interruption, nine seconds of dead air, clicks in silence
     assert truth.overtalk_count == 1 and truth.overtalk_s > 1.0
     assert 8.5 < truth.longest_silence_s < 9.5
-    assert_within(analyze_file(call.path), call)
+    assert_within(analyze_file(call.path), call, min(level.snr_db for level in CONDITIONS[condition]))
 
 
 @needs_tools
@@ -160,7 +165,7 @@ def test_random_calls_within_stated_error(
     bank: ClipBank, calls_dir: Path, corpus: str, condition: str, seed: int
 ) -> None:
     call = make_random(bank, calls_dir, corpus, condition, seed)
-    assert_within(analyze_file(call.path), call)
+    assert_within(analyze_file(call.path), call, min(level.snr_db for level in CONDITIONS[condition]))
 
 
 @needs_tools
