@@ -90,5 +90,9 @@ class ServerClient:
         body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
         return cast(dict[str, Any], body)
 
+    async def post_wrapup(self, record: dict[str, Any]) -> None:
+        """The agent's disposition for a call; the server passes it on as a `wrapup` CallEvent."""
+        await self._call("POST", "/api/agents/me/wrapup", json=record)
+
     async def post_quality(self, report: dict[str, Any]) -> None:
         await self._call("POST", "/api/agents/me/quality", json=report)

@@ -12,15 +12,16 @@ import json
 import logging
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from core.settings import Settings
 from softphone.engine import DEFAULT_CODECS, Engine, EngineConfig
 from softphone.phone import Announcement, PhoneOptions, Softphone
 from softphone.presence import AgentBus, AgentStatus, BusPublisher, HttpPublisher, StatePublisher
-from softphone.provisioning import ServerClient
+from softphone.provisioning import ProvisioningError, ServerClient
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,16 @@ def _printer(out: TextIO, phone: Softphone) -> asyncio.Task[None]:
     return asyncio.create_task(follow(), name="announce-stdout")
 
 
+def _wrapup_sender(server: ServerClient) -> Callable[[dict[str, Any]], Awaitable[None]]:
+    async def send(record: dict[str, Any]) -> None:
+        try:
+            await server.post_wrapup(record)
+        except ProvisioningError as exc:  # logged, not retried (yet)
+            log.warning("wrap-up not sent to the server: %s", exc)
+
+    return send
+
+
 async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     stop = stop or asyncio.Event()
     server = ServerClient(opts.server)
@@ -106,6 +117,7 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
         status,
         server=server,
         options=PhoneOptions(auto_answer=opts.auto_answer, auto_wrapup=opts.headless),
+        on_wrapup=_wrapup_sender(server),
     )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
