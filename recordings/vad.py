@@ -206,7 +206,7 @@ class ChannelVad:
             part = db[k : k + self._step]
             self._recent_db = np.concatenate([self._recent_db, part])[-self._window :]
             live = self._recent_db[self._recent_db > self._DIGITAL_SILENCE_DB]
-            if live.size:  # the FLOOR_Q quantile, by partition: np.quantile costs ten times more
+            if live.size:  # the FLOOR_Q quantile, by partition: np.quantile costs over ten times more
                 nth = int(self.FLOOR_Q * (live.size - 1))
                 floor[k : k + self._step] = np.partition(live, nth)[nth]
             else:
