@@ -13,10 +13,11 @@ hissing line) as speech and it cannot tell a click from a syllable:
   level that changes during the call and never needs the whole call in memory;
 - **smoothing** (`smooth`): dips shorter than `hangover_s` are filled (between syllables), runs
   without `min_burst_s` of unbroken speech are dropped (a click, a train of clicks from typing),
-  pauses shorter than `min_pause_s` are bridged (a pause between words or a breath is not
-  silence), and what is left shorter than `min_speech_s` is dropped (an isolated knock).
+  `release_s` is added at every end, pauses shorter than `min_pause_s` are bridged (a pause
+  between words or a breath is not silence), and what is left shorter than `min_speech_s` is
+  dropped (an isolated knock).
 
-Only one byte per frame is kept for the whole call (about 120 bytes a second per channel at 30 ms
+Only one byte per frame is kept for the whole call (about 33 bytes a second per channel at 30 ms
 frames); audio itself is never held beyond one block.
 """
 
@@ -51,7 +52,7 @@ class VadSettings:
     aggressiveness: int = 1
     """webrtcvad mode 0-3: higher says "speech" less readily."""
     frame_ms: int = 30
-    """10, 20 or 30; 30 is the fastest and webrtcvad's most reliable."""
+    """10, 20 or 30; 30 is the fastest (and the one validated)."""
     gate_db: float = 9.0
     """Speech must reach this many dB above the running noise floor somewhere (0: no gate)."""
     gate_low_db: float = 2.0
@@ -77,6 +78,7 @@ class VadSettings:
                 self.gate_db,
                 self.gate_low_db,
                 self.hangover_s,
+                self.release_s,
                 self.min_burst_s,
                 self.min_speech_s,
                 self.min_pause_s,
@@ -250,13 +252,14 @@ def _bridge(
 
 
 def smooth(flags: BoolArray, frame_s: float, settings: VadSettings) -> list[Segment]:
-    """Frame flags to speech segments in seconds, in four steps:
+    """Frame flags to speech segments in seconds, in five steps:
 
     1. gaps shorter than `hangover_s` are filled (the dips between syllables);
     2. a run so joined is kept only if it holds `min_burst_s` of unbroken speech somewhere: a
        click is a frame or two, and a train of them (typing) never has such a stretch;
-    3. pauses shorter than `min_pause_s` are bridged (between words and phrases);
-    4. segments still shorter than `min_speech_s` are dropped (an isolated knock or pop).
+    3. `release_s` (whole frames) is added to every end;
+    4. pauses shorter than `min_pause_s` are bridged (between words and phrases);
+    5. segments still shorter than `min_speech_s` are dropped (an isolated knock or pop).
     """
     raw_starts, raw_ends = runs(flags)
     if not raw_starts.size:
