@@ -9,8 +9,9 @@ Ground truth. An espeak clip has pauses inside it (between words, at commas), so
 its own label. The label is found on the *clean* clip, before noise is added: 10 ms frames whose
 energy is within 40 dB of the clip's loudest frame are speech. Those runs, placed at the clip's
 start time, are then smoothed on each side exactly as the analytics define talk (the same
-VadSettings and the same four steps: hangover, a burst of unbroken speech required, pauses
-bridged, short leftovers dropped).
+VadSettings and the same steps: hangover, a burst of unbroken speech required, pauses bridged,
+short leftovers dropped; not the detector's `release_s`, which makes up for word ends lost in
+noise and has nothing to make up for on a clean clip).
 So the truth says "this side was talking from s to e, with no pause of `min_pause_s` or more", and
 the error measured is the detector's alone (noise, onset and release), not a difference of
 definitions. The figures of the truth come from the same `recordings.timeline.figures`.
