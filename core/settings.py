@@ -24,6 +24,11 @@ class AsteriskNode(BaseModel):
     # Where warmline writes provisioned config for this node (e.g. pjsip_agents.conf);
     # None means the lab's own config folder.
     config_dir: Path | None = None
+    # How the dialer reaches a number: {number} is the E.164 digits without '+'.
+    # Production: "PJSIP/{number}@carrier".
+    dial_template: str = "Local/{number}@lab-pstn"
+    # Calls this node may carry at once (the dialer never originates beyond it).
+    max_channels: int = 200
 
 
 class Settings(BaseSettings):
@@ -49,6 +54,13 @@ class Settings(BaseSettings):
     token_ttl_hours: int = 12
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
+    # The dialer worker runs inside `warmline up` (tests and API-only processes turn it off).
+    dialer_enabled: bool = True
+    # Seconds between the dialer's passes over running campaigns, and between published figures.
+    dialer_tick: float = 0.2
+    dialer_stats_every: float = 3.0
+    # Seconds a callee may ring before the originate gives up (outcome no_answer).
+    dialer_ring_timeout: int = 30
 
     @property
     def db_url(self) -> str:

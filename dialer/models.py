@@ -205,3 +205,45 @@ class DncCampaign(Base):
     reason: Mapped[str | None] = mapped_column(String(255))
     added_by: Mapped[str] = mapped_column(String(64))
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class AttemptState(enum.StrEnum):
+    created = "created"  # written before the originate; its id is the channel id
+    dialing = "dialing"  # ARI accepted the originate
+    answered = "answered"  # the callee picked up
+    ended = "ended"  # classified; the contact was updated in the same transaction
+    reconciled = "reconciled"  # found without a live channel after a crash or restart, and closed
+
+
+class Attempt(Base):
+    """One call attempt to one contact: the ledger the dialer writes before it dials.
+
+    The id is a UUID used as the ARI channel id, so a restarted dialer can match its attempts with
+    the channels Asterisk still has. `(contact_id, attempt_no)` is unique: an attempt is never
+    counted twice.
+    """
+
+    __tablename__ = "attempts"
+    __table_args__ = (
+        UniqueConstraint("contact_id", "attempt_no", name="uq_attempts_contact_attempt_no"),
+        # Live attempts, for capacity and reconciliation.
+        Index("ix_attempts_state", "state", "campaign_id"),
+        # Figures per campaign over time.
+        Index("ix_attempts_campaign_created", "campaign_id", "created_at"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    attempt_no: Mapped[int] = mapped_column(Integer)
+    node: Mapped[str] = mapped_column(String(64))
+    state: Mapped[AttemptState] = mapped_column(_enum(AttemptState), default=AttemptState.created)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    answered_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    hangup_cause: Mapped[int | None] = mapped_column(Integer)
+    amd_status: Mapped[str | None] = mapped_column(String(16))
+    flow_outcome: Mapped[str | None] = mapped_column(String(32))
+    outcome: Mapped[str | None] = mapped_column(String(32))
+    digits: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
