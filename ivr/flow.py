@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 # Outcomes a flow may set without declaring them; they match what the dialer classifies.
 STANDARD_OUTCOMES: frozenset[str] = frozenset(
-    {"confirmed", "completed", "reschedule", "opted_out", "agent", "help", "callback", "no_input", "invalid"}
+    {"confirmed", "completed", "reschedule", "opted_out", "agent", "help", "callback", "no_input"}
 )
 NODE_ID = r"^[A-Za-z_][A-Za-z0-9_\-]*$"
 DTMF = re.compile(r"^[0-9*#]+$")
