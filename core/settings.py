@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     token_ttl_hours: int = 12
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
+    # Elder-welfare escalation: every new alert is also POSTed (JSON) here when set.
+    welfare_webhook_url: str | None = None
+    welfare_webhook_attempts: int = 5
+    # Inbound hotline numbers (number -> flow, skill, opening hours); see config/inbound/.
+    inbound_config: Path = Path(__file__).resolve().parent.parent / "config" / "inbound" / "hotline.yaml"
     # The dialer worker runs inside `warmline up` (tests and API-only processes turn it off).
     dialer_enabled: bool = True
     # Seconds between the dialer's passes over running campaigns, and between published figures.

@@ -5,5 +5,15 @@ from core import audit as audit_models
 from core.auth import models as auth_models
 from core.db import Base
 from dialer import models as dialer_models
+from dialer.welfare import models as welfare_models
+from recordings import models as recordings_models
 
-__all__ = ["Base", "agents_models", "audit_models", "auth_models", "dialer_models"]
+__all__ = [
+    "Base",
+    "agents_models",
+    "audit_models",
+    "auth_models",
+    "dialer_models",
+    "recordings_models",
+    "welfare_models",
+]

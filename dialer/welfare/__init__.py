@@ -1,0 +1,1 @@
+"""Elder-welfare escalation: alerts for elders not reached or asking for help."""
