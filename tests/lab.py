@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from core.ari import AriClient
 from core.settings import AsteriskNode, Settings
-from warmline.lab import LabError, find_asterisk, lab_start, lab_stop
+from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_stop
 
 
 @contextlib.contextmanager
@@ -43,3 +44,9 @@ def private_lab(var_dir: Path, port_base: int, **settings_kwargs: object) -> Ite
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def lab_client(settings: Settings) -> AriClient:
+    """An ARI client for the lab that `settings` describe (use as `async with`)."""
+    st = lab_status(settings)
+    return AriClient(st.ari_url, st.ari_user, st.ari_password, st.app)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,19 +18,19 @@ from pathlib import Path
 import pytest
 
 from core.ari import AriClient, AriError
-from core.settings import AsteriskNode, Settings
+from core.settings import Settings
 from ivr.check import load_flow
 from ivr.dispatch import EventDispatcher
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import PromptCache
-from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_stop
+from tests.lab import lab_client, private_lab
 
 pytestmark = pytest.mark.integration
 
-ARI_PORT = 48088
-SIP_PORT = 45060
-RTP = ("46000", "46999")
+PORT_BASE = 40000  # ARI 48088, SIP 45060, RTP 46000-46999 (tests/lab.py)
+ARI_PORT = PORT_BASE + 8088
+SIP_PORT = PORT_BASE + 5060
 NUMBER = "1380013800{}"
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "ivr"
 CONTACT = {"name": "张三", "clinic": "朝阳社区卫生服务中心", "date": "三月五日"}
@@ -49,34 +48,11 @@ nodes:
 
 @pytest.fixture(scope="module")
 def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    try:
-        find_asterisk()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    var = tmp_path_factory.mktemp("ivr-lab") / "var"
-    saved = {k: os.environ.get(k) for k in ("WARMLINE_LAB_RTP_START", "WARMLINE_LAB_RTP_END")}
-    os.environ.update(WARMLINE_LAB_RTP_START=RTP[0], WARMLINE_LAB_RTP_END=RTP[1])
-    settings = Settings(
-        var_dir=var,
-        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ARI_PORT}/ari")],
-        sip_port=SIP_PORT,
-        _env_file=None,
-    )
-    assert lab_start(settings).state == "running"
-    try:
+    with private_lab(tmp_path_factory.mktemp("ivr-lab") / "var", PORT_BASE) as settings:
         yield settings
-    finally:
-        lab_stop(settings)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
-def client(settings: Settings) -> AriClient:
-    st = lab_status(settings)
-    return AriClient(st.ari_url, st.ari_user, st.ari_password, st.app)
+client = lab_client
 
 
 @dataclass

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,48 +19,25 @@ from typing import Any
 import pytest
 
 from core.ari import AriClient, AriError
-from core.settings import AsteriskNode, Settings
-from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_stop
+from core.settings import Settings
+from tests.lab import lab_client, private_lab
+from warmline.lab import lab_start, lab_status, lab_stop
 
 pytestmark = pytest.mark.integration
 
-ARI_PORT = 28088
-SIP_PORT = 25060
+PORT_BASE = 20000  # ARI 28088, SIP 25060, RTP 26000-26999 (tests/lab.py)
+ARI_PORT = PORT_BASE + 8088
+SIP_PORT = PORT_BASE + 5060
 NUMBER = "1380013800{}"
 
 
 @pytest.fixture(scope="module")
 def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    try:
-        find_asterisk()
-    except LabError as exc:
-        pytest.skip(str(exc))
-    if not (shutil.which("espeak-ng") and shutil.which("sox")):
-        pytest.skip("the lab needs espeak-ng and sox")
-    var = tmp_path_factory.mktemp("lab") / "var"
-    saved = {k: os.environ.get(k) for k in ("WARMLINE_LAB_RTP_START", "WARMLINE_LAB_RTP_END")}
-    os.environ.update(WARMLINE_LAB_RTP_START="33000", WARMLINE_LAB_RTP_END="33999")
-    settings = Settings(
-        var_dir=var,
-        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ARI_PORT}/ari")],
-        sip_port=SIP_PORT,
-    )
-    status = lab_start(settings)
-    assert status.state == "running"
-    try:
+    with private_lab(tmp_path_factory.mktemp("lab") / "var", PORT_BASE) as settings:
         yield settings
-    finally:
-        lab_stop(settings)
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
-def client(settings: Settings) -> AriClient:
-    st = lab_status(settings)
-    return AriClient(st.ari_url, st.ari_user, st.ari_password, st.app)
+client = lab_client
 
 
 # ------------------------------------------------------------------ one call, observed
