@@ -7,6 +7,7 @@ from core.db import Base
 from dialer import models as dialer_models
 from dialer.welfare import models as welfare_models
 from recordings import models as recordings_models
+from recordings.qa import models as qa_models
 
 __all__ = [
     "Base",
@@ -14,6 +15,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "dialer_models",
+    "qa_models",
     "recordings_models",
     "welfare_models",
 ]

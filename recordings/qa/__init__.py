@@ -1,0 +1,1 @@
+"""Quality review of recorded calls: fair samples, scorecards, reviews, calibration."""
