@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -29,7 +28,7 @@ import pytest
 from core.ari import AriClient, AriError
 from core.auth.models import Role
 from core.db import Database
-from core.settings import AsteriskNode, Settings
+from core.settings import Settings
 from softphone.audio import level_dbfs
 from softphone.engine import Engine, EngineConfig
 from softphone.events import (
@@ -45,12 +44,14 @@ from softphone.phone import PhoneOptions, Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from softphone.provisioning import ServerClient
 from tests.e2e.conftest import LiveServer
+from tests.lab import lab_client, private_lab
 from warmline import accounts, migrate
-from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_stop
+from warmline.lab import lab_start, lab_stop
 
 pytestmark = pytest.mark.integration
 
-ARI_PORT, SIP_PORT = 38088, 35060
+PORT_BASE = 30000  # ARI 38088, SIP 35060, RTP 36000-36999 (tests/lab.py)
+ARI_PORT, SIP_PORT = PORT_BASE + 8088, PORT_BASE + 5060
 PASSWORD = "lab-agent-password-1"
 AGENTS = ("mei", "lan", "bai")
 EXTENSIONS = {"1001": "mei", "1002": "lan", "1003": "bai"}  # the platform's directory
@@ -60,42 +61,23 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
-    try:
-        find_asterisk()
-    except LabError as exc:
-        pytest.skip(str(exc))
     var = tmp_path_factory.mktemp("softphone-lab") / "var"
-    saved = {k: os.environ.get(k) for k in ("WARMLINE_LAB_RTP_START", "WARMLINE_LAB_RTP_END")}
-    os.environ.update(WARMLINE_LAB_RTP_START="36000", WARMLINE_LAB_RTP_END="36999")
-    settings = Settings(
-        var_dir=var,
-        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ARI_PORT}/ari")],
-        sip_port=SIP_PORT,
-        _env_file=None,
-    )
-    var.mkdir(parents=True)
-    migrate.upgrade(settings.db_url)
-    db = Database(settings.db_url)
-    assert lab_start(settings).state == "running"
-    try:
-        for name in AGENTS:
-            change = asyncio.run(accounts.add_user(settings, db, name, Role.agent, PASSWORD, actor="test"))
-            assert change.sip_endpoint == name
-        with LiveServer(settings, db) as server:
-            yield settings, server.url
-    finally:
-        lab_stop(settings)
-        db.dispose()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with private_lab(var, PORT_BASE) as settings:
+        migrate.upgrade(settings.db_url)
+        db = Database(settings.db_url)
+        try:
+            for name in AGENTS:
+                change = asyncio.run(
+                    accounts.add_user(settings, db, name, Role.agent, PASSWORD, actor="test")
+                )
+                assert change.sip_endpoint == name
+            with LiveServer(settings, db) as server:
+                yield settings, server.url
+        finally:
+            db.dispose()
 
 
-def ari_client(settings: Settings) -> AriClient:
-    st = lab_status(settings)
-    return AriClient(st.ari_url, st.ari_user, st.ari_password, st.app)
+ari_client = lab_client
 
 
 class Switchboard:
