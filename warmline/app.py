@@ -18,9 +18,11 @@ from core.bus import Bus
 from core.db import Database
 from core.deps import SignInRequired
 from core.settings import Settings, get_settings
+from dialer.api import router as dialer_router
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
+from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.pages import router as console_router
 from warmline.health import router as health_router
 
@@ -52,6 +54,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.settings = settings
     app.state.db = database
     for router in (health_router, auth_router, users_router, audit_router, agents_router, console_router):
+        app.include_router(router)
+    for router in (dialer_router, campaigns_console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

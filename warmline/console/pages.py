@@ -143,5 +143,5 @@ def _placeholder(section: Section) -> None:
 
 
 for _s in SECTIONS:
-    if _s.path not in {"/console", "/console/system", "/console/users"}:
+    if _s.path not in {"/console", "/console/system", "/console/users", "/console/campaigns"}:
         _placeholder(_s)

@@ -1,0 +1,268 @@
+"""Console pages for campaigns: the list, a new-campaign form, one campaign with its list import
+(preview, upload with progress, the report), imports and their reports.
+
+Every page works without JavaScript (plain forms); campaigns.js adds the mapping preview and the
+upload progress, announced through the page's live status region. Numbers on these pages are
+masked; full rejected rows and exports are downloads, which are audited.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.auth.models import Role, User
+from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from dialer import campaigns as svc
+from dialer import dnc
+from dialer.campaigns import CampaignError, SpecError
+from dialer.lists import phones
+from dialer.lists.decode import ListFileError
+from dialer.lists.mapping import parse_mapping
+from dialer.lists.report import REASONS
+from dialer.models import Campaign, CampaignStatus, ListImport
+from dialer.schedule import DAYS
+from warmline.console.pages import _section, render
+
+router = APIRouter(include_in_schema=False)
+SECTION = _section("/console/campaigns")
+PageUser = Annotated[User, Depends(Roles(*SECTION.roles, page=True))]
+ManagerPage = Annotated[User, Depends(Roles(Role.manager, page=True))]
+DAY_NAMES = dict(
+    zip(DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True)
+)
+STATUS_ACTIONS = {
+    CampaignStatus.draft: [("running", "Start")],
+    CampaignStatus.running: [("paused", "Pause"), ("finished", "Finish")],
+    CampaignStatus.paused: [("running", "Resume"), ("finished", "Finish")],
+    CampaignStatus.finished: [],
+}
+
+
+def _can_manage(user: User) -> bool:
+    return user.role in (Role.manager, Role.admin)
+
+
+def _url(name: str) -> str:
+    return "/console/campaigns/" + quote(name, safe="")
+
+
+@router.get("/console/campaigns")
+def campaigns_page(
+    request: Request, session: SessionDep, user: PageUser, created: str | None = None
+) -> HTMLResponse:
+    return _list(request, session, user, status=f"Campaign {created} created." if created else None)
+
+
+def _list(
+    request: Request, session: Any, user: User, *, status: str | None = None, error: str | None = None,
+    form: dict[str, Any] | None = None, code: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    counts = svc.contact_counts(session)
+    rows = [
+        {
+            "name": c.name,
+            "url": _url(c.name),
+            "kind": c.kind.value,
+            "status": c.status.value,
+            "priority": c.priority,
+            "elder_welfare": c.elder_welfare,
+            "contacts": sum(counts.get(c.id, {}).values()),
+            "pending": counts.get(c.id, {}).get("pending", 0),
+        }
+        for c in svc.list_campaigns(session)
+    ]
+    resp = render(
+        request, "campaigns.html", "Campaigns", user, section=SECTION, campaigns=rows, can_manage=_can_manage(user),
+        status=status, error=error, form=form or {},
+    )  # fmt: skip
+    resp.status_code = code
+    return resp
+
+
+@router.post("/console/campaigns")
+def create_campaign(
+    request: Request,
+    session: SessionDep,
+    user: ManagerPage,
+    name: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form()] = "agent",
+    flow: Annotated[str, Form()] = "",
+    elder_welfare: Annotated[str | None, Form()] = None,
+    timezone: Annotated[str, Form()] = "",
+    description: Annotated[str, Form()] = "",
+) -> Response:
+    form = {"name": name, "kind": kind, "flow": flow, "elder_welfare": bool(elder_welfare),
+            "timezone": timezone, "description": description}  # fmt: skip
+    data: dict[str, Any] = {"name": name.strip(), "kind": kind, "elder_welfare": bool(elder_welfare)}
+    for key, value in (("flow", flow), ("timezone", timezone), ("description", description)):
+        if value.strip():
+            data[key] = value.strip()
+    try:
+        spec = svc.build_spec(data)
+        svc.create_campaign(session, spec, actor=user.name)
+    except SpecError as exc:
+        return _list(request, session, user, error="; ".join(exc.problems), form=form, code=422)
+    except CampaignError as exc:
+        return _list(request, session, user, error=str(exc), form=form, code=422)
+    return RedirectResponse(_url(spec.name) + "?created=1", status_code=303)
+
+
+def _campaign_context(session: Any, name: str) -> dict[str, Any]:
+    campaign = svc.require_campaign(session, name)
+    info = svc.describe(session, campaign)
+    info["windows_rows"] = [(DAY_NAMES[d], info["windows"][d]) for d in DAYS]
+    return {
+        "campaign": info,
+        "url": _url(campaign.name),
+        "actions": STATUS_ACTIONS[campaign.status],
+        "imports": info["imports"],
+    }
+
+
+@router.get("/console/campaigns/{name}")
+def campaign_page(
+    request: Request, name: str, session: SessionDep, user: PageUser, created: str | None = None,
+    changed: str | None = None,
+) -> HTMLResponse:  # fmt: skip
+    try:
+        ctx = _campaign_context(session, name)
+    except CampaignError as exc:
+        resp = render(request, "section.html", "Campaign not found", user, section=SECTION, status=str(exc))
+        resp.status_code = 404
+        return resp
+    status = None
+    if created:
+        status = f"Campaign {name} created as a draft. Import a list, then start it."
+    elif changed:
+        status = f"Campaign {name} is now {ctx['campaign']['status']}."
+    return render(
+        request, "campaign.html", f"Campaign {name}", user, section=SECTION, status=status,
+        can_manage=_can_manage(user), **ctx,
+    )  # fmt: skip
+
+
+@router.post("/console/campaigns/{name}/status")
+def campaign_status(
+    request: Request, name: str, session: SessionDep, user: PageUser, status: Annotated[str, Form()] = ""
+) -> Response:
+    try:
+        target = CampaignStatus(status)
+        if target is CampaignStatus.finished and not _can_manage(user):
+            raise CampaignError("only a manager may finish a campaign")
+        svc.set_status(session, name, target, actor=user.name)
+    except (ValueError, CampaignError) as exc:
+        session.rollback()
+        ctx = _campaign_context(session, name)
+        resp = render(
+            request, "campaign.html", f"Campaign {name}", user, section=SECTION, error=str(exc),
+            can_manage=_can_manage(user), **ctx,
+        )  # fmt: skip
+        resp.status_code = 422
+        return resp
+    return RedirectResponse(_url(name) + "?changed=1", status_code=303)
+
+
+@router.post("/console/campaigns/{name}/import")
+def campaign_import(
+    request: Request,
+    name: str,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    user: ManagerPage,
+    file: Annotated[UploadFile, File()],
+    mapping: Annotated[str, Form()] = "",
+    header_row: Annotated[str, Form()] = "",
+    sheet: Annotated[str, Form()] = "",
+    dnc_file: Annotated[UploadFile | None, File()] = None,
+) -> Response:
+    """The form's target without JavaScript: import, then show the report page."""
+    from dialer.lists.importer import import_list
+
+    try:
+        report = import_list(
+            db, name, file.file, file.filename or "upload", actor=user.name, mapping=parse_mapping(mapping),
+            sheet=sheet or None, header_row=int(header_row) if header_row.strip() else None,
+            dnc_stream=dnc_file.file if dnc_file is not None and dnc_file.filename else None,
+            dnc_name=dnc_file.filename if dnc_file is not None else None, region=settings.default_region,
+        )  # fmt: skip
+    except (ValueError, CampaignError, ListFileError) as exc:
+        with db.session() as session:
+            ctx = _campaign_context(session, name)
+            resp = render(
+                request, "campaign.html", f"Campaign {name}", user, section=SECTION, import_error=str(exc),
+                can_manage=True, **ctx,
+            )  # fmt: skip
+        resp.status_code = 422
+        return resp
+    return RedirectResponse(f"/console/imports/{report.import_id}", status_code=303)
+
+
+@router.post("/console/campaigns/{name}/dnc")
+def campaign_dnc(
+    request: Request, name: str, session: SessionDep, user: PageUser, number: Annotated[str, Form()] = "",
+    reason: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
+    try:
+        campaign = svc.require_campaign(session, name)
+    except CampaignError:
+        return RedirectResponse("/console/campaigns", status_code=303)
+    result = dnc.add_numbers(
+        session,
+        [number],
+        campaign=campaign,
+        source=f"console:{user.name}",
+        reason=reason or None,
+        actor=user.name,
+    )
+    ctx = _campaign_context(session, name)
+    if result.rejected:
+        resp = render(
+            request, "campaign.html", f"Campaign {name}", user, section=SECTION, can_manage=_can_manage(user),
+            dnc_error=f"{phones.mask_text(number)}: {result.rejects[0]['detail']}", dnc_number=number, **ctx,
+        )  # fmt: skip
+        resp.status_code = 422
+        return resp
+    shown = phones.mask(dnc.normalise(number).e164)
+    said = "was already on" if result.already else "added to"
+    cancelled = (
+        f" {result.contacts_cancelled} pending contact cancelled." if result.contacts_cancelled else ""
+    )
+    return render(
+        request, "campaign.html", f"Campaign {name}", user, section=SECTION, can_manage=_can_manage(user),
+        status=f"{shown} {said} this campaign's do-not-call list.{cancelled}", **ctx,
+    )  # fmt: skip
+
+
+@router.get("/console/imports/{import_id}")
+def import_page(request: Request, import_id: int, session: SessionDep, user: PageUser) -> HTMLResponse:
+    from dialer.lists.importer import iter_rejects
+
+    job = session.get(ListImport, import_id)
+    if job is None:
+        resp = render(request, "section.html", "Import not found", user, section=SECTION,
+                      status=f"No import #{import_id}.")  # fmt: skip
+        resp.status_code = 404
+        return resp
+    campaign = session.get(Campaign, job.campaign_id)
+    assert campaign is not None
+    rejects = []
+    for r in iter_rejects(session, import_id):
+        rejects.append({**r.as_dict(), "value": phones.mask_text(r.value)})
+        if len(rejects) >= 100:
+            break
+    summary = svc.import_summary(job)
+    reasons = sorted(summary["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
+    status = (
+        f"Import #{job.id} failed: {job.error}"
+        if job.error
+        else f"Import #{job.id}: {job.accepted} accepted, {job.rejected} rejected, {job.skipped} skipped."
+    )
+    return render(
+        request, "import_report.html", f"Import #{job.id}", user, section=SECTION, status=status, job=summary,
+        mapping=job.mapping, reasons=[(k, n, REASONS.get(k, k)) for k, n in reasons], rejects=rejects,
+        campaign_name=campaign.name, campaign_url=_url(campaign.name), can_manage=_can_manage(user),
+    )  # fmt: skip
