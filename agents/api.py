@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from agents.models import SipAccount
+from agents.quality import latest_per_agent, record_quality
 from agents.service import SIP_REALM
 from agents.states import HoursReport, hours_report, record_state
 from core.audit import audit
@@ -102,27 +103,19 @@ class QualityIn(BaseModel):
     final: bool = False
 
 
-def _latest_quality(request: Request) -> dict[str, CallQuality]:
-    store: dict[str, CallQuality] | None = getattr(request.app.state, "call_quality", None)
-    if store is None:
-        store = request.app.state.call_quality = {}
-    return store
-
-
 @router.post("/me/quality", status_code=204)
-async def report_quality(body: QualityIn, user: AgentUser, request: Request) -> None:
-    """A softphone's call-quality figures (jitter, loss, MOS estimate), kept for supervisors."""
-    message = CallQuality(agent=user.name, **body.model_dump())
-    _latest_quality(request)[user.name] = message
-    bus: Bus | None = getattr(request.app.state, "bus", None)
-    if bus is not None:
-        await bus.publish(message)
+def report_quality(body: QualityIn, user: AgentUser, session: SessionDep) -> None:
+    """A softphone's call-quality figures (jitter, loss, MOS estimate), kept for supervisors.
+
+    The HTTP path for softphones that cannot reach the bus; what comes over the bus is recorded
+    by the service's bus worker, so nothing is republished here (it would be stored twice)."""
+    record_quality(session, CallQuality(agent=user.name, **body.model_dump()))
 
 
 @router.get("/quality")
-def agents_quality(_: SupervisorUser, request: Request) -> list[CallQuality]:
+def agents_quality(_: SupervisorUser, session: SessionDep) -> list[CallQuality]:
     """The latest call quality per agent (worst MOS first), so a bad home line stands out."""
-    return sorted(_latest_quality(request).values(), key=lambda q: q.mos)
+    return latest_per_agent(session)
 
 
 class WrapUpIn(BaseModel):

@@ -50,3 +50,20 @@ class AgentStateChange(Base):
     state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str | None] = mapped_column(String(64))
     since: Mapped[datetime] = mapped_column(index=True)
+
+
+class CallQualityReport(Base):
+    """A softphone's audio figures for one call (or a moment of it), for remote support."""
+
+    __tablename__ = "call_quality_reports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    agent: Mapped[str] = mapped_column(String(64), index=True)
+    call_ref: Mapped[str] = mapped_column(String(128))
+    codec: Mapped[str] = mapped_column(String(32), default="")
+    jitter_ms: Mapped[float]
+    loss_pct: Mapped[float]
+    rtt_ms: Mapped[float]
+    mos: Mapped[float]
+    final: Mapped[bool] = mapped_column(default=False)
+    at: Mapped[datetime] = mapped_column(index=True)

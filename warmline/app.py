@@ -12,7 +12,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from agents.api import router as agents_router
-from agents.events import record_agent_states
+from agents.events import record_agent_states, record_call_quality
 from core.auth.api import router as auth_router
 from core.bus import Bus
 from core.db import Database
@@ -37,7 +37,10 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with Bus.from_settings(settings, component="api") as bus:
             app.state.bus = bus
-            workers = [asyncio.create_task(record_agent_states(bus, database), name="agent-states")]
+            workers = [
+                asyncio.create_task(record_agent_states(bus, database), name="agent-states"),
+                asyncio.create_task(record_call_quality(bus, database), name="call-quality"),
+            ]
             try:
                 yield
             finally:

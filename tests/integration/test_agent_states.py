@@ -11,7 +11,7 @@ from core.auth import service
 from core.auth.models import Role
 from core.bus import Bus
 from core.db import Database, utcnow
-from core.messages import AgentState
+from core.messages import AgentState, CallQuality
 from core.settings import Settings
 from warmline.app import create_app
 
@@ -45,3 +45,37 @@ def test_published_state_lands_in_the_ledger(settings: Settings, db: Database) -
             "/api/agents/me/state", headers=headers, json={"state": "break", "reason": "lunch"}
         )
         assert resp.status_code == 200 and resp.json()["state"] == "break"
+
+
+def test_call_quality_reaches_supervisors_by_http_and_bus(settings: Settings, db: Database) -> None:
+    with db.session() as s:
+        service.create_user(s, "mei", Role.agent, PW, actor="test")
+        service.create_user(s, "lan", Role.agent, PW, actor="test")
+        service.create_user(s, "boss", Role.supervisor, PW, actor="test")
+    with TestClient(create_app(settings, db)) as client:
+
+        def login(name: str) -> dict[str, str]:
+            token = client.post("/api/auth/token", json={"username": name, "password": PW}).json()
+            return {"Authorization": f"Bearer {token['access_token']}"}
+
+        good = {"call_ref": "c1", "codec": "G722", "jitter_ms": 4, "loss_pct": 0, "rtt_ms": 20, "mos": 4.4}
+        assert client.post("/api/agents/me/quality", headers=login("mei"), json=good).status_code == 204
+        assert client.get("/api/agents/quality", headers=login("mei")).status_code == 403
+
+        async def publish_bad_line() -> None:
+            async with Bus.from_settings(settings, component="softphone-test") as bus:
+                await asyncio.wait_for(bus.wait_connected(), 10)
+                bad = CallQuality(agent="lan", call_ref="c2", jitter_ms=80, loss_pct=9, rtt_ms=300, mos=2.1)
+                await bus.publish(bad)
+                await bus.clear_retained(CallQuality.path_for(agent="lan"))
+
+        asyncio.run(publish_bad_line())
+        boss = login("boss")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            rows = client.get("/api/agents/quality", headers=boss).json()
+            if len(rows) == 2:
+                break
+            time.sleep(0.1)
+        assert [r["agent"] for r in rows] == ["lan", "mei"], "worst line first"
+        assert rows[0]["mos"] == 2.1 and rows[1]["codec"] == "G722"
