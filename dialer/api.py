@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, HTTPException, Query, Request, UploadFile, status
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
@@ -22,11 +22,13 @@ from core.audit import audit
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
 from dialer import campaigns as svc
-from dialer import dnc
+from dialer import dnc, events
 from dialer.campaigns import CampaignError, SpecError
+from dialer.events import CampaignStatusChanged, ListImported
 from dialer.lists import phones
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
+from dialer.lists.report import ImportReport
 from dialer.models import CampaignStatus, Contact, ContactState, ListImport
 
 router = APIRouter(prefix="/api", tags=["campaigns"])
@@ -57,6 +59,14 @@ def _upload(file: UploadFile) -> Any:
             status.HTTP_413_CONTENT_TOO_LARGE, f"{file.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MiB"
         )
     return file.file
+
+
+def imported_event(report: ImportReport, by: str) -> ListImported:
+    assert report.import_id is not None
+    return ListImported(
+        campaign=report.campaign, import_id=report.import_id, rows=report.rows, accepted=report.accepted,
+        rejected=report.rejected, skipped=report.skipped, by=by,
+    )  # fmt: skip
 
 
 def _mapping(text: str | None) -> dict[str, str]:
@@ -132,16 +142,23 @@ def update_campaign(
 
 
 @router.post("/campaigns/{name}/status")
-def change_status(name: str, body: StatusChange, user: WatcherUser, session: SessionDep) -> dict[str, str]:
-    """Start, pause, resume or finish. Supervisors may pause and resume; only managers finish."""
+async def change_status(
+    name: str, body: StatusChange, user: WatcherUser, db: DatabaseDep, request: Request
+) -> dict[str, Any]:
+    """Start, pause, resume or finish. Supervisors may pause and resume; only managers finish.
+    The new status is published (retained) on campaigns/{name}/status."""
     target = CampaignStatus(body.status)
     if target is CampaignStatus.finished and user.role not in (Role.manager, Role.admin):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only a manager may finish a campaign")
     try:
-        campaign = svc.set_status(session, name, target, actor=user.name)
+        with db.session() as session:
+            campaign = svc.set_status(session, name, target, actor=user.name)
+            now = campaign.status.value
     except CampaignError as exc:
         raise _http(exc) from exc
-    return {"name": campaign.name, "status": campaign.status.value}
+    message = CampaignStatusChanged(campaign=name, status=now, by=user.name)
+    published = await events.publish(getattr(request.app.state, "bus", None), message)
+    return {"name": name, "status": now, "published": published}
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -176,6 +193,7 @@ def preview_list(
 def import_list(
     name: str,
     user: ManagerUser,
+    request: Request,
     db: DatabaseDep,
     settings: SettingsDep,
     file: Annotated[UploadFile, File(description="CSV/TSV or XLSX")],
@@ -197,6 +215,7 @@ def import_list(
         )  # fmt: skip
     except (CampaignError, ListFileError) as exc:
         raise _http(exc) from exc
+    events.publish_from_thread(request.app.state, imported_event(report, user.name))
     return report.to_dict(mask_values=True)
 
 

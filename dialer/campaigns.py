@@ -113,8 +113,8 @@ class CampaignSpec(BaseModel):
             raise ValueError(
                 "1-64 letters, digits, '_', '.', '-' (no spaces), starting with a letter or digit"
             )
-        if v.isdigit():
-            raise ValueError("a name must not be only digits (it could be taken for a phone number)")
+        if v.isdigit() or re.fullmatch(r"\+?[\d\s().\-]{7,}", v):
+            raise ValueError("a name must not look like a phone number (add a word, e.g. flu-2024-11-20)")
         return v
 
     @field_validator("flow")

@@ -230,3 +230,42 @@ def test_console_pages_work_without_javascript(client: TestClient) -> None:
     client.post("/logout")
     client.post("/login", data={"username": "agent1", "password": PW})
     assert client.get("/console/campaigns", follow_redirects=False).status_code == 403
+
+
+def test_status_and_imports_are_published_on_the_bus(settings: Settings, db: Database) -> None:
+    """The real Mosquitto: a dialer worker that connects later still reads the retained status."""
+    import asyncio
+    import json
+    import uuid
+
+    import aiomqtt
+
+    from dialer.events import CampaignStatusChanged, ListImported
+
+    settings.asterisk_nodes = []
+    settings.topic_prefix = f"wltest-{uuid.uuid4().hex[:10]}"
+    with db.session() as s:
+        service.create_user(s, "mgr", Role.manager, PW, actor="test")
+    with TestClient(create_app(settings, db)) as client:
+        mgr = auth(client, "mgr")
+        client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
+        client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))
+        started = client.post("/api/campaigns/c1/status", headers=mgr, json={"status": "running"}).json()
+    assert started["status"] == "running"
+
+    async def retained() -> dict:  # type: ignore[type-arg]
+        async with aiomqtt.Client("127.0.0.1", settings.mqtt_port) as mqtt:
+            await mqtt.subscribe(CampaignStatusChanged.topic_for(settings.topic_prefix, campaign="c1"))
+            async with asyncio.timeout(5):
+                async for m in mqtt.messages:
+                    assert isinstance(m.payload, bytes | bytearray)
+                    data: dict = json.loads(m.payload)  # type: ignore[type-arg]
+                    return data
+        raise AssertionError("no retained status")
+
+    assert started["published"] is True
+    status = asyncio.run(retained())
+    assert (status["campaign"], status["status"], status["by"]) == ("c1", "running", "mgr")
+    assert ListImported.topic_for(settings.topic_prefix, campaign="c1").endswith("/campaigns/c1/imports")
+    with pytest.raises(ValueError, match="phone number"):
+        CampaignStatusChanged(campaign="13800138000", status="running", by="x")

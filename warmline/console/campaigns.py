@@ -18,7 +18,9 @@ from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
 from dialer import campaigns as svc
 from dialer import dnc
+from dialer.api import imported_event
 from dialer.campaigns import CampaignError, SpecError
+from dialer.events import CampaignStatusChanged, publish_from_thread
 from dialer.lists import phones
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
@@ -154,6 +156,10 @@ def campaign_status(
         if target is CampaignStatus.finished and not _can_manage(user):
             raise CampaignError("only a manager may finish a campaign")
         svc.set_status(session, name, target, actor=user.name)
+        session.commit()
+        publish_from_thread(
+            request.app.state, CampaignStatusChanged(campaign=name, status=target.value, by=user.name)
+        )
     except (ValueError, CampaignError) as exc:
         session.rollback()
         ctx = _campaign_context(session, name)
@@ -198,6 +204,7 @@ def campaign_import(
             )  # fmt: skip
         resp.status_code = 422
         return resp
+    publish_from_thread(request.app.state, imported_event(report, user.name))
     return RedirectResponse(f"/console/imports/{report.import_id}", status_code=303)
 
 
