@@ -24,6 +24,7 @@ class Outcome(enum.StrEnum):
     no_input = "no_input"
     abandoned = "abandoned"  # answered, but nobody (agent) took the call
     hangup_early = "hangup_early"  # answered and hung up before the message
+    interrupted = "interrupted"  # the dialer or Asterisk restarted mid-call; the call's end is unknown
 
 
 # Q.850 cause codes as Asterisk reports them (ChannelDestroyed.cause / hangup cause).
@@ -40,6 +41,7 @@ RETRY_RULE = {
     Outcome.no_input: "no_input",
     Outcome.abandoned: "abandoned",
     Outcome.hangup_early: "no_input",
+    Outcome.interrupted: "failed",
     Outcome.callback: "callback",
 }
 

@@ -1,0 +1,422 @@
+"""One outbound call, from the originate to the hang-up, reduced to the facts that classify it.
+
+The call is originated into the Stasis application (so Asterisk reports every state change and
+the hang-up cause of an unanswered call); once answered it is subscribed explicitly (events keep
+coming while it runs dialplan) and sent to ``warmline-amd`` where ``AMD()`` runs and the channel
+re-enters Stasis with the verdict. Then: a machine gets the message after its beep or is retried
+(per campaign), a person gets the campaign's IVR flow, and a transfer goes to agent routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.ari import RECONNECTED, AriClient, AriError
+from dialer.outcomes import CallFacts
+from ivr.dispatch import ChannelEvents, EventDispatcher
+from ivr.flow import Flow, PlayNode, render
+from ivr.runner import FlowResult, FlowRunner
+from ivr.tts import media_uri
+
+log = logging.getLogger(__name__)
+
+JSON = dict[str, Any]
+AMD_CONTEXT = "warmline-amd"
+DIAL_ARG = "dialer"
+AMD_ARG = "amd"
+END_WAIT = 10.0  # seconds to wait for ChannelDestroyed once the call is over for us
+MACHINE_BEEP_WAIT = 12.0  # seconds to wait for a machine's greeting and beep to finish
+MAX_CALL_SECONDS = 3600.0
+
+Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CallPlan:
+    """How a campaign's calls are placed, taken from the campaign when it is read."""
+
+    campaign: str
+    endpoint: str  # the dial template filled in with the number
+    app: str
+    amd_policy: str  # leave_message | retry
+    flow: Flow | None
+    caller_id: str | None
+    ring_timeout: int
+    agent_campaign: bool = False
+
+
+@dataclass
+class CallReport:
+    answered: bool = False
+    hangup_cause: int | None = None
+    amd_status: str | None = None
+    amd_cause: str | None = None
+    flow_outcome: str | None = None
+    escalate: bool = False
+    message_left: bool = False
+    digits: str = ""
+    interrupted: bool = False
+    originate_error: str | None = None
+    not_dialled: bool = False  # Asterisk could not be reached: no call was placed
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def facts(self) -> CallFacts:
+        return CallFacts(
+            answered=self.answered,
+            hangup_cause=self.hangup_cause,
+            amd_status=self.amd_status,
+            flow_outcome=self.flow_outcome,
+            message_left=self.message_left,
+        )
+
+
+def endpoint_for(template: str, e164: str) -> str:
+    """The ARI endpoint for a number: the template with {number} as digits only (no '+')."""
+    digits = "".join(ch for ch in e164 if ch.isdigit())
+    return template.format(number=digits)
+
+
+def first_message(flow: Flow) -> PlayNode | None:
+    """The flow's message for an answering machine: the first play node on the path from start."""
+    seen: set[str] = set()
+    node_id: str | None = flow.start
+    while node_id is not None and node_id not in seen:
+        seen.add(node_id)
+        node = flow.nodes.get(node_id)
+        if isinstance(node, PlayNode):
+            return node
+        node_id = getattr(node, "next", None) if node is not None else None
+    return next((n for n in flow.nodes.values() if isinstance(n, PlayNode)), None)
+
+
+class Call:
+    """Drives one attempt's channel; `run()` returns the report, whatever happens."""
+
+    def __init__(
+        self,
+        ari: AriClient,
+        dispatcher: EventDispatcher,
+        runner: FlowRunner,
+        plan: CallPlan,
+        attempt_id: str,
+        fields: Mapping[str, object],
+        notify: Notify,
+        *,
+        resume: JSON | None = None,
+        services: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.ari = ari
+        self.dispatcher = dispatcher
+        self.runner = runner
+        self.plan = plan
+        self.id = attempt_id
+        self.fields = dict(fields)
+        self.notify = notify
+        self.resume = resume  # the channel as ARI lists it, when following after a restart
+        self.services = dict(services or {})  # db, settings: handed to agent routing
+        self.report = CallReport()
+        self._destroyed = False
+
+    # ------------------------------------------------------------ entry
+
+    async def run(self) -> CallReport:
+        events = self.dispatcher.subscribe(self.id)
+        try:
+            async with asyncio.timeout(MAX_CALL_SECONDS):
+                if self.resume is None:
+                    if not await self._originate():
+                        return self.report
+                else:
+                    await self._adopt(self.resume)
+                await self._follow(events)
+        except TimeoutError:
+            self.report.detail["error"] = "call ran past the dialer's limit; hung up"
+            await self._hangup()
+        except Exception as exc:  # a bug must not leave the attempt open or the channel up
+            log.exception("call %s failed", self.id)
+            self.report.detail["error"] = f"{type(exc).__name__}: {exc}"
+            await self._hangup()
+        finally:
+            self.dispatcher.unsubscribe(self.id)
+        return self.report
+
+    async def _originate(self) -> bool:
+        prepare = None
+        if self.plan.flow is not None:
+            prepare = asyncio.ensure_future(self.runner.prepare(self.plan.flow, self.fields))
+            prepare.add_done_callback(lambda t: t.cancelled() or t.exception())
+        try:
+            await self.ari.originate(
+                self.plan.endpoint,
+                channel_id=self.id,
+                app=self.plan.app,
+                app_args=DIAL_ARG,
+                timeout=self.plan.ring_timeout,
+                caller_id=self.plan.caller_id,
+            )
+        except AriError as exc:
+            if prepare is not None:
+                prepare.cancel()
+            self.report.originate_error = str(exc)
+            self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
+            return False
+        await self.notify("originated", {})
+        return True
+
+    async def _adopt(self, channel: JSON) -> None:
+        """Follow a channel found alive after a restart. One waiting to be answered or running
+        AMD will (re-)enter Stasis and is handled as usual; one already in Stasis lost the flow
+        that drove it, so it is hung up (outcome: interrupted)."""
+        self.report.detail["resumed"] = True
+        up = channel.get("state") == "Up"
+        if up:
+            self.report.answered = True
+        dialplan = channel.get("dialplan") or {}
+        if up and dialplan.get("app_name") == "Stasis":
+            self.report.interrupted = True
+            await self._hangup()
+        elif up:
+            with contextlib.suppress(AriError):
+                await self._subscribe_channel()
+
+    # ------------------------------------------------------------ events
+
+    async def _subscribe_channel(self) -> None:
+        await self.ari.request(
+            "POST", f"/applications/{self.plan.app}/subscription", eventSource=f"channel:{self.id}"
+        )
+
+    def _mine(self, event: JSON) -> bool:
+        channel = event.get("channel")
+        return isinstance(channel, dict) and channel.get("id") == self.id
+
+    async def _see(self, event: JSON) -> None:
+        if self._mine(event) and event["channel"].get("state") == "Up" and not self.report.answered:
+            self.report.answered = True
+            await self.notify("answered", {})
+        if event.get("type") == "ChannelDestroyed" and self._mine(event):
+            self._destroyed = True
+            cause = event.get("cause")
+            if isinstance(cause, int):
+                self.report.hangup_cause = cause
+
+    async def _alive(self) -> bool:
+        try:
+            await self.ari.get_channel(self.id)
+        except AriError as exc:
+            return exc.status not in (404,)
+        return True
+
+    async def _follow(self, events: ChannelEvents) -> None:
+        ring_deadline = asyncio.get_running_loop().time() + self.plan.ring_timeout + 30
+        while not self._destroyed:
+            timeout = (
+                None if self.report.answered else max(1.0, ring_deadline - asyncio.get_running_loop().time())
+            )
+            event = await events.wait_for(lambda e: True, timeout=timeout)
+            if event is None:
+                if not await self._alive():
+                    self.report.interrupted = not self.report.answered and self.report.hangup_cause is None
+                    return
+                if not self.report.answered:
+                    await self._hangup()
+                    ring_deadline += 30
+                continue
+            kind = event.get("type")
+            if kind == RECONNECTED:
+                if not await self._alive():
+                    self.report.interrupted = True
+                    return
+                continue
+            await self._see(event)
+            if kind == "StasisStart" and self._mine(event):
+                args = [str(a) for a in event.get("args") or []]
+                if args[:1] == [DIAL_ARG]:
+                    await self._answered_in_stasis()
+                elif args[:1] == [AMD_ARG]:
+                    await self._after_amd(events, args)
+                    await self._wait_end(events)
+                    return
+
+    async def _answered_in_stasis(self) -> None:
+        if not self.report.answered:
+            self.report.answered = True
+            await self.notify("answered", {})
+        try:
+            await self._subscribe_channel()  # keep its events while it runs AMD in the dialplan
+            await self.ari.continue_in_dialplan(self.id, AMD_CONTEXT, "s", 1)
+        except AriError as exc:
+            if await self._alive():
+                raise
+            log.debug("call %s gone before AMD: %s", self.id, exc)
+
+    async def _after_amd(self, events: ChannelEvents, args: list[str]) -> None:
+        status = args[1] if len(args) > 1 else "NOTSURE"
+        self.report.amd_status = status
+        self.report.amd_cause = args[2] if len(args) > 2 else None
+        await self.notify("amd", {"status": status, "cause": self.report.amd_cause})
+        if status == "MACHINE":
+            if self.plan.amd_policy == "leave_message" and self.plan.flow is not None:
+                await self._leave_message(events)
+            await self._hangup()
+            return
+        if status == "HANGUP":
+            return
+        if self.plan.flow is not None:
+            result = await self.runner.run(self.id, self.plan.flow, self.fields, events)
+            self._take_flow(result)
+            if result.transfer is not None:
+                await self._to_agent(events, result)
+            elif result.ended == "callee_hangup" and result.hangup_cause is not None:
+                self.report.hangup_cause = result.hangup_cause
+                self._destroyed = True
+        elif self.plan.agent_campaign:
+            await self._to_agent(events, None)
+        else:
+            await self._hangup()
+
+    def _take_flow(self, result: FlowResult) -> None:
+        self.report.flow_outcome = result.outcome
+        self.report.escalate = result.escalate
+        self.report.digits = result.keys
+        self.report.detail["flow"] = {
+            "path": result.path[-20:],
+            "ended": result.ended,
+            "digits": result.digits,
+            **({"error": result.error} if result.error else {}),
+            **({"warnings": result.warnings[:5]} if result.warnings else {}),
+        }
+
+    async def _to_agent(self, events: ChannelEvents, result: FlowResult | None) -> None:
+        """Hand the live call to agent routing (dialer.bridge) when it exists; else end it."""
+        skill = result.transfer.skill if result is not None and result.transfer is not None else None
+        try:
+            bridge: Any = importlib.import_module("dialer.bridge")
+        except ImportError:
+            bridge = None
+        connect = getattr(bridge, "connect_to_agent", None)
+        if connect is None:
+            log.warning(
+                "call %s wants an agent (skill %s) but agent routing is not installed", self.id, skill
+            )
+            self.report.detail["agent"] = "unbridged: agent routing not installed"
+            self.report.flow_outcome = self.report.flow_outcome or "agent"
+            await self._hangup()
+            return
+        try:
+            outcome = await connect(
+                self.ari,
+                events,
+                self.id,
+                dispatcher=self.dispatcher,
+                skill=skill,
+                campaign=self.plan.campaign,
+                attempt_id=self.id,
+                contact_fields=self.fields,
+                transfer=result.transfer if result is not None else None,
+                **self.services,
+            )
+        except Exception as exc:
+            log.exception("call %s: agent routing failed", self.id)
+            self.report.detail["agent"] = f"error: {type(exc).__name__}: {exc}"
+            await self._hangup()
+            return
+        verdict = str(getattr(outcome, "outcome", outcome))
+        # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
+        self.report.flow_outcome = "agent" if verdict == "connected" else "abandoned"
+        if verdict == "error":
+            self.report.flow_outcome = (
+                self.report.flow_outcome if getattr(outcome, "answered", False) else "abandoned"
+            )
+        self.report.detail["agent"] = str(outcome)[:200]
+        if getattr(outcome, "agent", None):
+            self.report.detail["agent_name"] = str(outcome.agent)
+        await self._hangup()
+
+    async def _leave_message(self, events: ChannelEvents) -> None:
+        """Wait for the machine's greeting and beep to end, then play the flow's message once."""
+        assert self.plan.flow is not None
+        node = first_message(self.plan.flow)
+        if node is None:
+            return
+        with contextlib.suppress(AriError):
+            await self.ari.set_variable(self.id, "TALK_DETECT(set)", "1200,256")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + MACHINE_BEEP_WAIT
+        talking, quiet_since = True, loop.time()
+        while loop.time() < deadline:
+            wait = (
+                deadline - loop.time()
+                if talking
+                else min(deadline - loop.time(), quiet_since + 1.5 - loop.time())
+            )
+            if wait <= 0:
+                break
+            event = await events.wait_for(lambda e: True, timeout=wait)
+            if event is None:
+                if not talking:
+                    break
+                continue
+            await self._see(event)
+            if self._destroyed:
+                return
+            if event.get("type") == "ChannelTalkingStarted":
+                talking = True
+            elif event.get("type") == "ChannelTalkingFinished":
+                talking, quiet_since = False, loop.time()
+        if node.file is not None:
+            return  # a recorded file needs the runner's lookup; keep the machine path simple
+        text, _missing = render(
+            node.say or "", {k: "" if v is None else str(v) for k, v in self.fields.items()}
+        )
+        if not text.strip():
+            return
+        path = await self.runner.prompts.speak(text, self.plan.flow.voice)
+        playback_id = f"msg-{uuid.uuid4().hex}"
+        try:
+            await self.ari.play(self.id, [media_uri(path)], playback_id=playback_id)
+        except AriError:
+            return
+        while True:
+            event = await events.wait_for(lambda e: True, timeout=120)
+            if event is None:
+                return
+            await self._see(event)
+            if self._destroyed:
+                return
+            playback = event.get("playback") or {}
+            if event.get("type") == "PlaybackFinished" and playback.get("id") == playback_id:
+                self.report.message_left = playback.get("state") != "failed"
+                return
+
+    # ------------------------------------------------------------ ending
+
+    async def _hangup(self) -> None:
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(self.id)
+
+    async def _wait_end(self, events: ChannelEvents) -> None:
+        """After our part: make sure the channel is gone and learn its cause."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + END_WAIT
+        hung_up = False
+        while not self._destroyed:
+            event = await events.wait_for(lambda e: True, timeout=max(0.1, deadline - loop.time()))
+            if event is None:
+                if not await self._alive():
+                    return
+                if hung_up:
+                    return
+                await self._hangup()
+                hung_up = True
+                deadline = loop.time() + END_WAIT
+                continue
+            await self._see(event)

@@ -1,0 +1,355 @@
+"""The dialer's database side: claim due contacts, write attempts, close them with their contact.
+
+Every function takes the moment it acts at (`now`), so retry timing is tested with a clock the
+test controls. Invariants kept here:
+
+- an attempt row is committed before its originate; its id is the ARI channel id;
+- `(contact_id, attempt_no)` is unique and `attempt_no` is the contact's attempts + 1, so an
+  attempt is never counted twice;
+- an attempt is closed and its contact updated (attempts, outcome counts, last outcome, next due
+  time or finished) in ONE transaction; closing an already closed attempt changes nothing.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
+
+from dialer import dnc
+from dialer.campaigns import CampaignSpec, spec_of
+from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
+from dialer.outcomes import RETRY_RULE, CallFacts, Outcome, classify, is_final
+from dialer.schedule import caps_allow, in_window, next_allowed_by_caps, next_attempt_at, next_window_start
+
+log = logging.getLogger(__name__)
+
+LIVE_STATES = (AttemptState.created, AttemptState.dialing, AttemptState.answered)
+DIALER_ACTOR = "dialer"
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A contact claimed for one call, with what the call needs (no ORM object crosses tasks)."""
+
+    attempt_id: str
+    attempt_no: int
+    campaign_id: int
+    campaign: str
+    contact_id: int
+    phone_e164: str
+    name: str | None
+    fields: dict[str, str]
+
+
+@dataclass
+class Closed:
+    """What closing an attempt decided, for the bus and the logs."""
+
+    attempt_id: str
+    outcome: str
+    contact_state: str
+    next_due_at: datetime | None
+    alerts: list[str] = field(default_factory=list)
+    already: bool = False
+
+
+def active_attempts(session: Session, campaign_id: int | None = None) -> int:
+    stmt = select(func.count()).select_from(Attempt).where(Attempt.state.in_(LIVE_STATES))
+    if campaign_id is not None:
+        stmt = stmt.where(Attempt.campaign_id == campaign_id)
+    return int(session.scalar(stmt) or 0)
+
+
+def _attempt_starts(
+    session: Session, contact_ids: Sequence[int], since: datetime
+) -> dict[int, list[datetime]]:
+    out: dict[int, list[datetime]] = defaultdict(list)
+    if not contact_ids:
+        return out
+    stmt = select(Attempt.contact_id, Attempt.created_at).where(
+        Attempt.contact_id.in_(contact_ids), Attempt.created_at >= since
+    )
+    for cid, at in session.execute(stmt):
+        out[cid].append(at)
+    return out
+
+
+def _take(session: Session, contact_id: int) -> bool:
+    """Pending → in_progress, only if still pending (another worker may have been faster)."""
+    res = session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id, Contact.state == ContactState.pending)
+        .values(state=ContactState.in_progress)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(res, "rowcount", 0) or 0) == 1
+
+
+def claim(
+    session: Session,
+    campaign: Campaign,
+    limit: int,
+    now: datetime,
+    *,
+    node: str,
+    spec: CampaignSpec | None = None,
+) -> list[Claimed]:
+    """Claim up to `limit` due contacts of a running campaign and write their attempts.
+
+    Due: pending, next_due_at unset or ≤ now, inside the callee's calling window, allowed by the
+    caps, not on a do-not-call list. A due contact outside its window or caps is moved to the
+    moment it becomes callable (so it is not looked at again before then); one on a do-not-call
+    list is cancelled. The caller commits: claimed contacts and their attempts become visible
+    together, before any originate.
+    """
+    if limit <= 0:
+        return []
+    spec = spec or spec_of(campaign)
+    stmt = (
+        select(Contact)
+        .where(
+            Contact.campaign_id == campaign.id,
+            Contact.state == ContactState.pending,
+            (Contact.next_due_at.is_(None)) | (Contact.next_due_at <= now),
+        )
+        .order_by(Contact.next_due_at.is_not(None), Contact.next_due_at, Contact.id)
+        .limit(max(limit * 2, limit + 8))
+    )
+    postgres = session.get_bind().dialect.name == "postgresql"
+    if postgres:
+        stmt = stmt.with_for_update(skip_locked=True, of=Contact)
+    candidates = list(session.scalars(stmt))
+    starts = _attempt_starts(session, [c.id for c in candidates], now - timedelta(days=2))
+    claimed: list[Claimed] = []
+    for contact in candidates:
+        if len(claimed) >= limit:
+            break
+        tz = contact.timezone
+        if not in_window(spec, now, tz):
+            opens = next_window_start(spec, now, tz)
+            _park(contact, opens, "window_closed")
+            continue
+        if not caps_allow(spec, starts.get(contact.id, []), now, tz):
+            allowed = next_allowed_by_caps(spec, starts.get(contact.id, []), now, tz)
+            _park(contact, next_window_start(spec, allowed, tz), "caps")
+            continue
+        if dnc.is_blocked(session, campaign.id, contact.phone_e164):
+            contact.state = ContactState.cancelled
+            contact.last_outcome = "dnc"
+            contact.next_due_at = None
+            continue
+        if not postgres:
+            session.flush()  # earlier parked contacts first, then the guarded UPDATE
+            if not _take(session, contact.id):
+                session.refresh(contact)
+                continue
+        contact.state = ContactState.in_progress
+        contact.last_attempt_at = now
+        attempt = Attempt(
+            id=str(uuid.uuid4()),
+            campaign_id=campaign.id,
+            contact_id=contact.id,
+            attempt_no=contact.attempts + 1,
+            node=node,
+            state=AttemptState.created,
+            created_at=now,
+            detail={},
+        )
+        session.add(attempt)
+        claimed.append(
+            Claimed(
+                attempt_id=attempt.id,
+                attempt_no=attempt.attempt_no,
+                campaign_id=campaign.id,
+                campaign=campaign.name,
+                contact_id=contact.id,
+                phone_e164=contact.phone_e164,
+                name=contact.name,
+                fields=dict(contact.fields or {}),
+            )
+        )
+    session.flush()
+    return claimed
+
+
+def _park(contact: Contact, until: datetime | None, why: str) -> None:
+    if until is None:  # the campaign never opens again for this callee
+        contact.state = ContactState.exhausted
+        contact.last_outcome = contact.last_outcome or why
+        contact.next_due_at = None
+    else:
+        contact.next_due_at = until
+
+
+def mark(session: Session, attempt_id: str, state: AttemptState, now: datetime, **detail: Any) -> None:
+    """Move a live attempt forward (dialing, answered); never backwards, never a closed one."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or attempt.state in (AttemptState.ended, AttemptState.reconciled):
+        return
+    order = list(LIVE_STATES)
+    if state in order and order.index(state) <= order.index(attempt.state):
+        return
+    attempt.state = state
+    if state is AttemptState.answered and attempt.answered_at is None:
+        attempt.answered_at = now
+    if detail:
+        attempt.detail = {**(attempt.detail or {}), **detail}
+
+
+def rule_name(outcome: Outcome) -> str:
+    return RETRY_RULE[outcome]
+
+
+def _outcome_attempts(counts: dict[str, int], rule: str) -> int:
+    """Attempts that ended with an outcome retried under `rule` (hangup_early counts as no_input)."""
+    return sum(
+        n
+        for name, n in counts.items()
+        if name in Outcome.__members__ and RETRY_RULE.get(Outcome(name)) == rule
+    )
+
+
+def close(
+    session: Session,
+    attempt_id: str,
+    facts: CallFacts,
+    now: datetime,
+    *,
+    outcome: Outcome | None = None,
+    state: AttemptState = AttemptState.ended,
+    digits: str | None = None,
+    detail: dict[str, Any] | None = None,
+    escalate: bool = False,
+) -> Closed | None:
+    """Close an attempt and update its contact in the caller's transaction (commit it after).
+
+    `outcome` overrides the classification (reconciliation's `failed`). Returns None for an
+    unknown attempt; `already=True` when it had been closed before (nothing changes).
+    """
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None:
+        return None
+    contact = session.get(Contact, attempt.contact_id)
+    campaign = session.get(Campaign, attempt.campaign_id)
+    if contact is None or campaign is None:
+        return None
+    if attempt.state in (AttemptState.ended, AttemptState.reconciled):
+        return Closed(
+            attempt.id, attempt.outcome or "", contact.state.value, contact.next_due_at, already=True
+        )
+    result = outcome or classify(facts)
+    attempt.state = state
+    attempt.ended_at = now
+    if facts.answered and attempt.answered_at is None:
+        attempt.answered_at = now
+    attempt.hangup_cause = facts.hangup_cause
+    attempt.amd_status = facts.amd_status
+    attempt.flow_outcome = facts.flow_outcome
+    attempt.outcome = result.value
+    attempt.digits = (digits or None) and digits[:64]
+    if detail:
+        attempt.detail = {**(attempt.detail or {}), **detail}
+
+    contact.attempts += 1
+    counts = dict(contact.outcome_counts or {})
+    counts[result.value] = counts.get(result.value, 0) + 1
+    contact.outcome_counts = counts
+    contact.last_outcome = result.value
+    closed = Closed(attempt.id, result.value, "", None)
+
+    spec = spec_of(campaign)
+    if result is Outcome.opted_out:
+        dnc.add_numbers(
+            session,
+            [contact.phone_e164],
+            campaign=None,
+            source=f"opt-out during campaign {campaign.name}",
+            reason="opted out on the call",
+            actor=DIALER_ACTOR,
+        )
+        contact.state = ContactState.done
+        contact.next_due_at = None
+    elif is_final(result):
+        contact.state = ContactState.done
+        contact.next_due_at = None
+    else:
+        rule = rule_name(result)
+        starts = [
+            a for (a,) in session.execute(select(Attempt.created_at).where(Attempt.contact_id == contact.id))
+        ]
+        due = next_attempt_at(
+            spec,
+            rule,
+            _outcome_attempts(counts, rule),
+            contact.attempts,
+            now,
+            starts,
+            tz=contact.timezone,
+        )
+        if due is None:
+            contact.state = ContactState.exhausted
+            contact.next_due_at = None
+        else:
+            contact.state = ContactState.pending
+            contact.next_due_at = due
+    closed.contact_state = contact.state.value
+    closed.next_due_at = contact.next_due_at
+
+    if campaign.elder_welfare:
+        kind = None
+        if result is Outcome.help or escalate:
+            kind = "help"
+        elif contact.state is ContactState.exhausted:
+            kind = "unreached"
+        if kind is not None and raise_welfare_alert(
+            session,
+            campaign,
+            contact,
+            attempt.id,
+            kind,
+            {"outcome": result.value, "attempts": contact.attempts},
+        ):
+            closed.alerts.append(kind)
+    session.flush()
+    return closed
+
+
+def raise_welfare_alert(
+    session: Session, campaign: Campaign, contact: Contact, attempt_id: str, kind: str, detail: dict[str, Any]
+) -> bool:
+    """Hand an elder-welfare escalation to `dialer.welfare.service.raise_alert` when it exists."""
+    try:
+        service: Any = importlib.import_module("dialer.welfare.service")
+    except ImportError:
+        log.warning(
+            "welfare alert %s for attempt %s not raised: dialer.welfare is not installed", kind, attempt_id
+        )
+        return False
+    service.raise_alert(
+        session, campaign=campaign, contact=contact, attempt_id=attempt_id, kind=kind, detail=detail
+    )
+    return True
+
+
+def release_orphans(session: Session, campaign_ids: Sequence[int] | None = None) -> int:
+    """Contacts left in_progress without a live attempt (a crash between claim and dial, or a
+    closed attempt whose contact update was lost) go back to pending, due when they were."""
+    live = select(Attempt.contact_id).where(Attempt.state.in_(LIVE_STATES))
+    stmt = (
+        update(Contact)
+        .where(Contact.state == ContactState.in_progress, Contact.id.not_in(live))
+        .values(state=ContactState.pending)
+        .execution_options(synchronize_session=False)
+    )
+    if campaign_ids is not None:
+        stmt = stmt.where(Contact.campaign_id.in_(campaign_ids))
+    return int(getattr(session.execute(stmt), "rowcount", 0) or 0)
