@@ -6,6 +6,8 @@ warmline lists import FILE --campaign NAME [--mapping phone=C,name=姓名] [--dn
 warmline lists preview FILE | imports --campaign NAME | report IMPORT_ID --out FILE
 warmline lists export --campaign NAME --format csv|xlsx --out FILE
 warmline dnc import FILE [--campaign NAME] | add PHONE… | remove PHONE | list
+warmline campaign status NAME [--json]     live figures
+warmline dialer run [--campaign NAME]      the dialer worker (also inside `warmline up`)
 
 The composition root (`warmline.cli`) calls `register(app, open_database)`, handing over how to
 reach the migrated database; this package does not import the root.
@@ -38,6 +40,9 @@ campaign_app = typer.Typer(
 )
 lists_app = typer.Typer(help="Call lists: import (CSV/XLSX), preview, reports, export.", no_args_is_help=True)
 dnc_app = typer.Typer(help="Do-not-call lists: global and per campaign.", no_args_is_help=True)
+dialer_app = typer.Typer(
+    help="The dialer worker: places the calls of running campaigns.", no_args_is_help=True
+)
 
 CLI_ACTOR = "cli"
 PROGRESS_FROM_BYTES = 1 << 20
@@ -54,6 +59,7 @@ def register(app: typer.Typer, open_database: Callable[[], Database]) -> None:
     app.add_typer(campaign_app, name="campaign")
     app.add_typer(lists_app, name="lists")
     app.add_typer(dnc_app, name="dnc")
+    app.add_typer(dialer_app, name="dialer")
 
 
 def database() -> Database:
@@ -276,6 +282,59 @@ def campaign_resume(name: str, as_json: JsonOpt = False) -> None:
 def campaign_finish(name: str, as_json: JsonOpt = False) -> None:
     """End a campaign for good (its settings freeze; contacts and outcomes stay)."""
     _status(name, CampaignStatus.finished, as_json)
+
+
+@campaign_app.command("status")
+def campaign_status(name: str, as_json: JsonOpt = False) -> None:
+    """Live figures: dialled, answered, human/machine, confirmed, opted out, abandoned, remaining."""
+    from dialer.stats import campaign_stats, stats_text
+
+    with errors():
+        db = database()
+        with db.session() as session:
+            stats = campaign_stats(session, svc.require_campaign(session, name))
+    emit(stats, as_json, stats_text(stats))
+
+
+# --- the dialer worker ---------------------------------------------------------------------------
+
+
+@dialer_app.command("run")
+def dialer_run(
+    campaign: Annotated[
+        list[str] | None, typer.Option("--campaign", "-c", help="Dial only this campaign (repeatable).")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log every ARI request.")] = False,
+) -> None:
+    """Run the dialer worker: places the calls of every running campaign until stopped (Ctrl-C,
+    SIGTERM). Calls in flight when it stops are reconciled with Asterisk at the next start."""
+    import asyncio
+    import logging
+    import signal
+
+    from core.bus import Bus
+    from dialer.engine.runtime import DialerWorker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = get_settings()
+    db = database()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        assert task is not None
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, task.cancel)
+        async with Bus.from_settings(settings, component="dialer") as bus:
+            worker = DialerWorker(settings, db, bus=bus, campaigns=set(campaign) if campaign else None)
+            await worker.run()
+
+    try:
+        asyncio.run(main())
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        typer.echo("dialer stopped", err=True)
 
 
 # --- lists ---------------------------------------------------------------------------------------
