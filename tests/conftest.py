@@ -81,5 +81,6 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         var_dir=tmp_path / "var",
         database_url=db_url,
         topic_prefix=f"warmline-test-{uuid.uuid4().hex[:8]}",  # tests never hear each other on the bus
+        dialer_enabled=False,  # an app under test places no calls unless the test runs a dialer
         _env_file=None,
     )

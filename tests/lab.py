@@ -24,6 +24,7 @@ def private_lab(var_dir: Path, port_base: int, **settings_kwargs: object) -> Ite
         find_asterisk()
     except LabError as exc:
         pytest.fail(f"no Asterisk: {exc} (make test installs it)")
+    settings_kwargs.setdefault("dialer_enabled", False)  # no implicit dialer on a test's event stream
     rtp = {"WARMLINE_LAB_RTP_START": str(port_base + 6000), "WARMLINE_LAB_RTP_END": str(port_base + 6999)}
     saved = {k: os.environ.get(k) for k in rtp}
     os.environ.update(rtp)

@@ -19,10 +19,12 @@ from core.db import Database
 from core.deps import SignInRequired
 from core.settings import Settings, get_settings
 from dialer.api import router as dialer_router
+from dialer.stats_api import router as dialer_stats_router
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
 from warmline.console.campaigns import router as campaigns_console_router
+from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
 from warmline.health import router as health_router
 
@@ -41,6 +43,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 asyncio.create_task(record_agent_states(bus, database), name="agent-states"),
                 asyncio.create_task(record_call_quality(bus, database), name="call-quality"),
             ]
+            if settings.dialer_enabled:
+                from dialer.engine.runtime import DialerWorker
+
+                app.state.dialer = DialerWorker(settings, database, bus=bus)
+                workers.append(asyncio.create_task(app.state.dialer.run(), name="dialer"))
             try:
                 yield
             finally:
@@ -59,6 +66,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     for router in (health_router, auth_router, users_router, audit_router, agents_router, console_router):
         app.include_router(router)
     for router in (dialer_router, campaigns_console_router):
+        app.include_router(router)
+    for router in (dialer_stats_router, live_console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

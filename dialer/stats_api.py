@@ -1,0 +1,27 @@
+"""Live figures of a campaign over HTTP: `GET /api/campaigns/{name}/stats` (managers, supervisors)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from core.auth.models import Role, User
+from core.deps import Roles, SessionDep
+from dialer import campaigns as svc
+from dialer.campaigns import CampaignError
+from dialer.stats import campaign_stats
+
+router = APIRouter(prefix="/api", tags=["campaigns"])
+WatcherUser = Annotated[User, Depends(Roles(Role.manager, Role.supervisor))]
+
+
+@router.get("/campaigns/{name}/stats")
+def stats(name: str, _: WatcherUser, session: SessionDep) -> dict[str, Any]:
+    """Dialled, answered, human/machine, confirmed, opted out, abandoned, remaining, attempts per
+    hour (see dialer.stats), with attempts per outcome."""
+    try:
+        campaign = svc.require_campaign(session, name)
+    except CampaignError as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    return campaign_stats(session, campaign)
