@@ -178,14 +178,30 @@ def _lab_text(s: dict[str, Any]) -> str:
 def demo(
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
+    per_digit: Annotated[int, typer.Option(min=1, max=50, help="Contacts per callee behaviour.")] = 3,
+    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Then run the service.")] = True,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the outcome table as JSON and exit (no service).")
+    ] = False,
 ) -> None:
-    """Start the lab and the service with a demo administrator (password generated, shown once)."""
+    """Run a real vaccination campaign in the lab over every callee behaviour, print each contact's
+    outcome against its callee's behaviour (exit 1 on any mismatch), then run the service."""
     from warmline.demo import prepare_demo
+    from warmline.demo_campaign import run_demo, table_text
 
     settings = get_settings()
     db = ready_database(settings)
-    typer.echo(prepare_demo(settings, db))
-    up(host, port)
+    typer.echo(prepare_demo(settings, db), err=as_json)
+    rows = run_demo(settings, db, per_digit=per_digit)
+    bad = sum(1 for r in rows if not r["match"])
+    if as_json:
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+    else:
+        typer.echo(table_text(rows))
+    if bad:
+        raise typer.Exit(1)
+    if serve and not as_json:
+        up(host, port)
 
 
 @app.command("up")

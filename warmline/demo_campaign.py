@@ -40,7 +40,7 @@ BEHAVIOURS: dict[str, tuple[str, frozenset[str]]] = {
     "3": ("busy", frozenset({"busy"})),
     "4": ("unreachable (congestion)", frozenset({"failed"})),
     "5": ("answering machine", frozenset({"machine_message_left", "machine"})),
-    "6": ("presses 0 for an agent", frozenset({"agent", "abandoned"})),
+    "6": ("presses 0 for an agent (abandoned: none signed in)", frozenset({"agent", "abandoned"})),
     "7": ("presses 9 to opt out", frozenset({"opted_out"})),
     "8": ("answers and hangs up at once", frozenset({"hangup_early"})),
     "9": ("talks ~60 s, presses nothing", frozenset({"no_input"})),
@@ -135,6 +135,7 @@ async def run_campaign(
     worker = DialerWorker(settings, db, now=now, campaigns={name})
     started = time.monotonic()
     last = [0.0]
+    shown = [0.0]
 
     def finished() -> bool:
         if time.monotonic() - last[0] < 0.5:
@@ -142,14 +143,17 @@ async def run_campaign(
         last[0] = time.monotonic()
         p = progress_of(db, name)
         if out is not None:
-            out.write(bar(p, started))
-            out.flush()
+            tty = out.isatty()
+            if tty or time.monotonic() - shown[0] >= 10 or p.done == p.total:
+                shown[0] = time.monotonic()
+                out.write(bar(p, started) if tty else bar(p, started).lstrip("\r") + "\n")
+                out.flush()
         if time.monotonic() - started > limit_seconds:
             raise TimeoutError(f"the demo campaign did not finish in {limit_seconds:.0f} s")
         return p.done == p.total and worker.idle()
 
     await worker.run(until=finished)
-    if out is not None:
+    if out is not None and out.isatty():
         out.write("\n")
 
 
