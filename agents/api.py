@@ -14,6 +14,7 @@ from agents.models import SipAccount
 from agents.quality import latest_per_agent, record_quality
 from agents.service import SIP_REALM
 from agents.states import HoursReport, hours_report, record_state
+from agents.wallboard import Wallboard, wallboard
 from core.audit import audit
 from core.auth.models import Role, User
 from core.bus import Bus
@@ -140,3 +141,9 @@ async def report_wrapup(body: WrapUpIn, user: AgentUser, request: Request) -> di
             raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"call_ref: {exc}") from exc
         published = await bus.publish(event)
     return {"published": published}
+
+
+@router.get("/wallboard")
+def agents_wallboard(_: SupervisorUser, session: SessionDep, settings: SettingsDep) -> Wallboard:
+    """Every active agent's state, time in state, talk time today and latest line quality."""
+    return wallboard(session, utcnow(), ZoneInfo(settings.timezone))

@@ -70,10 +70,10 @@ def spoken_duration(seconds: int) -> str:
 
 def spoken_summary(today: Totals, target_minutes: int) -> str:
     """What the agent hears: 'today 3 h 40 min; 20 min to your 4-hour day'."""
-    worked = today.logged_in_s
-    text = f"today {spoken_duration(worked)}"
-    target_s = target_minutes * 60
-    target = spoken_duration(target_s).replace(" h", "-hour").replace(" min", "-minute")
-    if worked < target_s:
-        return f"{text}; {spoken_duration(target_s - worked)} to your {target} day"
+    # Whole minutes on both sides, so the two figures always add up to the target.
+    worked_min = today.logged_in_s // 60
+    text = f"today {spoken_duration(worked_min * 60)}"
+    target = spoken_duration(target_minutes * 60).replace(" h", "-hour").replace(" min", "-minute")
+    if worked_min < target_minutes:
+        return f"{text}; {spoken_duration((target_minutes - worked_min) * 60)} to your {target} day"
     return f"{text}; your {target} day is done"

@@ -58,6 +58,7 @@ def transitions(session: Session, agent: str, start: datetime, end: datetime) ->
 class HoursReport(BaseModel):
     agent: str
     state: str
+    since: datetime | None = None
     today: Totals
     week: Totals
     target_minutes: int
@@ -81,6 +82,7 @@ def hours_report(session: Session, agent: str, now: datetime, tz: ZoneInfo) -> H
     return HoursReport(
         agent=agent,
         state=latest.state if latest else "logged_out",
+        since=latest.since if latest else None,
         today=today,
         week=week,
         target_minutes=target,

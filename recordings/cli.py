@@ -1,28 +1,43 @@
 """`warmline recordings ...`: call recordings from the command line.
 
 warmline recordings analyze FILE [--json] [--agent-channel left|right] [--aggressiveness 0-3]
+warmline recordings register FILE [--campaign NAME] [--agent NAME] [--contact ID] [--started ISO] [--json]
+warmline recordings list [--agent NAME] [--json]
+warmline recordings verify [--json]          exit 1 when a file is missing or corrupt
+warmline recordings purge [--dry-run] [--json]
+warmline recordings retention CAMPAIGN [DAYS]
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from collections.abc import Callable
+from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.db import Database
+from core.settings import get_settings
 
 if TYPE_CHECKING:
     from recordings.analytics import CallAnalytics
 
-app = typer.Typer(help="Call recordings: acoustic analytics.", no_args_is_help=True)
+app = typer.Typer(
+    help="Call recordings: registry, storage, retention, acoustic analytics.", no_args_is_help=True
+)
 
 PROGRESS_FROM_S = 600.0  # show a progress bar on a terminal for recordings at least this long
 
 
 @app.callback()
 def recordings() -> None:
-    """Call recordings: acoustic analytics."""
+    """Call recordings: registry, storage, retention, acoustic analytics."""
 
 
 class Channel(StrEnum):
@@ -112,3 +127,198 @@ def summary(r: CallAnalytics) -> str:
     if r.note:
         lines.append(f"note: {r.note}")
     return "\n".join(lines)
+
+
+# --- the registry: register, list, verify, purge, retention -----------------------------------
+
+CLI_ACTOR = "cli"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+_open_database: Callable[[], Database] | None = None
+
+
+def use_database(open_database: Callable[[], Database]) -> None:
+    """Called by the composition root with how to reach the migrated database."""
+    global _open_database
+    _open_database = open_database
+
+
+def database() -> Database:
+    if _open_database is None:  # used without the root CLI
+        return Database(get_settings().db_url)
+    return _open_database()
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    return typer.Exit(code)
+
+
+def emit(data: Any, as_json: bool, text: str) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
+
+
+def _campaign_id(session: Session, campaign: str | None) -> int | None:
+    from dialer.models import Campaign
+
+    if campaign is None:
+        return None
+    row = session.scalars(select(Campaign).where(Campaign.name == campaign)).first()
+    if row is None and campaign.isdigit():
+        row = session.get(Campaign, int(campaign))
+    if row is None:
+        raise fail(f"campaign {campaign!r}: no such campaign (see `warmline campaign list`)")
+    return row.id
+
+
+def _when(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(f"{what} {text!r}: give an ISO date-time, e.g. 2026-11-24T09:30:00+08:00") from exc
+    if value.tzinfo is None:
+        from zoneinfo import ZoneInfo
+
+        value = value.replace(tzinfo=ZoneInfo(get_settings().timezone))
+    return value
+
+
+@app.command("register")
+def register_cmd(
+    file: Annotated[Path, typer.Argument(help="A finished call recording (WAV), e.g. an import.")],
+    campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="The campaign's name.")] = None,
+    agent: Annotated[str | None, typer.Option("--agent", help="The agent's user name.")] = None,
+    contact: Annotated[int | None, typer.Option("--contact", help="The contact's id.")] = None,
+    started: Annotated[
+        str | None, typer.Option("--started", help="When the call started (ISO); default: the file's time.")
+    ] = None,
+    outcome: Annotated[
+        str | None, typer.Option("--outcome", help="The call's outcome, e.g. opted_out.")
+    ] = None,
+    escalated: Annotated[bool, typer.Option("--escalated", help="The call raised a welfare alert.")] = False,
+    source: Annotated[str, typer.Option("--source", help="Where it came from.")] = "import",
+    as_json: JsonOpt = False,
+) -> None:
+    """Register a recording: copied into the store by date under a UUID name, checksummed, analysed."""
+    from recordings import service
+
+    settings = get_settings()
+    started_at = _when(started, "--started")
+    if started_at is None:
+        if not file.is_file():
+            raise fail(f"{file}: no such file")
+        started_at = datetime.fromtimestamp(file.stat().st_mtime, UTC)
+    db = database()
+    with db.session() as session:
+        try:
+            rec = service.register_recording(
+                session,
+                settings,
+                file,
+                campaign_id=_campaign_id(session, campaign),
+                contact_id=contact,
+                agent=agent,
+                started_at=started_at,
+                ended_at=None,
+                source=source,
+                outcome=outcome,
+                escalated=escalated,
+                actor=CLI_ACTOR,
+            )
+        except service.RecordingError as exc:
+            raise fail(str(exc)) from exc
+        data = service.describe(rec)
+        data["analytics_error"] = rec.analytics_error
+    text = (
+        f"registered {data['id']}: {data['duration_s']:.1f} s, {data['channels']} ch, {data['sample_rate']} Hz,"
+        f" {data['size_bytes']} bytes, sha256 {data['sha256'][:12]}…; stored as {data['path']}"
+        + (" (encrypted)" if data["encrypted"] else "")
+    )
+    emit(data, as_json, text)
+
+
+@app.command("list")
+def list_cmd(
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's calls.")] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List registered recordings, newest first."""
+    from recordings import service
+    from recordings.models import CallRecording
+
+    with database().session() as session:
+        q = select(CallRecording).order_by(CallRecording.started_at.desc()).limit(limit)
+        if agent:
+            q = q.where(CallRecording.agent == agent)
+        rows = [service.describe(r) for r in session.scalars(q)]
+    lines = [
+        f"{r['id']}  {r['started_at'][:16]}  {r['agent'] or '-':<12} {r['duration_s'] or 0:7.1f} s  {r['status']}"
+        for r in rows
+    ]
+    emit(rows, as_json, "\n".join(lines) or "no recordings registered")
+
+
+@app.command("verify")
+def verify_cmd(as_json: JsonOpt = False) -> None:
+    """Check every recording's file: present, same size and checksum, readable audio. Exit 1 on problems."""
+    from recordings import service
+
+    with database().session() as session:
+        report = service.verify(session, get_settings(), actor=CLI_ACTOR).to_dict()
+    lines = [
+        f"checked {report['checked']}: {report['ok']} ok, {report['missing']} missing, {report['corrupt']} corrupt"
+    ]
+    lines += [f"  {p['status']}: {p['recording_id']} — {p['reason']}" for p in report["problems"]]
+    emit(report, as_json, "\n".join(lines))
+    if report["problems"]:
+        raise typer.Exit(1)
+
+
+@app.command("purge")
+def purge_cmd(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete recordings past their campaign's retention (each deletion is audited)."""
+    from recordings import service
+
+    with database().session() as session:
+        report = service.purge(session, get_settings(), dry_run=dry_run, actor=CLI_ACTOR).to_dict()
+    verb = "would purge" if dry_run else "purged"
+    lines = [f"{verb} {report['count']} recording{'s' if report['count'] != 1 else ''}"]
+    lines += [
+        f"  {r['id']}  started {r['started_at'][:10]}, kept {r['retention_days']} days"
+        for r in report["recordings"]
+    ]
+    emit(report, as_json, "\n".join(lines))
+
+
+@app.command("retention")
+def retention_cmd(
+    campaign: Annotated[str, typer.Argument(help="The campaign's name.")],
+    days: Annotated[
+        int | None, typer.Argument(help="Keep its recordings this many days; omit to show.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show or set how long a campaign's recordings are kept."""
+    from recordings import service
+    from recordings.models import RecordingRetention
+
+    settings = get_settings()
+    with database().session() as session:
+        cid = _campaign_id(session, campaign)
+        assert cid is not None
+        if days is not None:
+            try:
+                service.set_retention(session, cid, days, CLI_ACTOR)
+            except service.RecordingError as exc:
+                raise fail(str(exc)) from exc
+        row = session.get(RecordingRetention, cid)
+        kept = row.retention_days if row else settings.recordings_retention_days
+    data = {"campaign": campaign, "retention_days": kept}
+    emit(data, as_json, f"{campaign}: recordings kept {f'{kept} days' if kept else 'forever'}")

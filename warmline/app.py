@@ -19,6 +19,8 @@ from core.db import Database
 from core.deps import SignInRequired
 from core.settings import Settings, get_settings
 from dialer.api import router as dialer_router
+from recordings.api import router as recordings_router
+from recordings.qa.api import router as qa_router
 from dialer.stats_api import router as dialer_stats_router
 from warmline import __version__
 from warmline.api.audit import router as audit_router
@@ -26,6 +28,7 @@ from warmline.api.users import router as users_router
 from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
+from warmline.console.reviews import router as reviews_console_router
 from warmline.health import router as health_router
 
 STATIC = Path(__file__).parent / "console" / "static"
@@ -68,6 +71,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     for router in (dialer_router, campaigns_console_router):
         app.include_router(router)
     for router in (dialer_stats_router, live_console_router):
+        app.include_router(router)
+    for router in (recordings_router, qa_router, reviews_console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -16,6 +16,7 @@ from core.settings import Settings, get_settings
 from dialer.cli import register as register_dialer
 from ivr.cli import ivr_app
 from recordings.cli import app as recordings_app
+from recordings.qa.cli import register as register_qa
 from softphone.cli import app as softphone_app
 from warmline import accounts, migrate
 
@@ -51,6 +52,7 @@ def ready_database(settings: Settings) -> Database:
 
 
 register_dialer(app, lambda: ready_database(get_settings()))
+register_qa(app, lambda: ready_database(get_settings()))
 
 
 @db_app.command("upgrade")

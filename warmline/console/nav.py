@@ -25,6 +25,7 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section("/console/wallboard", "Wallboard", frozenset({R.supervisor}), "Agents and campaigns live"),
     Section("/console/reviews", "Reviews", frozenset({R.qa}), "Recording samples and scorecards"),
+    Section("/console/my-reviews", "My reviews", frozenset({R.agent}), "QA reviews of your calls"),
     Section("/console/users", "Users", frozenset(), "Accounts, roles and SIP endpoints"),
     Section("/console/system", "System", frozenset(), "Health of database, bus and Asterisk"),
 )
@@ -33,3 +34,7 @@ SECTIONS: tuple[Section, ...] = (
 def sections_for(role: Role) -> list[Section]:
     # Admins see everything; others see what names their role.
     return [s for s in SECTIONS if role is Role.admin or role in s.roles]
+
+
+def section_at(path: str) -> Section:
+    return next(s for s in SECTIONS if s.path == path)

@@ -14,7 +14,7 @@ from core.audit import audit
 from core.auth import service
 from core.auth.models import Role, User
 from core.deps import TOKEN_COOKIE, DatabaseDep, Public, Roles, SessionDep, SettingsDep, bearer_token
-from warmline.console.nav import SECTIONS, Section, sections_for
+from warmline.console.nav import SECTIONS, Section, section_at, sections_for
 from warmline.health import check_health
 
 HERE = Path(__file__).parent
@@ -83,8 +83,7 @@ def home(request: Request, user: PageUser) -> HTMLResponse:
     return render(request, "home.html", "Home", user, status=f"Signed in as {user.name}.")
 
 
-def _section(path: str) -> Section:
-    return next(s for s in SECTIONS if s.path == path)
+_section = section_at
 
 
 def _allowed(section: Section) -> Roles:
@@ -142,6 +141,17 @@ def _placeholder(section: Section) -> None:
     router.add_api_route(section.path, page, methods=["GET"], name=f"console:{section.title}")
 
 
+# Sections with real pages (here or in a feature's console module); the rest are placeholders.
+BUILT = {
+    "/console",
+    "/console/system",
+    "/console/users",
+    "/console/campaigns",
+    "/console/my-day",
+    "/console/wallboard",
+    "/console/reviews",
+    "/console/my-reviews",
+}
 for _s in SECTIONS:
-    if _s.path not in {"/console", "/console/system", "/console/users", "/console/campaigns"}:
+    if _s.path not in BUILT:
         _placeholder(_s)

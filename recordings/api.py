@@ -1,0 +1,138 @@
+"""Recordings over HTTP: the registry's rows and the audio itself, every playback audited.
+
+GET /api/recordings                      qa, supervisor: the newest recordings
+GET /api/recordings/{id}                 qa, supervisor, the call's own agent: the row and analytics
+GET /api/recordings/{id}/audio           the WAV, streamed (HTTP range requests for seeking);
+                                         ?download=1 sends it as an attachment
+
+Auditing: a download is audited every time (`recording.download`). Playback is audited as
+`recording.play` on the first request of a listening (no Range, or a range from byte 0) and on any
+request when the same person has no `recording.play` of that recording in the last 10 minutes,
+so seeking within one listening does not flood the log, and no listening goes unrecorded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.audit import AuditEntry, audit
+from core.auth.models import Role, User
+from core.db import utcnow
+from core.deps import Roles, SessionDep, SettingsDep
+from recordings import service, storage
+from recordings.models import CallRecording
+
+router = APIRouter(prefix="/api/recordings", tags=["recordings"])
+Listener = Annotated[User, Depends(Roles(Role.qa, Role.supervisor, Role.agent))]
+Staff = Annotated[User, Depends(Roles(Role.qa, Role.supervisor))]
+RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+PLAY_WINDOW = timedelta(minutes=10)
+
+
+def recording_for(session: Session, recording_id: str, user: User) -> CallRecording:
+    """The recording if `user` may hear it: QA, supervisors and admins any; an agent their own."""
+    try:
+        rec = service.get_recording(session, recording_id)
+    except service.RecordingError as exc:
+        raise HTTPException(404, str(exc)) from exc
+    if user.role is Role.agent and rec.agent != user.name:
+        raise HTTPException(404, f"recording {recording_id}: not found")
+    return rec
+
+
+@router.get("")
+def list_recordings(
+    session: SessionDep, user: Staff, agent: str | None = None, limit: int = Query(50, ge=1, le=500)
+) -> list[dict[str, Any]]:
+    q = select(CallRecording).order_by(CallRecording.started_at.desc()).limit(limit)
+    if agent:
+        q = q.where(CallRecording.agent == agent)
+    return [service.describe(r) for r in session.scalars(q)]
+
+
+@router.get("/{recording_id}")
+def get_recording(recording_id: str, session: SessionDep, user: Listener) -> dict[str, Any]:
+    rec = recording_for(session, recording_id, user)
+    return {**service.describe(rec), "analytics": rec.analytics, "analytics_error": rec.analytics_error}
+
+
+def _played_recently(session: Session, actor: str, recording_id: str) -> bool:
+    since = utcnow() - PLAY_WINDOW
+    q = select(AuditEntry.id).where(
+        AuditEntry.actor == actor,
+        AuditEntry.action == "recording.play",
+        AuditEntry.target == recording_id,
+        AuditEntry.at >= since,
+    )
+    return session.scalars(q.limit(1)).first() is not None
+
+
+def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    if not header:
+        return None
+    m = RANGE.match(header.strip())
+    if m is None or (not m[1] and not m[2]):
+        raise HTTPException(416, f"Range {header!r}: only one 'bytes=start-end' range is served")
+    if m[1]:
+        start, end = int(m[1]), int(m[2]) if m[2] else size - 1
+    else:  # the last N bytes
+        start, end = max(0, size - int(m[2])), size - 1
+    end = min(end, size - 1)
+    if start >= size or start > end:
+        raise HTTPException(
+            416, f"Range {header!r} is outside the {size} bytes", {"Content-Range": f"bytes */{size}"}
+        )
+    return start, end
+
+
+@router.get("/{recording_id}/audio")
+def audio(
+    recording_id: str,
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    user: Listener,
+    download: bool = False,
+) -> StreamingResponse:
+    rec = recording_for(session, recording_id, user)
+    try:
+        f = service.open_recording(settings, rec)
+    except service.RecordingError as exc:
+        raise HTTPException(410 if "purged" in str(exc) else 404, str(exc)) from exc
+    try:
+        size = f.seek(0, 2)
+        rng = _parse_range(request.headers.get("range"), size)
+    except BaseException:
+        f.close()
+        raise
+    start, end = rng if rng is not None else (0, size - 1)
+    detail = {"range": f"{start}-{end}", "role": user.role.value}
+    if download:
+        audit(session, user.name, "recording.download", rec.id, **detail)
+    elif rng is None or start == 0 or not _played_recently(session, user.name, rec.id):
+        audit(session, user.name, "recording.play", rec.id, **detail)
+
+    def body() -> Iterator[bytes]:
+        try:
+            yield from storage.iter_range(f, start, end)
+        finally:
+            f.close()
+
+    headers = {
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start + 1),
+        "Cache-Control": "no-store",
+    }
+    if rng is not None:
+        headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    if download:
+        headers["Content-Disposition"] = f'attachment; filename="{rec.id}.wav"'
+    return StreamingResponse(body(), status_code=206 if rng else 200, media_type="audio/wav", headers=headers)

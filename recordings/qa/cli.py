@@ -1,0 +1,149 @@
+"""`warmline qa ...`: QA sampling, calibration and averages from the command line.
+
+warmline qa sample --period 2026-W48 [--seed N] [--rate R] [--min-per-agent N] [--max-per-agent N] [--json]
+warmline qa agreement [--period 2026-W48] [--json]
+warmline qa averages [--period 2026-W48] [--json]
+warmline qa scorecard NAME|FILE [--json]
+
+The composition root calls `register(app, open_database)`; this package does not import the root.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.db import Database
+from core.settings import get_settings
+from recordings import cli as recordings_cli
+from recordings.cli import emit, fail
+
+qa_app = typer.Typer(help="QA: fair samples of recordings, scorecards, calibration.", no_args_is_help=True)
+CLI_ACTOR = "cli"
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
+PeriodOpt = Annotated[
+    str | None, typer.Option("--period", help="An ISO week (2026-W48), a date, or FROM..TO dates.")
+]
+
+
+def register(app: typer.Typer, open_database: Callable[[], Database]) -> None:
+    """Add `warmline qa` and give `warmline recordings` its database."""
+    recordings_cli.use_database(open_database)
+    app.add_typer(qa_app, name="qa")
+
+
+@qa_app.command("sample")
+def sample(
+    period: Annotated[
+        str, typer.Option("--period", help="An ISO week (2026-W48), a date, or FROM..TO dates.")
+    ],
+    seed: Annotated[
+        int | None, typer.Option("--seed", help="Reproduces a draw; default: fixed per period.")
+    ] = None,
+    rate: Annotated[float | None, typer.Option("--rate", help="Share of each agent × campaign.")] = None,
+    min_per_agent: Annotated[int | None, typer.Option("--min-per-agent", help="At least this many.")] = None,
+    max_per_agent: Annotated[int | None, typer.Option("--max-per-agent", help="At most this many.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Draw the period's random sample per agent × campaign, and the targeted queue, with reasons."""
+    from pydantic import ValidationError
+
+    from recordings.qa import service
+    from recordings.qa.sampling import SamplingError, SamplingParams
+
+    config = service.load_config()
+    overrides = {
+        k: v
+        for k, v in {"rate": rate, "min_per_agent": min_per_agent, "max_per_agent": max_per_agent}.items()
+        if v is not None
+    }
+    try:
+        params = SamplingParams.model_validate({**config.random.model_dump(), **overrides})
+    except ValidationError as exc:
+        problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
+        raise fail(problems) from exc
+    with recordings_cli.database().session() as session:
+        try:
+            result = service.draw_sample(
+                session,
+                get_settings(),
+                period,
+                seed=seed,
+                params=params,
+                rules=config.targeted,
+                actor=CLI_ACTOR,
+            )
+        except SamplingError as exc:
+            raise fail(str(exc)) from exc
+        data = result.to_dict()
+    emit(data, as_json, service.sample_text(data))
+
+
+@qa_app.command("agreement")
+def agreement(period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
+    """Agreement of blind double scoring: percent agreement per item and overall, Cohen's kappa."""
+    from recordings.qa import reviews
+
+    with recordings_cli.database().session() as session:
+        data = reviews.agreement(session, period)
+    if not data["calls"]:
+        emit(data, as_json, "no call has been scored twice yet")
+        return
+    kappa = data["kappa_yes_no"]
+    lines = [
+        f"{data['calls']} calls scored twice: {data['agreement']:.0%} of answers agree; "
+        f"Cohen's kappa (yes/no items) {'n/a' if kappa is None else f'{kappa:.2f}'}; "
+        f"mean score gap {data['mean_score_gap']}"
+    ]
+    for it in data["items"]:
+        k = "" if it["kappa"] is None else f", kappa {it['kappa']:.2f}"
+        lines.append(f"  {it['item']}: {it['agreement']:.0%} of {it['n']}{k}")
+    emit(data, as_json, "\n".join(lines))
+
+
+@qa_app.command("averages")
+def averages(period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
+    """Mean review scores per agent: the random sample's and the targeted queue's apart."""
+    from recordings.qa import reviews
+
+    with recordings_cli.database().session() as session:
+        data = reviews.averages(session, period)
+
+    def fmt(x: dict[str, float] | None) -> str:
+        return "-" if x is None else f"{x['mean_score']:.1f} ({int(x['reviews'])})"
+
+    lines = [f"{'agent':<16} {'random sample':>16} {'targeted (apart)':>18}"]
+    lines += [
+        f"{r['agent'] or '-':<16} {fmt(r['random']):>16} {fmt(r['targeted']):>18}" for r in data["agents"]
+    ]
+    emit(data, as_json, "\n".join(lines) if data["agents"] else "no completed reviews yet")
+
+
+@qa_app.command("scorecard")
+def scorecard(
+    name: Annotated[str, typer.Argument(help="A scorecard's name in config/qa, or a YAML file.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Check and show a scorecard: sections, weights, items, auto-fail items."""
+    from recordings.qa import scorecards
+
+    try:
+        path = Path(name)
+        card = (
+            scorecards.parse(path.read_text(encoding="utf-8"), str(path))
+            if path.suffix in {".yaml", ".yml"}
+            else scorecards.load(name)
+        )
+    except (scorecards.ScorecardError, OSError) as exc:
+        raise fail(str(exc)) from exc
+    lines = [f"{card.title} ({card.name} v{card.version}), pass mark {card.pass_mark:g}"]
+    for s in card.sections:
+        lines.append(f"  {s.title} (weight {s.weight:g})")
+        for i in s.items:
+            kind = "yes/no" if i.type.value == "yes_no" else f"0-{i.max}"
+            flag = ", AUTO-FAIL" if i.auto_fail else ""
+            lines.append(f"    {i.key}: {i.text} [{kind}, weight {i.weight:g}{flag}]")
+    emit(card.model_dump(mode="json"), as_json, "\n".join(lines))

@@ -1,0 +1,53 @@
+"""My day (agent) and the wallboard (supervisor) in Chromium: live, announced, axe-clean."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from agents.states import record_state
+from core.auth import service
+from core.auth.models import Role
+from core.db import Database, utcnow
+from core.messages import AgentState
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.conftest import LiveServer
+from tests.e2e.test_console import sign_in_by_keyboard
+
+pytestmark = pytest.mark.e2e
+PW = "correct horse battery"
+
+
+@pytest.fixture
+def people(db: Database) -> None:
+    with db.session() as s:
+        service.create_user(s, "mei", Role.agent, PW, actor="test", display_name="Wang Mei")
+        service.create_user(s, "boss", Role.supervisor, PW, actor="test")
+        record_state(s, AgentState(agent="mei", state="available", since=utcnow() - timedelta(minutes=95)))
+
+
+def test_my_day_says_the_hours(page: Page, live_server: LiveServer, people: None) -> None:
+    sign_in_by_keyboard(page, live_server, "mei", PW)
+    page.get_by_role("link", name="My day").first.focus()
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("today 1 h 35 min; 2 h 25 min to your 4-hour day")
+    expect(page.get_by_role("table")).to_contain_text("Logged in")
+    assert_accessible(page)
+
+
+def test_wallboard_updates_and_announces(
+    page: Page, live_server: LiveServer, people: None, db: Database
+) -> None:
+    sign_in_by_keyboard(page, live_server, "boss", PW)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Home")
+    page.goto(live_server.url + "/console/wallboard")
+    table = page.get_by_role("table", name="Agents")
+    expect(table).to_contain_text("Wang Mei")
+    expect(table).to_contain_text("available")
+    assert_accessible(page)
+    with db.session() as s:
+        record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))
+    expect(page.get_by_role("status")).to_have_text("Wang Mei is now on call.", timeout=10_000)
+    expect(table).to_contain_text("on call")

@@ -1,0 +1,84 @@
+// The reviewer's page: keyboard shortcuts for the player, the timeline's playhead, and forms that
+// answer in the live region (#status). Everything also works without this script.
+(function () {
+  "use strict";
+  const status = document.getElementById("status");
+  const say = (text) => { status.textContent = ""; window.setTimeout(() => { status.textContent = text; }, 30); };
+  const player = document.getElementById("player");
+  const playerStatus = document.getElementById("player-status");
+  const clock = (t) => { const s = Math.max(0, Math.round(t)); return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0"); };
+  const tell = (text) => { if (playerStatus) playerStatus.textContent = text; };
+
+  if (player) {
+    const typing = (el) => {
+      if (!el || !el.tagName) return false;
+      const tag = el.tagName.toLowerCase();
+      if (tag === "textarea" || tag === "select" || el.isContentEditable) return true;
+      return tag === "input" && !["radio", "checkbox", "button", "submit"].includes(el.type);
+    };
+    const activates = (el) => {  // Space already means something on these
+      const tag = el && el.tagName ? el.tagName.toLowerCase() : "";
+      return ["button", "a", "summary", "audio", "input", "select", "textarea"].includes(tag);
+    };
+    const toggle = () => {
+      if (player.paused) { player.play().catch(() => tell("The recording could not be played.")); }
+      else { player.pause(); }
+    };
+    const skip = (by) => {
+      const end = isFinite(player.duration) ? player.duration : Infinity;
+      player.currentTime = Math.min(Math.max(0, player.currentTime + by), end);
+      tell((by < 0 ? "Back " : "Forward ") + Math.abs(by) + " seconds, at " + clock(player.currentTime));
+    };
+    document.addEventListener("keydown", (ev) => {
+      if (ev.ctrlKey || ev.altKey || ev.metaKey || typing(ev.target)) return;
+      const key = ev.key;
+      if (key === "k" || key === "K" || (key === " " && !activates(ev.target))) { ev.preventDefault(); toggle(); }
+      else if (key === "j" || key === "J") { ev.preventDefault(); skip(-5); }
+      else if (key === "l" || key === "L") { ev.preventDefault(); skip(5); }
+    });
+    player.addEventListener("play", () => tell("Playing from " + clock(player.currentTime)));
+    player.addEventListener("pause", () => tell("Paused at " + clock(player.currentTime)));
+    const head = document.getElementById("playhead");
+    player.addEventListener("timeupdate", () => {
+      if (head && isFinite(player.duration) && player.duration > 0) {
+        const x = (1000 * player.currentTime / player.duration).toFixed(1);
+        head.setAttribute("x1", x); head.setAttribute("x2", x);
+      }
+    });
+    document.querySelectorAll("button.seek").forEach((b) => b.addEventListener("click", () => {
+      player.currentTime = Number(b.dataset.t);
+      player.play().catch(() => tell("The recording could not be played."));
+    }));
+  }
+
+  const card = document.getElementById("scorecard");
+  if (card) {
+    card.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const resp = await fetch(card.action, {
+        method: "POST", body: new FormData(card), headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      let data = { message: "Not submitted: the server answered " + resp.status };
+      try { data = await resp.json(); } catch (e) { /* keep the message above */ }
+      say(data.message);
+      if (data.ok) {
+        card.querySelectorAll("input, textarea").forEach((el) => { el.disabled = true; });
+        const btn = card.querySelector("button[type=submit]");
+        if (btn) { btn.remove(); }
+      }
+    });
+  }
+
+  document.querySelectorAll("form.ack").forEach((form) => form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const resp = await fetch(form.action, { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" });
+    let data = { message: "Not acknowledged: the server answered " + resp.status };
+    try { data = await resp.json(); } catch (e) { /* keep the message above */ }
+    say(data.message);
+    if (data.ok) {
+      const p = document.createElement("p");
+      p.textContent = "Acknowledged.";
+      form.replaceWith(p);
+    }
+  }));
+})();
