@@ -1,0 +1,233 @@
+"""Which agent takes the next call: the routing choice of the ACD.
+
+Rules, in order:
+
+1. the agent is ``available`` (their latest state in the ledger, agents.states) and not excluded
+   (already rung for this call, or reserved by another call in this process);
+2. the agent has the skill (``AgentProfile.skills``); an empty skill means anyone will do;
+3. longest idle first: idle since the end of the agent's last call (the first state after their
+   latest ``on_call``/``wrap_up``); an agent who has had no call yet counts from their login, and
+   one who never had a call at all sorts first;
+4. fairness on a tie: fewer calls taken today, then less talk time today, then the name (so the
+   choice is reproducible).
+
+:func:`choose_agent` is a pure function over :class:`AgentCandidate` rows; :func:`candidates`
+reads them from the database; :func:`reserve_agent` does both and writes the chosen agent's
+``on_call`` state in the caller's transaction, so two calls never take the same agent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agents.models import AgentProfile, AgentStateChange, SipAccount
+from core.auth.models import Role, User
+from core.db import utcnow
+
+CALL_STATES = frozenset({"on_call", "wrap_up"})
+RESERVED_REASON = "routed"
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class AgentCandidate:
+    """What routing knows about one agent."""
+
+    agent: str  # the agent's user name (the id used on the bus and in the state ledger)
+    endpoint: str  # their PJSIP endpoint
+    skills: tuple[str, ...] = ()
+    state: str = "logged_out"
+    state_since: datetime | None = None
+    # When the agent last finished a call (None: no call in the ledger at all).
+    last_call_end: datetime | None = None
+    calls_today: int = 0
+    talk_seconds_today: float = 0.0
+    display_name: str | None = field(default=None, compare=False)
+
+    def has_skill(self, skill: str | None) -> bool:
+        return not skill or skill in self.skills
+
+    def idle_since(self) -> datetime:
+        """The moment the agent's idle time counts from (earlier = longer idle)."""
+        if self.last_call_end is None:
+            return EPOCH
+        return self.last_call_end
+
+
+def eligible(
+    rows: Iterable[AgentCandidate], skill: str | None, exclude: Collection[str] = ()
+) -> list[AgentCandidate]:
+    return [r for r in rows if r.state == "available" and r.agent not in exclude and r.has_skill(skill)]
+
+
+def rank(rows: Iterable[AgentCandidate]) -> list[AgentCandidate]:
+    """Eligible agents in the order routing offers them the call."""
+    return sorted(rows, key=lambda r: (r.idle_since(), r.calls_today, r.talk_seconds_today, r.agent))
+
+
+def choose_agent(
+    rows: Iterable[AgentCandidate], skill: str | None = None, *, exclude: Collection[str] = ()
+) -> AgentCandidate | None:
+    """The agent who gets the call, or None when nobody suitable is available."""
+    ranked = rank(eligible(rows, skill, exclude))
+    return ranked[0] if ranked else None
+
+
+def day_start(now: datetime, tz: str | None = None) -> datetime:
+    """Midnight of ``now``'s day in ``tz`` (UTC when None), as an aware UTC datetime."""
+    if tz:
+        from zoneinfo import ZoneInfo
+
+        local = now.astimezone(ZoneInfo(tz))
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(UTC)
+    return now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def summarise(
+    agent: str,
+    endpoint: str,
+    skills: Iterable[str],
+    changes: list[AgentStateChange],
+    *,
+    now: datetime,
+    since_day: datetime,
+    display_name: str | None = None,
+) -> AgentCandidate:
+    """Fold one agent's state changes (oldest first) into a routing row."""
+    state, state_since = "logged_out", None
+    last_call_end: datetime | None = None
+    in_call = False
+    calls_today = 0
+    talk = 0.0
+    talk_from: datetime | None = None
+    for change in changes:
+        if change.state == "on_call" and change.since >= since_day and state != "on_call":
+            calls_today += 1
+        if talk_from is not None and change.state != "on_call":
+            talk += (change.since - max(talk_from, since_day)).total_seconds()
+            talk_from = None
+        if change.state == "on_call" and talk_from is None:
+            talk_from = change.since
+        if change.state in CALL_STATES:
+            in_call = True
+        elif in_call:
+            last_call_end = change.since
+            in_call = False
+        state, state_since = change.state, change.since
+    if talk_from is not None:
+        talk += max(0.0, (now - max(talk_from, since_day)).total_seconds())
+    return AgentCandidate(
+        agent=agent,
+        endpoint=endpoint,
+        skills=tuple(skills),
+        state=state,
+        state_since=state_since,
+        last_call_end=last_call_end,
+        calls_today=calls_today,
+        talk_seconds_today=max(0.0, talk),
+        display_name=display_name,
+    )
+
+
+def candidates(
+    session: Session, *, now: datetime | None = None, tz: str | None = None, lookback_days: int = 7
+) -> list[AgentCandidate]:
+    """Every enabled agent with a SIP account, summarised from the ledger of the last days."""
+    now = now or utcnow()
+    since_day = day_start(now, tz)
+    horizon = min(since_day, now - timedelta(days=lookback_days))
+    agents = session.execute(
+        select(User.name, User.display_name, SipAccount.endpoint, AgentProfile.skills)
+        .join(SipAccount, SipAccount.user_id == User.id)
+        .outerjoin(AgentProfile, AgentProfile.user_id == User.id)
+        .where(User.role == Role.agent, User.disabled.is_(False))
+    ).all()
+    if not agents:
+        return []
+    names = [a.name for a in agents]
+    by_agent: dict[str, list[AgentStateChange]] = {n: [] for n in names}
+    # The change in force at the horizon, then everything since.
+    for name in names:
+        before = session.scalar(
+            select(AgentStateChange)
+            .where(AgentStateChange.agent == name, AgentStateChange.since < horizon)
+            .order_by(AgentStateChange.since.desc(), AgentStateChange.id.desc())
+            .limit(1)
+        )
+        if before is not None:
+            by_agent[name].append(before)
+    recent = session.scalars(
+        select(AgentStateChange)
+        .where(AgentStateChange.agent.in_(names), AgentStateChange.since >= horizon)
+        .order_by(AgentStateChange.since, AgentStateChange.id)
+    )
+    for change in recent:
+        by_agent[change.agent].append(change)
+    return [
+        summarise(
+            a.name,
+            a.endpoint,
+            a.skills or (),
+            by_agent[a.name],
+            now=now,
+            since_day=since_day,
+            display_name=a.display_name,
+        )
+        for a in agents
+    ]
+
+
+def set_state(
+    session: Session, agent: str, state: str, reason: str, *, since: datetime | None = None
+) -> None:
+    """Write a state change for an agent from the server side (routing, the bridge)."""
+    from agents.states import record_state
+    from core.messages import AgentState
+
+    record_state(
+        session,
+        AgentState(agent=agent, state=state, reason=reason, since=since or utcnow()),
+    )
+
+
+def reserve_agent(
+    session: Session,
+    skill: str | None,
+    *,
+    exclude: Collection[str] = (),
+    now: datetime | None = None,
+    tz: str | None = None,
+) -> AgentCandidate | None:
+    """Choose an agent and mark them ``on_call`` (reason ``routed``) in this transaction."""
+    now = now or utcnow()
+    chosen = choose_agent(candidates(session, now=now, tz=tz), skill, exclude=exclude)
+    if chosen is not None:
+        set_state(session, chosen.agent, "on_call", RESERVED_REASON, since=now)
+    return chosen
+
+
+def release_agent(
+    session: Session, agent: str, state: str, reason: str, *, reserved_at: datetime | None = None
+) -> bool:
+    """Put a reserved agent into ``state`` unless their softphone has reported something newer
+    than our reservation (then the softphone knows best). True when written."""
+    from agents.states import current_state
+
+    latest = current_state(session, agent)
+    if (
+        latest is not None
+        and reserved_at is not None
+        and latest.since > reserved_at
+        and latest.reason != RESERVED_REASON
+    ):
+        return False
+    now = utcnow()
+    if latest is not None and latest.since >= now:
+        now = latest.since + timedelta(microseconds=1)
+    set_state(session, agent, state, reason, since=now)
+    return True

@@ -1,0 +1,319 @@
+"""Agent routing, bridging and stereo recording against the real lab.
+
+A private lab (port base 1000: ARI 9088, SIP 6060, RTP 7000-7999) serves the module. Agents are
+Debian's baresip, auto-answering, each sending a pure tone of its own pitch, so the recording can
+tell who is on which channel: the agent's tone must be on the left, the lab callee's speech
+(lab-talk, espeak-ng) on the right.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import subprocess
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+
+from agents.models import AgentProfile, SipAccount
+from agents.routing import candidates, set_state
+from agents.states import current_state
+from core.ari import AriClient
+from core.auth.models import Role, User
+from core.db import Database, utcnow
+from core.settings import Settings
+from dialer.bridge import connect_to_agent
+from ivr.dispatch import EventDispatcher
+from recordings.models import CallRecording
+from tests.lab import private_lab
+from warmline import accounts
+from warmline.lab import lab_status
+from warmline.migrate import upgrade
+
+pytestmark = pytest.mark.integration
+PW = "correct horse battery"
+PORT_BASE = 1000
+TALKER = "13800138009"  # lab callee 9: answers and talks ~60 s
+FIGURES: dict[str, float] = {}
+
+
+@dataclass
+class Agent:
+    name: str
+    tone_hz: int
+    proc: subprocess.Popen[bytes]
+    heard: Path
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    var = tmp_path_factory.mktemp("bridge-lab") / "var"
+    var.mkdir(parents=True)
+    url = f"sqlite:///{var / 'warmline.db'}"
+    upgrade(url)
+    with private_lab(var, PORT_BASE, database_url=url) as settings:
+        yield settings
+
+
+@pytest.fixture(scope="module")
+def db(lab: Settings) -> Iterator[Database]:
+    database = Database(lab.db_url)
+    yield database
+    database.dispose()
+
+
+def start_baresip(tmp: Path, settings: Settings, user: str, password: str, tone_hz: int) -> Agent:
+    conf = tmp / f"baresip-{user}"
+    conf.mkdir()
+    tone = conf / "tone.wav"
+    subprocess.run(
+        [
+            "sox",
+            "-n",
+            "-r",
+            "8000",
+            "-c",
+            "1",
+            "-b",
+            "16",
+            str(tone),
+            "synth",
+            "120",
+            "sine",
+            str(tone_hz),
+            "vol",
+            "0.3",
+        ],
+        check=True,
+    )
+    heard = conf / "heard.wav"
+    (conf / "accounts").write_text(
+        f"<sip:{user}@127.0.0.1:{settings.sip_port};transport=udp>;auth_pass={password};"
+        "answermode=auto;regint=60\n"
+    )
+    (conf / "config").write_text(
+        "module_path\t/usr/lib/baresip/modules\nsip_listen\t127.0.0.1:0\n"
+        f"audio_player\taufile,{heard}\naudio_source\taufile,{tone}\n"
+        "ausrc_srate\t8000\nauplay_srate\t8000\nausrc_channels\t1\nauplay_channels\t1\n"
+        "module\tg711.so\nmodule\taufile.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\n"
+    )
+    proc = subprocess.Popen(
+        ["baresip", "-f", str(conf)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+    )
+    return Agent(user, tone_hz, proc, heard)
+
+
+async def endpoint_online(ari: AriClient, name: str, timeout: float = 15) -> bool:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            info = await ari.request("GET", f"/endpoints/PJSIP/{name}")
+            if info["state"] == "online":
+                return True
+        await asyncio.sleep(0.3)
+    return False
+
+
+@pytest.fixture(scope="module")
+def agents(
+    lab: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Agent]]:
+    if shutil.which("baresip") is None:
+        pytest.fail("baresip is not installed (make test installs it)")
+    tmp = tmp_path_factory.mktemp("agents")
+    made: dict[str, Agent] = {}
+    specs = {"mei": (["vaccination", "welfare"], 700), "lin": (["welfare"], 1000)}
+    for name, (skills, hz) in specs.items():
+        asyncio.run(accounts.add_user(lab, db, name, Role.agent, PW, actor="test"))
+        with db.session() as s:
+            user = s.scalar(select(User).where(User.name == name))
+            assert user is not None
+            s.merge(AgentProfile(user_id=user.id, skills=skills, daily_target_minutes=240))
+            secret = s.scalar(select(SipAccount.secret).where(SipAccount.user_id == user.id))
+        assert secret is not None
+        made[name] = start_baresip(tmp, lab, name, secret, hz)
+
+    async def wait_online() -> None:
+        async with client(lab) as ari:
+            for name in made:
+                assert await endpoint_online(ari, name), f"{name} registered"
+
+    try:
+        asyncio.run(wait_online())
+        yield made
+    finally:
+        for agent in made.values():
+            agent.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                agent.proc.wait(5)
+
+
+def client(settings: Settings) -> AriClient:
+    st = lab_status(settings)
+    return AriClient(st.ari_url, st.ari_user, st.ari_password, st.app)
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[tuple[AriClient, EventDispatcher]]:
+    """What the engine's runtime owns: one client, one dispatcher pumping the one event stream."""
+    async with client(settings) as ari:
+        dispatcher = EventDispatcher()
+        pump = asyncio.create_task(dispatcher.run(ari.events()))
+        try:
+            await asyncio.wait_for(dispatcher.connected.wait(), 10)
+            yield ari, dispatcher
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+
+async def customer_call(ari: AriClient, dispatcher: EventDispatcher, number: str = TALKER) -> str:
+    channel = f"cust-{uuid.uuid4()}"
+    events = dispatcher.subscribe(channel)
+    await ari.originate(f"Local/{number}@lab-pstn", channel_id=channel, app_args="customer", timeout=15)
+    started = await events.wait_for(lambda e: e.get("type") == "StasisStart", timeout=15)
+    assert started is not None, "the lab callee answered and entered Stasis"
+    return channel
+
+
+def make_available(db: Database, *names: str, minutes_ago: dict[str, int] | None = None) -> None:
+    with db.session() as s:
+        for name in names:
+            ago = (minutes_ago or {}).get(name, 0)
+            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago, seconds=1))
+
+
+def band_energy(x: np.ndarray, hz: float, rate: int = 8000, width: float = 5.0) -> float:
+    spectrum = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+    freqs = np.fft.rfftfreq(x.size, 1 / rate)
+    band = (freqs > hz - width) & (freqs < hz + width)
+    return float(spectrum[band].sum() / max(spectrum.sum(), 1e-9))
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    rms = float(np.sqrt(np.mean((x.astype(np.float64) / 32768.0) ** 2)))
+    return float(20 * np.log10(max(rms, 1e-9)))
+
+
+def test_bridge_records_agent_left_customer_right(
+    lab: Settings, db: Database, agents: dict[str, Agent]
+) -> None:
+    make_available(db, "mei", "lin", minutes_ago={"mei": 5, "lin": 1})
+
+    async def scenario() -> tuple[object, float]:
+        async with runtime(lab) as (ari, dispatcher):
+            customer = await customer_call(ari, dispatcher)
+            started = time.monotonic()
+            task = asyncio.create_task(
+                connect_to_agent(
+                    ari,
+                    dispatcher,
+                    customer,
+                    skill="vaccination",
+                    db=db,
+                    settings=lab,
+                    timeout=30,
+                    campaign=None,
+                    script="vaccination-v1",
+                )
+            )
+            # The agent is rung, answers (auto), and the two talk for a while.
+            await asyncio.sleep(10)
+            assert not task.done(), "the call stays bridged until someone hangs up"
+            with db.session() as s:
+                state = current_state(s, "mei")
+                assert state is not None and state.state == "on_call"
+            await ari.hangup(customer)
+            result = await asyncio.wait_for(task, 20)
+            return result, time.monotonic() - started
+
+    result, _total = asyncio.run(scenario())
+    from dialer.bridge import BridgeResult
+
+    assert isinstance(result, BridgeResult)
+    assert result.outcome == "connected", result
+    assert result.agent == "mei", "only mei has the vaccination skill"
+    assert result.ended_by == "customer"
+    assert 6 < result.talk_seconds < 12
+    FIGURES["bridge_wait_s"] = result.wait_seconds
+    FIGURES["bridge_talk_s"] = result.talk_seconds
+    assert result.recording_path is not None and result.recording_path.exists()
+    path = result.recording_path
+    rel = path.relative_to(lab.recordings_dir.resolve())
+    assert len(rel.parts) == 4 and rel.parts[0].isdigit(), "YYYY/MM/DD/<uuid>.wav"
+    assert str(uuid.UUID(path.stem)) == path.stem, "named by UUID"
+    assert TALKER not in str(path)
+    assert not list(path.parent.glob("*.sln")), "the raw MixMonitor stream is converted and removed"
+
+    audio, rate = sf.read(path, dtype="int16")
+    assert rate == 8000 and audio.ndim == 2 and audio.shape[1] == 2
+    left, right = audio[:, 0], audio[:, 1]
+    FIGURES["left_dbfs"] = rms_dbfs(left)
+    FIGURES["right_dbfs"] = rms_dbfs(right)
+    FIGURES["left_tone_share"] = band_energy(left, 700)
+    FIGURES["right_tone_share"] = band_energy(right, 700)
+    assert FIGURES["left_tone_share"] > 0.8, "the agent's 700 Hz tone fills the left channel"
+    assert FIGURES["right_tone_share"] < 0.02, "the customer's channel does not carry the agent"
+    # The right channel is MixMonitor's t(): what was sent to the agent's phone, i.e. what the
+    # agent heard -- the customer's speech.
+    assert FIGURES["right_dbfs"] > -45, "the customer's speech is on the right channel"
+    assert 6 < audio.shape[0] / rate < 14
+
+    with db.session() as s:
+        row = s.get(CallRecording, path.stem)
+        assert row is not None
+        assert row.path == str(rel) and row.channels == 2 and row.source == "agent-bridge"
+        assert row.agent == "mei" and row.ended_at is not None
+        state = current_state(s, "mei")
+        assert state is not None and state.state == "wrap_up", "baresip reports no state: the bridge does"
+
+
+def test_longest_idle_agent_gets_the_call_and_no_agent_means_abandoned(
+    lab: Settings, db: Database, agents: dict[str, Agent]
+) -> None:
+    # lin has been idle longer than mei: mei just finished a call above, lin has had none.
+    make_available(db, "mei", "lin")
+    with db.session() as s:
+        order = [c.agent for c in candidates(s) if c.state == "available"]
+        assert set(order) == {"mei", "lin"}
+
+    async def scenario() -> tuple[object, object]:
+        async with runtime(lab) as (ari, dispatcher):
+            first = await customer_call(ari, dispatcher)
+            task = asyncio.create_task(
+                connect_to_agent(ari, dispatcher, first, skill="welfare", db=db, settings=lab, timeout=20)
+            )
+            await asyncio.sleep(5)
+            # Everybody is busy now: a second caller for "welfare" with a short patience.
+            with db.session() as s:
+                set_state(s, "mei", "break", "test")
+            second = await customer_call(ari, dispatcher)
+            abandoned = await connect_to_agent(
+                ari, dispatcher, second, skill="welfare", db=db, settings=lab, timeout=4
+            )
+            await ari.hangup(second)
+            await ari.hangup(first)
+            return await asyncio.wait_for(task, 20), abandoned
+
+    connected, abandoned = asyncio.run(scenario())
+    assert getattr(connected, "agent", None) == "lin", connected
+    assert getattr(abandoned, "outcome", None) == "abandoned"
+    assert getattr(abandoned, "agent", "x") is None
+    assert 3.5 < getattr(abandoned, "wait_seconds", 0) < 8
+
+
+def test_figures() -> None:
+    print("\nbridge figures:", {k: round(v, 3) for k, v in FIGURES.items()})
