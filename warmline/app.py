@@ -19,12 +19,13 @@ from core.db import Database
 from core.deps import SignInRequired
 from core.settings import Settings, get_settings
 from dialer.api import router as dialer_router
+from dialer.stats_api import router as dialer_stats_router
 from recordings.api import router as recordings_router
 from recordings.qa.api import router as qa_router
-from dialer.stats_api import router as dialer_stats_router
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
+from warmline.console.agents import router as agents_console_router
 from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
@@ -68,11 +69,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     app.state.db = database
     for router in (health_router, auth_router, users_router, audit_router, agents_router, console_router):
         app.include_router(router)
-    for router in (dialer_router, campaigns_console_router):
-        app.include_router(router)
-    for router in (dialer_stats_router, live_console_router):
+    for router in (dialer_router, campaigns_console_router, agents_console_router):
         app.include_router(router)
     for router in (recordings_router, qa_router, reviews_console_router):
+        app.include_router(router)
+    for router in (dialer_stats_router, live_console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 
