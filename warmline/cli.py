@@ -143,9 +143,13 @@ def _sync_text(sync: dict[str, str]) -> str:
 @lab_app.command("start")
 def lab_start(as_json: JsonOpt = False) -> None:
     """Start the lab's Asterisk and simulated callees (no-op when running)."""
+    from warmline.lab import LabError
     from warmline.lab import lab_start as start
 
-    status = start(get_settings())
+    try:
+        status = start(get_settings())
+    except LabError as exc:
+        raise fail(str(exc)) from exc
     emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
 
 
