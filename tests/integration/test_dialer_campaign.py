@@ -1,0 +1,129 @@
+"""A real campaign in the lab: one contact per callee behaviour, each ends with its outcome, and
+every retry lands when the campaign's rule says, measured on the dialer's own (scaled) clock.
+
+The dialer's clock runs SCALE times faster than the wall clock, so a 1-minute retry delay passes in
+a few seconds while Asterisk's calls take their real time. Lab on port base 52000 (ARI 60088).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from core.db import Database, utcnow
+from core.settings import Settings
+from dialer import campaigns as svc
+from dialer.models import Attempt, Contact, ContactState, DncGlobal
+from tests.lab import private_lab
+from warmline.demo_campaign import BEHAVIOURS, create_demo_campaign, outcome_table, run_campaign
+
+pytestmark = pytest.mark.integration
+
+PORT_BASE = 52000
+SCALE = 6.0  # dialer seconds per wall-clock second
+RETRY_MINUTES = 1.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    with private_lab(tmp_path_factory.mktemp("dialer-campaign") / "var", PORT_BASE) as settings:
+        yield settings
+
+
+class ScaledClock:
+    def __init__(self, scale: float) -> None:
+        self.t0 = utcnow()
+        self.m0 = time.monotonic()
+        self.scale = scale
+
+    def __call__(self) -> datetime:
+        return self.t0 + timedelta(seconds=(time.monotonic() - self.m0) * self.scale)
+
+
+def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings, db: Database) -> None:
+    settings = lab.model_copy(update={"database_url": db.url, "dialer_ring_timeout": 12})
+    name = "lab-every-behaviour"
+    assert create_demo_campaign(db, name, 1, retry_seconds=int(RETRY_MINUTES * 60), cps=10) == 10
+    clock = ScaledClock(SCALE)
+    asyncio.run(run_campaign(settings, db, name, now=clock, out=None, limit_seconds=400))
+
+    rows = {r["digit"]: r for r in outcome_table(db, name)}
+    assert {d: r["outcome"] for d, r in rows.items() if not r["match"]} == {}
+    for digit, (_behaviour, expected) in BEHAVIOURS.items():
+        assert rows[digit]["outcome"] in expected
+    # Final outcomes stop at once; retryable ones use both attempts (max_attempts 2).
+    for digit in "0567":
+        assert rows[digit]["attempts"] == 1, rows[digit]
+    for digit in "123489":
+        assert rows[digit]["attempts"] == 2, rows[digit]
+
+    with db.session() as session:
+        campaign = svc.require_campaign(session, name)
+        attempts = list(
+            session.scalars(
+                select(Attempt)
+                .where(Attempt.campaign_id == campaign.id)
+                .order_by(Attempt.contact_id, Attempt.attempt_no)
+            )
+        )
+        contacts = {
+            c.id: c for c in session.scalars(select(Contact).where(Contact.campaign_id == campaign.id))
+        }
+        # The ledger and the contacts agree: every attempt counted once, all closed.
+        assert sum(c.attempts for c in contacts.values()) == len(attempts)
+        assert all(a.state.value == "ended" and a.outcome for a in attempts)
+        assert all(c.state in (ContactState.done, ContactState.exhausted) for c in contacts.values())
+        # Retries: never before the rule's delay from the end of the previous attempt, and
+        # not much after it (a pass every 0.2 s, on a clock running SCALE times as fast).
+        by_contact: dict[int, list[Attempt]] = {}
+        for a in attempts:
+            by_contact.setdefault(a.contact_id, []).append(a)
+        for contact_attempts in by_contact.values():
+            for before, after in itertools.pairwise(contact_attempts):
+                assert before.ended_at is not None
+                due = before.ended_at + timedelta(minutes=RETRY_MINUTES)
+                assert after.created_at >= due
+                assert after.created_at <= due + timedelta(seconds=3 * SCALE)
+        # The opt-out is on the global do-not-call list.
+        opted = next(c for c in contacts.values() if c.phone_e164.endswith("7"))
+        assert session.scalar(select(DncGlobal).where(DncGlobal.phone_e164 == opted.phone_e164)) is not None
+        # The machine got the message, after AMD said MACHINE; people were HUMAN.
+        machine = next(a for a in attempts if contacts[a.contact_id].phone_e164.endswith("5"))
+        assert machine.amd_status == "MACHINE"
+        confirmed = next(a for a in attempts if contacts[a.contact_id].phone_e164.endswith("0"))
+        assert confirmed.amd_status == "HUMAN" and confirmed.digits == "1"
+        busy = [a for a in attempts if contacts[a.contact_id].phone_e164.endswith("3")]
+        assert [a.hangup_cause for a in busy] == [17, 17]
+
+
+def test_a_paused_campaign_places_no_calls(lab: Settings, db: Database, tmp_path: Path) -> None:
+    settings = lab.model_copy(update={"database_url": db.url})
+    name = "lab-paused"
+    create_demo_campaign(db, name, 1)
+    from dialer.models import CampaignStatus
+
+    with db.session() as session:
+        svc.set_status(session, name, CampaignStatus.paused, actor="test")
+
+    async def briefly() -> None:
+        from dialer.engine.runtime import DialerWorker
+
+        worker = DialerWorker(settings, db)
+        ticks = [0]
+
+        def until() -> bool:
+            ticks[0] += 1
+            return ticks[0] > 10
+
+        await worker.run(until=until)
+
+    asyncio.run(briefly())
+    with db.session() as session:
+        assert session.scalar(select(Attempt.id).limit(1)) is None
