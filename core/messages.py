@@ -195,11 +195,31 @@ class CallQuality(BusMessage):
     final: bool = False
 
 
+class WelfareAlert(BusMessage):
+    """An elder-welfare alert was raised, acknowledged or resolved (supervisors' consoles, pagers).
+
+    `alert_id` is the alert's row id; `phone` is masked (`138****8000`), never the full number.
+    """
+
+    topic_template: ClassVar[str] = "alerts/{alert_id}"
+    retained: ClassVar[bool] = False
+
+    alert_id: TopicLevel
+    kind: str = Field(min_length=1)
+    state: Literal["open", "acknowledged", "resolved"]
+    campaign: str | None = None
+    contact_name: str | None = None
+    phone: str = ""
+    summary: str = ""
+    by: str | None = None
+
+
 MESSAGE_TYPES: tuple[type[BusMessage], ...] = (
     AgentState,
     ServiceHealth,
     CallEvent,
     CampaignStats,
     CallQuality,
+    WelfareAlert,
 )
 """Every message type on the bus."""

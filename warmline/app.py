@@ -20,12 +20,15 @@ from core.deps import SignInRequired
 from core.settings import Settings, get_settings
 from dialer.api import router as dialer_router
 from dialer.stats_api import router as dialer_stats_router
+from dialer.welfare.api import router as welfare_router
+from dialer.welfare.events import run_notifier
 from recordings.api import router as recordings_router
 from recordings.qa.api import router as qa_router
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
 from warmline.console.agents import router as agents_console_router
+from warmline.console.alerts import router as alerts_console_router
 from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
@@ -46,6 +49,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
             workers = [
                 asyncio.create_task(record_agent_states(bus, database), name="agent-states"),
                 asyncio.create_task(record_call_quality(bus, database), name="call-quality"),
+                asyncio.create_task(run_notifier(settings, database, bus), name="welfare-notifier"),
             ]
             if settings.dialer_enabled:
                 from dialer.engine.runtime import DialerWorker
@@ -74,6 +78,8 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     for router in (recordings_router, qa_router, reviews_console_router):
         app.include_router(router)
     for router in (dialer_stats_router, live_console_router):
+        app.include_router(router)
+    for router in (welfare_router, alerts_console_router):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

@@ -24,6 +24,12 @@ SECTIONS: tuple[Section, ...] = (
         "/console/campaigns", "Campaigns", frozenset({R.manager, R.supervisor}), "Lists, windows, results"
     ),
     Section("/console/wallboard", "Wallboard", frozenset({R.supervisor}), "Agents and campaigns live"),
+    Section(
+        "/console/alerts",
+        "Welfare alerts",
+        frozenset({R.supervisor, R.manager}),
+        "Elders not reached or asking for help",
+    ),
     Section("/console/reviews", "Reviews", frozenset({R.qa}), "Recording samples and scorecards"),
     Section("/console/my-reviews", "My reviews", frozenset({R.agent}), "QA reviews of your calls"),
     Section("/console/users", "Users", frozenset(), "Accounts, roles and SIP endpoints"),

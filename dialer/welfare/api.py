@@ -1,0 +1,87 @@
+"""Welfare alerts for supervisors: list, acknowledge, resolve (JSON API)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, status
+from pydantic import BaseModel, Field
+
+from core.auth.models import Role, User
+from core.deps import Roles, SessionDep
+from dialer.welfare import service
+from dialer.welfare.models import AlertState
+
+router = APIRouter(prefix="/api/welfare", tags=["welfare"])
+Viewer = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
+Supervisor = Annotated[User, Depends(Roles(Role.supervisor))]
+
+StateFilter = Literal["open", "acknowledged", "resolved", "unresolved", "all"]
+FILTERS: dict[str, list[AlertState] | None] = {
+    "open": [AlertState.open],
+    "acknowledged": [AlertState.acknowledged],
+    "resolved": [AlertState.resolved],
+    "unresolved": [AlertState.open, AlertState.acknowledged],
+    "all": None,
+}
+
+
+class AckRequest(BaseModel):
+    note: str | None = Field(default=None, max_length=service.MAX_NOTE)
+
+
+class ResolveRequest(BaseModel):
+    resolution: str = Field(min_length=1, max_length=service.MAX_NOTE)
+
+
+def _one(session: Any, alert_id: int) -> dict[str, Any]:
+    return service.describe(service.get_alert(session, alert_id))
+
+
+@router.get("/alerts")
+def list_alerts(
+    session: SessionDep,
+    _user: Viewer,
+    state: StateFilter = "unresolved",
+    since_id: int | None = None,
+    limit: int = 200,
+) -> dict[str, Any]:
+    """Alerts, newest first (``since_id``: only those raised after that one, for polling)."""
+    alerts = service.list_alerts(session, states=FILTERS[state], since_id=since_id, limit=min(limit, 1000))
+    return {
+        "alerts": [service.describe(a) | {"summary": service.summary_text(a)} for a in alerts],
+        "counts": service.counts(session),
+    }
+
+
+@router.get("/alerts/{alert_id}")
+def get_alert(alert_id: int, session: SessionDep, _user: Viewer) -> dict[str, Any]:
+    try:
+        return _one(session, alert_id)
+    except service.AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+
+
+@router.post("/alerts/{alert_id}/acknowledge")
+def acknowledge(
+    alert_id: int, session: SessionDep, user: Supervisor, body: AckRequest | None = None
+) -> dict[str, Any]:
+    try:
+        alert = service.acknowledge(session, alert_id, actor=user.name, note=body.note if body else None)
+    except service.AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except service.AlertError as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    return service.describe(alert)
+
+
+@router.post("/alerts/{alert_id}/resolve")
+def resolve(alert_id: int, body: ResolveRequest, session: SessionDep, user: Supervisor) -> dict[str, Any]:
+    try:
+        alert = service.resolve(session, alert_id, actor=user.name, resolution=body.resolution)
+    except service.AlertNotFound as exc:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+    except service.AlertError as exc:
+        code = status.HTTP_409_CONFLICT if "already" in str(exc) else status.HTTP_422_UNPROCESSABLE_ENTITY
+        raise HTTPException(code, str(exc)) from exc
+    return service.describe(alert)

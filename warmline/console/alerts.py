@@ -1,0 +1,72 @@
+"""The supervisor's welfare-alerts page: unresolved alerts first, acknowledged and resolved by
+keyboard with plain forms (no script needed); alerts.js polls for new ones and announces them in
+the page's live status region."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from core.auth.models import Role, User
+from core.deps import Roles, SessionDep
+from dialer.welfare import service
+from dialer.welfare.models import AlertState
+from warmline.console.pages import _section, render
+
+router = APIRouter(include_in_schema=False)
+SECTION = _section("/console/alerts")
+PageUser = Annotated[User, Depends(Roles(*SECTION.roles, page=True))]
+SupervisorPage = Annotated[User, Depends(Roles(Role.supervisor, page=True))]
+
+
+def _page(
+    request: Request, session: SessionDep, user: User, *, status: str | None = None, error: str | None = None,
+    error_id: int | None = None, code: int = 200,
+) -> HTMLResponse:  # fmt: skip
+    unresolved = service.list_alerts(session, states=[AlertState.open, AlertState.acknowledged])
+    resolved = service.list_alerts(session, states=[AlertState.resolved], limit=20)
+    latest = max((a.id for a in unresolved + resolved), default=0)
+    counts = service.counts(session)
+    rows = [service.describe(a) | {"summary": service.summary_text(a)} for a in unresolved]
+    done = [service.describe(a) | {"summary": service.summary_text(a)} for a in resolved]
+    resp = render(
+        request, "alerts.html", "Welfare alerts", user, section=SECTION, alerts=rows, resolved=done,
+        counts=counts, latest=latest, can_act=user.role in (Role.supervisor, Role.admin),
+        status=status or f"{counts['open']} open, {counts['acknowledged']} acknowledged.",
+        error=error, error_id=error_id,
+    )  # fmt: skip
+    resp.status_code = code
+    return resp
+
+
+@router.get("/console/alerts")
+def alerts_page(
+    request: Request, session: SessionDep, user: PageUser, done: str | None = None
+) -> HTMLResponse:
+    return _page(request, session, user, status=done)
+
+
+@router.post("/console/alerts/{alert_id}/acknowledge")
+def acknowledge(alert_id: int, request: Request, session: SessionDep, user: SupervisorPage) -> Response:
+    try:
+        service.acknowledge(session, alert_id, actor=user.name)
+    except (service.AlertError, service.AlertNotFound) as exc:
+        return _page(request, session, user, error=str(exc), error_id=alert_id, code=409)
+    return RedirectResponse(f"/console/alerts?done=Alert+{alert_id}+acknowledged.", status_code=303)
+
+
+@router.post("/console/alerts/{alert_id}/resolve")
+def resolve(
+    alert_id: int,
+    request: Request,
+    session: SessionDep,
+    user: SupervisorPage,
+    resolution: Annotated[str, Form()] = "",
+) -> Response:
+    try:
+        service.resolve(session, alert_id, actor=user.name, resolution=resolution)
+    except (service.AlertError, service.AlertNotFound) as exc:
+        return _page(request, session, user, error=str(exc), error_id=alert_id, code=422)
+    return RedirectResponse(f"/console/alerts?done=Alert+{alert_id}+resolved.", status_code=303)

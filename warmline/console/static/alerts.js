@@ -1,0 +1,81 @@
+// Welfare alerts page: poll for alerts raised after the newest one shown, add them to the table
+// with the same keyboard-operable forms the server renders, and announce each through the page's
+// live status region. Without this script the page still works (reload to see new alerts).
+"use strict";
+
+(function () {
+  const table = document.getElementById("alerts-table");
+  if (!table) return;
+  const body = document.getElementById("alerts-body");
+  const status = document.getElementById("status");
+  const canAct = table.dataset.canAct === "yes";
+  let latest = parseInt(table.dataset.latest || "0", 10);
+  const every = Math.max(1, parseInt(table.dataset.poll || "5", 10)) * 1000;
+
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      node.setAttribute(k, v === true ? "" : String(v));
+    }
+    for (const child of children) {
+      if (child === null || child === undefined) continue;
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+    return node;
+  }
+
+  function actions(a) {
+    if (!canAct) return el("td", {}, "—");
+    const cell = el("td", {});
+    if (a.state === "open") {
+      cell.append(
+        el("form", { method: "post", action: "/console/alerts/" + a.id + "/acknowledge", class: "inline" },
+          el("button", { type: "submit" }, "Acknowledge alert " + a.id))
+      );
+    }
+    cell.append(
+      el("form", { method: "post", action: "/console/alerts/" + a.id + "/resolve", class: "inline" },
+        el("label", { for: "resolution-" + a.id }, "Resolution for alert " + a.id),
+        el("input", { id: "resolution-" + a.id, name: "resolution", maxlength: "2000", required: true }),
+        el("button", { type: "submit" }, "Resolve alert " + a.id))
+    );
+    return cell;
+  }
+
+  function row(a) {
+    return el("tr", { id: "alert-" + a.id },
+      el("th", { scope: "row" }, a.summary),
+      el("td", {}, (a.created_at || "").slice(0, 16).replace("T", " ")),
+      el("td", {}, a.state),
+      actions(a));
+  }
+
+  async function poll() {
+    try {
+      const resp = await fetch("/api/welfare/alerts?state=unresolved&since_id=" + latest, {
+        credentials: "same-origin",
+        headers: { Accept: "application/json" },
+      });
+      if (!resp.ok) return;
+      const data = await resp.json();
+      const fresh = (data.alerts || []).filter((a) => a.id > latest).sort((x, y) => x.id - y.id);
+      if (!fresh.length) return;
+      const none = document.getElementById("alerts-none");
+      if (none) none.remove();
+      for (const a of fresh) {
+        if (!document.getElementById("alert-" + a.id)) body.prepend(row(a));
+        latest = Math.max(latest, a.id);
+      }
+      const words = fresh.map((a) => a.summary).join(" ");
+      status.textContent =
+        (fresh.length === 1 ? "New welfare alert: " : fresh.length + " new welfare alerts: ") + words;
+    } catch (err) {
+      // The network came back or did not: try again at the next tick; nothing to announce.
+    } finally {
+      window.setTimeout(poll, every);
+    }
+  }
+
+  window.setTimeout(poll, every);
+})();
