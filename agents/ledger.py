@@ -36,7 +36,8 @@ def totals(transitions: Iterable[Transition], start: datetime, end: datetime) ->
     `start` must be included (it may be earlier than `start`)."""
     acc = {"logged_in_s": 0.0, "available_s": 0.0, "talking_s": 0.0, "wrap_up_s": 0.0, "break_s": 0.0}
     items = sorted(transitions, key=lambda t: t.since)
-    for here, nxt in zip(items, [*items[1:], None], strict=True):
+    ends: list[Transition | None] = [*items[1:], None] if items else []
+    for here, nxt in zip(items, ends, strict=True):
         lo = max(here.since, start)
         hi = min(nxt.since if nxt else end, end)
         seconds = (hi - lo).total_seconds()

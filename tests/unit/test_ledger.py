@@ -65,3 +65,7 @@ def test_repeated_retained_state_is_recorded_once(db: Database) -> None:
     assert report.state == "on_call"
     assert report.today.logged_in_s == 3600 and report.today.talking_s == 1800
     assert report.spoken == "today 1 h; 3 h to your 4-hour day"
+
+
+def test_an_agent_with_no_states_has_no_hours() -> None:
+    assert totals([], at(0), at(60)).logged_in_s == 0
