@@ -112,6 +112,7 @@ class Call:
         *,
         resume: JSON | None = None,
         services: Mapping[str, Any] | None = None,
+        epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.ari = ari
         self.dispatcher = dispatcher
@@ -124,6 +125,8 @@ class Call:
         self.services = dict(services or {})  # db, settings: handed to agent routing
         self.report = CallReport()
         self._destroyed = False
+        self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
+        self._epoch0 = epoch()
 
     # ------------------------------------------------------------ entry
 
@@ -277,6 +280,10 @@ class Call:
                 await self._to_agent(events, result)
             elif result.ended == "callee_hangup" and result.hangup_cause is not None:
                 self.report.hangup_cause = result.hangup_cause
+                self._destroyed = True
+            elif result.ended == "callee_hangup" and self.epoch() != self._epoch0:
+                # The channel vanished while ARI was away (Asterisk restarted): nobody hung up.
+                self.report.interrupted = True
                 self._destroyed = True
         elif self.plan.agent_campaign:
             await self._to_agent(events, None)

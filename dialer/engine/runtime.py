@@ -79,6 +79,7 @@ class NodeLink:
     ready: bool = False  # connected and reconciled: calls may be placed
     calls: set[str] = field(default_factory=set)
     down_until: float = 0.0
+    connections: int = 0  # ARI (re)connections seen
     pump: asyncio.Task[None] | None = None
 
 
@@ -132,6 +133,7 @@ class DialerWorker:
         if kind in (CONNECTED, RECONNECTED):
             link = self.nodes.get(node)
             if link is not None:
+                link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
         for handler in self.unrouted_handlers:
