@@ -4,7 +4,7 @@ Rules, in order:
 
 1. the agent is ``available`` (their latest state in the ledger, agents.states) and not excluded
    (already rung for this call, or reserved by another call in this process);
-2. the agent has the skill (``AgentProfile.skills``); an empty skill means anyone will do;
+2. the agent has the skill (``AgentProfile.skills``); an empty skill (or ``any``) means anyone;
 3. longest idle first: idle since the end of the agent's last call (the first state after their
    latest ``on_call``/``wrap_up``); an agent who has had no call yet counts from their login, and
    one who never had a call at all sorts first;
@@ -30,6 +30,7 @@ from core.auth.models import Role, User
 from core.db import utcnow
 
 CALL_STATES = frozenset({"on_call", "wrap_up"})
+ANY_SKILL = "any"  # what a flow's transfer node names when any agent will do
 RESERVED_REASON = "routed"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -50,7 +51,7 @@ class AgentCandidate:
     display_name: str | None = field(default=None, compare=False)
 
     def has_skill(self, skill: str | None) -> bool:
-        return not skill or skill in self.skills
+        return not skill or skill == ANY_SKILL or skill in self.skills
 
     def idle_since(self) -> datetime:
         """The moment the agent's idle time counts from (earlier = longer idle)."""

@@ -55,6 +55,9 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 from dialer.engine.runtime import DialerWorker
 
                 app.state.dialer = DialerWorker(settings, database, bus=bus)
+                from dialer.inbound import attach as serve_inbound
+
+                serve_inbound(app.state.dialer)  # inbound hotline calls arrive as unrouted events
                 workers.append(asyncio.create_task(app.state.dialer.run(), name="dialer"))
             try:
                 yield

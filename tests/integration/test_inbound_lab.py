@@ -1,0 +1,204 @@
+"""The inbound hotline against the real lab: a call through the ``lab-inbound`` context hears the
+menu, presses a key and reaches a skilled agent (bridged, recorded); 9 books a callback; after
+hours the caller leaves a callback request with a message.
+
+The caller is the originating half of a ``Local/<number>@lab-inbound`` channel, put into the
+Stasis app too so the test can press keys on it; the other half enters Stasis with
+``inbound,<number>``, reaches nobody's subscription and is served by ``dialer.inbound`` through
+the dispatcher's ``unrouted`` callback -- exactly as the dialer runtime wires it. Same lab and
+agents as test_bridge_lab (port base 1000), one module after the other.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from agents.states import current_state
+from core.ari import AriClient
+from core.db import Database
+from core.settings import Settings
+from dialer.inbound import InboundCalls, InboundConfig, InboundContext, InboundNumber, InboundResult
+from dialer.models import Campaign, Contact
+from ivr.check import load_flow
+from ivr.dispatch import ChannelEvents, EventDispatcher
+from ivr.runner import FlowRunner, prepare_prompts
+from ivr.tts import PromptCache, wav_seconds
+from recordings.models import CallRecording
+from tests.integration import test_bridge_lab as bridge
+from tests.integration.test_bridge_lab import client, make_available
+
+pytestmark = pytest.mark.integration
+# The bridge module's lab, database and baresip agents, set up again for this module.
+lab = bridge.lab
+db = bridge.db
+agents = bridge.agents
+HOTLINE = "12345"
+CALLER_ID = "13800138001"
+REPO = Path(__file__).resolve().parents[2]
+OPEN = InboundConfig(
+    timezone="Asia/Shanghai",
+    numbers={
+        HOTLINE: InboundNumber(
+            name="community-hotline", hours={"daily": ["00:00-23:59"]}, queue_timeout=30, announce_every=10
+        )
+    },
+)
+CLOSED = InboundConfig(
+    timezone="Asia/Shanghai",
+    numbers={
+        HOTLINE: InboundNumber(
+            name="community-hotline", hours={"mon": ["03:00-03:01"]}, closed_dates=[datetime.now(UTC).date()]
+        )
+    },
+)
+
+
+@dataclass
+class World:
+    ari: AriClient
+    dispatcher: EventDispatcher
+    calls: InboundCalls
+    prompts: PromptCache
+
+
+@contextlib.asynccontextmanager
+async def hotline(settings: Settings, database: Database, config: InboundConfig) -> AsyncIterator[World]:
+    async with client(settings) as ari:
+        holder: list[InboundCalls] = []
+        dispatcher = EventDispatcher(unrouted=lambda e: holder[0].on_unrouted("lab", e))
+        prompts = PromptCache.for_var_dir(settings.var_dir)
+        runner = FlowRunner(ari, prompts, recordings_dir=settings.recordings_dir)
+        ctx = InboundContext(ari, dispatcher, runner, settings, database, config=config)
+        holder.append(InboundCalls(lambda node: ctx))
+        pump = asyncio.create_task(dispatcher.run(ari.events()))
+        try:
+            await asyncio.wait_for(dispatcher.connected.wait(), 10)
+            yield World(ari, dispatcher, holder[0], prompts)
+        finally:
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump
+
+
+async def call_in(world: World) -> tuple[str, ChannelEvents]:
+    """Dial the hotline from a lab caller; returns the caller's own channel and its events."""
+    caller = f"caller-{uuid.uuid4()}"
+    events = world.dispatcher.subscribe(caller)
+    await world.ari.originate(
+        f"Local/{HOTLINE}@lab-inbound", channel_id=caller, app_args="caller", caller_id=CALLER_ID, timeout=15
+    )
+    assert await events.wait_for(lambda e: e.get("type") == "StasisStart", timeout=15)
+    await world.ari.answer(caller)
+    return caller, events
+
+
+async def seconds_of(world: World, flow_name: str, node: str) -> float:
+    """How long a flow's prompt lasts (rendered ahead, cached), to press keys when a person would."""
+    flow = load_flow(REPO / "config" / "ivr" / f"{flow_name}.yaml")
+    await prepare_prompts(flow, {}, world.prompts)
+    prompt = next(p for node_id, _where, p in flow.all_prompts() if node_id == node)
+    return wav_seconds(await world.prompts.speak(str(prompt.say), flow.voice))
+
+
+async def finished(world: World, timeout: float = 60) -> InboundResult:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while not world.calls.results:
+        assert time.monotonic() < deadline, "the inbound handler finished"
+        await asyncio.sleep(0.2)
+    return world.calls.results[-1]
+
+
+def test_menu_key_1_reaches_the_vaccination_agent(
+    lab: Settings, db: Database, agents: dict[str, object]
+) -> None:
+    make_available(db, "mei", "lin")
+
+    async def scenario() -> InboundResult:
+        async with hotline(lab, db, OPEN) as world:
+            welcome = await seconds_of(world, "hotline_menu", "welcome")
+            caller, _events = await call_in(world)
+            await asyncio.sleep(welcome + 2.0)  # the menu is playing: press 1 (barge-in)
+            await world.ari.send_dtmf(caller, "1")
+            deadline = time.monotonic() + 30
+            while True:  # routing reserves mei (on_call) and rings her; baresip answers at once
+                with db.session() as s:
+                    st = current_state(s, "mei")
+                if st is not None and st.state == "on_call":
+                    break
+                assert time.monotonic() < deadline, "mei was rung"
+                await asyncio.sleep(0.3)
+            await asyncio.sleep(2)
+            await world.ari.play(caller, "sound:warmline/lab-talk")
+            await asyncio.sleep(5)
+            await world.ari.hangup(caller)
+            return await finished(world)
+
+    result = asyncio.run(scenario())
+    assert result.open and result.line == "community-hotline"
+    assert result.flow is not None and result.flow.digits == {"menu": "1"}
+    assert result.outcome == "agent", result
+    assert result.bridge is not None and result.bridge.agent == "mei", "only mei has the vaccination skill"
+    assert result.bridge.recording_path is not None and result.bridge.recording_path.exists()
+    with db.session() as s:
+        row = s.get(CallRecording, result.bridge.recording_id)
+        assert row is not None and row.agent == "mei" and row.campaign_id is None
+
+
+def test_menu_key_9_books_a_callback(lab: Settings, db: Database, agents: dict[str, object]) -> None:
+    async def scenario() -> InboundResult:
+        async with hotline(lab, db, OPEN) as world:
+            welcome = await seconds_of(world, "hotline_menu", "welcome")
+            caller, _events = await call_in(world)
+            await asyncio.sleep(welcome + 2.0)
+            await world.ari.send_dtmf(caller, "9")
+            return await finished(world)
+
+    result = asyncio.run(scenario())
+    assert result.outcome == "callback", result
+    assert result.callback_contact_id is not None
+    with db.session() as s:
+        contact = s.get(Contact, result.callback_contact_id)
+        assert contact is not None and contact.phone_e164 == "+86" + CALLER_ID
+        assert contact.fields["reason"] == "menu" and contact.fields["hotline"] == HOTLINE
+        campaign = s.get(Campaign, contact.campaign_id)
+        assert (
+            campaign is not None and campaign.name == "hotline-callbacks" and campaign.kind.value == "agent"
+        )
+
+
+def test_after_hours_leaves_a_callback_with_a_message(
+    lab: Settings, db: Database, agents: dict[str, object]
+) -> None:
+    async def scenario() -> InboundResult:
+        async with hotline(lab, db, CLOSED) as world:
+            closed = await seconds_of(world, "after_hours", "closed")
+            caller, _events = await call_in(world)
+            await asyncio.sleep(closed + 2.0)  # "press 1 for a callback" is playing
+            await world.ari.send_dtmf(caller, "1")
+            message_prompt = await seconds_of(world, "after_hours", "message")
+            await asyncio.sleep(message_prompt + 1.5)  # after the beep: speak, then #
+            await world.ari.play(caller, "sound:warmline/lab-hello")
+            await asyncio.sleep(3)
+            await world.ari.send_dtmf(caller, "#")
+            return await finished(world)
+
+    result = asyncio.run(scenario())
+    assert not result.open
+    assert result.flow is not None and result.flow.flow == "after_hours"
+    assert result.outcome == "callback", result
+    assert result.flow.recording is not None
+    with db.session() as s:
+        contacts = list(s.scalars(select(Contact).where(Contact.id == result.callback_contact_id)))
+        assert len(contacts) == 1
+        assert contacts[0].fields["reason"] == "after_hours"
+        assert contacts[0].fields["message"] == result.flow.recording
