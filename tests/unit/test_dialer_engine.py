@@ -1,0 +1,211 @@
+"""The dialer's ledger with a clock the test controls: claims, retries, caps, windows, opt-outs,
+reconciliation. Every test runs on SQLite and PostgreSQL (the db fixture)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import Database
+from dialer import campaigns as svc
+from dialer.engine.calls import endpoint_for, first_message
+from dialer.engine.ledger import active_attempts, claim, close, release_orphans
+from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState, DncGlobal
+from dialer.outcomes import CallFacts, Outcome
+from dialer.reconcile import reconcile
+from dialer.stats import campaign_figures
+
+T0 = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
+
+
+def make(db: Database, name: str = "c1", phones: tuple[str, ...] = ("+8613800000001",), **kw: Any) -> int:
+    spec: dict[str, Any] = {
+        "name": name,
+        "kind": "broadcast",
+        "flow": "vaccination_reminder",
+        "windows": {"daily": ["09:00-12:00"]},
+        "retry": {"busy": {"delay": "10m", "growth": 2, "max_attempts": 3}},
+        "max_attempts": 4,
+        "daily_cap": 3,
+        "rolling_cap": 3,
+        **kw,
+    }
+    with db.session() as session:
+        campaign = svc.create_campaign(session, svc.build_spec(spec), actor="t")
+        campaign.status = CampaignStatus.running
+        for p in phones:
+            session.add(Contact(campaign_id=campaign.id, phone_e164=p, fields={"name": "x"}))
+        return campaign.id
+
+
+def do_claim(db: Database, name: str, at: datetime, limit: int = 10) -> list[str]:
+    with db.session() as session:
+        campaign = svc.require_campaign(session, name)
+        return [c.attempt_id for c in claim(session, campaign, limit, at, node="lab")]
+
+
+def do_close(db: Database, attempt_id: str, facts: CallFacts, at: datetime, **kw: Any) -> Any:
+    with db.session() as session:
+        return close(session, attempt_id, facts, at, **kw)
+
+
+def contact(db: Database, phone: str = "+8613800000001", campaign: str = "c1") -> Contact:
+    with db.session() as session:
+        cid = svc.require_campaign(session, campaign).id
+        found = session.scalar(select(Contact).where(Contact.phone_e164 == phone, Contact.campaign_id == cid))
+        assert found is not None
+        return found
+
+
+def test_claim_writes_the_attempt_and_never_claims_twice(db: Database) -> None:
+    make(db)
+    [aid] = do_claim(db, "c1", T0)
+    assert do_claim(db, "c1", T0) == []  # in progress: not claimable again
+    with db.session() as session:
+        attempt = session.get(Attempt, aid)
+        assert attempt is not None and attempt.state is AttemptState.created and attempt.attempt_no == 1
+        assert active_attempts(session) == 1
+    assert contact(db).state is ContactState.in_progress
+
+
+def test_busy_retries_by_the_rule_with_growth(db: Database) -> None:
+    make(db)
+    busy = CallFacts(answered=False, hangup_cause=17)
+    [a1] = do_claim(db, "c1", T0)
+    closed = do_close(db, a1, busy, T0 + timedelta(seconds=5))
+    assert closed.outcome == "busy" and closed.next_due_at == T0 + timedelta(minutes=10, seconds=5)
+    assert do_claim(db, "c1", T0 + timedelta(minutes=10)) == []  # not before its delay
+    [a2] = do_claim(db, "c1", T0 + timedelta(minutes=10, seconds=5))
+    closed = do_close(db, a2, busy, T0 + timedelta(minutes=11))
+    assert closed.next_due_at == T0 + timedelta(minutes=31)  # 10 min x growth 2
+    [a3] = do_claim(db, "c1", T0 + timedelta(minutes=31))
+    closed = do_close(db, a3, busy, T0 + timedelta(minutes=32))
+    assert closed.contact_state == "exhausted"  # busy max_attempts 3
+    c = contact(db)
+    assert c.attempts == 3 and c.outcome_counts == {"busy": 3} and c.last_outcome == "busy"
+    with db.session() as session:
+        rows = session.scalar(select(func.count()).select_from(Attempt))
+        assert rows == 3
+
+
+def test_closing_twice_counts_once(db: Database) -> None:
+    make(db)
+    [a1] = do_claim(db, "c1", T0)
+    do_close(db, a1, CallFacts(answered=True, flow_outcome="confirmed"), T0)
+    again = do_close(db, a1, CallFacts(answered=False, hangup_cause=17), T0)
+    assert again.already
+    c = contact(db)
+    assert c.attempts == 1 and c.state is ContactState.done and c.last_outcome == "confirmed"
+
+
+def test_retry_outside_the_window_waits_for_the_next_window(db: Database) -> None:
+    make(db)
+    [a1] = do_claim(db, "c1", T0 + timedelta(hours=1, minutes=55))  # 11:55 local
+    closed = do_close(db, a1, CallFacts(answered=False, hangup_cause=17), T0 + timedelta(hours=1, minutes=56))
+    # 12:06 is after the window: tomorrow 09:00 local (01:00 UTC)
+    assert closed.next_due_at == datetime(2024, 11, 5, 1, 0, tzinfo=UTC)
+
+
+def test_a_due_contact_outside_its_window_is_parked_not_called(db: Database) -> None:
+    make(db)
+    assert do_claim(db, "c1", T0 + timedelta(hours=5)) == []  # 15:00 local
+    assert contact(db).next_due_at == datetime(2024, 11, 5, 1, 0, tzinfo=UTC)
+    assert contact(db).state is ContactState.pending
+
+
+def test_opt_out_goes_on_the_dnc_list_and_cancels_other_campaigns(db: Database) -> None:
+    phone = "+8613800000007"
+    make(db, "c1", (phone,))
+    make(db, "c2", (phone,))
+    [a1] = do_claim(db, "c1", T0)
+    closed = do_close(db, a1, CallFacts(answered=True, amd_status="HUMAN", flow_outcome="opted_out"), T0)
+    assert closed.outcome == "opted_out" and closed.contact_state == "done"
+    with db.session() as session:
+        assert session.scalar(select(DncGlobal).where(DncGlobal.phone_e164 == phone)) is not None
+    assert contact(db, phone, "c2").state is ContactState.cancelled
+    assert do_claim(db, "c2", T0) == []
+
+
+def test_machine_with_message_left_is_final_else_retried(db: Database) -> None:
+    make(db, phones=("+8613800000005", "+8613800000015"))
+    a1, a2 = do_claim(db, "c1", T0)
+    left = do_close(db, a1, CallFacts(answered=True, amd_status="MACHINE", message_left=True), T0)
+    not_left = do_close(db, a2, CallFacts(answered=True, amd_status="MACHINE"), T0)
+    assert (left.outcome, left.contact_state) == ("machine_message_left", "done")
+    assert (not_left.outcome, not_left.contact_state) == ("machine", "pending")
+
+
+def test_daily_cap_defers_to_the_next_day(db: Database) -> None:
+    make(db, daily_cap=1, retry={"no_answer": {"delay": "1m", "max_attempts": 5}})
+    [a1] = do_claim(db, "c1", T0)
+    closed = do_close(db, a1, CallFacts(answered=False, hangup_cause=19), T0)
+    assert closed.outcome == "no_answer"
+    # The rule says 1 minute; the cap of one call a day says tomorrow's window.
+    assert closed.next_due_at == datetime(2024, 11, 5, 1, 0, tzinfo=UTC)
+
+
+def test_reconcile_closes_vanished_calls_and_reschedules_from_now(db: Database) -> None:
+    make(
+        db, phones=("+8613800000001", "+8613800000002"), retry={"failed": {"delay": "30m", "max_attempts": 3}}
+    )
+    a1, a2 = do_claim(db, "c1", T0)
+    later = T0 + timedelta(minutes=7)
+    with db.session() as session:
+        report = reconcile(session, "lab", channels={a2}, now=later)
+    assert report.closed == [a1] and report.alive == [a2]
+    with db.session() as session:
+        attempt = session.get(Attempt, a1)
+        assert (
+            attempt is not None
+            and attempt.state is AttemptState.reconciled
+            and attempt.outcome == "interrupted"
+        )
+        c = session.get(Contact, attempt.contact_id)
+        assert c is not None and c.state is ContactState.pending and c.attempts == 1
+        assert c.next_due_at == later + timedelta(minutes=30)
+
+
+def test_orphaned_in_progress_contacts_go_back_to_pending(db: Database) -> None:
+    make(db)
+    with db.session() as session:
+        c = session.scalar(select(Contact))
+        assert c is not None
+        c.state = ContactState.in_progress  # claimed, then the process died before the attempt row
+    with db.session() as session:
+        assert release_orphans(session) == 1
+    assert contact(db).state is ContactState.pending
+
+
+def test_figures(db: Database) -> None:
+    make(db, phones=("+8613800000000", "+8613800000005", "+8613800000003"))
+    a, b, c = do_claim(db, "c1", T0)
+    do_close(db, a, CallFacts(answered=True, amd_status="HUMAN", flow_outcome="confirmed"), T0)
+    do_close(db, b, CallFacts(answered=True, amd_status="MACHINE", message_left=True), T0)
+    with db.session() as session:
+        fig = campaign_figures(session, svc.require_campaign(session, "c1"), T0)
+    assert fig["dialled"] == 3 and fig["answered"] == 2 and fig["human"] == 1 and fig["machine"] == 1
+    assert fig["confirmed"] == 1 and fig["live"] == 1 and fig["remaining"] == 1 and fig["reached"] == 2
+    assert c
+
+
+def test_endpoint_and_machine_message() -> None:
+    assert endpoint_for("Local/{number}@lab-pstn", "+8613800138000") == "Local/8613800138000@lab-pstn"
+    assert endpoint_for("PJSIP/{number}@carrier", "+86 138") == "PJSIP/86138@carrier"
+    from pathlib import Path
+
+    from ivr.check import load_flow
+
+    flow = load_flow(Path(__file__).resolve().parents[2] / "config" / "ivr" / "vaccination_reminder.yaml")
+    node = first_message(flow)
+    assert node is not None and node.id == "intro"
+
+
+@pytest.mark.parametrize("outcome", list(Outcome))
+def test_every_outcome_closes(db: Database, outcome: Outcome) -> None:
+    make(db)
+    [a1] = do_claim(db, "c1", T0)
+    closed = do_close(db, a1, CallFacts(answered=True), T0, outcome=outcome)
+    assert closed.outcome == outcome.value
