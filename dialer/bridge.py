@@ -40,7 +40,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -164,7 +164,7 @@ def recording_files(recordings_dir: Path, rec_id: str, when: datetime) -> Record
 
 def header_value(text: str) -> str:
     """SIP header values are ASCII: UTF-8 percent-encoded (the softphone decodes them)."""
-    return quote(text, safe=" -_.:@")
+    return quote(text, safe=" -_.:@*")
 
 
 def screen_pop_headers(
@@ -454,6 +454,7 @@ class _Connect:
                 with contextlib.suppress(AriError):
                     await self.ari.hangup(leg)
                 await self._release(agent.agent, "available", "caller_gone", reserved_at)
+                await self._discard_recording()
                 return None
             if event is not None:
                 kind = event.get("type")
@@ -518,6 +519,12 @@ class _Connect:
             await self._release(agent.agent, "wrap_up", "call_ended", reserved_at)
             await self._finish_recording(agent.agent)
 
+    async def _discard_recording(self) -> None:
+        """The agent answered just as the customer left: nothing was said, keep no files."""
+        await asyncio.sleep(0.5)
+        for path in (self.files.agent, self.files.customer, self.files.wav):
+            await asyncio.to_thread(path.unlink, True)
+
     async def _finish_recording(self, agent: str) -> None:
         if not await _file_settled(self.files.agent):
             log.warning("recording %s did not appear (MixMonitor)", self.rec_id)
@@ -555,6 +562,49 @@ class _Connect:
                 await hook(self.rec_id, wav)
             except Exception:
                 log.exception("recording hook %s failed for %s", hook, self.rec_id)
+
+
+def finish_orphans(settings: Settings, db: Database, *, older_than: float = 120.0) -> list[str]:
+    """Merge and register recordings a crash left as ``<uuid>-agent.wav`` / ``-customer.wav``
+    pairs (the bridge died before the call ended): run at start-up. Returns their ids."""
+    from recordings.models import CallRecording
+
+    root = settings.recordings_dir.resolve()
+    if not root.is_dir():
+        return []
+    done: list[str] = []
+    cutoff = time.time() - older_than
+    for agent_file in sorted(root.glob("*/*/*/*-agent.wav")):
+        rec_id = agent_file.name.removesuffix("-agent.wav")
+        try:
+            uuid.UUID(rec_id)
+        except ValueError:
+            continue
+        if agent_file.stat().st_mtime > cutoff:
+            continue  # maybe still being written
+        wav = agent_file.with_name(f"{rec_id}.wav")
+        customer = agent_file.with_name(f"{rec_id}-customer.wav")
+        try:
+            seconds = merge_stereo(agent_file, customer, wav)
+        except Exception:
+            log.exception("orphaned recording %s could not be merged", rec_id)
+            continue
+        ended = datetime.fromtimestamp(wav.stat().st_mtime, tz=UTC)
+        with db.session() as session:
+            if session.get(CallRecording, rec_id) is None:
+                session.add(
+                    CallRecording(
+                        id=rec_id,
+                        path=str(wav.relative_to(root)),
+                        started_at=ended - timedelta(seconds=seconds),
+                        ended_at=ended,
+                        channels=2,
+                        source="agent-bridge",
+                    )
+                )
+        log.warning("recovered recording %s (%.0f s) left by an interrupted bridge", rec_id, seconds)
+        done.append(rec_id)
+    return done
 
 
 RecordingHook = Callable[[str, Path], Awaitable[None]]

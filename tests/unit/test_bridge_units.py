@@ -1,0 +1,92 @@
+"""The agent bridge's pieces that need no Asterisk: screen-pop headers, file layout, the stereo
+merge (agent left), orphan recovery after a crash, and the per-skill waiting order."""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import unquote
+
+import numpy as np
+import soundfile as sf
+
+from core.db import Database
+from core.settings import Settings
+from dialer.bridge import SkillQueues, finish_orphans, merge_stereo, recording_files, screen_pop_headers
+from recordings.models import CallRecording
+
+
+def test_screen_pop_headers_are_ascii_masked_and_named_for_the_softphone() -> None:
+    headers = screen_pop_headers(
+        campaign="flu-2026", contact_name="王奶奶", phone_masked="138****8000", script="flu-v1",
+        attempt="a-1", skill="vaccination", fields={"clinic": "朝阳社区", "phone": "13800138000", "bad key!": "x"},
+    )  # fmt: skip
+    assert headers["PJSIP_HEADER(add,X-Warmline-Campaign)"] == "flu-2026"
+    assert headers["PJSIP_HEADER(add,X-Warmline-Phone)"] == "138****8000"
+    assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-Name)"]) == "王奶奶"
+    assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-clinic)"]) == "朝阳社区"
+    assert "PJSIP_HEADER(add,X-Warmline-Field-phone)" not in headers, "never the full number"
+    assert "PJSIP_HEADER(add,X-Warmline-Field-badkey)" in headers
+    assert all(v.isascii() for v in headers.values())
+    assert not any("13800138000" in v for v in headers.values())
+
+
+def test_recording_layout_is_by_date_and_uuid() -> None:
+    rec = str(uuid.uuid4())
+    files = recording_files(Path("/rec"), rec, datetime(2026, 11, 23, 10, tzinfo=UTC))
+    assert files.base == f"2026/11/23/{rec}"
+    assert files.wav == Path(f"/rec/2026/11/23/{rec}.wav")
+    assert files.agent.name == f"{rec}-agent.wav" and files.customer.name == f"{rec}-customer.wav"
+
+
+def tone(path: Path, hz: float, seconds: float) -> None:
+    t = np.arange(int(8000 * seconds)) / 8000
+    sf.write(path, (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16), 8000, subtype="PCM_16")
+
+
+def test_merge_puts_the_agent_left_and_pads_the_shorter_side(tmp_path: Path) -> None:
+    tone(tmp_path / "a-agent.wav", 700, 2.0)
+    tone(tmp_path / "a-customer.wav", 300, 1.5)
+    seconds = merge_stereo(tmp_path / "a-agent.wav", tmp_path / "a-customer.wav", tmp_path / "a.wav")
+    assert seconds == 2.0
+    audio, rate = sf.read(tmp_path / "a.wav", dtype="int16")
+    assert rate == 8000 and audio.shape == (16000, 2)
+    left = np.abs(np.fft.rfft(audio[:12000, 0].astype(float)))
+    right = np.abs(np.fft.rfft(audio[:12000, 1].astype(float)))
+    freqs = np.fft.rfftfreq(12000, 1 / 8000)
+    assert abs(freqs[left.argmax()] - 700) < 2 and abs(freqs[right.argmax()] - 300) < 2
+    assert not audio[12000:, 1].any(), "the customer's shorter file is padded with silence"
+    assert not (tmp_path / "a-agent.wav").exists() and not (tmp_path / "a-customer.wav").exists()
+
+
+def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) -> None:
+    settings = Settings(var_dir=tmp_path / "var", database_url=db.url, _env_file=None)
+    day = settings.recordings_dir / "2026" / "11" / "23"
+    day.mkdir(parents=True)
+    old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+    for rec in (old, fresh):
+        tone(day / f"{rec}-agent.wav", 700, 1.0)
+        tone(day / f"{rec}-customer.wav", 300, 1.0)
+    past = time.time() - 600
+    os.utime(day / f"{old}-agent.wav", (past, past))
+    assert finish_orphans(settings, db) == [old]
+    assert (day / f"{old}.wav").exists() and (day / f"{fresh}-agent.wav").exists(), "a fresh pair may be live"
+    with db.session() as s:
+        row = s.get(CallRecording, old)
+        assert row is not None and row.path == f"2026/11/23/{old}.wav" and row.channels == 2
+    assert finish_orphans(settings, db) == [], "nothing twice"
+
+
+def test_waiting_order_by_priority_then_arrival() -> None:
+    q = SkillQueues()
+    q.join("welfare", "c1")
+    q.join("welfare", "c2")
+    q.join("welfare", "c3", priority=5)
+    q.join(None, "c4")
+    assert [q.position("welfare", c) for c in ("c3", "c1", "c2")] == [1, 2, 3]
+    assert q.position("", "c4") == 1 and q.waiting() == 4
+    q.leave("welfare", "c3")
+    assert q.position("welfare", "c1") == 1 and q.position("welfare", "c3") == 0
