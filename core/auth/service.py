@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import secrets
@@ -17,14 +18,19 @@ from core.auth.models import ApiToken, Role, User
 from core.db import utcnow
 
 _hasher = PasswordHasher()
-# Computed once so a login for an unknown user costs as much as one for a known user.
-_DUMMY_HASH = _hasher.hash("warmline-timing-equaliser")
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
 
 
 class AccountError(ValueError):
     """A request about accounts that cannot be carried out, with a message for a person."""
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against for unknown users, so their sign-in costs what a known user's does.
+    Made on first use: hashing takes a noticeable moment, which every command would pay at import."""
+    return _hasher.hash("warmline-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
@@ -78,7 +84,7 @@ def disable_user(session: Session, name: str, *, actor: str) -> User:
 def authenticate(session: Session, name: str, password: str) -> User | None:
     user = get_user(session, name)
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or user.disabled:
