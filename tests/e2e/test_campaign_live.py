@@ -1,0 +1,64 @@
+"""The live campaign figures page in Chromium: figures from the database, refreshed in place,
+progress announced in a polite live region, axe-clean."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from core.auth import service
+from core.auth.models import Role
+from core.db import Database
+from dialer import campaigns as svc
+from dialer.engine.ledger import claim, close
+from dialer.models import CampaignStatus, Contact
+from dialer.outcomes import CallFacts
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.conftest import LiveServer
+from tests.e2e.test_campaigns_page import PW, sign_in
+
+pytestmark = pytest.mark.e2e
+AT = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def watcher(db: Database) -> None:
+    with db.session() as s:
+        service.create_user(s, "sup", Role.supervisor, PW, actor="test")
+
+
+def test_live_figures_update_and_announce(
+    page: Page, live_server: LiveServer, watcher: None, db: Database
+) -> None:
+    spec = {
+        "name": "flu-live",
+        "kind": "broadcast",
+        "flow": "vaccination_reminder",
+        "windows": {"daily": ["00:00-24:00"]},
+    }
+    with db.session() as s:
+        campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
+        campaign.status = CampaignStatus.running
+        for i in range(3):
+            s.add(Contact(campaign_id=campaign.id, phone_e164=f"+861380000000{i}", fields={}))
+    with db.session() as s:
+        first, second, _ = claim(s, svc.require_campaign(s, "flu-live"), 3, AT, node="lab")
+    with db.session() as s:
+        close(s, first.attempt_id, CallFacts(answered=True, amd_status="HUMAN", flow_outcome="confirmed"), AT)
+
+    sign_in(page, live_server, "sup")
+    page.goto(live_server.url + "/console/campaigns/flu-live/live")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Live figures: flu-live")
+    figures = page.get_by_role("table", name="Figures for this campaign")
+    expect(figures.get_by_role("row", name="Confirmed")).to_contain_text("1")
+    expect(page.locator("#progress")).to_have_text("1 of 3 contacts finished; 2 calls in progress.")
+    assert_accessible(page)
+
+    with db.session() as s:
+        close(s, second.attempt_id, CallFacts(answered=True, amd_status="MACHINE", message_left=True), AT)
+    expect(figures.get_by_role("row", name="Answering machines")).to_contain_text("1", timeout=9000)
+    expect(page.locator("#progress")).to_have_text("2 of 3 contacts finished; 1 calls in progress.")
+    expect(page.locator("#progress")).to_have_attribute("aria-live", "polite")
+    assert_accessible(page)
