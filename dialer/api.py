@@ -323,7 +323,8 @@ def list_contacts(
     if state is not None:
         where.append(Contact.state == state)
     total = session.scalar(select(func.count()).select_from(Contact).where(*where)) or 0
-    found = session.scalars(select(Contact).where(*where).order_by(Contact.id).limit(limit).offset(offset))
+    order = (Contact.import_id, Contact.row_number, Contact.id)  # in the order of the lists
+    found = session.scalars(select(Contact).where(*where).order_by(*order).limit(limit).offset(offset))
     return {
         "total": total,
         "contacts": [

@@ -24,7 +24,7 @@ from dialer.campaigns import CampaignError, require_campaign
 from dialer.lists import phones
 from dialer.lists.importer import ListLayout, open_list
 from dialer.lists.mapping import is_blank
-from dialer.models import Campaign, Contact, ContactState, DncCampaign, DncGlobal
+from dialer.models import Campaign, CampaignStatus, Contact, ContactState, DncCampaign, DncGlobal
 
 BATCH = 2000
 
@@ -139,6 +139,10 @@ def cancel_contacts(session: Session, numbers: Sequence[str], campaign: Campaign
     ]
     if campaign is not None:
         where.append(Contact.campaign_id == campaign.id)
+    else:
+        # Through the (campaign, number) key: one lookup per live campaign and number.
+        live = select(Campaign.id).where(Campaign.status != CampaignStatus.finished)
+        where.append(Contact.campaign_id.in_(live))
     res = session.execute(
         update(Contact)
         .where(*where)

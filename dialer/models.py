@@ -112,8 +112,6 @@ class Contact(Base):
         UniqueConstraint("campaign_id", "phone_e164", name="uq_contacts_campaign_phone"),
         # The dialer's claim: due, pending contacts of a running campaign.
         Index("ix_contacts_due", "campaign_id", "state", "next_due_at"),
-        # A number across all campaigns: a global opt-out cancels it everywhere.
-        Index("ix_contacts_phone", "phone_e164"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -1,11 +1,18 @@
 """Batched reads and writes for the importer, at the database driver's own speed.
 
 The importer classifies each batch of numbers against the do-not-call lists and the campaign's
-existing contacts with one `IN`/`ANY` query per list, then writes the batch in one go: SQLite
-through `executemany` of an `INSERT … ON CONFLICT DO NOTHING`, PostgreSQL through `COPY` into a
-temporary staging table and one `INSERT … SELECT … ON CONFLICT DO NOTHING`. Both run inside the
-caller's session transaction, so a failure leaves nothing half-imported, and the unique key
-(campaign, number) keeps concurrent imports from adding a number twice.
+existing contacts with one `IN`/`ANY` query per list, then writes the batch in one go, sorted by
+number (B-tree inserts in key order touch fewer pages):
+
+- SQLite: `executemany` of a plain INSERT inside a savepoint, with a 64 MiB page cache while the
+  import runs. The import's transaction holds SQLite's write lock from its first statement, so no
+  other writer can add a number between the check and the insert; should the unique key still
+  refuse one, the batch is rolled back to the savepoint and retried with ON CONFLICT DO NOTHING
+  (measured: the upsert clause alone costs a quarter of the insert time, so it is the fallback).
+- PostgreSQL: `COPY` into a temporary staging table and one `INSERT … SELECT … ON CONFLICT DO
+  NOTHING`, since another import may commit the same number concurrently.
+
+Both run inside the caller's session transaction, so a failure leaves nothing half-imported.
 
 SQL here is assembled only from integers and constants of this module (S608 is silenced for that);
 every value from a file goes in as a bound parameter or through COPY.
@@ -13,6 +20,7 @@ every value from a file goes in as a bound parameter or through COPY.
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -21,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from dialer.models import Contact, ContactState
 
+IMPORT_CACHE_KIB = 64 * 1024
 # (phone_e164, name, fields_json, timezone, row_number)
 ContactRow = tuple[str, str | None, str, str | None, int]
 # (row_number, line, reason, detail, value)
@@ -59,12 +68,18 @@ class SqliteBulk:
         bind = stamp.bind_processor(session.get_bind().dialect)
         when = bind(now) if bind else now.isoformat(sep=" ")
         assert isinstance(when, str) and "'" not in when
+        cur = self.conn.cursor()
+        self.cache_size = cur.execute("PRAGMA cache_size").fetchone()[0]
+        cur.execute(f"PRAGMA cache_size = {-IMPORT_CACHE_KIB}")
+        cur.close()
+        self.savepoints = 0
         self.insert_sql = (
             "INSERT INTO contacts (campaign_id, phone_e164, name, fields, timezone, row_number, state, attempts,"  # noqa: S608
             " outcome_counts, next_due_at, import_id, created_at)"
             f" VALUES ({int(campaign_id)}, ?, ?, ?, ?, ?, '{ContactState.pending.name}', 0, '{{}}', '{when}',"
-            f" {int(import_id)}, '{when}') ON CONFLICT (campaign_id, phone_e164) DO NOTHING"
+            f" {int(import_id)}, '{when}')"
         )
+        self.upsert_sql = self.insert_sql + " ON CONFLICT (campaign_id, phone_e164) DO NOTHING"
         self.reject_sql = (
             "INSERT INTO list_import_rejects (import_id, row_number, line, reason, detail, value)"  # noqa: S608
             f" VALUES ({int(import_id)}, ?, ?, ?, ?, ?)"
@@ -101,9 +116,18 @@ class SqliteBulk:
 
     def insert_contacts(self, rows: Sequence[ContactRow]) -> int:
         cur = self.conn.cursor()
+        self.savepoints += 1
+        savepoint = f"wl_batch_{self.savepoints}"
         try:
-            cur.executemany(self.insert_sql, rows)
-            return int(cur.rowcount)
+            cur.execute(f"SAVEPOINT {savepoint}")
+            try:
+                cur.executemany(self.insert_sql, rows)
+            except sqlite3.IntegrityError:
+                cur.execute(f"ROLLBACK TO {savepoint}")
+                cur.executemany(self.upsert_sql, rows)
+            added = int(cur.rowcount)
+            cur.execute(f"RELEASE {savepoint}")
+            return added
         finally:
             cur.close()
 
@@ -115,7 +139,11 @@ class SqliteBulk:
             cur.close()
 
     def close(self) -> None:
-        pass
+        cur = self.conn.cursor()
+        try:
+            cur.execute(f"PRAGMA cache_size = {int(self.cache_size)}")
+        finally:
+            cur.close()
 
 
 class PostgresBulk:
@@ -161,6 +189,8 @@ class PostgresBulk:
                 f"COPY {self.STAGE} (phone_e164, name, fields, timezone, row_number) FROM STDIN"
             ) as cp:
                 for row in rows:
+                    if row[1] and "\x00" in row[1]:  # PostgreSQL text cannot hold NUL (JSON escapes it)
+                        row = (row[0], row[1].replace("\x00", ""), *row[2:])
                     cp.write_row(row)
             cur.execute(
                 "INSERT INTO contacts (campaign_id, phone_e164, name, fields, timezone, row_number, state,"  # noqa: S608

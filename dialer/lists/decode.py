@@ -2,8 +2,10 @@
 
 Lists come as XLSX workbooks or as CSV/TSV text exported by Excel or WPS, which on Chinese
 Windows writes GBK (read here as its superset GB18030), and otherwise UTF-8, sometimes with a BOM,
-or UTF-16 ("Unicode text"). The whole file is checked in one streamed pass that also computes its
-SHA-256, so an encoding error on the last line is found before a single row is imported.
+or UTF-16 ("Unicode text"). One streamed pass computes the SHA-256 and checks the whole file as
+UTF-8 (cheap); text that is not UTF-8 is read as GB18030, which is not checked in advance: its
+decoding is as expensive as reading the list, and a byte it refuses halfway makes the import fail
+as a whole (one transaction) with the line named, so nothing is half-imported either way.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class FileInfo:
     encoding: str | None  # Python codec name for text files
     sha256: str
     size: int
+    why: str = ""  # for GB18030: where UTF-8 failed (for a message if GB18030 fails too)
 
 
 _MAGIC_REFUSED = (
@@ -62,8 +65,8 @@ def inspect(stream: BinaryIO, name: str) -> FileInfo:
             raise ListFileError(name, f"this is {what}")
     if head.startswith(b"PK\x03\x04"):
         return FileInfo(name, "xlsx", None, *_check_xlsx(stream, name))
-    encoding, sha, size = _text_encoding(stream, name, head)
-    return FileInfo(name, "csv", encoding, sha, size)
+    encoding, sha, size, why = _text_encoding(stream, name, head)
+    return FileInfo(name, "csv", encoding, sha, size, why)
 
 
 def _check_xlsx(stream: BinaryIO, name: str) -> tuple[str, int]:
@@ -94,7 +97,7 @@ def _digest(stream: BinaryIO) -> tuple[str, int]:
     return h.hexdigest(), size
 
 
-def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, int]:
+def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, int, str]:
     if head.startswith(codecs.BOM_UTF8):
         candidates = ["utf-8-sig"]
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -105,7 +108,8 @@ def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, 
         candidates = ["utf-8", "gb18030"]
     h = hashlib.sha256()
     size = 0
-    decoder = codecs.getincrementaldecoder(candidates[0])()
+    # The BOM is valid UTF-8 itself; checking with plain UTF-8 keeps byte positions true.
+    decoder = codecs.getincrementaldecoder("utf-8" if candidates[0] == "utf-8-sig" else candidates[0])()
     failure: dict[str, str] = {}
     while chunk := stream.read(CHUNK):
         h.update(chunk)
@@ -124,33 +128,12 @@ def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, 
             failure[candidates[0]] = "the last bytes (cut off in the middle of a character)"
     stream.seek(0)
     if candidates[0] not in failure:
-        return candidates[0], h.hexdigest(), size
-    for encoding in candidates[1:]:
-        where = _check_decodes(stream, encoding)
-        if where is None:
-            return encoding, h.hexdigest(), size
-        failure[encoding] = where
-    tried = "; ".join(f"not {_label(e)}: bad {w}" for e, w in failure.items())
-    raise ListFileError(name, f"cannot read the text ({tried}); save it as UTF-8 CSV or .xlsx")
-
-
-def _check_decodes(stream: BinaryIO, encoding: str) -> str | None:
-    decoder = codecs.getincrementaldecoder(encoding)()
-    pos = 0
-    try:
-        while chunk := stream.read(CHUNK):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                return f"byte {pos + exc.start + 1} (0x{chunk[exc.start]:02x})"
-            pos += len(chunk)
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "the last bytes (cut off in the middle of a character)"
-        return None
-    finally:
-        stream.seek(0)
+        return candidates[0], h.hexdigest(), size, ""
+    why = f"not {_label(candidates[0])}: bad {failure[candidates[0]]}"
+    if len(candidates) == 1:
+        raise ListFileError(name, f"cannot read the text ({why}); save it as UTF-8 CSV or .xlsx")
+    # GB18030 decodes while the rows are read; see the module's note.
+    return candidates[1], h.hexdigest(), size, why
 
 
 def _label(encoding: str) -> str:

@@ -125,7 +125,7 @@ def contact_export_rows(
         stmt = (
             select(Contact)
             .where(Contact.campaign_id == campaign.id)
-            .order_by(Contact.id)
+            .order_by(Contact.import_id, Contact.row_number, Contact.id)  # in the order of the lists
             .execution_options(yield_per=2000)
         )
         for (c,) in session.execute(stmt):

@@ -18,6 +18,7 @@ XLSX through openpyxl's read-only (streaming) mode.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import re
@@ -27,7 +28,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import islice
 from typing import Any, BinaryIO
 
-from dialer.lists.decode import FileInfo, ListFileError
+from dialer.lists.decode import FileInfo, ListFileError, label
 
 RowTuple = tuple[int, int | None, list[str], frozenset[int] | None]
 
@@ -108,8 +109,30 @@ class CsvRows:
                 self._check_closed(row, start, end)
         except csv.Error as exc:
             raise ListFileError(self.info.name, f"line {reader.line_num}: {exc}") from exc
-        except UnicodeDecodeError as exc:  # inspect() checked the whole file; only a changed file gets here
-            raise ListFileError(self.info.name, f"cannot decode the text: {exc}") from exc
+        except UnicodeDecodeError as exc:
+            tried = f"{self.info.why}; " if self.info.why else ""
+            where = self._locate_bad_byte()
+            raise ListFileError(
+                self.info.name,
+                f"cannot read the text ({tried}not {label(self.info.encoding)} either: {where});"
+                " save it as UTF-8 CSV or .xlsx",
+            ) from exc
+
+    def _locate_bad_byte(self) -> str:
+        """Line and byte of the first byte the encoding refuses (the error path only)."""
+        assert self.info.encoding is not None
+        decoder = codecs.getincrementaldecoder(self.info.encoding)()
+        self.stream.seek(0)
+        pos, line = 0, 1
+        while chunk := self.stream.read(1 << 16):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += chunk.count(b"\n", 0, exc.start)
+                return f"line {line}, byte {pos + exc.start + 1} (0x{chunk[exc.start]:02x})"
+            line += chunk.count(b"\n")
+            pos += len(chunk)
+        return "the last bytes (cut off in the middle of a character)"
 
     def _check_closed(self, row: int, start: int, end: int) -> None:
         """csv.reader quietly ends a quoted field at the end of the file; re-read the last record

@@ -37,9 +37,20 @@ def test_gbk_bytes_late_in_a_large_file_are_found() -> None:
 
 
 def test_undecodable_text_names_the_place() -> None:
+    from dialer.lists.readers import open_rows
+
     data = b"phone\n13800138000\n\xff\xfe\xfd\x80\x81 broken\n"
-    with pytest.raises(ListFileError, match=r"bad.csv: cannot read the text \(not UTF-8: bad byte 19"):
-        inspect(io.BytesIO(data), "bad.csv")
+    info = inspect(io.BytesIO(data), "bad.csv")
+    assert (info.encoding, info.why) == ("gb18030", "not UTF-8: bad byte 19 (0xff)")
+    stream = io.BytesIO(data)
+    with pytest.raises(
+        ListFileError,
+        match=r"bad\.csv: cannot read the text \(not UTF-8: bad byte 19 \(0xff\); not GB18030/GBK either: line 3,"
+        r" byte 19 \(0xff\)\)",
+    ):
+        list(open_rows(stream, info))
+    with pytest.raises(ListFileError, match=r"not UTF-8: bad byte 6 \(0xff\)"):
+        inspect(io.BytesIO(b"\xef\xbb\xbfab\xff"), "bom.csv")  # a BOM says UTF-8: nothing else is tried
 
 
 @pytest.mark.parametrize(
