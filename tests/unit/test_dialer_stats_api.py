@@ -1,0 +1,75 @@
+"""`GET /api/campaigns/{name}/stats` and `warmline campaign status`: roles and figures."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from core.auth import service
+from core.auth.models import Role
+from core.db import Database
+from core.settings import Settings
+from dialer import campaigns as svc
+from dialer.engine.ledger import claim, close
+from dialer.models import CampaignStatus, Contact
+from dialer.outcomes import CallFacts
+from warmline.app import create_app
+from warmline.cli import app
+
+PW = "correct horse battery"
+AT = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+    with db.session() as s:
+        for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("ag", Role.agent)):
+            service.create_user(s, name, role, PW, actor="test")
+        spec = {"name": "flu", "kind": "broadcast", "flow": "vaccination_reminder"}
+        campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
+        campaign.status = CampaignStatus.running
+        s.add(Contact(campaign_id=campaign.id, phone_e164="+8613800000000", fields={}))
+        s.add(Contact(campaign_id=campaign.id, phone_e164="+8613800000007", fields={}))
+    with db.session() as s:
+        a, _b = claim(s, svc.require_campaign(s, "flu"), 2, AT, node="lab")
+    with db.session() as s:
+        close(s, a.attempt_id, CallFacts(answered=True, amd_status="HUMAN", flow_outcome="opted_out"), AT)
+    with TestClient(create_app(settings, db)) as c:
+        yield c
+
+
+def auth(client: TestClient, name: str) -> dict[str, str]:
+    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+def test_stats_for_managers_and_supervisors_only(client: TestClient) -> None:
+    for name in ("mgr", "sup"):
+        resp = client.get("/api/campaigns/flu/stats", headers=auth(client, name))
+        assert resp.status_code == 200
+        body = resp.json()
+        assert body["figures"]["dialled"] == 2 and body["figures"]["opted_out"] == 1
+        assert body["figures"]["live"] == 1 and body["outcomes"] == {"opted_out": 1}
+    assert client.get("/api/campaigns/flu/stats", headers=auth(client, "ag")).status_code == 403
+    assert client.get("/api/campaigns/nope/stats", headers=auth(client, "mgr")).status_code == 404
+
+
+def test_cli_status(
+    settings: Settings, db: Database, client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dialer import cli
+
+    monkeypatch.setattr(cli, "_open_database", lambda: db)
+    runner = CliRunner()
+    result = runner.invoke(app, ["campaign", "status", "flu", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["figures"]["opted_out"] == 1 and data["status"] == "running"
+    text = runner.invoke(app, ["campaign", "status", "flu"])
+    assert "opted out" in text.output and text.exit_code == 0
+    assert runner.invoke(app, ["campaign", "status", "nope"]).exit_code == 2
