@@ -384,6 +384,7 @@ class _Connect:
                     self.result.agents_tried.append(agent.agent)
                     answered = await self._ring(agent, reserved_at)
                     if answered is not None:
+                        self.queues.leave(self.skill, self.cid)  # the next caller moves up now
                         await self._talk(agent, answered, reserved_at)
                         return
                     exclude.add(agent.agent)

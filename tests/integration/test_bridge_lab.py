@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,7 +31,7 @@ from core.ari import AriClient
 from core.auth.models import Role, User
 from core.db import Database, utcnow
 from core.settings import Settings
-from dialer.bridge import connect_to_agent
+from dialer.bridge import BridgeResult, connect_to_agent
 from ivr.dispatch import EventDispatcher
 from recordings.models import CallRecording
 from tests.lab import private_lab
@@ -193,7 +193,7 @@ def make_available(db: Database, *names: str, minutes_ago: dict[str, int] | None
     with db.session() as s:
         for name in names:
             ago = (minutes_ago or {}).get(name, 0)
-            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago, seconds=1))
+            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago))
 
 
 def band_energy(x: np.ndarray, hz: float, rate: int = 8000, width: float = 5.0) -> float:
@@ -241,8 +241,6 @@ def test_bridge_records_agent_left_customer_right(
             return result, time.monotonic() - started
 
     result, _total = asyncio.run(scenario())
-    from dialer.bridge import BridgeResult
-
     assert isinstance(result, BridgeResult)
     assert result.outcome == "connected", result
     assert result.agent == "mei", "only mei has the vaccination skill"
@@ -313,6 +311,65 @@ def test_longest_idle_agent_gets_the_call_and_no_agent_means_abandoned(
     assert getattr(abandoned, "outcome", None) == "abandoned"
     assert getattr(abandoned, "agent", "x") is None
     assert 3.5 < getattr(abandoned, "wait_seconds", 0) < 8
+
+
+def test_callers_queue_in_order_hear_their_position_and_get_agents_as_they_free_up(
+    lab: Settings, db: Database, agents: dict[str, Agent]
+) -> None:
+    with db.session() as s:
+        set_state(s, "mei", "break", "test")
+        set_state(s, "lin", "break", "test")
+    heard: dict[str, list[int]] = {"first": [], "second": []}
+
+    def announcer(who: str) -> Callable[[int], Awaitable[None]]:
+        async def announce(position: int) -> None:
+            heard[who].append(position)
+
+        return announce
+
+    async def scenario() -> tuple[BridgeResult, BridgeResult, float]:
+        async with runtime(lab) as (ari, dispatcher):
+            first = await customer_call(ari, dispatcher)
+            second = await customer_call(ari, dispatcher)
+            started = time.monotonic()
+            tasks = [
+                asyncio.create_task(
+                    connect_to_agent(
+                        ari,
+                        dispatcher,
+                        channel,
+                        skill="welfare",
+                        db=db,
+                        settings=lab,
+                        timeout=40,
+                        announce=announcer(who),
+                        announce_every=5,
+                    )
+                )
+                for who, channel in (("first", first), ("second", second))
+            ]
+            await asyncio.sleep(0.5)
+            channel = await ari.get_channel(first)
+            await asyncio.sleep(6.5)
+            make_available(db, "lin")  # the first caller in the queue gets lin
+            await asyncio.sleep(4)
+            assert not tasks[1].done()
+            make_available(db, "mei")
+            await asyncio.sleep(4)
+            for ch in (first, second):
+                await ari.hangup(ch)
+            one, two = await asyncio.wait_for(asyncio.gather(*tasks), 30)
+            assert channel["state"] == "Up"
+            return one, two, time.monotonic() - started
+
+    one, two, _ = asyncio.run(scenario())
+    assert (one.outcome, one.agent) == ("connected", "lin"), one
+    assert (two.outcome, two.agent) == ("connected", "mei"), two
+    assert 6 < one.wait_seconds < 9 and 10 < two.wait_seconds < 14
+    FIGURES["queue_wait_first_s"] = one.wait_seconds
+    FIGURES["queue_wait_second_s"] = two.wait_seconds
+    assert heard["first"][:1] == [1], "the head of the queue hears it is next"
+    assert heard["second"][:1] == [2] and 1 in heard["second"], "the second hears 2, then 1 once lin is taken"
 
 
 def test_figures() -> None:
