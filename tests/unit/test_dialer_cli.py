@@ -207,3 +207,19 @@ def test_dnc_commands(cli: CliRunner, tmp_path: Path) -> None:
     wb.save(file)
     imported = one_json(ok(cli, "dnc", "import", str(file), "--campaign", "c1", "--json"))
     assert (imported["added"], imported["rejected"], imported["reasons"]) == (1, 1, {"formula": 1})
+
+
+def test_progress_bar_goes_to_stderr_only(capsys: pytest.CaptureFixture[str]) -> None:
+    from dialer.cli import ProgressBar
+
+    bar = ProgressBar("importing big.csv", enabled=True)
+    bar(0, 1000)
+    bar(1000, 1000)
+    bar.close()
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert "importing big.csv [" in out.err and "100%" in out.err and out.err.endswith("\n")
+    quiet = ProgressBar("x", enabled=False)
+    quiet(5, 10)
+    quiet.close()
+    assert capsys.readouterr().err == ""
