@@ -170,6 +170,8 @@ class Call:
                 prepare.cancel()
             self.report.originate_error = str(exc)
             self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
+            if exc.status == 0 and not self.report.not_dialled:
+                await self._hangup()  # the request may have got through (a timeout): end that call
             return False
         await self.notify("originated", {})
         return True
