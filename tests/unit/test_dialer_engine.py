@@ -209,3 +209,22 @@ def test_every_outcome_closes(db: Database, outcome: Outcome) -> None:
     [a1] = do_claim(db, "c1", T0)
     closed = do_close(db, a1, CallFacts(answered=True), T0, outcome=outcome)
     assert closed.outcome == outcome.value
+
+
+def test_welfare_help_and_unreached_raise_alerts(db: Database) -> None:
+    from dialer.welfare.models import Alert
+
+    make(
+        db,
+        phones=("+8613800000000", "+8613800000002"),
+        elder_welfare=True,
+        max_attempts=1,
+        windows={"daily": ["09:00-12:00"]},
+    )
+    helped, unreached = do_claim(db, "c1", T0)
+    do_close(db, helped, CallFacts(answered=True, amd_status="HUMAN", flow_outcome="help"), T0)
+    closed = do_close(db, unreached, CallFacts(answered=False, hangup_cause=19), T0)
+    assert closed.contact_state == "exhausted" and closed.alerts == ["unreached"]
+    with db.session() as session:
+        kinds = sorted(a.kind for a in session.scalars(select(Alert)))
+    assert kinds == ["help", "unreached"]
