@@ -269,3 +269,25 @@ def test_export_is_safe_and_complete(db: Database, campaign: str, tmp_path) -> N
 )  # fmt: skip
 def test_safe_text(value, safe) -> None:
     assert safe_text(value) == safe
+
+
+def test_time_zone_column_and_extensions(db: Database) -> None:
+    with db.session() as s:
+        create_campaign(s, CampaignSpec(name="intl", allowed_countries=["CN", "US"]), actor="mgr")
+    data = (
+        "Name,Phone,Time zone,Note\n"
+        "A,13800138000,America/New_York,\n"  # the column wins
+        "B,13800138001,Mars/Olympus,\n"  # invalid_timezone
+        "C,13800138002,Asia/Shanghai,\n"  # the campaign's own zone: stored as none
+        "D,+1 212 555 0100,,\n"  # a US number: its zone from the number
+        "E,010-12345678转123,,desk\n"  # the extension kept as a field
+    ).encode()
+    report = import_list(db, "intl", io.BytesIO(data), "intl.csv", actor="mgr").to_dict()
+    assert (report["accepted"], report["reasons"]) == (4, {"invalid_timezone": 1})
+    assert report["columns"]["timezone"] == "C (Time zone)"
+    with db.session() as s:
+        by_phone = {c.phone_e164: c for c in s.scalars(select(Contact))}
+    assert by_phone["+8613800138000"].timezone == "America/New_York"
+    assert by_phone["+8613800138002"].timezone is None
+    assert by_phone["+12125550100"].timezone == "America/New_York"
+    assert by_phone["+861012345678"].fields == {"Note": "desk", "extension": "123"}
