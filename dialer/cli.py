@@ -313,7 +313,7 @@ def dialer_run(
     import signal
 
     from core.bus import Bus
-    from dialer.engine.runtime import DialerWorker
+    from dialer.engine.serve import serve_dialer
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
@@ -328,8 +328,7 @@ def dialer_run(
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
         async with Bus.from_settings(settings, component="dialer") as bus:
-            worker = DialerWorker(settings, db, bus=bus, campaigns=set(campaign) if campaign else None)
-            await worker.run()
+            await serve_dialer(settings, db, bus, campaigns=set(campaign) if campaign else None)
 
     try:
         asyncio.run(main())

@@ -52,13 +52,11 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
                 asyncio.create_task(run_notifier(settings, database, bus), name="welfare-notifier"),
             ]
             if settings.dialer_enabled:
-                from dialer.engine.runtime import DialerWorker
+                from dialer.engine.serve import serve_dialer
 
-                app.state.dialer = DialerWorker(settings, database, bus=bus)
-                from dialer.inbound import attach as serve_inbound
-
-                serve_inbound(app.state.dialer)  # inbound hotline calls arrive as unrouted events
-                workers.append(asyncio.create_task(app.state.dialer.run(), name="dialer"))
+                # The welfare notifier above already serves this process.
+                dialer = serve_dialer(settings, database, bus, welfare_notifier=False)
+                workers.append(asyncio.create_task(dialer, name="dialer"))
             try:
                 yield
             finally:

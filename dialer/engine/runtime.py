@@ -319,6 +319,7 @@ class DialerWorker:
                 c.fields | _contact_fields(c),
                 notify,
                 resume=resume,
+                services={"db": self.db, "settings": self.settings},  # agent routing uses ours
             )
             report = await call.run()
         except asyncio.CancelledError:
