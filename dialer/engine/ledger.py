@@ -306,8 +306,10 @@ def close(
 
     if campaign.elder_welfare:
         kind = None
-        if result is Outcome.help or escalate:
+        if result is Outcome.help:
             kind = "help"
+        elif escalate:
+            kind = "no_input"  # answered, but the elder never pressed a key: someone must look
         elif contact.state is ContactState.exhausted:
             kind = "unreached"
         if kind is not None and raise_welfare_alert(
