@@ -47,7 +47,7 @@ lint: $(STAMPS)/venv
 	$(BIN)/mypy .
 
 test: install services
-	$(BIN)/pytest -q -p no:cacheprovider
+	$(BIN)/pytest -q -p no:cacheprovider --durations=15
 	$(MAKE) --no-print-directory lint
 
 unit: $(STAMPS)/venv services
