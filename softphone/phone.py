@@ -385,6 +385,9 @@ class Softphone:
             attempt=view.ref,
         )
         if self.options.auto_wrapup:
+            # Through wrap-up (on a call → available is not a transition), closed at once.
+            with contextlib.suppress(StateError):
+                await self.status.change("wrap_up")
             await self.save_wrapup("9", None, note="headless")
             return
         with contextlib.suppress(StateError):
