@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import time
 from typing import Annotated, Any
 
 import typer
@@ -190,20 +191,25 @@ def demo(
         bool, typer.Option("--json", help="Print the outcome table as JSON and exit (no service).")
     ] = False,
 ) -> None:
-    """Run a real vaccination campaign in the lab over every callee behaviour, print each contact's
-    outcome against its callee's behaviour (exit 1 on any mismatch), then run the service."""
+    """Run a real vaccination campaign in the lab over every callee behaviour, with the service API
+    and one headless softphone agent (agent1) taking the callers who press 0; print each contact's
+    outcome against its callee's behaviour (exit 1 on any mismatch) and the agent calls' stereo
+    recordings, then run the service."""
     from warmline.demo import prepare_demo
-    from warmline.demo_campaign import run_demo, table_text
+    from warmline.demo_campaign import recordings_text, run_demo, table_text
 
     settings = get_settings()
     db = ready_database(settings)
     typer.echo(prepare_demo(settings, db), err=as_json)
+    started = time.monotonic()
     rows = run_demo(settings, db, per_digit=per_digit)
     bad = sum(1 for r in rows if not r["match"])
     if as_json:
         typer.echo(json.dumps(rows, ensure_ascii=False))
     else:
         typer.echo(table_text(rows))
+        typer.echo(recordings_text(rows))
+    typer.echo(f"demo ran {time.monotonic() - started:.0f} s", err=as_json)
     if bad:
         raise typer.Exit(1)
     if serve and not as_json:

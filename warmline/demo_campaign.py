@@ -1,20 +1,24 @@
 """The demo campaign: a vaccination broadcast over every lab callee behaviour, run for real.
 
-`warmline demo` (and `make demo`) start the lab, create the campaign (calling windows always open,
-retry after 20 s, at most 2 attempts), import a generated list with several numbers per callee
-behaviour (the last digit picks it, DESIGN.md "The lab"), run the dialer in this process with a
-progress bar on stderr, and print a table: each contact's outcome against what its callee does.
+`warmline demo` (and `make demo`) start the lab, the service API in this process and one real
+headless softphone for the demo agent (warmline.demo_agent), create the campaign (calling windows
+always open, retry after 20 s, at most 2 attempts), import a generated list with several numbers per
+callee behaviour (the last digit picks it, DESIGN.md "The lab"), run the dialer in this process with
+a progress bar on stderr, and print a table: each contact's outcome against what its callee does,
+then the stereo recordings of the calls the agent took (registered, with per-side talk time).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from sqlalchemy import func, select
@@ -26,10 +30,15 @@ from dialer.engine.runtime import DialerWorker
 from dialer.lists.importer import import_list
 from dialer.lists.phones import mask
 from dialer.models import Attempt, CampaignStatus, Contact, ContactState
+from recordings.models import CallRecording
 
 ACTOR = "demo"
 FLOW = "vaccination_reminder"
 RETRY_SECONDS = 20
+# One agent takes the callees that press 0: their calls are spaced this far apart so each finds
+# the agent free (the callee hangs up ~10 s after pressing 0 and would not wait in the queue).
+AGENT_CALL_SPACING = 15.0
+AGENT_DIGIT = "6"
 
 # Last digit → (what the callee does, the outcomes that match it). 9 talks for a minute but never
 # presses a key, so a broadcast flow ends it as no_input, like 1.
@@ -40,12 +49,19 @@ BEHAVIOURS: dict[str, tuple[str, frozenset[str]]] = {
     "3": ("busy", frozenset({"busy"})),
     "4": ("unreachable (congestion)", frozenset({"failed"})),
     "5": ("answering machine", frozenset({"machine_message_left", "machine"})),
-    "6": ("presses 0 for an agent (abandoned: none signed in)", frozenset({"agent", "abandoned"})),
+    "6": ("presses 0, talks to the agent", frozenset({"agent"})),
     "7": ("presses 9 to opt out", frozenset({"opted_out"})),
     "8": ("answers and hangs up at once", frozenset({"hangup_early"})),
     "9": ("talks ~60 s, presses nothing", frozenset({"no_input"})),
 }
+# Callee 6 when the demo's agent could not be started: nobody takes the call.
+WITHOUT_AGENT = ("presses 0 for an agent (none available)", frozenset({"abandoned"}))
 NAMES = ("张伟", "王芳", "李娜", "刘洋", "陈静", "杨磊", "赵敏", "黄勇", "周杰", "吴霞")
+
+
+def behaviours(agent: bool = True) -> dict[str, tuple[str, frozenset[str]]]:
+    """What each callee does and the outcomes that match it, with or without an agent signed in."""
+    return BEHAVIOURS if agent else {**BEHAVIOURS, AGENT_DIGIT: WITHOUT_AGENT}
 
 
 def demo_spec(
@@ -88,6 +104,24 @@ def create_demo_campaign(db: Database, name: str, per_digit: int, **spec_kw: Any
     with db.session() as session:
         svc.set_status(session, name, CampaignStatus.running, actor=ACTOR)
     return report.accepted
+
+
+def stagger_agent_calls(db: Database, name: str, spacing: float = AGENT_CALL_SPACING) -> int:
+    """Make the contacts whose callee asks for an agent due `spacing` seconds apart (the first at
+    once), so the demo's one agent is free for each. Returns how many were spaced."""
+    now = utcnow()
+    with db.session() as session:
+        campaign = svc.require_campaign(session, name)
+        wanting = [
+            c
+            for c in session.scalars(
+                select(Contact).where(Contact.campaign_id == campaign.id).order_by(Contact.id)
+            )
+            if c.phone_e164.endswith(AGENT_DIGIT)
+        ]
+        for i, contact in enumerate(wanting):
+            contact.next_due_at = now + timedelta(seconds=i * spacing) if i else None
+    return len(wanting)
 
 
 @dataclass
@@ -157,7 +191,16 @@ async def run_campaign(
         out.write("\n")
 
 
-def outcome_table(db: Database, name: str) -> list[dict[str, Any]]:
+def outcome_table(
+    db: Database,
+    name: str,
+    *,
+    agent: bool = True,
+    recordings: dict[int, dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per contact. `agent`: whether an agent was there to take callee 6; `recordings`:
+    contact id → its (last) agent-call recording (`campaign_recordings`), added as `recording`."""
+    table = behaviours(agent)
     rows: list[dict[str, Any]] = []
     with db.session() as session:
         campaign = svc.require_campaign(session, name)
@@ -173,7 +216,7 @@ def outcome_table(db: Database, name: str) -> list[dict[str, Any]]:
             attempts.setdefault(a.contact_id, []).append(a)
         for c in contacts:
             digit = c.phone_e164[-1]
-            behaviour, expected = BEHAVIOURS[digit]
+            behaviour, expected = table[digit]
             mine = attempts.get(c.id, [])
             rows.append(
                 {
@@ -193,9 +236,66 @@ def outcome_table(db: Database, name: str) -> list[dict[str, Any]]:
                         }
                         for a in mine
                     ],
+                    "recording": (recordings or {}).get(c.id),
                 }
             )
     return rows
+
+
+def _var_relative(settings: Settings, path: Path) -> str:
+    resolved = path.resolve()
+    var = settings.var_dir.resolve()
+    return str(resolved.relative_to(var)) if resolved.is_relative_to(var) else str(resolved)
+
+
+def campaign_recordings(settings: Settings, db: Database, name: str) -> dict[int, dict[str, Any]]:
+    """The campaign's agent-call recordings by contact (the last one of each), registered first
+    (checksum, duration, analytics) when the bridge left them unregistered."""
+    from recordings.service import RecordingError, file_of, register_recording
+
+    found: dict[int, dict[str, Any]] = {}
+    with db.session() as session:
+        campaign = svc.require_campaign(session, name)
+        recs = list(
+            session.scalars(
+                select(CallRecording)
+                .where(CallRecording.campaign_id == campaign.id)
+                .order_by(CallRecording.started_at)
+            )
+        )
+        for rec in recs:
+            problem = None
+            if rec.sha256 is None:
+                try:
+                    rec = register_recording(
+                        session,
+                        settings,
+                        file_of(settings, rec),
+                        campaign_id=rec.campaign_id,
+                        contact_id=rec.contact_id,
+                        agent=rec.agent,
+                        started_at=rec.started_at,
+                        ended_at=rec.ended_at,
+                        source=rec.source,
+                        attempt_id=rec.attempt_id,
+                        outcome="agent",
+                        actor=ACTOR,
+                    )
+                except RecordingError as exc:
+                    problem = str(exc)
+            talk = (rec.analytics or {}).get("talk_s") or {}
+            info = {
+                "id": rec.id,
+                "path": _var_relative(settings, file_of(settings, rec)),
+                "agent": rec.agent,
+                "channels": rec.channels,
+                "duration_s": rec.duration_s,
+                "talk_s": {"agent": talk.get("agent"), "customer": talk.get("customer")} if talk else None,
+                "problem": problem or rec.analytics_error,
+            }
+            if rec.contact_id is not None:
+                found[rec.contact_id] = info
+    return found
 
 
 def table_text(rows: list[dict[str, Any]]) -> str:
@@ -211,16 +311,56 @@ def table_text(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _secs(x: object) -> str:
+    return f"{x:.1f} s" if isinstance(x, int | float) else "-"
+
+
+def recordings_text(rows: list[dict[str, Any]]) -> str:
+    """The agent calls' stereo recordings (left: agent, right: callee), one line each."""
+    recs = [(r["phone"], r["recording"]) for r in rows if r.get("recording")]
+    if not recs:
+        return "no agent-call recordings"
+    lines = [f"{len(recs)} agent-call recording(s), stereo (left: agent, right: callee):"]
+    for phone, rec in recs:
+        talk = rec["talk_s"] or {}
+        lines.append(
+            f"  {phone:<13} {rec['id']}  {rec['path']}  {_secs(rec['duration_s'])}, "
+            f"talk: agent {_secs(talk.get('agent'))}, callee {_secs(talk.get('customer'))}"
+            + (f"  ({rec['problem']})" if rec.get("problem") else "")
+        )
+    return "\n".join(lines)
+
+
 def run_demo(
-    settings: Settings, db: Database, *, per_digit: int = 3, out: TextIO | None = sys.stderr
+    settings: Settings,
+    db: Database,
+    *,
+    per_digit: int = 3,
+    out: TextIO | None = sys.stderr,
+    with_agent: bool = True,
 ) -> list[dict[str, Any]]:
-    """Create and run a fresh demo campaign; returns the outcome table."""
+    """Start the demo's agent desk (API + one headless softphone), create and run a fresh demo
+    campaign, stop the desk; returns the outcome table (with the agent calls' recordings)."""
+    from warmline.demo_agent import DemoDesk
+
     name = "demo-vaccination-" + utcnow().strftime("%Y%m%d-%H%M%S")
     quick = settings.model_copy(update={"dialer_ring_timeout": min(settings.dialer_ring_timeout, 15)})
-    create_demo_campaign(db, name, per_digit)
-    if out is not None:
-        out.write(
-            f"campaign {name}: {per_digit * 10} contacts, retry after {RETRY_SECONDS} s, at most 2 attempts\n"
-        )
-    asyncio.run(run_campaign(quick, db, name, out=out))
-    return outcome_table(db, name)
+    with contextlib.ExitStack() as stack:
+        agent = False
+        if with_agent:
+            desk = stack.enter_context(DemoDesk(settings, db, flow=FLOW, out=out))
+            agent = desk.ready
+        create_demo_campaign(db, name, per_digit)
+        spaced = stagger_agent_calls(db, name) if agent else 0
+        if out is not None:
+            out.write(
+                f"campaign {name}: {per_digit * 10} contacts, retry after {RETRY_SECONDS} s, "
+                f"at most 2 attempts"
+                + (f"; the {spaced} agent calls {AGENT_CALL_SPACING:.0f} s apart" if spaced else "")
+                + "\n"
+            )
+            out.flush()
+        limit = 900 + spaced * AGENT_CALL_SPACING
+        asyncio.run(run_campaign(quick, db, name, out=out, limit_seconds=limit))
+    recordings = campaign_recordings(settings, db, name)
+    return outcome_table(db, name, agent=agent, recordings=recordings)
