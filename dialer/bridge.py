@@ -52,6 +52,7 @@ from core.ari import RECONNECTED, AriClient, AriError
 from core.db import Database, utcnow
 from core.settings import Settings, get_settings
 from ivr.dispatch import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from recordings.service import register_recording
 
 log = logging.getLogger(__name__)
 
@@ -535,26 +536,22 @@ class _Connect:
         await asyncio.to_thread(merge_stereo, self.files.agent, self.files.customer, wav)
         self.result.recording_id = self.rec_id
         self.result.recording_path = wav
-        rel = str(wav.relative_to(self.settings.recordings_dir.resolve()))
         ended = utcnow()
 
         def write() -> None:
-            from recordings.models import CallRecording
-
+            # Registered at once: checksum, size, duration and the acoustic analytics for QA.
             with self.db.session() as session:
-                session.add(
-                    CallRecording(
-                        id=self.rec_id,
-                        path=rel,
-                        campaign_id=self.campaign_id,
-                        contact_id=self.contact_id,
-                        attempt_id=self.attempt_id,
-                        agent=agent,
-                        started_at=self.rec_started,
-                        ended_at=ended,
-                        channels=2,
-                        source="agent-bridge",
-                    )
+                register_recording(
+                    session,
+                    self.settings,
+                    wav,
+                    campaign_id=self.campaign_id,
+                    contact_id=self.contact_id,
+                    attempt_id=self.attempt_id,
+                    agent=agent,
+                    started_at=self.rec_started,
+                    ended_at=ended,
+                    source="agent-bridge",
                 )
 
         await asyncio.to_thread(write)
@@ -568,7 +565,6 @@ class _Connect:
 def finish_orphans(settings: Settings, db: Database, *, older_than: float = 120.0) -> list[str]:
     """Merge and register recordings a crash left as ``<uuid>-agent.wav`` / ``-customer.wav``
     pairs (the bridge died before the call ended): run at start-up. Returns their ids."""
-    from recordings.models import CallRecording
 
     root = settings.recordings_dir.resolve()
     if not root.is_dir():
@@ -592,17 +588,17 @@ def finish_orphans(settings: Settings, db: Database, *, older_than: float = 120.
             continue
         ended = datetime.fromtimestamp(wav.stat().st_mtime, tz=UTC)
         with db.session() as session:
-            if session.get(CallRecording, rec_id) is None:
-                session.add(
-                    CallRecording(
-                        id=rec_id,
-                        path=str(wav.relative_to(root)),
-                        started_at=ended - timedelta(seconds=seconds),
-                        ended_at=ended,
-                        channels=2,
-                        source="agent-bridge",
-                    )
-                )
+            register_recording(
+                session,
+                settings,
+                wav,
+                campaign_id=None,
+                contact_id=None,
+                agent=None,
+                started_at=ended - timedelta(seconds=seconds),
+                ended_at=ended,
+                source="agent-bridge",
+            )
         log.warning("recovered recording %s (%.0f s) left by an interrupted bridge", rec_id, seconds)
         done.append(rec_id)
     return done

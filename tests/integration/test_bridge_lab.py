@@ -275,6 +275,10 @@ def test_bridge_records_agent_left_customer_right(
         assert row is not None
         assert row.path == str(rel) and row.channels == 2 and row.source == "agent-bridge"
         assert row.agent == "mei" and row.ended_at is not None
+        # Registered when the call ended: checksum, size, and the analytics QA reviews draw on.
+        assert row.sha256 and row.size_bytes and row.duration_s and row.status.value == "ok"
+        # The agent here is a pure tone (no speech to a VAD); the lab callee talks.
+        assert row.analytics is not None and row.analytics["talk_s"]["customer"] > 3
         state = current_state(s, "mei")
         assert state is not None and state.state == "wrap_up", "baresip reports no state: the bridge does"
 
