@@ -55,12 +55,15 @@ class Agent:
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    # A module that borrows these fixtures (test_inbound_lab) brings its own ports, so the two
+    # can run at the same time.
+    base = getattr(request.module, "PORT_BASE", PORT_BASE)
     var = tmp_path_factory.mktemp("bridge-lab") / "var"
     var.mkdir(parents=True)
     url = f"sqlite:///{var / 'warmline.db'}"
     upgrade(url)
-    with private_lab(var, PORT_BASE, database_url=url) as settings:
+    with private_lab(var, base, database_url=url) as settings:
         yield settings
 
 

@@ -6,7 +6,7 @@ The caller is the originating half of a ``Local/<number>@lab-inbound`` channel, 
 Stasis app too so the test can press keys on it; the other half enters Stasis with
 ``inbound,<number>``, reaches nobody's subscription and is served by ``dialer.inbound`` through
 the dispatcher's ``unrouted`` callback -- exactly as the dialer runtime wires it. Same lab and
-agents as test_bridge_lab (port base 1000), one module after the other.
+agents as test_bridge_lab, started again for this module on its own ports.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ pytestmark = pytest.mark.integration
 lab = bridge.lab
 db = bridge.db
 agents = bridge.agents
+PORT_BASE = 3000  # ARI 11088, SIP 8060, RTP 9000-9999: its own lab, beside the bridge module's
 HOTLINE = "12345"
 CALLER_ID = "13800138001"
 REPO = Path(__file__).resolve().parents[2]
