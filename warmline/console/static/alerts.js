@@ -12,18 +12,7 @@
   let latest = parseInt(table.dataset.latest || "0", 10);
   const every = Math.max(1, parseInt(table.dataset.poll || "5", 10)) * 1000;
 
-  function el(tag, attrs, ...children) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs || {})) {
-      if (v === null || v === undefined || v === false) continue;
-      node.setAttribute(k, v === true ? "" : String(v));
-    }
-    for (const child of children) {
-      if (child === null || child === undefined) continue;
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-    return node;
-  }
+  const el = window.wl.el;
 
   function actions(a) {
     if (!canAct) return el("td", {}, "—");
