@@ -133,13 +133,36 @@ class _Node(BaseModel):
         return None
 
 
-class PlayNode(_Node):
+class _GoesOn(_Node):
+    """A node that goes on to the node named by `next` (which must be given)."""
+
+    next: str | None = None
+
+    def edges(self) -> Iterator[tuple[tuple[str, ...], str]]:
+        yield from super().edges()
+        if self.next is not None:
+            yield ("next",), self.next
+
+    def successor_required(self) -> str | None:
+        return "next" if self.next is None else None
+
+
+class _MayPrompt(_Node):
+    """A node with an optional prompt played first."""
+
+    prompt: Prompt | None = None
+
+    def prompts(self) -> Iterator[tuple[tuple[str, ...], Prompt]]:
+        if self.prompt is not None:
+            yield ("prompt",), self.prompt
+
+
+class PlayNode(_GoesOn):
     type: Literal["play"]
     say: str | None = None
     file: str | None = None
     repeat: int = Field(default=1, ge=1, le=10)
     gap: float = Field(default=0.8, ge=0, le=10, description="seconds of silence between repeats")
-    next: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self) -> PlayNode:
@@ -152,14 +175,6 @@ class PlayNode(_Node):
 
     def prompts(self) -> Iterator[tuple[tuple[str, ...], Prompt]]:
         yield ("say" if self.say is not None else "file",), self.prompt
-
-    def edges(self) -> Iterator[tuple[tuple[str, ...], str]]:
-        yield from super().edges()
-        if self.next is not None:
-            yield ("next",), self.next
-
-    def successor_required(self) -> str | None:
-        return "next" if self.next is None else None
 
 
 def _digits(value: Any) -> Any:
@@ -236,68 +251,35 @@ class BranchNode(_Node):
         return "default" if self.default is None else None
 
 
-class RecordNode(_Node):
+class RecordNode(_MayPrompt, _GoesOn):
     type: Literal["record"]
-    prompt: Prompt | None = None
     max_seconds: int = Field(default=60, ge=1, le=600)
     beep: bool = True
     silence_end: int | None = Field(default=3, ge=1, le=60, description="stop after this much silence")
     terminate_on: Literal["none", "any", "*", "#"] = "#"
-    next: str | None = None
-
-    def prompts(self) -> Iterator[tuple[tuple[str, ...], Prompt]]:
-        if self.prompt is not None:
-            yield ("prompt",), self.prompt
-
-    def edges(self) -> Iterator[tuple[tuple[str, ...], str]]:
-        yield from super().edges()
-        if self.next is not None:
-            yield ("next",), self.next
-
-    def successor_required(self) -> str | None:
-        return "next" if self.next is None else None
 
 
-class TransferNode(_Node):
+class TransferNode(_MayPrompt):
     """Ends the flow with a request to connect the call to an agent queue; the call stays up."""
 
     type: Literal["transfer"]
     skill: str = Field(min_length=1)
     queue: str | None = None
     priority: int = Field(default=0, ge=0, le=100)
-    prompt: Prompt | None = None
-
-    def prompts(self) -> Iterator[tuple[tuple[str, ...], Prompt]]:
-        if self.prompt is not None:
-            yield ("prompt",), self.prompt
 
     @property
     def ends_call(self) -> bool:
         return True
 
 
-class SetOutcomeNode(_Node):
+class SetOutcomeNode(_GoesOn):
     type: Literal["set_outcome"]
     outcome: str = Field(min_length=1)
     escalate: bool = Field(default=False, description="raise a welfare alert for this call")
-    next: str | None = None
-
-    def edges(self) -> Iterator[tuple[tuple[str, ...], str]]:
-        yield from super().edges()
-        if self.next is not None:
-            yield ("next",), self.next
-
-    def successor_required(self) -> str | None:
-        return "next" if self.next is None else None
 
 
-class HangupNode(_Node):
+class HangupNode(_MayPrompt):
     type: Literal["hangup"]
-    prompt: Prompt | None = None
-
-    def prompts(self) -> Iterator[tuple[tuple[str, ...], Prompt]]:
-        if self.prompt is not None:
-            yield ("prompt",), self.prompt
 
     @property
     def ends_call(self) -> bool:
