@@ -9,7 +9,7 @@ imported before the opt-out; the importer scrubs every new list against both lis
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
@@ -152,6 +152,29 @@ def cancel_contacts(session: Session, numbers: Sequence[str], campaign: Campaign
     return int(getattr(res, "rowcount", 0) or 0)
 
 
+def _add_all(
+    session: Session,
+    numbers: Iterable[tuple[int | None, str]],
+    result: DncResult,
+    **where: Any,
+) -> None:
+    """Normalise (row, number as written) pairs and add them in batches; repeats count as already."""
+    batch: dict[str, int | None] = {}
+    for row, raw in numbers:
+        p = normalise(raw)
+        if p.e164 is None:
+            result.reject(row, p.reason or phones.INVALID, p.detail, raw)
+            continue
+        if p.e164 in batch:
+            result.already += 1
+            continue
+        batch[p.e164] = row
+        if len(batch) >= BATCH:
+            _add_batch(session, batch, result, **where)
+            batch = {}
+    _add_batch(session, batch, result, **where)
+
+
 def add_numbers(
     session: Session,
     values: Iterable[str],
@@ -163,21 +186,13 @@ def add_numbers(
 ) -> DncResult:
     """Put numbers (as people write them) on the campaign's list, or the global one."""
     result = DncResult()
-    batch: dict[str, int | None] = {}
-    for value in values:
-        result.rows += 1
-        p = normalise(value)
-        if p.e164 is None:
-            result.reject(None, p.reason or phones.INVALID, p.detail, value)
-            continue
-        if p.e164 in batch:
-            result.already += 1
-            continue
-        batch[p.e164] = None
-        if len(batch) >= BATCH:
-            _add_batch(session, batch, result, campaign=campaign, source=source, reason=reason, actor=actor)
-            batch = {}
-    _add_batch(session, batch, result, campaign=campaign, source=source, reason=reason, actor=actor)
+
+    def counted() -> Iterator[tuple[int | None, str]]:
+        for value in values:
+            result.rows += 1
+            yield None, value
+
+    _add_all(session, counted(), result, campaign=campaign, source=source, reason=reason, actor=actor)
     audit(
         session, actor, "dnc.add", campaign.name if campaign else "global", source=source[:128],
         added=result.added, already=result.already, rejected=result.rejected,
@@ -198,30 +213,22 @@ def import_layout(
     result = DncResult()
     cols = layout.columns
     header = cols.header_row or 0
-    batch: dict[str, int | None] = {}
-    for row, _line, cells, formulas in layout.rows():
-        if row <= header:
-            continue
-        result.rows += 1
-        if is_blank(cells):
-            result.skipped += 1
-            continue
-        raw = cells[cols.phone] if cols.phone < len(cells) else ""
-        if formulas and cols.phone in formulas:
-            result.reject(row, phones.FORMULA, "a formula, not a number", raw)
-            continue
-        p = normalise(raw)
-        if p.e164 is None:
-            result.reject(row, p.reason or phones.INVALID, p.detail, raw)
-            continue
-        if p.e164 in batch:
-            result.already += 1
-            continue
-        batch[p.e164] = row
-        if len(batch) >= BATCH:
-            _add_batch(session, batch, result, campaign=campaign, source=source, reason=reason, actor=actor)
-            batch = {}
-    _add_batch(session, batch, result, campaign=campaign, source=source, reason=reason, actor=actor)
+
+    def phone_cells() -> Iterator[tuple[int | None, str]]:
+        for row, _line, cells, formulas in layout.rows():
+            if row <= header:
+                continue
+            result.rows += 1
+            if is_blank(cells):
+                result.skipped += 1
+                continue
+            raw = cells[cols.phone] if cols.phone < len(cells) else ""
+            if formulas and cols.phone in formulas:
+                result.reject(row, phones.FORMULA, "a formula, not a number", raw)
+                continue
+            yield row, raw
+
+    _add_all(session, phone_cells(), result, campaign=campaign, source=source, reason=reason, actor=actor)
     audit(
         session, actor, "dnc.import", campaign.name if campaign else "global", file=layout.info.name,
         sha256=layout.info.sha256, rows=result.rows, added=result.added, already=result.already,
