@@ -247,16 +247,7 @@ class AriClient:
         if_exists: str = "fail",
         beep: bool = False,
     ) -> JSON:
-        result: JSON = await self.request(
-            "POST",
-            _path("channels", channel_id, "record"),
-            name=name,
-            format=fmt,
-            maxDurationSeconds=max_duration,
-            ifExists=if_exists,
-            beep=beep,
-        )
-        return result
+        return await self._record("channels", channel_id, name, fmt, max_duration, if_exists, beep=beep)
 
     async def create_bridge(
         self, bridge_type: str = "mixing", bridge_id: str | None = None, name: str | None = None
@@ -283,13 +274,19 @@ class AriClient:
         if_exists: str = "fail",
     ) -> JSON:
         """One mixed recording of the bridge into astspooldir/recording/<name>.<fmt>."""
+        return await self._record("bridges", bridge_id, name, fmt, max_duration, if_exists)
+
+    async def _record(
+        self, kind: str, target: str, name: str, fmt: str, max_duration: int, if_exists: str, **extra: Any
+    ) -> JSON:
         result: JSON = await self.request(
             "POST",
-            _path("bridges", bridge_id, "record"),
+            _path(kind, target, "record"),
             name=name,
             format=fmt,
             maxDurationSeconds=max_duration,
             ifExists=if_exists,
+            **extra,
         )
         return result
 
