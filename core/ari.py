@@ -293,6 +293,17 @@ class AriClient:
     async def stop_recording(self, name: str) -> None:
         await self.request("POST", _path("recordings", "live", name, "stop"))
 
+    async def start_moh(self, channel_id: str, moh_class: str | None = None) -> None:
+        await self.request("POST", _path("channels", channel_id, "moh"), mohClass=moh_class)
+
+    async def stop_moh(self, channel_id: str) -> None:
+        await self.request("DELETE", _path("channels", channel_id, "moh"))
+
+    async def subscribe(self, event_source: str) -> None:
+        """Subscribe the app to a source (``channel:<id>``, ``bridge:<id>``): its events keep
+        coming while a channel runs dialplan outside Stasis."""
+        await self.request("POST", _path("applications", self.app, "subscription"), eventSource=event_source)
+
     async def reload_module(self, name: str) -> None:
         """Reload one module, e.g. res_pjsip.so after rewriting pjsip_agents.conf."""
         await self.request("PUT", _path("asterisk", "modules", name))

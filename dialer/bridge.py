@@ -51,7 +51,7 @@ from agents import routing
 from core.ari import RECONNECTED, AriClient, AriError
 from core.db import Database, utcnow
 from core.settings import Settings, get_settings
-from ivr.dispatch import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
 from recordings.service import register_recording
 
 log = logging.getLogger(__name__)
@@ -581,12 +581,13 @@ def finish_orphans(settings: Settings, db: Database, *, older_than: float = 120.
             continue  # maybe still being written
         wav = agent_file.with_name(f"{rec_id}.wav")
         customer = agent_file.with_name(f"{rec_id}-customer.wav")
+        # When MixMonitor last wrote is when the call ended; the merged file is dated now.
+        ended = datetime.fromtimestamp(agent_file.stat().st_mtime, tz=UTC)
         try:
             seconds = merge_stereo(agent_file, customer, wav)
         except Exception:
             log.exception("orphaned recording %s could not be merged", rec_id)
             continue
-        ended = datetime.fromtimestamp(wav.stat().st_mtime, tz=UTC)
         with db.session() as session:
             register_recording(
                 session,

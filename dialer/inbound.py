@@ -36,7 +36,7 @@ from core.db import Database, utcnow
 from core.settings import Settings
 from dialer.bridge import BridgeResult, connect_to_agent
 from ivr.check import load_flow
-from ivr.dispatch import ChannelEvents, EventDispatcher
+from core.ari_events import ChannelEvents, EventDispatcher
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import media_uri, wav_seconds

@@ -12,7 +12,7 @@ Public API for the dialer::
 """
 
 from ivr.check import FlowError, Problem, check_file, check_text, load_flow
-from ivr.dispatch import ChannelEvents, EventDispatcher, event_ids
+from core.ari_events import ChannelEvents, EventDispatcher, event_ids
 from ivr.flow import STANDARD_OUTCOMES, Flow, render
 from ivr.runner import FlowResult, FlowRunner, GatherInput, TransferRequest, prepare_prompts, run_flow
 from ivr.tts import EspeakNg, PromptCache, TtsEngine, TtsError, media_uri

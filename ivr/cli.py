@@ -173,7 +173,7 @@ async def _run_once(
     settings: Any, flow: Any, number: str, endpoint: str, values: dict[str, str], prompt_dirs: list[Path]
 ) -> dict[str, Any]:
     from core.ari import AriClient
-    from ivr.dispatch import EventDispatcher
+    from core.ari_events import EventDispatcher
     from ivr.runner import run_flow
     from ivr.tts import PromptCache
 

@@ -1,7 +1,7 @@
 """Runs an IVR flow on one answered channel through ARI, fed events by the dispatcher.
 
 The runner never opens the event stream itself (ARI allows one per application): it reads the
-call's events from an ``EventSource`` -- the dispatcher's per-call queue (ivr.dispatch) or any
+call's events from an ``EventSource`` -- the dispatcher's per-call queue (core.ari_events) or any
 object with ``async get()``. It returns a :class:`FlowResult` and, whatever happens (the callee
 hangs up, Asterisk errs, the task is cancelled), leaves no playback or recording running and no
 channel up -- except after a ``transfer`` node, where the call is deliberately handed, live and
@@ -27,7 +27,7 @@ from urllib.parse import quote
 from pydantic import BaseModel, Field
 
 from core.ari import RECONNECTED, AriError, ParamValue
-from ivr.dispatch import HANGUP_EVENTS, event_ids
+from core.ari_events import HANGUP_EVENTS, event_ids
 from ivr.flow import (
     BranchNode,
     Flow,

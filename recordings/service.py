@@ -112,7 +112,12 @@ def register_recording(
         analytics_error = str(exc)[:500]
 
     encrypt = settings.recordings_encrypt
-    rel = storage.relative_path(rec_id, started_at, encrypt)
+    # A file already in the store keeps its folder (a recording recovered days later lies under
+    # the day it was made); anything else is filed by its start.
+    if in_place:
+        rel = resolved.relative_to(root).as_posix() + (".enc" if encrypt else "")
+    else:
+        rel = storage.relative_path(rec_id, started_at, encrypt)
     dest = root / rel
     dest.parent.mkdir(parents=True, exist_ok=True)
     if encrypt:

@@ -20,7 +20,7 @@ from typing import Any
 
 from core.ari import RECONNECTED, AriClient, AriError
 from dialer.outcomes import CallFacts
-from ivr.dispatch import ChannelEvents, EventDispatcher
+from core.ari_events import ChannelEvents, EventDispatcher
 from ivr.flow import Flow, PlayNode, render
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import media_uri
@@ -195,9 +195,7 @@ class Call:
     # ------------------------------------------------------------ events
 
     async def _subscribe_channel(self) -> None:
-        await self.ari.request(
-            "POST", f"/applications/{self.plan.app}/subscription", eventSource=f"channel:{self.id}"
-        )
+        await self.ari.subscribe(f"channel:{self.id}")
 
     def _mine(self, event: JSON) -> bool:
         channel = event.get("channel")

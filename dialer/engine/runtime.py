@@ -42,7 +42,7 @@ from dialer.pacing import Capacity, TokenBucket, calls_allowed
 from dialer.reconcile import reconcile
 from dialer.stats import campaign_figures
 from ivr.check import load_flow
-from ivr.dispatch import EventDispatcher
+from core.ari_events import EventDispatcher
 from ivr.flow import Flow
 from ivr.runner import FlowRunner
 from ivr.tts import PromptCache

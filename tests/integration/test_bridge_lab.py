@@ -32,7 +32,7 @@ from core.auth.models import Role, User
 from core.db import Database, utcnow
 from core.settings import Settings
 from dialer.bridge import BridgeResult, connect_to_agent
-from ivr.dispatch import EventDispatcher
+from core.ari_events import EventDispatcher
 from recordings.models import CallRecording
 from tests.lab import private_lab
 from warmline import accounts

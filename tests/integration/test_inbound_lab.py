@@ -30,7 +30,7 @@ from core.settings import Settings
 from dialer.inbound import InboundCalls, InboundConfig, InboundContext, InboundNumber, InboundResult
 from dialer.models import Campaign, Contact
 from ivr.check import load_flow
-from ivr.dispatch import ChannelEvents, EventDispatcher
+from core.ari_events import ChannelEvents, EventDispatcher
 from ivr.runner import FlowRunner, prepare_prompts
 from ivr.tts import PromptCache, wav_seconds
 from recordings.models import CallRecording

@@ -20,7 +20,7 @@ import pytest
 from core.ari import AriClient, AriError
 from core.settings import Settings
 from ivr.check import load_flow
-from ivr.dispatch import EventDispatcher
+from core.ari_events import EventDispatcher
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import PromptCache

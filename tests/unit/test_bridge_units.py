@@ -4,9 +4,8 @@ merge (agent left), orphan recovery after a crash, and the per-skill waiting ord
 from __future__ import annotations
 
 import os
-import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -70,13 +69,16 @@ def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) 
     for rec in (old, fresh):
         tone(day / f"{rec}-agent.wav", 700, 1.0)
         tone(day / f"{rec}-customer.wav", 300, 1.0)
-    past = time.time() - 600
-    os.utime(day / f"{old}-agent.wav", (past, past))
+    # The crash was days ago: the pair was last written on 2026-11-23, whatever today is.
+    ended = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
+    os.utime(day / f"{old}-agent.wav", (ended.timestamp(), ended.timestamp()))
     assert finish_orphans(settings, db) == [old]
     assert (day / f"{old}.wav").exists() and (day / f"{fresh}-agent.wav").exists(), "a fresh pair may be live"
     with db.session() as s:
         row = s.get(CallRecording, old)
         assert row is not None and row.path == f"2026/11/23/{old}.wav" and row.channels == 2
+        assert (settings.recordings_dir / row.path).is_file(), "the row names the file where it is"
+        assert row.ended_at == ended and row.started_at == ended - timedelta(seconds=1)
     assert finish_orphans(settings, db) == [], "nothing twice"
 
 

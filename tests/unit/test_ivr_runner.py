@@ -13,7 +13,7 @@ import pytest
 
 from core.ari import RECONNECTED, AriError
 from ivr.check import check_text, load_flow
-from ivr.dispatch import ChannelEvents, EventDispatcher, event_ids
+from core.ari_events import ChannelEvents, EventDispatcher, event_ids
 from ivr.flow import Flow, GatherNode
 from ivr.runner import FlowResult, FlowRunner, prepare_prompts, run_flow
 from ivr.tts import PromptCache
