@@ -1,0 +1,30 @@
+"""Signing in to the warmline API, from a FastAPI TestClient or as the softphone does."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi.testclient import TestClient
+
+if TYPE_CHECKING:
+    from softphone.account import SipAccountSettings
+    from softphone.provisioning import ServerClient
+
+PASSWORD = "correct horse battery"
+"""The password the tests give the users they create, unless a test needs another."""
+
+
+def login(client: TestClient, name: str, password: str = PASSWORD) -> dict[str, str]:
+    """Sign `name` in through `/api/auth/token`; the headers to send with their requests."""
+    resp = client.post("/api/auth/token", json={"username": name, "password": password})
+    assert resp.status_code == 200, resp.text
+    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
+
+
+async def signed_in(url: str, user: str, password: str = PASSWORD) -> tuple[ServerClient, SipAccountSettings]:
+    """Sign in as the agent's softphone does; its server client (close it) and SIP account."""
+    from softphone.provisioning import ServerClient  # only the softphone tests pay for this import
+
+    server = ServerClient(url)
+    await server.login(user, password)
+    return server, await server.sip_account()
