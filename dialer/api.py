@@ -21,11 +21,11 @@ from sqlalchemy import func, select
 from core.audit import audit
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.phones import mask, mask_in_text
 from dialer import campaigns as svc
 from dialer import dnc, events
 from dialer.campaigns import CampaignError, SpecError
 from dialer.events import CampaignStatusChanged, ListImported
-from dialer.lists import phones
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
 from dialer.lists.report import ImportReport
@@ -243,7 +243,7 @@ def show_import(import_id: int, _: WatcherUser, session: SessionDep) -> dict[str
     job = _job(session, import_id)
     sample = []
     for r in iter_rejects(session, import_id):
-        sample.append({**r.as_dict(), "value": phones.mask_text(r.value)})
+        sample.append({**r.as_dict(), "value": mask_in_text(r.value)})
         if len(sample) >= 50:
             break
     return {**svc.import_summary(job), "mapping": job.mapping, "rejects_sample": sample}
@@ -329,7 +329,7 @@ def list_contacts(
         "total": total,
         "contacts": [
             ContactOut(
-                phone=phones.mask(c.phone_e164), name=c.name, state=c.state.value, attempts=c.attempts,
+                phone=mask(c.phone_e164), name=c.name, state=c.state.value, attempts=c.attempts,
                 last_outcome=c.last_outcome, next_due_at=c.next_due_at.isoformat() if c.next_due_at else None,
                 row=c.row_number,
             ).model_dump()
@@ -441,7 +441,7 @@ def remove_dnc(
         raise _http(exc) from exc
     if not gone:
         raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"{phones.mask_text(number)} is not on the {campaign or 'global'} list"
+            status.HTTP_404_NOT_FOUND, f"{mask_in_text(number)} is not on the {campaign or 'global'} list"
         )
     return {"removed": True, "list": campaign or "global"}
 
@@ -464,5 +464,5 @@ def import_dnc(
     except (CampaignError, ListFileError) as exc:
         raise _http(exc) from exc
     out = result.to_dict()
-    out["rejects_sample"] = [{**r, "value": phones.mask_text(r["value"])} for r in out["rejects_sample"]]
+    out["rejects_sample"] = [{**r, "value": mask_in_text(r["value"])} for r in out["rejects_sample"]]
     return out

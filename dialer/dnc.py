@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import Database, utcnow
+from core.phones import mask as mask_number
 from dialer.campaigns import CampaignError, require_campaign
 from dialer.lists import phones
 from dialer.lists.importer import ListLayout, open_list
@@ -70,7 +71,7 @@ class DncEntry:
 
     def as_dict(self, *, mask: bool = False) -> dict[str, Any]:
         return {
-            "phone": phones.mask(self.phone_e164) if mask else self.phone_e164,
+            "phone": mask_number(self.phone_e164) if mask else self.phone_e164,
             "campaign": self.campaign,
             "source": self.source,
             "reason": self.reason,
@@ -281,7 +282,7 @@ def remove_number(session: Session, value: str, *, campaign: Campaign | None, ac
     gone = int(getattr(session.execute(stmt), "rowcount", 0) or 0) > 0
     if gone:
         audit(
-            session, actor, "dnc.remove", campaign.name if campaign else "global", phone=phones.mask(p.e164)
+            session, actor, "dnc.remove", campaign.name if campaign else "global", phone=mask_number(p.e164)
         )
     return gone
 

@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 from core.messages import CallQuality
+from core.phones import mask_in_text
 from softphone.account import SipAccountSettings
 from softphone.events import (
     CallStateChanged,
@@ -33,7 +34,7 @@ from softphone.events import (
     TransferProgress,
 )
 from softphone.presence import BREAK_REASONS, AgentStatus, StateError
-from softphone.privacy import decode_header, mask_phones_in, screen_fields
+from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
 from softphone.quality import QualityReport, StreamSample, assess
 
@@ -313,7 +314,7 @@ class Softphone:
 
     async def _on_incoming(self, e: IncomingCall) -> None:
         pop = ScreenPop.from_headers(e.headers)
-        remote = mask_phones_in(e.remote)
+        remote = mask_in_text(e.remote)
         view = CallView(
             id=e.call,
             ref=str(uuid.uuid4()),

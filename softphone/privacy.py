@@ -1,43 +1,13 @@
-"""Personal data on the agent's screen: phone numbers masked (138****8000), never shown in full."""
+"""Personal data on the agent's screen: phone numbers masked (138****8000, see core.phones), never
+shown in full."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import unquote
 
-_DIGITS = re.compile(r"\d")
-_PHONE_RUN = re.compile(r"\+?\d[\d\s\-()]{5,}\d")
+from core.phones import mask, mask_in_text
+
 PHONE_FIELDS = frozenset({"phone", "number", "mobile", "tel", "telephone", "callerid"})
-
-
-def mask_phone(number: str) -> str:
-    """`13800138000` -> `138****8000`; `+8613800138000` -> `+86138****8000`.
-
-    Keeps at most the first three and the last four digits of the national part and never more
-    than half of the digits; short numbers keep only their last two digits.
-    """
-    raw = number.strip()
-    plus = raw.startswith("+")
-    digits = "".join(_DIGITS.findall(raw))
-    if not digits:
-        return raw
-    country = ""
-    if plus and digits.startswith("86") and len(digits) > 11:
-        country, digits = "86", digits[2:]
-    n = len(digits)
-    if n >= 10:
-        head, tail = 3, 4
-    elif n >= 7:
-        head, tail = 2, 3
-    else:
-        head, tail = 0, min(2, n // 2)
-    masked = digits[:head] + "*" * (n - head - tail) + (digits[n - tail :] if tail else "")
-    return ("+" if plus else "") + country + masked
-
-
-def mask_phones_in(text: str) -> str:
-    """Mask every phone-number-looking run inside free text (a caller id, a display name)."""
-    return _PHONE_RUN.sub(lambda m: mask_phone(m.group(0)), text)
 
 
 def decode_header(value: str) -> str:
@@ -53,5 +23,5 @@ def screen_fields(headers: dict[str, str]) -> dict[str, str]:
         if not (name.startswith("field-") or name in PHONE_FIELDS):
             continue
         text = decode_header(value)
-        fields[key] = mask_phone(text) if key in PHONE_FIELDS else mask_phones_in(text)
+        fields[key] = mask(text) if key in PHONE_FIELDS else mask_in_text(text)
     return fields

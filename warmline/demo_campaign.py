@@ -24,11 +24,11 @@ from typing import Any, TextIO
 from sqlalchemy import func, select
 
 from core.db import Database, utcnow
+from core.phones import mask
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.runtime import DialerWorker
 from dialer.lists.importer import import_list
-from dialer.lists.phones import mask
 from dialer.models import Attempt, CampaignStatus, Contact, ContactState
 from recordings.models import CallRecording
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
-from dialer.lists import phones
+from core.phones import mask as mask_number
 from dialer.models import Campaign, Contact, ListImport
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -131,7 +131,7 @@ def contact_export_rows(
         for (c,) in session.execute(stmt):
             fields = c.fields or {}
             yield [
-                phones.mask(c.phone_e164) if mask else c.phone_e164,
+                mask_number(c.phone_e164) if mask else c.phone_e164,
                 c.name or "",
                 c.state.value,
                 c.attempts,

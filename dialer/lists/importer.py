@@ -30,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import Database, utcnow
+from core.phones import mask as mask_number
+from core.phones import mask_in_text
 from dialer.campaigns import require_campaign
 from dialer.lists import decode, phones
 from dialer.lists.bulk import ContactRow, RejectRow, bulk_for
@@ -488,12 +490,12 @@ def preview_list(
                 if formulas and cols.phone in formulas
                 else phones.normalise(raw, region, allowed)
             )
-            shown = [phones.mask_text(c) if mask else c for c in cells] + [""] * (width - len(cells))
+            shown = [mask_in_text(c) if mask else c for c in cells] + [""] * (width - len(cells))
             sample.append(
                 {
                     "row": row,
                     "cells": shown,
-                    "phone": phones.mask(p.e164) if mask else p.e164,
+                    "phone": mask_number(p.e164) if mask else p.e164,
                     "reason": p.reason,
                     "detail": p.detail,
                 }

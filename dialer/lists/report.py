@@ -93,7 +93,7 @@ class ImportReport:
         return self.rows == self.accepted + self.rejected + self.skipped
 
     def to_dict(self, *, mask_values: bool = False) -> dict[str, Any]:
-        from dialer.lists.phones import mask_text
+        from core.phones import mask_in_text
 
         return {
             "import_id": self.import_id,
@@ -117,7 +117,8 @@ class ImportReport:
             "dnc_file": self.dnc_file,
             "warnings": self.warnings,
             "rejects_sample": [
-                {**r.as_dict(), "value": mask_text(r.value) if mask_values else r.value} for r in self.rejects
+                {**r.as_dict(), "value": mask_in_text(r.value) if mask_values else r.value}
+                for r in self.rejects
             ],
             "seconds": round(self.seconds, 3),
         }

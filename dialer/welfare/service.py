@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
-from dialer.lists.phones import mask
+from core.phones import mask
 from dialer.models import Campaign, Contact
 from dialer.welfare.models import Alert, AlertState
 

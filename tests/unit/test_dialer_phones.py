@@ -7,8 +7,9 @@ import random
 import phonenumbers
 import pytest
 
+from core.phones import mask, mask_in_text
 from dialer.lists import phones
-from dialer.lists.phones import mask, mask_text, normalise
+from dialer.lists.phones import normalise
 
 CN = frozenset({"CN"})
 
@@ -141,5 +142,33 @@ def test_masking() -> None:
     assert mask("+16502530000") == "+165****0000"
     assert mask(None) == ""
     assert (
-        mask_text("call 13800138000 or 010-1234 5678 (2 kids)") == "call 138****8000 or 010****5678 (2 kids)"
+        mask_in_text("call 13800138000 or 010-1234 5678 (2 kids)")
+        == "call 138****8000 or 010****5678 (2 kids)"
     )
+
+
+@pytest.mark.parametrize(
+    ("written", "masked"),
+    [
+        ("13800138000", "138****8000"),  # a mobile however it is written
+        ("8613800138000", "138****8000"),
+        ("0086 138 0013 8000", "138****8000"),
+        ("１３８００１３８０００", "138****8000"),
+        ("+86 010 6552 1234", "010****1234"),  # a landline in national form, trunk 0 once
+        ("+447911123456", "+447****3456"),  # foreign: the + stays, international digits
+        ("+4412345", "+44****45"),
+        ("65521234", "65****34"),  # a landline without its area code
+        ("1001", "**01"),
+        ("7", "*"),
+        ("anonymous", "anonymous"),
+    ],
+)
+def test_one_house_format(written: str, masked: str) -> None:
+    assert mask(written) == masked
+
+
+def test_numbers_in_text_masked_and_short_runs_left() -> None:
+    assert mask_in_text("电话13800138000转123") == "电话138****8000转123"
+    assert mask_in_text("(010) 6552 1234, room 12345") == "010****1234, room 12345"
+    assert mask_in_text("+1 650 253 0000") == "+165****0000"
+    assert mask_in_text("") == ""

@@ -16,12 +16,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.phones import mask, mask_in_text
 from dialer import campaigns as svc
 from dialer import dnc
 from dialer.api import imported_event
 from dialer.campaigns import CampaignError, SpecError
 from dialer.events import CampaignStatusChanged, publish_from_thread
-from dialer.lists import phones
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
 from dialer.lists.report import REASONS
@@ -229,11 +229,11 @@ def campaign_dnc(
     if result.rejected:
         resp = render(
             request, "campaign.html", f"Campaign {name}", user, section=SECTION, can_manage=_can_manage(user),
-            dnc_error=f"{phones.mask_text(number)}: {result.rejects[0]['detail']}", dnc_number=number, **ctx,
+            dnc_error=f"{mask_in_text(number)}: {result.rejects[0]['detail']}", dnc_number=number, **ctx,
         )  # fmt: skip
         resp.status_code = 422
         return resp
-    shown = phones.mask(dnc.normalise(number).e164)
+    shown = mask(dnc.normalise(number).e164)
     said = "was already on" if result.already else "added to"
     cancelled = (
         f" {result.contacts_cancelled} pending contact cancelled." if result.contacts_cancelled else ""
@@ -258,7 +258,7 @@ def import_page(request: Request, import_id: int, session: SessionDep, user: Pag
     assert campaign is not None
     rejects = []
     for r in iter_rejects(session, import_id):
-        rejects.append({**r.as_dict(), "value": phones.mask_text(r.value)})
+        rejects.append({**r.as_dict(), "value": mask_in_text(r.value)})
         if len(rejects) >= 100:
             break
     summary = svc.import_summary(job)
