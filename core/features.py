@@ -11,7 +11,7 @@ Stasis handlers into the ARI event router. Nothing registers itself at import ti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import typer
     from fastapi import APIRouter
 
+    from core.ari import AriClient
+    from core.ari_events import EventDispatcher
     from core.bus import Bus
     from core.db import Database
     from core.settings import Settings
@@ -31,14 +33,28 @@ class ServiceContext:
     settings: Settings
     db: Database
     bus: Bus | None
+    stasis: Mapping[str, StasisHandler] = field(default_factory=dict)  # what the ARI router serves
 
 
 Worker = Callable[[ServiceContext], Awaitable[None]]
 """A long-running task of ``warmline up``; cancelled when the service stops."""
 
-StasisHandler = Callable[[Any, dict[str, Any]], Awaitable[None]]
-"""Called with (the node's ARI link, the StasisStart event) for a call no one subscribed to whose
-first Stasis argument was registered (an inbound call: ``inbound,<number>``)."""
+
+@dataclass(frozen=True)
+class StasisContext:
+    """What a Stasis handler is given: the Asterisk node the call is on and the process's parts.
+    The channel is already subscribed on ``dispatcher`` (nothing of it is missed); the handler
+    owns it from there and unsubscribes when done."""
+
+    node: str
+    ari: AriClient
+    dispatcher: EventDispatcher
+    service: ServiceContext
+
+
+StasisHandler = Callable[[StasisContext, dict[str, Any]], Awaitable[None]]
+"""Called with the StasisStart event of a call nobody subscribed to whose first Stasis argument was
+registered (an inbound call: ``inbound,<number>``)."""
 
 
 @dataclass

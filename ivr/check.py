@@ -29,7 +29,7 @@ from ivr.flow import (
     placeholders,
     resolve_prompt_file,
 )
-from ivr.located import Located, LocatedYamlError, Mark, Path_, load_located
+from core.located_yaml import Located, LocatedYamlError, Mark, Path_, load_located
 
 _NODE = TypeAdapter(Node)
 _RAW_EDGE_KEYS = ("next", "no_input", "invalid", "default", "over_limit")
@@ -487,3 +487,22 @@ def load_flow(path: Path, *, fields: Sequence[str] | None = None, prompt_dirs: S
     if problems or flow is None:
         raise FlowError(problems)
     return flow
+
+
+REPO_FLOWS = Path(__file__).resolve().parents[1] / "config" / "ivr"
+
+
+def flow_dirs(var_dir: Path) -> list[Path]:
+    """Where flows are looked up by name: the deployment's own (``var/flows``), then the shipped ones."""
+    return [var_dir / "flows", REPO_FLOWS]
+
+
+def find_flow(var_dir: Path, name: str) -> Path | None:
+    """A flow by name: NAME.yaml (also with '-' and '_' swapped) in var/flows, then config/ivr."""
+    for folder in flow_dirs(var_dir):
+        for stem in dict.fromkeys((name, name.replace("-", "_"), name.replace("_", "-"))):
+            path = folder / f"{stem}.yaml"
+            if path.is_file():
+                return path
+    return None
+

@@ -8,7 +8,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Enum, Float, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
@@ -43,6 +43,9 @@ class CallRecording(Base):
         BigId, ForeignKey("contacts.id", ondelete="SET NULL"), index=True
     )
     attempt_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Copied from the campaign when the call is recorded: QA and lists read them from here.
+    campaign: Mapped[str | None] = mapped_column(String(64))
+    elder_welfare: Mapped[bool] = mapped_column(default=False, server_default=false())
     agent: Mapped[str | None] = mapped_column(String(64), index=True)
     started_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     ended_at: Mapped[datetime | None]

@@ -65,6 +65,8 @@ def register_recording(
     contact_id: int | None,
     agent: str | None,
     started_at: datetime,
+    campaign: str | None = None,
+    elder_welfare: bool = False,
     ended_at: datetime | None,
     source: str,
     attempt_id: str | None = None,
@@ -137,6 +139,8 @@ def register_recording(
         session.add(rec)
     rec.path = rel
     rec.campaign_id = campaign_id
+    rec.campaign = campaign or rec.campaign
+    rec.elder_welfare = elder_welfare or bool(rec.elder_welfare)
     rec.contact_id = contact_id
     rec.agent = agent
     rec.started_at = started_at

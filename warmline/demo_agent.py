@@ -62,10 +62,10 @@ def demo_dir(settings: Settings) -> Path:
 
 def flow_skills(settings: Settings, flow: str) -> list[str]:
     """The skills the flow's transfer nodes ask for, in file order."""
-    from dialer.engine.runtime import find_flow
+    from ivr.check import find_flow
     from ivr.check import load_flow
 
-    path = find_flow(settings, flow)
+    path = find_flow(settings.var_dir, flow)
     if path is None:
         raise AgentUnavailable(
             f"flow {flow!r} not found (looked in {settings.var_dir / 'flows'} and config/ivr)"

@@ -11,16 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agents.handover import CallOrigin, Handover, HandoverRequest, QueuePolicy
+from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
-from dialer.outcomes import CallFacts
 from core.ari_events import ChannelEvents, EventDispatcher
+from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, render
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import media_uri
@@ -50,6 +51,7 @@ class CallPlan:
     caller_id: str | None
     ring_timeout: int
     agent_campaign: bool = False
+    elder_welfare: bool = False
 
 
 @dataclass
@@ -111,7 +113,8 @@ class Call:
         notify: Notify,
         *,
         resume: JSON | None = None,
-        services: Mapping[str, Any] | None = None,
+        handover: Handover | None = None,
+        origin: CallOrigin | None = None,
         epoch: Callable[[], int] = lambda: 0,
     ) -> None:
         self.ari = ari
@@ -122,7 +125,8 @@ class Call:
         self.fields = dict(fields)
         self.notify = notify
         self.resume = resume  # the channel as ARI lists it, when following after a restart
-        self.services = dict(services or {})  # db, settings: handed to agent routing
+        self.handover = handover  # None: this process has no agents to hand calls to
+        self.origin = origin or CallOrigin(campaign=plan.campaign, attempt_id=attempt_id)
         self.report = CallReport()
         self._destroyed = False
         self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
@@ -277,7 +281,7 @@ class Call:
             result = await self.runner.run(self.id, self.plan.flow, self.fields, events)
             self._take_flow(result)
             if result.transfer is not None:
-                await self._to_agent(events, result)
+                await self._to_agent(result)
             elif result.ended == "callee_hangup" and result.hangup_cause is not None:
                 self.report.hangup_cause = result.hangup_cause
                 self._destroyed = True
@@ -286,7 +290,7 @@ class Call:
                 self.report.interrupted = True
                 self._destroyed = True
         elif self.plan.agent_campaign:
-            await self._to_agent(events, None)
+            await self._to_agent(None)
         else:
             await self._hangup()
 
@@ -302,50 +306,33 @@ class Call:
             **({"warnings": result.warnings[:5]} if result.warnings else {}),
         }
 
-    async def _to_agent(self, events: ChannelEvents, result: FlowResult | None) -> None:
-        """Hand the live call to agent routing (dialer.bridge) when it exists; else end it."""
-        skill = result.transfer.skill if result is not None and result.transfer is not None else None
-        try:
-            bridge: Any = importlib.import_module("dialer.bridge")
-        except ImportError:
-            bridge = None
-        connect = getattr(bridge, "connect_to_agent", None)
-        if connect is None:
-            log.warning(
-                "call %s wants an agent (skill %s) but agent routing is not installed", self.id, skill
-            )
-            self.report.detail["agent"] = "unbridged: agent routing not installed"
-            self.report.flow_outcome = self.report.flow_outcome or "agent"
+    async def _to_agent(self, result: FlowResult | None) -> None:
+        """Put the live call through to an agent; the call's outcome says whether one took it."""
+        transfer = result.transfer if result is not None else None
+        skill = transfer.skill if transfer is not None else None
+        if self.handover is None:
+            log.warning("call %s wants an agent (skill %s) but this process has no hand-over", self.id, skill)
+            self.report.detail["agent"] = "unbridged: no agent hand-over in this process"
+            self.report.flow_outcome = "abandoned"
             await self._hangup()
             return
-        try:
-            outcome = await connect(
-                self.ari,
-                events,
-                self.id,
-                dispatcher=self.dispatcher,
-                skill=skill,
-                campaign=self.plan.campaign,
-                attempt_id=self.id,
-                contact_fields=self.fields,
-                transfer=result.transfer if result is not None else None,
-                **self.services,
-            )
-        except Exception as exc:
-            log.exception("call %s: agent routing failed", self.id)
-            self.report.detail["agent"] = f"error: {type(exc).__name__}: {exc}"
-            await self._hangup()
-            return
-        verdict = str(getattr(outcome, "outcome", outcome))
+        request = HandoverRequest(
+            self.id,
+            skill=None if skill == ANY_SKILL else skill,
+            origin=self.origin,
+            policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
+        )
+        handed = await self.handover.connect(request)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
-        self.report.flow_outcome = "agent" if verdict == "connected" else "abandoned"
-        if verdict == "error":
-            self.report.flow_outcome = (
-                self.report.flow_outcome if getattr(outcome, "answered", False) else "abandoned"
-            )
-        self.report.detail["agent"] = str(outcome)[:200]
-        if getattr(outcome, "agent", None):
-            self.report.detail["agent_name"] = str(outcome.agent)
+        # An error after the agent answered is still a conversation that happened.
+        self.report.flow_outcome = "agent" if handed.answered else "abandoned"
+        self.report.detail["agent"] = str(handed)[:200]
+        if handed.error:
+            self.report.detail["agent_error"] = handed.error[:300]
+        if handed.agent:
+            self.report.detail["agent_name"] = handed.agent
+        if handed.recording_id:
+            self.report.detail["recording"] = handed.recording_id
         await self._hangup()
 
     async def _leave_message(self, events: ChannelEvents) -> None:

@@ -342,6 +342,18 @@ def raise_welfare_alert(
     return True
 
 
+def forget_undialled(session: Session, attempt_id: str, contact_id: int) -> None:
+    """Asterisk could not be reached: nothing was dialled, so nothing is counted. The attempt row
+    goes and the contact is due again as it was."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is None or attempt.state is not AttemptState.created:
+        return
+    session.delete(attempt)
+    contact = session.get(Contact, contact_id)
+    if contact is not None and contact.state is ContactState.in_progress:
+        contact.state = ContactState.pending
+
+
 def release_orphans(session: Session, campaign_ids: Sequence[int] | None = None) -> int:
     """Contacts left in_progress without a live attempt (a crash between claim and dial, or a
     closed attempt whose contact update was lost) go back to pending, due when they were."""

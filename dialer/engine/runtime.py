@@ -18,31 +18,32 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
+from agents.handover import CallOrigin, Handover, HandoverDeps
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
+from core.ari_events import EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
+from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignStats
 from core.settings import AsteriskNode, Settings
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
-from dialer.engine.ledger import Claimed, active_attempts, claim, close, mark
+from dialer.engine.ledger import Claimed, active_attempts, claim, close, forget_undialled, mark
 from dialer.lists.phones import mask
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
-from dialer.reconcile import reconcile
+from dialer.reconcile import ReconcileReport, reconcile
 from dialer.stats import campaign_figures
-from ivr.check import load_flow
-from core.ari_events import EventDispatcher
+from ivr.check import find_flow, flow_dirs, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowRunner
 from ivr.tts import PromptCache
@@ -50,22 +51,7 @@ from ivr.tts import PromptCache
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
-REPO_FLOWS = Path(__file__).resolve().parents[2] / "config" / "ivr"
-Unrouted = Callable[[str, JSON], None]
-
-
-def flow_dirs(settings: Settings) -> list[Path]:
-    return [settings.var_dir / "flows", REPO_FLOWS]
-
-
-def find_flow(settings: Settings, name: str) -> Path | None:
-    """A campaign's flow by name: NAME.yaml (or with '-' for '_') in var/flows, then config/ivr."""
-    for folder in flow_dirs(settings):
-        for stem in dict.fromkeys((name, name.replace("-", "_"), name.replace("_", "-"))):
-            path = folder / f"{stem}.yaml"
-            if path.is_file():
-                return path
-    return None
+AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
 @dataclass
@@ -76,11 +62,13 @@ class NodeLink:
     ari: AriClient
     dispatcher: EventDispatcher
     runner: FlowRunner
+    handover: Handover
     ready: bool = False  # connected and reconciled: calls may be placed
     calls: set[str] = field(default_factory=set)
     down_until: float = 0.0
     connections: int = 0  # ARI (re)connections seen
     pump: asyncio.Task[None] | None = None
+    bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
 
 
 @dataclass
@@ -102,6 +90,8 @@ class DialerWorker:
         now: Callable[[], datetime] = utcnow,
         monotonic: Callable[[], float] = time.monotonic,
         campaigns: set[str] | None = None,
+        stasis: Mapping[str, StasisHandler] | None = None,
+        ari_factory: AriFactory | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -112,21 +102,22 @@ class DialerWorker:
         self.nodes: dict[str, NodeLink] = {}
         self.campaigns: dict[int, CampaignState] = {}
         self.tasks: set[asyncio.Task[Any]] = set()
-        self.unrouted_handlers: list[Unrouted] = []
+        self.stasis = dict(stasis or {})  # first Stasis argument -> handler (inbound calls)
+        self.ari_factory = ari_factory or _real_ari
         self.closed_calls = 0
-        self.on_closed: list[Callable[[Claimed, str], None]] = []
         self._stats_at = 0.0
         self._stopping = False
 
     # ------------------------------------------------------------ nodes
 
     def _link(self, node: AsteriskNode) -> NodeLink:
-        ari = AriClient(node.ari_url, node.ari_user, self.settings.node_ari_password(node), node.app)
+        ari = self.ari_factory(node, self.settings)
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_var_dir(self.settings.var_dir)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
-        return NodeLink(node, ari, dispatcher, runner)
+        handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
+        return NodeLink(node, ari, dispatcher, runner, handover)
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
@@ -136,11 +127,22 @@ class DialerWorker:
                 link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
-        for handler in self.unrouted_handlers:
-            try:
-                handler(node, event)
-            except Exception:
-                log.exception("unrouted ARI event handler failed")
+        elif kind == "StasisStart":
+            self._stasis_start(node, event)
+
+    def _stasis_start(self, node: str, event: JSON) -> None:
+        """A call nobody subscribed to entered the app: hand it to the feature that registered
+        its first Stasis argument (the hotline for ``inbound``), or leave it alone."""
+        args = event.get("args") or []
+        handler = self.stasis.get(str(args[0])) if args else None
+        channel_id = (event.get("channel") or {}).get("id")
+        link = self.nodes.get(node)
+        if handler is None or not channel_id or link is None:
+            return
+        # Subscribe now, synchronously, so no event of this call is missed before the task runs.
+        link.dispatcher.subscribe(channel_id)
+        service = ServiceContext(self.settings, self.db, self.bus)
+        self._spawn(handler(StasisContext(node, link.ari, link.dispatcher, service), event))
 
     def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
         task: asyncio.Task[Any] = asyncio.ensure_future(coro)
@@ -164,9 +166,14 @@ class DialerWorker:
             if not self._stopping:
                 self._spawn(self._reconcile(link))
             return
-        with self.db.session() as session:
-            report = reconcile(session, link.node.name, channels.keys(), self.now(), following=link.calls)
-            plans = {aid: self._resume_info(session, aid) for aid in report.alive + report.hang_up}
+
+        def match() -> tuple[ReconcileReport, dict[str, tuple[Claimed, CallPlan] | None]]:
+            with self.db.session() as session:
+                report = reconcile(session, link.node.name, channels.keys(), self.now(), following=link.calls)
+                return report, {aid: self._resume_info(session, aid) for aid in report.alive + report.hang_up}
+
+        async with link.bookkeeping:
+            report, plans = await asyncio.to_thread(match)
         log.info("reconciled %s: %s", link.node.name, report.summary())
         for attempt_id in report.hang_up:
             with contextlib.suppress(AriError):
@@ -217,9 +224,9 @@ class DialerWorker:
         flow: Flow | None = None
         error = None
         if campaign.flow:
-            path = find_flow(self.settings, campaign.flow)
+            path = find_flow(self.settings.var_dir, campaign.flow)
             if path is None:
-                error = f"flow {campaign.flow!r} not found in {', '.join(map(str, flow_dirs(self.settings)))}"
+                error = f"flow {campaign.flow!r} not found in {', '.join(map(str, flow_dirs(self.settings.var_dir)))}"
             else:
                 try:
                     flow = load_flow(path)
@@ -244,6 +251,7 @@ class DialerWorker:
             caller_id=campaign.caller_id,
             ring_timeout=self.settings.dialer_ring_timeout,
             agent_campaign=campaign.kind is CampaignKind.agent,
+            elder_welfare=campaign.elder_welfare,
         )
 
     def _pick_node(self) -> NodeLink | None:
@@ -258,37 +266,42 @@ class DialerWorker:
                 best = link
         return best
 
-    async def tick(self) -> int:
-        """One pass over running campaigns; returns how many calls it started."""
-        started = 0
+    def _running_campaigns(self) -> list[tuple[Campaign, CampaignState]]:
         with self.db.session() as session:
             stmt = select(Campaign).where(Campaign.status == CampaignStatus.running)
             running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
         running.sort(key=lambda c: -c.priority)
-        for campaign in running:
-            state = self._campaign_state(campaign)
+        return [(c, self._campaign_state(c)) for c in running]
+
+    def _claim(self, campaign: Campaign, state: CampaignState, link: NodeLink) -> list[Claimed]:
+        free_on_node = link.node.max_channels - len(link.calls)
+        with self.db.session() as session:
+            active = active_attempts(session, campaign.id)
+            n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
+            if n <= 0:
+                return []
+            return claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
+
+    async def tick(self) -> int:
+        """One pass over running campaigns; returns how many calls it started. The database work
+        runs in a thread: a slow or locked database delays new calls, never live ones."""
+        started = 0
+        for campaign, state in await asyncio.to_thread(self._running_campaigns):
             if state.error:
                 continue
             link = self._pick_node()
             if link is None:
                 break
-            free_on_node = link.node.max_channels - len(link.calls)
-            try:
-                with self.db.session() as session:
-                    active = active_attempts(session, campaign.id)
-                    n = min(
-                        calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node
-                    )
-                    if n <= 0:
-                        continue
-                    claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
-            except OperationalError as exc:  # SQLite busy with another writer: next pass
-                log.info("claim for %s deferred: %s", campaign.name, exc)
-                continue
+            async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
+                try:
+                    claimed = await asyncio.to_thread(self._claim, campaign, state, link)
+                except OperationalError as exc:  # SQLite busy with another writer: next pass
+                    log.info("claim for %s deferred: %s", campaign.name, exc)
+                    continue
+                link.calls.update(c.attempt_id for c in claimed)
             if claimed:
                 state.bucket.take(len(claimed))
             for c in claimed:
-                link.calls.add(c.attempt_id)  # before any await: reconciliation must see it as ours
                 self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
         return started
@@ -301,9 +314,7 @@ class DialerWorker:
 
         async def notify(kind: str, detail: dict[str, Any]) -> None:
             if kind in ("originated", "answered"):
-                state = AttemptState.dialing if kind == "originated" else AttemptState.answered
-                with self.db.session() as session:
-                    mark(session, c.attempt_id, state, self.now())
+                await self._mark(c.attempt_id, kind)
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -319,22 +330,21 @@ class DialerWorker:
                 c.fields | _contact_fields(c),
                 notify,
                 resume=resume,
-                services={"db": self.db, "settings": self.settings},  # agent routing uses ours
+                handover=link.handover,
+                origin=_origin(c, plan),
             )
             report = await call.run()
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
             raise
         try:
-            outcome = self._close(c, report)
+            outcome = await self._close(c, report)
         finally:
             link.calls.discard(c.attempt_id)
         if report.not_dialled:
             link.down_until = self.monotonic() + 2.0
         if outcome is not None:
             self.closed_calls += 1
-            for hook in self.on_closed:
-                hook(c, outcome)
             await self._publish(
                 CallEvent(
                     call_id=c.attempt_id,
@@ -344,47 +354,48 @@ class DialerWorker:
                 )
             )
 
-    def _close(self, c: Claimed, report: CallReport) -> str | None:
-        detail = dict(report.detail)
-        if report.originate_error:
-            detail["originate_error"] = report.originate_error[:300]
-        if report.amd_cause:
-            detail["amd_cause"] = report.amd_cause
-        override: Outcome | None = None
-        if report.interrupted:
-            override = Outcome.interrupted
-        elif report.originate_error or ("error" in detail and not report.answered):
-            override = Outcome.failed
-        for _ in range(5):
-            try:
-                with self.db.session() as session:
-                    if report.not_dialled:
-                        # Asterisk was unreachable: nothing was dialled, so nothing is counted.
-                        from dialer.models import Attempt, ContactState
+    async def _mark(self, attempt_id: str, kind: str) -> None:
+        """The attempt's progress in the ledger. A failure is logged, never allowed to end the
+        call: the attempt is closed with its outcome when the call is over."""
+        state = AttemptState.dialing if kind == "originated" else AttemptState.answered
 
-                        attempt = session.get(Attempt, c.attempt_id)
-                        contact = session.get(Contact, c.contact_id)
-                        if attempt is not None and attempt.state is AttemptState.created:
-                            session.delete(attempt)
-                            if contact is not None and contact.state.value == "in_progress":
-                                contact.state = ContactState.pending
-                        return None
-                    closed = close(
-                        session,
-                        c.attempt_id,
-                        report.facts,
-                        self.now(),
-                        outcome=override,
-                        digits=report.digits,
-                        detail=detail,
-                        escalate=report.escalate,
-                    )
-                return closed.outcome if closed is not None else None
+        def write() -> None:
+            with self.db.session() as session:
+                mark(session, attempt_id, state, self.now())
+
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            log.warning("attempt %s could not be marked %s: %s", attempt_id, state.value, exc)
+
+    async def _close(self, c: Claimed, report: CallReport) -> str | None:
+        """Close the attempt with its outcome (or forget it when nothing was dialled), retrying
+        while the database is busy; reconciliation closes what still could not be."""
+        for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
+            try:
+                return await asyncio.to_thread(self._close_now, c, report)
             except OperationalError as exc:
-                log.warning("closing attempt %s: %s; retrying", c.attempt_id, exc)
-                time.sleep(0.2)
+                log.warning("closing attempt %s: %s; retrying in %.1f s", c.attempt_id, exc, delay)
+                await asyncio.sleep(delay)
         log.error("attempt %s could not be closed; reconciliation will", c.attempt_id)
         return None
+
+    def _close_now(self, c: Claimed, report: CallReport) -> str | None:
+        with self.db.session() as session:
+            if report.not_dialled:
+                forget_undialled(session, c.attempt_id, c.contact_id)
+                return None
+            closed = close(
+                session,
+                c.attempt_id,
+                report.facts,
+                self.now(),
+                outcome=_override(report),
+                digits=report.digits,
+                detail=_close_detail(report),
+                escalate=report.escalate,
+            )
+        return closed.outcome if closed is not None else None
 
     # ------------------------------------------------------------ bus and figures
 
@@ -395,11 +406,13 @@ class DialerWorker:
             async with asyncio.timeout(2.0):
                 await self.bus.publish(message)
 
-    async def publish_stats(self) -> None:
+    def _figures(self) -> dict[str, Any]:
         with self.db.session() as session:
             stmt = select(Campaign).where(Campaign.status != CampaignStatus.draft)
-            figures = {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
-        for name, fig in figures.items():
+            return {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
+
+    async def publish_stats(self) -> None:
+        for name, fig in (await asyncio.to_thread(self._figures)).items():
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
 
@@ -440,6 +453,42 @@ class DialerWorker:
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
+
+
+def _override(report: CallReport) -> Outcome | None:
+    """An outcome the call's facts alone would not give."""
+    if report.interrupted:
+        return Outcome.interrupted
+    if report.originate_error or ("error" in report.detail and not report.answered):
+        return Outcome.failed
+    return None
+
+
+def _close_detail(report: CallReport) -> dict[str, Any]:
+    detail = dict(report.detail)
+    if report.originate_error:
+        detail["originate_error"] = report.originate_error[:300]
+    if report.amd_cause:
+        detail["amd_cause"] = report.amd_cause
+    return detail
+
+
+def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
+    """What the agent's screen pop and the recording say about this attempt (number masked)."""
+    return CallOrigin(
+        campaign=c.campaign,
+        campaign_id=c.campaign_id,
+        elder_welfare=plan.elder_welfare,
+        attempt_id=c.attempt_id,
+        contact_id=c.contact_id,
+        contact_name=c.name,
+        phone_masked=mask(c.phone_e164),
+        fields={k: v for k, v in c.fields.items() if k != "phone"},
+    )
+
+
+def _real_ari(node: AsteriskNode, settings: Settings) -> AriClient:
+    return AriClient(node.ari_url, node.ari_user, settings.node_ari_password(node), node.app)
 
 
 def _contact_fields(c: Claimed) -> dict[str, str]:

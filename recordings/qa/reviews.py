@@ -76,7 +76,7 @@ def claim(session: Session, item_id: int, reviewer: str) -> QaReview:
     if len(reviews) >= item.reviewers_needed:
         who = ", ".join(r.reviewer for r in reviews)
         raise ReviewError(f"queue item {item_id} is already claimed by {who}")
-    name = scorecard_for(session, item.campaign_id)
+    name = scorecard_for(rec)
     card = scorecards.load(name)
     review = QaReview(
         item_id=item.id,

@@ -19,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.settings import Settings
-from dialer.models import Campaign
 from recordings.models import CallRecording, RecordingStatus
 from recordings.qa import scorecards
 from recordings.qa.models import QaItem, QaSample, SampleKind
@@ -100,8 +99,7 @@ def item_dict(i: QaItem) -> dict[str, Any]:
 def candidates(session: Session, start: Any, end: Any) -> list[Candidate]:
     """The period's agent calls that can be reviewed (registered, not purged)."""
     rows = session.execute(
-        select(CallRecording, Campaign.name)
-        .outerjoin(Campaign, Campaign.id == CallRecording.campaign_id)
+        select(CallRecording, CallRecording.campaign)
         .where(
             CallRecording.started_at >= start,
             CallRecording.started_at < end,
@@ -220,12 +218,12 @@ def sample_text(d: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def scorecard_for(session: Session, campaign_id: int | None) -> str:
+def scorecard_for(recording: CallRecording | None) -> str:
+    """The campaign's own scorecard, else the elder-welfare one for a welfare call, else the default."""
     choice = load_config().scorecards
-    campaign = session.get(Campaign, campaign_id) if campaign_id is not None else None
-    if campaign is not None:
-        if campaign.name in choice.campaigns:
-            return choice.campaigns[campaign.name]
-        if campaign.elder_welfare and choice.elder_welfare:
+    if recording is not None:
+        if recording.campaign in choice.campaigns:
+            return choice.campaigns[recording.campaign]
+        if recording.elder_welfare and choice.elder_welfare:
             return choice.elder_welfare
     return choice.default

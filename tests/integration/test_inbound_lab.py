@@ -15,9 +15,9 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -25,13 +25,15 @@ from sqlalchemy import select
 
 from agents.states import current_state
 from core.ari import AriClient
-from core.db import Database
-from core.settings import Settings
-from dialer.inbound import InboundCalls, InboundConfig, InboundContext, InboundNumber, InboundResult
-from dialer.models import Campaign, Contact
-from ivr.check import load_flow
 from core.ari_events import ChannelEvents, EventDispatcher
-from ivr.runner import FlowRunner, prepare_prompts
+from core.db import Database
+from core.features import ServiceContext, StasisContext
+from core.settings import Settings
+from dialer.models import Campaign, Contact
+from hotline.config import InboundConfig, InboundNumber
+from hotline.service import INBOUND_ARG, Hotline, InboundResult
+from ivr.check import load_flow
+from ivr.runner import prepare_prompts
 from ivr.tts import PromptCache, wav_seconds
 from recordings.models import CallRecording
 from tests.integration import test_bridge_lab as bridge
@@ -44,6 +46,7 @@ db = bridge.db
 agents = bridge.agents
 PORT_BASE = 3000  # ARI 11088, SIP 8060, RTP 9000-9999: its own lab, beside the bridge module's
 HOTLINE = "12345"
+WEEKDAY_10AM = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai: open
 CALLER_ID = "13800138001"
 REPO = Path(__file__).resolve().parents[2]
 OPEN = InboundConfig(
@@ -58,7 +61,7 @@ CLOSED = InboundConfig(
     timezone="Asia/Shanghai",
     numbers={
         HOTLINE: InboundNumber(
-            name="community-hotline", hours={"mon": ["03:00-03:01"]}, closed_dates=[datetime.now(UTC).date()]
+            name="community-hotline", hours={"mon-fri": ["08:30-17:30"]}, closed_dates=[date(2026, 10, 1)]
         )
     },
 )
@@ -68,27 +71,47 @@ CLOSED = InboundConfig(
 class World:
     ari: AriClient
     dispatcher: EventDispatcher
-    calls: InboundCalls
+    calls: Hotline
     prompts: PromptCache
 
 
 @contextlib.asynccontextmanager
-async def hotline(settings: Settings, database: Database, config: InboundConfig) -> AsyncIterator[World]:
+async def hotline(
+    settings: Settings,
+    database: Database,
+    config: InboundConfig,
+    *,
+    now: Callable[[], datetime] = lambda: WEEKDAY_10AM,
+) -> AsyncIterator[World]:
+    """The hotline served as `warmline up` serves it: an inbound call's StasisStart reaches nobody's
+    subscription and goes to the handler registered for ``inbound`` (the dialer worker's router)."""
     async with client(settings) as ari:
-        holder: list[InboundCalls] = []
-        dispatcher = EventDispatcher(unrouted=lambda e: holder[0].on_unrouted("lab", e))
+        served = Hotline(config, now=now)
+        tasks: set[asyncio.Task[None]] = set()
+
+        def unrouted(event: dict[str, object]) -> None:
+            args = event.get("args")
+            channel = event.get("channel")
+            if event.get("type") == "StasisStart" and isinstance(args, list) and args[:1] == [INBOUND_ARG]:
+                assert isinstance(channel, dict)
+                dispatcher.subscribe(str(channel["id"]))
+                ctx = StasisContext("lab", ari, dispatcher, ServiceContext(settings, database, None))
+                task = asyncio.ensure_future(served.on_stasis_start(ctx, event))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+
+        dispatcher = EventDispatcher(unrouted=unrouted)
         prompts = PromptCache.for_var_dir(settings.var_dir)
-        runner = FlowRunner(ari, prompts, recordings_dir=settings.recordings_dir)
-        ctx = InboundContext(ari, dispatcher, runner, settings, database, config=config)
-        holder.append(InboundCalls(lambda node: ctx))
         pump = asyncio.create_task(dispatcher.run(ari.events()))
         try:
             await asyncio.wait_for(dispatcher.connected.wait(), 10)
-            yield World(ari, dispatcher, holder[0], prompts)
+            yield World(ari, dispatcher, served, prompts)
         finally:
             pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await pump
+            for task in (pump, *tasks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 async def call_in(world: World) -> tuple[str, ChannelEvents]:
@@ -181,7 +204,9 @@ def test_after_hours_leaves_a_callback_with_a_message(
     lab: Settings, db: Database, agents: dict[str, object]
 ) -> None:
     async def scenario() -> InboundResult:
-        async with hotline(lab, db, CLOSED) as world:
+        # National Day, a public holiday: closed whatever the machine's clock says.
+        holiday = datetime(2026, 10, 1, 3, 0, tzinfo=UTC)
+        async with hotline(lab, db, CLOSED, now=lambda: holiday) as world:
             closed = await seconds_of(world, "after_hours", "closed")
             caller, _events = await call_in(world)
             await asyncio.sleep(closed + 2.0)  # "press 1 for a callback" is playing

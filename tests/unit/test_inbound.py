@@ -12,8 +12,10 @@ from sqlalchemy import select
 
 from core.audit import AuditEntry
 from core.db import Database
-from dialer.inbound import InboundNumber, inbound_args, is_open, load_config, record_callback
 from dialer.models import Campaign, CampaignKind, Contact, ContactState
+from hotline.callbacks import record_callback
+from hotline.config import InboundNumber, is_open, load_config
+from hotline.service import inbound_number
 from ivr.check import check_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,10 +66,10 @@ def test_bad_hours_say_what(hours: dict[str, list[str]]) -> None:
 
 def test_inbound_stasis_start_is_recognised() -> None:
     start = {"type": "StasisStart", "args": ["inbound", "12345"], "channel": {"id": "c1"}}
-    assert inbound_args(start) == "12345"
-    assert inbound_args({**start, "args": ["agent-leg"]}) is None
-    assert inbound_args({**start, "type": "StasisEnd"}) is None
-    assert inbound_args({**start, "args": ["inbound", "12;rm"]}) == "12"
+    assert inbound_number(start) == "12345"
+    assert inbound_number({**start, "args": ["agent-leg"]}) is None
+    assert inbound_number({**start, "type": "StasisEnd"}) is None
+    assert inbound_number({**start, "args": ["inbound", "12;rm"]}) == "12"
 
 
 def test_callback_contacts(db: Database) -> None:

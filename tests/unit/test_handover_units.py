@@ -12,17 +12,20 @@ from urllib.parse import unquote
 import numpy as np
 import soundfile as sf
 
+from agents.handover import CallOrigin, SkillQueues
+from agents.handover.screen_pop import screen_pop_headers
 from core.db import Database
 from core.settings import Settings
-from dialer.bridge import SkillQueues, finish_orphans, merge_stereo, recording_files, screen_pop_headers
+from recordings.capture import merge_stereo, recording_files, recover_orphans
 from recordings.models import CallRecording
 
 
 def test_screen_pop_headers_are_ascii_masked_and_named_for_the_softphone() -> None:
-    headers = screen_pop_headers(
+    origin = CallOrigin(
         campaign="flu-2026", contact_name="王奶奶", phone_masked="138****8000", script="flu-v1",
-        attempt="a-1", skill="vaccination", fields={"clinic": "朝阳社区", "phone": "13800138000", "bad key!": "x"},
+        fields={"clinic": "朝阳社区", "phone": "13800138000", "bad key!": "x"},
     )  # fmt: skip
+    headers = screen_pop_headers(origin, skill="vaccination", attempt="a-1")
     assert headers["PJSIP_HEADER(add,X-Warmline-Campaign)"] == "flu-2026"
     assert headers["PJSIP_HEADER(add,X-Warmline-Phone)"] == "138****8000"
     assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-Name)"]) == "王奶奶"
@@ -72,14 +75,14 @@ def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) 
     # The crash was days ago: the pair was last written on 2026-11-23, whatever today is.
     ended = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     os.utime(day / f"{old}-agent.wav", (ended.timestamp(), ended.timestamp()))
-    assert finish_orphans(settings, db) == [old]
+    assert recover_orphans(settings, db) == [old]
     assert (day / f"{old}.wav").exists() and (day / f"{fresh}-agent.wav").exists(), "a fresh pair may be live"
     with db.session() as s:
         row = s.get(CallRecording, old)
         assert row is not None and row.path == f"2026/11/23/{old}.wav" and row.channels == 2
         assert (settings.recordings_dir / row.path).is_file(), "the row names the file where it is"
         assert row.ended_at == ended and row.started_at == ended - timedelta(seconds=1)
-    assert finish_orphans(settings, db) == [], "nothing twice"
+    assert recover_orphans(settings, db) == [], "nothing twice"
 
 
 def test_waiting_order_by_priority_then_arrival() -> None:

@@ -1,0 +1,24 @@
+"""The hand-over of a live call to an agent (queue, ring with a screen pop, bridge, stereo
+recording), used by outbound campaigns and the inbound hotline alike."""
+
+from agents.handover.call import (
+    Announce,
+    CallOrigin,
+    HandoverRequest,
+    HandoverResult,
+    QueuePolicy,
+)
+from agents.handover.queue import SkillQueues
+from agents.handover.service import RECORD_CONTEXT, Handover, HandoverDeps
+
+__all__ = [
+    "RECORD_CONTEXT",
+    "Announce",
+    "CallOrigin",
+    "Handover",
+    "HandoverDeps",
+    "HandoverRequest",
+    "HandoverResult",
+    "QueuePolicy",
+    "SkillQueues",
+]

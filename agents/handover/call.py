@@ -1,0 +1,74 @@
+"""What a caller of the hand-over says about the call it hands over, and what it gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+Announce = Callable[[int], Awaitable[None]]
+"""Called with the caller's queue position (1 = next), e.g. to say "you are number 2"."""
+
+Outcome = Literal["connected", "abandoned", "caller_hangup", "error"]
+
+
+@dataclass(frozen=True)
+class CallOrigin:
+    """Where the call comes from: shown on the agent's screen pop, written on the recording.
+    The phone number is masked before it gets here; nothing here is a full number."""
+
+    campaign: str | None = None
+    campaign_id: int | None = None
+    elder_welfare: bool = False
+    attempt_id: str | None = None
+    contact_id: int | None = None
+    contact_name: str | None = None
+    phone_masked: str | None = None
+    script: str | None = None
+    fields: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class QueuePolicy:
+    """How long the caller may wait, how long each agent rings, who goes first."""
+
+    timeout: float = 120.0  # seconds the caller may wait for an agent before ``abandoned``
+    ring_timeout: int = 20  # seconds an agent's phone rings before the next agent is tried
+    priority: int = 0
+    announce_every: float = 30.0
+    moh: str | None = "default"  # music-on-hold class while waiting; None: silence
+    poll_every: float = 1.0  # how often a waiting call re-checks for a free agent
+
+
+@dataclass(frozen=True)
+class HandoverRequest:
+    """One live call (in Stasis, answered) to be put through to an agent with ``skill``."""
+
+    channel_id: str
+    skill: str | None
+    origin: CallOrigin = field(default_factory=CallOrigin)
+    policy: QueuePolicy = field(default_factory=QueuePolicy)
+    announce: Announce | None = None
+
+
+@dataclass
+class HandoverResult:
+    """How the hand-over ended."""
+
+    outcome: Outcome
+    agent: str | None = None
+    answered: bool = False
+    wait_seconds: float = 0.0
+    talk_seconds: float = 0.0
+    ended_by: Literal["agent", "customer", "system"] | None = None
+    customer_cause: int | None = None
+    recording_id: str | None = None
+    recording_path: Path | None = None  # absolute path of the stereo WAV
+    agents_tried: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def __str__(self) -> str:
+        if self.outcome == "connected":
+            return f"connected to {self.agent} for {self.talk_seconds:.0f} s, ended by {self.ended_by}"
+        return self.outcome

@@ -1,0 +1,357 @@
+"""Put a live call through to an agent: queue, ring with a screen pop, bridge, record in stereo.
+
+    handover = Handover(HandoverDeps(ari, dispatcher, db, settings, queues))
+    result = await handover.connect(HandoverRequest(channel_id, skill="welfare", origin=origin))
+
+The dialer (an answered outbound call whose flow asks for an agent, or an agent campaign) and the
+hotline (an inbound caller who chose a queue) both come here. What happens:
+
+1. The caller waits in the skill's queue (first come, first served; higher ``priority`` first)
+   hearing music on hold, with an optional announcement every ``announce_every`` seconds.
+2. At the head of the queue the call reserves an agent (agents.routing: available, skilled,
+   longest idle, fairness) -- the agent is marked ``on_call`` at once -- and rings them:
+   ``PJSIP/<endpoint>`` originated into the dialplan context ``warmline-record`` with the screen
+   pop's ``X-Warmline-*`` headers. An agent who does not answer within ``ring_timeout`` is put on
+   ``break`` (reason ``no_answer``) and the next agent is tried.
+3. When the agent answers, ``warmline-record`` starts MixMonitor on the agent's leg and hands the
+   leg to Stasis; both legs go into a mixing bridge.
+4. When either side hangs up the other leg is hung up, the bridge destroyed, and the recording
+   handed to ``recordings.capture`` (merged to stereo and registered). The agent goes to
+   ``wrap_up`` unless their softphone has reported a newer state itself.
+5. No agent within ``timeout`` seconds: ``abandoned``, the caller's channel left up for the
+   caller of :meth:`Handover.connect` to end or to offer a callback.
+
+Database work runs in worker threads, never on the event loop. Time comes from an injected
+monotonic clock so tests drive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from agents import routing
+from agents.handover.call import HandoverRequest, HandoverResult
+from agents.handover.queue import SkillQueues
+from agents.handover.screen_pop import screen_pop_headers
+from core.ari import RECONNECTED, AriClient, AriError
+from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from core.db import Database, utcnow
+from core.settings import Settings
+from recordings.capture import RecordingFacts, StereoCapture
+
+log = logging.getLogger(__name__)
+
+PROCESS_QUEUES = SkillQueues()
+# One reservation at a time in this process, so two calls never choose the same agent between
+# reading the agents' states and writing "on_call". A thread lock: reservations run in threads.
+_RESERVE_LOCK = threading.Lock()
+
+JSON = dict[str, Any]
+RECORD_CONTEXT = "warmline-record"
+LEG_GONE = frozenset({"ChannelDestroyed", "ChannelHangupRequest"})
+
+
+@dataclass
+class HandoverDeps:
+    """What the hand-over needs from its process: one per Asterisk node, sharing ``queues``."""
+
+    ari: AriClient
+    dispatcher: EventDispatcher
+    db: Database
+    settings: Settings
+    queues: SkillQueues = PROCESS_QUEUES  # outbound and inbound callers wait in one line
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = utcnow
+
+
+class Handover:
+    """The hand-over service of one Asterisk node."""
+
+    def __init__(self, deps: HandoverDeps) -> None:
+        self.deps = deps
+
+    async def connect(self, request: HandoverRequest) -> HandoverResult:
+        """Queue, ring, bridge and record; returns when the conversation is over (``connected``),
+        when no agent answered in time (``abandoned``) or when the caller left (``caller_hangup``)."""
+        dispatcher = self.deps.dispatcher
+        owned = request.channel_id not in dispatcher
+        events = dispatcher.subscribe(request.channel_id)
+        try:
+            return await _Run(self.deps, request, events).run()
+        finally:
+            if owned:
+                dispatcher.unsubscribe(request.channel_id)
+
+
+def _is_hangup(event: JSON, channel_id: str) -> bool:
+    return event.get("type") in HANGUP_EVENTS and event.get("channel", {}).get("id") == channel_id
+
+
+def _cause(event: JSON) -> int | None:
+    cause = event.get("cause")
+    return int(cause) if isinstance(cause, int) else None
+
+
+class _Run:
+    """One call's hand-over, from joining the queue to the recording."""
+
+    def __init__(self, deps: HandoverDeps, request: HandoverRequest, events: ChannelEvents) -> None:
+        self.deps = deps
+        self.ari = deps.ari
+        self.req = request
+        self.policy = request.policy
+        self.cid = request.channel_id
+        self.skill = request.skill or None
+        self.events = events
+        self.headers = screen_pop_headers(
+            request.origin, skill=self.skill, attempt=request.origin.attempt_id or self.cid
+        )
+        self.result = HandoverResult(outcome="error")
+        self.customer_gone = False
+        self._moh_on = False
+        self._t0 = deps.clock()
+        self.capture: StereoCapture | None = None
+        self.leg = ""  # the answered agent's channel
+
+    # ---------------------------------------------------- events
+
+    async def _next(self, timeout: float) -> JSON | None:  # noqa: ASYNC109
+        if timeout <= 0:
+            return None
+        try:
+            async with asyncio.timeout(timeout):
+                event = await self.events.get()
+        except TimeoutError:
+            return None
+        if _is_hangup(event, self.cid):
+            self.customer_gone = True
+            self.result.customer_cause = _cause(event) or self.result.customer_cause
+        return event
+
+    async def _alive(self, channel_id: str) -> bool:
+        try:
+            await self.ari.get_channel(channel_id)
+        except AriError as exc:
+            return exc.status != 404
+        return True
+
+    async def _hold(self, on: bool) -> None:
+        moh = self.policy.moh
+        if moh is None or on == self._moh_on or self.customer_gone:
+            return
+        try:
+            if on:
+                await self.ari.start_moh(self.cid, moh)
+            else:
+                await self.ari.stop_moh(self.cid)
+            self._moh_on = on
+        except AriError as exc:
+            log.info("music on hold %s for %s: %s", "on" if on else "off", self.cid, exc)
+
+    # ---------------------------------------------------- the run
+
+    async def run(self) -> HandoverResult:
+        queues = self.deps.queues
+        queues.join(self.skill, self.cid, self.policy.priority)
+        try:
+            await self._hold(True)
+            await self._queue_and_ring()
+        except Exception as exc:
+            log.exception("agent hand-over for %s failed", self.cid)
+            self.result.outcome = "error"
+            self.result.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            queues.leave(self.skill, self.cid)
+            if not self.result.answered:
+                self.result.wait_seconds = round(self.deps.clock() - self._t0, 3)
+            if self.result.outcome != "connected":
+                await self._hold(False)
+        return self.result
+
+    async def _queue_and_ring(self) -> None:
+        clock = self.deps.clock
+        deadline = self._t0 + self.policy.timeout
+        next_announce = self._t0 + self.policy.announce_every
+        exclude: set[str] = set()
+        while True:
+            if self.customer_gone or not await self._alive(self.cid):
+                self.customer_gone = True
+                self.result.outcome, self.result.ended_by = "caller_hangup", "customer"
+                return
+            if clock() >= deadline:
+                self.result.outcome, self.result.ended_by = "abandoned", "system"
+                return
+            position = self.deps.queues.position(self.skill, self.cid)
+            if position == 1:
+                agent, reserved_at = await self._reserve(exclude)
+                if agent is not None:
+                    self.result.agents_tried.append(agent.agent)
+                    if await self._ring(agent, reserved_at):
+                        self.deps.queues.leave(self.skill, self.cid)  # the next caller moves up now
+                        await self._talk(agent, reserved_at)
+                        return
+                    exclude.add(agent.agent)
+                    continue
+            if self.req.announce is not None and clock() >= next_announce and position > 0:
+                next_announce = clock() + self.policy.announce_every
+                await self._hold(False)
+                try:
+                    await self.req.announce(position)
+                finally:
+                    await self._hold(True)
+            await self._next(max(0.05, min(self.policy.poll_every, deadline - clock())))
+
+    async def _reserve(self, exclude: set[str]) -> tuple[routing.AgentCandidate | None, datetime]:
+        now = self.deps.now()
+
+        def pick() -> routing.AgentCandidate | None:
+            with _RESERVE_LOCK, self.deps.db.session() as session:
+                return routing.reserve_agent(
+                    session, self.skill, exclude=exclude, now=now, tz=self.deps.settings.timezone
+                )
+
+        return await asyncio.to_thread(pick), now
+
+    async def _release(self, agent: str, state: str, reason: str, reserved_at: datetime) -> None:
+        def write() -> None:
+            with self.deps.db.session() as session:
+                routing.release_agent(session, agent, state, reason, reserved_at=reserved_at)
+
+        await asyncio.to_thread(write)
+
+    def _facts(self, agent: str) -> RecordingFacts:
+        origin = self.req.origin
+        return RecordingFacts(
+            agent=agent,
+            campaign=origin.campaign,
+            campaign_id=origin.campaign_id,
+            elder_welfare=origin.elder_welfare,
+            contact_id=origin.contact_id,
+            attempt_id=origin.attempt_id,
+        )
+
+    async def _ring(self, agent: routing.AgentCandidate, reserved_at: datetime) -> bool:
+        """Ring the agent; True once their leg is answered and in Stasis (else they are released)."""
+        leg = f"agent-{uuid.uuid4()}"
+        capture = StereoCapture.plan(self.deps.settings.recordings_dir, now=self.deps.now())
+        self.capture = capture
+        self.deps.dispatcher.alias(self.cid, leg)
+        await capture.begin(self._facts(agent.agent))
+        try:
+            await self.ari.originate(
+                f"PJSIP/{agent.endpoint}",
+                channel_id=leg,
+                context=RECORD_CONTEXT,
+                extension="s",
+                priority=1,
+                variables={"WARMLINE_REC_FILE": capture.base, **self.headers},
+                timeout=self.policy.ring_timeout,
+                caller_id=f'"{self.req.origin.campaign or "warmline"}" <warmline>',
+            )
+        except AriError as exc:
+            log.warning("ringing agent %s failed: %s", agent.agent, exc)
+            await self._release(agent.agent, "break", "no_answer", reserved_at)
+            await capture.discard(grace=0)
+            return False
+        with contextlib.suppress(AriError):
+            await self.ari.subscribe(f"channel:{leg}")
+        verdict = await self._await_answer(leg)
+        if verdict == "answered":
+            self.leg = leg
+            return True
+        with contextlib.suppress(AriError):
+            await self.ari.hangup(leg)
+        if verdict == "caller_gone":
+            await self._release(agent.agent, "available", "caller_gone", reserved_at)
+            await capture.discard()
+        else:
+            log.info("agent %s did not answer", agent.agent)
+            await self._release(agent.agent, "break", "no_answer", reserved_at)
+            await capture.discard(grace=0)
+        return False
+
+    async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
+        clock = self.deps.clock
+        deadline = clock() + self.policy.ring_timeout + 5
+        last_check = clock()
+        while True:
+            event = await self._next(min(deadline - clock(), self.policy.poll_every))
+            if self.customer_gone:
+                return "caller_gone"
+            if event is not None and event.get("channel", {}).get("id") == leg:
+                if event.get("type") == "StasisStart":
+                    return "answered"
+                if event.get("type") in LEG_GONE:
+                    return "no_answer"
+            if clock() - last_check > 2 * self.policy.poll_every:
+                last_check = clock()
+                if not await self._alive(leg):  # gone before our subscription took effect
+                    return "no_answer"
+            if clock() >= deadline:
+                return "no_answer"
+
+    async def _talk(self, agent: routing.AgentCandidate, reserved_at: datetime) -> None:
+        clock = self.deps.clock
+        leg = self.leg
+        self.result.agent = agent.agent
+        self.result.answered = True
+        self.result.wait_seconds = round(clock() - self._t0, 3)
+        bridge_id = f"bridge-{uuid.uuid4()}"
+        self.deps.dispatcher.alias(self.cid, bridge_id)
+        talk_started = clock()
+        try:
+            await self.ari.create_bridge("mixing", bridge_id=bridge_id, name=f"agent-{agent.agent}")
+            await self._hold(False)
+            await self.ari.add_channel(bridge_id, [self.cid, leg])
+            self.result.outcome = "connected"
+            talk_started = clock()
+            self.result.ended_by = await self._until_hangup(leg)
+        finally:
+            self.result.talk_seconds = round(clock() - talk_started, 3)
+            self.result.ended_by = self.result.ended_by or "system"
+            for channel in (leg, self.cid):
+                with contextlib.suppress(AriError):
+                    await self.ari.hangup(channel)
+            with contextlib.suppress(AriError):
+                await self.ari.destroy_bridge(bridge_id)
+            await self._release(agent.agent, "wrap_up", "call_ended", reserved_at)
+            await self._finish_recording(agent.agent)
+
+    async def _until_hangup(self, leg: str) -> Literal["agent", "customer"]:
+        while True:
+            event = await self._next(5.0)
+            if self.customer_gone:
+                return "customer"
+            if event is None or event.get("type") == RECONNECTED:
+                if not await self._alive(self.cid):
+                    return "customer"
+                if not await self._alive(leg):
+                    return "agent"
+                continue
+            if _is_hangup(event, leg):
+                return "agent"
+
+    async def _finish_recording(self, agent: str) -> None:
+        """The conversation happened whatever becomes of its file: a failure here is logged (the
+        pair stays on disk for recovery at the next start), never turned into a failed call."""
+        if self.capture is None:
+            return
+        try:
+            rec_id = await self.capture.finish(
+                self.deps.db, self.deps.settings, self._facts(agent), ended_at=self.deps.now()
+            )
+        except Exception:
+            log.exception("recording %s of %s could not be finished", self.capture.rec_id, self.cid)
+            return
+        if rec_id is not None:
+            self.result.recording_id = rec_id
+            self.result.recording_path = self.capture.files.wav

@@ -1,0 +1,101 @@
+"""The hotline's numbers: per dialled number the menu flow, a fallback skill, opening hours, the
+after-hours flow and the campaign that keeps callback requests (``config/inbound/hotline.yaml``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+
+from agents.routing import ANY_SKILL
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def _day_keys(key: str) -> tuple[str, ...]:
+    key = key.strip().lower()
+    if key in ("daily", "every day", "all"):
+        return DAYS
+    if "-" in key:
+        first, last = (k.strip() for k in key.split("-", 1))
+        if first not in DAYS or last not in DAYS:
+            raise ValueError(f"unknown day range {key!r} (use mon..sun, e.g. mon-fri)")
+        i, j = DAYS.index(first), DAYS.index(last)
+        return DAYS[i : j + 1] if i <= j else DAYS[i:] + DAYS[: j + 1]
+    if key not in DAYS:
+        raise ValueError(f"unknown day {key!r} (use mon..sun, a range like mon-fri, or daily)")
+    return (key,)
+
+
+def _span(text: str) -> tuple[time, time]:
+    try:
+        start, end = (time.fromisoformat(p.strip()) for p in text.split("-", 1))
+    except ValueError as exc:
+        raise ValueError(f"opening hours {text!r}: write HH:MM-HH:MM") from exc
+    if end <= start:
+        raise ValueError(f"opening hours {text!r}: the end is not after the start")
+    return start, end
+
+
+class InboundNumber(BaseModel):
+    name: str = Field(min_length=1, max_length=64)
+    flow: str = "hotline_menu"
+    skill: str = ANY_SKILL
+    after_hours_flow: str | None = "after_hours"
+    callback_campaign: str = Field(default="hotline-callbacks", min_length=1, max_length=64)
+    queue_timeout: float = Field(default=180.0, gt=0, le=3600)
+    ring_timeout: int = Field(default=20, ge=5, le=120)
+    announce_every: float = Field(default=30.0, ge=5, le=600)
+    hours: dict[str, list[str]] = Field(default_factory=lambda: {"daily": ["00:00-23:59"]})
+    closed_dates: list[date] = Field(default_factory=list)
+
+    @field_validator("hours")
+    @classmethod
+    def _check_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for key, spans in value.items():
+            _day_keys(key)
+            for span in spans:
+                _span(span)
+        return value
+
+    def spans(self, day: str) -> list[tuple[time, time]]:
+        out: list[tuple[time, time]] = []
+        for key, spans in self.hours.items():
+            if day in _day_keys(key):
+                out.extend(_span(s) for s in spans)
+        return out
+
+
+class InboundConfig(BaseModel):
+    timezone: str = "Asia/Shanghai"
+    numbers: dict[str, InboundNumber] = Field(default_factory=dict)
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_tz(cls, value: str) -> str:
+        ZoneInfo(value)
+        return value
+
+    def for_number(self, number: str) -> InboundNumber | None:
+        return self.numbers.get(number) or self.numbers.get("default")
+
+
+def load_config(path: Path) -> InboundConfig:
+    """Read the inbound configuration; a missing file means no numbers (every call: default)."""
+    if not path.exists():
+        return InboundConfig()
+    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    numbers = {str(k): v for k, v in (raw.get("numbers") or {}).items()}
+    return InboundConfig.model_validate({**raw, "numbers": numbers})
+
+
+def is_open(cfg: InboundNumber, now: datetime, tz: str) -> bool:
+    """Whether the hotline answers with agents at ``now`` (local time in ``tz``)."""
+    local = now.astimezone(ZoneInfo(tz))
+    if local.date() in cfg.closed_dates:
+        return False
+    moment = local.time().replace(tzinfo=None)
+    return any(start <= moment < end for start, end in cfg.spans(DAYS[local.weekday()]))
