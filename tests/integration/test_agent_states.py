@@ -13,17 +13,15 @@ from core.bus import Bus
 from core.db import Database, utcnow
 from core.messages import AgentState, CallQuality
 from core.settings import Settings
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
-
-PW = "correct horse battery"
 
 
 def test_published_state_lands_in_the_ledger(settings: Settings, db: Database) -> None:
     with db.session() as s:
-        service.create_user(s, "mei", Role.agent, PW, actor="test")
+        service.create_user(s, "mei", Role.agent, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as client:
-        token = client.post("/api/auth/token", json={"username": "mei", "password": PW}).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        headers = login(client, "mei")
 
         async def publish() -> None:
             async with Bus.from_settings(settings, component="softphone-test") as bus:
@@ -49,18 +47,15 @@ def test_published_state_lands_in_the_ledger(settings: Settings, db: Database) -
 
 def test_call_quality_reaches_supervisors_by_http_and_bus(settings: Settings, db: Database) -> None:
     with db.session() as s:
-        service.create_user(s, "mei", Role.agent, PW, actor="test")
-        service.create_user(s, "lan", Role.agent, PW, actor="test")
-        service.create_user(s, "boss", Role.supervisor, PW, actor="test")
+        service.create_user(s, "mei", Role.agent, PASSWORD, actor="test")
+        service.create_user(s, "lan", Role.agent, PASSWORD, actor="test")
+        service.create_user(s, "boss", Role.supervisor, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as client:
-
-        def login(name: str) -> dict[str, str]:
-            token = client.post("/api/auth/token", json={"username": name, "password": PW}).json()
-            return {"Authorization": f"Bearer {token['access_token']}"}
-
         good = {"call_ref": "c1", "codec": "G722", "jitter_ms": 4, "loss_pct": 0, "rtt_ms": 20, "mos": 4.4}
-        assert client.post("/api/agents/me/quality", headers=login("mei"), json=good).status_code == 204
-        assert client.get("/api/agents/quality", headers=login("mei")).status_code == 403
+        assert (
+            client.post("/api/agents/me/quality", headers=login(client, "mei"), json=good).status_code == 204
+        )
+        assert client.get("/api/agents/quality", headers=login(client, "mei")).status_code == 403
 
         async def publish_bad_line() -> None:
             async with Bus.from_settings(settings, component="softphone-test") as bus:
@@ -70,7 +65,7 @@ def test_call_quality_reaches_supervisors_by_http_and_bus(settings: Settings, db
                 await bus.clear_retained(CallQuality.path_for(agent="lan"))
 
         asyncio.run(publish_bad_line())
-        boss = login("boss")
+        boss = login(client, "boss")
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             rows = client.get("/api/agents/quality", headers=boss).json()

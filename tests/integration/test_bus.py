@@ -14,7 +14,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +24,7 @@ import pytest
 from core.bus import Backoff, Bus, Subscription
 from core.messages import AgentState, CallEvent, ServiceHealth
 from core.settings import Settings
+from tests.utils import free_port, until
 
 pytestmark = pytest.mark.integration
 
@@ -39,12 +40,6 @@ def _reachable(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -94,22 +89,13 @@ async def connected(*buses: Bus) -> None:
             await bus.wait_connected()
 
 
-async def until(condition: Callable[[], bool]) -> None:
-    """Poll `condition` every 10 ms for up to 5 s."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError("condition not met within 5 s")
-
-
 class PrivateBroker:
     """A Mosquitto of our own on a free loopback port, which a test may kill and restart."""
 
     def __init__(self, workdir: Path) -> None:
         if not Path(MOSQUITTO).exists():
             pytest.skip("mosquitto is not installed")
-        self.port = _free_port()
+        self.port = free_port()
         self.config = workdir / "mosquitto.conf"
         self.config.write_text(
             f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n"

@@ -42,9 +42,9 @@ from softphone.events import (
 )
 from softphone.phone import PhoneOptions, Softphone
 from softphone.presence import AgentStatus, NullPublisher
-from softphone.provisioning import ServerClient
 from tests.e2e.conftest import LiveServer
 from tests.lab import lab_client, private_lab
+from tests.utils import signed_in, until
 from warmline import accounts, migrate
 from warmline.lab import lab_start, lab_stop
 
@@ -186,26 +186,12 @@ async def next_event(
         history.append(event)
 
 
-async def until(pred: Any, timeout: float = 5.0) -> None:  # noqa: ASYNC109
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.02)
-
-
-async def signed_in(url: str, user: str) -> tuple[ServerClient, Any]:
-    server = ServerClient(url)
-    await server.login(user, PASSWORD)
-    return server, await server.sip_account()
-
-
 # ------------------------------------------------------------------ the agent's own softphone
 
 
 async def test_register_answer_dtmf_hold_and_hear(lab: tuple[Settings, str], tmp_path: Path) -> None:
     settings, url = lab
-    server, sip = await signed_in(url, "mei")
+    server, sip = await signed_in(url, "mei", PASSWORD)
     assert sip.password and sip.username == "mei" and sip.realm == "warmline"
     record = tmp_path / "rec"
     async with Engine(EngineConfig(record_dir=record)) as engine, ari_client(settings) as ari:
@@ -362,7 +348,7 @@ async def _caller_bridged_to_mei(
 
 async def test_blind_and_attended_transfer(lab: tuple[Settings, str], second_softphone: Path) -> None:
     settings, url = lab
-    server, sip = await signed_in(url, "mei")
+    server, sip = await signed_in(url, "mei", PASSWORD)
     async with Engine(EngineConfig()) as engine, ari_client(settings) as ari:
         phone = Softphone(engine, AgentStatus("mei", NullPublisher()), server=server)
         q = engine.subscribe()
@@ -412,7 +398,7 @@ async def test_blind_and_attended_transfer(lab: tuple[Settings, str], second_sof
 
 async def test_reregisters_after_asterisk_restart(lab: tuple[Settings, str]) -> None:
     settings, url = lab
-    server, sip = await signed_in(url, "mei")
+    server, sip = await signed_in(url, "mei", PASSWORD)
     tcp = type(sip)(**{**sip.__dict__, "transport": "tcp", "retry_interval": 2})
     async with Engine(EngineConfig()) as engine:
         phone = Softphone(engine, AgentStatus("mei", NullPublisher()), server=server)

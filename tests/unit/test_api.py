@@ -14,9 +14,8 @@ from core.auth.models import Role
 from core.db import Database
 from core.deps import Public, Roles
 from core.settings import AsteriskNode, Settings
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
-
-PW = "correct horse battery"
 
 
 @pytest.fixture
@@ -26,16 +25,10 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         AsteriskNode(name="nowhere", ari_url="http://127.0.0.1:9/ari", ari_password="x")
     ]
     with db.session() as s:
-        service.create_user(s, "root", Role.admin, PW, actor="test")
-        service.create_user(s, "agent1", Role.agent, PW, actor="test")
+        service.create_user(s, "root", Role.admin, PASSWORD, actor="test")
+        service.create_user(s, "agent1", Role.agent, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as c:
         yield c
-
-
-def token(client: TestClient, name: str) -> dict[str, str]:
-    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
 
 def _declares_roles(route: APIRoute) -> bool:
@@ -71,28 +64,30 @@ def test_sign_in_and_me(client: TestClient) -> None:
     assert client.get("/api/me").status_code == 401
     bad = client.post("/api/auth/token", json={"username": "root", "password": "nope"})
     assert bad.status_code == 401
-    admin = token(client, "root")
+    admin = login(client, "root")
     me = client.get("/api/me", headers=admin).json()
     assert me["name"] == "root" and me["role"] == "admin"
     actions = [(e["actor"], e["action"]) for e in client.get("/api/audit", headers=admin).json()]
     assert ("root", "login.fail") in actions, "a failed sign-in is audited even though the request fails"
-    assert client.get("/api/audit", headers=token(client, "agent1")).status_code == 403
+    assert client.get("/api/audit", headers=login(client, "agent1")).status_code == 403
 
 
 def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
-    agent = token(client, "agent1")
+    agent = login(client, "agent1")
     assert client.get("/api/users", headers=agent).status_code == 403
-    admin = token(client, "root")
+    admin = login(client, "root")
     created = client.post(
-        "/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PW}
+        "/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PASSWORD}
     )
     assert created.status_code == 201, created.text
     body = created.json()
     assert body["sip_endpoint"] == "agent2"
     assert "reload failed" in body["sync"]["nowhere"]  # file written; the node is down
-    dup = client.post("/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PW})
+    dup = client.post(
+        "/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PASSWORD}
+    )
     assert dup.status_code == 422 and "already exists" in dup.json()["detail"]
-    sip = client.get("/api/agents/me/sip", headers=token(client, "agent2")).json()
+    sip = client.get("/api/agents/me/sip", headers=login(client, "agent2")).json()
     assert sip["username"] == "agent2" and len(sip["password"]) >= 32
     gone = client.post("/api/users/agent2/disable", headers=admin)
     assert gone.status_code == 200 and gone.json()["disabled"] is True
@@ -116,8 +111,8 @@ def test_openapi_is_served(client: TestClient) -> None:
 def test_console_redirects_to_login_and_is_role_aware(client: TestClient) -> None:
     resp = client.get("/console", follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
-    login = client.post("/login", data={"username": "agent1", "password": PW}, follow_redirects=False)
-    assert login.status_code == 303
+    form = client.post("/login", data={"username": "agent1", "password": PASSWORD}, follow_redirects=False)
+    assert form.status_code == 303
     home = client.get("/console").text
     assert "My day" in home and "Users" not in home
     assert client.get("/console/users", follow_redirects=False).status_code == 403

@@ -17,9 +17,8 @@ from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
 from tests.unit.test_dialer_import import MESSY
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
-
-PW = "correct horse battery"
 
 
 @pytest.fixture
@@ -27,15 +26,9 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     settings.asterisk_nodes = []
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("agent1", Role.agent)):
-            service.create_user(s, name, role, PW, actor="test")
+            service.create_user(s, name, role, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as c:
         yield c
-
-
-def auth(client: TestClient, name: str) -> dict[str, str]:
-    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
 
 def upload(data: bytes, name: str = "名单.csv") -> dict[str, tuple[str, bytes, str]]:
@@ -43,7 +36,7 @@ def upload(data: bytes, name: str = "名单.csv") -> dict[str, tuple[str, bytes,
 
 
 def test_roles(client: TestClient) -> None:
-    agent, sup, mgr = auth(client, "agent1"), auth(client, "sup"), auth(client, "mgr")
+    agent, sup, mgr = login(client, "agent1"), login(client, "sup"), login(client, "mgr")
     assert client.get("/api/campaigns").status_code == 401
     assert client.get("/api/campaigns", headers=agent).status_code == 403
     assert client.get("/api/campaigns", headers=sup).json() == []
@@ -54,7 +47,7 @@ def test_roles(client: TestClient) -> None:
 
 
 def test_campaign_crud(client: TestClient) -> None:
-    mgr, sup = auth(client, "mgr"), auth(client, "sup")
+    mgr, sup = login(client, "mgr"), login(client, "sup")
     made = client.post(
         "/api/campaigns", headers=mgr,
         json={"name": "flu", "kind": "broadcast", "flow": "flu-reminder", "windows": {"mon-fri": ["09:00-12:00"]}},
@@ -90,7 +83,7 @@ def test_campaign_crud(client: TestClient) -> None:
 
 
 def test_preview_import_report_and_rejects(client: TestClient, db: Database) -> None:
-    mgr, sup = auth(client, "mgr"), auth(client, "sup")
+    mgr, sup = login(client, "mgr"), login(client, "sup")
     client.post("/api/campaigns", headers=mgr, json={"name": "welfare", "elder_welfare": True})
     preview = client.post("/api/campaigns/welfare/lists/preview", headers=mgr, files=upload(MESSY))
     assert preview.status_code == 200, preview.text
@@ -136,7 +129,7 @@ def test_preview_import_report_and_rejects(client: TestClient, db: Database) -> 
     ],
 )
 def test_bad_uploads(client: TestClient, data: bytes, name: str, says: str) -> None:
-    mgr = auth(client, "mgr")
+    mgr = login(client, "mgr")
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     for path in ("/api/campaigns/c1/lists/preview", "/api/campaigns/c1/lists"):
         resp = client.post(path, headers=mgr, files=upload(data, name))
@@ -149,7 +142,7 @@ def test_bad_uploads(client: TestClient, data: bytes, name: str, says: str) -> N
 
 
 def test_export_full_for_managers_masked_for_supervisors(client: TestClient, db: Database) -> None:
-    mgr, sup = auth(client, "mgr"), auth(client, "sup")
+    mgr, sup = login(client, "mgr"), login(client, "sup")
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))
     full = client.get("/api/campaigns/c1/export?format=csv", headers=mgr)
@@ -168,7 +161,7 @@ def test_export_full_for_managers_masked_for_supervisors(client: TestClient, db:
 
 
 def test_dnc_endpoints(client: TestClient) -> None:
-    mgr, sup = auth(client, "mgr"), auth(client, "sup")
+    mgr, sup = login(client, "mgr"), login(client, "sup")
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))
     added = client.post("/api/dnc", headers=sup, json={"numbers": ["13800138000", "nope"], "reason": "asked"})
@@ -191,7 +184,9 @@ def test_dnc_endpoints(client: TestClient) -> None:
 
 def test_console_pages_work_without_javascript(client: TestClient) -> None:
     assert (
-        client.post("/login", data={"username": "mgr", "password": PW}, follow_redirects=False).status_code
+        client.post(
+            "/login", data={"username": "mgr", "password": PASSWORD}, follow_redirects=False
+        ).status_code
         == 303
     )
     page = client.get("/console/campaigns")
@@ -223,12 +218,12 @@ def test_console_pages_work_without_javascript(client: TestClient) -> None:
     assert client.post("/console/campaigns/welfare/dnc", data={"number": "abc"}).status_code == 422
     assert client.get("/console/campaigns/nope").status_code == 404
     client.post("/logout")
-    client.post("/login", data={"username": "sup", "password": PW})
+    client.post("/login", data={"username": "sup", "password": PASSWORD})
     watch = client.get("/console/campaigns/welfare")
     assert watch.status_code == 200 and "Import a call list" not in watch.text and "Pause" in watch.text
     assert client.post("/console/campaigns", data={"name": "x"}, follow_redirects=False).status_code == 403
     client.post("/logout")
-    client.post("/login", data={"username": "agent1", "password": PW})
+    client.post("/login", data={"username": "agent1", "password": PASSWORD})
     assert client.get("/console/campaigns", follow_redirects=False).status_code == 403
 
 
@@ -245,9 +240,9 @@ def test_status_and_imports_are_published_on_the_bus(settings: Settings, db: Dat
     settings.asterisk_nodes = []
     settings.topic_prefix = f"wltest-{uuid.uuid4().hex[:10]}"
     with db.session() as s:
-        service.create_user(s, "mgr", Role.manager, PW, actor="test")
+        service.create_user(s, "mgr", Role.manager, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as client:
-        mgr = auth(client, "mgr")
+        mgr = login(client, "mgr")
         client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
         client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))
         started = client.post("/api/campaigns/c1/status", headers=mgr, json={"status": "running"}).json()

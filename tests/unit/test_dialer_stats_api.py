@@ -18,10 +18,10 @@ from dialer import campaigns as svc
 from dialer.engine.ledger import claim, close
 from dialer.models import CampaignStatus, Contact
 from dialer.outcomes import CallFacts
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
 from warmline.cli import app
 
-PW = "correct horse battery"
 AT = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)
 
 
@@ -29,7 +29,7 @@ AT = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("ag", Role.agent)):
-            service.create_user(s, name, role, PW, actor="test")
+            service.create_user(s, name, role, PASSWORD, actor="test")
         spec = {"name": "flu", "kind": "broadcast", "flow": "vaccination_reminder"}
         campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
         campaign.status = CampaignStatus.running
@@ -43,20 +43,15 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield c
 
 
-def auth(client: TestClient, name: str) -> dict[str, str]:
-    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
-
-
 def test_stats_for_managers_and_supervisors_only(client: TestClient) -> None:
     for name in ("mgr", "sup"):
-        resp = client.get("/api/campaigns/flu/stats", headers=auth(client, name))
+        resp = client.get("/api/campaigns/flu/stats", headers=login(client, name))
         assert resp.status_code == 200
         body = resp.json()
         assert body["figures"]["dialled"] == 2 and body["figures"]["opted_out"] == 1
         assert body["figures"]["live"] == 1 and body["outcomes"] == {"opted_out": 1}
-    assert client.get("/api/campaigns/flu/stats", headers=auth(client, "ag")).status_code == 403
-    assert client.get("/api/campaigns/nope/stats", headers=auth(client, "mgr")).status_code == 404
+    assert client.get("/api/campaigns/flu/stats", headers=login(client, "ag")).status_code == 403
+    assert client.get("/api/campaigns/nope/stats", headers=login(client, "mgr")).status_code == 404
 
 
 def test_cli_status(

@@ -26,10 +26,10 @@ from dialer.models import Campaign
 from recordings import service
 from recordings.models import CallRecording, RecordingStatus
 from tests import audio_fixtures as af
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 
-PW = "correct horse battery"
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # Tuesday of 2026-W48, 10:00 in Shanghai
 
 
@@ -300,15 +300,9 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     settings.asterisk_nodes = []
     with db.session() as s:
         for name, role in (("qa1", Role.qa), ("li", Role.agent), ("wang", Role.agent), ("mgr", Role.manager)):
-            auth.create_user(s, name, role, PW, actor="test")
+            auth.create_user(s, name, role, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as c:
         yield c
-
-
-def login(client: TestClient, name: str) -> dict[str, str]:
-    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
-    assert resp.status_code == 200, resp.text
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
 
 
 def plays(db: Database, action: str = "recording.play") -> list[AuditEntry]:

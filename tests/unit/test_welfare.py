@@ -25,9 +25,8 @@ from dialer import campaigns
 from dialer.models import Campaign, Contact
 from dialer.welfare import events, service
 from dialer.welfare.models import Alert, AlertState
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
-
-PW = "correct horse battery"
 
 
 def seed(db: Database) -> tuple[int, int]:
@@ -244,19 +243,14 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     settings.dialer_enabled = False
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("agent1", Role.agent)):
-            auth.create_user(s, name, role, PW, actor="test")
+            auth.create_user(s, name, role, PASSWORD, actor="test")
     with TestClient(create_app(settings, db)) as c:
         yield c
 
 
-def token(client: TestClient, name: str) -> dict[str, str]:
-    resp = client.post("/api/auth/token", json={"username": name, "password": PW})
-    return {"Authorization": f"Bearer {resp.json()['access_token']}"}
-
-
 def test_api_roles_and_transitions(client: TestClient, db: Database) -> None:
     alert_id = raise_one(db, seed(db))
-    sup, mgr, agent = token(client, "sup"), token(client, "mgr"), token(client, "agent1")
+    sup, mgr, agent = login(client, "sup"), login(client, "mgr"), login(client, "agent1")
     assert client.get("/api/welfare/alerts").status_code == 401
     assert client.get("/api/welfare/alerts", headers=agent).status_code == 403
     listed = client.get("/api/welfare/alerts", headers=mgr).json()
