@@ -10,8 +10,9 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
+from core.phones import mask
 from dialer import campaigns
-from dialer.lists.phones import mask, normalise
+from dialer.lists.phones import normalise
 from dialer.models import Campaign, Contact, ContactState
 
 log = logging.getLogger(__name__)

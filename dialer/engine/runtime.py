@@ -33,11 +33,11 @@ from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignStats
+from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.ledger import Claimed, active_attempts, claim, close, forget_undialled, mark
-from dialer.lists.phones import mask
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
