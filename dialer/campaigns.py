@@ -15,13 +15,13 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
+from core.located_yaml import LocatedYamlError, load_located
 from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
 from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows
 
@@ -267,30 +267,6 @@ def _line_for(loc: tuple[str, ...], lines: Mapping[tuple[str, ...], int]) -> int
     return None
 
 
-def yaml_lines(text: str) -> dict[tuple[str, ...], int]:
-    """Line numbers of every key in a YAML mapping, by path (for error messages)."""
-    out: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text)
-    except yaml.YAMLError:
-        return out
-
-    def walk(node: yaml.Node, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                p = (*path, str(key.value))
-                out[p] = key.start_mark.line + 1
-                walk(value, p)
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                out[(*path, str(i))] = item.start_mark.line + 1
-                walk(item, (*path, str(i)))
-
-    if root is not None:
-        walk(root, ())
-    return out
-
-
 def build_spec(
     data: Mapping[str, Any], *, source: str | None = None, lines: Mapping[Any, int] | None = None
 ) -> CampaignSpec:
@@ -300,21 +276,32 @@ def build_spec(
         raise SpecError(problems_of(exc, lines), source) from exc
 
 
+def read_settings(text: str, source: str | None = None) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """The settings a YAML text holds, with the line of each key (for error messages).
+
+    Raises SpecError when the text is not YAML, not a mapping, or sets a key twice (the later
+    value would silently win)."""
+    try:
+        located = load_located(text)
+    except LocatedYamlError as exc:
+        where = f"line {exc.mark.line}, column {exc.mark.column}: " if exc.mark else ""
+        raise SpecError([f"{where}not valid YAML ({exc.problem})"], source) from exc
+    data = {} if located.data is None else located.data
+    if not isinstance(data, dict):
+        raise SpecError(["the file must be a mapping of settings (key: value lines)"], source)
+    if located.duplicates:
+        raise SpecError(
+            [f"line {m.line}: {_loc_text(path)}: set twice; keep one" for path, m in located.duplicates],
+            source,
+        )
+    return data, located.lines()
+
+
 def load_spec_text(text: str, name: str, source: str = "<text>") -> CampaignSpec:
     """A spec from YAML text; the campaign is called `name` whatever the file says (a file can be a
     template for several campaigns)."""
-    try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise SpecError([f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"], source) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise SpecError(["the file must be a mapping of settings (key: value lines)"], source)
-    data = {**data, "name": name}
-    return build_spec(data, source=source, lines=yaml_lines(text))
+    data, lines = read_settings(text, source)
+    return build_spec({**data, "name": name}, source=source, lines=lines)
 
 
 def load_spec_file(path: Path, name: str) -> CampaignSpec:

@@ -179,10 +179,8 @@ def campaign_create(
 
 
 def _yaml_keys(path: Path) -> set[str]:
-    import yaml
-
-    data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
-    return set(data) if isinstance(data, dict) else set()
+    data, _lines = svc.read_settings(path.read_text(encoding="utf-8-sig"), str(path))
+    return set(data)
 
 
 @campaign_app.command("show")
@@ -228,24 +226,17 @@ def campaign_update(
     as_json: JsonOpt = False,
 ) -> None:
     """Change settings from a YAML file (only the keys it has); the result is validated as a whole."""
-    import yaml
-
     with errors():
         try:
             text = from_file.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise fail(f"{from_file}: no such file") from None
-        try:
-            changes = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            raise fail(f"{from_file}: not valid YAML ({exc})") from exc
-        if not isinstance(changes, dict):
-            raise fail(f"{from_file}: must be a mapping of settings")
+        changes, lines = svc.read_settings(text, str(from_file))
         changes.pop("name", None)
         db = database()
         with db.session() as session:
             campaign = svc.update_campaign(
-                session, name, changes, actor=CLI_ACTOR, source=str(from_file), lines=svc.yaml_lines(text)
+                session, name, changes, actor=CLI_ACTOR, source=str(from_file), lines=lines
             )
             info = svc.describe(session, campaign)
     emit(info, as_json, f"updated campaign {name}\n" + svc.describe_text(info))

@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from core.located_yaml import Located, LocatedYamlError, Mark, Path_, load_located
 from ivr.flow import (
     DTMF,
     NODE_ID,
@@ -29,7 +30,6 @@ from ivr.flow import (
     placeholders,
     resolve_prompt_file,
 )
-from core.located_yaml import Located, LocatedYamlError, Mark, Path_, load_located
 
 _NODE = TypeAdapter(Node)
 _RAW_EDGE_KEYS = ("next", "no_input", "invalid", "default", "over_limit")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,18 @@ def test_errors_say_what_and_where() -> None:
         load_spec_text("windows: {mon: ['09:00-12:00', '11:00-13:00']}\n", "x")
     with pytest.raises(SpecError, match="name:"):
         svc.build_spec({"name": "has space"})
+
+
+def test_yaml_read_with_places_twice_set_keys_and_words() -> None:
+    with pytest.raises(SpecError, match=r"line 3: priority: set twice"):
+        load_spec_text("priority: 3\nmax_channels: 4\npriority: 9\n", "x")
+    with pytest.raises(SpecError, match=r"line 1, column 13: not valid YAML \('2026-13-45' cannot be read"):
+        load_spec_text("start_date: 2026-13-45\n", "x")
+    with pytest.raises(SpecError, match="must be a mapping"):
+        load_spec_text("- a\n- b\n", "x")
+    assert load_spec_text("", "x").name == "x"
+    spec = load_spec_text("elder_welfare: yes\nstart_date: 2026-11-24\n", "x")  # YAML 1.1 words still read
+    assert spec.elder_welfare is True and spec.start_date == date(2026, 11, 24)
 
 
 def test_life_cycle_and_audit(db: Database) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from core.located_yaml import LocatedYamlError, load_located
 from ivr.check import FlowError, check_text, load_flow
 from ivr.flow import GatherNode, PlayNode, Prompt, TransferNode, placeholders, render
-from ivr.located import LocatedYamlError, load_located
 
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "ivr"
 

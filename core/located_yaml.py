@@ -1,9 +1,10 @@
-"""YAML loading that remembers where every value came from (line and column, 1-based).
+"""YAML loading that remembers where every value came from (line and column, 1-based), so an error
+in a flow or a campaign file can say ``file:line:column``.
 
 Mapping keys are kept as the text written in the file, so ``on:`` stays ``"on"`` (YAML 1.1 would
 make it ``True``) and digit keys such as ``1:`` stay ``"1"``; as in YAML 1.2, only true/false are
 booleans (``yes``, ``no``, ``on``, ``off`` stay words). Duplicate keys, which PyYAML would
-silently overwrite, are reported.
+silently overwrite, are reported. Used by IVR flows, campaign settings and the inbound numbers.
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ class Located:
     marks: dict[Path_, Mark] = field(default_factory=dict)
     duplicates: list[tuple[Path_, Mark]] = field(default_factory=list)
 
+    def lines(self) -> dict[tuple[str, ...], int]:
+        """The line of every key and list item, by its path written as text (``("retry", "0")``),
+        as validation errors name them."""
+        return {tuple(str(p) for p in path): m.line for path, m in self.marks.items() if path}
+
     def mark(self, path: Path_) -> Mark | None:
         """The position of ``path``, or of its nearest ancestor the file has."""
         for end in range(len(path), -1, -1):
@@ -38,10 +44,13 @@ class Located:
 
 
 class LocatedYamlError(ValueError):
-    def __init__(self, message: str, mark: Mark | None) -> None:
+    """Text that is not YAML: ``message`` for a person, ``problem`` as PyYAML put it, and where."""
+
+    def __init__(self, message: str, mark: Mark | None, problem: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.mark = mark
+        self.problem = problem or message
 
 
 def _mark(node: yaml.Node) -> Mark:
@@ -57,9 +66,10 @@ def load_located(text: str) -> Located:
         except yaml.MarkedYAMLError as exc:
             where = exc.problem_mark or exc.context_mark
             mark = Mark(where.line + 1, where.column + 1) if where else None
-            raise LocatedYamlError(f"YAML syntax: {exc.problem or exc}", mark) from exc
+            problem = str(exc.problem or exc)
+            raise LocatedYamlError(f"YAML syntax: {problem}", mark, problem) from exc
         except yaml.YAMLError as exc:
-            raise LocatedYamlError(f"YAML: {exc}", None) from exc
+            raise LocatedYamlError(f"YAML: {exc}", None, str(exc)) from exc
         located = Located(None)
         if root is not None:
             located.data = _build(root, (), loader, located)
@@ -83,7 +93,11 @@ def _build(node: yaml.Node, path: Path_, loader: yaml.SafeLoader, out: Located) 
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(item, (*path, i), loader, out) for i, item in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError) as exc:  # 2026-13-45 looks like a date but is none
+        problem = f"{node.value!r} cannot be read ({exc})"
+        raise LocatedYamlError(f"YAML: {problem}", _mark(node), problem) from exc
     if (
         isinstance(value, bool)
         and isinstance(node, yaml.ScalarNode)
