@@ -1,9 +1,13 @@
-"""A real service under uvicorn and Debian's Chromium driven by Playwright (no downloaded browser)."""
+"""A real service under uvicorn and Debian's Chromium driven by Playwright (no downloaded browser).
+
+Every wait is on a condition the page shows (text, focus, an attribute), never on the clock. The
+deadlines are generous because they are only a safety net: a busy machine (a CPU-heavy job beside
+the tests, three test files at once) must slow the tests down, not fail them.
+"""
 
 from __future__ import annotations
 
 import shutil
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -11,10 +15,11 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from core.db import Database
 from core.settings import Settings
+from tests.utils import free_port
 from warmline.app import create_app
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -28,12 +33,13 @@ CHROMIUM_ARGS = [
     "--disable-quic",
 ]
 
+# Playwright's 5 s default for `expect` and 30 s for actions assume an idle machine.
+EXPECT_TIMEOUT_MS = 20_000
+ACTION_TIMEOUT_MS = 60_000
+SERVER_START_S = 60
+expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+__all__ = ["LiveServer", "free_port", "new_page", "wait_phone_ready"]
 
 
 class LiveServer:
@@ -51,7 +57,7 @@ class LiveServer:
 
     def __enter__(self) -> LiveServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + SERVER_START_S
         while not self.server.started:
             if time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start")
@@ -76,14 +82,30 @@ def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.fail("Debian's chromium is not installed: run `make test`, which installs it")
     with sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        b = pw.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, timeout=ACTION_TIMEOUT_MS
+        )
         yield b
         b.close()
 
 
+def new_page(browser: Browser) -> Page:
+    """A page in a fresh browser context (close it with `page.context.close()`), with deadlines
+    fit for a busy machine."""
+    context = browser.new_context()
+    context.set_default_timeout(ACTION_TIMEOUT_MS)
+    context.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
+    return context.new_page()
+
+
+def wait_phone_ready(page: Page) -> None:
+    """The softphone page marks <html data-ready="true"> once its key map is loaded and its live
+    link to the phone has delivered the first view; keys pressed before that would be lost."""
+    expect(page.locator("html")).to_have_attribute("data-ready", "true")
+
+
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context()
-    pg = context.new_page()
+    pg = new_page(browser)
     yield pg
-    context.close()
+    pg.context.close()

@@ -2,7 +2,9 @@
 
 The phone logic is the real `Softphone`; only the SIP engine is the `FakeEngine` (the real engine
 against the lab is tested in tests/integration/test_softphone_lab.py). Every step presses keys
-and reads what a screen reader would be told: the live regions' text.
+and reads what a screen reader would be told: the live regions' text. No key is pressed before the
+page says it is ready (<html data-ready="true">, set once its key map and first view are in), and
+every wait is on what the page shows, never on the clock.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 import pytest
 import uvicorn
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from softphone.account import SipAccountSettings
 from softphone.fake import FakeEngine
@@ -23,7 +25,8 @@ from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from softphone.ui.app import create_ui
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import free_port
+from tests.e2e.conftest import SERVER_START_S, new_page, wait_phone_ready
+from tests.utils import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -49,7 +52,7 @@ class PhoneServer:
     def far_end(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` (e.g. engine.ring) on the phone's loop and return its result."""
         assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(self._call(fn), self.loop).result(5)
+        return asyncio.run_coroutine_threadsafe(self._call(fn), self.loop).result(60)
 
     @staticmethod
     async def _call(fn: Callable[[], Any]) -> Any:
@@ -61,7 +64,7 @@ class PhoneServer:
 
     def __enter__(self) -> PhoneServer:
         self.thread.start()
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + SERVER_START_S
         while not self.server.started:
             assert time.monotonic() < deadline, "UI did not start"
             time.sleep(0.05)
@@ -80,17 +83,18 @@ def phone_server() -> Iterator[PhoneServer]:
 
 @pytest.fixture
 def phone_page(browser: Browser, phone_server: PhoneServer) -> Iterator[Page]:
-    context = browser.new_context()
-    page = context.new_page()
+    page = new_page(browser)
     page.goto(phone_server.url)
+    wait_phone_ready(page)  # keys pressed before the key map is loaded would be lost
     expect(page.locator("#registration")).to_have_text("phone connected")
+    said(page, "Phone page ready")
     yield page
-    context.close()
+    page.context.close()
 
 
 def said(page: Page, text: str, assertive: bool = False) -> None:
     region = page.locator("#say-assertive" if assertive else "#say-polite")
-    expect(region).to_contain_text(text, timeout=5000)
+    expect(region).to_contain_text(text)
 
 
 def test_whole_call_by_keyboard_alone(phone_page: Page, phone_server: PhoneServer) -> None:
@@ -123,8 +127,7 @@ def test_whole_call_by_keyboard_alone(phone_page: Page, phone_server: PhoneServe
     said(page, "The other side pressed 5")
     page.keyboard.press("Alt+p")
     page.keyboard.press("1")  # DTMF from the call panel
-    page.wait_for_function("1")
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30
     while srv.engine.sent_dtmf != ["1"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert srv.engine.sent_dtmf == ["1"]
@@ -186,6 +189,7 @@ def test_attended_transfer_and_break(phone_page: Page, phone_server: PhoneServer
     page.keyboard.press("Alt+j")
     said(page, "Handing the caller over to 1003")
     said(page, "Caller handed over to 1003")
+    said(page, "Wrap-up")
     page.keyboard.press("5")  # wrap-up: voicemail or no answer? (any result) then Enter
     page.keyboard.press("Enter")
     said(page, "Saved: Voicemail or no answer")
@@ -219,9 +223,36 @@ def test_no_axe_violations(phone_page: Page, phone_server: PhoneServer, mode: st
     assert_accessible(page)
 
 
+def test_keys_act_once_the_page_says_it_is_ready(browser: Browser, phone_server: PhoneServer) -> None:
+    """The key map arrives by its own request: until it has, the page is not ready and says so
+    (no data-ready); a key pressed then is not acted on. Holding that request makes the race that
+    a busy machine makes by chance happen every time."""
+    page = new_page(browser)
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route("**/api/keys", hold)
+    try:
+        page.goto(phone_server.url)
+        expect(page.locator("#registration")).to_have_text("phone connected")  # the view is in
+        assert held, "the page asked for its key map"
+        expect(page.locator("html")).not_to_have_attribute("data-ready", "true")
+        page.keyboard.press("Alt+g")
+        expect(page.locator("#large-text")).to_have_attribute("aria-pressed", "false")
+        held[0].continue_()
+        wait_phone_ready(page)
+        said(page, "Phone page ready")
+        page.keyboard.press("Alt+g")
+        expect(page.locator("#large-text")).to_have_attribute("aria-pressed", "true")
+        said(page, "Large text on.")
+    finally:
+        page.context.close()
+
+
 def test_the_page_needs_its_token(phone_server: PhoneServer, browser: Browser) -> None:
-    context = browser.new_context()
-    page = context.new_page()
+    page = new_page(browser)
     resp = page.goto(f"http://127.0.0.1:{phone_server.port}/")
     assert resp is not None and resp.status == 403
-    context.close()
+    page.context.close()

@@ -250,8 +250,24 @@
   });
 
   // -------------------------------------------------------------- start
-  fetch("/api/keys", { headers: { "X-Softphone-Token": token } }).then((r) => r.json()).then((k) => { keys = k; });
+  // The page is ready once the key map is loaded and the first view has arrived (so the live
+  // link to the phone is open): only then do shortcuts work. Until then <html> has no
+  // data-ready; once ready it has data-ready="true" and the polite region says so, so a person
+  // (and a test) knows keys pressed from now on are acted on.
+  let keysLoaded = false;
+  function markReady() {
+    if (!keysLoaded || view === null || document.documentElement.dataset.ready === "true") return;
+    document.documentElement.dataset.ready = "true";
+    say({ text: "Phone page ready. F1 lists the keys.", politeness: "polite", cue: "info" });
+  }
+  function loadKeys(delay) {
+    fetch("/api/keys", { headers: { "X-Softphone-Token": token } })
+      .then((r) => { if (!r.ok) throw new Error("keys: " + r.status); return r.json(); })
+      .then((k) => { keys = k; keysLoaded = true; markReady(); })
+      .catch(() => { window.setTimeout(() => loadKeys(Math.min(delay * 2, 5000)), delay); });
+  }
+  loadKeys(250);
   const events = new EventSource("/events?t=" + encodeURIComponent(token));
-  events.onmessage = (m) => render(JSON.parse(m.data));
+  events.onmessage = (m) => { render(JSON.parse(m.data)); markReady(); };
   events.onerror = () => { $("registration").textContent = "phone page lost its link to the phone; retrying"; };
 })();
