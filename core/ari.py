@@ -188,6 +188,10 @@ class AriClient:
         result: JSON = await self.request("POST", _path(*parts), media=media, lang=lang)
         return result
 
+    async def get_playback(self, playback_id: str) -> JSON:
+        result: JSON = await self.request("GET", _path("playbacks", playback_id))
+        return result
+
     async def stop_playback(self, playback_id: str) -> None:
         await self.request("DELETE", _path("playbacks", playback_id))
 
@@ -246,8 +250,21 @@ class AriClient:
         max_duration: int = 0,
         if_exists: str = "fail",
         beep: bool = False,
+        max_silence: int = 0,
+        terminate_on: str = "none",
     ) -> JSON:
-        return await self._record("channels", channel_id, name, fmt, max_duration, if_exists, beep=beep)
+        """Record what the channel hears from its caller into astspooldir/recording/<name>.<fmt>."""
+        return await self._record(
+            "channels",
+            channel_id,
+            name,
+            fmt,
+            max_duration,
+            if_exists,
+            beep=beep,
+            maxSilenceSeconds=max_silence,
+            terminateOn=terminate_on,
+        )
 
     async def create_bridge(
         self, bridge_type: str = "mixing", bridge_id: str | None = None, name: str | None = None
@@ -303,6 +320,10 @@ class AriClient:
         """Subscribe the app to a source (``channel:<id>``, ``bridge:<id>``): its events keep
         coming while a channel runs dialplan outside Stasis."""
         await self.request("POST", _path("applications", self.app, "subscription"), eventSource=event_source)
+
+    async def get_endpoint(self, technology: str, resource: str) -> JSON:
+        result: JSON = await self.request("GET", _path("endpoints", technology, resource))
+        return result
 
     async def reload_module(self, name: str) -> None:
         """Reload one module, e.g. res_pjsip.so after rewriting pjsip_agents.conf."""

@@ -22,11 +22,10 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
-from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from core.ari import RECONNECTED, AriError, ParamValue
+from core.ari import RECONNECTED, AriError
 from core.ari_events import HANGUP_EVENTS, event_ids
 from ivr.flow import (
     BranchNode,
@@ -70,9 +69,22 @@ class AriLike(Protocol):
 
     async def get_channel(self, channel_id: str) -> JSON: ...
 
-    async def request(
-        self, method: str, path: str, *, body: Mapping[str, Any] | None = None, **params: ParamValue
-    ) -> Any: ...
+    async def get_playback(self, playback_id: str) -> JSON: ...
+
+    async def record_channel(
+        self,
+        channel_id: str,
+        name: str,
+        *,
+        fmt: str = "wav",
+        max_duration: int = 0,
+        if_exists: str = "fail",
+        beep: bool = False,
+        max_silence: int = 0,
+        terminate_on: str = "none",
+    ) -> JSON: ...
+
+    async def stop_recording(self, name: str) -> None: ...
 
 
 class EventSource(Protocol):
@@ -123,10 +135,6 @@ class _CalleeGone(Exception):
 
 class FlowRuntimeError(RuntimeError):
     pass
-
-
-def _channel_path(channel_id: str, *rest: str) -> str:
-    return "/" + "/".join(quote(p, safe="") for p in ("channels", channel_id, *rest))
 
 
 class _Run:
@@ -382,7 +390,7 @@ class _Run:
 
     async def _playback_alive(self, playback_id: str) -> bool:
         try:
-            await self.ari.request("GET", f"/playbacks/{quote(playback_id, safe='')}")
+            await self.ari.get_playback(playback_id)
         except AriError as exc:
             return exc.status != 404
         return True
@@ -447,16 +455,13 @@ class _Run:
             await self._play(await self._media(node.prompt))
         name = f"ivr-{uuid.uuid4().hex}"
         await self._ari_call(
-            self.ari.request(
-                "POST",
-                _channel_path(self.channel_id, "record"),
-                name=name,
-                format="wav",
-                maxDurationSeconds=node.max_seconds,
-                maxSilenceSeconds=node.silence_end or 0,
+            self.ari.record_channel(
+                self.channel_id,
+                name,
+                max_duration=node.max_seconds,
+                max_silence=node.silence_end or 0,
                 beep=node.beep,
-                terminateOn=node.terminate_on,
-                ifExists="fail",
+                terminate_on=node.terminate_on,
             )
         )
         self._recording = name
@@ -484,7 +489,7 @@ class _Run:
         name, self._recording = self._recording, None
         if name is not None:
             with contextlib.suppress(AriError):
-                await self.ari.request("POST", f"/recordings/live/{quote(name, safe='')}/stop")
+                await self.ari.stop_recording(name)
 
     # ------------------------------------------------------------ ending
 

@@ -62,8 +62,7 @@ def demo_dir(settings: Settings) -> Path:
 
 def flow_skills(settings: Settings, flow: str) -> list[str]:
     """The skills the flow's transfer nodes ask for, in file order."""
-    from ivr.check import find_flow
-    from ivr.check import load_flow
+    from ivr.check import find_flow, load_flow
 
     path = find_flow(settings.var_dir, flow)
     if path is None:
@@ -165,7 +164,7 @@ async def _endpoint_online(settings: Settings, endpoint: str) -> bool:
 
     st = lab_status(settings)
     async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.app) as ari:
-        info = await ari.request("GET", f"/endpoints/PJSIP/{endpoint}")
+        info = await ari.get_endpoint("PJSIP", endpoint)
     return isinstance(info, dict) and info.get("state") == "online"
 
 

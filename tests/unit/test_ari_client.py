@@ -168,3 +168,32 @@ def test_events_url():
     assert ari.events_url(subscribe_all=True).endswith("app=warmline&subscribeAll=true")
     secure = AriClient("https://pbx.example/ari/", "u", "p", "a")
     assert secure.events_url() == "wss://pbx.example/ari/events?app=a"
+
+
+async def test_features_reach_asterisk_through_client_methods_with_escaped_ids():
+    """Music on hold, subscriptions, playbacks, endpoints and channel recordings: every path is
+    built by the client, ids escaped, so no feature writes an ARI URL itself."""
+    rec = Recorder(body={})
+    async with make_client(rec, app="warm line") as ari:
+        await ari.start_moh("ch/1", "default")
+        await ari.stop_moh("ch/1")
+        await ari.subscribe("channel:agent-1")
+        await ari.get_playback("pb?1")
+        await ari.get_endpoint("PJSIP", "agent 7")
+        await ari.record_channel("ch1", "ivr-x", max_duration=5, beep=True, max_silence=3, terminate_on="#")
+        await ari.stop_recording("ivr-x")
+    got = [(r.method, r.url.raw_path.decode().split("?")[0]) for r in rec.requests]
+    assert got == [
+        ("POST", "/ari/channels/ch%2F1/moh"),
+        ("DELETE", "/ari/channels/ch%2F1/moh"),
+        ("POST", "/ari/applications/warm%20line/subscription"),
+        ("GET", "/ari/playbacks/pb%3F1"),
+        ("GET", "/ari/endpoints/PJSIP/agent%207"),
+        ("POST", "/ari/channels/ch1/record"),
+        ("POST", "/ari/recordings/live/ivr-x/stop"),
+    ]
+    assert rec.requests[0].url.params["mohClass"] == "default"
+    assert rec.requests[2].url.params["eventSource"] == "channel:agent-1"
+    record = rec.requests[5].url.params
+    assert (record["maxDurationSeconds"], record["maxSilenceSeconds"], record["terminateOn"]) == ("5", "3", "#")
+    assert record["beep"] == "true" and record["ifExists"] == "fail"

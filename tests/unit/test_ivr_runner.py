@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from core.ari import RECONNECTED, AriError
-from ivr.check import check_text, load_flow
 from core.ari_events import ChannelEvents, EventDispatcher, event_ids
+from ivr.check import check_text, load_flow
 from ivr.flow import Flow, GatherNode
 from ivr.runner import FlowResult, FlowRunner, prepare_prompts, run_flow
 from ivr.tts import PromptCache
@@ -123,18 +123,21 @@ class FakeAri:
             raise AriError(404, "GET", f"/channels/{channel_id}", "Channel not found")
         return {"id": channel_id, "state": "Up"}
 
-    async def request(self, method: str, path: str, *, body: Any = None, **params: Any) -> Any:
-        self.requests.append((method, path, params))
-        if path.endswith("/record"):
-            rec = {"name": params["name"], "target_uri": f"channel:{CHANNEL}", "format": "wav"}
-            self.emit({"type": "RecordingStarted", "recording": {**rec, "state": "recording"}})
-            self.emit({"type": "RecordingFinished", "recording": {**rec, "state": "done"}}, 0.05)
-            return rec
-        if path.startswith("/playbacks/"):
-            if path.rsplit("/", 1)[1] in self._finished:
-                raise AriError(404, method, path, "Playback not found")
-            return {}
-        return None
+    async def record_channel(self, channel_id: str, name: str, **params: Any) -> dict[str, Any]:
+        self.requests.append(("POST", f"/channels/{channel_id}/record", {"name": name, **params}))
+        rec = {"name": name, "target_uri": f"channel:{CHANNEL}", "format": "wav"}
+        self.emit({"type": "RecordingStarted", "recording": {**rec, "state": "recording"}})
+        self.emit({"type": "RecordingFinished", "recording": {**rec, "state": "done"}}, 0.05)
+        return rec
+
+    async def stop_recording(self, name: str) -> None:
+        self.requests.append(("POST", f"/recordings/live/{name}/stop", {}))
+
+    async def get_playback(self, playback_id: str) -> dict[str, Any]:
+        self.requests.append(("GET", f"/playbacks/{playback_id}", {}))
+        if playback_id in self._finished:
+            raise AriError(404, "GET", f"/playbacks/{playback_id}", "Playback not found")
+        return {}
 
 
 @pytest.fixture
@@ -434,7 +437,7 @@ async def test_multi_digit_entry_branch_and_record(
     assert result.recording_path == tmp_path / f"{result.recording}.wav"
     method, path, params = next(r for r in ari.requests if r[1].endswith("/record"))
     assert (method, path) == ("POST", f"/channels/{CHANNEL}/record")
-    assert params["maxDurationSeconds"] == 5 and params["beep"] is True and params["terminateOn"] == "#"
+    assert params["max_duration"] == 5 and params["beep"] is True and params["terminate_on"] == "#"
 
 
 async def test_longer_entry_waits_for_more_digits(
