@@ -9,25 +9,23 @@ warmline dnc import FILE [--campaign NAME] | add PHONE… | remove PHONE | list
 warmline campaign status NAME [--json]     live figures
 warmline dialer run [--campaign NAME]      the dialer worker (also inside `warmline up`)
 
-The composition root (`warmline.cli`) calls `register(app, open_database)`, handing over how to
-reach the migrated database; this package does not import the root.
+The groups are registered by `dialer.plugin`; the database comes from the root command's
+`core.cli.CliContext`, so this package never imports the root.
 """
 
 from __future__ import annotations
 
-import json
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO
+from typing import Annotated, BinaryIO
 
 import typer
 
-from core.db import Database
-from core.settings import get_settings
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 from dialer import campaigns as svc
 from dialer import dnc
 from dialer.campaigns import CampaignError
@@ -44,38 +42,8 @@ dialer_app = typer.Typer(
     help="The dialer worker: places the calls of running campaigns.", no_args_is_help=True
 )
 
-CLI_ACTOR = "cli"
 PROGRESS_FROM_BYTES = 1 << 20
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 CampaignOpt = Annotated[str, typer.Option("--campaign", "-c", help="The campaign's name.")]
-
-_open_database: Callable[[], Database] | None = None
-
-
-def register(app: typer.Typer, open_database: Callable[[], Database]) -> None:
-    """Add the dialer's command groups to the root CLI."""
-    global _open_database
-    _open_database = open_database
-    app.add_typer(campaign_app, name="campaign")
-    app.add_typer(lists_app, name="lists")
-    app.add_typer(dnc_app, name="dnc")
-    app.add_typer(dialer_app, name="dialer")
-
-
-def database() -> Database:
-    if _open_database is None:  # used without the root CLI (tests of this module alone)
-        settings = get_settings()
-        return Database(settings.db_url)
-    return _open_database()
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
-
-
-def emit(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
 
 
 @contextmanager
@@ -139,6 +107,7 @@ class ProgressBar:
 
 @campaign_app.command("create")
 def campaign_create(
+    ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The campaign's name (letters, digits, _ . -).")],
     from_file: Annotated[
         Path | None, typer.Option("--from", help="A YAML file of settings (see config/campaigns/).")
@@ -171,7 +140,7 @@ def campaign_create(
             if "elder_welfare" in overrides and not (from_file and "windows" in _yaml_keys(from_file)):
                 data.pop("windows")
             spec = svc.build_spec({**data, **overrides})
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             campaign = svc.create_campaign(session, spec, actor=CLI_ACTOR)
             info = svc.describe(session, campaign)
@@ -184,19 +153,19 @@ def _yaml_keys(path: Path) -> set[str]:
 
 
 @campaign_app.command("show")
-def campaign_show(name: str, as_json: JsonOpt = False) -> None:
+def campaign_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Show a campaign's settings, status, contacts and recent imports."""
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             info = svc.describe(session, svc.require_campaign(session, name))
     emit(info, as_json, svc.describe_text(info))
 
 
 @campaign_app.command("list")
-def campaign_list(as_json: JsonOpt = False) -> None:
+def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List campaigns, highest priority first."""
-    db = database()
+    db = cli_context(ctx).database()
     with db.session() as session:
         found = svc.list_campaigns(session)
         counts = svc.contact_counts(session)
@@ -221,6 +190,7 @@ def campaign_list(as_json: JsonOpt = False) -> None:
 
 @campaign_app.command("update")
 def campaign_update(
+    ctx: typer.Context,
     name: str,
     from_file: Annotated[Path, typer.Option("--from", help="A YAML file with the settings to change.")],
     as_json: JsonOpt = False,
@@ -233,7 +203,7 @@ def campaign_update(
             raise fail(f"{from_file}: no such file") from None
         changes, lines = svc.read_settings(text, str(from_file))
         changes.pop("name", None)
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             campaign = svc.update_campaign(
                 session, name, changes, actor=CLI_ACTOR, source=str(from_file), lines=lines
@@ -242,9 +212,9 @@ def campaign_update(
     emit(info, as_json, f"updated campaign {name}\n" + svc.describe_text(info))
 
 
-def _status(name: str, status: CampaignStatus, as_json: bool) -> None:
+def _status(ctx: typer.Context, name: str, status: CampaignStatus, as_json: bool) -> None:
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             campaign = svc.set_status(session, name, status, actor=CLI_ACTOR)
             data = {"name": campaign.name, "status": campaign.status.value}
@@ -252,36 +222,36 @@ def _status(name: str, status: CampaignStatus, as_json: bool) -> None:
 
 
 @campaign_app.command("start")
-def campaign_start(name: str, as_json: JsonOpt = False) -> None:
+def campaign_start(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Start dialling (draft → running)."""
-    _status(name, CampaignStatus.running, as_json)
+    _status(ctx, name, CampaignStatus.running, as_json)
 
 
 @campaign_app.command("pause")
-def campaign_pause(name: str, as_json: JsonOpt = False) -> None:
+def campaign_pause(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Stop placing new calls; calls in progress finish."""
-    _status(name, CampaignStatus.paused, as_json)
+    _status(ctx, name, CampaignStatus.paused, as_json)
 
 
 @campaign_app.command("resume")
-def campaign_resume(name: str, as_json: JsonOpt = False) -> None:
+def campaign_resume(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Continue a paused campaign."""
-    _status(name, CampaignStatus.running, as_json)
+    _status(ctx, name, CampaignStatus.running, as_json)
 
 
 @campaign_app.command("finish")
-def campaign_finish(name: str, as_json: JsonOpt = False) -> None:
+def campaign_finish(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """End a campaign for good (its settings freeze; contacts and outcomes stay)."""
-    _status(name, CampaignStatus.finished, as_json)
+    _status(ctx, name, CampaignStatus.finished, as_json)
 
 
 @campaign_app.command("status")
-def campaign_status(name: str, as_json: JsonOpt = False) -> None:
+def campaign_status(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Live figures: dialled, answered, human/machine, confirmed, opted out, abandoned, remaining."""
     from dialer.stats import campaign_stats, stats_text
 
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             stats = campaign_stats(session, svc.require_campaign(session, name))
     emit(stats, as_json, stats_text(stats))
@@ -292,6 +262,7 @@ def campaign_status(name: str, as_json: JsonOpt = False) -> None:
 
 @dialer_app.command("run")
 def dialer_run(
+    ctx: typer.Context,
     campaign: Annotated[
         list[str] | None, typer.Option("--campaign", "-c", help="Dial only this campaign (repeatable).")
     ] = None,
@@ -305,12 +276,13 @@ def dialer_run(
 
     from core.bus import Bus
     from dialer.engine.serve import serve_dialer
+    from dialer.welfare.events import serve_notifier
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not verbose:
         logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = get_settings()
-    db = database()
+    cli = cli_context(ctx)
+    cli.database()  # migrated before the first call is placed
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -318,8 +290,13 @@ def dialer_run(
         assert task is not None
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, task.cancel)
-        async with Bus.from_settings(settings, component="dialer") as bus:
-            await serve_dialer(settings, db, bus, campaigns=set(campaign) if campaign else None)
+        async with Bus.from_settings(cli.settings, component="dialer") as bus:
+            service = cli.service(bus)
+            # Its own welfare notifier: the alerts this worker raises are announced even when no
+            # `warmline up` runs beside it.
+            async with asyncio.TaskGroup() as workers:
+                workers.create_task(serve_dialer(service, campaigns=set(campaign) if campaign else None))
+                workers.create_task(serve_notifier(service))
 
     try:
         asyncio.run(main())
@@ -352,6 +329,7 @@ def _mapping(spec: str | None) -> dict[str, str]:
 
 @lists_app.command("import")
 def lists_import(
+    ctx: typer.Context,
     file: Annotated[
         Path, typer.Argument(help="The list: CSV/TSV (UTF-8, UTF-8 with BOM, GB18030/GBK) or XLSX.")
     ],
@@ -373,8 +351,8 @@ def lists_import(
     from dialer.lists.report import write_rejects_csv
 
     columns = _mapping(mapping)
-    settings = get_settings()
-    db = database()
+    settings = cli_context(ctx).settings
+    db = cli_context(ctx).database()
     size = file.stat().st_size if file.is_file() else 0
     bar = ProgressBar(f"importing {file.name}", sys.stderr.isatty() and size >= PROGRESS_FROM_BYTES)
     with errors(), open_binary(file) as stream:
@@ -403,6 +381,7 @@ def lists_import(
 
 @lists_app.command("preview")
 def lists_preview(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="The list file.")],
     mapping: MappingOpt = None,
     sheet: SheetOpt = None,
@@ -416,7 +395,7 @@ def lists_preview(
     with errors(), open_binary(file) as stream:
         preview = preview_list(
             stream, file.name, mapping=_mapping(mapping), sheet=sheet, header_row=header_row,
-            region=get_settings().default_region, allowed=None, rows=rows,
+            region=cli_context(ctx).settings.default_region, allowed=None, rows=rows,
         )  # fmt: skip
     lines = [
         f"{preview['file']}: {preview['format']}"
@@ -437,10 +416,10 @@ def lists_preview(
 
 
 @lists_app.command("imports")
-def lists_imports(campaign: CampaignOpt, as_json: JsonOpt = False) -> None:
+def lists_imports(ctx: typer.Context, campaign: CampaignOpt, as_json: JsonOpt = False) -> None:
     """The imports into a campaign, newest first."""
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             c = svc.require_campaign(session, campaign)
             rows = [svc.import_summary(i) for i in svc.recent_imports(session, c, 1000)]
@@ -454,6 +433,7 @@ def lists_imports(campaign: CampaignOpt, as_json: JsonOpt = False) -> None:
 
 @lists_app.command("report")
 def lists_report(
+    ctx: typer.Context,
     import_id: Annotated[int, typer.Argument(help="The import's number (see `lists imports`).")],
     out: Annotated[Path, typer.Option("--out", help="Where to write the rejected rows (CSV).")],
 ) -> None:
@@ -463,7 +443,7 @@ def lists_report(
     from dialer.lists.report import write_rejects_csv
     from dialer.models import ListImport
 
-    db = database()
+    db = cli_context(ctx).database()
     with db.session() as session:
         job = session.get(ListImport, import_id)
         if job is None:
@@ -481,6 +461,7 @@ class ExportFormat(StrEnum):
 
 @lists_app.command("export")
 def lists_export(
+    ctx: typer.Context,
     campaign: CampaignOpt,
     out: Annotated[Path, typer.Option("--out", help="The file to write.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx.")] = ExportFormat.csv,
@@ -491,7 +472,7 @@ def lists_export(
     from dialer.lists.export import export_contacts
 
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             c = svc.require_campaign(session, campaign)
             if fmt is ExportFormat.csv:
@@ -528,6 +509,7 @@ def _dnc_text(r: dnc.DncResult, where: str) -> str:
 
 @dnc_app.command("import")
 def dnc_import(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="CSV/XLSX with a phone column (or only numbers).")],
     campaign: DncCampaignOpt = None,
     reason: ReasonOpt = None,
@@ -535,7 +517,7 @@ def dnc_import(
     as_json: JsonOpt = False,
 ) -> None:
     """Add every number of a file to the global do-not-call list or a campaign's."""
-    db = database()
+    db = cli_context(ctx).database()
     with errors(), open_binary(file) as stream:
         r = dnc.import_file(
             db,
@@ -551,6 +533,7 @@ def dnc_import(
 
 @dnc_app.command("add")
 def dnc_add(
+    ctx: typer.Context,
     numbers: Annotated[list[str], typer.Argument(help="Numbers as people write them.")],
     campaign: DncCampaignOpt = None,
     reason: ReasonOpt = None,
@@ -558,7 +541,7 @@ def dnc_add(
 ) -> None:
     """Put numbers on the global do-not-call list or a campaign's."""
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             c = svc.require_campaign(session, campaign) if campaign else None
             r = dnc.add_numbers(session, numbers, campaign=c, source="cli", reason=reason, actor=CLI_ACTOR)
@@ -568,10 +551,12 @@ def dnc_add(
 
 
 @dnc_app.command("remove")
-def dnc_remove(number: str, campaign: DncCampaignOpt = None, as_json: JsonOpt = False) -> None:
+def dnc_remove(
+    ctx: typer.Context, number: str, campaign: DncCampaignOpt = None, as_json: JsonOpt = False
+) -> None:
     """Take a number off a do-not-call list."""
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             c = svc.require_campaign(session, campaign) if campaign else None
             gone = dnc.remove_number(session, number, campaign=c, actor=CLI_ACTOR)
@@ -587,6 +572,7 @@ def dnc_remove(number: str, campaign: DncCampaignOpt = None, as_json: JsonOpt = 
 
 @dnc_app.command("list")
 def dnc_list(
+    ctx: typer.Context,
     campaign: DncCampaignOpt = None,
     search: Annotated[str | None, typer.Option(help="Digits the number contains.")] = None,
     limit: Annotated[int, typer.Option(min=1, max=100000)] = 100,
@@ -595,7 +581,7 @@ def dnc_list(
 ) -> None:
     """List a do-not-call list, newest first."""
     with errors():
-        db = database()
+        db = cli_context(ctx).database()
         with db.session() as session:
             c = svc.require_campaign(session, campaign) if campaign else None
             total, entries = dnc.list_entries(session, campaign=c, limit=limit, offset=offset, search=search)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from pathlib import Path
@@ -12,13 +11,13 @@ from typing import Annotated, Any
 
 import typer
 
+from core.cli import JsonOpt, cli_context, emit, fail
 from ivr.check import Problem, check_file
 
 ivr_app = typer.Typer(
     help="IVR flows: check them, render their prompts, try one in the lab.", no_args_is_help=True
 )
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 PromptDirsOpt = Annotated[
     list[Path] | None,
     typer.Option("--prompts-dir", help="Also look for recorded prompt files here (repeatable)."),
@@ -28,17 +27,12 @@ FieldOpt = Annotated[
 ]
 
 
-def _emit(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
-
-
 def _fields(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            typer.secho(f"error: --field {pair!r}: write name=value", err=True, fg=typer.colors.RED)
-            raise typer.Exit(2)
+            raise fail(f"--field {pair!r}: write name=value")
         out[name.strip()] = value
     return out
 
@@ -77,19 +71,19 @@ def check(
     if problems:
         lines.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
     data = {"ok": not problems, "files": files, "problems": [p.model_dump() for p in problems]}
-    _emit(data, as_json, "\n".join(lines))
+    emit(data, as_json, "\n".join(lines))
     raise typer.Exit(2 if problems else 0)
 
 
 @ivr_app.command("prompts")
 def prompts(
+    ctx: typer.Context,
     flow_file: Annotated[Path, typer.Argument(help="Flow YAML file.")],
     field: FieldOpt = None,
     prompts_dir: PromptDirsOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Render (or find cached) every prompt of a flow for one contact; shows files and timings."""
-    from core.settings import get_settings
     from ivr.check import FlowError, load_flow
     from ivr.flow import render, resolve_prompt_file
     from ivr.tts import PromptCache, TtsError, wav_seconds
@@ -100,7 +94,7 @@ def prompts(
     except FlowError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    cache = PromptCache.for_var_dir(get_settings().var_dir, voice=flow.voice)
+    cache = PromptCache.for_var_dir(cli_context(ctx).settings.var_dir, voice=flow.voice)
     rows: list[dict[str, Any]] = []
     try:
         for node_id, where, prompt in flow.all_prompts():
@@ -125,17 +119,17 @@ def prompts(
                 }
             )
     except TtsError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(1) from exc
+        raise fail(str(exc), 1) from exc
     text = "\n".join(
         f"{r['node']:<16} {r['audio_seconds']:>5.1f} s  {r['made_in_seconds'] * 1000:>6.0f} ms  {r['text']}"
         for r in rows
     )
-    _emit({"flow": flow.name, "prompts": rows, "cache": str(cache.root)}, as_json, text)
+    emit({"flow": flow.name, "prompts": rows, "cache": str(cache.root)}, as_json, text)
 
 
 @ivr_app.command("run")
 def run(
+    ctx: typer.Context,
     flow_file: Annotated[Path, typer.Argument(help="Flow YAML file.")],
     number: Annotated[str, typer.Option(help="Number to call, e.g. 13800138000 (lab callee by last digit).")],
     endpoint: Annotated[
@@ -146,19 +140,19 @@ def run(
     as_json: JsonOpt = False,
 ) -> None:
     """Call one number through ARI (by default the lab's simulated network) and run the flow on it."""
-    from core.settings import get_settings
     from ivr.check import FlowError, load_flow
 
     if not number.lstrip("+").isdigit():
-        typer.secho("error: --number takes digits only", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2)
+        raise fail("--number takes digits only")
     values = _fields(field)
     try:
         flow = load_flow(flow_file, prompt_dirs=prompts_dir or [])
     except FlowError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    result = asyncio.run(_run_once(get_settings(), flow, number, endpoint, values, prompts_dir or []))
+    result = asyncio.run(
+        _run_once(cli_context(ctx).settings, flow, number, endpoint, values, prompts_dir or [])
+    )
     text = (
         f"outcome {result['outcome']} (escalate: {result['escalate']}); ended {result['ended']}"
         f"{' by ' + result['hangup_by'] if result['hangup_by'] else ''}; keys {result['keys'] or '-'}; "
@@ -166,7 +160,7 @@ def run(
         + (f"; transfer to skill {result['transfer']['skill']}" if result["transfer"] else "")
         + (f"; error {result['error']}" if result["error"] else "")
     )
-    _emit(result, as_json, text)
+    emit(result, as_json, text)
 
 
 async def _run_once(

@@ -10,20 +10,17 @@ warmline recordings retention CAMPAIGN [DAYS]
 
 from __future__ import annotations
 
-import json
 import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db import Database
-from core.settings import get_settings
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 
 if TYPE_CHECKING:
     from recordings.analytics import CallAnalytics
@@ -48,7 +45,7 @@ class Channel(StrEnum):
 @app.command("analyze")
 def analyze(
     file: Annotated[Path, typer.Argument(help="A call recording: WAV (or FLAC, OGG), stereo or mono.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")] = False,
+    as_json: JsonOpt = False,
     agent_channel: Annotated[
         Channel, typer.Option("--agent-channel", help="The channel that carries the agent.")
     ] = Channel.left,
@@ -88,8 +85,7 @@ def analyze(
         else:
             result = analyze_file(file, settings)
     except AnalyticsError as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from exc
+        raise fail(str(exc)) from exc
     typer.echo(result.to_json() if as_json else summary(result))
 
 
@@ -131,31 +127,6 @@ def summary(r: CallAnalytics) -> str:
 
 # --- the registry: register, list, verify, purge, retention -----------------------------------
 
-CLI_ACTOR = "cli"
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-_open_database: Callable[[], Database] | None = None
-
-
-def use_database(open_database: Callable[[], Database]) -> None:
-    """Called by the composition root with how to reach the migrated database."""
-    global _open_database
-    _open_database = open_database
-
-
-def database() -> Database:
-    if _open_database is None:  # used without the root CLI
-        return Database(get_settings().db_url)
-    return _open_database()
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
-
-
-def emit(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
-
 
 def _campaign_id(session: Session, campaign: str | None) -> int | None:
     from dialer.models import Campaign
@@ -170,7 +141,7 @@ def _campaign_id(session: Session, campaign: str | None) -> int | None:
     return row.id
 
 
-def _when(text: str | None, what: str) -> datetime | None:
+def _when(text: str | None, what: str, timezone: str) -> datetime | None:
     if text is None:
         return None
     try:
@@ -180,12 +151,13 @@ def _when(text: str | None, what: str) -> datetime | None:
     if value.tzinfo is None:
         from zoneinfo import ZoneInfo
 
-        value = value.replace(tzinfo=ZoneInfo(get_settings().timezone))
+        value = value.replace(tzinfo=ZoneInfo(timezone))
     return value
 
 
 @app.command("register")
 def register_cmd(
+    ctx: typer.Context,
     file: Annotated[Path, typer.Argument(help="A finished call recording (WAV), e.g. an import.")],
     campaign: Annotated[str | None, typer.Option("--campaign", "-c", help="The campaign's name.")] = None,
     agent: Annotated[str | None, typer.Option("--agent", help="The agent's user name.")] = None,
@@ -203,14 +175,14 @@ def register_cmd(
     """Register a recording: copied into the store by date under a UUID name, checksummed, analysed."""
     from recordings import service
 
-    settings = get_settings()
-    started_at = _when(started, "--started")
+    cli = cli_context(ctx)
+    settings = cli.settings
+    started_at = _when(started, "--started", settings.timezone)
     if started_at is None:
         if not file.is_file():
             raise fail(f"{file}: no such file")
         started_at = datetime.fromtimestamp(file.stat().st_mtime, UTC)
-    db = database()
-    with db.session() as session:
+    with cli.database().session() as session:
         try:
             rec = service.register_recording(
                 session,
@@ -240,6 +212,7 @@ def register_cmd(
 
 @app.command("list")
 def list_cmd(
+    ctx: typer.Context,
     agent: Annotated[str | None, typer.Option("--agent", help="Only this agent's calls.")] = None,
     limit: Annotated[int, typer.Option("--limit", help="At most this many, newest first.")] = 50,
     as_json: JsonOpt = False,
@@ -248,7 +221,7 @@ def list_cmd(
     from recordings import service
     from recordings.models import CallRecording
 
-    with database().session() as session:
+    with cli_context(ctx).database().session() as session:
         q = select(CallRecording).order_by(CallRecording.started_at.desc()).limit(limit)
         if agent:
             q = q.where(CallRecording.agent == agent)
@@ -261,12 +234,13 @@ def list_cmd(
 
 
 @app.command("verify")
-def verify_cmd(as_json: JsonOpt = False) -> None:
+def verify_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Check every recording's file: present, same size and checksum, readable audio. Exit 1 on problems."""
     from recordings import service
 
-    with database().session() as session:
-        report = service.verify(session, get_settings(), actor=CLI_ACTOR).to_dict()
+    cli = cli_context(ctx)
+    with cli.database().session() as session:
+        report = service.verify(session, cli.settings, actor=CLI_ACTOR).to_dict()
     lines = [
         f"checked {report['checked']}: {report['ok']} ok, {report['missing']} missing, {report['corrupt']} corrupt"
     ]
@@ -278,6 +252,7 @@ def verify_cmd(as_json: JsonOpt = False) -> None:
 
 @app.command("purge")
 def purge_cmd(
+    ctx: typer.Context,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Say what would be deleted; delete nothing.")
     ] = False,
@@ -286,8 +261,9 @@ def purge_cmd(
     """Delete recordings past their campaign's retention (each deletion is audited)."""
     from recordings import service
 
-    with database().session() as session:
-        report = service.purge(session, get_settings(), dry_run=dry_run, actor=CLI_ACTOR).to_dict()
+    cli = cli_context(ctx)
+    with cli.database().session() as session:
+        report = service.purge(session, cli.settings, dry_run=dry_run, actor=CLI_ACTOR).to_dict()
     verb = "would purge" if dry_run else "purged"
     lines = [f"{verb} {report['count']} recording{'s' if report['count'] != 1 else ''}"]
     lines += [
@@ -299,6 +275,7 @@ def purge_cmd(
 
 @app.command("retention")
 def retention_cmd(
+    ctx: typer.Context,
     campaign: Annotated[str, typer.Argument(help="The campaign's name.")],
     days: Annotated[
         int | None, typer.Argument(help="Keep its recordings this many days; omit to show.")
@@ -309,8 +286,9 @@ def retention_cmd(
     from recordings import service
     from recordings.models import RecordingRetention
 
-    settings = get_settings()
-    with database().session() as session:
+    cli = cli_context(ctx)
+    settings = cli.settings
+    with cli.database().session() as session:
         cid = _campaign_id(session, campaign)
         assert cid is not None
         if days is not None:

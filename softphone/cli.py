@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 
+from core.cli import fail
+
 app = typer.Typer(help="The agent's softphone (SIP, accessible local UI, headless mode).")
 
 
@@ -60,8 +62,7 @@ def softphone(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
         if not password:
-            typer.secho("error: --password-stdin given but stdin had no password line", err=True, fg="red")
-            raise typer.Exit(2)
+            raise fail("--password-stdin given but stdin had no password line")
     else:
         password = typer.prompt("Password", hide_input=True)
     host, _, port = (mqtt or "").partition(":")
@@ -85,6 +86,5 @@ def softphone(
     try:
         code = asyncio.run(run(opts))
     except ProvisioningError as exc:
-        typer.secho(f"error: {exc}", err=True, fg="red")
-        raise typer.Exit(1) from exc
+        raise fail(str(exc), 1) from exc
     raise typer.Exit(code)

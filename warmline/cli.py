@@ -12,14 +12,11 @@ import typer
 
 from core.auth import service as auth
 from core.auth.models import Role
+from core.cli import CLI_ACTOR, CliContext, JsonOpt, cli_context, emit, fail
 from core.db import Database
 from core.settings import Settings, get_settings
-from dialer.cli import register as register_dialer
-from ivr.cli import ivr_app
-from recordings.cli import app as recordings_app
-from recordings.qa.cli import register as register_qa
-from softphone.cli import app as softphone_app
 from warmline import accounts, migrate
+from warmline.features import collect
 
 app = typer.Typer(help="warmline: telephony for a home-based contact centre.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -28,21 +25,10 @@ lab_app = typer.Typer(help="The lab: Asterisk and simulated callees on this mach
 app.add_typer(db_app, name="db")
 app.add_typer(users_app, name="users")
 app.add_typer(lab_app, name="lab")
-app.add_typer(ivr_app, name="ivr")
-app.add_typer(softphone_app, name="softphone")
-app.add_typer(recordings_app, name="recordings")
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
-CLI_ACTOR = "cli"
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
-    return typer.Exit(code)
-
-
-def emit(data: Any, as_json: bool, text: str) -> None:
-    typer.echo(json.dumps(data, ensure_ascii=False, default=str) if as_json else text)
+FEATURES = collect()
+for _name, _group in FEATURES.command_groups:
+    app.add_typer(_group, name=_name)
 
 
 def ready_database(settings: Settings) -> Database:
@@ -52,23 +38,27 @@ def ready_database(settings: Settings) -> Database:
     return Database(settings.db_url)
 
 
-register_dialer(app, lambda: ready_database(get_settings()))
-register_qa(app, lambda: ready_database(get_settings()))
+@app.callback()
+def root(ctx: typer.Context) -> None:
+    # Every command below reads settings and the migrated database through this (core.cli). A
+    # caller that already handed one in (a test, through CliRunner.invoke(obj=...)) keeps it.
+    if not isinstance(ctx.obj, CliContext):
+        ctx.obj = CliContext(get_settings, ready_database, stasis=FEATURES.stasis)
 
 
 @db_app.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     """Migrate the database schema (default: to the newest revision)."""
-    settings = get_settings()
+    settings = cli_context(ctx).settings
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url, revision)
     typer.echo(f"database at revision {migrate.current_revision(settings.db_url)}")
 
 
 @db_app.command("current")
-def db_current() -> None:
+def db_current(ctx: typer.Context) -> None:
     """Print the schema revision the database is at."""
-    typer.echo(migrate.current_revision(get_settings().db_url) or "empty")
+    typer.echo(migrate.current_revision(cli_context(ctx).settings.db_url) or "empty")
 
 
 def read_password(from_stdin: bool) -> str:
@@ -85,6 +75,7 @@ def read_password(from_stdin: bool) -> str:
 
 @users_app.command("add")
 def users_add(
+    ctx: typer.Context,
     name: str,
     role: Annotated[Role, typer.Option(help="agent, manager, qa, supervisor or admin")],
     password_stdin: Annotated[
@@ -94,9 +85,10 @@ def users_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user. An agent also gets a PJSIP endpoint with a generated secret."""
-    settings = get_settings()
+    cli = cli_context(ctx)
+    settings = cli.settings
     password = read_password(password_stdin)
-    db = ready_database(settings)
+    db = cli.database()
     try:
         change = asyncio.run(
             accounts.add_user(settings, db, name, role, password, actor=CLI_ACTOR, display_name=display_name)
@@ -108,10 +100,10 @@ def users_add(
 
 
 @users_app.command("disable")
-def users_disable(name: str, as_json: JsonOpt = False) -> None:
+def users_disable(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
     """Disable a user: tokens revoked, SIP endpoint removed from Asterisk. Nothing is deleted."""
-    settings = get_settings()
-    db = ready_database(settings)
+    cli = cli_context(ctx)
+    settings, db = cli.settings, cli.database()
     try:
         change = asyncio.run(accounts.disable_user(settings, db, name, actor=CLI_ACTOR))
     except auth.AccountError as exc:
@@ -120,10 +112,9 @@ def users_disable(name: str, as_json: JsonOpt = False) -> None:
 
 
 @users_app.command("list")
-def users_list(as_json: JsonOpt = False) -> None:
+def users_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """List users with their roles and state."""
-    db = ready_database(get_settings())
-    with db.session() as session:
+    with cli_context(ctx).database().session() as session:
         rows = [
             {
                 "name": u.name,
@@ -142,36 +133,36 @@ def _sync_text(sync: dict[str, str]) -> str:
 
 
 @lab_app.command("start")
-def lab_start(as_json: JsonOpt = False) -> None:
+def lab_start(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Start the lab's Asterisk and simulated callees (no-op when running)."""
     from warmline.lab import LabError
     from warmline.lab import lab_start as start
 
     try:
-        status = start(get_settings())
+        status = start(cli_context(ctx).settings)
     except LabError as exc:
         raise fail(str(exc)) from exc
     emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
 
 
 @lab_app.command("stop")
-def lab_stop(as_json: JsonOpt = False) -> None:
+def lab_stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Stop the lab's Asterisk."""
+    from warmline.lab import lab_status as status_of
     from warmline.lab import lab_stop as stop
 
-    stop(get_settings())
-    from warmline.lab import lab_status as status_of
-
-    status = status_of(get_settings())
+    settings = cli_context(ctx).settings
+    stop(settings)
+    status = status_of(settings)
     emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
 
 
 @lab_app.command("status")
-def lab_status(as_json: JsonOpt = False) -> None:
+def lab_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Say whether the lab runs, and how to reach it (ARI, SIP)."""
     from warmline.lab import lab_status as status_of
 
-    status = status_of(get_settings())
+    status = status_of(cli_context(ctx).settings)
     emit(status.model_dump(), as_json, _lab_text(status.model_dump()))
 
 
@@ -183,6 +174,7 @@ def _lab_text(s: dict[str, Any]) -> str:
 
 @app.command("demo")
 def demo(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     per_digit: Annotated[int, typer.Option(min=1, max=50, help="Contacts per callee behaviour.")] = 3,
@@ -198,8 +190,8 @@ def demo(
     from warmline.demo import prepare_demo
     from warmline.demo_campaign import recordings_text, run_demo, table_text
 
-    settings = get_settings()
-    db = ready_database(settings)
+    cli = cli_context(ctx)
+    settings, db = cli.settings, cli.database()
     typer.echo(prepare_demo(settings, db), err=as_json)
     started = time.monotonic()
     rows = run_demo(settings, db, per_digit=per_digit)
@@ -213,11 +205,12 @@ def demo(
     if bad:
         raise typer.Exit(1)
     if serve and not as_json:
-        up(host, port)
+        up(ctx, host, port)
 
 
 @app.command("up")
 def up(
+    ctx: typer.Context,
     host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
     port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
 ) -> None:
@@ -226,8 +219,8 @@ def up(
 
     from warmline.app import create_app
 
-    settings = get_settings()
-    db = ready_database(settings)
+    cli = cli_context(ctx)
+    settings, db = cli.settings, cli.database()
     uvicorn.run(create_app(settings, db), host=host or settings.api_host, port=port or settings.api_port)
 
 

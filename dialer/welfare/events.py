@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from core.bus import Bus
 from core.db import Database, utcnow
+from core.features import ServiceContext
 from core.messages import WelfareAlert
 from core.settings import Settings
 from dialer.welfare.models import Alert, AlertState
@@ -232,3 +233,8 @@ def _after_rollback(session: Session) -> None:
     # A savepoint's rollback (a concurrent duplicate) leaves the outer transaction's alerts be.
     if not session.in_transaction():
         take_pending(session)
+
+
+async def serve_notifier(ctx: ServiceContext) -> None:
+    """The ``welfare-notifier`` worker (registered by dialer.plugin)."""
+    await run_notifier(ctx.settings, ctx.db, ctx.bus)

@@ -5,38 +5,27 @@ warmline qa agreement [--period 2026-W48] [--json]
 warmline qa averages [--period 2026-W48] [--json]
 warmline qa scorecard NAME|FILE [--json]
 
-The composition root calls `register(app, open_database)`; this package does not import the root.
+Registered by `recordings.plugin`; the database comes from the root command's `core.cli.CliContext`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from core.db import Database
-from core.settings import get_settings
-from recordings import cli as recordings_cli
-from recordings.cli import emit, fail
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 
 qa_app = typer.Typer(help="QA: fair samples of recordings, scorecards, calibration.", no_args_is_help=True)
-CLI_ACTOR = "cli"
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 PeriodOpt = Annotated[
     str | None, typer.Option("--period", help="An ISO week (2026-W48), a date, or FROM..TO dates.")
 ]
 
 
-def register(app: typer.Typer, open_database: Callable[[], Database]) -> None:
-    """Add `warmline qa` and give `warmline recordings` its database."""
-    recordings_cli.use_database(open_database)
-    app.add_typer(qa_app, name="qa")
-
-
 @qa_app.command("sample")
 def sample(
+    ctx: typer.Context,
     period: Annotated[
         str, typer.Option("--period", help="An ISO week (2026-W48), a date, or FROM..TO dates.")
     ],
@@ -65,11 +54,12 @@ def sample(
     except ValidationError as exc:
         problems = "; ".join(f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors())
         raise fail(problems) from exc
-    with recordings_cli.database().session() as session:
+    cli = cli_context(ctx)
+    with cli.database().session() as session:
         try:
             result = service.draw_sample(
                 session,
-                get_settings(),
+                cli.settings,
                 period,
                 seed=seed,
                 params=params,
@@ -83,11 +73,11 @@ def sample(
 
 
 @qa_app.command("agreement")
-def agreement(period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
+def agreement(ctx: typer.Context, period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
     """Agreement of blind double scoring: percent agreement per item and overall, Cohen's kappa."""
     from recordings.qa import reviews
 
-    with recordings_cli.database().session() as session:
+    with cli_context(ctx).database().session() as session:
         data = reviews.agreement(session, period)
     if not data["calls"]:
         emit(data, as_json, "no call has been scored twice yet")
@@ -105,11 +95,11 @@ def agreement(period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
 
 
 @qa_app.command("averages")
-def averages(period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
+def averages(ctx: typer.Context, period: PeriodOpt = None, as_json: JsonOpt = False) -> None:
     """Mean review scores per agent: the random sample's and the targeted queue's apart."""
     from recordings.qa import reviews
 
-    with recordings_cli.database().session() as session:
+    with cli_context(ctx).database().session() as session:
         data = reviews.averages(session, period)
 
     def fmt(x: dict[str, float] | None) -> str:

@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from core.auth import service
 from core.auth.models import Role
+from core.cli import CliContext
 from core.db import Database
 from core.settings import Settings
 from dialer import campaigns as svc
@@ -54,17 +55,13 @@ def test_stats_for_managers_and_supervisors_only(client: TestClient) -> None:
     assert client.get("/api/campaigns/nope/stats", headers=login(client, "mgr")).status_code == 404
 
 
-def test_cli_status(
-    settings: Settings, db: Database, client: TestClient, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from dialer import cli
-
-    monkeypatch.setattr(cli, "_open_database", lambda: db)
+def test_cli_status(settings: Settings, db: Database, client: TestClient) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["campaign", "status", "flu", "--json"])
+    given = CliContext(lambda: settings, lambda _settings: db)  # the root command keeps what it is handed
+    result = runner.invoke(app, ["campaign", "status", "flu", "--json"], obj=given)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["figures"]["opted_out"] == 1 and data["status"] == "running"
-    text = runner.invoke(app, ["campaign", "status", "flu"])
+    text = runner.invoke(app, ["campaign", "status", "flu"], obj=given)
     assert "opted out" in text.output and text.exit_code == 0
-    assert runner.invoke(app, ["campaign", "status", "nope"]).exit_code == 2
+    assert runner.invoke(app, ["campaign", "status", "nope"], obj=given).exit_code == 2

@@ -1,0 +1,24 @@
+"""The agents' part of the service: their API, and the workers that keep what agents' softphones
+publish on the bus (states, call quality)."""
+
+from __future__ import annotations
+
+from agents.api import router
+from agents.events import record_agent_states, record_call_quality
+from core.features import Registry, ServiceContext
+
+
+async def keep_agent_states(ctx: ServiceContext) -> None:
+    if ctx.bus is not None:  # without a bus there is nothing to keep
+        await record_agent_states(ctx.bus, ctx.db)
+
+
+async def keep_call_quality(ctx: ServiceContext) -> None:
+    if ctx.bus is not None:
+        await record_call_quality(ctx.bus, ctx.db)
+
+
+def register(registry: Registry) -> None:
+    registry.router(router)
+    registry.worker("agent-states", keep_agent_states)
+    registry.worker("call-quality", keep_call_quality)
