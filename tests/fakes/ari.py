@@ -345,6 +345,14 @@ class _Failure:
 
 
 @dataclass
+class _Trigger:
+    kind: str
+    channel: str | None
+    nth: int
+    action: Callable[[], object]
+
+
+@dataclass
 class _Delay:
     op: str
     seconds: float
@@ -382,6 +390,7 @@ class FakeAsterisk:
         self._clients: list[FakeAri] = []
         self._failures: list[_Failure] = []
         self._delays: list[_Delay] = []
+        self._triggers: list[_Trigger] = []
         self._serial = itertools.count(1)
         self._up_event: asyncio.Event | None = None
 
@@ -457,8 +466,21 @@ class FakeAsterisk:
             seconds = 0.0
         return (EPOCH + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
 
+    def when(
+        self, kind: str, action: Callable[[], object], *, channel: str | None = None, nth: int = 1
+    ) -> None:
+        """Run `action` (soon after, from the loop) once the `nth` event of type `kind` (about
+        `channel`, if given) has been sent: "restart Asterisk when the second prompt starts"."""
+        self._triggers.append(_Trigger(kind, channel, nth, action))
+
     def _send(self, event: JSON, apps: set[str] | None) -> None:
         self.events.append(event)
+        for trigger in list(self._triggers):
+            if event["type"] == trigger.kind and (trigger.channel is None or trigger.channel in _ids(event)):
+                trigger.nth -= 1
+                if trigger.nth == 0:
+                    self._triggers.remove(trigger)
+                    asyncio.get_running_loop().call_soon(trigger.action)
         for client in self._clients:
             if client.connected and (apps is None or client.app in apps):
                 client.deliver({**event, "application": client.app})
