@@ -12,7 +12,6 @@ test controls. Invariants kept here:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import uuid
 from collections import defaultdict
@@ -29,6 +28,7 @@ from dialer.campaigns import CampaignSpec, spec_of
 from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
 from dialer.outcomes import RETRY_RULE, CallFacts, Outcome, classify, is_final
 from dialer.schedule import caps_allow, in_window, next_allowed_by_caps, next_attempt_at, next_window_start
+from dialer.welfare.service import raise_alert
 
 log = logging.getLogger(__name__)
 
@@ -312,34 +312,20 @@ def close(
             kind = "no_input"  # answered, but the elder never pressed a key: someone must look
         elif contact.state is ContactState.exhausted:
             kind = "unreached"
-        if kind is not None and raise_welfare_alert(
-            session,
-            campaign,
-            contact,
-            attempt.id,
-            kind,
-            {"outcome": result.value, "attempts": contact.attempts},
-        ):
+        if kind is not None:
+            # In the close's transaction: the alert lands if and only if the outcome does, and the
+            # welfare notifier announces it after the commit (the caller may wake it).
+            raise_alert(
+                session,
+                campaign=campaign,
+                contact=contact,
+                attempt_id=attempt.id,
+                kind=kind,
+                detail={"outcome": result.value, "attempts": contact.attempts},
+            )
             closed.alerts.append(kind)
     session.flush()
     return closed
-
-
-def raise_welfare_alert(
-    session: Session, campaign: Campaign, contact: Contact, attempt_id: str, kind: str, detail: dict[str, Any]
-) -> bool:
-    """Hand an elder-welfare escalation to `dialer.welfare.service.raise_alert` when it exists."""
-    try:
-        service: Any = importlib.import_module("dialer.welfare.service")
-    except ImportError:
-        log.warning(
-            "welfare alert %s for attempt %s not raised: dialer.welfare is not installed", kind, attempt_id
-        )
-        return False
-    service.raise_alert(
-        session, campaign=campaign, contact=contact, attempt_id=attempt_id, kind=kind, detail=detail
-    )
-    return True
 
 
 def forget_undialled(session: Session, attempt_id: str, contact_id: int) -> None:

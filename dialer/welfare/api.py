@@ -1,15 +1,19 @@
-"""Welfare alerts for supervisors: list, acknowledge, resolve (JSON API)."""
+"""Welfare alerts for supervisors: list, acknowledge, resolve (JSON API).
+
+A change is stored by the request that makes it; its bus event goes out after the response, once
+the request's transaction has committed (``announce_change``)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
 from dialer.welfare import service
+from dialer.welfare.events import announce_change
 from dialer.welfare.models import AlertState
 
 router = APIRouter(prefix="/api/welfare", tags=["welfare"])
@@ -38,6 +42,12 @@ def _one(session: Any, alert_id: int) -> dict[str, Any]:
     return service.describe(service.get_alert(session, alert_id))
 
 
+def _announce_after(request: Request, after: BackgroundTasks, alert_id: int, by: str) -> None:
+    # Background tasks run after the response, and the session commits before it is sent.
+    state = request.app.state
+    after.add_task(announce_change, getattr(state, "bus", None), state.db, alert_id, by=by)
+
+
 @router.get("/alerts")
 def list_alerts(
     session: SessionDep,
@@ -64,7 +74,12 @@ def get_alert(alert_id: int, session: SessionDep, _user: Viewer) -> dict[str, An
 
 @router.post("/alerts/{alert_id}/acknowledge")
 def acknowledge(
-    alert_id: int, session: SessionDep, user: Supervisor, body: AckRequest | None = None
+    alert_id: int,
+    session: SessionDep,
+    user: Supervisor,
+    request: Request,
+    after: BackgroundTasks,
+    body: AckRequest | None = None,
 ) -> dict[str, Any]:
     try:
         alert = service.acknowledge(session, alert_id, actor=user.name, note=body.note if body else None)
@@ -72,11 +87,19 @@ def acknowledge(
         raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
     except service.AlertError as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+    _announce_after(request, after, alert_id, user.name)
     return service.describe(alert)
 
 
 @router.post("/alerts/{alert_id}/resolve")
-def resolve(alert_id: int, body: ResolveRequest, session: SessionDep, user: Supervisor) -> dict[str, Any]:
+def resolve(
+    alert_id: int,
+    body: ResolveRequest,
+    session: SessionDep,
+    user: Supervisor,
+    request: Request,
+    after: BackgroundTasks,
+) -> dict[str, Any]:
     try:
         alert = service.resolve(session, alert_id, actor=user.name, resolution=body.resolution)
     except service.AlertNotFound as exc:
@@ -84,4 +107,5 @@ def resolve(alert_id: int, body: ResolveRequest, session: SessionDep, user: Supe
     except service.AlertError as exc:
         code = status.HTTP_409_CONFLICT if "already" in str(exc) else status.HTTP_422_UNPROCESSABLE_ENTITY
         raise HTTPException(code, str(exc)) from exc
+    _announce_after(request, after, alert_id, user.name)
     return service.describe(alert)

@@ -1,15 +1,23 @@
-"""Telling people about welfare alerts: a bus event and an optional webhook, after the commit.
+"""Telling people about welfare alerts: a bus event and an optional webhook, from a durable outbox.
 
-``raise_alert`` notes the new alert's id in the session; when that session commits, the
-``after_commit`` hook hands the ids to the installed :class:`WelfareNotifier` (one per process,
-installed by whoever owns the bus: the service's lifespan or the dialer runtime). A rolled-back
-transaction announces nothing. Without a notifier the alert is still in the table -- the console
-polls it -- and the notifier's start-up sweep delivers webhooks that never went out.
+An alert is raised inside the dialer's transaction, and the alert row is itself the pending notice:
+until it has been announced its ``webhook_status`` is NULL. The notifier -- the ``welfare-notifier``
+worker, one per service process -- looks for such alerts every few seconds and whenever it is woken
+(:func:`wake`, which the dialer calls after committing a close that raised one). It claims each
+alert with a compare-and-set on ``webhook_status`` (so two processes never both announce it),
+publishes the bus event, posts the webhook when one is configured and writes the outcome:
+``delivered``, ``failed: ...`` or ``not configured``. A process that dies between the commit and the
+notice loses nothing: the next look, in any process, finds the alert still pending; a claim left by
+a process that died while sending expires after ``CLAIM_S``. A rolled-back transaction leaves no
+row, so it announces nothing.
+
+Acknowledging and resolving are a person's actions, stored by the request that carries them;
+:func:`announce_change` puts them on the bus after that request has committed (the row is the
+record, and the console polls it).
 
 Webhook: ``POST settings.welfare_webhook_url`` with JSON ``{"event": "welfare.alert.raised",
 "alert": {...}}`` (masked number only); any 2xx is delivered; otherwise retried with exponential
-backoff, ``settings.welfare_webhook_attempts`` times in all; the outcome is written to the alert
-(``webhook_status``) and failures are logged, never raised.
+backoff, ``settings.welfare_webhook_attempts`` times in all; failures are logged, never raised.
 """
 
 from __future__ import annotations
@@ -17,13 +25,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import or_, select, update
 
 from core.bus import Bus
 from core.db import Database, utcnow
@@ -31,11 +37,22 @@ from core.features import ServiceContext
 from core.messages import WelfareAlert
 from core.settings import Settings
 from dialer.welfare.models import Alert, AlertState
-from dialer.welfare.service import describe, summary_text, take_pending
+from dialer.welfare.service import describe, summary_text
 
 log = logging.getLogger(__name__)
 
-_NOTIFIER: WelfareNotifier | None = None
+POLL_S = 3.0
+"""Seconds between looks for pending alerts when nobody wakes the notifier."""
+CLAIM_S = 300.0
+"""A claim older than this was left by a process that died while sending: the alert is pending again."""
+RECENT = timedelta(days=2)
+"""Only alerts this recent are announced late (a first start must not replay an old history)."""
+NOT_CONFIGURED = "not configured"
+_CLAIM = "sending until "
+
+# The notifiers running in this process, so that wake() reaches them; each adds itself while it
+# runs (nothing else writes this).
+_running: set[WelfareNotifier] = set()
 
 
 def topic_id(alert_id: int) -> str:
@@ -56,8 +73,35 @@ def message_for(alert: Alert, *, by: str | None = None) -> WelfareAlert:
     )
 
 
+def wake() -> None:
+    """An alert was just committed: the notifiers of this process look now, not at their next poll.
+
+    Thread-safe (the dialer commits in worker threads); a shortcut only -- the poll is what
+    guarantees delivery."""
+    for notifier in list(_running):
+        notifier.wake()
+
+
+def _claim_value(now: datetime, lease_s: float) -> str:
+    # Fixed-width ISO time in UTC, so the expiry can be read back exactly.
+    return _CLAIM + (now + timedelta(seconds=lease_s)).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _claim_expired(status: str, now: datetime) -> bool:
+    try:
+        until = datetime.strptime(status.removeprefix(_CLAIM), "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return True  # not a claim this code wrote: treat it as abandoned
+    return until.replace(tzinfo=now.tzinfo) <= now
+
+
+def _load(db: Database, alert_id: int) -> Alert | None:
+    with db.session() as session:
+        return session.get(Alert, alert_id)
+
+
 class WelfareNotifier:
-    """Delivers alert notifications in the background of one event loop."""
+    """Announces pending alerts: the bus event, then the webhook; one alert at most once per claim."""
 
     def __init__(
         self,
@@ -65,6 +109,9 @@ class WelfareNotifier:
         db: Database,
         bus: Bus | None = None,
         *,
+        poll_s: float = POLL_S,
+        claim_s: float = CLAIM_S,
+        within: timedelta = RECENT,
         backoff: float = 1.0,
         max_backoff: float = 60.0,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -72,63 +119,103 @@ class WelfareNotifier:
         self.settings = settings
         self.db = db
         self.bus = bus
+        self.poll_s = poll_s
+        self.claim_s = claim_s
+        self.within = within
         self.backoff = backoff
         self.max_backoff = max_backoff
         self.transport = transport
-        self.loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._woken: asyncio.Event | None = None
         self.delivered = 0
         self.failed = 0
 
-    # ---------------------------------------------------- scheduling
+    # ---------------------------------------------------- running
 
-    def notify(self, alert_ids: Iterable[int], *, change: str = "raised", by: str | None = None) -> None:
-        """Schedule delivery (thread-safe: commits may happen in worker threads)."""
-        ids = list(alert_ids)
-        if not ids or self.loop is None or self.loop.is_closed():
+    async def run(self) -> None:
+        """Until cancelled: announce what is pending, then wait to be woken or for the next poll."""
+        self._loop = asyncio.get_running_loop()
+        self._woken = asyncio.Event()
+        _running.add(self)
+        try:
+            while True:
+                self._woken.clear()
+                try:
+                    await self.deliver_pending()
+                except Exception:  # the database away, say: the next look tries again
+                    log.exception("welfare notifier: looking for pending alerts failed")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._woken.wait(), self.poll_s)
+        finally:
+            _running.discard(self)
+
+    def wake(self) -> None:
+        """Look for pending alerts now (thread-safe)."""
+        loop, woken = self._loop, self._woken
+        if loop is None or woken is None or loop.is_closed():
             return
-
-        def start() -> None:
-            for alert_id in ids:
-                task = asyncio.ensure_future(self.deliver(alert_id, change=change, by=by))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-
         try:
             running = asyncio.get_running_loop()
         except RuntimeError:
             running = None
-        if running is self.loop:
-            start()
+        if running is loop:
+            woken.set()
         else:
-            self.loop.call_soon_threadsafe(start)
+            loop.call_soon_threadsafe(woken.set)
 
-    async def drain(self) -> None:
-        """Wait for every delivery under way (tests, shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def deliver_pending(self) -> int:
+        """Claim every pending alert and announce them; returns how many this call claimed."""
+        claimed = await asyncio.to_thread(self._claim_pending)
+        await asyncio.gather(*(self.deliver(alert_id) for alert_id in claimed))
+        return len(claimed)
 
-    # ---------------------------------------------------- delivery
+    def _claim_pending(self) -> list[int]:
+        now = utcnow()
+        with self.db.session() as session:
+            candidates = session.execute(
+                select(Alert.id, Alert.webhook_status).where(
+                    or_(Alert.webhook_status.is_(None), Alert.webhook_status.startswith(_CLAIM)),
+                    Alert.state != AlertState.resolved,
+                    Alert.created_at >= now - self.within,
+                )
+            ).all()
+        claimed = []
+        for alert_id, status in candidates:
+            if status is not None and not _claim_expired(status, now):
+                continue  # another process is sending it
+            with self.db.session() as session:
+                seen = Alert.webhook_status.is_(None) if status is None else Alert.webhook_status == status
+                result = session.execute(
+                    update(Alert)
+                    .where(Alert.id == alert_id, seen)
+                    .values(webhook_status=_claim_value(now, self.claim_s))
+                    .execution_options(synchronize_session=False)
+                )
+                if int(getattr(result, "rowcount", 0) or 0) == 1:
+                    claimed.append(alert_id)
+        return claimed
 
-    async def deliver(self, alert_id: int, *, change: str = "raised", by: str | None = None) -> None:
+    # ---------------------------------------------------- one alert
+
+    async def deliver(self, alert_id: int) -> None:
+        """Announce one alert (claimed by the caller) and write the outcome to it."""
         try:
-            alert = await asyncio.to_thread(self._load, alert_id)
+            alert = await asyncio.to_thread(_load, self.db, alert_id)
             if alert is None:
                 return
             if self.bus is not None:
                 try:
-                    await self.bus.publish(message_for(alert, by=by))
+                    # False means queued until the bus reconnects: the bus keeps it from here.
+                    await self.bus.publish(message_for(alert))
                 except Exception:
                     log.exception("welfare alert %s: bus publish failed", alert_id)
-            if change == "raised" and self.settings.welfare_webhook_url:
+            status = NOT_CONFIGURED
+            if self.settings.welfare_webhook_url:
                 status = await self.post_webhook(describe(alert))
-                await asyncio.to_thread(self._set_status, alert_id, status)
+            await asyncio.to_thread(self._set_status, alert_id, status)
         except Exception:
+            # The claim stays and expires, so the alert is announced again later.
             log.exception("welfare alert %s: notification failed (the alert itself is stored)", alert_id)
-
-    def _load(self, alert_id: int) -> Alert | None:
-        with self.db.session() as session:
-            return session.get(Alert, alert_id)
 
     def _set_status(self, alert_id: int, status: str) -> None:
         with self.db.session() as session:
@@ -140,7 +227,7 @@ class WelfareNotifier:
         """POST with retries; returns ``delivered`` or ``failed: <last problem>``."""
         url = self.settings.welfare_webhook_url
         if not url:
-            return "not configured"
+            return NOT_CONFIGURED
         attempts = max(1, self.settings.welfare_webhook_attempts)
         body = {"event": "welfare.alert.raised", "alert": payload}
         delay = self.backoff
@@ -171,68 +258,25 @@ class WelfareNotifier:
         )
         return f"failed: {problem}"
 
-    async def sweep(self, within: timedelta = timedelta(days=2)) -> int:
-        """Deliver webhooks for recent unresolved alerts that never had one (a crash after the
-        commit, say). Returns how many were scheduled."""
-        if not self.settings.welfare_webhook_url:
-            return 0
 
-        def ids() -> list[int]:
-            with self.db.session() as session:
-                return list(
-                    session.scalars(
-                        select(Alert.id).where(
-                            Alert.webhook_status.is_(None),
-                            Alert.state != AlertState.resolved,
-                            Alert.created_at >= utcnow() - within,
-                        )
-                    )
-                )
-
-        found = await asyncio.to_thread(ids)
-        self.notify(found)
-        return len(found)
-
-
-def install(notifier: WelfareNotifier | None) -> None:
-    """Make ``notifier`` the process's (None uninstalls); binds it to the running loop."""
-    global _NOTIFIER
-    if notifier is not None:
-        notifier.loop = asyncio.get_running_loop()
-    _NOTIFIER = notifier
-
-
-def installed() -> WelfareNotifier | None:
-    return _NOTIFIER
+async def announce_change(bus: Bus | None, db: Database, alert_id: int, *, by: str) -> None:
+    """After a request that acknowledged or resolved an alert has committed: its new state on the
+    bus. Best effort -- the row is the record."""
+    if bus is None:
+        return
+    try:
+        alert = await asyncio.to_thread(_load, db, alert_id)
+        if alert is not None:
+            await bus.publish(message_for(alert, by=by))
+    except Exception:
+        log.exception(
+            "welfare alert %s: announcing the change failed (the change itself is stored)", alert_id
+        )
 
 
 async def run_notifier(settings: Settings, db: Database, bus: Bus | None) -> None:
-    """A service worker: install a notifier for the life of the task, sweeping once at start."""
-    notifier = WelfareNotifier(settings, db, bus)
-    install(notifier)
-    try:
-        await notifier.sweep()
-        await asyncio.Event().wait()
-    finally:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(notifier.drain(), 5)
-        if installed() is notifier:
-            install(None)
-
-
-@event.listens_for(Session, "after_commit")
-def _after_commit(session: Session) -> None:
-    changes = take_pending(session)
-    if changes and _NOTIFIER is not None:
-        for alert_id, change, by in changes:
-            _NOTIFIER.notify([alert_id], change=change, by=by)
-
-
-@event.listens_for(Session, "after_rollback")
-def _after_rollback(session: Session) -> None:
-    # A savepoint's rollback (a concurrent duplicate) leaves the outer transaction's alerts be.
-    if not session.in_transaction():
-        take_pending(session)
+    """The notifier for the life of the task (cancel it to stop)."""
+    await WelfareNotifier(settings, db, bus).run()
 
 
 async def serve_notifier(ctx: ServiceContext) -> None:

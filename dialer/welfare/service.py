@@ -1,9 +1,9 @@
 """Elder-welfare escalation: raise, acknowledge and resolve alerts, every step audited.
 
 The dialer raises an alert inside its own transaction (the attempt's close), so the alert lands
-if and only if the attempt's outcome does; telling people (bus event, webhook) happens after the
-commit, in :mod:`dialer.welfare.events`, and can never lose the alert: the row is the truth and
-the console lists it whatever became of the notifications.
+if and only if the attempt's outcome does. The new row is also the pending notice: the notifier in
+:mod:`dialer.welfare.events` finds it after the commit and tells people (bus event, webhook), so no
+notice is lost, and the console lists the alert whatever became of the notifications.
 
 States: ``open`` -> ``acknowledged`` -> ``resolved`` (``open`` -> ``resolved`` is allowed too: a
 supervisor who settles it at once need not acknowledge first). Raising the same kind for the same
@@ -40,22 +40,6 @@ class AlertError(ValueError):
 
 class AlertNotFound(LookupError):
     pass
-
-
-# Alerts raised in a transaction, waiting for its commit to be announced (see events.py).
-_PENDING_KEY = "welfare_new_alerts"
-
-
-Change = tuple[int, str, str | None]  # (alert id, raised|acknowledged|resolved, by whom)
-
-
-def pending_announcements(session: Session) -> list[Change]:
-    pending: list[Change] = session.info.setdefault(_PENDING_KEY, [])
-    return pending
-
-
-def take_pending(session: Session) -> list[Change]:
-    return list(session.info.pop(_PENDING_KEY, []))
 
 
 def _unresolved(session: Session, contact_id: int | None, kind: str) -> Alert | None:
@@ -121,7 +105,6 @@ def raise_alert(
         contact_id=contact_id,
         attempt_id=attempt_id,
     )
-    pending_announcements(session).append((alert.id, "raised", actor))
     log.info("welfare alert %s (%s) for contact %s", alert.id, kind, contact_id)
     return alert
 
@@ -161,7 +144,6 @@ def acknowledge(session: Session, alert_id: int, *, actor: str, note: str | None
     alert.acknowledged_by = actor
     alert.acknowledged_at = utcnow()
     audit(session, actor, "welfare.alert.acknowledge", f"alert:{alert.id}", note=(note or "")[:MAX_NOTE])
-    pending_announcements(session).append((alert.id, "acknowledged", actor))
     return alert
 
 
@@ -184,7 +166,6 @@ def resolve(session: Session, alert_id: int, *, actor: str, resolution: str) -> 
     alert.resolved_at = now
     alert.resolution = text
     audit(session, actor, "welfare.alert.resolve", f"alert:{alert.id}", resolution=text)
-    pending_announcements(session).append((alert.id, "resolved", actor))
     return alert
 
 

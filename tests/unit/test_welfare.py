@@ -1,6 +1,7 @@
 """Elder-welfare alerts: the state machine and its audit trail on SQLite and PostgreSQL, the API
-and its roles, the bus event after commit (never on rollback), and the webhook's retries against
-a real local HTTP server."""
+and its roles, the notice through the outbox (the alert row, announced after its commit, never on
+rollback, once however many notifiers run, and still after a crash between commit and notice), and
+the webhook's retries against a real local HTTP server."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from dialer import campaigns
 from dialer.models import Campaign, Contact
 from dialer.welfare import events, service
 from dialer.welfare.models import Alert, AlertState
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, login, until
 from warmline.app import create_app
 
 
@@ -117,23 +118,34 @@ class FakeBus:
         return True
 
 
-def test_bus_event_after_commit_never_on_rollback(db: Database, settings: Settings) -> None:
+def test_committed_alert_reaches_the_bus_when_woken_never_on_rollback(
+    db: Database, settings: Settings
+) -> None:
     ids = seed(db)
     bus = FakeBus()
 
+    def commit_and_wake() -> int:  # as the engine does: commit in a worker thread, then wake
+        alert_id = raise_one(db, ids)
+        events.wake()
+        return alert_id
+
     async def scenario() -> None:
-        notifier = events.WelfareNotifier(settings, db, bus)  # type: ignore[arg-type]
-        events.install(notifier)
+        # A poll far longer than the test: only wake() can make the notice this quick.
+        notifier = events.WelfareNotifier(settings, db, bus, poll_s=600)  # type: ignore[arg-type]
+        running = asyncio.create_task(notifier.run())
         try:
+            await until(lambda: notifier in events._running, what="the notifier runs")
             with pytest.raises(RuntimeError), db.session() as s:
                 service.raise_alert(s, campaign=s.get(Campaign, ids[0]), contact=s.get(Contact, ids[1]),
                                     attempt_id="a", kind="help", detail={})  # fmt: skip
                 raise RuntimeError("the attempt's close failed")
-            await asyncio.to_thread(raise_one, db, ids)  # committed in a worker thread, as the engine does
-            await asyncio.sleep(0.05)
-            await notifier.drain()
+            await asyncio.to_thread(commit_and_wake)
+            await until(lambda: bus.sent, what="the alert on the bus")
+            await asyncio.sleep(0.1)  # nothing more comes
         finally:
-            events.install(None)
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert notifier not in events._running
 
     asyncio.run(scenario())
     assert len(bus.sent) == 1
@@ -144,6 +156,45 @@ def test_bus_event_after_commit_never_on_rollback(db: Database, settings: Settin
     assert "王奶奶" in msg.summary and "13800138000" not in msg.model_dump_json()
     with db.session() as s:
         assert s.scalar(select(Alert).where(Alert.kind == "help")) is None, "rolled back: no alert"
+        alert = s.scalar(select(Alert))
+        assert alert is not None and alert.webhook_status == events.NOT_CONFIGURED, "marked as sent"
+
+
+def test_a_crash_between_commit_and_notice_loses_nothing_and_two_notifiers_send_once(
+    db: Database, settings: Settings
+) -> None:
+    ids = seed(db)
+    first = raise_one(db, ids)  # committed, then the process died: no notifier ever saw it
+    bus = FakeBus()
+    one = events.WelfareNotifier(settings, db, bus)  # type: ignore[arg-type]
+    other = events.WelfareNotifier(settings, db, bus)  # type: ignore[arg-type]
+
+    async def both() -> list[int]:
+        return list(await asyncio.gather(one.deliver_pending(), other.deliver_pending()))
+
+    assert sorted(asyncio.run(both())) == [0, 1], "claimed by exactly one of them"
+    assert [m.alert_id for m in bus.sent] == [events.topic_id(first)]  # type: ignore[attr-defined]
+    assert asyncio.run(one.deliver_pending()) == 0, "sent: no longer pending"
+
+    # A claim whose process died while sending expires; a live one is left to its owner.
+    second = raise_one(db, seed_other(db))
+    with db.session() as s:
+        service.get_alert(s, first).webhook_status = "sending until 2000-01-01T00:00:00"
+        service.get_alert(s, second).webhook_status = "sending until 2999-01-01T00:00:00"
+    assert asyncio.run(one.deliver_pending()) == 1
+    with db.session() as s:
+        assert service.get_alert(s, first).webhook_status == events.NOT_CONFIGURED
+        assert service.get_alert(s, second).webhook_status == "sending until 2999-01-01T00:00:00"
+
+
+def test_a_persons_change_is_announced_with_who_made_it(db: Database, settings: Settings) -> None:
+    alert_id = raise_one(db, seed(db))
+    with db.session() as s:
+        service.acknowledge(s, alert_id, actor="sup")
+    bus = FakeBus()
+    asyncio.run(events.announce_change(bus, db, alert_id, by="sup"))  # type: ignore[arg-type]
+    asyncio.run(events.announce_change(None, db, alert_id, by="sup"))  # no bus: nothing to do
+    assert [(m.state, m.by) for m in bus.sent] == [("acknowledged", "sup")]  # type: ignore[attr-defined]
 
 
 class Hook(BaseHTTPRequestHandler):
@@ -202,7 +253,7 @@ def test_webhook_failure_is_logged_and_the_alert_kept(
     with db.session() as s:
         alert = service.get_alert(s, alert_id)
         assert alert.state is AlertState.open and alert.webhook_status == "failed: HTTP 500"
-    # A server that is not there at all: still logged, still kept; the sweep finds nothing new.
+    # A server that is not there at all: still logged, still kept.
     settings.welfare_webhook_url = "http://127.0.0.1:9/nothing"
     second = raise_one(db, seed_other(db))
     asyncio.run(events.WelfareNotifier(settings, db, None, backoff=0.01).deliver(second))
@@ -220,21 +271,15 @@ def seed_other(db: Database) -> tuple[int, int]:
         return campaign.id, contact.id
 
 
-def test_sweep_delivers_what_a_crash_left_undelivered(
-    db: Database, settings: Settings, hook_server: str
-) -> None:
-    alert_id = raise_one(db, seed(db))  # raised with no notifier installed: nothing was sent
+def test_pending_alert_goes_to_the_webhook_once(db: Database, settings: Settings, hook_server: str) -> None:
+    alert_id = raise_one(db, seed(db))  # raised with no notifier running: nothing was sent
     settings.welfare_webhook_url = hook_server
-
-    async def scenario() -> int:
-        notifier = events.WelfareNotifier(settings, db, None, backoff=0.01)
-        notifier.loop = asyncio.get_running_loop()
-        found = await notifier.sweep()
-        await notifier.drain()
-        return found
-
-    assert asyncio.run(scenario()) == 1
+    notifier = events.WelfareNotifier(settings, db, None, backoff=0.01)
+    assert asyncio.run(notifier.deliver_pending()) == 1
+    assert asyncio.run(notifier.deliver_pending()) == 0
     assert [b["alert"]["id"] for b in Hook.bodies] == [alert_id]
+    with db.session() as s:
+        assert service.get_alert(s, alert_id).webhook_status == "delivered"
 
 
 @pytest.fixture
