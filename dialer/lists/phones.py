@@ -8,7 +8,8 @@ calling a number guessed out of text reaches the wrong person.
 
 Speed: plain Chinese mobiles and landlines (nearly every row of a real list) are checked against
 the `phonenumbers` metadata patterns directly, which is what `phonenumbers.is_valid_number` does
-for them, at regex speed; anything else goes through `phonenumbers.parse`.
+for them, at regex speed; anything else goes through `phonenumbers.parse`. Masking a number for
+people is `core.phones`.
 """
 
 from __future__ import annotations
@@ -19,10 +20,6 @@ from typing import NamedTuple
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
-
-# The one masking lives in core.phones; this name stays while dialer/engine/runtime.py,
-# dialer/bridge.py and dialer/inbound.py (moved by their owners) still import it from here.
-from core.phones import mask as mask
 
 # Reason codes (also used by the report).
 MISSING = "missing"
