@@ -11,7 +11,7 @@ Stasis handlers into the ARI event router. Nothing registers itself at import ti
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +36,7 @@ class ServiceContext:
     stasis: Mapping[str, StasisHandler] = field(default_factory=dict)  # what the ARI router serves
 
 
-Worker = Callable[[ServiceContext], Awaitable[None]]
+Worker = Callable[[ServiceContext], Coroutine[Any, Any, None]]
 """A long-running task of ``warmline up``; cancelled when the service stops."""
 
 
@@ -52,7 +52,7 @@ class StasisContext:
     service: ServiceContext
 
 
-StasisHandler = Callable[[StasisContext, dict[str, Any]], Awaitable[None]]
+StasisHandler = Callable[[StasisContext, dict[str, Any]], Coroutine[Any, Any, None]]
 """Called with the StasisStart event of a call nobody subscribed to whose first Stasis argument was
 registered (an inbound call: ``inbound,<number>``)."""
 
