@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -12,6 +13,7 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database, utcnow
 from core.messages import AgentState
+from core.settings import Settings
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
@@ -25,10 +27,22 @@ def people(db: Database) -> None:
     with db.session() as s:
         service.create_user(s, "mei", Role.agent, PW, actor="test", display_name="Wang Mei")
         service.create_user(s, "boss", Role.supervisor, PW, actor="test")
-        record_state(s, AgentState(agent="mei", state="available", since=utcnow() - timedelta(minutes=95)))
 
 
-def test_my_day_says_the_hours(page: Page, live_server: LiveServer, people: None) -> None:
+def test_my_day_says_the_hours(
+    page: Page,
+    live_server: LiveServer,
+    people: None,
+    db: Database,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # "Today" is the centre's calendar day: run at 00:30 there, 95 minutes ago was yesterday. So
+    # the page's clock is fixed at a Wednesday noon in the centre's zone, whatever the real time.
+    now = datetime(2026, 11, 25, 12, 0, tzinfo=ZoneInfo(settings.timezone)).astimezone(UTC)
+    monkeypatch.setattr("warmline.console.agents.utcnow", lambda: now)
+    with db.session() as s:
+        record_state(s, AgentState(agent="mei", state="available", since=now - timedelta(minutes=95)))
     sign_in_by_keyboard(page, live_server, "mei", PW)
     page.get_by_role("link", name="My day").first.focus()
     page.keyboard.press("Enter")
@@ -40,14 +54,18 @@ def test_my_day_says_the_hours(page: Page, live_server: LiveServer, people: None
 def test_wallboard_updates_and_announces(
     page: Page, live_server: LiveServer, people: None, db: Database
 ) -> None:
+    with db.session() as s:
+        record_state(s, AgentState(agent="mei", state="available", since=utcnow() - timedelta(minutes=95)))
     sign_in_by_keyboard(page, live_server, "boss", PW)
     expect(page.get_by_role("heading", level=1)).to_have_text("Home")
     page.goto(live_server.url + "/console/wallboard")
     table = page.get_by_role("table", name="Agents")
+    # The table is drawn by the page's first poll; a change is announced from the second on.
+    expect(page.get_by_role("status")).to_have_text("1 agents shown.")
     expect(table).to_contain_text("Wang Mei")
     expect(table).to_contain_text("available")
     assert_accessible(page)
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))
-    expect(page.get_by_role("status")).to_have_text("Wang Mei is now on call.", timeout=10_000)
+    expect(page.get_by_role("status")).to_have_text("Wang Mei is now on call.")
     expect(table).to_contain_text("on call")

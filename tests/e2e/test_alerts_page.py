@@ -67,7 +67,7 @@ def test_supervisor_hears_a_new_alert_and_settles_it_by_keyboard(
     page.evaluate(RECORD_STATUS)
     second = add_alert(db, "+8613900139000", "李爷爷", "help")
     expect(page.get_by_role("status")).to_have_text(
-        "New welfare alert: 李爷爷, 139****9000, asked for help (elder-w48).", timeout=15_000
+        "New welfare alert: 李爷爷, 139****9000, asked for help (elder-w48).", timeout=30_000
     )
     expect(page.get_by_role("row", name="李爷爷, 139****9000, asked for help (elder-w48).")).to_be_visible()
     assert_accessible(page)

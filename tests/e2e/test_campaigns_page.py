@@ -47,7 +47,7 @@ def choose_file_by_keyboard(page: Page, label: str, path: Path) -> None:
     expect(field).to_be_focused()
     for attempt in range(3):
         try:
-            with page.expect_file_chooser(timeout=5000) as chooser:
+            with page.expect_file_chooser(timeout=10_000) as chooser:
                 page.keyboard.press("Space" if attempt != 1 else "Enter")
         except PlaywrightTimeoutError:
             continue
@@ -78,6 +78,7 @@ def test_manager_creates_previews_and_imports_by_keyboard(
     expect(page.get_by_role("heading", level=1)).to_have_text("Campaign welfare-w48")
     expect(page.get_by_role("status")).to_contain_text("created as a draft")
     expect(page.get_by_role("table", name="Calling windows")).to_contain_text("09:00-11:30, 14:30-17:00")
+    page.wait_for_load_state()  # campaigns.js (deferred) drives the preview and import below
     assert_accessible(page)
 
     # Choose the list, preview it.
@@ -136,6 +137,7 @@ def test_bad_file_is_announced_and_nothing_imported(
     page.keyboard.type("c1")
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Campaign c1")
+    page.wait_for_load_state()  # campaigns.js (deferred) sends the import below
     choose_file_by_keyboard(page, "List file", bad)
     page.get_by_role("button", name="Import").focus()
     page.keyboard.press("Enter")

@@ -21,7 +21,7 @@ from recordings.qa.models import QaReview
 from recordings.qa.sampling import SamplingParams, TargetRules
 from tests import audio_fixtures as af
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
+from tests.e2e.conftest import LiveServer, new_page
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_recordings_registry import make_campaign
 
@@ -43,8 +43,8 @@ def sampled(db: Database, settings: Settings, tmp_path: Path) -> str:
         auth.create_user(s, "qa1", Role.qa, PW, actor="test", display_name="Zhou Min")
         auth.create_user(s, "li", Role.agent, PW, actor="test")
         rec = recordings.register_recording(
-            s, settings, call.path, campaign_id=cid, contact_id=None, agent="li", started_at=T0,
-            ended_at=None, source="agent-bridge",
+            s, settings, call.path, campaign_id=cid, campaign="welfare", elder_welfare=True, contact_id=None,
+            agent="li", started_at=T0, ended_at=None, source="agent-bridge",
         )  # fmt: skip
         params = SamplingParams(rate=1.0, min_per_agent=1, max_per_agent=5, double_score_rate=0.0)
         qa.draw_sample(s, settings, "2026-W48", seed=1, params=params, rules=TargetRules(), actor="test")
@@ -84,6 +84,7 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
     claim.focus()
     page.keyboard.press("Enter")
     expect(page.get_by_role("heading", level=1)).to_have_text("Review of a call by li")
+    page.wait_for_load_state()  # reviews.js (end of the page) binds the player's keys and the form
     expect(page.get_by_role("img", name="Who spoke when")).to_be_visible()
     page.get_by_text("Speech segments as a table").focus()
     page.keyboard.press("Enter")  # opens the text alternative
@@ -95,7 +96,7 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
     # Play with k: the audited route streams it.
     page.locator("main").focus()
     page.keyboard.press("k")
-    page.wait_for_function("document.getElementById('player').currentTime > 0.8", timeout=15000)
+    page.wait_for_function("document.getElementById('player').currentTime > 0.8", timeout=60_000)
     with db.session() as s:
         played = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "recording.play")))
     assert [(e.actor, e.target) for e in played][:1] == [("qa1", sampled)]
@@ -141,11 +142,13 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
         }  # fmt: skip
 
     # The agent reads it and acknowledges, by keyboard.
-    agent = page.context.browser.new_context().new_page()  # type: ignore[union-attr]
+    assert page.context.browser is not None
+    agent = new_page(page.context.browser)
     sign_in_by_keyboard(agent, live_server, "li", PW)
     agent.get_by_role("navigation", name="Main").get_by_role("link", name="My reviews").focus()
     agent.keyboard.press("Enter")
     expect(agent.get_by_role("heading", level=1)).to_have_text("My reviews")
+    agent.wait_for_load_state()  # reviews.js sends the acknowledgement below
     expect(agent.get_by_role("heading", level=2)).to_contain_text("Elder welfare call")
     expect(agent.get_by_role("heading", level=2)).to_contain_text("score 95.3")
     expect(agent.get_by_text("Kind and clear")).to_be_visible()

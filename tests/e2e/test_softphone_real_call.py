@@ -32,8 +32,9 @@ from softphone.presence import AgentStatus, NullPublisher
 from softphone.provisioning import ServerClient
 from softphone.ui.app import create_ui
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer, free_port
+from tests.e2e.conftest import SERVER_START_S, LiveServer, new_page, wait_phone_ready
 from tests.lab import lab_client, private_lab
+from tests.utils import free_port
 from warmline import accounts, migrate
 
 pytestmark = pytest.mark.e2e
@@ -108,8 +109,9 @@ class RealPhone:
                     uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
                 )
                 serving = asyncio.create_task(self.uvicorn.serve())
-                for _ in range(400):  # up to 20 s for uvicorn to bind
-                    if self.uvicorn.started or serving.done():
+                bind_deadline = self.loop.time() + SERVER_START_S
+                while not (self.uvicorn.started or serving.done()):  # waits for uvicorn to bind
+                    if self.loop.time() > bind_deadline:
                         break
                     await asyncio.sleep(0.05)
                 self.ready.set()
@@ -120,7 +122,7 @@ class RealPhone:
         finally:
             await server.aclose()
 
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 20) -> Any:
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 60) -> Any:
         """Run `coro` on the softphone's loop (ARI calls, checks) and return its result."""
         assert self.loop is not None
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -131,7 +133,7 @@ class RealPhone:
 
     def __enter__(self) -> RealPhone:
         self.thread.start()
-        assert self.ready.wait(30), "the softphone did not start"
+        assert self.ready.wait(SERVER_START_S + 30), "the softphone did not start"
         if self.error is not None:
             raise self.error
         return self
@@ -142,7 +144,7 @@ class RealPhone:
         self.thread.join(20)
 
 
-def said(page: Page, text: str, assertive: bool = False, timeout: float = 10_000) -> None:
+def said(page: Page, text: str, assertive: bool = False, timeout: float = 30_000) -> None:
     region = page.locator("#say-assertive" if assertive else "#say-polite")
     expect(region).to_contain_text(text, timeout=timeout)
 
@@ -173,7 +175,7 @@ async def _channel_state(settings: Settings, channel_id: str) -> str | None:
 
 
 def _wait_channel(srv: RealPhone, settings: Settings, channel_id: str, want: str | None) -> None:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 30
     state = srv.run(_channel_state(settings, channel_id))
     while state != want:
         assert time.monotonic() < deadline, f"channel {channel_id} is {state}, not {want}"
@@ -184,12 +186,12 @@ def _wait_channel(srv: RealPhone, settings: Settings, channel_id: str, want: str
 def test_real_call_by_keyboard(lab: tuple[Settings, str], browser: Browser) -> None:
     settings, url = lab
     with RealPhone(settings, url) as srv:
-        context = browser.new_context()
-        page = context.new_page()
+        page = new_page(browser)
         try:
             page.goto(srv.url)
             # signed in with the provisioned account, registered with the lab's Asterisk
-            expect(page.locator("#registration")).to_have_text("phone connected", timeout=15_000)
+            expect(page.locator("#registration")).to_have_text("phone connected", timeout=60_000)
+            wait_phone_ready(page)  # no key before the page has its key map
             assert srv.phone is not None and srv.phone.registered
             assert any(f"Logged in as {AGENT}" in a.text for a in srv.phone.announcements)
             expect(page.locator("#agent-state")).to_have_text(f"{AGENT}: available")
@@ -235,4 +237,4 @@ def test_real_call_by_keyboard(lab: tuple[Settings, str], browser: Browser) -> N
             assert states == ["available", "break", "available", "on_call", "wrap_up", "available"]
             assert_accessible(page)
         finally:
-            context.close()
+            page.context.close()
