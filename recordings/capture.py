@@ -25,7 +25,6 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -106,13 +105,13 @@ async def file_settled(
     timeout: float = 5.0,  # noqa: ASYNC109
     *,
     quiet: float = 0.4,
-    clock: Callable[[], float] = time.monotonic,
 ) -> bool:
     """Wait until MixMonitor has stopped writing ``path`` (its size unchanged for ``quiet`` s)."""
 
     def size() -> int:
         return path.stat().st_size if path.exists() else -1
 
+    clock = asyncio.get_running_loop().time
     deadline = clock() + timeout
     last = -1
     while clock() < deadline:

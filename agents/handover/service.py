@@ -31,7 +31,6 @@ import asyncio
 import contextlib
 import logging
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,8 +68,8 @@ class HandoverDeps:
     db: Database
     settings: Settings
     queues: SkillQueues = PROCESS_QUEUES  # outbound and inbound callers wait in one line
-    clock: Callable[[], float] = time.monotonic
-    now: Callable[[], datetime] = utcnow
+    clock: Callable[[], float] | None = None  # seconds for waits and timeouts; None: the loop's clock
+    now: Callable[[], datetime] = utcnow  # wall time for the agents' state ledger
 
 
 class Handover:
@@ -118,7 +117,8 @@ class _Run:
         self.result = HandoverResult(outcome="error")
         self.customer_gone = False
         self._moh_on = False
-        self._t0 = deps.clock()
+        self.clock = deps.clock or asyncio.get_running_loop().time
+        self._t0 = self.clock()
         self.capture: StereoCapture | None = None
         self.leg = ""  # the answered agent's channel
 
@@ -136,6 +136,12 @@ class _Run:
             self.customer_gone = True
             self.result.customer_cause = _cause(event) or self.result.customer_cause
         return event
+
+    def _drain(self) -> None:
+        """Read what has already arrived (the hang-up's cause, when a poll found the caller gone)."""
+        while (event := self.events.get_nowait()) is not None:
+            if _is_hangup(event, self.cid):
+                self.result.customer_cause = _cause(event) or self.result.customer_cause
 
     async def _alive(self, channel_id: str) -> bool:
         try:
@@ -172,19 +178,20 @@ class _Run:
         finally:
             queues.leave(self.skill, self.cid)
             if not self.result.answered:
-                self.result.wait_seconds = round(self.deps.clock() - self._t0, 3)
+                self.result.wait_seconds = round(self.clock() - self._t0, 3)
             if self.result.outcome != "connected":
                 await self._hold(False)
         return self.result
 
     async def _queue_and_ring(self) -> None:
-        clock = self.deps.clock
+        clock = self.clock
         deadline = self._t0 + self.policy.timeout
         next_announce = self._t0 + self.policy.announce_every
         exclude: set[str] = set()
         while True:
             if self.customer_gone or not await self._alive(self.cid):
                 self.customer_gone = True
+                self._drain()
                 self.result.outcome, self.result.ended_by = "caller_hangup", "customer"
                 return
             if clock() >= deadline:
@@ -280,7 +287,7 @@ class _Run:
         return False
 
     async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
-        clock = self.deps.clock
+        clock = self.clock
         deadline = clock() + self.policy.ring_timeout + 5
         last_check = clock()
         while True:
@@ -300,10 +307,9 @@ class _Run:
                 return "no_answer"
 
     async def _talk(self, agent: routing.AgentCandidate, reserved_at: datetime) -> None:
-        clock = self.deps.clock
+        clock = self.clock
         leg = self.leg
         self.result.agent = agent.agent
-        self.result.answered = True
         self.result.wait_seconds = round(clock() - self._t0, 3)
         bridge_id = f"bridge-{uuid.uuid4()}"
         self.deps.dispatcher.alias(self.cid, bridge_id)
@@ -312,7 +318,8 @@ class _Run:
             await self.ari.create_bridge("mixing", bridge_id=bridge_id, name=f"agent-{agent.agent}")
             await self._hold(False)
             await self.ari.add_channel(bridge_id, [self.cid, leg])
-            self.result.outcome = "connected"
+            # Only now are the two talking: a failure before this is a call no agent took.
+            self.result.outcome, self.result.answered = "connected", True
             talk_started = clock()
             self.result.ended_by = await self._until_hangup(leg)
         finally:

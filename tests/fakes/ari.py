@@ -393,6 +393,9 @@ class FakeAsterisk:
         self._triggers: list[_Trigger] = []
         self._serial = itertools.count(1)
         self._up_event: asyncio.Event | None = None
+        # What the dialplan does with a call originated into a context, once it is answered
+        # (e.g. ``warmline-record``: start recording, then Stasis(warmline,agent-leg)).
+        self.dialplan: dict[str, Callable[[FakeChannel], None]] = {}
 
     # ---------------------------------------------------------- set-up
 
@@ -535,6 +538,8 @@ class FakeAsterisk:
         self.set_state(channel, "Up")
         if channel.origin_app is not None and not channel.in_stasis:
             self.enter_stasis(channel_id, channel.origin_args, channel.origin_app)
+        elif channel.context in self.dialplan:
+            self.dialplan[channel.context](channel)
         if channel.callee is not None:
             channel.callee.answered()
 

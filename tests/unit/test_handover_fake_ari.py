@@ -1,0 +1,433 @@
+"""Every branch of the hand-over to an agent, in milliseconds: `agents.handover` against the fake
+Asterisk, with the real EventDispatcher, routing and state ledger (SQLite and PostgreSQL) and the
+real stereo capture and registry. The loop clock is virtual, so waits and timeouts are exact.
+
+What only a real Asterisk can show (the agent's audio on the left channel, the caller's on the
+right) stays in tests/integration/test_bridge_lab.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import numpy as np
+import pytest
+import soundfile as sf
+from sqlalchemy import select
+
+from agents.handover import (
+    CallOrigin,
+    Handover,
+    HandoverDeps,
+    HandoverRequest,
+    HandoverResult,
+    QueuePolicy,
+    SkillQueues,
+)
+from agents.models import AgentProfile
+from agents.routing import set_state
+from agents.service import ensure_sip_account
+from agents.states import current_state
+from core.ari_events import EventDispatcher
+from core.auth.models import Role
+from core.auth.service import create_user
+from core.db import Database, utcnow
+from core.settings import Settings
+from recordings.models import CallRecording
+from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel
+from tests.fakes.clock import run_virtual
+
+CUSTOMER = "Local/8613800138000@lab-pstn"
+SKILLS = {"mei": ["vaccination", "welfare"], "lin": ["welfare"], "bo": ["welfare"]}
+ANSWERS = Callee(answer_after=0.5)
+
+
+@dataclass
+class World:
+    asterisk: FakeAsterisk
+    ari: FakeAri
+    dispatcher: EventDispatcher
+    handover: Handover
+    settings: Settings
+    db: Database
+
+    def endpoint(self, agent: str) -> str:
+        from agents.models import SipAccount
+        from core.auth.models import User
+
+        with self.db.session() as s:
+            found = s.scalar(
+                select(SipAccount.endpoint)
+                .join(User, User.id == SipAccount.user_id)
+                .where(User.name == agent)
+            )
+        assert found is not None
+        return f"PJSIP/{found}"
+
+    def customer(self, *, hangup_after: float | None = None) -> str:
+        """An answered caller sitting in Stasis (the dialer's call after AMD, or a hotline caller)."""
+        channel_id = f"cust-{uuid.uuid4()}"
+        self.asterisk.place(channel_id, CUSTOMER, stage="stasis", callee=Callee())
+        if hangup_after is not None:
+            self.later(hangup_after, lambda: self.asterisk.hangup_by_callee(channel_id))
+        return channel_id
+
+    def later(self, seconds: float, action: Callable[[], object]) -> None:
+        asyncio.get_running_loop().call_later(seconds, action)
+
+    def state(self, agent: str) -> tuple[str, str] | None:
+        with self.db.session() as s:
+            st = current_state(s, agent)
+            return (st.state, st.reason or "") if st is not None else None
+
+    async def connect(self, channel_id: str, skill: str | None = "welfare", **kw: Any) -> HandoverResult:
+        origin = kw.pop("origin", CallOrigin())
+        announce = kw.pop("announce", None)
+        policy = QueuePolicy(**{"timeout": 60, "ring_timeout": 10, "moh": "default", **kw})
+        request = HandoverRequest(channel_id, skill=skill, origin=origin, policy=policy, announce=announce)
+        return await self.handover.connect(request)
+
+
+def make_agents(db: Database, *names: str) -> None:
+    with db.session() as s:
+        for name in names:
+            user = create_user(s, name, Role.agent, "correct horse battery", actor="test")
+            ensure_sip_account(s, user, actor="test")
+            s.add(AgentProfile(user_id=user.id, skills=SKILLS[name], daily_target_minutes=240))
+
+
+def available(db: Database, *names: str, idle_minutes: dict[str, int] | None = None) -> None:
+    with db.session() as s:
+        for name in names:
+            ago = (idle_minutes or {}).get(name, 0)
+            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago))
+
+
+def mixmonitor(world_settings: Settings, asterisk: FakeAsterisk) -> Callable[[FakeChannel], None]:
+    """What ``warmline-record`` does once the agent answers: MixMonitor writes the two sides
+    (here 1 s of tone each), then Stasis(warmline,agent-leg)."""
+
+    def run(channel: FakeChannel) -> None:
+        base = world_settings.recordings_dir.resolve() / channel.variables["WARMLINE_REC_FILE"]
+        base.parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(8000) / 8000
+        for side, hz in (("agent", 700), ("customer", 300)):
+            tone = (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16)
+            sf.write(f"{base}-{side}.wav", tone, 8000, subtype="PCM_16")
+        asterisk.enter_stasis(channel.id, ["agent-leg"])
+
+    return run
+
+
+@asynccontextmanager
+async def world(settings: Settings, db: Database, callees: dict[str, Callee]) -> AsyncIterator[World]:
+    asterisk = FakeAsterisk()
+    ari = asterisk.client()
+    dispatcher = EventDispatcher()
+    pump = asyncio.create_task(dispatcher.run(ari.events()))
+    await dispatcher.connected.wait()
+    asterisk.dialplan["warmline-record"] = mixmonitor(settings, asterisk)
+    handover = Handover(HandoverDeps(ari, dispatcher, db, settings, queues=SkillQueues()))
+    w = World(asterisk, ari, dispatcher, handover, settings, db)
+    for agent, script in callees.items():
+        asterisk.callee(w.endpoint(agent), script)
+    try:
+        yield w
+    finally:
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db: Database) -> Settings:
+    return Settings(var_dir=tmp_path / "var", database_url=db.url, _env_file=None)
+
+
+def scenario(
+    settings: Settings, db: Database, callees: dict[str, Callee], body: Callable[[World], Awaitable[Any]]
+) -> Any:
+    async def main() -> Any:
+        async with world(settings, db, callees) as w:
+            return await body(w)
+
+    return run_virtual(main())
+
+
+# ---------------------------------------------------------------- connected
+
+
+def test_answered_call_is_bridged_recorded_and_the_agent_wraps_up(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+    available(db, "mei")
+    origin = CallOrigin(
+        campaign="flu-2026", elder_welfare=True, attempt_id="att-7", contact_name="王奶奶",
+        phone_masked="138****8000", script="flu-v1", fields={"社区": "朝阳", "clinic": "朝阳社区"},
+    )  # fmt: skip
+
+    async def body(w: World) -> tuple[HandoverResult, World, str]:
+        cid = w.customer(hangup_after=30)
+        return await w.connect(cid, "vaccination", origin=origin), w, cid
+
+    result, w, cid = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.answered, result.ended_by) == (
+        "connected",
+        "mei",
+        True,
+        "customer",
+    )
+    assert result.agents_tried == ["mei"]
+    assert result.wait_seconds == pytest.approx(0.5, abs=0.1), "rung at once, answered after 0.5 s"
+    assert result.talk_seconds == pytest.approx(29.5, abs=0.2)
+    assert str(result) == "connected to mei for 30 s, ended by customer"
+    ops = [r.op for r in w.asterisk.requests if r.op not in ("get_channel",)]
+    assert ops[:2] == ["start_moh", "originate"], "the caller hears music, then the agent is rung"
+    assert ops[ops.index("originate") :][:5] == [
+        "originate",
+        "subscribe",
+        "create_bridge",
+        "stop_moh",
+        "add_channel",
+    ]
+    assert {"hangup", "destroy_bridge"} <= set(ops[ops.index("add_channel") :])
+    ring = w.asterisk.calls("originate")[0]
+    assert ring.params["endpoint"] == w.endpoint("mei") and ring.params["context"] == "warmline-record"
+    headers = {k.removeprefix("PJSIP_HEADER(add,").removesuffix(")"): unquote(v)
+               for k, v in ring.body["variables"].items() if k.startswith("PJSIP_HEADER")}  # fmt: skip
+    assert headers["X-Warmline-Campaign"] == "flu-2026" and headers["X-Warmline-Phone"] == "138****8000"
+    assert headers["X-Warmline-Field-Name"] == "王奶奶" and headers["X-Warmline-Attempt"] == "att-7"
+    assert headers["X-Warmline-Field-clinic"] == "朝阳社区" and headers["X-Warmline-Skill"] == "vaccination"
+    assert "13800138000" not in str(ring.body), "never the full number"
+    assert w.asterisk.destroyed.get(cid) == 16 and not w.asterisk.channels, "both legs ended"
+    assert w.state("mei") == ("wrap_up", "call_ended")
+    assert result.recording_id is not None and result.recording_path is not None
+    audio, rate = sf.read(result.recording_path, dtype="int16")
+    assert rate == 8000 and audio.shape[1] == 2, "one stereo file: agent left, customer right"
+    assert not list(result.recording_path.parent.glob("*-agent.wav")), "the two sides were merged"
+    assert not list(result.recording_path.parent.glob("*.facts.json")), "the facts note is gone"
+    with db.session() as s:
+        row = s.get(CallRecording, result.recording_id)
+        assert row is not None and row.agent == "mei" and row.attempt_id == "att-7"
+        assert (row.campaign, row.elder_welfare, row.channels) == ("flu-2026", True, 2)
+        assert row.sha256 and row.status.value == "ok"
+
+
+def test_agent_hangs_up_first(settings: Settings, db: Database) -> None:
+    make_agents(db, "lin")
+    available(db, "lin")
+
+    async def body(w: World) -> tuple[HandoverResult, World, str]:
+        cid = w.customer()
+        w.asterisk.when("ChannelEnteredBridge", lambda: w.later(12, lambda: hang_up_agent(w)), nth=2)
+        return await w.connect(cid), w, cid
+
+    result, w, cid = scenario(settings, db, {"lin": ANSWERS}, body)
+    assert (result.outcome, result.ended_by) == ("connected", "agent")
+    assert result.talk_seconds == pytest.approx(12, abs=0.2)
+    assert cid in w.asterisk.destroyed, "the caller is hung up when the agent leaves"
+    assert w.state("lin") == ("wrap_up", "call_ended")
+
+
+def hang_up_agent(w: World) -> None:
+    leg = next(c for c in w.asterisk.channels if c.startswith("agent-"))
+    w.asterisk.hangup_by_callee(leg)
+
+
+# ---------------------------------------------------------------- routing
+
+
+def test_skilled_longest_idle_agent_is_rung(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei", "lin", "bo")
+    with db.session() as s:  # both had a call; bo's ended 40 min ago, lin's 20: bo is idle longest
+        for agent, ended in (("bo", 40), ("lin", 20)):
+            set_state(s, agent, "on_call", "test", since=utcnow() - timedelta(minutes=ended + 3))
+            set_state(s, agent, "available", "test", since=utcnow() - timedelta(minutes=ended))
+        set_state(s, "mei", "break", "lunch")  # has the skill, idle longer still, but on a break
+
+    async def body(w: World) -> HandoverResult:
+        return await w.connect(w.customer(hangup_after=5))
+
+    result = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS, "bo": ANSWERS}, body)
+    assert result.agent == "bo" and result.agents_tried == ["bo"], "available, skilled, longest idle"
+
+
+def test_agent_who_does_not_answer_goes_on_break_and_the_next_is_rung(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, "mei", "lin")
+    available(db, "mei", "lin")  # neither has had a call: the name breaks the tie, lin first
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        return await w.connect(w.customer(hangup_after=40), ring_timeout=8), w
+
+    never = Callee(answer_after=None)
+    result, w = scenario(settings, db, {"lin": never, "mei": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.agents_tried) == ("connected", "mei", ["lin", "mei"])
+    assert result.wait_seconds == pytest.approx(8.5, abs=0.6), "8 s of ringing lin, then mei answers"
+    assert w.state("lin") == ("break", "no_answer")
+    assert w.state("mei") == ("wrap_up", "call_ended")
+    lin_leg = w.asterisk.calls("originate")[0].params["channelId"]
+    assert w.asterisk.destroyed.get(lin_leg) == 19, "Asterisk ended lin's unanswered leg"
+    assert len(list(settings.recordings_dir.rglob("*.wav"))) == 1, "no file left for the unanswered ring"
+
+
+def test_agent_answering_after_the_ring_time_is_not_connected(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+    available(db, "mei")
+    late = Callee(answer_after=14, no_answer_cause=None)  # Asterisk never times it out itself
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        return await w.connect(w.customer(), ring_timeout=8, timeout=12), w
+
+    result, w = scenario(settings, db, {"mei": late}, body)
+    assert (result.outcome, result.answered, result.agents_tried) == ("abandoned", False, ["mei"])
+    assert w.state("mei") == ("break", "no_answer")
+    assert not [c for c in w.asterisk.channels if c.startswith("agent-")], "the late leg was hung up"
+
+
+def test_ringing_an_agent_fails_and_the_next_is_tried(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei", "lin")
+    available(db, "mei", "lin")
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        w.asterisk.fail("originate", 500, "Allocation failed", times=1)
+        return await w.connect(w.customer(hangup_after=20)), w
+
+    result, w = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.agents_tried) == ("connected", "mei", ["lin", "mei"])
+    assert w.state("lin") == ("break", "no_answer")
+
+
+# ---------------------------------------------------------------- no conversation
+
+
+def test_no_agent_in_time_is_abandoned_and_the_caller_left_up(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")  # logged out
+
+    async def body(w: World) -> tuple[HandoverResult, World, str]:
+        cid = w.customer()
+        return await w.connect(cid, timeout=20), w, cid
+
+    result, w, cid = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.answered, result.ended_by) == (
+        "abandoned",
+        None,
+        False,
+        "system",
+    )
+    assert result.wait_seconds == pytest.approx(20, abs=1.1)
+    assert cid in w.asterisk.channels, "left up for the caller of connect() to end or offer a callback"
+    assert w.asterisk.ops()[-1] == "stop_moh" and not w.asterisk.calls("originate")
+
+
+def test_caller_hangs_up_while_waiting(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        return await w.connect(w.customer(hangup_after=7)), w
+
+    result, w = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.ended_by, result.customer_cause) == ("caller_hangup", "customer", 16)
+    assert result.wait_seconds == pytest.approx(7, abs=1.1)
+    assert not w.asterisk.calls("originate"), "nobody was rung"
+
+
+def test_caller_hangs_up_while_the_agent_rings(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        return await w.connect(w.customer(hangup_after=3)), w
+
+    result, w = scenario(settings, db, {"mei": Callee(answer_after=None)}, body)
+    assert result.outcome == "caller_hangup" and result.agents_tried == ["mei"]
+    assert not w.asterisk.channels, "the agent's ringing leg was hung up too"
+    assert w.state("mei") == ("available", "caller_gone"), "the agent is free again at once"
+    assert not list(settings.recordings_dir.rglob("*.*")), "no recording of a call that never was"
+
+
+def test_bridge_failure_is_not_a_conversation(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        w.asterisk.fail("add_channel", 500, "Channel not in Stasis application", times=1)
+        return await w.connect(w.customer()), w
+
+    result, w = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.answered) == ("error", False), "the dialer must not count it as talked"
+    assert "Channel not in Stasis" in (result.error or "")
+    assert not w.asterisk.channels and not w.asterisk.bridges, "both legs and the bridge are gone"
+
+
+def test_recording_failure_keeps_the_conversation(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from recordings import capture
+
+    make_agents(db, "mei")
+    available(db, "mei")
+
+    def broken(*_: Any, **__: Any) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(capture, "merge_stereo", broken)
+
+    async def body(w: World) -> HandoverResult:
+        return await w.connect(w.customer(hangup_after=10))
+
+    result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.answered, result.recording_id) == ("connected", True, None)
+    assert list(settings.recordings_dir.rglob("*-agent.wav")), "the two sides stay for recovery at start-up"
+
+
+# ---------------------------------------------------------------- the queue
+
+
+def test_callers_are_served_in_order_and_hear_their_position(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei", "lin")
+    heard: dict[str, list[int]] = {"first": [], "second": []}
+
+    def say(who: str) -> Callable[[int], Awaitable[None]]:
+        async def announce(position: int) -> None:
+            heard[who].append(position)
+
+        return announce
+
+    async def body(w: World) -> tuple[HandoverResult, HandoverResult]:
+        first, second = w.customer(hangup_after=40), w.customer(hangup_after=40)
+        w.later(7, lambda: available(db, "lin"))
+        w.later(11, lambda: available(db, "mei"))
+        return await asyncio.gather(
+            w.connect(first, announce=say("first"), announce_every=5),
+            w.connect(second, announce=say("second"), announce_every=5),
+        )
+
+    one, two = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    assert (one.outcome, one.agent) == ("connected", "lin"), "the first caller gets the first free agent"
+    assert (two.outcome, two.agent) == ("connected", "mei")
+    assert one.wait_seconds == pytest.approx(7.5, abs=1.1) and two.wait_seconds == pytest.approx(
+        11.5, abs=1.1
+    )
+    assert heard["first"] == [1], "at the head of the queue: next"
+    assert heard["second"][:1] == [2] and heard["second"][-1] == 1, "second, then next once lin is taken"
+
+
+def test_priority_callers_go_ahead(settings: Settings, db: Database) -> None:
+    make_agents(db, "mei")
+
+    async def body(w: World) -> tuple[HandoverResult, HandoverResult]:
+        plain, urgent = w.customer(hangup_after=30), w.customer(hangup_after=30)
+        w.later(3, lambda: available(db, "mei"))
+        return await asyncio.gather(w.connect(plain, timeout=10), w.connect(urgent, timeout=10, priority=5))
+
+    plain, urgent = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (urgent.outcome, urgent.agent) == ("connected", "mei"), "an elder who pressed for help goes first"
+    assert plain.outcome == "abandoned"
