@@ -20,6 +20,10 @@ Callees follow a `Callee` script, chosen per endpoint. Every delay is in loop se
 `tests.fakes.clock.run_virtual` a whole call (ring, AMD, prompts) takes milliseconds and happens in
 the same order every time. Failures and delays are injected per operation (named like the client's
 methods): `fail("originate", 0, "ConnectError: ...")`, `delay("hangup", 2.0)`, `hold("play")`.
+A test acts at a moment of the call with `when("PlaybackStarted", action, nth=2)`, plays the far end
+with `answer_call`, `press`, `hangup_by_callee`, `finish_playback`, `emit` (any event), finds calls
+already up with `place`, restarts Asterisk with `restart()` (or `stop()` ... `start()`), and kills
+the process behind a client with `FakeAri.kill()`.
 
     asterisk = FakeAsterisk(callees={"Local/1001@lab-pstn": Callee(press="1")})
     ari = asterisk.client()                       # app "warmline"
