@@ -165,6 +165,9 @@ class _Run:
         self._playback: str | None = None
         self._recording: str | None = None
         self._gone = False
+        # The caller hung up to end a message ("说完请挂机"): the flow still books what follows the
+        # record node (set_outcome, branch), then ends as a callee hang-up.
+        self._left_after_message: _CalleeGone | None = None
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
         self._prefetch: list[asyncio.Task[Any]] = []
@@ -209,6 +212,8 @@ class _Run:
             node = self.flow.nodes.get(node_id)
             if node is None:
                 raise FlowRuntimeError(f"unknown node {node_id!r} (run `warmline ivr check` on the flow)")
+            if self._left_after_message is not None and not isinstance(node, SetOutcomeNode | BranchNode):
+                raise self._left_after_message
             self.visits[node_id] += 1
             if node.max_visits is not None and self.visits[node_id] > node.max_visits:
                 node_id = node.over_limit
@@ -470,7 +475,12 @@ class _Run:
             self.result.recording_path = self.recordings_dir / f"{name}.wav"
         deadline = self._loop.time() + node.max_seconds + RECORD_SLACK
         while True:
-            event = await self._next(deadline)  # a hang-up keeps what was recorded
+            try:
+                event = await self._next(deadline)
+            except _CalleeGone as gone:  # hanging up ends the message; what was recorded is kept
+                self._recording = None
+                self._left_after_message = gone
+                return
             if event is None:
                 self.result.warnings.append(f"recording {name} did not finish in time; stopped")
                 await self._stop_recording()

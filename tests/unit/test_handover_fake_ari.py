@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
@@ -32,18 +31,15 @@ from agents.handover import (
     QueuePolicy,
     SkillQueues,
 )
-from agents.models import AgentProfile
 from agents.routing import set_state
-from agents.service import ensure_sip_account
 from agents.states import current_state
 from core.ari_events import EventDispatcher
-from core.auth.models import Role
-from core.auth.service import create_user
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.models import CallRecording
-from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel
+from tests.fakes.ari import Callee, FakeAri, FakeAsterisk
 from tests.fakes.clock import run_virtual
+from tests.utils.agents import available, make_agents, record_and_enter_stasis
 
 CUSTOMER = "Local/8613800138000@lab-pstn"
 SKILLS = {"mei": ["vaccination", "welfare"], "lin": ["welfare"], "bo": ["welfare"]}
@@ -96,37 +92,6 @@ class World:
         return await self.handover.connect(request)
 
 
-def make_agents(db: Database, *names: str) -> None:
-    with db.session() as s:
-        for name in names:
-            user = create_user(s, name, Role.agent, "correct horse battery", actor="test")
-            ensure_sip_account(s, user, actor="test")
-            s.add(AgentProfile(user_id=user.id, skills=SKILLS[name], daily_target_minutes=240))
-
-
-def available(db: Database, *names: str, idle_minutes: dict[str, int] | None = None) -> None:
-    with db.session() as s:
-        for name in names:
-            ago = (idle_minutes or {}).get(name, 0)
-            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago))
-
-
-def mixmonitor(world_settings: Settings, asterisk: FakeAsterisk) -> Callable[[FakeChannel], None]:
-    """What ``warmline-record`` does once the agent answers: MixMonitor writes the two sides
-    (here 1 s of tone each), then Stasis(warmline,agent-leg)."""
-
-    def run(channel: FakeChannel) -> None:
-        base = world_settings.recordings_dir.resolve() / channel.variables["WARMLINE_REC_FILE"]
-        base.parent.mkdir(parents=True, exist_ok=True)
-        t = np.arange(8000) / 8000
-        for side, hz in (("agent", 700), ("customer", 300)):
-            tone = (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16)
-            sf.write(f"{base}-{side}.wav", tone, 8000, subtype="PCM_16")
-        asterisk.enter_stasis(channel.id, ["agent-leg"])
-
-    return run
-
-
 @asynccontextmanager
 async def world(settings: Settings, db: Database, callees: dict[str, Callee]) -> AsyncIterator[World]:
     asterisk = FakeAsterisk()
@@ -134,7 +99,7 @@ async def world(settings: Settings, db: Database, callees: dict[str, Callee]) ->
     dispatcher = EventDispatcher()
     pump = asyncio.create_task(dispatcher.run(ari.events()))
     await dispatcher.connected.wait()
-    asterisk.dialplan["warmline-record"] = mixmonitor(settings, asterisk)
+    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
     handover = Handover(HandoverDeps(ari, dispatcher, db, settings, queues=SkillQueues()))
     w = World(asterisk, ari, dispatcher, handover, settings, db)
     for agent, script in callees.items():
@@ -165,7 +130,7 @@ def scenario(
 
 
 def test_answered_call_is_bridged_recorded_and_the_agent_wraps_up(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
     available(db, "mei")
     origin = CallOrigin(
         campaign="flu-2026", elder_welfare=True, attempt_id="att-7", contact_name="王奶奶",
@@ -220,7 +185,7 @@ def test_answered_call_is_bridged_recorded_and_the_agent_wraps_up(settings: Sett
 
 
 def test_agent_hangs_up_first(settings: Settings, db: Database) -> None:
-    make_agents(db, "lin")
+    make_agents(db, {"lin": SKILLS["lin"]})
     available(db, "lin")
 
     async def body(w: World) -> tuple[HandoverResult, World, str]:
@@ -244,7 +209,7 @@ def hang_up_agent(w: World) -> None:
 
 
 def test_skilled_longest_idle_agent_is_rung(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei", "lin", "bo")
+    make_agents(db, {"mei": SKILLS["mei"], "lin": SKILLS["lin"], "bo": SKILLS["bo"]})
     with db.session() as s:  # both had a call; bo's ended 40 min ago, lin's 20: bo is idle longest
         for agent, ended in (("bo", 40), ("lin", 20)):
             set_state(s, agent, "on_call", "test", since=utcnow() - timedelta(minutes=ended + 3))
@@ -261,7 +226,7 @@ def test_skilled_longest_idle_agent_is_rung(settings: Settings, db: Database) ->
 def test_agent_who_does_not_answer_goes_on_break_and_the_next_is_rung(
     settings: Settings, db: Database
 ) -> None:
-    make_agents(db, "mei", "lin")
+    make_agents(db, {"mei": SKILLS["mei"], "lin": SKILLS["lin"]})
     available(db, "mei", "lin")  # neither has had a call: the name breaks the tie, lin first
 
     async def body(w: World) -> tuple[HandoverResult, World]:
@@ -279,7 +244,7 @@ def test_agent_who_does_not_answer_goes_on_break_and_the_next_is_rung(
 
 
 def test_agent_answering_after_the_ring_time_is_not_connected(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
     available(db, "mei")
     late = Callee(answer_after=14, no_answer_cause=None)  # Asterisk never times it out itself
 
@@ -293,7 +258,7 @@ def test_agent_answering_after_the_ring_time_is_not_connected(settings: Settings
 
 
 def test_ringing_an_agent_fails_and_the_next_is_tried(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei", "lin")
+    make_agents(db, {"mei": SKILLS["mei"], "lin": SKILLS["lin"]})
     available(db, "mei", "lin")
 
     async def body(w: World) -> tuple[HandoverResult, World]:
@@ -309,7 +274,7 @@ def test_ringing_an_agent_fails_and_the_next_is_tried(settings: Settings, db: Da
 
 
 def test_no_agent_in_time_is_abandoned_and_the_caller_left_up(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")  # logged out
+    make_agents(db, {"mei": SKILLS["mei"]})  # logged out
 
     async def body(w: World) -> tuple[HandoverResult, World, str]:
         cid = w.customer()
@@ -328,7 +293,7 @@ def test_no_agent_in_time_is_abandoned_and_the_caller_left_up(settings: Settings
 
 
 def test_caller_hangs_up_while_waiting(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
 
     async def body(w: World) -> tuple[HandoverResult, World]:
         return await w.connect(w.customer(hangup_after=7)), w
@@ -340,7 +305,7 @@ def test_caller_hangs_up_while_waiting(settings: Settings, db: Database) -> None
 
 
 def test_caller_hangs_up_while_the_agent_rings(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
     available(db, "mei")
 
     async def body(w: World) -> tuple[HandoverResult, World]:
@@ -354,7 +319,7 @@ def test_caller_hangs_up_while_the_agent_rings(settings: Settings, db: Database)
 
 
 def test_bridge_failure_is_not_a_conversation(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
     available(db, "mei")
 
     async def body(w: World) -> tuple[HandoverResult, World]:
@@ -372,7 +337,7 @@ def test_recording_failure_keeps_the_conversation(
 ) -> None:
     from recordings import capture
 
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
     available(db, "mei")
 
     def broken(*_: Any, **__: Any) -> None:
@@ -392,7 +357,7 @@ def test_recording_failure_keeps_the_conversation(
 
 
 def test_callers_are_served_in_order_and_hear_their_position(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei", "lin")
+    make_agents(db, {"mei": SKILLS["mei"], "lin": SKILLS["lin"]})
     heard: dict[str, list[int]] = {"first": [], "second": []}
 
     def say(who: str) -> Callable[[int], Awaitable[None]]:
@@ -421,7 +386,7 @@ def test_callers_are_served_in_order_and_hear_their_position(settings: Settings,
 
 
 def test_priority_callers_go_ahead(settings: Settings, db: Database) -> None:
-    make_agents(db, "mei")
+    make_agents(db, {"mei": SKILLS["mei"]})
 
     async def body(w: World) -> tuple[HandoverResult, HandoverResult]:
         plain, urgent = w.customer(hangup_after=30), w.customer(hangup_after=30)

@@ -1,0 +1,64 @@
+"""Agents for tests that route calls: accounts with skills, states in the ledger, and what the
+``warmline-record`` dialplan does on the fake Asterisk when an agent answers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import timedelta
+
+import numpy as np
+import soundfile as sf
+from sqlalchemy import select
+
+from agents.models import AgentProfile, SipAccount
+from agents.routing import set_state
+from agents.service import ensure_sip_account
+from core.auth.models import Role, User
+from core.auth.service import create_user
+from core.db import Database, utcnow
+from core.settings import Settings
+from tests.fakes.ari import FakeAsterisk, FakeChannel
+
+AGENT_PASSWORD = "correct horse battery"
+
+
+def make_agents(db: Database, skills: Mapping[str, Sequence[str]]) -> None:
+    """Agent accounts (with their SIP endpoints) and the skills routing reads."""
+    with db.session() as s:
+        for name, their_skills in skills.items():
+            user = create_user(s, name, Role.agent, AGENT_PASSWORD, actor="test")
+            ensure_sip_account(s, user, actor="test")
+            s.add(AgentProfile(user_id=user.id, skills=list(their_skills), daily_target_minutes=240))
+
+
+def available(db: Database, *names: str, idle_minutes: Mapping[str, int] | None = None) -> None:
+    with db.session() as s:
+        for name in names:
+            ago = (idle_minutes or {}).get(name, 0)
+            set_state(s, name, "available", "test", since=utcnow() - timedelta(minutes=ago))
+
+
+def endpoint_of(db: Database, agent: str) -> str:
+    """The agent's dial string, ``PJSIP/<endpoint>``."""
+    with db.session() as s:
+        found = s.scalar(
+            select(SipAccount.endpoint).join(User, User.id == SipAccount.user_id).where(User.name == agent)
+        )
+    assert found is not None, f"{agent} has a SIP account"
+    return f"PJSIP/{found}"
+
+
+def record_and_enter_stasis(settings: Settings, asterisk: FakeAsterisk) -> Callable[[FakeChannel], None]:
+    """What ``warmline-record`` does once the agent answers: MixMonitor writes the two sides
+    (here 1 s of tone each: 700 Hz the agent, 300 Hz the caller), then Stasis(warmline,agent-leg)."""
+
+    def run(channel: FakeChannel) -> None:
+        base = settings.recordings_dir.resolve() / channel.variables["WARMLINE_REC_FILE"]
+        base.parent.mkdir(parents=True, exist_ok=True)
+        t = np.arange(8000) / 8000
+        for side, hz in (("agent", 700), ("customer", 300)):
+            tone = (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16)
+            sf.write(f"{base}-{side}.wav", tone, 8000, subtype="PCM_16")
+        asterisk.enter_stasis(channel.id, ["agent-leg"])
+
+    return run
