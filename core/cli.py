@@ -22,7 +22,7 @@ from core.features import ServiceContext
 if TYPE_CHECKING:
     from core.bus import Bus
     from core.db import Database
-    from core.features import StasisHandler
+    from core.features import StasisHandler, Worker
     from core.settings import Settings
 
 CLI_ACTOR = "cli"
@@ -55,6 +55,8 @@ class CliContext:
     """The database at the current schema: the root migrates before it hands it out."""
     stasis: Mapping[str, StasisHandler] = field(default_factory=dict)
     """The Stasis handlers the features registered, for a worker started from the command line."""
+    workers: Mapping[str, Worker] = field(default_factory=dict)
+    """The workers the features registered, by name, for a command that runs some of them."""
     _settings: Settings | None = field(default=None, init=False, repr=False)
     _database: Database | None = field(default=None, init=False, repr=False)
 

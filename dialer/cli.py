@@ -260,6 +260,9 @@ def campaign_status(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> 
 # --- the dialer worker ---------------------------------------------------------------------------
 
 
+RECORDING_RECOVERY = "recording-recovery"  # registered by the recordings feature
+
+
 @dialer_app.command("run")
 def dialer_run(
     ctx: typer.Context,
@@ -292,11 +295,13 @@ def dialer_run(
             loop.add_signal_handler(sig, task.cancel)
         async with Bus.from_settings(cli.settings, component="dialer") as bus:
             service = cli.service(bus)
-            # Its own welfare notifier: the alerts this worker raises are announced even when no
-            # `warmline up` runs beside it.
+            # What a process that places calls needs beside the dialer, even with no `warmline up`
+            # running: its welfare alerts announced, recordings a crash left recovered.
             async with asyncio.TaskGroup() as workers:
                 workers.create_task(serve_dialer(service, campaigns=set(campaign) if campaign else None))
                 workers.create_task(serve_notifier(service))
+                if RECORDING_RECOVERY in cli.workers:
+                    workers.create_task(cli.workers[RECORDING_RECOVERY](service))
 
     try:
         asyncio.run(main())

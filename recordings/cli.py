@@ -11,13 +11,15 @@ warmline recordings retention CAMPAIGN [DAYS]
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy import select
+from sqlalchemy import column, select
+from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
@@ -128,17 +130,26 @@ def summary(r: CallAnalytics) -> str:
 # --- the registry: register, list, verify, purge, retention -----------------------------------
 
 
-def _campaign_id(session: Session, campaign: str | None) -> int | None:
-    from dialer.models import Campaign
+# A recording names its campaign by the foreign key call_recordings.campaign_id -> campaigns.id;
+# the command line reads that table through the key's own schema, not through the dialer's model.
+_CAMPAIGNS = sa_table("campaigns", column("id"), column("name"), column("elder_welfare"))
 
-    if campaign is None:
-        return None
-    row = session.scalars(select(Campaign).where(Campaign.name == campaign)).first()
+
+@dataclass(frozen=True)
+class _CampaignRef:
+    id: int
+    name: str
+    elder_welfare: bool
+
+
+def _campaign(session: Session, campaign: str) -> _CampaignRef:
+    by_name = select(_CAMPAIGNS).where(_CAMPAIGNS.c.name == campaign)
+    row = session.execute(by_name).first()
     if row is None and campaign.isdigit():
-        row = session.get(Campaign, int(campaign))
+        row = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.id == int(campaign))).first()
     if row is None:
         raise fail(f"campaign {campaign!r}: no such campaign (see `warmline campaign list`)")
-    return row.id
+    return _CampaignRef(int(row.id), str(row.name), bool(row.elder_welfare))
 
 
 def _when(text: str | None, what: str, timezone: str) -> datetime | None:
@@ -183,12 +194,15 @@ def register_cmd(
             raise fail(f"{file}: no such file")
         started_at = datetime.fromtimestamp(file.stat().st_mtime, UTC)
     with cli.database().session() as session:
+        ref = _campaign(session, campaign) if campaign is not None else None
         try:
             rec = service.register_recording(
                 session,
                 settings,
                 file,
-                campaign_id=_campaign_id(session, campaign),
+                campaign_id=ref.id if ref else None,
+                campaign=ref.name if ref else None,
+                elder_welfare=ref.elder_welfare if ref else False,
                 contact_id=contact,
                 agent=agent,
                 started_at=started_at,
@@ -289,7 +303,7 @@ def retention_cmd(
     cli = cli_context(ctx)
     settings = cli.settings
     with cli.database().session() as session:
-        cid = _campaign_id(session, campaign)
+        cid = _campaign(session, campaign).id
         assert cid is not None
         if days is not None:
             try:

@@ -43,7 +43,7 @@ def root(ctx: typer.Context) -> None:
     # Every command below reads settings and the migrated database through this (core.cli). A
     # caller that already handed one in (a test, through CliRunner.invoke(obj=...)) keeps it.
     if not isinstance(ctx.obj, CliContext):
-        ctx.obj = CliContext(get_settings, ready_database, stasis=FEATURES.stasis)
+        ctx.obj = CliContext(get_settings, ready_database, stasis=FEATURES.stasis, workers=FEATURES.workers)
 
 
 @db_app.command("upgrade")

@@ -43,6 +43,7 @@ from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
 from dialer.stats import campaign_figures
+from dialer.welfare import events as welfare_events
 from ivr.check import find_flow, flow_dirs, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowRunner
@@ -395,6 +396,8 @@ class DialerWorker:
                 detail=_close_detail(report),
                 escalate=report.escalate,
             )
+        if closed is not None and closed.alerts:
+            welfare_events.wake()  # committed: announced now, not at the notifier's next poll
         return closed.outcome if closed is not None else None
 
     # ------------------------------------------------------------ bus and figures

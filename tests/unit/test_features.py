@@ -18,7 +18,13 @@ GROUPS = {"campaign", "lists", "dnc", "dialer", "ivr", "recordings", "qa", "soft
 def test_collect_names_every_group_worker_and_route_once() -> None:
     registry = collect()
     assert {name for name, _ in registry.command_groups} == GROUPS
-    assert set(registry.workers) == {"agent-states", "call-quality", "dialer", "welfare-notifier"}
+    assert set(registry.workers) == {
+        "agent-states",
+        "call-quality",
+        "dialer",
+        "welfare-notifier",
+        "recording-recovery",
+    }
     assert "inbound" in registry.stasis
     routes = [
         (getattr(route, "path", ""), method)

@@ -32,15 +32,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
     }
 )
 
-# TEMPORARY: being removed now (recordings will store the campaign's name and the welfare flag on
-# call_recordings, and orphaned-recording recovery moves out of the dialer's start-up). Delete an
-# entry as soon as its import is gone -- the test below fails while a stale one remains.
-TEMPORARY: frozenset[tuple[str, str]] = frozenset(
-    {
-        ("dialer", "recordings"),  # dialer/engine/serve.py: recordings.capture.recover_orphans
-        ("recordings", "dialer"),  # recordings/cli.py: dialer.models.Campaign for --campaign NAME
-    }
-)
+# TEMPORARY: imports being removed. Delete an entry as soon as its import is gone -- the test
+# below fails while a stale one remains.
+TEMPORARY: frozenset[tuple[str, str]] = frozenset()
 
 LISTENER_CALLS = {"listen", "listens_for"}
 IMPORTERS = {"import_module", "__import__"}
@@ -157,7 +151,6 @@ def _cycle(edges: set[tuple[str, str]]) -> list[str] | None:
 
 
 def test_no_cycle_between_packages() -> None:
-    # The TEMPORARY pair is the one cycle left (dialer ⇄ recordings); everything else must be acyclic.
     edges = _edges(project_imports()) - TEMPORARY
     cycle = _cycle(edges)
     assert cycle is None, "packages import each other in a cycle: " + " → ".join(cycle or [])

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
 from dialer.welfare import service
+from dialer.welfare.events import announce_change
 from dialer.welfare.models import AlertState
 from warmline.console.pages import _section, render
 
@@ -49,11 +50,14 @@ def alerts_page(
 
 
 @router.post("/console/alerts/{alert_id}/acknowledge")
-def acknowledge(alert_id: int, request: Request, session: SessionDep, user: SupervisorPage) -> Response:
+def acknowledge(
+    alert_id: int, request: Request, session: SessionDep, user: SupervisorPage, after: BackgroundTasks
+) -> Response:
     try:
         service.acknowledge(session, alert_id, actor=user.name)
     except (service.AlertError, service.AlertNotFound) as exc:
         return _page(request, session, user, error=str(exc), error_id=alert_id, code=409)
+    _announce_after(after, request, alert_id, user.name)
     return RedirectResponse(f"/console/alerts?done=Alert+{alert_id}+acknowledged.", status_code=303)
 
 
@@ -63,10 +67,18 @@ def resolve(
     request: Request,
     session: SessionDep,
     user: SupervisorPage,
+    after: BackgroundTasks,
     resolution: Annotated[str, Form()] = "",
 ) -> Response:
     try:
         service.resolve(session, alert_id, actor=user.name, resolution=resolution)
     except (service.AlertError, service.AlertNotFound) as exc:
         return _page(request, session, user, error=str(exc), error_id=alert_id, code=422)
+    _announce_after(after, request, alert_id, user.name)
     return RedirectResponse(f"/console/alerts?done=Alert+{alert_id}+resolved.", status_code=303)
+
+
+def _announce_after(after: BackgroundTasks, request: Request, alert_id: int, by: str) -> None:
+    """The change is stored with this request; the bus hears of it once the request has committed."""
+    state = request.app.state
+    after.add_task(announce_change, getattr(state, "bus", None), state.db, alert_id, by=by)
