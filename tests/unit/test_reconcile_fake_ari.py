@@ -318,3 +318,22 @@ def test_calls_cut_mid_flow_by_an_asterisk_restart_are_interrupted(
     run = run_with_asterisk_restart(lab_settings, db)
     cut = [a for a in check_ledger(db) if a.id in run.channels_at_crash]
     assert cut and all(a.outcome == "interrupted" for a in cut), sorted(str(a.outcome) for a in cut)
+
+
+def test_a_paused_campaign_places_no_calls(lab_settings: Settings, db: Database) -> None:
+    make_campaign(db, "0" * 3)
+    with db.session() as session:
+        svc.set_status(session, CAMPAIGN, CampaignStatus.paused, actor="test")
+
+    async def main() -> FakeAsterisk:
+        asterisk = FakeAsterisk(default=lab_callee)
+        only = worker(lab_settings, db, asterisk, "worker")
+        passes = itertools.count(1)
+        # Ten passes with the node ready to dial: a running campaign would have dialled in the first.
+        await only.run(until=lambda: only.nodes[NODE.name].ready and next(passes) > 10)
+        return asterisk
+
+    asterisk = run_virtual(main())
+    assert asterisk.calls("originate") == []
+    with db.session() as session:
+        assert session.scalar(select(Attempt.id).limit(1)) is None
