@@ -18,7 +18,8 @@ from core.settings import Settings
 from recordings.models import CallRecording
 from recordings.qa import service as qa
 from recordings.qa.sampling import SamplingParams, TargetRules
-from tests.unit.test_recordings_registry import PW, T0, login, make_campaign, register_tone
+from tests.unit.test_recordings_registry import T0, make_campaign, register_tone
+from tests.utils import PASSWORD, login
 from warmline.app import create_app
 
 GOOD = {"greeting": "yes", "identity": "yes", "wellbeing": "yes", "listening": 4, "escalation": "yes",
@@ -31,7 +32,7 @@ def client(settings: Settings, db: Database, tmp_path: Path) -> Iterator[TestCli
     cid = make_campaign(db)
     with db.session() as s:
         for name, role in (("qa1", Role.qa), ("qa2", Role.qa), ("li", Role.agent), ("wang", Role.agent)):
-            auth.create_user(s, name, role, PW, actor="test")
+            auth.create_user(s, name, role, PASSWORD, actor="test")
     for i in range(3):
         register_tone(db, settings, tmp_path, i, campaign_id=cid, agent="li", started_at=T0)
     with db.session() as s:
