@@ -34,7 +34,8 @@ def client(settings: Settings, db: Database, tmp_path: Path) -> Iterator[TestCli
         for name, role in (("qa1", Role.qa), ("qa2", Role.qa), ("li", Role.agent), ("wang", Role.agent)):
             auth.create_user(s, name, role, PASSWORD, actor="test")
     for i in range(3):
-        register_tone(db, settings, tmp_path, i, campaign_id=cid, agent="li", started_at=T0)
+        register_tone(db, settings, tmp_path, i, campaign_id=cid, campaign="welfare", elder_welfare=True,
+                      agent="li", started_at=T0)  # fmt: skip
     with db.session() as s:
         s.get(CallRecording, s.scalars(select(CallRecording.id)).first()).outcome = "opted_out"  # type: ignore[union-attr]
         params = SamplingParams(rate=1.0, min_per_agent=1, max_per_agent=3, double_score_rate=0.34)
