@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from core.ari import AriClient, AriError
+from core.ari_events import EventDispatcher
 from core.settings import Settings
 from ivr.check import load_flow
-from core.ari_events import EventDispatcher
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import PromptCache
@@ -34,6 +34,9 @@ SIP_PORT = PORT_BASE + 5060
 NUMBER = "1380013800{}"
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "ivr"
 CONTACT = {"name": "张三", "clinic": "朝阳社区卫生服务中心", "date": "三月五日"}
+# From the start of the flow to Asterisk starting the first prompt: 0.02-0.15 s measured, idle or
+# beside a CPU-heavy job (the prompts are rendered while the phone rings; this is ARI and Asterisk).
+FIRST_AUDIO_WITHIN = 1.0
 
 VOICEMAIL = """\
 name: leave_a_message
@@ -118,19 +121,17 @@ async def _run_all(settings: Settings) -> dict[str, Call]:
         dispatcher = EventDispatcher()
         pump = asyncio.create_task(dispatcher.run(ari.events()))
         try:
-            async with asyncio.timeout(10):
+            async with asyncio.timeout(30):
                 await dispatcher.connected.wait()
             runner = FlowRunner(ari, prompts, recordings_dir=settings.recordings_dir)
-            async with asyncio.timeout(150):
+            async with asyncio.timeout(300):  # the longest call (the notice, twice) takes about 60 s
                 await asyncio.gather(*(_call(ari, dispatcher, runner, c) for c in calls.values()))
             # Nothing left behind: every channel of ours is gone within a moment.
             ours = {c.channel_id for c in calls.values()}
-            for _ in range(50):
-                left = [ch["id"] for ch in await ari.channels() if ch["id"].split(";")[0] in ours]
-                if not left:
-                    break
+            deadline = time.monotonic() + 30
+            while left := [ch["id"] for ch in await ari.channels() if ch["id"].split(";")[0] in ours]:
+                assert time.monotonic() < deadline, left
                 await asyncio.sleep(0.1)
-            assert left == [], left
         finally:
             pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -192,12 +193,20 @@ def test_8_hangs_up_early(calls: dict[str, Call]) -> None:
 
 def test_no_errors_and_first_audio_is_prompt(calls: dict[str, Call]) -> None:
     for call in calls.values():
-        if call.result is None:
+        r = call.result
+        if r is None:
             continue
-        assert call.result.error is None, call.result
-        assert not [w for w in call.result.warnings if "could not play" in w], call.result.warnings
-        if call.result.path:
-            assert call.result.first_audio_after is not None and call.result.first_audio_after < 1.0
+        assert r.error is None, r
+        assert not [w for w in r.warnings if "could not play" in w], r.warnings
+        if r.first_audio_after is None:
+            # First audio is when Asterisk starts the first prompt (PlaybackStarted). Callee 8
+            # answers and hangs up at once: its hang-up may come before that prompt starts (the
+            # flow entered its first node, but nothing was played), or after; both are right.
+            # Every other callee stays on the line long enough to hear the first prompt.
+            assert call.digit == "8", f"{call.name}: no first audio: {r}"
+            assert r.hangup_by == "callee" and r.path in ([], [call.flow.start]), r
+        else:
+            assert r.first_audio_after < FIRST_AUDIO_WITHIN, (call.name, r.first_audio_after)
 
 
 # ------------------------------------------------------------------ other flows
