@@ -144,6 +144,7 @@ class Call:
                 else:
                     await self._adopt(self.resume)
                 await self._follow(events)
+            self._judge_restart()
         except TimeoutError:
             self.report.detail["error"] = "call ran past the dialer's limit; hung up"
             await self._hangup()
@@ -154,6 +155,12 @@ class Call:
         finally:
             self.dispatcher.unsubscribe(self.id)
         return self.report
+
+    def _judge_restart(self) -> None:
+        """An answered call whose end nobody saw (no hang-up cause) while ARI reconnected was cut
+        by Asterisk restarting or going away: interrupted, whatever the flow had got to."""
+        if self.report.answered and self.report.hangup_cause is None and self.epoch() != self._epoch0:
+            self.report.interrupted = True
 
     async def _originate(self) -> bool:
         prepare = None
@@ -193,8 +200,14 @@ class Call:
             self.report.interrupted = True
             await self._hangup()
         elif up:
-            with contextlib.suppress(AriError):
+            try:
                 await self._subscribe_channel()
+            except AriError as exc:
+                if exc.status not in (404, 422):  # 422: "Event source does not exist"
+                    raise
+                # Gone between the listing and now: nobody saw how it ended.
+                self.report.interrupted = True
+                self._destroyed = True
 
     # ------------------------------------------------------------ events
 
@@ -286,9 +299,7 @@ class Call:
                 self.report.hangup_cause = result.hangup_cause
                 self._destroyed = True
             elif result.ended == "callee_hangup" and self.epoch() != self._epoch0:
-                # The channel vanished while ARI was away (Asterisk restarted): nobody hung up.
-                self.report.interrupted = True
-                self._destroyed = True
+                self._destroyed = True  # vanished while ARI was away: see _judge_restart
         elif self.plan.agent_campaign:
             await self._to_agent(None)
         else:

@@ -333,6 +333,7 @@ class DialerWorker:
                 resume=resume,
                 handover=link.handover,
                 origin=_origin(c, plan),
+                epoch=lambda: link.connections,  # a reconnect mid-call means Asterisk may have restarted
             )
             report = await call.run()
         except asyncio.CancelledError:

@@ -388,11 +388,6 @@ def _gone_before_adopted(asterisk: FakeAsterisk) -> dict[str, Any]:
     return found
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Call._adopt swallows the failed subscribe of a vanished answered channel, then waits "
-    "MAX_CALL_SECONDS (an hour) for its events and ends it as hangup_early, not interrupted",
-)
 def test_a_call_gone_before_it_is_adopted_is_interrupted_at_once(tmp_path: Path) -> None:
     call = dial(tmp_path, confirms("1"), resume=_gone_before_adopted)
     assert call.report.interrupted and call.seconds < 60

@@ -306,11 +306,6 @@ def test_an_asterisk_restart_cuts_calls_that_are_then_retried(lab_settings: Sett
     assert [a for a in attempts if a.created_at > run.crashed_at and a.outcome == "confirmed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DialerWorker._call does not pass Call(epoch=lambda: link.connections): a flow cut by an "
-    "Asterisk restart ends with the flow's provisional outcome (no_input, hangup_early), not interrupted",
-)
 def test_calls_cut_mid_flow_by_an_asterisk_restart_are_interrupted(
     lab_settings: Settings, db: Database
 ) -> None:
