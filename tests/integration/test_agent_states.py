@@ -30,7 +30,7 @@ def test_published_state_lands_in_the_ledger(settings: Settings, db: Database) -
                 await bus.clear_retained(AgentState.path_for(agent="mei"))
 
         asyncio.run(publish())
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             hours = client.get("/api/agents/me/hours", headers=headers).json()
             if hours["state"] == "available":
@@ -66,7 +66,7 @@ def test_call_quality_reaches_supervisors_by_http_and_bus(settings: Settings, db
 
         asyncio.run(publish_bad_line())
         boss = login(client, "boss")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             rows = client.get("/api/agents/quality", headers=boss).json()
             if len(rows) == 2:
