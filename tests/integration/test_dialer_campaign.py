@@ -12,7 +12,6 @@ import itertools
 import time
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -81,8 +80,8 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
         assert sum(c.attempts for c in contacts.values()) == len(attempts)
         assert all(a.state.value == "ended" and a.outcome for a in attempts)
         assert all(c.state in (ContactState.done, ContactState.exhausted) for c in contacts.values())
-        # Retries: never before the rule's delay from the end of the previous attempt, and
-        # not much after it (a pass every 0.2 s, on a clock running SCALE times as fast).
+        # Retries: never before the rule's delay from the end of the previous attempt (how soon
+        # after is the fake-Asterisk tests' to show, on a virtual clock).
         by_contact: dict[int, list[Attempt]] = {}
         for a in attempts:
             by_contact.setdefault(a.contact_id, []).append(a)
@@ -91,7 +90,6 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
                 assert before.ended_at is not None
                 due = before.ended_at + timedelta(minutes=RETRY_MINUTES)
                 assert after.created_at >= due
-                assert after.created_at <= due + timedelta(seconds=3 * SCALE)
         # The opt-out is on the global do-not-call list.
         opted = next(c for c in contacts.values() if c.phone_e164.endswith("7"))
         assert session.scalar(select(DncGlobal).where(DncGlobal.phone_e164 == opted.phone_e164)) is not None
@@ -102,29 +100,3 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
         assert confirmed.amd_status == "HUMAN" and confirmed.digits == "1"
         busy = [a for a in attempts if contacts[a.contact_id].phone_e164.endswith("3")]
         assert [a.hangup_cause for a in busy] == [17, 17]
-
-
-def test_a_paused_campaign_places_no_calls(lab: Settings, db: Database, tmp_path: Path) -> None:
-    settings = lab.model_copy(update={"database_url": db.url})
-    name = "lab-paused"
-    create_demo_campaign(db, name, 1)
-    from dialer.models import CampaignStatus
-
-    with db.session() as session:
-        svc.set_status(session, name, CampaignStatus.paused, actor="test")
-
-    async def briefly() -> None:
-        from dialer.engine.runtime import DialerWorker
-
-        worker = DialerWorker(settings, db)
-        ticks = [0]
-
-        def until() -> bool:
-            ticks[0] += 1
-            return ticks[0] > 10
-
-        await worker.run(until=until)
-
-    asyncio.run(briefly())
-    with db.session() as session:
-        assert session.scalar(select(Attempt.id).limit(1)) is None
