@@ -31,9 +31,31 @@ def _pg(sql: str) -> None:
         conn.execute(sql)
 
 
+# The test files that take longest (real calls in real time), started first so that test files
+# run side by side (pytest-xdist, a file per worker) all finish at about the same time.
+LONGEST_FIRST = (
+    "test_dialer_campaign.py",
+    "test_recording_chain_lab.py",
+    "test_dialer_crash.py",
+    "test_welfare_campaign_lab.py",
+    "test_inbound_lab.py",
+    "test_ivr_lab.py",
+    "test_softphone_lab.py",
+    "test_lab.py",
+)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Browser tests last: while Playwright's sync API runs, no other test can use asyncio.run."""
-    items.sort(key=lambda item: "/e2e/" in str(item.path))
+    """The longest files first; browser tests last: while Playwright's sync API runs, no other
+    test in that process can use asyncio.run."""
+
+    def order(item: pytest.Item) -> tuple[bool, int]:
+        name = item.path.name
+        return "/e2e/" in str(item.path), LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(
+            LONGEST_FIRST
+        )
+
+    items.sort(key=order)
 
 
 @pytest.fixture(scope="session")
