@@ -43,6 +43,7 @@ from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.models import CallRecording
 from tests.lab import private_lab
+from tests.utils import until
 from warmline import accounts
 from warmline.lab import lab_status
 from warmline.migrate import upgrade
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.integration
 PW = "correct horse battery"
 PORT_BASE = 1000
 TALKER = "13800138009"  # lab callee 9: answers and talks ~60 s
+TALK_S = 9.0  # how long agent and customer talk before the customer hangs up
 FIGURES: dict[str, float] = {}
 
 
@@ -236,12 +238,18 @@ def test_bridge_records_agent_left_customer_right(
                 policy=QueuePolicy(timeout=30),
             )
             task = asyncio.create_task(handover.connect(request))
-            # The agent is rung, answers (auto), and the two talk for a while.
-            await asyncio.sleep(10)
+
+            def mei_on_call() -> bool:
+                with db.session() as s:
+                    state = current_state(s, "mei")
+                    return state is not None and state.state == "on_call"
+
+            # The agent is rung and answers (auto): wait for that however long a busy machine
+            # takes, then the two talk for TALK_S seconds.
+            await until(lambda: task.done() or mei_on_call(), timeout=60, interval=0.1, what="mei on call")
+            await asyncio.sleep(TALK_S)  # the conversation, not a wait for something
             assert not task.done(), "the call stays bridged until someone hangs up"
-            with db.session() as s:
-                state = current_state(s, "mei")
-                assert state is not None and state.state == "on_call"
+            assert mei_on_call()
             await ari.hangup(customer)
             result = await asyncio.wait_for(task, 20)
             return result, time.monotonic() - started
