@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
@@ -81,14 +82,19 @@ def agent_hours(name: str, _: SupervisorUser, session: SessionDep, settings: Set
 async def set_my_state(body: StateChange, user: AgentUser, request: Request, db: DatabaseDep) -> HoursReport:
     """For clients that cannot reach the bus: the server records and publishes the state for them."""
     message = AgentState(agent=user.name, state=body.state, reason=body.reason, since=utcnow())
-    with db.session() as session:
-        record_state(session, message)
+    settings: Settings = request.app.state.settings
+
+    def keep() -> HoursReport:
+        with db.session() as session:
+            record_state(session, message)
+        with db.session() as session:
+            return hours_report(session, user.name, utcnow(), ZoneInfo(settings.timezone))
+
+    report = await asyncio.to_thread(keep)
     bus: Bus | None = getattr(request.app.state, "bus", None)
     if bus is not None:
         await bus.publish(message)
-    settings: Settings = request.app.state.settings
-    with db.session() as session:
-        return hours_report(session, user.name, utcnow(), ZoneInfo(settings.timezone))
+    return report
 
 
 # ---------------------------------------------------------------- softphone reports

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+
+from sqlalchemy.exc import SQLAlchemyError
 
 from agents.quality import record_quality
 from agents.states import current_state, record_state
@@ -17,23 +20,39 @@ LAST_WILL_REASON = "connection_lost"
 log = logging.getLogger(__name__)
 
 
+def keep_state(db: Database, state: AgentState) -> bool:
+    """Write one published state into the ledger; False when there was nothing new to write."""
+    with db.session() as session:
+        if state.reason == LAST_WILL_REASON and state.state == "logged_out":
+            latest = current_state(session, state.agent)
+            if latest is None or latest.state == "logged_out":
+                return False  # a retained will seen again after our own reconnect
+            state = state.model_copy(update={"since": utcnow()})
+        return record_state(session, state)
+
+
+def keep_quality(db: Database, report: CallQuality) -> None:
+    with db.session() as session:
+        record_quality(session, report)
+
+
 async def record_agent_states(bus: Bus, db: Database) -> None:
-    """Runs for the life of the service; retained states re-delivered after a reconnect are no-ops."""
+    """Runs for the life of the service; retained states re-delivered after a reconnect are no-ops.
+    The database work runs in a thread; one that fails is logged and the next state still kept."""
     async with bus.subscribe(AgentState.pattern(), AgentState) as states:
         async for _path, state in states:
-            with db.session() as session:
-                if state.reason == LAST_WILL_REASON and state.state == "logged_out":
-                    latest = current_state(session, state.agent)
-                    if latest is None or latest.state == "logged_out":
-                        continue  # a retained will seen again after our own reconnect
-                    state = state.model_copy(update={"since": utcnow()})
-                if record_state(session, state):
+            try:
+                if await asyncio.to_thread(keep_state, db, state):
                     log.info("agent %s is %s", state.agent, state.state)
+            except SQLAlchemyError:
+                log.exception("agent %s: state %s not kept", state.agent, state.state)
 
 
 async def record_call_quality(bus: Bus, db: Database) -> None:
     """Softphones that reach the bus publish their call quality there; keep it for supervisors."""
     async with bus.subscribe(CallQuality.pattern(), CallQuality) as reports:
         async for _path, report in reports:
-            with db.session() as session:
-                record_quality(session, report)
+            try:
+                await asyncio.to_thread(keep_quality, db, report)
+            except SQLAlchemyError:
+                log.exception("call quality of %s not kept", report.call_ref)

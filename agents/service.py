@@ -6,6 +6,7 @@ The database is the only source: `render_endpoints` turns the rows into `pjsip_a
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import os
 import secrets
@@ -19,6 +20,7 @@ from agents.models import SipAccount
 from core.ari import AriClient, AriError
 from core.audit import audit
 from core.auth.models import Role, User
+from core.db import Database
 from core.settings import Settings
 
 AGENT_CONTEXT = "agents"
@@ -113,9 +115,14 @@ def write_endpoints_file(config_dir: Path, text: str) -> bool:
     return True
 
 
-async def sync_endpoints(settings: Settings, session: Session) -> dict[str, str]:
+async def sync_endpoints(settings: Settings, db: Database) -> dict[str, str]:
     """Push the agents' endpoints to every Asterisk node; returns node name -> what happened."""
-    text = render_endpoints(active_accounts(session))
+
+    def render() -> str:
+        with db.session() as session:
+            return render_endpoints(active_accounts(session))
+
+    text = await asyncio.to_thread(render)
     results: dict[str, str] = {}
     for node in settings.asterisk_nodes:
         changed = write_endpoints_file(settings.node_config_dir(node), text)

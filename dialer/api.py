@@ -8,6 +8,7 @@ exports and the rejected-rows CSV, to managers.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import tempfile
 from collections.abc import Iterator
@@ -150,10 +151,13 @@ async def change_status(
     target = CampaignStatus(body.status)
     if target is CampaignStatus.finished and user.role not in (Role.manager, Role.admin):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only a manager may finish a campaign")
-    try:
+
+    def change() -> str:
         with db.session() as session:
-            campaign = svc.set_status(session, name, target, actor=user.name)
-            now = campaign.status.value
+            return svc.set_status(session, name, target, actor=user.name).status.value
+
+    try:
+        now = await asyncio.to_thread(change)
     except CampaignError as exc:
         raise _http(exc) from exc
     message = CampaignStatusChanged(campaign=name, status=now, by=user.name)

@@ -6,6 +6,7 @@ endpoints to Asterisk after the commit (Asterisk must never see an endpoint the 
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from agents.service import ensure_sip_account, sync_endpoints
@@ -34,22 +35,26 @@ async def add_user(
     actor: str,
     display_name: str | None = None,
 ) -> AccountChange:
-    with db.session() as session:
-        user = auth.create_user(session, name, role, password, actor=actor, display_name=display_name)
-        account = ensure_sip_account(session, user, actor=actor)
-        endpoint = account.endpoint if account else None
+    def create() -> str | None:
+        with db.session() as session:
+            user = auth.create_user(session, name, role, password, actor=actor, display_name=display_name)
+            account = ensure_sip_account(session, user, actor=actor)
+            return account.endpoint if account else None
+
+    endpoint = await asyncio.to_thread(create)  # argon2 and the database: off the event loop
     return AccountChange(name, role, False, endpoint, await _sync(settings, db, role))
 
 
 async def disable_user(settings: Settings, db: Database, name: str, *, actor: str) -> AccountChange:
-    with db.session() as session:
-        user = auth.disable_user(session, name, actor=actor)
-        role = user.role
+    def disable() -> Role:
+        with db.session() as session:
+            return auth.disable_user(session, name, actor=actor).role
+
+    role = await asyncio.to_thread(disable)
     return AccountChange(name, role, True, None, await _sync(settings, db, role))
 
 
 async def _sync(settings: Settings, db: Database, role: Role) -> dict[str, str]:
     if role is not Role.agent:
         return {}
-    with db.session() as session:
-        return await sync_endpoints(settings, session)
+    return await sync_endpoints(settings, db)
