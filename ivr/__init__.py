@@ -2,7 +2,8 @@
 
 Public API for the dialer::
 
-    from ivr import EventDispatcher, FlowRunner, PromptCache, load_flow
+    from core.ari_events import EventDispatcher       # the app's one ARI event stream
+    from ivr import FlowRunner, PromptCache, load_flow
 
     flow = load_flow(Path("config/ivr/vaccination_reminder.yaml"), fields=list_columns)
     runner = FlowRunner(ari, PromptCache.for_var_dir(settings.var_dir), recordings_dir=...)
@@ -12,16 +13,13 @@ Public API for the dialer::
 """
 
 from ivr.check import FlowError, Problem, check_file, check_text, load_flow
-from core.ari_events import ChannelEvents, EventDispatcher, event_ids
 from ivr.flow import STANDARD_OUTCOMES, Flow, render
 from ivr.runner import FlowResult, FlowRunner, GatherInput, TransferRequest, prepare_prompts, run_flow
 from ivr.tts import EspeakNg, PromptCache, TtsEngine, TtsError, media_uri
 
 __all__ = [
     "STANDARD_OUTCOMES",
-    "ChannelEvents",
     "EspeakNg",
-    "EventDispatcher",
     "Flow",
     "FlowError",
     "FlowResult",
@@ -34,7 +32,6 @@ __all__ = [
     "TtsError",
     "check_file",
     "check_text",
-    "event_ids",
     "load_flow",
     "media_uri",
     "prepare_prompts",
