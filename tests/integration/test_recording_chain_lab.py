@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -91,7 +90,7 @@ def test_agent_call_recording_is_registered_analysed_sampled_and_reviewable(
                 rec = session.scalars(
                     select(CallRecording).where(CallRecording.contact_id == contact.id)
                 ).one()
-                rec_id, duration = rec.id, rec.duration_s
+                rec_id, duration, started_at = rec.id, rec.duration_s, rec.started_at
                 assert rec.status is RecordingStatus.ok
                 assert rec.channels == 2 and rec.sha256 and len(rec.sha256) == 64
                 assert rec.agent == DEMO_AGENT
@@ -116,8 +115,9 @@ def test_agent_call_recording_is_registered_analysed_sampled_and_reviewable(
             assert low - (0.3 + 0.04 * low) <= agent_talk <= high + 0.3 + 0.04 * high
             assert customer_talk > 2.0  # the lab callee speaks after pressing 0
 
-            # QA: this ISO week's random sample at rate 1.0 picks the recording.
-            week = datetime.now(ZoneInfo(settings.timezone)).strftime("%G-W%V")
+            # QA: the random sample at rate 1.0 of the recording's ISO week (in the centre's zone; not
+            # "this week", which is the next one if the call was just before midnight on a Sunday).
+            week = started_at.astimezone(ZoneInfo(settings.timezone)).strftime("%G-W%V")
             params = qa_service.load_config().random.model_copy(update={"rate": 1.0})
             with db.session() as session:
                 result = qa_service.draw_sample(session, settings, week, params=params, actor="test")

@@ -26,6 +26,7 @@ from dialer.welfare.events import run_notifier
 from dialer.welfare.models import Alert
 from tests.integration.test_dialer_campaign import ScaledClock
 from tests.lab import private_lab
+from tests.utils import until
 from warmline.demo_campaign import run_campaign
 
 pytestmark = pytest.mark.integration
@@ -81,10 +82,8 @@ def test_unreached_and_silent_elders_raise_alerts_on_the_bus(lab: Settings, db: 
 
                 listener = asyncio.create_task(listen())
                 await run_campaign(settings, db, name, now=ScaledClock(SCALE), out=None, limit_seconds=300)
-                for _ in range(50):  # the notifier publishes after the commit, in the background
-                    if len(heard) >= 2:
-                        break
-                    await asyncio.sleep(0.1)
+                # the notifier publishes after the commit, in the background (a poll every 3 s)
+                await until(lambda: len(heard) >= 2, timeout=60, interval=0.1, what="two alerts on the bus")
                 listener.cancel()
             notifier.cancel()
             await asyncio.gather(notifier, listener, return_exceptions=True)
