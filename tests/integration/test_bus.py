@@ -261,7 +261,7 @@ async def test_broker_restart_resumes_subscription_and_delivers_queued(private_b
             for n in range(5):  # mid-stream
                 assert await send(n) is True
             await private_broker.kill()
-            await until(lambda: not bus.connected)
+            await until(lambda: not bus.connected, timeout=30)
 
             for n in range(5, 10):  # while the broker is down
                 assert await send(n) is False
@@ -302,7 +302,7 @@ async def test_bus_started_before_the_broker_connects_later(private_broker: Priv
     async with bus, bus.subscribe(AgentState.pattern(), AgentState) as states:
         state = AgentState(agent="2002", state="available", since=datetime.now(UTC))
         assert await bus.publish(state) is False
-        await until(lambda: bool(details))
+        await until(lambda: bool(details), timeout=30)
         assert details[0][0] is False
         assert "unreachable" in details[0][1]
         await private_broker.start()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ivr.tts import EspeakNg, PromptCache, TtsEngine, TtsError, clear_stale_temp, media_uri, wav_seconds
+from tests.utils import until
 
 needs_tools = pytest.mark.skipif(
     not (shutil.which("espeak-ng") and shutil.which("sox")), reason="espeak-ng and sox are needed"
@@ -133,10 +134,11 @@ async def test_async_callers_share_one_run(tmp_path: Path) -> None:
 
 
 async def test_cancelled_caller_does_not_break_the_others(tmp_path: Path) -> None:
-    cache = PromptCache(tmp_path, ToneEngine(delay=0.2))
+    engine = ToneEngine(delay=0.2)
+    cache = PromptCache(tmp_path, engine)
     first = asyncio.ensure_future(cache.speak("取消测试"))
     second = asyncio.ensure_future(cache.speak("取消测试"))
-    await asyncio.sleep(0.05)
+    await until(lambda: engine.calls, timeout=30, what="the synthesis started")  # cancelled mid-run
     first.cancel()
     assert (await second).exists()
 

@@ -134,13 +134,13 @@ def test_committed_alert_reaches_the_bus_when_woken_never_on_rollback(
         notifier = events.WelfareNotifier(settings, db, bus, poll_s=600)  # type: ignore[arg-type]
         running = asyncio.create_task(notifier.run())
         try:
-            await until(lambda: notifier in events._running, what="the notifier runs")
+            await until(lambda: notifier in events._running, timeout=30, what="the notifier runs")
             with pytest.raises(RuntimeError), db.session() as s:
                 service.raise_alert(s, campaign=s.get(Campaign, ids[0]), contact=s.get(Contact, ids[1]),
                                     attempt_id="a", kind="help", detail={})  # fmt: skip
                 raise RuntimeError("the attempt's close failed")
             await asyncio.to_thread(commit_and_wake)
-            await until(lambda: bus.sent, what="the alert on the bus")
+            await until(lambda: bus.sent, timeout=30, what="the alert on the bus")
             await asyncio.sleep(0.1)  # nothing more comes
         finally:
             running.cancel()
