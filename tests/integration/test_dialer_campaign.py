@@ -49,7 +49,9 @@ class ScaledClock:
 def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings, db: Database) -> None:
     settings = lab.model_copy(update={"database_url": db.url, "dialer_ring_timeout": 12})
     name = "lab-every-behaviour"
-    assert create_demo_campaign(db, name, 1, retry_seconds=int(RETRY_MINUTES * 60), cps=10) == 10
+    # Two calls a second, as a real campaign paces them: AMD listens to every answered call in real
+    # time, and ten answering in one instant on a busy 2-core machine can starve it of frames.
+    assert create_demo_campaign(db, name, 1, retry_seconds=int(RETRY_MINUTES * 60), cps=2) == 10
     clock = ScaledClock(SCALE)
     asyncio.run(run_campaign(settings, db, name, now=clock, out=None, limit_seconds=400))
 
