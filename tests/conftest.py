@@ -74,6 +74,13 @@ def pg_template() -> Iterator[str]:
     _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def on_database(kind: str) -> pytest.MarkDecorator:
+    """Run a real-time lab test on one database only. For tests whose subject is Asterisk (media,
+    AMD, a recording's channels), not the database: the same logic runs on both databases in the
+    fake-Asterisk tests, and the lab tests between them meet Asterisk with each database."""
+    return pytest.mark.parametrize("db_url", [kind], indirect=True)
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A migrated, empty database of each kind, private to the test."""

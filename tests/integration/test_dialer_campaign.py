@@ -20,6 +20,7 @@ from core.db import Database, utcnow
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.models import Attempt, Contact, ContactState, DncGlobal
+from tests.conftest import on_database
 from tests.lab import private_lab
 from warmline.demo_campaign import behaviours, create_demo_campaign, outcome_table, run_campaign
 
@@ -46,6 +47,7 @@ class ScaledClock:
         return self.t0 + timedelta(seconds=(time.monotonic() - self.m0) * self.scale)
 
 
+@on_database("postgresql")
 def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings, db: Database) -> None:
     settings = lab.model_copy(update={"database_url": db.url, "dialer_ring_timeout": 12})
     name = "lab-every-behaviour"

@@ -29,6 +29,7 @@ from dialer.models import CampaignStatus, Contact
 from recordings.analytics import analyze_file
 from recordings.models import CallRecording, RecordingStatus
 from recordings.qa import service as qa_service
+from tests.conftest import on_database
 from tests.lab import private_lab
 from warmline.app import create_app
 from warmline.demo import ensure_demo_users
@@ -61,6 +62,7 @@ def looped_talk_range(
     return min(totals), max(totals)
 
 
+@on_database("sqlite")
 def test_agent_call_recording_is_registered_analysed_sampled_and_reviewable(
     db_url: str, tmp_path: Path
 ) -> None:

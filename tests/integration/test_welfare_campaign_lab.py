@@ -24,6 +24,7 @@ from dialer.lists.importer import import_list
 from dialer.models import CampaignStatus, Contact
 from dialer.welfare.events import run_notifier
 from dialer.welfare.models import Alert
+from tests.conftest import on_database
 from tests.integration.test_dialer_campaign import ScaledClock
 from tests.lab import private_lab
 from tests.utils import until
@@ -62,6 +63,7 @@ def welfare_campaign(db: Database, name: str) -> None:
         svc.set_status(session, name, CampaignStatus.running, actor="test")
 
 
+@on_database("postgresql")
 def test_unreached_and_silent_elders_raise_alerts_on_the_bus(lab: Settings, db: Database) -> None:
     settings = lab.model_copy(
         update={"database_url": db.url, "dialer_ring_timeout": 10, "topic_prefix": f"wl-welfare-{PORT_BASE}"}
