@@ -9,7 +9,6 @@ Lab on port base 54000 (ARI 62088, SIP 59060, RTP 60000-60999).
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -27,9 +26,9 @@ from core.ari import AriClient
 from core.db import Database
 from core.settings import Settings
 from dialer import campaigns as svc
-from dialer.lists.importer import import_list
-from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState
+from dialer.models import Attempt, AttemptState, Contact, ContactState
 from tests.lab import private_lab
+from tests.utils.campaigns import make_running_campaign
 from warmline.lab import lab_status
 
 pytestmark = pytest.mark.integration
@@ -44,30 +43,6 @@ WARMLINE = Path(sys.executable).with_name("warmline")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     with private_lab(tmp_path_factory.mktemp("dialer-crash") / "var", PORT_BASE) as settings:
         yield settings
-
-
-def make_campaign(db: Database, name: str, digits: str) -> None:
-    rule = {"delay": f"{RETRY_SECONDS}s", "growth": 1, "max_attempts": 3}
-    spec = {
-        "name": name,
-        "kind": "broadcast",
-        "flow": "vaccination_reminder",
-        "windows": {"daily": ["00:00-24:00"]},
-        "retry": {o: dict(rule) for o in ("busy", "no_answer", "machine", "failed", "abandoned", "no_input")},
-        "max_attempts": 3,
-        "daily_cap": 10,
-        "rolling_cap": 10,
-        "max_channels": 30,
-        "calls_per_second": 10,
-    }
-    with db.session() as session:
-        svc.create_campaign(session, svc.build_spec(spec), actor="test")
-    lines = ["name,phone,clinic,date"] + [
-        f"客户{i},139{i:07d}{d},社区医院,明天" for i, d in enumerate(digits)
-    ]
-    import_list(db, name, io.BytesIO(("\n".join(lines) + "\n").encode()), "list.csv", actor="test")
-    with db.session() as session:
-        svc.set_status(session, name, CampaignStatus.running, actor="test")
 
 
 def worker(settings: Settings, name: str, log: Path) -> subprocess.Popen[bytes]:
@@ -141,7 +116,7 @@ def test_sigkill_mid_campaign_then_restart(lab: Settings, db: Database, tmp_path
     new worker's websocket; the new worker follows or ends every one of them, leaving none up."""
     settings = lab.model_copy(update={"database_url": db.url})
     name = "crash-kill"
-    make_campaign(db, name, "9" * 8 + "0" * 6 + "1" * 6)
+    make_running_campaign(db, name, "9" * 8 + "0" * 6 + "1" * 6)
     log = tmp_path / "dialer.log"
     proc = worker(settings, name, log)
     try:

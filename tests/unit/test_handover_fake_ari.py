@@ -39,7 +39,7 @@ from core.settings import Settings
 from recordings.models import CallRecording
 from tests.fakes.ari import Callee, FakeAri, FakeAsterisk
 from tests.fakes.clock import run_virtual
-from tests.utils.agents import available, make_agents, record_and_enter_stasis
+from tests.utils.agents import available, fake_node, make_agents
 
 CUSTOMER = "Local/8613800138000@lab-pstn"
 SKILLS = {"mei": ["vaccination", "welfare"], "lin": ["welfare"], "bo": ["welfare"]}
@@ -94,21 +94,9 @@ class World:
 
 @asynccontextmanager
 async def world(settings: Settings, db: Database, callees: dict[str, Callee]) -> AsyncIterator[World]:
-    asterisk = FakeAsterisk()
-    ari = asterisk.client()
-    dispatcher = EventDispatcher()
-    pump = asyncio.create_task(dispatcher.run(ari.events()))
-    await dispatcher.connected.wait()
-    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
-    handover = Handover(HandoverDeps(ari, dispatcher, db, settings, queues=SkillQueues()))
-    w = World(asterisk, ari, dispatcher, handover, settings, db)
-    for agent, script in callees.items():
-        asterisk.callee(w.endpoint(agent), script)
-    try:
-        yield w
-    finally:
-        pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
+    async with fake_node(settings, db, callees) as node:
+        handover = Handover(HandoverDeps(node.ari, node.dispatcher, db, settings, queues=SkillQueues()))
+        yield World(node.asterisk, node.ari, node.dispatcher, handover, settings, db)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ The lab test (tests/integration/test_inbound_lab.py) keeps what only Asterisk sh
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -36,7 +35,7 @@ from tests.fakes.ari import Callee, FakeAri, FakeAsterisk
 from tests.fakes.clock import run_virtual
 from tests.fakes.prompts import SilentPrompts
 from tests.utils import until
-from tests.utils.agents import available, endpoint_of, make_agents, record_and_enter_stasis
+from tests.utils.agents import available, endpoint_of, fake_node, make_agents, record_and_enter_stasis
 
 HOTLINE = "12345"
 CALLER = "13800138001"
@@ -98,20 +97,9 @@ class World:
 
 @asynccontextmanager
 async def world(settings: Settings, db: Database, now: datetime) -> AsyncIterator[World]:
-    asterisk = FakeAsterisk()
-    ari = asterisk.client()
-    dispatcher = EventDispatcher()
-    pump = asyncio.create_task(dispatcher.run(ari.events()))
-    await dispatcher.connected.wait()
-    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
-    w = World(asterisk, ari, dispatcher, settings, db, Hotline(CONFIG, now=lambda: now))
-    for agent in ("mei", "lin"):
-        asterisk.callee(endpoint_of(db, agent), ANSWERS)
-    try:
-        yield w
-    finally:
-        pump.cancel()
-        await asyncio.gather(pump, return_exceptions=True)
+    async with fake_node(settings, db, {"mei": ANSWERS, "lin": ANSWERS}) as node:
+        hotline = Hotline(CONFIG, now=lambda: now)
+        yield World(node.asterisk, node.ari, node.dispatcher, settings, db, hotline)
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ its delay. The callees behave as the lab's do (config/asterisk/extensions.conf, 
 from __future__ import annotations
 
 import asyncio
-import io
 import itertools
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -27,12 +26,12 @@ from dialer import campaigns as svc
 from dialer.engine import runtime
 from dialer.engine.ledger import LIVE_STATES
 from dialer.engine.runtime import DialerWorker
-from dialer.lists.importer import import_list
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState
 from tests.fakes.ari import NO_ANSWER, Callee, FakeAri, FakeAsterisk, confirms
 from tests.fakes.clock import VirtualTimeLoop, run_virtual
 from tests.fakes.prompts import SilentPrompts
 from tests.utils import until
+from tests.utils.campaigns import make_running_campaign
 
 RETRY_SECONDS = 20
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # the dialer's clock at the start: a Monday, 10:00 in Shanghai
@@ -85,30 +84,10 @@ def lab_settings(settings: Settings) -> Settings:
 
 
 def make_campaign(db: Database, digits: str) -> None:
-    """The lab test's campaign: retries 20 s apart, at most 3 attempts, one contact per digit."""
-    rule = {"delay": f"{RETRY_SECONDS}s", "growth": 1, "max_attempts": 3}
-    spec = {
-        "name": CAMPAIGN,
-        "kind": "broadcast",
-        "flow": "vaccination_reminder",
-        "windows": {"daily": ["00:00-24:00"]},
-        "retry": {o: dict(rule) for o in ("busy", "no_answer", "machine", "failed", "abandoned", "no_input")},
-        "max_attempts": 3,
-        "daily_cap": 10,
-        "rolling_cap": 10,
-        "max_channels": 30,
-        "calls_per_second": 10,
-    }
+    """The lab test's campaign, due at once on the dialer's clock (T0, not the machine's)."""
+    make_running_campaign(db, CAMPAIGN, digits, retry_seconds=RETRY_SECONDS)
     with db.session() as session:
-        svc.create_campaign(session, svc.build_spec(spec), actor="test")
-    lines = ["name,phone,clinic,date"] + [
-        f"客户{i},139{i:07d}{d},社区医院,明天" for i, d in enumerate(digits)
-    ]
-    import_list(db, CAMPAIGN, io.BytesIO(("\n".join(lines) + "\n").encode()), "list.csv", actor="test")
-    with db.session() as session:
-        # The import makes contacts due from the machine's clock; the dialer's clock here is T0.
         session.execute(update(Contact).values(next_due_at=None))
-        svc.set_status(session, CAMPAIGN, CampaignStatus.running, actor="test")
 
 
 # ------------------------------------------------------------------ reading the ledger

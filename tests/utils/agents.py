@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import timedelta
 
 import numpy as np
@@ -13,11 +16,12 @@ from sqlalchemy import select
 from agents.models import AgentProfile, SipAccount
 from agents.routing import set_state
 from agents.service import ensure_sip_account
+from core.ari_events import EventDispatcher
 from core.auth.models import Role, User
 from core.auth.service import create_user
 from core.db import Database, utcnow
 from core.settings import Settings
-from tests.fakes.ari import FakeAsterisk, FakeChannel
+from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel
 
 AGENT_PASSWORD = "correct horse battery"
 
@@ -62,3 +66,33 @@ def record_and_enter_stasis(settings: Settings, asterisk: FakeAsterisk) -> Calla
         asterisk.enter_stasis(channel.id, ["agent-leg"])
 
     return run
+
+
+@dataclass
+class FakeNode:
+    """One fake Asterisk node as a process sees it: the server, a client, the event router pumping
+    that client's events, and ``warmline-record`` recording agent calls."""
+
+    asterisk: FakeAsterisk
+    ari: FakeAri
+    dispatcher: EventDispatcher
+
+
+@asynccontextmanager
+async def fake_node(
+    settings: Settings, db: Database, callees: Mapping[str, Callee]
+) -> AsyncIterator[FakeNode]:
+    """Agents in `callees` (by name) answer as their script says."""
+    asterisk = FakeAsterisk()
+    ari = asterisk.client()
+    dispatcher = EventDispatcher()
+    pump = asyncio.create_task(dispatcher.run(ari.events()))
+    await dispatcher.connected.wait()
+    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
+    for agent, script in callees.items():
+        asterisk.callee(endpoint_of(db, agent), script)
+    try:
+        yield FakeNode(asterisk, ari, dispatcher)
+    finally:
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
