@@ -42,8 +42,10 @@ class StreamSample:
 
     @property
     def rx_loss_pct(self) -> float:
+        # At most 100: the jitter buffer counts discarded frames, not packets, and a starved media
+        # clock (a busy PC) discards more frames than packets arrived (179 % was seen).
         expected = self.rx_packets + self.rx_lost
-        return 100.0 * (self.rx_lost + self.rx_discarded) / expected if expected else 0.0
+        return min(100.0, 100.0 * (self.rx_lost + self.rx_discarded) / expected) if expected else 0.0
 
     @property
     def tx_loss_pct(self) -> float:

@@ -146,7 +146,11 @@ class RealPhone:
 
 def said(page: Page, text: str, assertive: bool = False, timeout: float = 30_000) -> None:
     region = page.locator("#say-assertive" if assertive else "#say-polite")
-    expect(region).to_contain_text(text, timeout=timeout)
+    try:
+        expect(region).to_contain_text(text, timeout=timeout)
+    except AssertionError as exc:  # say everything the phone said, newest first
+        log = page.locator("#said-log").inner_text()
+        raise AssertionError(f"{text!r} not said; the phone said:\n{log}") from exc
 
 
 async def _originate(settings: Settings, channel_id: str) -> None:

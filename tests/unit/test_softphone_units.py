@@ -109,6 +109,9 @@ def test_discarded_late_packets_count_as_loss() -> None:
     s = StreamSample("PCMA/8000", rx_packets=950, rx_lost=25, rx_discarded=25)
     assert s.rx_loss_pct == pytest.approx(100 * 50 / 975)
     assert assess(s).verdict == "fair" and assess(s).mos < 4.0
+    # A starved media clock discards more jitter-buffer frames than packets arrived: still ≤ 100 %.
+    starved = StreamSample("PCMU/8000", rx_packets=250, rx_lost=0, rx_discarded=448)
+    assert starved.rx_loss_pct == 100.0 and assess(starved).loss_pct == 100.0
 
 
 # ------------------------------------------------------------------ masking and the screen pop
