@@ -129,6 +129,7 @@ class Call:
         self.origin = origin or CallOrigin(campaign=plan.campaign, attempt_id=attempt_id)
         self.report = CallReport()
         self._destroyed = False
+        self._subscribed = False  # to the channel's events beyond Stasis
         self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
         self._epoch0 = epoch()
 
@@ -184,6 +185,11 @@ class Call:
             if exc.status == 0 and not self.report.not_dialled:
                 await self._hangup()  # the request may have got through (a timeout): end that call
             return False
+        # Subscribed while it rings, so the answer costs one request (continue into AMD), not two:
+        # every moment between the answer and AMD is a "喂？" AMD does not hear.
+        with contextlib.suppress(AriError):
+            await self._subscribe_channel()
+            self._subscribed = True
         await self.notify("originated", {})
         return True
 
@@ -271,7 +277,8 @@ class Call:
             self.report.answered = True
             await self.notify("answered", {})
         try:
-            await self._subscribe_channel()  # keep its events while it runs AMD in the dialplan
+            if not self._subscribed:
+                await self._subscribe_channel()  # keep its events while it runs AMD in the dialplan
             await self.ari.continue_in_dialplan(self.id, AMD_CONTEXT, "s", 1)
         except AriError as exc:
             if await self._alive():

@@ -160,7 +160,7 @@ def test_an_unanswered_call_ends_with_asterisks_cause(
     assert call.report.hangup_cause == cause and not call.report.answered
     assert call.outcome is outcome
     assert call.notes == ["originated"]
-    assert call.ops == ["originate"], "Asterisk ended it: nothing to hang up"
+    assert call.ops == ["originate", "subscribe"], "Asterisk ended it: nothing to hang up"
     assert call.seconds == pytest.approx(rang)
     originate = call.asterisk.calls("originate")[0].params
     assert originate["channelId"] == ATTEMPT and originate["appArgs"] == "dialer"
@@ -169,7 +169,7 @@ def test_an_unanswered_call_ends_with_asterisks_cause(
 
 def test_a_ring_asterisk_never_ends_is_hung_up_by_the_dialer(tmp_path: Path) -> None:
     call = dial(tmp_path, Callee(answer_after=None, no_answer_cause=None))
-    assert call.ops == ["originate", "get_channel", "hangup"]
+    assert call.ops == ["originate", "subscribe", "get_channel", "hangup"]
     assert call.seconds == pytest.approx(RING_TIMEOUT + 30), "the dialer's own guard: ring timeout + 30 s"
     assert call.report.hangup_cause == 16 and call.outcome is Outcome.no_answer
 
