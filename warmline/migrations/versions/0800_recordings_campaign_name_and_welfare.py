@@ -20,11 +20,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("call_recordings", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("campaign", sa.String(length=64), nullable=True))
-        batch_op.add_column(
-            sa.Column("elder_welfare", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    # Plain ADD COLUMN on both databases: SQLite's batch mode would copy and drop the table, and
+    # dropping it deletes the QA rows that refer to it (their foreign keys cascade).
+    op.add_column("call_recordings", sa.Column("campaign", sa.String(length=64), nullable=True))
+    op.add_column(
+        "call_recordings", sa.Column("elder_welfare", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
     op.execute(
         "UPDATE call_recordings SET "
         "campaign = (SELECT name FROM campaigns WHERE campaigns.id = call_recordings.campaign_id), "
