@@ -434,8 +434,13 @@ class Softphone:
             # Through wrap-up (on a call → available is not a transition), closed at once.
             with contextlib.suppress(StateError):
                 await self.status.change("wrap_up")
-            choice = self._choose(HEADLESS_DISPOSITION) or self.wrapup.choices[-1]
+            # "other", else the campaign's first plain "done": never one that acts on the contact.
+            choice = self._choose(HEADLESS_DISPOSITION) or next(
+                (d for d in self.wrapup.choices if d.action == "done"), None
+            )
             try:
+                if choice is None:
+                    raise ActionError("the campaign has no plain 'done' disposition")
                 await self.save_wrapup(choice.code, None, note="headless")
             except ActionError as exc:  # nobody could put it right: close it and take calls again
                 log.warning("headless wrap-up not accepted: %s", exc)

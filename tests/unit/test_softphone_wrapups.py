@@ -220,3 +220,33 @@ async def test_a_wrapup_the_server_finds_invalid_stays_open_for_the_agent() -> N
     await phone.act("wrapup", disposition="7")
     assert server.stored[0]["disposition"] == "opt_out"
     await phone.close()
+
+
+async def test_a_headless_phone_saves_a_plain_done_never_an_action() -> None:
+    server = FakeServer(
+        dispositions=[
+            {"key": "1", "code": "opt_out", "label": "要求不再来电", "label_en": "", "action": "opt_out"},
+            {"key": "2", "code": "well", "label": "老人安好", "label_en": "Well", "action": "done"},
+        ]
+    )
+    client = server.client()
+    await client.login("mei", "pw")
+    engine = FakeEngine()
+    phone = Softphone(
+        engine,
+        AgentStatus("mei", NullPublisher()),
+        server=client,
+        options=PhoneOptions(auto_answer=True, auto_wrapup=True, quality_every=3600),
+        on_wrapup=WrapUpOutbox(client.post_wrapup, sleep=Sleeps()).submit,
+    )
+    await phone.start(SipAccountSettings("mei", "pw", "sip:127.0.0.1:5060"))
+    cid = engine.ring("13800138000", {"attempt": ATTEMPT, "campaign": "c1"})
+    await until(
+        lambda: (
+            "c1" in phone.campaign_choices and cid in phone.calls and phone.calls[cid].status == "connected"
+        )
+    )
+    engine.remote_hangup(cid)
+    await until(lambda: bool(server.stored) and phone.status.state == "available")
+    assert [r["disposition"] for r in server.stored] == ["well"]
+    await phone.close()
