@@ -23,23 +23,25 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
+# Plain ALTER TABLE, no batch mode: on SQLite a batch copy drops and re-creates the table, and with
+# foreign keys on, dropping campaigns or contacts would delete every row that cascades from them.
+
+
 def upgrade() -> None:
-    with op.batch_alter_table("attempts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("agent", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("disposition", sa.String(length=32), nullable=True))
-        batch_op.add_column(sa.Column("note", sa.Text(), nullable=True))
-        batch_op.add_column(sa.Column("answers", sa.JSON(), nullable=True))
-        batch_op.add_column(sa.Column("callback_at", core.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.add_column(sa.Column("wrapped_up_at", core.db.UTCDateTime(timezone=True), nullable=True))
-        batch_op.create_index("ix_attempts_agent_created", ["agent", "created_at"], unique=False)
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("dispositions", sa.JSON(), nullable=True))
-        batch_op.add_column(
-            sa.Column("callback_grace_minutes", sa.Float(), server_default=sa.text("30"), nullable=False)
-        )
-    with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("assigned_agent", sa.String(length=64), nullable=True))
-        batch_op.add_column(sa.Column("assigned_until", core.db.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("attempts", sa.Column("agent", sa.String(length=64), nullable=True))
+    op.add_column("attempts", sa.Column("disposition", sa.String(length=32), nullable=True))
+    op.add_column("attempts", sa.Column("note", sa.Text(), nullable=True))
+    op.add_column("attempts", sa.Column("answers", sa.JSON(), nullable=True))
+    op.add_column("attempts", sa.Column("callback_at", core.db.UTCDateTime(timezone=True), nullable=True))
+    op.add_column("attempts", sa.Column("wrapped_up_at", core.db.UTCDateTime(timezone=True), nullable=True))
+    op.create_index("ix_attempts_agent_created", "attempts", ["agent", "created_at"], unique=False)
+    op.add_column("campaigns", sa.Column("dispositions", sa.JSON(), nullable=True))
+    op.add_column(
+        "campaigns",
+        sa.Column("callback_grace_minutes", sa.Float(), server_default=sa.text("30"), nullable=False),
+    )
+    op.add_column("contacts", sa.Column("assigned_agent", sa.String(length=64), nullable=True))
+    op.add_column("contacts", sa.Column("assigned_until", core.db.UTCDateTime(timezone=True), nullable=True))
     # Calls agents took before this revision: their agent was noted in the close's detail.
     if op.get_bind().dialect.name == "postgresql":
         op.execute(
@@ -53,17 +55,11 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.drop_column("assigned_until")
-        batch_op.drop_column("assigned_agent")
-    with op.batch_alter_table("campaigns", schema=None) as batch_op:
-        batch_op.drop_column("callback_grace_minutes")
-        batch_op.drop_column("dispositions")
-    with op.batch_alter_table("attempts", schema=None) as batch_op:
-        batch_op.drop_index("ix_attempts_agent_created")
-        batch_op.drop_column("wrapped_up_at")
-        batch_op.drop_column("callback_at")
-        batch_op.drop_column("answers")
-        batch_op.drop_column("note")
-        batch_op.drop_column("disposition")
-        batch_op.drop_column("agent")
+    # SQLite (3.35+) drops a column in place when no index or constraint names it.
+    op.drop_column("contacts", "assigned_until")
+    op.drop_column("contacts", "assigned_agent")
+    op.drop_column("campaigns", "callback_grace_minutes")
+    op.drop_column("campaigns", "dispositions")
+    op.drop_index("ix_attempts_agent_created", table_name="attempts")
+    for column in ("wrapped_up_at", "callback_at", "answers", "note", "disposition", "agent"):
+        op.drop_column("attempts", column)
