@@ -128,7 +128,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[ContactState] = mapped_column(_enum(ContactState), default=ContactState.pending)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Attempts per outcome ({"busy": 2}), for the per-outcome retry limits.
+    # Attempts per outcome ({"busy": 2}) and per agents' "retry later" wrap-up ({"retry_later": 1}),
+    # for the per-rule retry limits.
     outcome_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     next_due_at: Mapped[datetime | None]
     last_attempt_at: Mapped[datetime | None]

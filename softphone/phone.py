@@ -209,6 +209,7 @@ class Softphone:
         self._version = 0
         self._queue: asyncio.Queue[EngineEvent | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._lookups: set[asyncio.Task[None]] = set()  # asking the server while a call rings
         self._quality_sent: dict[int, float] = {}
         self.events_seen: list[EngineEvent] = []
         # Each campaign's wrap-up choices as the server gave them (asked once, when a call rings).
@@ -227,6 +228,8 @@ class Softphone:
         if self.status.state != "logged_out":
             with contextlib.suppress(StateError):
                 await self.status.change("logged_out")
+        for task in self._lookups:
+            task.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -369,7 +372,9 @@ class Softphone:
             view.ref = decode_header(e.headers["attempt"])
         self.calls[e.call] = view
         if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
-            self._tasks.append(asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions"))
+            lookup = asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions")
+            self._lookups.add(lookup)
+            lookup.add_done_callback(self._lookups.discard)
         with contextlib.suppress(Exception):
             await self.engine.answer(e.call, 180)
         text = f"Incoming call from {remote}."
