@@ -112,10 +112,13 @@ class WrapUpOutbox:
     def _write(self, item: dict[str, Any]) -> None:
         if self.path is None:
             return
-        with self.path.open("a", encoding="utf-8") as f:
-            f.write(json.dumps(item, ensure_ascii=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with self.path.open("a", encoding="utf-8") as f:
+                f.write(json.dumps(item, ensure_ascii=False) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as exc:  # a full or vanished disk: the wrap-up is still kept in memory and sent
+            log.error("%s: cannot write (%s); this wrap-up is kept in memory only", self.path, exc)
 
     # ------------------------------------------------------------------ sending
 
