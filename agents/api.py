@@ -1,9 +1,10 @@
-"""What an agent's softphone asks the server for: its SIP credentials and settings."""
+"""What an agent's softphone asks the server for: its SIP credentials and settings.
+
+The wrap-up of a call (`POST /api/agents/me/wrapup`) is the dialer's: `dialer.wrapup_api`."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
@@ -21,7 +22,7 @@ from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
-from core.messages import AgentState, AgentStateName, CallEvent, CallQuality
+from core.messages import AgentState, AgentStateName, CallQuality
 from core.settings import Settings
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
@@ -123,30 +124,6 @@ def report_quality(body: QualityIn, user: AgentUser, session: SessionDep) -> Non
 def agents_quality(_: SupervisorUser, session: SessionDep) -> list[CallQuality]:
     """The latest call quality per agent (worst MOS first), so a bad home line stands out."""
     return latest_per_agent(session)
-
-
-class WrapUpIn(BaseModel):
-    call_ref: str = Field(min_length=1, max_length=128)
-    disposition: str = Field(min_length=1, max_length=8)
-    label: str = Field(default="", max_length=128)
-    callback_at: datetime | None = None
-    note: str | None = Field(default=None, max_length=1000)
-    talk_seconds: int = Field(default=0, ge=0)
-
-
-@router.post("/me/wrapup", status_code=202)
-async def report_wrapup(body: WrapUpIn, user: AgentUser, request: Request) -> dict[str, bool]:
-    """The agent's disposition (and callback time) for a call, passed on as a `wrapup` CallEvent."""
-    detail = body.model_dump(mode="json", exclude={"call_ref"}) | {"agent": user.name}
-    bus: Bus | None = getattr(request.app.state, "bus", None)
-    published = False
-    if bus is not None:
-        try:
-            event = CallEvent(call_id=body.call_ref, kind="wrapup", detail=detail)
-        except ValueError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, f"call_ref: {exc}") from exc
-        published = await bus.publish(event)
-    return {"published": published}
 
 
 @router.get("/wallboard")

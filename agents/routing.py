@@ -72,11 +72,17 @@ def rank(rows: Iterable[AgentCandidate]) -> list[AgentCandidate]:
 
 
 def choose_agent(
-    rows: Iterable[AgentCandidate], skill: str | None = None, *, exclude: Collection[str] = ()
+    rows: Iterable[AgentCandidate],
+    skill: str | None = None,
+    *,
+    exclude: Collection[str] = (),
+    prefer: str | None = None,
 ) -> AgentCandidate | None:
-    """The agent who gets the call, or None when nobody suitable is available."""
+    """The agent who gets the call, or None when nobody suitable is available. `prefer` (the agent
+    who promised the callee a callback) gets it when eligible, whoever has been idle longest."""
     ranked = rank(eligible(rows, skill, exclude))
-    return ranked[0] if ranked else None
+    preferred = next((r for r in ranked if r.agent == prefer), None) if prefer else None
+    return preferred or (ranked[0] if ranked else None)
 
 
 def day_start(now: datetime, tz: str | None = None) -> datetime:
@@ -203,10 +209,12 @@ def reserve_agent(
     exclude: Collection[str] = (),
     now: datetime | None = None,
     tz: str | None = None,
+    prefer: str | None = None,
 ) -> AgentCandidate | None:
-    """Choose an agent and mark them ``on_call`` (reason ``routed``) in this transaction."""
+    """Choose an agent (`prefer` first when eligible) and mark them ``on_call`` (reason ``routed``)
+    in this transaction."""
     now = now or utcnow()
-    chosen = choose_agent(candidates(session, now=now, tz=tz), skill, exclude=exclude)
+    chosen = choose_agent(candidates(session, now=now, tz=tz), skill, exclude=exclude, prefer=prefer)
     if chosen is not None:
         set_state(session, chosen.agent, "on_call", RESERVED_REASON, since=now)
     return chosen

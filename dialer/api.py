@@ -307,6 +307,8 @@ class ContactOut(BaseModel):
     last_outcome: str | None
     next_due_at: str | None
     row: int | None
+    assigned_agent: str | None = None  # a callback kept for this agent …
+    assigned_until: str | None = None  # … until then; anyone with the skill after
 
 
 @router.get("/campaigns/{name}/contacts")
@@ -335,7 +337,8 @@ def list_contacts(
             ContactOut(
                 phone=mask(c.phone_e164), name=c.name, state=c.state.value, attempts=c.attempts,
                 last_outcome=c.last_outcome, next_due_at=c.next_due_at.isoformat() if c.next_due_at else None,
-                row=c.row_number,
+                row=c.row_number, assigned_agent=c.assigned_agent,
+                assigned_until=c.assigned_until.isoformat() if c.assigned_until else None,
             ).model_dump()
             for c in found
         ],

@@ -15,15 +15,24 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
 from core.located_yaml import LocatedYamlError, load_located
+from dialer.dispositions import Disposition, check_dispositions
 from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
-from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows
+from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows, parse_minutes
 
 NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -46,7 +55,10 @@ DEFAULT_RETRY: dict[str, dict[str, float | int | None]] = {
     "abandoned": {"delay_minutes": 5, "growth": 1.0, "max_attempts": 2},
     "no_input": {"delay_minutes": 60, "growth": 1.0, "max_attempts": 2},
     "callback": {"delay_minutes": 30, "growth": 1.0, "max_attempts": 3},
+    # An agent's "retry later" disposition (follow-up needed, voicemail): try again in two hours.
+    "retry_later": {"delay_minutes": 120, "growth": 1.0, "max_attempts": 3},
 }
+DEFAULT_CALLBACK_GRACE_MINUTES = 30.0
 
 _DAY_ALIASES: dict[str, tuple[str, ...]] = {
     "daily": DAYS,
@@ -105,6 +117,18 @@ class CampaignSpec(BaseModel):
     max_channels: int = Field(default=10, ge=1, le=2000)
     calls_per_second: float = Field(default=2.0, gt=0, le=200)
     allowed_countries: list[str] = Field(default_factory=lambda: ["CN"])
+    dispositions: list[Disposition] = Field(
+        default_factory=list, description="the agents' wrap-up choices, key 1 first (none: the defaults)"
+    )
+    callback_grace_minutes: float = Field(
+        default=DEFAULT_CALLBACK_GRACE_MINUTES,
+        gt=0,
+        le=7 * 24 * 60,
+        validation_alias=AliasChoices("callback_grace_minutes", "callback_grace"),
+        description="how long a callback waits for the agent who promised it before anyone may take it",
+    )
+
+    _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
 
     @field_validator("name")
     @classmethod
@@ -214,6 +238,10 @@ class CampaignSpec(BaseModel):
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         self.skip_dates = sorted(set(self.skip_dates))
+        try:
+            self.dispositions = check_dispositions(self.dispositions)
+        except ValueError as exc:
+            raise ValueError(f"dispositions: {exc}") from None
         return self
 
     def public(self) -> dict[str, Any]:
@@ -319,7 +347,7 @@ def load_spec_file(path: Path, name: str) -> CampaignSpec:
 _COLUMNS = (
     "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
     "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
-    "calls_per_second", "allowed_countries",
+    "calls_per_second", "allowed_countries", "callback_grace_minutes",
 )  # fmt: skip
 
 
@@ -328,6 +356,7 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["name"] = campaign.name
     data["skip_dates"] = campaign.skip_dates or []
     data["retry"] = campaign.retry or {}
+    data["dispositions"] = campaign.dispositions or []  # none stored (before 0900): the defaults
     return CampaignSpec.model_validate(data)
 
 
@@ -338,6 +367,7 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.windows = {d: list(w) for d, w in spec.windows.items()}
     campaign.skip_dates = [d.isoformat() for d in spec.skip_dates]
     campaign.retry = {o: r.model_dump() for o, r in spec.retry.items()}
+    campaign.dispositions = [d.model_dump(mode="json") for d in spec.dispositions]
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:
@@ -500,6 +530,10 @@ def describe_text(info: Mapping[str, Any]) -> str:
             f"    {outcome}: after {rule['delay_minutes']:g} min{growth}{cap}; up to {rule['max_attempts']} attempts"
         )
     lines.append(f"  pacing: {info['max_channels']} channels, {info['calls_per_second']:g} calls/s")
+    lines.append(f"  wrap-up (callbacks stay with their agent {info['callback_grace_minutes']:g} min):")
+    for key, d in enumerate(info["dispositions"], start=1):
+        english = f" ({d['label_en']})" if d["label_en"] else ""
+        lines.append(f"    {key} {d['code']}: {d['label']}{english} → {d['action']}")
     lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
     c = info["contacts"]
     lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))

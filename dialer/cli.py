@@ -7,6 +7,7 @@ warmline lists preview FILE | imports --campaign NAME | report IMPORT_ID --out F
 warmline lists export --campaign NAME --format csv|xlsx --out FILE
 warmline dnc import FILE [--campaign NAME] | add PHONE… | remove PHONE | list
 warmline campaign status NAME [--json]     live figures
+warmline campaign contacts NAME [--full-numbers] [--json]   contacts and their wrap-ups
 warmline dialer run [--campaign NAME]      the dialer worker (also inside `warmline up`)
 
 The groups are registered by `dialer.plugin`; the database comes from the root command's
@@ -255,6 +256,38 @@ def campaign_status(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> 
         with db.session() as session:
             stats = campaign_stats(session, svc.require_campaign(session, name))
     emit(stats, as_json, stats_text(stats))
+
+
+@campaign_app.command("contacts")
+def campaign_contacts(
+    ctx: typer.Context,
+    name: str,
+    full_numbers: Annotated[
+        bool,
+        typer.Option(
+            "--full-numbers",
+            help="Show full phone numbers instead of 138****8000 (written to the audit log).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every contact of a campaign: state, outcome, attempts and the agents' latest wrap-up
+    (disposition, note, callback, form answers). Numbers are masked unless --full-numbers."""
+    from core.audit import audit
+    from dialer.results import contact_records, record_text
+
+    with errors():
+        db = cli_context(ctx).database()
+        with db.session() as session:
+            campaign = svc.require_campaign(session, name)
+            records = list(contact_records(session, campaign, mask=not full_numbers))
+            if full_numbers:
+                # Whoever runs the command line administers the server; what they saw is still kept.
+                audit(
+                    session, CLI_ACTOR, "contacts.full_numbers", campaign.name, via="cli", rows=len(records)
+                )
+    text = "\n".join(record_text(r) for r in records) or f"no contacts in {name} yet"
+    emit(records, as_json, text)
 
 
 # --- the dialer worker ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ class ContactState(enum.StrEnum):
     in_progress = "in_progress"  # claimed by a dialer, a call is being placed
     done = "done"  # reached: the campaign's goal for this contact is met
     exhausted = "exhausted"  # retries used up without reaching anyone
-    cancelled = "cancelled"  # opted out / put on a do-not-call list after import
+    cancelled = "cancelled"  # not to be called: put on a do-not-call list after import, a wrong number
 
 
 class ImportStatus(enum.StrEnum):
@@ -92,6 +92,10 @@ class Campaign(Base):
     max_channels: Mapped[int] = mapped_column(Integer)
     calls_per_second: Mapped[float] = mapped_column(Float)
     allowed_countries: Mapped[list[str]] = mapped_column(JSON)
+    # [{"code": "callback", "label": "约定回拨", "label_en": …, "action": "callback"}, …], key 1 first;
+    # None (campaigns from before these existed): the defaults.
+    dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    callback_grace_minutes: Mapped[float] = mapped_column(Float, default=30.0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -124,7 +128,8 @@ class Contact(Base):
     timezone: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[ContactState] = mapped_column(_enum(ContactState), default=ContactState.pending)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    # Attempts per outcome ({"busy": 2}), for the per-outcome retry limits.
+    # Attempts per outcome ({"busy": 2}) and per agents' "retry later" wrap-up ({"retry_later": 1}),
+    # for the per-rule retry limits.
     outcome_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     next_due_at: Mapped[datetime | None]
     last_attempt_at: Mapped[datetime | None]
@@ -132,6 +137,10 @@ class Contact(Base):
     import_id: Mapped[int | None] = mapped_column(ForeignKey("list_imports.id", ondelete="SET NULL"))
     row_number: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # A callback an agent promised: until `assigned_until` the dialer calls the contact only while
+    # that agent is available, and the hand-over offers the call to them first.
+    assigned_agent: Mapped[str | None] = mapped_column(String(64))
+    assigned_until: Mapped[datetime | None]
 
 
 class ListImport(Base):
@@ -228,6 +237,8 @@ class Attempt(Base):
         Index("ix_attempts_state", "state", "campaign_id"),
         # Figures per campaign over time.
         Index("ix_attempts_campaign_created", "campaign_id", "created_at"),
+        # An agent's calls, newest first.
+        Index("ix_attempts_agent_created", "agent", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)
@@ -245,3 +256,11 @@ class Attempt(Base):
     outcome: Mapped[str | None] = mapped_column(String(32))
     digits: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The agent who took the call, written when the hand-over connects them: whose wrap-up it is.
+    agent: Mapped[str | None] = mapped_column(String(64))
+    # The agent's wrap-up, stored by POST /api/agents/me/wrapup (None until then).
+    disposition: Mapped[str | None] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    callback_at: Mapped[datetime | None]  # when the callback is due (after any move into a window)
+    wrapped_up_at: Mapped[datetime | None]

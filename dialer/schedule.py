@@ -30,7 +30,8 @@ from zoneinfo import ZoneInfo
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-OUTCOMES = ("busy", "no_answer", "machine", "failed", "abandoned", "no_input", "callback")
+# What a retry rule is named after: a call's outcome, or an agent's "retry later" disposition.
+OUTCOMES = ("busy", "no_answer", "machine", "failed", "abandoned", "no_input", "callback", "retry_later")
 Window = tuple[int, int]  # minutes after local midnight, [start, end)
 
 _WINDOW = re.compile(r"\s*(\d{1,2})[:：](\d{2})\s*[-–~～至]\s*(\d{1,2})[:：](\d{2})\s*")

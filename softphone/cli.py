@@ -1,7 +1,7 @@
 """`warmline softphone`: the agent's phone, with its local web UI or headless.
 
     warmline softphone --headless --server URL --user NAME --password-stdin \\
-        [--auto-answer] [--play FILE] [--record DIR]
+        [--auto-answer] [--play FILE] [--record DIR] [--data-dir DIR]
 
 Without --headless it serves the accessible UI on http://127.0.0.1:8765 (printed with its access
 token). The password is read once from stdin (or asked for without echo) and never stored.
@@ -48,6 +48,14 @@ def softphone(
     sip_port: Annotated[int, typer.Option(help="Local SIP port (0: any free one).")] = 0,
     input_device: Annotated[str | None, typer.Option(help="Microphone (name or number).")] = None,
     output_device: Annotated[str | None, typer.Option(help="Headphones (name or number).")] = None,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--data-dir",
+            help="Folder where wrap-ups not yet sent to the server are kept across restarts"
+            " (default: ~/.local/share/warmline/softphone with the UI; memory only when --headless).",
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Sign in, fetch your SIP settings from the server and run the phone until Ctrl+C."""
@@ -81,6 +89,7 @@ def softphone(
         sip_port=sip_port,
         input_device=input_device,
         output_device=output_device,
+        data_dir=data_dir,
     )
     del password
     try:

@@ -33,6 +33,7 @@ from softphone.events import (
     RegistrationChanged,
     TransferProgress,
 )
+from softphone.outbox import Delivery
 from softphone.presence import BREAK_REASONS, AgentStatus, StateError
 from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
@@ -43,18 +44,45 @@ log = logging.getLogger(__name__)
 Politeness = Literal["polite", "assertive"]
 CallStatus = Literal["ringing", "dialing", "connected", "held", "ended"]
 
-DISPOSITIONS: dict[str, str] = {
-    "1": "Reached, confirmed",
-    "2": "Reached, needs follow-up",
-    "3": "Callback requested",
-    "4": "Wrong number",
-    "5": "Voicemail or no answer",
-    "6": "Refused",
-    "7": "Opted out: do not call again",
-    "8": "Welfare concern: tell a supervisor",
-    "9": "Other",
-}
-CALLBACK_DISPOSITION = "3"
+
+@dataclass(frozen=True)
+class Disposition:
+    """One wrap-up choice: its number key, the code the server stores, its labels, its action."""
+
+    key: str
+    code: str
+    label_en: str
+    action: str
+    label: str = ""  # zh-CN
+
+    @property
+    def spoken(self) -> str:
+        """What the English UI says; the Chinese label when a campaign gives no English one."""
+        return self.label_en or self.label
+
+
+# The server's defaults (dialer.dispositions.DEFAULT_DISPOSITIONS; a test keeps them aligned): what
+# the phone offers when it cannot ask the server for the call's campaign.
+DEFAULT_DISPOSITIONS: tuple[Disposition, ...] = (
+    Disposition("1", "confirmed", "Reached, confirmed", "done", "已接通，已确认"),
+    Disposition("2", "follow_up", "Reached, needs follow-up", "retry_later", "已接通，需再跟进"),
+    Disposition("3", "callback", "Callback requested", "callback", "约定回拨"),
+    Disposition("4", "wrong_number", "Wrong number", "wrong_number", "号码错误"),
+    Disposition("5", "no_answer", "Voicemail or no answer", "retry_later", "语音信箱或无人接听"),
+    Disposition("6", "refused", "Refused", "done", "拒绝"),
+    Disposition("7", "opt_out", "Opted out: do not call again", "opt_out", "要求不再来电"),
+    Disposition(
+        "8",
+        "welfare_concern",
+        "Welfare concern: tell a supervisor",
+        "welfare_concern",
+        "担心对方安危，报告主管",
+    ),
+    Disposition("9", "other", "Other", "done", "其他"),
+)
+DISPOSITIONS: dict[str, str] = {d.key: d.spoken for d in DEFAULT_DISPOSITIONS}
+"""The default choices by number key, as the agent hears them."""
+HEADLESS_DISPOSITION = "other"  # what a headless phone (no person to choose) saves
 QUALITY_EVERY = 15.0
 
 
@@ -143,6 +171,7 @@ class WrapUp:
     talk_seconds: int
     campaign: str | None
     attempt: str | None
+    choices: tuple[Disposition, ...] = DEFAULT_DISPOSITIONS
 
 
 @dataclass
@@ -160,7 +189,7 @@ class Softphone:
         *,
         server: ServerClient | None = None,
         options: PhoneOptions | None = None,
-        on_wrapup: Callable[[dict[str, Any]], Awaitable[None]] | None = None,
+        on_wrapup: Callable[[dict[str, Any]], Awaitable[object]] | None = None,
     ) -> None:
         self.engine = engine
         self.status = status
@@ -180,8 +209,11 @@ class Softphone:
         self._version = 0
         self._queue: asyncio.Queue[EngineEvent | None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._lookups: set[asyncio.Task[None]] = set()  # asking the server while a call rings
         self._quality_sent: dict[int, float] = {}
         self.events_seen: list[EngineEvent] = []
+        # Each campaign's wrap-up choices as the server gave them (asked once, when a call rings).
+        self.campaign_choices: dict[str, tuple[Disposition, ...]] = {}
 
     # -- life --------------------------------------------------------------------------------
 
@@ -196,6 +228,8 @@ class Softphone:
         if self.status.state != "logged_out":
             with contextlib.suppress(StateError):
                 await self.status.change("logged_out")
+        for task in self._lookups:
+            task.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -251,8 +285,11 @@ class Softphone:
             "state_text": self.status.spoken(),
             "reason": self.status.reason,
             "calls": [self._call_json(c) for c in self.calls.values()],
-            "wrapup": asdict(self.wrapup) if self.wrapup else None,
-            "dispositions": DISPOSITIONS,
+            "wrapup": self._wrapup_json(),
+            "dispositions": {
+                d.key: [d.code, d.spoken, d.action, d.label]
+                for d in (self.wrapup.choices if self.wrapup else DEFAULT_DISPOSITIONS)
+            },
             "break_reasons": BREAK_REASONS,
             "hours": self.hours_text,
             "quality": asdict(self.last_quality) | {"verdict": self.last_quality.verdict}
@@ -260,6 +297,13 @@ class Softphone:
             else None,
             "announcements": [asdict(a) for a in self.announcements],
         }
+
+    def _wrapup_json(self) -> dict[str, Any] | None:
+        if self.wrapup is None:
+            return None
+        data = asdict(self.wrapup)
+        del data["choices"]  # sent as "dispositions"
+        return data
 
     @staticmethod
     def _call_json(c: CallView) -> dict[str, Any]:
@@ -327,6 +371,10 @@ class Softphone:
         if e.headers.get("attempt"):
             view.ref = decode_header(e.headers["attempt"])
         self.calls[e.call] = view
+        if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
+            lookup = asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions")
+            self._lookups.add(lookup)
+            lookup.add_done_callback(self._lookups.discard)
         with contextlib.suppress(Exception):
             await self.engine.answer(e.call, 180)
         text = f"Incoming call from {remote}."
@@ -378,22 +426,64 @@ class Softphone:
             consult.role = "main"
         if view.connected_at is None:
             return
+        campaign = view.pop.campaign if view.pop else None
         self.wrapup = WrapUp(
             call_ref=view.ref,
             remote=view.remote,
             talk_seconds=talked,
-            campaign=view.pop.campaign if view.pop else None,
+            campaign=campaign,
             attempt=view.ref,
+            choices=self._choices(campaign),
         )
         if self.options.auto_wrapup:
             # Through wrap-up (on a call → available is not a transition), closed at once.
             with contextlib.suppress(StateError):
                 await self.status.change("wrap_up")
-            await self.save_wrapup("9", None, note="headless")
+            # "other", else the campaign's first plain "done": never one that acts on the contact.
+            choice = self._choose(HEADLESS_DISPOSITION) or next(
+                (d for d in self.wrapup.choices if d.action == "done"), None
+            )
+            try:
+                if choice is None:
+                    raise ActionError("the campaign has no plain 'done' disposition")
+                await self.save_wrapup(choice.code, None, note="headless")
+            except ActionError as exc:  # nobody could put it right: close it and take calls again
+                log.warning("headless wrap-up not accepted: %s", exc)
+                self.wrapup = None
+                with contextlib.suppress(StateError):
+                    await self.status.change("available")
             return
         with contextlib.suppress(StateError):
             await self.status.change("wrap_up")
-        self.announce("Wrap-up. Choose the result with keys 1 to 9, then Enter.", cue="wrapup")
+        self.announce(
+            f"Wrap-up. Choose the result with keys 1 to {len(self.wrapup.choices)}, then Enter.", cue="wrapup"
+        )
+
+    async def _learn_choices(self, campaign: str) -> None:
+        """Ask the server for the campaign's wrap-up choices while the call rings; without an
+        answer the wrap-up offers the defaults."""
+        if self.server is None or not self.server.signed_in:
+            return
+        try:
+            items = await self.server.dispositions(campaign)
+            choices = tuple(
+                Disposition(
+                    key=str(d["key"]),
+                    code=str(d["code"]),
+                    label_en=str(d.get("label_en") or ""),
+                    action=str(d["action"]),
+                    label=str(d.get("label") or ""),
+                )
+                for d in items
+            )
+        except (ProvisioningError, KeyError, TypeError) as exc:
+            log.info("wrap-up choices of %s not known: %s; the defaults are offered", campaign, exc)
+            return
+        if choices:
+            self.campaign_choices[campaign] = choices
+
+    def _choices(self, campaign: str | None) -> tuple[Disposition, ...]:
+        return self.campaign_choices.get(campaign or "", DEFAULT_DISPOSITIONS)
 
     def _on_media(self, e: MediaChanged) -> None:
         view = self.calls.get(e.call)
@@ -574,7 +664,9 @@ class Softphone:
 
     async def do_ready(self) -> None:
         if self.wrapup is not None:
-            raise ActionError("Finish the wrap-up first: choose a result with keys 1 to 9.")
+            raise ActionError(
+                f"Finish the wrap-up first: choose a result with keys 1 to {len(self.wrapup.choices)}."
+            )
         await self.status.change("available")
         self.announce("You are available for calls.", cue="ready")
 
@@ -628,15 +720,22 @@ class Softphone:
     ) -> None:
         await self.save_wrapup(disposition, callback_at, note=note)
 
+    def _choose(self, disposition: str) -> Disposition | None:
+        """The open wrap-up's choice by number key or by code."""
+        choices = self.wrapup.choices if self.wrapup else DEFAULT_DISPOSITIONS
+        return next((d for d in choices if disposition in (d.key, d.code)), None)
+
     async def save_wrapup(
         self, disposition: str, callback_at: str | None, *, note: str | None = None
     ) -> None:
+        """Save the wrap-up: `disposition` is a number key or a code of the call's choices."""
         if self.wrapup is None:
             raise ActionError("There is no wrap-up open.")
-        if disposition not in DISPOSITIONS:
-            raise ActionError("Choose a result with keys 1 to 9.")
+        choice = self._choose(disposition)
+        if choice is None:
+            raise ActionError(f"Choose a result with keys 1 to {len(self.wrapup.choices)}.")
         when: datetime | None = None
-        if disposition == CALLBACK_DISPOSITION:
+        if choice.action == "callback":
             if not callback_at:
                 raise ActionError("A callback needs a date and time.")
             try:
@@ -645,22 +744,52 @@ class Softphone:
                 raise ActionError("The callback time is not a date and time.") from exc
         record = {
             "call_ref": self.wrapup.call_ref,
-            "disposition": disposition,
-            "label": DISPOSITIONS[disposition],
+            "disposition": choice.code,
             "callback_at": when.isoformat() if when else None,
             "note": note,
             "talk_seconds": self.wrapup.talk_seconds,
         }
-        if self.on_wrapup is not None:
-            await self.on_wrapup(record)
+        sent = await self.on_wrapup(record) if self.on_wrapup is not None else None
+        if isinstance(sent, Delivery) and sent.outcome == "refused" and sent.status == 422:
+            # Something the agent can put right (the time, the choice): the wrap-up stays open.
+            raise ActionError(f"The server did not accept the wrap-up: {sent.reason}.")
         self.wrapup = None
-        text = f"Saved: {DISPOSITIONS[disposition]}."
+        text = f"Saved: {choice.spoken}."
         if when is not None:
             text += f" Callback on {when:%Y-%m-%d at %H:%M}."
+        politeness: Politeness = "polite"
+        if isinstance(sent, Delivery):
+            said, politeness = _delivery_text(sent, choice)
+            text += said
         if self.status.state in ("wrap_up", "on_call"):
             await self.status.change("available")
             text += " You are available for calls."
-        self.announce(text, cue="ready")
+        self.announce(text, politeness, cue="ready")
+
+    def wrapup_settled(self, delivery: Delivery) -> None:
+        """A wrap-up kept while the server was away has now been taken or refused by it."""
+        if delivery.outcome == "stored":
+            message = (delivery.response or {}).get("message") or ""
+            self.announce(f"A wrap-up saved earlier is now with the server. {message}".strip(), cue="info")
+        elif delivery.outcome == "refused":
+            self.announce(
+                f"The server refused a wrap-up saved earlier: {delivery.reason}.", "assertive", cue="error"
+            )
+
+
+def _delivery_text(sent: Delivery, choice: Disposition) -> tuple[str, Politeness]:
+    """What to add to "Saved: …" about where the wrap-up went."""
+    if sent.outcome == "queued":
+        return " The server cannot be reached; the wrap-up is kept and sent when it is back.", "polite"
+    if sent.outcome == "refused":
+        if sent.status == 404:
+            return " The server keeps no wrap-up for this call (it is not a campaign's call).", "polite"
+        return f" The server refused it: {sent.reason}.", "assertive"
+    response = sent.response or {}
+    if choice.action == "callback" and not response.get("callback_moved"):
+        return "", "polite"  # "Callback on …" has said it
+    message = str(response.get("message") or "")
+    return (f" {message}" if message else ""), "polite"
 
 
 def _clean_target(target: str) -> str:

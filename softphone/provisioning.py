@@ -16,7 +16,13 @@ from softphone.account import SipAccountSettings, Transport
 
 
 class ProvisioningError(RuntimeError):
-    """The server refused or could not be reached; the message says which, for the agent."""
+    """The server refused or could not be reached; the message says which, for the agent.
+    `status` is the HTTP status (None: not reached), `detail` the server's own words."""
+
+    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.detail = detail
 
 
 class ServerClient:
@@ -48,16 +54,20 @@ class ServerClient:
             resp = await self._http.request(method, path, headers=self._auth(), **kw)
         except httpx.HTTPError as exc:
             raise ProvisioningError(f"cannot reach the server at {self.base_url}: {exc}") from exc
-        if resp.status_code == 401 and path == "/api/auth/token":
-            raise ProvisioningError("the server did not accept the sign-in (wrong user name or password?)")
-        if resp.status_code == 401:
-            raise ProvisioningError("the server ended this session (signed out elsewhere?); sign in again")
-        if resp.status_code >= 400:
-            try:
-                detail = resp.json().get("detail", resp.text)
-            except ValueError:
-                detail = resp.text
-            raise ProvisioningError(f"server: {method} {path} failed ({resp.status_code}): {detail}")
+        code = resp.status_code
+        if code == 401 and path == "/api/auth/token":
+            raise ProvisioningError(
+                "the server did not accept the sign-in (wrong user name or password?)", status=code
+            )
+        if code == 401:
+            raise ProvisioningError(
+                "the server ended this session (signed out elsewhere?); sign in again", status=code
+            )
+        if code >= 400:
+            detail = _detail(resp)
+            raise ProvisioningError(
+                f"server: {method} {path} failed ({code}): {detail}", status=code, detail=detail
+            )
         return resp.json() if resp.content else None
 
     async def login(self, user: str, password: str) -> None:
@@ -90,9 +100,33 @@ class ServerClient:
         body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
         return cast(dict[str, Any], body)
 
-    async def post_wrapup(self, record: dict[str, Any]) -> None:
-        """The agent's disposition for a call; the server passes it on as a `wrapup` CallEvent."""
-        await self._call("POST", "/api/agents/me/wrapup", json=record)
+    async def post_wrapup(self, record: dict[str, Any]) -> dict[str, Any]:
+        """The agent's wrap-up of a call; the server stores it and says what it did."""
+        return cast(dict[str, Any], await self._call("POST", "/api/agents/me/wrapup", json=record))
+
+    async def dispositions(self, campaign: str | None) -> list[dict[str, Any]]:
+        """The wrap-up choices of a campaign, key 1 first (the server's defaults without one)."""
+        params = {"campaign": campaign} if campaign else {}
+        body = await self._call("GET", "/api/agents/me/dispositions", params=params)
+        return [dict(d) for d in body["dispositions"]]
 
     async def post_quality(self, report: dict[str, Any]) -> None:
         await self._call("POST", "/api/agents/me/quality", json=report)
+
+
+def _detail(resp: httpx.Response) -> str:
+    """The server's reason in words: FastAPI's `detail` (a text, or a list of field errors)."""
+    try:
+        detail = resp.json().get("detail", resp.text)
+    except (ValueError, AttributeError):
+        return resp.text
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", []) if p != "body")
+                parts.append(f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", "")))
+        return "; ".join(parts) or resp.text
+    if isinstance(detail, dict):
+        return str(detail.get("message") or detail)
+    return str(detail)

@@ -10,18 +10,20 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import re
 import signal
 import sys
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Literal, TextIO
 
 from core.settings import Settings
 from softphone.engine import DEFAULT_CODECS, Engine, EngineConfig
+from softphone.outbox import WrapUpOutbox
 from softphone.phone import Announcement, PhoneOptions, Softphone
 from softphone.presence import AgentBus, AgentStatus, BusPublisher, HttpPublisher, StatePublisher
-from softphone.provisioning import ProvisioningError, ServerClient
+from softphone.provisioning import ServerClient
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ class RunOptions:
     sip_port: int = 0
     input_device: str | None = None
     output_device: str | None = None
+    # Where unsent wrap-ups are kept across restarts; None: the user's data folder with the UI,
+    # memory only when headless.
+    data_dir: Path | None = None
     out: TextIO = field(default=sys.stdout, repr=False)
 
 
@@ -83,14 +88,20 @@ def _printer(out: TextIO, phone: Softphone) -> asyncio.Task[None]:
     return asyncio.create_task(follow(), name="announce-stdout")
 
 
-def _wrapup_sender(server: ServerClient) -> Callable[[dict[str, Any]], Awaitable[None]]:
-    async def send(record: dict[str, Any]) -> None:
-        try:
-            await server.post_wrapup(record)
-        except ProvisioningError as exc:  # logged, not retried (yet)
-            log.warning("wrap-up not sent to the server: %s", exc)
+def default_data_dir() -> Path:
+    """Where an agent's phone keeps what must survive a restart (the wrap-ups not yet sent)."""
+    if sys.platform == "win32":
+        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    else:
+        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+    return base / "warmline" / "softphone"
 
-    return send
+
+def outbox_path(data_dir: Path, server: str, user: str) -> Path:
+    """One outbox file per server and agent, so a wrap-up is only ever sent where it belongs."""
+    where = re.sub(r"[^A-Za-z0-9.-]+", "_", server.split("://", 1)[-1]).strip("_")
+    who = re.sub(r"[^\w.-]+", "_", user)
+    return data_dir / f"wrapups-{who}@{where}.jsonl"
 
 
 async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
@@ -112,13 +123,21 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     if isinstance(publisher, BusPublisher):
         await publisher.bus.start()
     status = AgentStatus(opts.user, publisher)
+    data_dir = opts.data_dir if opts.data_dir is not None else (None if opts.headless else default_data_dir())
+    outbox = WrapUpOutbox(
+        server.post_wrapup, path=outbox_path(data_dir, opts.server, opts.user) if data_dir else None
+    )
+    if outbox.path is None:
+        log.warning("no --data-dir: wrap-ups the server has not taken are kept in memory only")
     phone = Softphone(
         engine,
         status,
         server=server,
         options=PhoneOptions(auto_answer=opts.auto_answer, auto_wrapup=opts.headless),
-        on_wrapup=_wrapup_sender(server),
+        on_wrapup=outbox.submit,
     )
+    outbox.on_settled = phone.wrapup_settled
+    sender = asyncio.create_task(outbox.run(), name="wrapup-outbox")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -136,6 +155,11 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
             ui_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await ui_task
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        if outbox.pending and outbox.path is None:
+            log.error("%d wrap-ups never reached the server and are lost", len(outbox.pending))
         await phone.close()
         await engine.close()
         printer.cancel()

@@ -2,6 +2,7 @@
 recording), used by outbound campaigns and the inbound hotline alike."""
 
 from agents.handover.call import (
+    AgentTook,
     Announce,
     CallOrigin,
     HandoverRequest,
@@ -13,6 +14,7 @@ from agents.handover.service import RECORD_CONTEXT, Handover, HandoverDeps
 
 __all__ = [
     "RECORD_CONTEXT",
+    "AgentTook",
     "Announce",
     "CallOrigin",
     "Handover",

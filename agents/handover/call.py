@@ -10,6 +10,9 @@ from typing import Literal
 Announce = Callable[[int], Awaitable[None]]
 """Called with the caller's queue position (1 = next), e.g. to say "you are number 2"."""
 
+AgentTook = Callable[[str], Awaitable[None]]
+"""Called with the agent's name once their leg has answered: the call is theirs from then on."""
+
 Outcome = Literal["connected", "abandoned", "caller_hangup", "error"]
 
 
@@ -27,6 +30,8 @@ class CallOrigin:
     phone_masked: str | None = None
     script: str | None = None
     fields: Mapping[str, object] = field(default_factory=dict)
+    # The agent who promised this callee a callback: offered the call first when available.
+    preferred_agent: str | None = None
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class HandoverRequest:
     origin: CallOrigin = field(default_factory=CallOrigin)
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     announce: Announce | None = None
+    on_agent: AgentTook | None = None  # e.g. the dialer noting the agent on the attempt
 
 
 @dataclass

@@ -223,7 +223,12 @@ class _Run:
         def pick() -> routing.AgentCandidate | None:
             with _RESERVE_LOCK, self.deps.db.session() as session:
                 return routing.reserve_agent(
-                    session, self.skill, exclude=exclude, now=now, tz=self.deps.settings.timezone
+                    session,
+                    self.skill,
+                    exclude=exclude,
+                    now=now,
+                    tz=self.deps.settings.timezone,
+                    prefer=self.req.origin.preferred_agent,
                 )
 
         return await asyncio.to_thread(pick), now
@@ -311,6 +316,7 @@ class _Run:
         leg = self.leg
         self.result.agent = agent.agent
         self.result.wait_seconds = round(clock() - self._t0, 3)
+        await self._tell_agent_took(agent.agent)
         bridge_id = f"bridge-{uuid.uuid4()}"
         self.deps.dispatcher.alias(self.cid, bridge_id)
         talk_started = clock()
@@ -332,6 +338,15 @@ class _Run:
                 await self.ari.destroy_bridge(bridge_id)
             await self._release(agent.agent, "wrap_up", "call_ended", reserved_at)
             await self._finish_recording(agent.agent)
+
+    async def _tell_agent_took(self, agent: str) -> None:
+        """The caller learns who took the call; its failure is logged, never the call's end."""
+        if self.req.on_agent is None:
+            return
+        try:
+            await self.req.on_agent(agent)
+        except Exception:
+            log.exception("noting agent %s on call %s failed", agent, self.cid)
 
     async def _until_hangup(self, leg: str) -> Literal["agent", "customer"]:
         while True:

@@ -339,6 +339,7 @@ class Call:
             skill=None if skill == ANY_SKILL else skill,
             origin=self.origin,
             policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
+            on_agent=self._agent_took,
         )
         handed = await self.handover.connect(request)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
@@ -352,6 +353,11 @@ class Call:
         if handed.recording_id:
             self.report.detail["recording"] = handed.recording_id
         await self._hangup()
+
+    async def _agent_took(self, agent: str) -> None:
+        """The agent answered: the attempt becomes theirs now, before the call ends, so their
+        wrap-up (often posted before the dialer has closed the call) is known to be theirs."""
+        await self.notify("agent", {"agent": agent})
 
     async def _leave_message(self, events: ChannelEvents) -> None:
         """Wait for the machine's greeting and beep to end, then play the flow's message once."""

@@ -23,17 +23,21 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from agents.states import current_state
 from dialer import dnc
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
 from dialer.outcomes import RETRY_RULE, CallFacts, Outcome, classify, is_final
 from dialer.schedule import caps_allow, in_window, next_allowed_by_caps, next_attempt_at, next_window_start
 from dialer.welfare.service import raise_alert
+from dialer.wrapup import apply_to_contact
 
 log = logging.getLogger(__name__)
 
 LIVE_STATES = (AttemptState.created, AttemptState.dialing, AttemptState.answered)
 DIALER_ACTOR = "dialer"
+# A promised callback whose agent is busy is looked at again this often (until the grace ends).
+ASSIGNED_RECHECK = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,8 @@ class Claimed:
     phone_e164: str
     name: str | None
     fields: dict[str, str]
+    # The agent a promised callback is kept for (the hand-over offers the call to them first).
+    assigned_agent: str | None = None
 
 
 @dataclass
@@ -106,10 +112,11 @@ def claim(
     """Claim up to `limit` due contacts of a running campaign and write their attempts.
 
     Due: pending, next_due_at unset or ≤ now, inside the callee's calling window, allowed by the
-    caps, not on a do-not-call list. A due contact outside its window or caps is moved to the
-    moment it becomes callable (so it is not looked at again before then); one on a do-not-call
-    list is cancelled. The caller commits: claimed contacts and their attempts become visible
-    together, before any originate.
+    caps, not on a do-not-call list, and -- for a callback kept for an agent -- that agent
+    available (or the grace over). A due contact outside its window or caps is moved to the
+    moment it becomes callable (so it is not looked at again before then); one whose agent is busy
+    is looked at again a minute later; one on a do-not-call list is cancelled. The caller commits:
+    claimed contacts and their attempts become visible together, before any originate.
     """
     if limit <= 0:
         return []
@@ -147,6 +154,11 @@ def claim(
             contact.last_outcome = "dnc"
             contact.next_due_at = None
             continue
+        kept_for = _kept_for(contact, now)
+        if kept_for is not None and not _available(session, kept_for):
+            assert contact.assigned_until is not None
+            contact.next_due_at = min(now + ASSIGNED_RECHECK, contact.assigned_until)
+            continue
         if not postgres:
             session.flush()  # earlier parked contacts first, then the guarded UPDATE
             if not _take(session, contact.id):
@@ -175,10 +187,30 @@ def claim(
                 phone_e164=contact.phone_e164,
                 name=contact.name,
                 fields=dict(contact.fields or {}),
+                assigned_agent=kept_for,
             )
         )
     session.flush()
     return claimed
+
+
+def _kept_for(contact: Contact, now: datetime) -> str | None:
+    """The agent a callback is still kept for at `now` (None: anyone may take the call)."""
+    if contact.assigned_agent and contact.assigned_until is not None and now < contact.assigned_until:
+        return contact.assigned_agent
+    return None
+
+
+def _available(session: Session, agent: str) -> bool:
+    latest = current_state(session, agent)
+    return latest is not None and latest.state == "available"
+
+
+def took_call(session: Session, attempt_id: str, agent: str) -> None:
+    """The hand-over connected `agent` to this attempt's callee: the call (and its wrap-up) is theirs."""
+    attempt = session.get(Attempt, attempt_id)
+    if attempt is not None and attempt.agent is None:
+        attempt.agent = agent
 
 
 def _park(contact: Contact, until: datetime | None, why: str) -> None:
@@ -258,6 +290,9 @@ def close(
     attempt.digits = (digits or None) and digits[:64]
     if detail:
         attempt.detail = {**(attempt.detail or {}), **detail}
+    agent_name = (attempt.detail or {}).get("agent_name")
+    if attempt.agent is None and isinstance(agent_name, str):
+        attempt.agent = agent_name  # in case the hand-over's note of it was lost
 
     contact.attempts += 1
     counts = dict(contact.outcome_counts or {})
@@ -301,6 +336,10 @@ def close(
         else:
             contact.state = ContactState.pending
             contact.next_due_at = due
+    if attempt.wrapped_up_at is not None:
+        # The agent's wrap-up arrived before the call was closed: it decides what becomes of the
+        # contact (a callback's time, a wrong number), not the call's outcome alone.
+        apply_to_contact(session, attempt, contact, spec, now)
     closed.contact_state = contact.state.value
     closed.next_due_at = contact.next_due_at
 

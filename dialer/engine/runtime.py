@@ -37,7 +37,15 @@ from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
-from dialer.engine.ledger import Claimed, active_attempts, claim, close, forget_undialled, mark
+from dialer.engine.ledger import (
+    Claimed,
+    active_attempts,
+    claim,
+    close,
+    forget_undialled,
+    mark,
+    took_call,
+)
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
@@ -316,6 +324,8 @@ class DialerWorker:
         async def notify(kind: str, detail: dict[str, Any]) -> None:
             if kind in ("originated", "answered"):
                 await self._mark(c.attempt_id, kind)
+            elif kind == "agent":
+                await self._took(c.attempt_id, str(detail["agent"]))
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -369,6 +379,19 @@ class DialerWorker:
             await asyncio.to_thread(write)
         except SQLAlchemyError as exc:
             log.warning("attempt %s could not be marked %s: %s", attempt_id, state.value, exc)
+
+    async def _took(self, attempt_id: str, agent: str) -> None:
+        """Note the agent on the attempt. A failure is logged: the close notes the agent again
+        from the call's report."""
+
+        def write() -> None:
+            with self.db.session() as session:
+                took_call(session, attempt_id, agent)
+
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            log.warning("attempt %s: agent %s could not be noted: %s", attempt_id, agent, exc)
 
     async def _close(self, c: Claimed, report: CallReport) -> str | None:
         """Close the attempt with its outcome (or forget it when nothing was dialled), retrying
@@ -488,6 +511,7 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
         contact_name=c.name,
         phone_masked=mask(c.phone_e164),
         fields={k: v for k, v in c.fields.items() if k != "phone"},
+        preferred_agent=c.assigned_agent,
     )
 
 

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.phones import mask as mask_number
 from dialer.models import Campaign, Contact, ListImport
+from dialer.results import LatestWrapUp, answer_keys, latest_wrapups, masked_text
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _E164 = re.compile(r"\+[1-9]\d{5,14}")
@@ -92,31 +93,39 @@ def write_xlsx(
 
 CONTACT_COLUMNS = (
     "phone", "name", "state", "attempts", "last_outcome", "last_attempt_at", "next_due_at", "timezone",
-    "import", "row",
+    "import", "row", "disposition", "note", "callback_at", "callback_agent",
 )  # fmt: skip
+ANSWER_PREFIX = "answer."  # form answers' columns: answer.<question key>, apart from the list's own
 
 
 def contact_export_rows(
     session: Session, campaign: Campaign, *, mask: bool
 ) -> tuple[list[str], Iterator[list[Any]]]:
-    """The header and a stream of rows: one per contact, its outcome so far and its list fields.
-    Times are in the campaign's time zone (named in the header)."""
+    """The header and a stream of rows: one per contact, its outcome so far, the agents' latest
+    wrap-up (disposition, note, callback time and agent), its list fields, then one
+    ``answer.<key>`` column per form question answered in the campaign. Times are in the
+    campaign's time zone (named in the header)."""
     zone = ZoneInfo(campaign.timezone)
     field_names: list[str] = []
     for names in session.scalars(
         select(ListImport.field_names).where(ListImport.campaign_id == campaign.id).order_by(ListImport.id)
     ):
         field_names.extend(n for n in names if n not in field_names)
+    wrapups = latest_wrapups(session, campaign.id)
+    answers = answer_keys(wrapups)
     header = [
         *CONTACT_COLUMNS[:5],
         f"last_attempt_at ({campaign.timezone})",
         f"next_due_at ({campaign.timezone})",
-        *CONTACT_COLUMNS[7:],
+        *CONTACT_COLUMNS[7:12],
+        f"callback_at ({campaign.timezone})",
+        *CONTACT_COLUMNS[13:],
         *field_names,
     ]
     if "extension" not in field_names:  # set by the importer from "010-12345678转123"
         header.append("extension")
         field_names.append("extension")
+    header.extend(ANSWER_PREFIX + key for key in answers)
 
     def local(dt: datetime | None) -> str:
         return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M") if dt else ""
@@ -130,6 +139,7 @@ def contact_export_rows(
         )
         for (c,) in session.execute(stmt):
             fields = c.fields or {}
+            wrapup = wrapups.get(c.id) or NO_WRAPUP
             yield [
                 mask_number(c.phone_e164) if mask else c.phone_e164,
                 c.name or "",
@@ -141,10 +151,27 @@ def contact_export_rows(
                 c.timezone or "",
                 c.import_id or "",
                 c.row_number or "",
+                wrapup.disposition,
+                masked_text(wrapup.note or "", mask),
+                local(wrapup.callback_at),
+                wrapup.callback_agent or "",
                 *(fields.get(n, "") for n in field_names),
+                *(_cell(masked_text(wrapup.answers.get(k), mask)) for k in answers),
             ]
 
     return header, rows()
+
+
+NO_WRAPUP = LatestWrapUp(disposition="", note=None)
+
+
+def _cell(value: Any) -> Any:
+    """An answer as a cell: empty when unanswered, yes/no words kept as JSON writes them."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def export_contacts(

@@ -236,7 +236,7 @@ def test_real_call_by_keyboard(lab: tuple[Settings, str], browser: Browser) -> N
             said(page, f"Saved: {DISPOSITIONS['1']}. You are available for calls.")
             expect(page.locator("#agent-state")).to_have_text(f"{AGENT}: available")
 
-            assert [w["disposition"] for w in srv.wrapups] == ["1"]
+            assert [w["disposition"] for w in srv.wrapups] == ["confirmed"]  # key 1's code
             states = [m.state for m in srv.publisher.sent if hasattr(m, "state")]
             assert states == ["available", "break", "available", "on_call", "wrap_up", "available"]
             assert_accessible(page)

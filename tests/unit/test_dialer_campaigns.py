@@ -28,7 +28,10 @@ def test_defaults_without_a_file() -> None:
     spec = CampaignSpec(name="hotline")
     assert (spec.kind.value, spec.timezone, spec.amd) == ("agent", "Asia/Shanghai", "retry")
     assert spec.windows["mon"] == ["09:00-12:00", "13:30-20:00"]
-    assert set(spec.retry) == {"busy", "no_answer", "machine", "failed", "abandoned", "no_input", "callback"}
+    assert set(spec.retry) == {
+        "busy", "no_answer", "machine", "failed", "abandoned", "no_input", "callback",
+        "retry_later",  # an agent's "call again" wrap-up
+    }  # fmt: skip
     elder = CampaignSpec(name="welfare", elder_welfare=True)
     assert all(w == ["09:00-11:30", "14:30-17:00"] for w in elder.windows.values())
     broadcast = CampaignSpec(name="notice", kind="broadcast", flow="notice-flow")

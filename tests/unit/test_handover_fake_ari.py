@@ -31,7 +31,7 @@ from agents.handover import (
     QueuePolicy,
     SkillQueues,
 )
-from agents.routing import set_state
+from agents.routing import candidates, choose_agent, set_state
 from agents.states import current_state
 from core.ari_events import EventDispatcher
 from core.db import Database, utcnow
@@ -87,8 +87,11 @@ class World:
     async def connect(self, channel_id: str, skill: str | None = "welfare", **kw: Any) -> HandoverResult:
         origin = kw.pop("origin", CallOrigin())
         announce = kw.pop("announce", None)
+        on_agent = kw.pop("on_agent", None)
         policy = QueuePolicy(**{"timeout": 60, "ring_timeout": 10, "moh": "default", **kw})
-        request = HandoverRequest(channel_id, skill=skill, origin=origin, policy=policy, announce=announce)
+        request = HandoverRequest(
+            channel_id, skill=skill, origin=origin, policy=policy, announce=announce, on_agent=on_agent
+        )
         return await self.handover.connect(request)
 
 
@@ -209,6 +212,44 @@ def test_skilled_longest_idle_agent_is_rung(settings: Settings, db: Database) ->
 
     result = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS, "bo": ANSWERS}, body)
     assert result.agent == "bo" and result.agents_tried == ["bo"], "available, skilled, longest idle"
+
+
+def test_a_callbacks_agent_is_offered_the_call_first(settings: Settings, db: Database) -> None:
+    make_agents(db, {"lin": SKILLS["lin"], "bo": SKILLS["bo"]})
+    available(db, "lin")  # no call yet: idle longest, so routing alone would ring lin
+    with db.session() as s:  # bo has just finished a call
+        set_state(s, "bo", "on_call", "test", since=utcnow() - timedelta(minutes=4))
+        set_state(s, "bo", "available", "test", since=utcnow() - timedelta(minutes=1))
+
+    with db.session() as s:
+        chosen = choose_agent(candidates(s), "welfare")
+    assert chosen is not None and chosen.agent == "lin", "without the callback, lin"
+
+    async def body(w: World) -> HandoverResult:
+        origin = CallOrigin(campaign="welfare", attempt_id="att-9", preferred_agent="bo")
+        return await w.connect(w.customer(hangup_after=5), origin=origin)
+
+    promised = scenario(settings, db, {"lin": ANSWERS, "bo": ANSWERS}, body)
+    assert promised.agent == "bo" and promised.agents_tried == ["bo"], "bo promised the callback"
+
+
+def test_the_caller_learns_who_took_the_call_while_it_is_on(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": SKILLS["mei"]})
+    available(db, "mei")
+    told: list[tuple[str, bool]] = []
+
+    async def body(w: World) -> HandoverResult:
+        cid = w.customer(hangup_after=20)
+
+        async def took(agent: str) -> None:
+            told.append((agent, cid in w.asterisk.channels))
+            raise RuntimeError("the ledger is away")  # a failure here never ends the conversation
+
+        return await w.connect(cid, on_agent=took)
+
+    result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert told == [("mei", True)], "once, when mei answered, the caller still on the line"
+    assert (result.outcome, result.talk_seconds) == ("connected", pytest.approx(19.5, abs=0.2))
 
 
 def test_agent_who_does_not_answer_goes_on_break_and_the_next_is_rung(

@@ -112,16 +112,24 @@
     for (const [code, label] of Object.entries(map)) out[String(i++)] = [code, label];
     return out;
   }
+  // map: digit -> label, or digit -> [value, label, action, Chinese label]
   function buildChoices(box, name, map) {
     box.replaceChildren();
     for (const [digit, entry] of Object.entries(map)) {
-      const [value, label] = Array.isArray(entry) ? entry : [digit, entry];
+      const [value, label, action, labelZh] = Array.isArray(entry) ? entry : [digit, entry];
       const id = name + "-" + digit;
       const wrap = document.createElement("label");
       wrap.htmlFor = id;
       const input = document.createElement("input");
       input.type = "radio"; input.name = name; input.value = value; input.id = id; input.dataset.digit = digit;
+      if (action) input.dataset.action = action;
       wrap.append(input, document.createTextNode(digit + " " + label));
+      if (labelZh && labelZh !== label) {
+        // the campaign's own (Chinese) label, marked so a screen reader reads it with a Chinese voice
+        const zh = document.createElement("span");
+        zh.lang = "zh-CN"; zh.textContent = " " + labelZh;
+        wrap.append(zh);
+      }
       box.append(wrap);
     }
   }
@@ -160,16 +168,18 @@
     closeForms();
     act("break", { reason: chosen.value });
   });
+  function isCallback(input) { return !!input && input.dataset.action === "callback"; }
   $("dispositions").addEventListener("change", () => {
     const chosen = $("wrapup-form").querySelector('input[name="disposition"]:checked');
-    $("callback-box").hidden = !(chosen && chosen.value === "3");
+    $("callback-box").hidden = !isCallback(chosen);
   });
   $("wrapup-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const chosen = $("wrapup-form").querySelector('input[name="disposition"]:checked');
-    if (!chosen) { say({ text: "Choose the result with keys 1 to 9.", politeness: "assertive", cue: "error" }); return; }
+    const count = $("dispositions").querySelectorAll("input").length;
+    if (!chosen) { say({ text: "Choose the result with keys 1 to " + count + ".", politeness: "assertive", cue: "error" }); return; }
     const args = { disposition: chosen.value };
-    if (chosen.value === "3") args.callback_at = $("callback-at").value;
+    if (isCallback(chosen)) args.callback_at = $("callback-at").value;
     if ($("note").value.trim()) args.note = $("note").value.trim();
     act("wrapup", args).then((r) => { if (r.ok) $("call").focus(); });
   });

@@ -1,0 +1,120 @@
+"""What became of each contact of a campaign: its state and outcome, and its latest wrap-up.
+
+Read by `warmline campaign contacts NAME` and by the campaign export. A contact's wrap-up is the
+latest one agents gave on its calls; its callback (time and agent) is that wrap-up's when it was a
+callback, else none. Phone numbers, and numbers written into notes and answers, are masked unless
+the caller asks for full numbers (and audits that).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.phones import mask as mask_number
+from core.phones import mask_in_text
+from dialer.dispositions import DispositionAction
+from dialer.models import Attempt, Campaign, Contact
+
+CONTACT_KEYS = (
+    "contact_id", "phone", "state", "outcome", "attempts", "disposition", "note", "callback_at",
+    "callback_agent", "answers",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LatestWrapUp:
+    """A contact's latest wrap-up, as the reports show it."""
+
+    disposition: str
+    note: str | None
+    answers: dict[str, Any] = field(default_factory=dict)
+    callback_at: datetime | None = None  # only when the wrap-up was a callback
+    callback_agent: str | None = None
+
+
+def latest_wrapups(session: Session, campaign_id: int) -> dict[int, LatestWrapUp]:
+    """The latest wrap-up of every contact of the campaign that has one (by contact id)."""
+    stmt = (
+        select(Attempt)
+        .where(Attempt.campaign_id == campaign_id, Attempt.wrapped_up_at.is_not(None))
+        .order_by(Attempt.contact_id, Attempt.wrapped_up_at, Attempt.attempt_no)
+    )
+    out: dict[int, LatestWrapUp] = {}
+    for attempt in session.scalars(stmt):
+        action = ((attempt.detail or {}).get("wrapup") or {}).get("action")
+        callback = action == DispositionAction.callback.value and attempt.callback_at is not None
+        out[attempt.contact_id] = LatestWrapUp(  # later rows replace earlier ones
+            disposition=attempt.disposition or "",
+            note=attempt.note,
+            answers=dict(attempt.answers or {}),
+            callback_at=attempt.callback_at if callback else None,
+            callback_agent=attempt.agent if callback else None,
+        )
+    return out
+
+
+def answer_keys(wrapups: dict[int, LatestWrapUp]) -> list[str]:
+    """Every question key answered in the campaign, in the order first seen."""
+    keys: dict[str, None] = {}
+    for wrapup in wrapups.values():
+        keys.update(dict.fromkeys(wrapup.answers))
+    return list(keys)
+
+
+def masked_text(value: Any, mask: bool) -> Any:
+    """Text with any phone number in it masked (when `mask`); other values as they are."""
+    return mask_in_text(value) if mask and isinstance(value, str) else value
+
+
+def contact_records(session: Session, campaign: Campaign, *, mask: bool = True) -> Iterator[dict[str, Any]]:
+    """One record per contact with exactly :data:`CONTACT_KEYS`, in the order of the lists.
+
+    `callback_at` is ISO 8601 in the callee's time zone (with its offset)."""
+    wrapups = latest_wrapups(session, campaign.id)
+    stmt = (
+        select(Contact)
+        .where(Contact.campaign_id == campaign.id)
+        .order_by(Contact.import_id, Contact.row_number, Contact.id)
+        .execution_options(yield_per=2000)
+    )
+    for (contact,) in session.execute(stmt):
+        wrapup = wrapups.get(contact.id)
+        zone = ZoneInfo(contact.timezone or campaign.timezone)
+        callback_at = wrapup.callback_at if wrapup else None
+        yield {
+            "contact_id": contact.id,
+            "phone": mask_number(contact.phone_e164) if mask else contact.phone_e164,
+            "state": contact.state.value,
+            "outcome": contact.last_outcome,
+            "attempts": contact.attempts,
+            "disposition": wrapup.disposition if wrapup else None,
+            "note": masked_text(wrapup.note, mask) if wrapup else None,
+            "callback_at": callback_at.astimezone(zone).isoformat() if callback_at else None,
+            "callback_agent": wrapup.callback_agent if wrapup else None,
+            "answers": {k: masked_text(v, mask) for k, v in wrapup.answers.items()} if wrapup else {},
+        }
+
+
+def record_text(record: dict[str, Any]) -> str:
+    """One contact on one line, for `campaign contacts` in a terminal."""
+    plural = "" if record["attempts"] == 1 else "s"
+    text = (
+        f"#{record['contact_id']} {record['phone']}: {record['state']}, outcome {record['outcome'] or '-'},"
+        f" {record['attempts']} attempt{plural}"
+    )
+    if record["disposition"]:
+        text += f"; wrap-up {record['disposition']}"
+    if record["callback_at"]:
+        text += f", callback {record['callback_at'][:16].replace('T', ' ')} for {record['callback_agent'] or 'anyone'}"
+    if record["note"]:
+        text += f"; note: {record['note']}"
+    if record["answers"]:
+        text += "; answers: " + ", ".join(f"{k}={v}" for k, v in record["answers"].items())
+    return text
