@@ -505,4 +505,3 @@ def find_flow(var_dir: Path, name: str) -> Path | None:
             if path.is_file():
                 return path
     return None
-
