@@ -92,11 +92,13 @@ class Need:
         return row.has_skill(self.skill) and row.serves_line(self.line) and row.speaks(self.language)
 
     def __str__(self) -> str:
-        parts = [f"skill {self.skill!r}" if self.skill and self.skill != ANY_SKILL else "any agent"]
+        """``an agent with skill 'welfare' on line '12345' who speaks 'yue'``"""
+        skilled = self.skill and self.skill != ANY_SKILL
+        parts = [f"an agent with skill {self.skill!r}" if skilled else "any agent"]
         if self.line:
             parts.append(f"on line {self.line[0]!r}")
         if self.language:
-            parts.append(f"speaking {self.language!r}")
+            parts.append(f"who speaks {self.language!r}")
         return " ".join(parts)
 
 
