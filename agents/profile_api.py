@@ -29,7 +29,8 @@ SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
 AgentOrSupervisor = Annotated[User, Depends(Roles(Role.agent, Role.supervisor))]
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
 
-Hours = Annotated[float, Field(gt=0, le=profiles.MAX_DAILY_HOURS, description="daily target in hours")]
+# Checked by agents.profiles (more than 0, at most 24), so the API says it as the CLI does.
+Hours = Annotated[float, Field(description="daily target in hours: more than 0, at most 24")]
 Names = Annotated[list[str], Field(max_length=profiles.MAX_ITEMS)]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -297,9 +298,10 @@ def routable(session: Session) -> list[AgentCandidate]:
 
 @dataclass(frozen=True)
 class Gap:
-    """A need that no enabled agent can meet, and why, in words."""
+    """A need that no enabled agent can meet: what is missing first, and why, in words."""
 
     need: Need
+    missing: Literal["agent", "skill", "line", "language"]
     reason: str
 
     def __str__(self) -> str:
@@ -316,15 +318,17 @@ def gap(rows: Sequence[AgentCandidate], need: Need) -> Gap | None:
     if any(need.met_by(r) for r in rows):
         return None
     if not rows:
-        return Gap(need, "there is no enabled agent at all")
+        return Gap(need, "agent", "there is no enabled agent at all")
     skilled = [r for r in rows if r.has_skill(need.skill)]
     if not skilled:
-        return Gap(need, f"no enabled agent has skill {need.skill!r}")
+        return Gap(need, "skill", f"no enabled agent has skill {need.skill!r}")
     on_line = [r for r in skilled if r.serves_line(need.line)]
     if not on_line:
         who = f"the agents with skill {need.skill!r}" if len(skilled) < len(rows) else "the agents"
-        return Gap(need, f"{who} ({_names(skilled)}) do not serve line {need.line[0]!r}")
-    return Gap(need, f"none of the agents who could take it ({_names(on_line)}) speaks {need.language!r}")
+        return Gap(need, "line", f"{who} ({_names(skilled)}) do not serve line {need.line[0]!r}")
+    return Gap(
+        need, "language", f"none of the agents who could take it ({_names(on_line)}) speaks {need.language!r}"
+    )
 
 
 def unmet(session: Session, needs: Iterable[Need]) -> list[Gap]:

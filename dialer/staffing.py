@@ -32,7 +32,7 @@ class Staffing:
     """What a campaign asks of agents, and what nobody can give it."""
 
     needs: list[Need] = field(default_factory=list)
-    missing_skills: list[str] = field(default_factory=list)
+    missing_skills: list[str] = field(default_factory=list)  # skills no enabled agent has at all
     warnings: list[str] = field(default_factory=list)
 
 
@@ -64,7 +64,7 @@ def check_staffing(session: Session, settings: Settings, campaign: Campaign) -> 
         f"those callers would wait until the queue gives up on them{HINT}"
         for g in gaps
     ]
-    missing = list(dict.fromkeys(g.need.skill for g in gaps if g.need.skill))
+    missing = list(dict.fromkeys(g.need.skill for g in gaps if g.need.skill and g.missing == "skill"))
     return Staffing(needs=needs, missing_skills=missing, warnings=problems + warnings)
 
 

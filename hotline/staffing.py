@@ -66,7 +66,9 @@ def check_lines(session: Session, settings: Settings) -> list[dict[str, Any]]:
                 "number": number,
                 "name": line.name,
                 "needs": [str(n) for n in needs],
-                "missing_skills": list(dict.fromkeys(g.need.skill for g in gaps if g.need.skill)),
+                "missing_skills": list(
+                    dict.fromkeys(g.need.skill for g in gaps if g.need.skill and g.missing == "skill")
+                ),
                 "warnings": warnings,
             }
         )

@@ -11,6 +11,9 @@
   const status = document.getElementById("status");
   const errorBox = document.getElementById("profile-error");
   const el = window.wl.el;
+  // Arriving from an Edit link: the form's heading has focus, so Tab goes on to its first field
+  // and a screen reader says whose profile this is.
+  if (window.location.hash === "#edit") document.getElementById("edit").focus();
   const FIELDS = {
     skills: ["技能", "Skills"],
     lines: ["服务线路", "Lines"],
