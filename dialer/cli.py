@@ -2,6 +2,7 @@
 
 warmline campaign create NAME [--from FILE.yaml] [--kind agent|broadcast] [--flow F] [--elder-welfare]
 warmline campaign show NAME [--json] | list | update NAME --from FILE | start|pause|resume|finish NAME
+    (start and resume warn, on stderr and in --json "warnings", of agent calls nobody can take)
 warmline lists import FILE --campaign NAME [--mapping phone=C,name=姓名] [--dnc FILE] [--report OUT.csv] [--json]
 warmline lists preview FILE | imports --campaign NAME | report IMPORT_ID --out FILE
 warmline lists export --campaign NAME --format csv|xlsx --out FILE
