@@ -195,9 +195,5 @@ async def test_features_reach_asterisk_through_client_methods_with_escaped_ids()
     assert rec.requests[0].url.params["mohClass"] == "default"
     assert rec.requests[2].url.params["eventSource"] == "channel:agent-1"
     record = rec.requests[5].url.params
-    assert (record["maxDurationSeconds"], record["maxSilenceSeconds"], record["terminateOn"]) == (
-        "5",
-        "3",
-        "#",
-    )
+    assert (record["maxDurationSeconds"], record["maxSilenceSeconds"], record["terminateOn"]) == ("5", "3", "#")
     assert record["beep"] == "true" and record["ifExists"] == "fail"
