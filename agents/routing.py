@@ -61,8 +61,12 @@ class AgentCandidate:
         return not skill or skill == ANY_SKILL or skill in self.skills
 
     def serves_line(self, line: Collection[str]) -> bool:
-        """``line``: the names an inbound call's line goes by (its name, its number); () outbound."""
-        return not line or not self.lines or any(name in self.lines for name in line)
+        """``line``: the names an inbound call's line goes by (its name, its number); () outbound.
+        Letter case aside: ``Community-Hotline`` in a profile is ``community-hotline``."""
+        if not line or not self.lines:
+            return True
+        names = {name.casefold() for name in line}
+        return any(served.casefold() in names for served in self.lines)
 
     def speaks(self, language: str | None) -> bool:
         return not language or any(language_matches(language, tag) for tag in self.languages)

@@ -89,6 +89,7 @@ def test_lines_limit_inbound_calls_only() -> None:
         "elder does not serve it; hotline idles longer"
     )
     assert choose_agent(rows, "welfare", line=("elder-line", "96100")) == elder, "a line named by its number"
+    assert choose_agent(rows, "welfare", line=("Community-Hotline",)) == hotline, "letter case aside"
     assert choose_agent(rows, "welfare", line=("general-line",)) == anywhere, "no lines listed: every line"
     assert choose_agent(rows, "welfare") == elder, "an outbound call has no line: anyone, longest idle"
 
