@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.auth.models import User
@@ -26,13 +26,20 @@ class SipAccount(Base):
 
 
 class AgentProfile(Base):
-    """What routing and the work-hour ledger need to know about an agent beyond the account."""
+    """What routing and the work-hour ledger need to know about an agent beyond the account.
+
+    Administered with ``warmline agents set``, the profile API and the console (agents.profiles).
+    """
 
     __tablename__ = "agent_profiles"
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     daily_target_minutes: Mapped[int] = mapped_column(default=240)
     skills: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Inbound lines served, by the number's name or its number; empty: every line.
+    lines: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # Language tags spoken (zh-CN, yue, en); a call that asks for a language goes to a speaker.
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
 
 
 class AgentStateChange(Base):

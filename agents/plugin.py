@@ -1,10 +1,12 @@
-"""The agents' part of the service: their API, and the workers that keep what agents' softphones
-publish on the bus (states, call quality)."""
+"""The agents' part of the service: their API (with their profiles'), ``warmline agents``, and the
+workers that keep what agents' softphones publish on the bus (states, call quality)."""
 
 from __future__ import annotations
 
 from agents.api import router
+from agents.cli import agents_app
 from agents.events import record_agent_states, record_call_quality
+from agents.profile_api import router as profile_router
 from core.features import Registry, ServiceContext
 
 
@@ -19,6 +21,7 @@ async def keep_call_quality(ctx: ServiceContext) -> None:
 
 
 def register(registry: Registry) -> None:
-    registry.router(router)
+    registry.router(router, profile_router)
+    registry.commands("agents", agents_app)
     registry.worker("agent-states", keep_agent_states)
     registry.worker("call-quality", keep_call_quality)

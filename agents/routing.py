@@ -5,6 +5,8 @@ Rules, in order:
 1. the agent is ``available`` (their latest state in the ledger, agents.states) and not excluded
    (already rung for this call, or reserved by another call in this process);
 2. the agent has the skill (``AgentProfile.skills``); an empty skill (or ``any``) means anyone;
+   serves the call's inbound line (an agent who lists no lines serves every line; outbound calls
+   have no line); and speaks the language the call asks for, if it asks (agents.profiles);
 3. longest idle first: idle since the end of the agent's last call (the first state after their
    latest ``on_call``/``wrap_up``); an agent who has had no call yet counts from their login, and
    one who never had a call at all sorts first;
@@ -14,13 +16,16 @@ Rules, in order:
 :func:`choose_agent` is a pure function over :class:`AgentCandidate` rows; :func:`candidates`
 reads them from the database; :func:`reserve_agent` does both and writes the chosen agent's
 ``on_call`` state in the caller's transaction, so two calls never take the same agent.
+:func:`unmet` says which of a campaign's or a line's :class:`Need` no enabled agent can meet at
+all (whatever their state), so that is reported when it starts, not found by a waiting caller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -49,9 +54,22 @@ class AgentCandidate:
     calls_today: int = 0
     talk_seconds_today: float = 0.0
     display_name: str | None = field(default=None, compare=False)
+    lines: tuple[str, ...] = ()  # inbound lines served (name or number); () serves every line
+    languages: tuple[str, ...] = ()  # language tags spoken
 
     def has_skill(self, skill: str | None) -> bool:
         return not skill or skill == ANY_SKILL or skill in self.skills
+
+    def serves_line(self, line: Collection[str]) -> bool:
+        """``line``: the names an inbound call's line goes by (its name, its number); () outbound.
+        Letter case aside: ``Community-Hotline`` in a profile is ``community-hotline``."""
+        if not line or not self.lines:
+            return True
+        names = {name.casefold() for name in line}
+        return any(served.casefold() in names for served in self.lines)
+
+    def speaks(self, language: str | None) -> bool:
+        return not language or any(language_matches(language, tag) for tag in self.languages)
 
     def idle_since(self) -> datetime:
         """The moment the agent's idle time counts from (earlier = longer idle)."""
@@ -60,10 +78,55 @@ class AgentCandidate:
         return self.last_call_end
 
 
+def language_matches(asked: str, spoken: str) -> bool:
+    """Whether an agent who lists ``spoken`` can take a call asking for ``asked``: the same tag
+    (letter case aside), or ``asked`` is less specific (``zh`` is met by ``zh-CN``)."""
+    a, s = asked.lower(), spoken.lower()
+    return a == s or s.startswith(a + "-")
+
+
+@dataclass(frozen=True)
+class Need:
+    """What a call asks of the agent who takes it."""
+
+    skill: str | None = None
+    line: tuple[str, ...] = ()  # the names its inbound line goes by; () for an outbound call
+    language: str | None = None
+
+    def met_by(self, row: AgentCandidate) -> bool:
+        return row.has_skill(self.skill) and row.serves_line(self.line) and row.speaks(self.language)
+
+    def __str__(self) -> str:
+        """``an agent with skill 'welfare' on line '12345' who speaks 'yue'``"""
+        skilled = self.skill and self.skill != ANY_SKILL
+        parts = [f"an agent with skill {self.skill!r}" if skilled else "any agent"]
+        if self.line:
+            parts.append(f"on line {self.line[0]!r}")
+        if self.language:
+            parts.append(f"who speaks {self.language!r}")
+        return " ".join(parts)
+
+
 def eligible(
-    rows: Iterable[AgentCandidate], skill: str | None, exclude: Collection[str] = ()
+    rows: Iterable[AgentCandidate],
+    skill: str | None,
+    exclude: Collection[str] = (),
+    *,
+    line: Collection[str] = (),
+    language: str | None = None,
+    ahead: Collection[Need] = (),
 ) -> list[AgentCandidate]:
-    return [r for r in rows if r.state == "available" and r.agent not in exclude and r.has_skill(skill)]
+    """Who may take the call now; ``ahead``: what the calls ahead of it in its queue ask for (an
+    agent one of them could take is theirs)."""
+    need = Need(skill, tuple(line), language)
+    return [
+        r
+        for r in rows
+        if r.state == "available"
+        and r.agent not in exclude
+        and need.met_by(r)
+        and not any(n.met_by(r) for n in ahead)
+    ]
 
 
 def rank(rows: Iterable[AgentCandidate]) -> list[AgentCandidate]:
@@ -77,10 +140,13 @@ def choose_agent(
     *,
     exclude: Collection[str] = (),
     prefer: str | None = None,
+    line: Collection[str] = (),
+    language: str | None = None,
+    ahead: Collection[Need] = (),
 ) -> AgentCandidate | None:
     """The agent who gets the call, or None when nobody suitable is available. `prefer` (the agent
     who promised the callee a callback) gets it when eligible, whoever has been idle longest."""
-    ranked = rank(eligible(rows, skill, exclude))
+    ranked = rank(eligible(rows, skill, exclude, line=line, language=language, ahead=ahead))
     preferred = next((r for r in ranked if r.agent == prefer), None) if prefer else None
     return preferred or (ranked[0] if ranked else None)
 
@@ -104,6 +170,8 @@ def summarise(
     now: datetime,
     since_day: datetime,
     display_name: str | None = None,
+    lines: Iterable[str] = (),
+    languages: Iterable[str] = (),
 ) -> AgentCandidate:
     """Fold one agent's state changes (oldest first) into a routing row."""
     state, state_since = "logged_out", None
@@ -138,6 +206,8 @@ def summarise(
         calls_today=calls_today,
         talk_seconds_today=max(0.0, talk),
         display_name=display_name,
+        lines=tuple(lines),
+        languages=tuple(languages),
     )
 
 
@@ -148,12 +218,7 @@ def candidates(
     now = now or utcnow()
     since_day = day_start(now, tz)
     horizon = min(since_day, now - timedelta(days=lookback_days))
-    agents = session.execute(
-        select(User.name, User.display_name, SipAccount.endpoint, AgentProfile.skills)
-        .join(SipAccount, SipAccount.user_id == User.id)
-        .outerjoin(AgentProfile, AgentProfile.user_id == User.id)
-        .where(User.role == Role.agent, User.disabled.is_(False))
-    ).all()
+    agents = _agent_rows(session)
     if not agents:
         return []
     names = [a.name for a in agents]
@@ -179,14 +244,105 @@ def candidates(
         summarise(
             a.name,
             a.endpoint,
-            a.skills or (),
+            a.skills,
             by_agent[a.name],
             now=now,
             since_day=since_day,
             display_name=a.display_name,
+            lines=a.lines,
+            languages=a.languages,
         )
         for a in agents
     ]
+
+
+@dataclass(frozen=True)
+class _AgentRow:
+    name: str
+    display_name: str | None
+    endpoint: str
+    skills: tuple[str, ...]
+    lines: tuple[str, ...]
+    languages: tuple[str, ...]
+
+
+def _agent_rows(session: Session) -> list[_AgentRow]:
+    """Every enabled agent with a SIP account (whom routing can ring) and their profile."""
+    rows = session.execute(
+        select(
+            User.name,
+            User.display_name,
+            SipAccount.endpoint,
+            AgentProfile.skills,
+            AgentProfile.lines,
+            AgentProfile.languages,
+        )
+        .join(SipAccount, SipAccount.user_id == User.id)
+        .outerjoin(AgentProfile, AgentProfile.user_id == User.id)
+        .where(User.role == Role.agent, User.disabled.is_(False))
+        .order_by(User.name)
+    )
+    return [
+        _AgentRow(name, display, endpoint, tuple(skills or ()), tuple(lines or ()), tuple(langs or ()))
+        for name, display, endpoint, skills, lines, langs in rows
+    ]
+
+
+def routable(session: Session) -> list[AgentCandidate]:
+    """Every agent routing could ever ring, with their profile (no state: not read)."""
+    return [
+        AgentCandidate(
+            agent=a.name,
+            endpoint=a.endpoint,
+            skills=a.skills,
+            display_name=a.display_name,
+            lines=a.lines,
+            languages=a.languages,
+        )
+        for a in _agent_rows(session)
+    ]
+
+
+@dataclass(frozen=True)
+class Gap:
+    """A need that no enabled agent can meet: what is missing first, and why, in words."""
+
+    need: Need
+    missing: Literal["agent", "skill", "line", "language"]
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.need}: {self.reason}"
+
+
+def _names(rows: Iterable[AgentCandidate]) -> str:
+    names = [r.agent for r in rows]
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def gap(rows: Sequence[AgentCandidate], need: Need) -> Gap | None:
+    """Why no agent of ``rows`` can meet ``need`` (None: some can)."""
+    if any(need.met_by(r) for r in rows):
+        return None
+    if not rows:
+        return Gap(need, "agent", "there is no enabled agent at all")
+    skilled = [r for r in rows if r.has_skill(need.skill)]
+    if not skilled:
+        return Gap(need, "skill", f"no enabled agent has skill {need.skill!r}")
+    on_line = [r for r in skilled if r.serves_line(need.line)]
+    if not on_line:
+        who = f"the agents with skill {need.skill!r}" if len(skilled) < len(rows) else "the agents"
+        return Gap(need, "line", f"{who} ({_names(skilled)}) do not serve line {need.line[0]!r}")
+    return Gap(
+        need, "language", f"none of the agents who could take it ({_names(on_line)}) speaks {need.language!r}"
+    )
+
+
+def unmet(session: Session, needs: Iterable[Need]) -> list[Gap]:
+    """The needs no enabled agent can meet, whoever is logged in now (each need once)."""
+    rows = routable(session)
+    found = (gap(rows, need) for need in dict.fromkeys(needs))
+    return [g for g in found if g is not None]
 
 
 def set_state(
@@ -210,11 +366,22 @@ def reserve_agent(
     now: datetime | None = None,
     tz: str | None = None,
     prefer: str | None = None,
+    line: Collection[str] = (),
+    language: str | None = None,
+    ahead: Collection[Need] = (),
 ) -> AgentCandidate | None:
     """Choose an agent (`prefer` first when eligible) and mark them ``on_call`` (reason ``routed``)
     in this transaction."""
     now = now or utcnow()
-    chosen = choose_agent(candidates(session, now=now, tz=tz), skill, exclude=exclude, prefer=prefer)
+    chosen = choose_agent(
+        candidates(session, now=now, tz=tz),
+        skill,
+        exclude=exclude,
+        prefer=prefer,
+        line=line,
+        language=language,
+        ahead=ahead,
+    )
     if chosen is not None:
         set_state(session, chosen.agent, "on_call", RESERVED_REASON, since=now)
     return chosen

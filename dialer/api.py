@@ -144,25 +144,36 @@ def update_campaign(
 
 @router.post("/campaigns/{name}/status")
 async def change_status(
-    name: str, body: StatusChange, user: WatcherUser, db: DatabaseDep, request: Request
+    name: str, body: StatusChange, user: WatcherUser, db: DatabaseDep, settings: SettingsDep, request: Request
 ) -> dict[str, Any]:
     """Start, pause, resume or finish. Supervisors may pause and resume; only managers finish.
-    The new status is published (retained) on campaigns/{name}/status."""
+    The new status is published (retained) on campaigns/{name}/status. Starting or resuming
+    also answers ``warnings`` (and ``missing_skills``): the agent calls of the campaign's flow
+    that no enabled agent can take (dialer.staffing); the campaign runs all the same."""
+    from dialer.staffing import Staffing, report_staffing
+
     target = CampaignStatus(body.status)
     if target is CampaignStatus.finished and user.role not in (Role.manager, Role.admin):
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only a manager may finish a campaign")
 
-    def change() -> str:
+    def change() -> tuple[str, Staffing | None]:
         with db.session() as session:
-            return svc.set_status(session, name, target, actor=user.name).status.value
+            campaign = svc.set_status(session, name, target, actor=user.name)
+            staffing = None
+            if target is CampaignStatus.running:
+                staffing = report_staffing(session, settings, campaign, actor=user.name)
+            return campaign.status.value, staffing
 
     try:
-        now = await asyncio.to_thread(change)
+        now, staffing = await asyncio.to_thread(change)
     except CampaignError as exc:
         raise _http(exc) from exc
     message = CampaignStatusChanged(campaign=name, status=now, by=user.name)
     published = await events.publish(getattr(request.app.state, "bus", None), message)
-    return {"name": name, "status": now, "published": published}
+    answer: dict[str, Any] = {"name": name, "status": now, "published": published}
+    if staffing is not None:
+        answer |= {"warnings": staffing.warnings, "missing_skills": staffing.missing_skills}
+    return answer
 
 
 # --- lists ---------------------------------------------------------------------------------------

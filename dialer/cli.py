@@ -2,6 +2,7 @@
 
 warmline campaign create NAME [--from FILE.yaml] [--kind agent|broadcast] [--flow F] [--elder-welfare]
 warmline campaign show NAME [--json] | list | update NAME --from FILE | start|pause|resume|finish NAME
+    (start and resume warn, on stderr and in --json "warnings", of agent calls nobody can take)
 warmline lists import FILE --campaign NAME [--mapping phone=C,name=姓名] [--dnc FILE] [--report OUT.csv] [--json]
 warmline lists preview FILE | imports --campaign NAME | report IMPORT_ID --out FILE
 warmline lists export --campaign NAME --format csv|xlsx --out FILE
@@ -214,11 +215,20 @@ def campaign_update(
 
 
 def _status(ctx: typer.Context, name: str, status: CampaignStatus, as_json: bool) -> None:
+    """Change the status; starting (or resuming) also says which agent calls nobody can take."""
+    from dialer.staffing import report_staffing
+
+    cli = cli_context(ctx)
     with errors():
-        db = cli_context(ctx).database()
+        db = cli.database()
         with db.session() as session:
             campaign = svc.set_status(session, name, status, actor=CLI_ACTOR)
-            data = {"name": campaign.name, "status": campaign.status.value}
+            data: dict[str, object] = {"name": campaign.name, "status": campaign.status.value}
+            if status is CampaignStatus.running:
+                staffing = report_staffing(session, cli.settings, campaign, actor=CLI_ACTOR)
+                data |= {"warnings": staffing.warnings, "missing_skills": staffing.missing_skills}
+                for warning in staffing.warnings:
+                    typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
     emit(data, as_json, f"campaign {name}: {status.value}")
 
 

@@ -44,6 +44,8 @@ class InboundNumber(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     flow: str = "hotline_menu"
     skill: str = ANY_SKILL
+    # Callers on this line ask for agents who speak it (a tag: zh-CN, yue, en); None: anyone.
+    language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
     after_hours_flow: str | None = "after_hours"
     callback_campaign: str = Field(default="hotline-callbacks", min_length=1, max_length=64)
     queue_timeout: float = Field(default=180.0, gt=0, le=3600)
@@ -67,6 +69,10 @@ class InboundNumber(BaseModel):
             if day in _day_keys(key):
                 out.extend(_span(s) for s in spans)
         return out
+
+    def line_names(self, number: str) -> tuple[str, ...]:
+        """The names an agent's profile may give this line by: its name, then the number."""
+        return tuple(dict.fromkeys(n for n in (self.name, number) if n and n != "default"))
 
 
 class InboundConfig(BaseModel):

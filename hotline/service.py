@@ -182,6 +182,8 @@ class Hotline:
         request = HandoverRequest(
             call.channel_id,
             skill=None if skill == ANY_SKILL else skill,
+            line=line.line_names(call.number),
+            language=flow_result.transfer.language or line.language,
             origin=CallOrigin(
                 attempt_id=call.channel_id, script=f"inbound:{line.name}", fields={"hotline": line.name}
             ),

@@ -266,6 +266,11 @@ class TransferNode(_MayPrompt):
     skill: str = Field(min_length=1)
     queue: str | None = None
     priority: int = Field(default=0, ge=0, le=100)
+    language: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$",
+        description="only agents who speak this language (a tag: zh-CN, yue, en) take the call",
+    )
 
     @property
     def ends_call(self) -> bool:

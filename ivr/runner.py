@@ -97,6 +97,7 @@ class TransferRequest(BaseModel):
     skill: str
     queue: str | None = None
     priority: int = 0
+    language: str | None = None
     node: str
 
 
@@ -246,7 +247,11 @@ class _Run:
             if node.prompt is not None:
                 await self._play(await self._media(node.prompt))
             self.result.transfer = TransferRequest(
-                skill=node.skill, queue=node.queue, priority=node.priority, node=node.id
+                skill=node.skill,
+                queue=node.queue,
+                priority=node.priority,
+                language=node.language,
+                node=node.id,
             )
             self.result.ended = "transfer"
             return None

@@ -20,6 +20,7 @@ from core.settings import Settings, get_settings
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
+from warmline.console.agent_profiles import router as agent_profiles_console_router
 from warmline.console.agents import router as agents_console_router
 from warmline.console.alerts import router as alerts_console_router
 from warmline.console.campaigns import router as campaigns_console_router
@@ -36,6 +37,7 @@ CONSOLE_ROUTERS = (
     console_router,
     campaigns_console_router,
     agents_console_router,
+    agent_profiles_console_router,
     reviews_console_router,
     live_console_router,
     alerts_console_router,

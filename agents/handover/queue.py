@@ -2,6 +2,11 @@
 
 Outbound calls handed over by the dialer and inbound hotline callers share one :class:`SkillQueues`
 per process, so a caller who has waited longer is served first whichever way they came in.
+
+Each waiting call keeps what it asks of its agent (its :class:`~agents.routing.Need`: skill, line,
+language). An agent goes to the longest-waiting call they can take: a call further back may take
+an agent only if none of the calls ahead of it could (:meth:`SkillQueues.ahead`), so a caller on
+a line only some agents serve does not hold up the callers behind them.
 """
 
 from __future__ import annotations
@@ -9,12 +14,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass, field
 
+from agents.routing import Need
+
 
 @dataclass(order=True)
 class _Waiting:
     priority: int  # negated, so higher priority sorts first
     seq: int
     channel_id: str = field(compare=False)
+    need: Need = field(default_factory=Need, compare=False)
 
 
 class SkillQueues:
@@ -24,9 +32,9 @@ class SkillQueues:
         self._queues: dict[str, list[_Waiting]] = {}
         self._seq = itertools.count()
 
-    def join(self, skill: str | None, channel_id: str, priority: int = 0) -> None:
+    def join(self, skill: str | None, channel_id: str, priority: int = 0, need: Need | None = None) -> None:
         queue = self._queues.setdefault(skill or "", [])
-        queue.append(_Waiting(-priority, next(self._seq), channel_id))
+        queue.append(_Waiting(-priority, next(self._seq), channel_id, need or Need(skill)))
         queue.sort()
 
     def leave(self, skill: str | None, channel_id: str) -> None:
@@ -39,6 +47,15 @@ class SkillQueues:
             if waiting.channel_id == channel_id:
                 return i + 1
         return 0
+
+    def ahead(self, skill: str | None, channel_id: str) -> list[Need]:
+        """What the calls ahead of this one ask for, first in line first."""
+        needs: list[Need] = []
+        for waiting in self._queues.get(skill or "", []):
+            if waiting.channel_id == channel_id:
+                return needs
+            needs.append(waiting.need)
+        return []
 
     def waiting(self, skill: str | None = None) -> int:
         if skill is None:

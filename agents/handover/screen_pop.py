@@ -18,7 +18,9 @@ def header_value(text: str) -> str:
     return quote(text, safe=" -_.:@*")
 
 
-def screen_pop_headers(origin: CallOrigin, *, skill: str | None, attempt: str) -> dict[str, str]:
+def screen_pop_headers(
+    origin: CallOrigin, *, skill: str | None, attempt: str, language: str | None = None
+) -> dict[str, str]:
     """Originate variables that add the X-Warmline-* headers the softphone's screen pop reads."""
     values: dict[str, str | None] = {
         "Campaign": origin.campaign,
@@ -26,6 +28,7 @@ def screen_pop_headers(origin: CallOrigin, *, skill: str | None, attempt: str) -
         "Script": origin.script,
         "Attempt": attempt,
         "Skill": skill,
+        "Language": language,
         "Field-Name": origin.contact_name,
     }
     values.update(_field_headers(origin.fields))

@@ -8,8 +8,10 @@ hotline (an inbound caller who chose a queue) both come here. What happens:
 
 1. The caller waits in the skill's queue (first come, first served; higher ``priority`` first)
    hearing music on hold, with an optional announcement every ``announce_every`` seconds.
-2. At the head of the queue the call reserves an agent (agents.routing: available, skilled,
-   longest idle, fairness) -- the agent is marked ``on_call`` at once -- and rings them:
+2. At the head of the queue the call reserves an agent (agents.routing: available, skilled, on
+   the call's line, speaking its language, longest idle, fairness) -- further back, only an agent
+   none of the calls ahead could take (agents.handover.queue) -- the agent is marked ``on_call``
+   at once -- and rings them:
    ``PJSIP/<endpoint>`` originated into the dialplan context ``warmline-record`` with the screen
    pop's ``X-Warmline-*`` headers. An agent who does not answer within ``ring_timeout`` is put on
    ``break`` (reason ``no_answer``) and the next agent is tried.
@@ -110,9 +112,13 @@ class _Run:
         self.policy = request.policy
         self.cid = request.channel_id
         self.skill = request.skill or None
+        self.need = routing.Need(self.skill, request.line, request.language)
         self.events = events
         self.headers = screen_pop_headers(
-            request.origin, skill=self.skill, attempt=request.origin.attempt_id or self.cid
+            request.origin,
+            skill=self.skill,
+            attempt=request.origin.attempt_id or self.cid,
+            language=request.language,
         )
         self.result = HandoverResult(outcome="error")
         self.customer_gone = False
@@ -167,7 +173,7 @@ class _Run:
 
     async def run(self) -> HandoverResult:
         queues = self.deps.queues
-        queues.join(self.skill, self.cid, self.policy.priority)
+        queues.join(self.skill, self.cid, self.policy.priority, self.need)
         try:
             await self._hold(True)
             await self._queue_and_ring()
@@ -198,8 +204,10 @@ class _Run:
                 self.result.outcome, self.result.ended_by = "abandoned", "system"
                 return
             position = self.deps.queues.position(self.skill, self.cid)
-            if position == 1:
-                agent, reserved_at = await self._reserve(exclude)
+            ahead = self.deps.queues.ahead(self.skill, self.cid)
+            # Behind a call that asks for the same, nobody is for us: only the head looks.
+            if position >= 1 and self.need not in ahead:
+                agent, reserved_at = await self._reserve(exclude, ahead)
                 if agent is not None:
                     self.result.agents_tried.append(agent.agent)
                     if await self._ring(agent, reserved_at):
@@ -217,18 +225,24 @@ class _Run:
                     await self._hold(True)
             await self._next(max(0.05, min(self.policy.poll_every, deadline - clock())))
 
-    async def _reserve(self, exclude: set[str]) -> tuple[routing.AgentCandidate | None, datetime]:
+    async def _reserve(
+        self, exclude: set[str], ahead: list[routing.Need]
+    ) -> tuple[routing.AgentCandidate | None, datetime]:
         now = self.deps.now()
+        need = self.need
 
         def pick() -> routing.AgentCandidate | None:
             with _RESERVE_LOCK, self.deps.db.session() as session:
                 return routing.reserve_agent(
                     session,
-                    self.skill,
+                    need.skill,
                     exclude=exclude,
                     now=now,
                     tz=self.deps.settings.timezone,
                     prefer=self.req.origin.preferred_agent,
+                    line=need.line,
+                    language=need.language,
+                    ahead=ahead,
                 )
 
         return await asyncio.to_thread(pick), now

@@ -337,6 +337,7 @@ class Call:
         request = HandoverRequest(
             self.id,
             skill=None if skill == ANY_SKILL else skill,
+            language=transfer.language if transfer is not None else None,
             origin=self.origin,
             policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
             on_agent=self._agent_took,

@@ -12,7 +12,7 @@ from core.settings import Settings
 from warmline.cli import app
 from warmline.features import collect
 
-GROUPS = {"campaign", "lists", "dnc", "dialer", "ivr", "recordings", "qa", "softphone"}
+GROUPS = {"agents", "campaign", "lists", "dnc", "dialer", "hotline", "ivr", "recordings", "qa", "softphone"}
 
 
 def test_collect_names_every_group_worker_and_route_once() -> None:
@@ -24,6 +24,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "dialer",
         "welfare-notifier",
         "recording-recovery",
+        "hotline-staffing",
     }
     assert "inbound" in registry.stasis
     routes = [

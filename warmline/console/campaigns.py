@@ -27,6 +27,7 @@ from dialer.lists.mapping import parse_mapping
 from dialer.lists.report import REASONS
 from dialer.models import Campaign, CampaignStatus, ListImport
 from dialer.schedule import DAYS
+from dialer.staffing import check_staffing, report_staffing
 from warmline.console.pages import _section, render
 
 router = APIRouter(include_in_schema=False)
@@ -127,8 +128,8 @@ def _campaign_context(session: Any, name: str) -> dict[str, Any]:
 
 @router.get("/console/campaigns/{name}")
 def campaign_page(
-    request: Request, name: str, session: SessionDep, user: PageUser, created: str | None = None,
-    changed: str | None = None,
+    request: Request, name: str, session: SessionDep, settings: SettingsDep, user: PageUser,
+    created: str | None = None, changed: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     try:
         ctx = _campaign_context(session, name)
@@ -137,25 +138,32 @@ def campaign_page(
         resp.status_code = 404
         return resp
     status = None
+    warnings: list[str] = []
     if created:
         status = f"Campaign {name} created as a draft. Import a list, then start it."
     elif changed:
         status = f"Campaign {name} is now {ctx['campaign']['status']}."
+        if ctx["campaign"]["status"] == CampaignStatus.running.value:
+            campaign = svc.require_campaign(session, name)
+            warnings = check_staffing(session, settings, campaign).warnings
     return render(
         request, "campaign.html", f"Campaign {name}", user, section=SECTION, status=status,
-        can_manage=_can_manage(user), **ctx,
+        can_manage=_can_manage(user), staffing_warnings=warnings, **ctx,
     )  # fmt: skip
 
 
 @router.post("/console/campaigns/{name}/status")
 def campaign_status(
-    request: Request, name: str, session: SessionDep, user: PageUser, status: Annotated[str, Form()] = ""
-) -> Response:
+    request: Request, name: str, session: SessionDep, settings: SettingsDep, user: PageUser,
+    status: Annotated[str, Form()] = "",
+) -> Response:  # fmt: skip
     try:
         target = CampaignStatus(status)
         if target is CampaignStatus.finished and not _can_manage(user):
             raise CampaignError("only a manager may finish a campaign")
-        svc.set_status(session, name, target, actor=user.name)
+        campaign = svc.set_status(session, name, target, actor=user.name)
+        if target is CampaignStatus.running:  # the page it redirects to shows the warnings
+            report_staffing(session, settings, campaign, actor=user.name)
         session.commit()
         publish_from_thread(
             request.app.state, CampaignStatusChanged(campaign=name, status=target.value, by=user.name)

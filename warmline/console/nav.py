@@ -25,6 +25,12 @@ SECTIONS: tuple[Section, ...] = (
     ),
     Section("/console/wallboard", "Wallboard", frozenset({R.supervisor}), "Agents and campaigns live"),
     Section(
+        "/console/agents",
+        "Agents",
+        frozenset({R.supervisor}),
+        "Agents' skills, lines, languages and daily hours",
+    ),
+    Section(
         "/console/alerts",
         "Welfare alerts",
         frozenset({R.supervisor, R.manager}),

@@ -149,6 +149,7 @@ BUILT = {
     "/console/campaigns",
     "/console/my-day",
     "/console/wallboard",
+    "/console/agents",
     "/console/alerts",
     "/console/reviews",
     "/console/my-reviews",

@@ -1,0 +1,112 @@
+"""`warmline agents ...`: agents' profiles on the command line.
+
+warmline agents list [--json]
+warmline agents show NAME [--json]
+warmline agents set NAME [--skills a,b] [--daily-hours 4] [--lines l1,l2] [--languages zh-CN,en] [--json]
+
+A list is comma-separated (a Chinese comma or 、 will do); an empty one (``--lines ""``) clears
+the field. Every change is audited with the actor ``cli``. Registered by ``agents.plugin``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agents import profiles
+from agents.profiles import Profile, ProfileError
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+
+agents_app = typer.Typer(
+    help="Agents' profiles: skills, inbound lines, languages, daily target hours.", no_args_is_help=True
+)
+
+OPTION = {
+    "skills": "--skills",
+    "lines": "--lines",
+    "languages": "--languages",
+    "daily_hours": "--daily-hours",
+    "daily_target_minutes": "--daily-hours",
+}
+
+
+def _error(exc: ProfileError, name: str) -> typer.Exit:
+    if isinstance(exc, profiles.AgentNotFound):
+        return fail(f"{exc.problem} (`warmline agents list` shows the agents)")
+    if exc.field is None:
+        return fail(exc.problem)
+    return fail(f"{OPTION.get(exc.field, exc.field)}: {exc.problem} (agent {name!r}; nothing was changed)")
+
+
+@agents_app.command("list")
+def agents_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Every agent with their skills, lines, languages and daily target (disabled ones too)."""
+    with cli_context(ctx).database().session() as session:
+        rows = profiles.list_profiles(session)
+    emit([p.model_dump() for p in rows], as_json, _table(rows))
+
+
+def _table(rows: list[Profile]) -> str:
+    if not rows:
+        return "no agents yet (add one: warmline users add NAME --role agent)"
+    head = f"{'agent':<16} {'skills':<24} {'lines':<20} {'languages':<14} daily"
+    lines = [head]
+    for p in rows:
+        name = p.name + (" (disabled)" if p.disabled else "")
+        lines.append(
+            f"{name:<16} {','.join(p.skills) or '-':<24} {','.join(p.lines) or 'all':<20} "
+            f"{','.join(p.languages) or '-':<14} {profiles.hours_text(p.daily_target_minutes)}"
+        )
+    return "\n".join(lines)
+
+
+@agents_app.command("show")
+def agents_show(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """One agent's profile."""
+    with cli_context(ctx).database().session() as session:
+        try:
+            profile = profiles.get_profile(session, name)
+        except ProfileError as exc:
+            raise _error(exc, name) from exc
+    emit(profile.model_dump(), as_json, profile.text())
+
+
+@agents_app.command("set")
+def agents_set(
+    ctx: typer.Context,
+    name: str,
+    skills: Annotated[
+        str | None, typer.Option("--skills", help="Skills, comma-separated (e.g. welfare,vaccination).")
+    ] = None,
+    daily_hours: Annotated[
+        str | None, typer.Option("--daily-hours", help="Daily target in hours, more than 0, at most 24.")
+    ] = None,
+    lines: Annotated[
+        str | None,
+        typer.Option("--lines", help="Inbound lines served, by name or number; empty: every line."),
+    ] = None,
+    languages: Annotated[
+        str | None, typer.Option("--languages", help="Language tags spoken (e.g. zh-CN,yue,en).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Change the parts of an agent's profile that are given; the others stay as they are."""
+    if skills is None and daily_hours is None and lines is None and languages is None:
+        raise fail("agents set: nothing to change: give --skills, --daily-hours, --lines or --languages")
+    try:
+        hours = profiles.parse_hours(daily_hours) if daily_hours is not None else None
+        with cli_context(ctx).database().session() as session:
+            profile, changed = profiles.update_profile(
+                session,
+                name,
+                actor=CLI_ACTOR,
+                skills=profiles.split_list(skills) if skills is not None else None,
+                lines=profiles.split_list(lines) if lines is not None else None,
+                languages=profiles.split_list(languages) if languages is not None else None,
+                daily_hours=hours,
+            )
+    except ProfileError as exc:
+        raise _error(exc, name) from exc
+    said = f"changed: {', '.join(changed)}" if changed else "nothing changed"
+    emit(profile.model_dump() | {"changed": changed}, as_json, f"{profile.text()} ({said})")

@@ -1,0 +1,122 @@
+"""The supervisor's Agents page in Chromium, by keyboard alone: find it in the menu, open an
+agent's form from the table, a wrong value is said in an alert with the field marked and focused,
+a good one is saved without leaving the page and said in the live region (Chinese first, English
+kept); axe-clean throughout."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Locator, Page, expect
+from sqlalchemy import select
+
+from agents import profiles
+from agents.service import ensure_sip_account
+from core.audit import AuditEntry
+from core.auth import service
+from core.auth.models import Role
+from core.db import Database
+from tests.e2e.a11y import assert_accessible
+from tests.e2e.conftest import LiveServer
+from tests.e2e.test_console import sign_in_by_keyboard
+
+pytestmark = pytest.mark.e2e
+PW = "correct horse battery"
+SAVED = (
+    "已保存 mei 的资料：技能 welfare、vaccination；线路 12345；语言 zh-CN、yue；每日 3.5 小时。 "
+    "Saved. mei (王梅): skills welfare, vaccination; lines 12345; languages zh-CN, yue; 3 h 30 min a day."
+)
+
+
+@pytest.fixture
+def people(db: Database) -> None:
+    with db.session() as s:
+        service.create_user(s, "boss", Role.supervisor, PW, actor="test", display_name="Zhou Min")
+        for name, display in (("mei", "王梅"), ("lin", None)):
+            user = service.create_user(s, name, Role.agent, PW, actor="test", display_name=display)
+            ensure_sip_account(s, user, actor="test")
+    with db.session() as s:
+        profiles.update_profile(s, "lin", actor="test", skills=["welfare"], daily_hours=6)
+
+
+def tab_to(page: Page, target: Locator, most: int = 60) -> None:
+    """Press Tab until ``target`` has focus, as a keyboard user would."""
+    for _ in range(most):
+        if target.evaluate("node => node === document.activeElement"):
+            return
+        page.keyboard.press("Tab")
+    raise AssertionError(f"Tab never reached {target}")
+
+
+def retype(page: Page, text: str) -> None:
+    page.keyboard.press("Control+A")
+    page.keyboard.type(text)
+
+
+def test_supervisor_edits_a_profile_by_keyboard(
+    page: Page, live_server: LiveServer, people: None, db: Database
+) -> None:
+    sign_in_by_keyboard(page, live_server, "boss", PW)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Home")
+    tab_to(page, page.get_by_role("navigation", name="Main").get_by_role("link", name="Agents"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", level=1)).to_have_text("坐席资料 · Agents' profiles")
+    table = page.get_by_role("table", name="坐席 2 名 · 2 agents")
+    expect(table.locator("#agent-lin")).to_contain_text("welfare")
+    expect(table.locator("#agent-lin")).to_contain_text("6 小时 h")
+    assert_accessible(page)
+
+    tab_to(page, page.get_by_role("link", name="编辑 mei · Edit mei"))
+    page.keyboard.press("Enter")
+    heading = page.get_by_role("heading", name="编辑 mei 的资料 · Edit the profile of mei")
+    expect(heading).to_be_focused()
+    page.keyboard.press("Tab")
+    skills = page.get_by_role("textbox", name="技能 Skills")
+    expect(skills).to_be_focused()
+    expect(skills).to_have_accessible_description(
+        "用逗号分隔，例如 welfare, vaccination。 Comma-separated, e.g. welfare, vaccination."
+    )
+    page.keyboard.type("welfare，vaccination")
+    page.keyboard.press("Tab")
+    page.keyboard.type("12345")
+    page.keyboard.press("Tab")
+    page.keyboard.type("zh-cn, yue")
+    page.keyboard.press("Tab")
+    hours = page.get_by_role("spinbutton", name="每日目标小时数 Daily target hours")
+    expect(hours).to_be_focused()
+    retype(page, "30")
+    page.evaluate("window.__samePage = true")
+    page.keyboard.press("Enter")
+
+    alert = page.locator("#profile-error")
+    expect(alert).to_have_text(
+        "每日目标小时数有误，未保存。 "
+        "Daily target hours: 30 is out of range: more than 0, at most 24 hours. Nothing was saved."
+    )
+    expect(hours).to_be_focused()
+    expect(hours).to_have_attribute("aria-invalid", "true")
+    assert_accessible(page)
+
+    retype(page, "3.5")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_have_text(SAVED)
+    expect(alert).to_be_hidden()
+    expect(hours).not_to_have_attribute("aria-invalid", "true")
+    expect(hours).to_be_focused()
+    row = table.locator("#agent-mei")
+    expect(row).to_contain_text("welfare, vaccination")
+    expect(row).to_contain_text("zh-CN, yue")
+    expect(row).to_contain_text("3.5 小时 h")
+    assert page.evaluate("window.__samePage") is True, "saved without leaving the page"
+    assert_accessible(page)
+
+    with db.session() as s:
+        saved = profiles.get_profile(s, "mei")
+        assert (saved.skills, saved.lines, saved.languages, saved.daily_target_minutes) == (
+            ["welfare", "vaccination"], ["12345"], ["zh-CN", "yue"], 210,
+        )  # fmt: skip
+        who = s.scalars(
+            select(AuditEntry.actor).where(
+                AuditEntry.action == "agent_profile.update", AuditEntry.target == "mei"
+            )
+        )
+        assert list(who) == ["boss"]

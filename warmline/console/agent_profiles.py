@@ -1,0 +1,148 @@
+"""The supervisor's Agents page: every agent's skills, lines, languages and daily target, and a form
+to change one agent's profile.
+
+Chinese first, English kept (``lang="zh-CN"`` marks the Chinese, so a screen reader speaks each
+part in its own voice). The page works without JavaScript: an Edit link opens the form for that
+agent, the form posts here and the page comes back saying what was saved. agent_profiles.js sends
+the form to the profile API instead, updates the table in place and says the result in the page's
+live status region (an error: in an alert beside the form, the field marked and focused).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from agents import profiles
+from agents.profiles import Profile, ProfileError
+from core.auth.models import User
+from core.deps import Roles, SessionDep
+from warmline.console.pages import _section, render
+
+router = APIRouter(include_in_schema=False)
+SECTION = _section("/console/agents")
+SupervisorPage = Annotated[User, Depends(Roles(*SECTION.roles, page=True))]
+TITLE = "坐席资料 · Agents' profiles"
+# What each field is called on the page, Chinese then English (for the error beside the form).
+FIELD_NAMES = {
+    "skills": ("技能", "Skills"),
+    "lines": ("服务线路", "Lines"),
+    "languages": ("语言", "Languages"),
+    "daily_hours": ("每日目标小时数", "Daily target hours"),
+}
+
+
+def _url(name: str) -> str:
+    return "/console/agents/" + quote(name, safe="")
+
+
+def _hours(p: Profile) -> str:
+    return f"{p.daily_hours:g}"
+
+
+def saved_message(p: Profile) -> tuple[str, str]:
+    """What the live region says after a save: (Chinese, English)."""
+    zh = (
+        f"已保存 {p.name} 的资料：技能 {'、'.join(p.skills) or '无'}；线路 {'、'.join(p.lines) or '全部'}；"
+        f"语言 {'、'.join(p.languages) or '未填'}；每日 {_hours(p)} 小时。"
+    )
+    return zh, f"Saved. {p.text()}."
+
+
+def _page(
+    request: Request,
+    session: Session,
+    user: User,
+    *,
+    editing: str | None = None,
+    status: tuple[str, str] | None = None,
+    error: dict[str, Any] | None = None,
+    form: dict[str, str] | None = None,
+    code: int = 200,
+) -> HTMLResponse:
+    rows = profiles.list_profiles(session)
+    chosen = next((p for p in rows if p.name == editing), None)
+    if editing is not None and chosen is None and status is None:
+        status = (f"没有名为 {editing} 的坐席。", f"No agent named {editing}.")
+    values = form or (
+        {
+            "skills": ", ".join(chosen.skills),
+            "lines": ", ".join(chosen.lines),
+            "languages": ", ".join(chosen.languages),
+            "daily_hours": _hours(chosen),
+        }
+        if chosen is not None
+        else {}
+    )
+    resp = render(
+        request,
+        "agent_profiles.html",
+        TITLE,
+        user,
+        section=SECTION,
+        agents=rows,
+        chosen=chosen,
+        action=_url(chosen.name) if chosen is not None else "",
+        values=values,
+        page_status=status,
+        error=error,
+    )
+    resp.status_code = code
+    return resp
+
+
+@router.get("/console/agents")
+def agents_page(
+    request: Request,
+    session: SessionDep,
+    user: SupervisorPage,
+    agent: str | None = None,
+    saved: str | None = None,
+) -> HTMLResponse:
+    status = None
+    if agent and saved:
+        try:
+            status = saved_message(profiles.get_profile(session, agent))
+        except ProfileError:
+            status = None
+    return _page(request, session, user, editing=agent or None, status=status)
+
+
+@router.post("/console/agents/{name}")
+def save_profile(
+    request: Request,
+    name: str,
+    session: SessionDep,
+    user: SupervisorPage,
+    skills: Annotated[str, Form()] = "",
+    lines: Annotated[str, Form()] = "",
+    languages: Annotated[str, Form()] = "",
+    daily_hours: Annotated[str, Form()] = "",
+) -> Response:
+    """The form's target without JavaScript: save, then back to the page saying what was saved."""
+    form = {"skills": skills, "lines": lines, "languages": languages, "daily_hours": daily_hours}
+    try:
+        profiles.update_profile(
+            session,
+            name,
+            actor=user.name,
+            skills=profiles.split_list(skills),
+            lines=profiles.split_list(lines),
+            languages=profiles.split_list(languages),
+            daily_hours=profiles.parse_hours(daily_hours),
+        )
+    except ProfileError as exc:
+        session.rollback()
+        field = exc.field if exc.field != "daily_target_minutes" else "daily_hours"
+        zh, en = FIELD_NAMES.get(field or "", ("资料", "Profile"))
+        error = {
+            "field": field,
+            "zh": f"{zh}有误，未保存。",
+            "en": f"{en}: {exc.problem}. Nothing was saved.",
+        }
+        return _page(request, session, user, editing=name, error=error, form=form, code=422)
+    return RedirectResponse(f"/console/agents?agent={quote(name, safe='')}&saved=1", status_code=303)
