@@ -66,20 +66,21 @@ def test_merge_puts_the_agent_left_and_pads_the_shorter_side(tmp_path: Path) -> 
 
 def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) -> None:
     settings = Settings(var_dir=tmp_path / "var", database_url=db.url, _env_file=None)
-    day = settings.recordings_dir / "2026" / "11" / "23"
+    # The crash was days ago (relative to the machine's clock: a fixed date may lie in its future):
+    # the pair was last written then, and lies in that day's folder.
+    ended = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    day = settings.recordings_dir / f"{ended:%Y}" / f"{ended:%m}" / f"{ended:%d}"
     day.mkdir(parents=True)
     old, fresh = str(uuid.uuid4()), str(uuid.uuid4())
     for rec in (old, fresh):
         tone(day / f"{rec}-agent.wav", 700, 1.0)
         tone(day / f"{rec}-customer.wav", 300, 1.0)
-    # The crash was days ago: the pair was last written on 2026-11-23, whatever today is.
-    ended = datetime(2026, 11, 23, 9, 30, tzinfo=UTC)
     os.utime(day / f"{old}-agent.wav", (ended.timestamp(), ended.timestamp()))
     assert recover_orphans(settings, db) == [old]
     assert (day / f"{old}.wav").exists() and (day / f"{fresh}-agent.wav").exists(), "a fresh pair may be live"
     with db.session() as s:
         row = s.get(CallRecording, old)
-        assert row is not None and row.path == f"2026/11/23/{old}.wav" and row.channels == 2
+        assert row is not None and row.path == f"{ended:%Y/%m/%d}/{old}.wav" and row.channels == 2
         assert (settings.recordings_dir / row.path).is_file(), "the row names the file where it is"
         assert row.ended_at == ended and row.started_at == ended - timedelta(seconds=1)
     assert recover_orphans(settings, db) == [], "nothing twice"
