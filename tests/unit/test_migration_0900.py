@@ -37,7 +37,7 @@ def test_0900_down_and_up_fills_in_the_agent_of_earlier_calls(db_url: str) -> No
                     ),
                     {"id": f"a{n}", "n": n, "detail": detail},
                 )
-        migrate.upgrade(db_url)
+        migrate.upgrade(db_url, "0900")
         with engine.connect() as conn:
             agents: dict[str, str | None] = {
                 row.id: row.agent for row in conn.execute(text("SELECT id, agent FROM attempts ORDER BY id"))
