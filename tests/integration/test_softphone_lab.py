@@ -371,6 +371,7 @@ async def test_blind_and_attended_transfer(lab: tuple[Settings, str], second_sof
                 ),
                 timeout=30,
             )
+            await until(lambda: phone.wrapup is not None, timeout=30)  # opens as our leg ends
             await phone.act("wrapup", disposition="9")
             with contextlib.suppress(AriError):
                 await ari.hangup(callee)
