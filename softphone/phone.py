@@ -550,16 +550,20 @@ class Softphone:
         report = await self.quality_of(view)
         if report is None:
             return
-        message = CallQuality(
-            agent=self.status.agent,
-            call_ref=view.ref,
-            codec=report.codec,
-            jitter_ms=report.jitter_ms,
-            loss_pct=report.loss_pct,
-            rtt_ms=report.rtt_ms,
-            mos=max(1.0, report.mos),
-            final=final,
-        )
+        try:
+            message = CallQuality(
+                agent=self.status.agent,
+                call_ref=view.ref,
+                codec=report.codec,
+                jitter_ms=report.jitter_ms,
+                loss_pct=report.loss_pct,
+                rtt_ms=report.rtt_ms,
+                mos=max(1.0, report.mos),
+                final=final,
+            )
+        except ValueError as exc:  # a bad figure must never stop the end of a call being handled
+            log.warning("call quality of %s not sent: %s", view.ref, exc)
+            return
         try:
             await self.status.publisher.publish_quality(message)
         except (ProvisioningError, OSError) as exc:
