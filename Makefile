@@ -14,7 +14,7 @@ STAMPS := var/.stamps
 TEST_WORKERS ?= 3
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: all demo test lint unit integration e2e bench install system services asterisk clean lab-stop
+.PHONY: all demo test i18n lint unit integration e2e bench install system services asterisk clean lab-stop
 
 all: install
 
@@ -43,6 +43,10 @@ asterisk: $(STAMPS)/system
 
 services: $(STAMPS)/system
 	@bash scripts/services.sh
+
+# Extract every marked string into the catalogues (core/locale); translate what it reports.
+i18n: $(STAMPS)/venv
+	$(BIN)/python -m core.i18n_extract
 
 lint: $(STAMPS)/venv
 	$(BIN)/ruff check .
