@@ -158,6 +158,8 @@ def parse_key(text: str) -> KeySpec:
         raise HotkeyError(_("{key}: write a key as Ctrl+Shift+F2 (modifiers, then one key).", key=text))
     *mods, last = parts
     modifiers: set[str] = set()
+    if any(p.lower() in ("nvda", "zdsr", "insert", "ins", "capslock") for p in parts):
+        raise HotkeyError(_("{key}: the screen reader's key cannot be part of a hot key.", key=text.strip()))
     for m in mods:
         canonical = _MODIFIER_ALIASES.get(m.lower())
         if canonical is None:

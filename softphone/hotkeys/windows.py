@@ -11,6 +11,7 @@ Every user32 call goes through `User32`, so the logic is tested on Linux with a 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -179,7 +180,9 @@ class WindowsHotkeys:
                 for n in ids:
                     user32.unregister_hot_key(n)
 
-        self._thread = threading.Thread(target=run, name="hotkeys-windows", daemon=True)
+        # The refusals are said in the caller's language: the thread runs in a copy of its context.
+        context = contextvars.copy_context()
+        self._thread = threading.Thread(target=context.run, args=(run,), name="hotkeys-windows", daemon=True)
         self._thread.start()
         if not ready.wait(START_TIMEOUT_S):
             raise HotkeyUnavailable(_("Windows did not answer when the hot keys were registered."))
