@@ -7,8 +7,8 @@ speaker "not running", never an error for the phone.
 - 争渡读屏 publishes `ZDSRAPI_x64.dll` (`ZDSRAPI.dll` for 32-bit) for programs to speak through it:
   `InitTTS(type, channel)` (0 = speak through 争渡's own voice), `Speak(text, interrupt)`,
   `GetSpeakState()` (3 or 4 while 争渡 runs), `StopSpeak()`. The DLL comes with 争渡's SDK and is
-  not on PyPI: the installer copies it beside the phone when given (`-ZdsrDll`), or it is found on
-  PATH or at `WARMLINE_ZDSR_DLL`.
+  not on PyPI: the installer copies it to %LOCALAPPDATA%\\warmline\\softphone when given
+  (`-ZdsrDll`); else it is looked for at `WARMLINE_ZDSR_DLL` and on PATH.
 - Tolk is what many accessible Windows programs use; `cytolk` ships it with the NVDA controller
   client. Only a running screen reader counts here (SAPI is the next speaker, with a Chinese voice).
 - SAPI 5 (`SAPI.SpVoice` over COM through `comtypes`): present on every Windows, asynchronous,
@@ -32,6 +32,13 @@ SVSF_ASYNC, SVSF_PURGE = 1, 2
 SAPI_LANGUAGE = {"zh_CN": "804", "en": "409"}
 
 
+def _installed_zdsr_dll() -> str | None:
+    """Where packaging/softphone/install.ps1 -ZdsrDll puts 争渡's DLL."""
+    local = os.environ.get("LOCALAPPDATA")
+    path = os.path.join(local, "warmline", "softphone", ZDSR_DLL) if local else None
+    return path if path and os.path.exists(path) else None
+
+
 def _windll(path: str) -> Any:
     import ctypes
 
@@ -42,7 +49,7 @@ class ZdsrSpeaker:
     name = "zdsr"
 
     def __init__(self, dll: str | None = None, loader: Callable[[str], Any] = _windll) -> None:
-        self.dll_path = dll or os.environ.get("WARMLINE_ZDSR_DLL") or ZDSR_DLL
+        self.dll_path = dll or os.environ.get("WARMLINE_ZDSR_DLL") or _installed_zdsr_dll() or ZDSR_DLL
         self._loader = loader
         self._api: Any = None
         self._failed = False
