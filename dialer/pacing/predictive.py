@@ -142,9 +142,13 @@ class PredictivePacer:
         wrap_left = np.array([self.wrap.quantile(q) for q in (1 / 6, 0.5, 5 / 6)], dtype=np.float64)
         back = self.returns.rate
         # P(each busy agent is free and back by each horizon): agents x K
-        after_talk = self.talk.done_within_array(
-            talking[:, None, None], (horizons[:, None] - wrap_left[None, :])[None, :, :]
-        ).mean(axis=2)
+        talk_left = horizons[:, None] - wrap_left[None, :]  # talk must end this soon: K x 3
+        if len(talking) and talk_left.max() > 0:
+            after_talk = self.talk.done_within_array(talking[:, None, None], talk_left[None, :, :]).mean(
+                axis=2
+            )
+        else:  # nobody can talk and wrap up before the last horizon
+            after_talk = np.zeros((len(talking), len(taus)))
         after_wrap = self.wrap.done_within_array(wrapping[:, None], horizons[None, :])
         free = back * np.concatenate([after_talk, after_wrap]).reshape(-1, len(taus))
         ages = np.asarray(s.calls_ringing, dtype=np.float64)
