@@ -3,8 +3,9 @@
 Read (not copied) from VICIdial 2.4's published source, repository inktel/Vicidial at commit
 9e65b4ce6ae30108dfd8a9a70fb54daabcbeb6b2: `bin/AST_VDadapt.pl` (subroutines `count_agents_lines`,
 `calculate_drops`, `calculate_dial_level` and the main loop's timers) and `bin/AST_VDauto_dial.pl`
-(how the dial level becomes calls: "goalcalls"). The later 2.14 file (ccabrerar/vicidial) keeps
-the same dial-level arithmetic. What it does, in VICIdial's own units:
+(how the dial level becomes calls: "goalcalls"). The later 2.14 file (ccabrerar/vicidial) adds,
+by its changelog, an optional UK Ofcom drop calculation (`ofcom_uk_drop_calc`, off by default);
+it is not reproduced here. What 2.4 does, in VICIdial's own units:
 
 - Every second (`AST_VDadapt.pl`'s loop) it samples the campaign: agents READY (free), calls LIVE
   (answered, waiting for an agent), and all agents logged in (paused ones too). The last 15

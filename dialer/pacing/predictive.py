@@ -1,26 +1,26 @@
 """Predictive dialing under the hard abandon cap.
 
 Each pass the pacer learns from what ended (live-answer rate with forgetting, time to answer, talk
-and wrap-up durations, how often an agent comes back after wrap-up) and then adds calls one by one
-beyond progressive while the *marginal* call -- the last one it would start -- stays unlikely to
-find no agent:
+and wrap-up durations, how often an agent comes back after wrap-up) and then adds calls beyond
+progressive while each added call costs few expected abandons:
 
-- The new call answers live after some time tau (K representative values of the answer times
-  seen so far). By then plus the grace, the agents that can take it are the free ones plus each
-  busy agent with probability P(its talk and wrap-up end by then | how long it has been busy) x
-  P(it comes back rather than goes on a break).
+- A new call answers live, if it does, after some time tau: K representative values (quantiles)
+  of the live answer times seen so far. At each tau the agents who can take a live answer are the
+  free ones plus each busy agent with probability P(its talk and wrap-up end by tau + the grace |
+  how long it has been busy) x P(it comes back rather than goes on a break).
 - Competing for them: live answers waiting, inbound callers waiting (served first), each ringing
-  call with P(it turns live by tau | still unresolved at its age), and each other new call with
-  P(live) x P(answered within tau). The live rate used here is an upper bound (Wilson, 90%), so a
+  call with P(it turns live by tau | still unresolved at its age), and the new calls themselves
+  with P(live) x P(answered within tau). The live rate used is an upper bound (Wilson, 90%), so a
   rising answer rate is met with caution before the estimate has caught up.
-- The difference, supply minus demand, is treated as normal (sums of independent Bernoullis);
-  P(abandon) for the marginal call is P(difference < 1), averaged over the K answer times.
+- The shortage (demand - supply) at each tau is treated as normal (sums of independent
+  Bernoullis). At least max over tau of E[shortage+] callers find no agent; the pacer adds the
+  n-th call while it raises that by at most `alpha` per live answer it brings.
 
-The pacer starts the largest number of calls whose marginal abandon probability is within
-`alpha`. `alpha` shrinks as the window's abandoned share approaches the limit (from half the
-limit to 90% of it) down to zero -- progressive -- and every decision is finally held to the hard
-cap (`progressive.capped_calls`), which cannot be passed whatever the estimates say. Until enough
-calls have ended to estimate anything, the pacer dials progressively.
+`alpha` shrinks as the window's abandoned share approaches the limit (from 60% of the limit to
+95% of it) down to zero -- progressive -- and every decision is finally held to the hard cap
+(`progressive.capped_calls`), which cannot be passed whatever the estimates say. Until enough
+calls have ended to estimate anything, the pacer dials progressively. docs/pacing.md has the
+measured trade-off between occupancy and abandons, and what limits it.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dialer.pacing.estimators import AnswerRate, Durations, ResolutionTimes
-from dialer.pacing.estimators.normal import normal_cdf
+from dialer.pacing.estimators.normal import Array, normal_cdf
 from dialer.pacing.model import (
     CallerAbandoned,
     DialResolved,
@@ -136,23 +136,8 @@ class PredictivePacer:
         """(calls to start, agents expected free within the median answer time)."""
         p_hi = self.answer.upper(self.settings.upper_z)
         taus = np.asarray(self.times.live_quantiles(self.settings.answer_points), dtype=np.float64)
-        horizons = taus + self.config.grace_s
-        talking = np.array([a.elapsed_s for a in s.agents_busy if a.phase is Phase.talk], dtype=np.float64)
-        wrapping = np.array([a.elapsed_s for a in s.agents_busy if a.phase is Phase.wrap], dtype=np.float64)
-        wrap_left = np.array([self.wrap.quantile(q) for q in (1 / 6, 0.5, 5 / 6)], dtype=np.float64)
-        back = self.returns.rate
-        # P(each busy agent is free and back by each horizon): agents x K
-        talk_left = horizons[:, None] - wrap_left[None, :]  # talk must end this soon: K x 3
-        if len(talking) and talk_left.max() > 0:
-            after_talk = self.talk.done_within_array(talking[:, None, None], talk_left[None, :, :]).mean(
-                axis=2
-            )
-        else:  # nobody can talk and wrap up before the last horizon
-            after_talk = np.zeros((len(talking), len(taus)))
-        after_wrap = self.wrap.done_within_array(wrapping[:, None], horizons[None, :])
-        free = back * np.concatenate([after_talk, after_wrap]).reshape(-1, len(taus))
-        ages = np.asarray(s.calls_ringing, dtype=np.float64)
-        live = self.times.live_within_array(ages[:, None], taus[None, :], p_hi)
+        free = self.agents_free_by(s, taus + self.config.grace_s)
+        live = self.calls_live_by(s, taus, p_hi)
         fixed = s.agents_free - s.calls_waiting - s.inbound_waiting
         mean = fixed + free.sum(axis=0) - live.sum(axis=0)
         var = (free * (1 - free)).sum(axis=0) + (live * (1 - live)).sum(axis=0)
@@ -169,3 +154,23 @@ class PredictivePacer:
         over = np.flatnonzero(added > alpha)
         extra = int(over[0]) if len(over) else len(added)
         return base + extra, max(0, round(soon))
+
+    def agents_free_by(self, s: PacingSnapshot, horizons: Array) -> Array:
+        """P(each busy agent is free, and back rather than on a break, by each horizon): agents x K."""
+        talking = np.array([a.elapsed_s for a in s.agents_busy if a.phase is Phase.talk], dtype=np.float64)
+        wrapping = np.array([a.elapsed_s for a in s.agents_busy if a.phase is Phase.wrap], dtype=np.float64)
+        wrap_left = np.array([self.wrap.quantile(q) for q in (1 / 6, 0.5, 5 / 6)], dtype=np.float64)
+        talk_left = horizons[:, None] - wrap_left[None, :]  # talk must end this soon: K x 3
+        if len(talking) and talk_left.max() > 0:
+            after_talk = self.talk.done_within_array(talking[:, None, None], talk_left[None, :, :])
+            after_talk = after_talk.mean(axis=2)
+        else:  # nobody can talk and wrap up before the last horizon
+            after_talk = np.zeros((len(talking), len(horizons)))
+        after_wrap = self.wrap.done_within_array(wrapping[:, None], horizons[None, :])
+        both = np.concatenate([after_talk, after_wrap]).reshape(-1, len(horizons))
+        return np.asarray(self.returns.rate * both, dtype=np.float64)
+
+    def calls_live_by(self, s: PacingSnapshot, taus: Array, p_live: float) -> Array:
+        """P(each ringing call turns live within each tau): calls x K."""
+        ages = np.asarray(s.calls_ringing, dtype=np.float64)
+        return self.times.live_within_array(ages[:, None], taus[None, :], p_live)
