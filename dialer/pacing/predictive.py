@@ -112,9 +112,9 @@ class PredictivePacer:
         most = math.ceil(self.config.max_calls_per_agent * (s.agents_free + len(s.agents_busy)))
         most -= len(s.calls_ringing) + s.calls_waiting
         capped = capped_calls(s, self.config)
-        if capped <= base:  # the hard cap leaves nothing to predict
-            wanted, soon = base + (1 if alpha > 0 else 0), 0
-        else:
+        if alpha <= 0:  # at 95% of the limit: progressive, nothing to predict
+            wanted, soon = base, 0
+        else:  # looking one call past the cap is enough to tell whether the cap is what holds back
             wanted, soon = self._search(s, base, max(base, min(most, capped + 1)), alpha)
         n = min(wanted, capped)
         shown = {"rate": round(share, 4), "limit": limit}
