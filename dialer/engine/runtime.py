@@ -46,7 +46,7 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
-from dialer.models import AttemptState, Campaign, CampaignKind, CampaignStatus, Contact
+from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
@@ -261,6 +261,8 @@ class DialerWorker:
             ring_timeout=self.settings.dialer_ring_timeout,
             agent_campaign=campaign.kind is CampaignKind.agent,
             elder_welfare=campaign.elder_welfare,
+            skill=campaign.skill,
+            language=campaign.language,
         )
 
     def _pick_node(self) -> NodeLink | None:
@@ -277,7 +279,10 @@ class DialerWorker:
 
     def _running_campaigns(self) -> list[tuple[Campaign, CampaignState]]:
         with self.db.session() as session:
-            stmt = select(Campaign).where(Campaign.status == CampaignStatus.running)
+            # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
+            stmt = select(Campaign).where(
+                Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
+            )
             running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
         running.sort(key=lambda c: -c.priority)
         return [(c, self._campaign_state(c)) for c in running]

@@ -258,7 +258,7 @@ def test_api_put_replaces_patch_changes_and_both_are_audited(client: TestClient,
     assert put.json() | {"display_name": None} == {
         "name": "mei", "display_name": None, "disabled": False, "endpoint": "mei",
         "skills": ["welfare", "vaccination"], "lines": ["12345"], "languages": ["zh-CN", "yue"],
-        "daily_target_minutes": 180, "daily_hours": 3.0,
+        "daily_target_minutes": 180, "daily_hours": 3.0, "manual_dial": False,
         "changed": ["skills", "lines", "languages", "daily_target_minutes"],
     }  # fmt: skip
     patched = client.patch("/api/agents/mei/profile", headers=boss, json={"lines": []}).json()
