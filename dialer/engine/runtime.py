@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
+from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
 from core.ari_events import EventDispatcher
 from core.bus import Bus
@@ -35,6 +36,7 @@ from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignStats
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
+from dialer.agent_dial.runner import PlacedClaim, close_placed, placed_request, take_requests
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.ledger import (
@@ -318,7 +320,80 @@ class DialerWorker:
             for c in claimed:
                 self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
-        return started
+        return started + await self._take_placed()
+
+    # ------------------------------------------------------------ calls agents asked for
+
+    async def _take_placed(self) -> int:
+        """Place the calls agents asked for (dialer.agent_dial): the agent's phone first."""
+        link = self._pick_node()
+        if link is None:
+            return 0
+
+        def take() -> list[PlacedClaim]:
+            with self.db.session() as session:
+                return take_requests(session, link.node.name, self.now())
+
+        async with link.bookkeeping:  # reconciliation must see every taken attempt as ours
+            try:
+                claims = await asyncio.to_thread(take)
+            except OperationalError as exc:
+                log.info("taking agents' calls deferred: %s", exc)
+                return 0
+            link.calls.update(c.attempt_id for c in claims)
+        for placed in claims:
+            self._spawn(self._placed(link, placed))
+        return len(claims)
+
+    async def _placed(self, link: NodeLink, placed: PlacedClaim) -> None:
+        base = {"phone": mask(placed.phone_e164), "agent": placed.agent, "placed": placed.kind}
+
+        async def progress(what: str) -> None:
+            if what in ("originated", "answered"):
+                await self._mark(placed.attempt_id, what)
+            await self._publish(
+                CallEvent(call_id=placed.attempt_id, campaign=placed.campaign, kind=what, detail=base)
+            )
+
+        request = placed_request(placed, link.node, self.settings, progress)
+        try:
+            result = await PlacedCall(link.handover.deps, request).run()
+        except asyncio.CancelledError:
+            link.calls.discard(placed.attempt_id)  # shutting down: left live for reconciliation
+            raise
+        try:
+            outcome = await self._close_placed(placed, result)
+        finally:
+            link.calls.discard(placed.attempt_id)
+        if result.outcome == "not_placed" and not result.far_end_dialled:
+            link.down_until = self.monotonic() + 2.0
+        if outcome is not None:
+            self.closed_calls += 1
+        await self._publish(
+            CallEvent(
+                call_id=placed.attempt_id,
+                campaign=placed.campaign,
+                kind="outcome",
+                detail={**base, "outcome": outcome or result.outcome},
+            )
+        )
+
+    async def _close_placed(self, placed: PlacedClaim, result: PlacedCallResult) -> str | None:
+        def write() -> str | None:
+            with self.db.session() as session:
+                closed = close_placed(session, placed, result, self.now())
+            if closed is not None and closed.alerts:
+                welfare_events.wake()
+            return closed.outcome if closed is not None else None
+
+        for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
+            try:
+                return await asyncio.to_thread(write)
+            except OperationalError as exc:
+                log.warning("closing placed call %s: %s; retrying in %.1f s", placed.attempt_id, exc, delay)
+                await asyncio.sleep(delay)
+        log.error("placed call %s could not be closed; reconciliation will", placed.attempt_id)
+        return None
 
     # ------------------------------------------------------------ one call
 
