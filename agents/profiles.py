@@ -81,7 +81,7 @@ class Profile(BaseModel):
         """One line a person reads (and a screen reader says) about the profile."""
         who = f"{self.name} ({self.display_name})" if self.display_name else self.name
         state = ", disabled" if self.disabled else ""
-        dials = f"; {_('may dial typed numbers')}" if self.manual_dial else ""
+        dials = "; " + _("may dial typed numbers") if self.manual_dial else ""
         return (
             f"{who}{state}: skills {', '.join(self.skills) or 'none'}; "
             f"lines {', '.join(self.lines) or 'all'}; languages {', '.join(self.languages) or 'none'}; "

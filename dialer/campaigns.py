@@ -573,8 +573,9 @@ def describe_text(info: Mapping[str, Any]) -> str:
     """`campaign show` for a terminal."""
     lines = [
         f"{info['name']} ({info['kind']}{', elder welfare' if info['elder_welfare'] else ''}): {info['status']}",
-        f"  mode: {_(MODE_TEXT[info['mode']])}"
-        + (f"; {_('agents may dial typed numbers')}" if info["manual_dial"] else ""),
+        "  mode: "
+        + _(MODE_TEXT[info["mode"]])
+        + ("; " + _("agents may dial typed numbers") if info["manual_dial"] else ""),
     ]
     if info.get("skill") or info.get("language"):
         needs = [

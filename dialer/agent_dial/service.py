@@ -528,12 +528,13 @@ def _campaign_open(campaign: Campaign, desk: Desk) -> None:
             _("Campaign {campaign} is {status}; it places no calls.", campaign=campaign.name, status=campaign.status.value),
         )  # fmt: skip
     if not desk.may_take(campaign):
-        need = Need(campaign.skill, (), campaign.language)
+        needs = [_("skill {skill}", skill=campaign.skill) if campaign.skill else ""]
+        needs.append(_("speaks {language}", language=campaign.language) if campaign.language else "")
         raise DialRefused(
-            403,
-            "not_eligible",
-            _("Campaign {campaign} needs {need}.", campaign=campaign.name, need=str(need)),
-        )
+            403, "not_eligible",
+            _("Campaign {campaign} is for agents with: {needs}.", campaign=campaign.name,
+              needs=", ".join(n for n in needs if n)),
+        )  # fmt: skip
 
 
 def _on_dnc(session: Session, campaign: Campaign, e164: str) -> None:
