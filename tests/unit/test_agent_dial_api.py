@@ -297,7 +297,7 @@ def test_on_a_call_no_new_call_is_placed(client: TestClient, db: Database) -> No
 def _callback_for_mei(client: TestClient, db: Database, clock: Clock, contact_id: int) -> str:
     """mei called the contact, talked, and promised a callback in two minutes."""
     mei = login(client, "mei")
-    call_ref = post(client, "dial", mei, contact_id=contact_id).json()["call_ref"]
+    call_ref = str(post(client, "dial", mei, contact_id=contact_id).json()["call_ref"])
     with db.session() as s:
         attempt = s.get(Attempt, call_ref)
         assert attempt is not None
