@@ -17,7 +17,8 @@ The dialer places these for an agent's preview contact, personal callback or typ
    up, the bridge destroyed, the recording merged and registered (recordings.capture), and the
    agent goes to ``wrap_up`` unless their softphone has said something newer.
 
-The agent does not answer: nobody else was called, and they are made available again. The far end
+The agent does not answer: nobody else was called, and they are made available again (or put on a
+break, when it was the dialer that rang them for their callback). The far end
 is busy, does not answer or cannot be reached, or the agent hangs up while it rings: the agent's
 leg is ended and the far end's hang-up cause kept for the attempt's outcome. Database work runs in
 worker threads; time comes from the deps' clocks.
@@ -69,6 +70,9 @@ class PlacedCallRequest:
     agent_ring_timeout: int = 30
     ring_timeout: int = 30  # seconds the far end may ring
     on_progress: Progress | None = None
+    # The agent's state when they do not answer: "available" when they asked for the call; "break"
+    # (reason no_answer, as the hand-over does) when the dialer rang them for their callback.
+    unanswered_state: str = "available"
 
 
 @dataclass
@@ -192,7 +196,8 @@ class PlacedCall:
             return True
         await self._hang_up(self.leg)
         self.result.outcome = "agent_no_answer"
-        await self._release("available", "placed_call_unanswered")
+        reason = "placed_call_unanswered" if self.req.unanswered_state == "available" else "no_answer"
+        await self._release(self.req.unanswered_state, reason)
         await capture.discard(grace=0)
         return False
 

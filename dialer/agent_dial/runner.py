@@ -1,5 +1,7 @@
 """The dialer worker's side of agents' calls: take the attempts agents asked for, place them
 (agents.placed_calls: the agent's phone first, then the far end), close them like any dialer call.
+A callback the dialer itself finds due while it is still kept for its agent is placed the same way
+(:func:`kept_callbacks`): that agent's phone first, so within its grace nobody else gets it.
 
 :func:`take_requests` gives the worker's node the requests no worker has taken yet (a guarded
 UPDATE of the attempt's node: one worker each), dropping those nobody took in time. A call that
@@ -11,8 +13,8 @@ campaign's rules or the agent's wrap-up, as dialer.engine.ledger.close does for 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +30,7 @@ from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.service import DEFAULT_HOLD, UNASSIGNED, expire_unplaced
 from dialer.engine.calls import endpoint_for
-from dialer.engine.ledger import Closed, close, forget_undialled
+from dialer.engine.ledger import Claimed, Closed, close, forget_undialled
 from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
 from dialer.outcomes import CallFacts, Outcome
 
@@ -49,6 +51,7 @@ class PlacedClaim:
     caller_id: str | None = None
     elder_welfare: bool = False
     fields: dict[str, str] = field(default_factory=dict)
+    by_dialer: bool = False  # a callback the dialer places for the agent who promised it
 
 
 def take_requests(session: Session, node: str, now: datetime, limit: int = 20) -> list[PlacedClaim]:
@@ -106,6 +109,28 @@ def _claim(session: Session, attempt: Attempt) -> PlacedClaim | None:
     )
 
 
+def kept_callbacks(session: Session, claimed: Sequence[Claimed]) -> dict[str, PlacedClaim]:
+    """Of the contacts the dialer just claimed, the callbacks still kept for the agent who promised
+    them: placed as that agent's own call (their phone first), so nobody else takes them. The
+    attempt is theirs from now on. By attempt id; a callback whose agent has no phone is left to
+    the usual hand-over (which offers it to them first)."""
+    kept = {}
+    for c in claimed:
+        attempt = session.get(Attempt, c.attempt_id) if c.assigned_agent else None
+        if attempt is None:
+            continue
+        attempt.agent = c.assigned_agent
+        attempt.detail = {**(attempt.detail or {}), "placed": {"by": "dialer", "kind": "callback"}}
+        placed = _claim(session, attempt)
+        if placed is None:
+            attempt.agent = None
+            attempt.detail = {k: v for k, v in attempt.detail.items() if k != "placed"}
+            continue
+        kept[c.attempt_id] = replace(placed, by_dialer=True)
+    session.flush()
+    return kept
+
+
 def placed_request(
     claim: PlacedClaim,
     node: AsteriskNode,
@@ -133,6 +158,7 @@ def placed_request(
         agent_ring_timeout=settings.agent_ring_timeout,
         ring_timeout=settings.dialer_ring_timeout,
         on_progress=on_progress,
+        unanswered_state="break" if claim.by_dialer else "available",
     )
 
 

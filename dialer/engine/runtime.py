@@ -36,7 +36,13 @@ from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignStats
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
-from dialer.agent_dial.runner import PlacedClaim, close_placed, placed_request, take_requests
+from dialer.agent_dial.runner import (
+    PlacedClaim,
+    close_placed,
+    kept_callbacks,
+    placed_request,
+    take_requests,
+)
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.ledger import (
@@ -289,14 +295,19 @@ class DialerWorker:
         running.sort(key=lambda c: -c.priority)
         return [(c, self._campaign_state(c)) for c in running]
 
-    def _claim(self, campaign: Campaign, state: CampaignState, link: NodeLink) -> list[Claimed]:
+    def _claim(
+        self, campaign: Campaign, state: CampaignState, link: NodeLink
+    ) -> tuple[list[Claimed], dict[str, PlacedClaim]]:
+        """Due contacts claimed, and which of them are callbacks kept for their agent (placed as
+        that agent's own call: their phone first)."""
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
             if n <= 0:
-                return []
-            return claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
+                return [], {}
+            claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
+            return claimed, kept_callbacks(session, claimed)
 
     async def tick(self) -> int:
         """One pass over running campaigns; returns how many calls it started. The database work
@@ -310,7 +321,7 @@ class DialerWorker:
                 break
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
-                    claimed = await asyncio.to_thread(self._claim, campaign, state, link)
+                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link)
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     continue
@@ -318,7 +329,10 @@ class DialerWorker:
             if claimed:
                 state.bucket.take(len(claimed))
             for c in claimed:
-                self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
+                if c.attempt_id in kept:
+                    self._spawn(self._placed(link, kept[c.attempt_id]))
+                else:
+                    self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
         return started + await self._take_placed()
 

@@ -3,7 +3,8 @@ virtual time (SQLite and PostgreSQL): the request stored by the API is taken by 
 agent's phone rings first, the far end is dialled, and the attempt is closed with its outcome (a
 wrap-up posted during the call decides the contact). The dialer never dials a preview campaign's
 contacts by itself. A call that reached no far end counts nothing and leaves the contact with
-the agent."""
+the agent. A callback the dialer finds due while it is kept for its agent rings that agent first:
+nobody else gets it within its grace."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from agents.states import current_state
 from core.db import Database
 from core.settings import AsteriskNode, Settings
 from dialer import campaigns as svc
@@ -201,3 +203,58 @@ def test_asterisk_unreachable_drops_the_call_and_keeps_the_contact(tmp_path: Pat
     )
     contact = contact_of(db, contact_id)
     assert (contact.state, contact.attempts, contact.reserved_by) == (ContactState.pending, 0, "mei")
+
+
+def make_kept_callback(db: Database, now: datetime) -> int:
+    """A broadcast-mode agent campaign (the dialer dials it) with a callback mei promised, due now."""
+    with db.session() as s:
+        spec = svc.build_spec({"name": "hotline", "kind": "agent", "windows": {"daily": ["00:00-24:00"]}})
+        campaign = svc.create_campaign(s, spec, actor="t")
+        campaign.status = CampaignStatus.running
+        contact = Contact(
+            campaign_id=campaign.id, phone_e164=PHONE, name="王奶奶", next_due_at=now,
+            assigned_agent="mei", assigned_until=now + timedelta(minutes=30),
+        )  # fmt: skip
+        s.add(contact)
+        s.flush()
+        return contact.id
+
+
+def test_a_callback_kept_for_its_agent_rings_that_agent_first_and_nobody_else(
+    tmp_path: Path, db: Database
+) -> None:
+    make_agents(db, {"mei": [], "lin": []})
+    available(db, "lin", idle_minutes={"lin": 60})  # lin is idle longer: the hand-over would pick her
+    available(db, "mei")
+    contact_id = make_kept_callback(db, T0)
+
+    async def body(now: Any, seen: dict[str, Any]) -> None:
+        await until(lambda: bool(attempts(db)) and attempts(db)[0].ended_at is not None, 300, interval=0.5,
+                    what="the callback's close")  # fmt: skip
+
+    seen = run_worker(tmp_path, db, Callee(answer_after=1.0), TALKS, body)
+    assert seen["originated"] == [endpoint_of(db, "mei"), FAR_END], "mei's phone first, lin never rung"
+    [attempt] = attempts(db)
+    assert (attempt.agent, attempt.outcome, attempt.detail["placed"]) == (
+        "mei", "agent", {"by": "dialer", "kind": "callback"},
+    )  # fmt: skip
+    assert contact_of(db, contact_id).state is ContactState.done
+
+
+def test_a_kept_callback_whose_agent_does_not_answer_waits_for_them(tmp_path: Path, db: Database) -> None:
+    make_agents(db, {"mei": [], "lin": []})
+    available(db, "lin", "mei")
+    contact_id = make_kept_callback(db, T0)
+
+    async def body(now: Any, seen: dict[str, Any]) -> None:
+        await until(lambda: contact_of(db, contact_id).next_due_at != T0, 300, interval=0.5, what="deferred")
+        with db.session() as s:
+            state = current_state(s, "mei")
+            seen["mei"] = (state.state, state.reason) if state else None
+
+    seen = run_worker(tmp_path, db, NO_ANSWER, TALKS, body)
+    assert seen["originated"] == [endpoint_of(db, "mei")], "the far end is not dialled, nor lin rung"
+    assert seen["mei"] == ("break", "no_answer"), "as the hand-over does with an agent who does not answer"
+    assert attempts(db) == []
+    contact = contact_of(db, contact_id)
+    assert contact.state is ContactState.pending and contact.assigned_agent == "mei"
