@@ -22,6 +22,7 @@ from core.audit import AuditEntry
 from core.auth import service
 from core.auth.models import Role, User
 from core.db import Database
+from core.i18n import use_locale
 from core.settings import Settings, get_settings
 from tests.utils import PASSWORD, login
 from warmline.app import create_app
@@ -187,6 +188,18 @@ def test_cli_set_show_list(cli: CliRunner, db: Database) -> None:
     assert table[0].split() == ["agent", "skills", "lines", "languages", "daily"]
     assert table[2].split()[:3] == ["mei", "welfare,vaccination", "all"]
     assert [(a.actor, a.target) for a in audits(db)] == [("cli", "mei"), ("cli", "mei")]
+
+
+def test_the_manual_dial_permission_is_given_and_taken_back(cli: CliRunner, db: Database) -> None:
+    given = json.loads(ok(cli, "agents", "set", "mei", "--manual-dial", "--json").stdout)
+    assert (given["manual_dial"], given["changed"]) == (True, ["manual_dial"])
+    with use_locale("en"):
+        assert "may dial typed numbers" in ok(cli, "agents", "show", "mei").stdout
+    taken = json.loads(ok(cli, "agents", "set", "mei", "--no-manual-dial", "--json").stdout)
+    assert (taken["manual_dial"], taken["changed"]) == (False, ["manual_dial"])
+    [first, second] = audits(db)
+    assert first.detail["changes"] == {"manual_dial": {"before": False, "after": True}}
+    assert second.detail["changes"] == {"manual_dial": {"before": True, "after": False}}
 
 
 @pytest.mark.parametrize(
