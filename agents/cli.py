@@ -2,7 +2,8 @@
 
 warmline agents list [--json]
 warmline agents show NAME [--json]
-warmline agents set NAME [--skills a,b] [--daily-hours 4] [--lines l1,l2] [--languages zh-CN,en] [--json]
+warmline agents set NAME [--skills a,b] [--daily-hours 4] [--lines l1,l2] [--languages zh-CN,en]
+                         [--manual-dial/--no-manual-dial] [--json]
 
 A list is comma-separated (a Chinese comma or 、 will do); an empty one (``--lines ""``) clears
 the field. Every change is audited with the actor ``cli``. Registered by ``agents.plugin``.
@@ -89,11 +90,21 @@ def agents_set(
     languages: Annotated[
         str | None, typer.Option("--languages", help="Language tags spoken (e.g. zh-CN,yue,en).")
     ] = None,
+    manual_dial: Annotated[
+        bool | None,
+        typer.Option(
+            "--manual-dial/--no-manual-dial",
+            help="May dial typed numbers, in campaigns that allow it (manual_dial: true).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change the parts of an agent's profile that are given; the others stay as they are."""
-    if skills is None and daily_hours is None and lines is None and languages is None:
-        raise fail("agents set: nothing to change: give --skills, --daily-hours, --lines or --languages")
+    if all(v is None for v in (skills, daily_hours, lines, languages, manual_dial)):
+        raise fail(
+            "agents set: nothing to change: give --skills, --daily-hours, --lines or --languages"
+            " (or --manual-dial / --no-manual-dial)"
+        )
     try:
         hours = profiles.parse_hours(daily_hours) if daily_hours is not None else None
         with cli_context(ctx).database().session() as session:
@@ -105,6 +116,7 @@ def agents_set(
                 lines=profiles.split_list(lines) if lines is not None else None,
                 languages=profiles.split_list(languages) if languages is not None else None,
                 daily_hours=hours,
+                manual_dial=manual_dial,
             )
     except ProfileError as exc:
         raise _error(exc, name) from exc

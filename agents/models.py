@@ -40,6 +40,8 @@ class AgentProfile(Base):
     lines: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     # Language tags spoken (zh-CN, yue, en); a call that asks for a language goes to a speaker.
     languages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
+    # May dial a typed number (in a campaign that allows it); a permission supervisors give.
+    manual_dial: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
 
 
 class AgentStateChange(Base):

@@ -6,8 +6,9 @@
     PUT   /api/agents/{name}/profile   replace it (every field given)   supervisor, admin
     PATCH /api/agents/{name}/profile   change the fields given          supervisor, admin
 
-A body has ``skills``, ``lines``, ``languages`` (lists of strings) and ``daily_hours`` (a number,
-more than 0, at most 24); unknown fields are refused. A profile that cannot be set is answered
+A body has ``skills``, ``lines``, ``languages`` (lists of strings), ``daily_hours`` (a number,
+more than 0, at most 24) and ``manual_dial`` (true or false; PUT: false when left out); unknown
+fields are refused. A profile that cannot be set is answered
 422 in FastAPI's own shape (``detail[0].loc`` names the field, ``detail[0].msg`` says why); an
 unknown agent, or a user who is not an agent, 404. Each change is audited (agents.profiles).
 """
@@ -42,6 +43,7 @@ class ProfileIn(BaseModel):
     lines: Names
     languages: Names
     daily_hours: Hours
+    manual_dial: bool = Field(default=False, description="may dial typed numbers (where a campaign allows)")
 
 
 class ProfilePatch(BaseModel):
@@ -52,6 +54,7 @@ class ProfilePatch(BaseModel):
     lines: Names | None = None
     languages: Names | None = None
     daily_hours: Hours | None = None
+    manual_dial: bool | None = None
 
 
 class ProfileChanged(Profile):
@@ -100,6 +103,7 @@ def _update(session: SessionDep, name: str, user: User, body: ProfileIn | Profil
             lines=body.lines,
             languages=body.languages,
             daily_hours=body.daily_hours,
+            manual_dial=body.manual_dial,
         )
     except ProfileError as exc:
         _refuse(exc)

@@ -11,6 +11,8 @@ and the console's Agents page all come here).
   offered only to agents who list it (asking for ``zh`` also finds ``zh-CN``).
 - **daily target**: the hours the agent means to work a day; the ledger (agents.states) says how
   far they are.
+- **manual dial**: a permission: the agent may dial a typed number, in a campaign that allows it
+  (``manual_dial: true``). Off unless a supervisor gives it.
 
 Only users with the agent role have a profile. Every change is audited (``agent_profile.update``,
 with each changed field's value before and after) in the transaction that makes it.
@@ -31,6 +33,7 @@ from agents.models import AgentProfile, SipAccount
 from agents.routing import ANY_SKILL
 from core.audit import audit
 from core.auth.models import Role, User
+from core.i18n import _
 
 DEFAULT_DAILY_MINUTES = 240
 MAX_DAILY_HOURS = 24.0
@@ -38,7 +41,7 @@ MAX_ITEMS = 32
 SEPARATORS = re.compile(r"[,，、;；]")  # a list typed with ASCII or Chinese commas
 _NAME = re.compile(r"^[^\s,，、;；]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
-FIELDS = ("skills", "lines", "languages", "daily_target_minutes")
+FIELDS = ("skills", "lines", "languages", "daily_target_minutes", "manual_dial")
 
 
 class ProfileError(ValueError):
@@ -72,15 +75,17 @@ class Profile(BaseModel):
     languages: list[str] = []
     daily_target_minutes: int = DEFAULT_DAILY_MINUTES
     daily_hours: float = DEFAULT_DAILY_MINUTES / 60
+    manual_dial: bool = False
 
     def text(self) -> str:
         """One line a person reads (and a screen reader says) about the profile."""
         who = f"{self.name} ({self.display_name})" if self.display_name else self.name
         state = ", disabled" if self.disabled else ""
+        dials = "; " + _("may dial typed numbers") if self.manual_dial else ""
         return (
             f"{who}{state}: skills {', '.join(self.skills) or 'none'}; "
             f"lines {', '.join(self.lines) or 'all'}; languages {', '.join(self.languages) or 'none'}; "
-            f"{hours_text(self.daily_target_minutes)} a day"
+            f"{hours_text(self.daily_target_minutes)} a day{dials}"
         )
 
 
@@ -198,6 +203,7 @@ def _view(user: User, profile: AgentProfile | None, endpoint: str | None) -> Pro
         languages=list(profile.languages or []) if profile is not None else [],
         daily_target_minutes=minutes,
         daily_hours=round(minutes / 60, 2),
+        manual_dial=bool(profile.manual_dial) if profile is not None else False,
     )
 
 
@@ -229,6 +235,7 @@ def update_profile(
     lines: Iterable[str] | None = None,
     languages: Iterable[str] | None = None,
     daily_hours: float | None = None,
+    manual_dial: bool | None = None,
 ) -> tuple[Profile, list[str]]:
     """Set the given parts of an agent's profile (None: leave as is). Returns the profile and the
     fields that changed; a change is audited with each changed field's before and after."""
@@ -241,17 +248,24 @@ def update_profile(
         wanted["languages"] = clean_languages(languages)
     if daily_hours is not None:
         wanted["daily_target_minutes"] = hours_to_minutes(daily_hours)
+    if manual_dial is not None:
+        wanted["manual_dial"] = bool(manual_dial)
     user = require_agent(session, name)
     profile = session.get(AgentProfile, user.id)
     if profile is None:
         profile = AgentProfile(
-            user_id=user.id, skills=[], lines=[], languages=[], daily_target_minutes=DEFAULT_DAILY_MINUTES
+            user_id=user.id,
+            skills=[],
+            lines=[],
+            languages=[],
+            daily_target_minutes=DEFAULT_DAILY_MINUTES,
+            manual_dial=False,
         )
         session.add(profile)
     changes: dict[str, dict[str, Any]] = {}
     for field, after in wanted.items():
         before = getattr(profile, field)
-        before = list(before or []) if field != "daily_target_minutes" else before
+        before = before if field in ("daily_target_minutes", "manual_dial") else list(before or [])
         if before != after:
             changes[field] = {"before": before, "after": after}
             setattr(profile, field, after)

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.auth.models import Role, User
 from core.auth.service import user_for_token
 from core.db import Database
+from core.i18n import from_accept_language, set_locale
 from core.settings import Settings
 
 TOKEN_COOKIE = "warmline_token"  # noqa: S105 - a cookie name
@@ -33,6 +34,13 @@ def get_database(request: Request) -> Database:
 def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
     with db.session() as session:
         yield session
+
+
+async def request_locale(request: Request) -> str:
+    """Speak the language the client asks for (``Accept-Language``; zh-CN when it asks for none)
+    for the rest of the request. Async, so it runs in the request's own context: the route, and
+    what it runs with ``asyncio.to_thread``, see the locale it sets."""
+    return set_locale(from_accept_language(request.headers.get("accept-language")))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]

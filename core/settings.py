@@ -66,6 +66,10 @@ class Settings(BaseSettings):
     dialer_stats_every: float = 3.0
     # Seconds a callee may ring before the originate gives up (outcome no_answer).
     dialer_ring_timeout: int = 30
+    # A preview contact stays reserved to the agent it was shown to this long (then others may get it).
+    preview_hold_seconds: int = 180
+    # Seconds an agent's phone rings for a call they placed before the call is given up.
+    agent_ring_timeout: int = 30
     # Recordings: encrypted at rest (AES-256-GCM, key from core.secrets "recordings_key") when true;
     # kept this many days when their campaign sets no retention of its own (None: kept forever).
     recordings_encrypt: bool = False

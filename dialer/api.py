@@ -83,6 +83,7 @@ def _mapping(text: str | None) -> dict[str, str]:
 class CampaignRow(BaseModel):
     name: str
     kind: str
+    mode: str
     status: str
     priority: int
     elder_welfare: bool
@@ -101,6 +102,7 @@ def list_campaigns(_: WatcherUser, session: SessionDep) -> list[CampaignRow]:
         CampaignRow(
             name=c.name,
             kind=c.kind.value,
+            mode=c.mode.value,
             status=c.status.value,
             priority=c.priority,
             elder_welfare=c.elder_welfare,

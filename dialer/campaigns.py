@@ -27,11 +27,22 @@ from pydantic import (
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from agents.profiles import ProfileError, clean_languages, clean_skills
 from core.audit import audit
 from core.db import utcnow
+from core.i18n import N_, _
 from core.located_yaml import LocatedYamlError, load_located
 from dialer.dispositions import Disposition, check_dispositions
-from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
+from dialer.models import (
+    AGENT_MODES,
+    Campaign,
+    CampaignKind,
+    CampaignMode,
+    CampaignStatus,
+    Contact,
+    ContactState,
+    ListImport,
+)
 from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows, parse_minutes
 
 NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
@@ -59,6 +70,13 @@ DEFAULT_RETRY: dict[str, dict[str, float | int | None]] = {
     "retry_later": {"delay_minutes": 120, "growth": 1.0, "max_attempts": 3},
 }
 DEFAULT_CALLBACK_GRACE_MINUTES = 30.0
+
+MODE_TEXT = {
+    "broadcast": N_("broadcast (the dialer dials)"),
+    "preview": N_("preview (agents pull contacts and place the calls)"),
+    "progressive": N_("progressive (dialled as broadcast until its pacing is built)"),
+    "predictive": N_("predictive (dialled as broadcast until its pacing is built)"),
+}
 
 _DAY_ALIASES: dict[str, tuple[str, ...]] = {
     "daily": DAYS,
@@ -100,6 +118,16 @@ class CampaignSpec(BaseModel):
     name: str
     description: str | None = Field(default=None, max_length=500)
     kind: CampaignKind = CampaignKind.agent
+    mode: CampaignMode = Field(
+        default=CampaignMode.broadcast,
+        description="broadcast (the dialer dials), preview (agents pull contacts and place the calls),"
+        " progressive or predictive (the dialer dials for agents; their pacing is to come)",
+    )
+    manual_dial: bool = Field(
+        default=False, description="agents with the manual-dial permission may dial a typed number"
+    )
+    skill: str | None = Field(default=None, description="the skill an agent needs for this campaign's calls")
+    language: str | None = Field(default=None, description="the language an agent must speak for them")
     flow: str | None = Field(default=None, description="the IVR flow a broadcast plays (or agents' pre-flow)")
     elder_welfare: bool = False
     timezone: str = DEFAULT_TIMEZONE
@@ -147,6 +175,26 @@ class CampaignSpec(BaseModel):
         if v is not None and not NAME_RE.match(v):
             raise ValueError("a flow name: letters, digits, '_', '.', '-'")
         return v
+
+    @field_validator("skill")
+    @classmethod
+    def _skill(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            return clean_skills([v])[0]
+        except ProfileError as exc:
+            raise ValueError(exc.problem) from None
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str | None) -> str | None:
+        if v is None or not v.strip():
+            return None
+        try:
+            return clean_languages([v])[0]
+        except ProfileError as exc:
+            raise ValueError(exc.problem) from None
 
     @field_validator("timezone")
     @classmethod
@@ -235,6 +283,7 @@ class CampaignSpec(BaseModel):
             self.amd = "leave_message" if self.kind is CampaignKind.broadcast else "retry"
         if self.kind is CampaignKind.broadcast and not self.flow:
             raise ValueError("flow: a broadcast campaign needs the IVR flow it plays (flow: NAME)")
+        self._check_mode()
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
         self.skip_dates = sorted(set(self.skip_dates))
@@ -243,6 +292,26 @@ class CampaignSpec(BaseModel):
         except ValueError as exc:
             raise ValueError(f"dispositions: {exc}") from None
         return self
+
+    def _check_mode(self) -> None:
+        """Agents' modes and manual dial need agents to talk to the callees."""
+        if self.mode in AGENT_MODES and self.kind is CampaignKind.broadcast:
+            raise ValueError(
+                "mode: "
+                + _(
+                    "a {mode} campaign connects its calls to agents; it needs kind: agent",
+                    mode=self.mode.value,
+                )
+            )
+        if self.mode is CampaignMode.preview and self.flow:
+            raise ValueError(
+                "flow: "
+                + _("a preview campaign's calls go straight to the agent who placed them; it plays no flow")
+            )
+        if self.manual_dial and self.kind is CampaignKind.broadcast:
+            raise ValueError(
+                "manual_dial: " + _("agents place calls only in an agent campaign (kind: agent)")
+            )
 
     def public(self) -> dict[str, Any]:
         """The settings as plain JSON-able data (the same keys a YAML file uses)."""
@@ -347,7 +416,8 @@ def load_spec_file(path: Path, name: str) -> CampaignSpec:
 _COLUMNS = (
     "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
     "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
-    "calls_per_second", "allowed_countries", "callback_grace_minutes",
+    "calls_per_second", "allowed_countries", "callback_grace_minutes", "mode", "manual_dial", "skill",
+    "language",
 )  # fmt: skip
 
 
@@ -503,7 +573,16 @@ def describe_text(info: Mapping[str, Any]) -> str:
     """`campaign show` for a terminal."""
     lines = [
         f"{info['name']} ({info['kind']}{', elder welfare' if info['elder_welfare'] else ''}): {info['status']}",
+        "  mode: "
+        + _(MODE_TEXT[info["mode"]])
+        + ("; " + _("agents may dial typed numbers") if info["manual_dial"] else ""),
     ]
+    if info.get("skill") or info.get("language"):
+        needs = [
+            _("skill {skill}", skill=info["skill"]) if info.get("skill") else "",
+            _("speaks {language}", language=info["language"]) if info.get("language") else "",
+        ]
+        lines.append(f"  agents: {', '.join(n for n in needs if n)}")
     if info.get("description"):
         lines.append(f"  {info['description']}")
     if info.get("flow"):

@@ -1,6 +1,6 @@
 """`warmline campaign …`, `warmline lists …`, `warmline dnc …`: the dialer on the command line.
 
-warmline campaign create NAME [--from FILE.yaml] [--kind agent|broadcast] [--flow F] [--elder-welfare]
+warmline campaign create NAME [--from FILE.yaml] [--kind agent|broadcast] [--mode MODE] [--flow F] [--elder-welfare]
 warmline campaign show NAME [--json] | list | update NAME --from FILE | start|pause|resume|finish NAME
     (start and resume warn, on stderr and in --json "warnings", of agent calls nobody can take)
 warmline lists import FILE --campaign NAME [--mapping phone=C,name=姓名] [--dnc FILE] [--report OUT.csv] [--json]
@@ -33,7 +33,7 @@ from dialer import dnc
 from dialer.campaigns import CampaignError
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
-from dialer.models import CampaignKind, CampaignStatus
+from dialer.models import CampaignKind, CampaignMode, CampaignStatus
 
 campaign_app = typer.Typer(
     help="Campaigns: settings, calling windows, retries, status.", no_args_is_help=True
@@ -115,6 +115,12 @@ def campaign_create(
         Path | None, typer.Option("--from", help="A YAML file of settings (see config/campaigns/).")
     ] = None,
     kind: Annotated[CampaignKind | None, typer.Option(help="agent or broadcast.")] = None,
+    mode: Annotated[
+        CampaignMode | None,
+        typer.Option(
+            help="broadcast (the dialer dials), preview (agents place the calls), progressive, predictive."
+        ),
+    ] = None,
     flow: Annotated[str | None, typer.Option(help="The IVR flow a broadcast plays.")] = None,
     elder_welfare: Annotated[
         bool | None,
@@ -132,8 +138,8 @@ def campaign_create(
         overrides = {
             k: v
             for k, v in {
-                "kind": kind, "flow": flow, "elder_welfare": elder_welfare, "timezone": timezone,
-                "description": description,
+                "kind": kind, "mode": mode, "flow": flow, "elder_welfare": elder_welfare,
+                "timezone": timezone, "description": description,
             }.items()
             if v is not None
         }  # fmt: skip
@@ -175,6 +181,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             {
                 "name": c.name,
                 "kind": c.kind.value,
+                "mode": c.mode.value,
                 "status": c.status.value,
                 "priority": c.priority,
                 "contacts": sum(counts.get(c.id, {}).values()),
@@ -183,7 +190,7 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             for c in found
         ]
     lines = [
-        f"{r['name']:<24} {r['kind']:<10} {r['status']:<9} priority {r['priority']:>2}"
+        f"{r['name']:<24} {r['kind']:<10} {r['mode']:<11} {r['status']:<9} priority {r['priority']:>2}"
         f"  {r['contacts']} contacts, {r['pending']} pending"
         for r in rows
     ]

@@ -41,6 +41,22 @@ class CampaignKind(enum.StrEnum):
     agent = "agent"  # an answered call is connected to an agent
 
 
+class CampaignMode(enum.StrEnum):
+    """Who places a campaign's calls. ``broadcast``: the dialer dials and plays the IVR flow or
+    hands an answered call to an agent (as ``kind`` says); ``preview``: agents pull contacts one by
+    one and place the calls themselves (the dialer never dials them); ``progressive`` and
+    ``predictive``: the dialer dials for waiting agents -- their pacing is not built yet, so today
+    they dial as ``broadcast`` does with ``kind: agent``."""
+
+    broadcast = "broadcast"
+    preview = "preview"
+    progressive = "progressive"
+    predictive = "predictive"
+
+
+AGENT_MODES = frozenset({CampaignMode.preview, CampaignMode.progressive, CampaignMode.predictive})
+
+
 class CampaignStatus(enum.StrEnum):
     draft = "draft"
     running = "running"
@@ -96,6 +112,13 @@ class Campaign(Base):
     # None (campaigns from before these existed): the defaults.
     dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     callback_grace_minutes: Mapped[float] = mapped_column(Float, default=30.0)
+    mode: Mapped[CampaignMode] = mapped_column(_enum(CampaignMode), default=CampaignMode.broadcast)
+    # Agents with the manual-dial permission may dial a typed number for this campaign.
+    manual_dial: Mapped[bool] = mapped_column(default=False)
+    # What an agent needs to take this campaign's agent calls (preview contacts; answered calls of an
+    # agent campaign without an IVR flow): a skill and a language, as routing reads them.
+    skill: Mapped[str | None] = mapped_column(String(64))
+    language: Mapped[str | None] = mapped_column(String(35))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
@@ -141,6 +164,9 @@ class Contact(Base):
     # that agent is available, and the hand-over offers the call to them first.
     assigned_agent: Mapped[str | None] = mapped_column(String(64))
     assigned_until: Mapped[datetime | None]
+    # A preview campaign's contact shown to one agent: nobody else is offered it until then.
+    reserved_by: Mapped[str | None] = mapped_column(String(64))
+    reserved_until: Mapped[datetime | None]
 
 
 class ListImport(Base):
@@ -264,3 +290,19 @@ class Attempt(Base):
     answers: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     callback_at: Mapped[datetime | None]  # when the callback is due (after any move into a window)
     wrapped_up_at: Mapped[datetime | None]
+
+
+class PreviewSkip(Base):
+    """An agent passed over a previewed contact, and why: the contact goes back to the others and
+    is not offered to this agent again that day."""
+
+    __tablename__ = "preview_skips"
+    __table_args__ = (Index("ix_preview_skips_agent_at", "agent", "at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id", ondelete="CASCADE"), index=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"))
+    agent: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(String(500))
+    at: Mapped[datetime]

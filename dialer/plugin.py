@@ -1,11 +1,12 @@
 """The dialer's part of the service and the command line: campaigns, lists, do-not-call, live
-figures, welfare alerts, agents' wrap-ups of calls, the pacing simulator; the dialer worker and the
-welfare notifier."""
+figures, welfare alerts, agents' wrap-ups of calls and the calls they place (preview, callbacks, typed
+numbers), the pacing simulator; the dialer worker (which places those too) and the welfare notifier."""
 
 from __future__ import annotations
 
 from core.features import Registry, ServiceContext
 from dialer import api, stats_api, wrapup_api
+from dialer.agent_dial import api as agent_dial_api
 from dialer.cli import campaign_app, dialer_app, dnc_app, lists_app
 from dialer.pacing.cli import pacing_app
 from dialer.welfare import api as welfare_api
@@ -24,7 +25,9 @@ async def serve_dialer_if_enabled(ctx: ServiceContext) -> None:
 
 
 def register(registry: Registry) -> None:
-    registry.router(api.router, stats_api.router, welfare_api.router, wrapup_api.router)
+    registry.router(
+        api.router, stats_api.router, welfare_api.router, wrapup_api.router, agent_dial_api.router
+    )
     registry.commands("campaign", campaign_app)
     registry.commands("lists", lists_app)
     registry.commands("dnc", dnc_app)

@@ -1,10 +1,11 @@
 """Before a campaign dials: can anyone take the calls it puts through to agents?
 
 A campaign needs agents where its IVR flow transfers (each ``transfer`` node's skill and
-language) or, for an agent campaign without a flow, for every answered call. When no enabled
-agent has what a transfer asks for, the people who press 0 would wait in the queue until they
-are abandoned; starting the campaign (``warmline campaign start|resume``, ``POST
-/api/campaigns/{name}/status``, the console) says so instead, naming the skill.
+language) or, for an agent campaign without a flow (a preview campaign has none), for every call,
+with the campaign's own ``skill`` and ``language``. When no enabled agent has what a transfer
+asks for, the people who press 0 would wait in the queue until they are abandoned; starting the
+campaign (``warmline campaign start|resume``, ``POST /api/campaigns/{name}/status``, the console)
+says so instead, naming the skill.
 
 The start still happens: the IVR part of a campaign (the notice, the confirmations, the opt-outs)
 works without agents, and agents are often given the skill, or log in, after the campaign starts.
@@ -39,7 +40,8 @@ class Staffing:
 def campaign_needs(settings: Settings, campaign: Campaign) -> tuple[list[Need], list[str]]:
     """The needs of the campaign's agent calls, and the problems met reading its flow."""
     if not campaign.flow:
-        return ([Need()] if campaign.kind is CampaignKind.agent else []), []
+        agents = Need(campaign.skill, (), campaign.language)
+        return ([agents] if campaign.kind is CampaignKind.agent else []), []
     path = find_flow(settings.var_dir, campaign.flow)
     if path is None:
         where = ", ".join(map(str, flow_dirs(settings.var_dir)))

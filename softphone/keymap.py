@@ -1,4 +1,5 @@
-"""Every action on a documented single key or Alt shortcut: the one source for the UI and the help.
+"""Every action on a documented single key or Alt shortcut: the one source for the UI and the help
+(docs/agents.md lists them for people).
 
 Keys are written as the browser's `KeyboardEvent.key` with modifiers (`Alt+t`, `F2`). Alt shortcuts
 pass through screen readers' browse mode (NVDA, Orca), unlike single letters. Keys that browsers
@@ -8,6 +9,8 @@ keep for themselves (Alt+D, Alt+E, Alt+F, Ctrl+W, F5, F6, F11, F12) are not used
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from core.i18n import N_
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,27 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("disposition", ("1-9",), "Choose the wrap-up result", "wrap-up"),
     Binding("save_wrapup", ("Enter",), "Save the wrap-up and become available", "wrap-up"),
     Binding("ready", ("Alt+r",), "Become available for calls", "logged in"),
+    Binding(
+        "preview", ("Alt+n",), N_("Preview: fetch the next contact to call and hear it"), N_("logged in")
+    ),
+    Binding(
+        "preview_call",
+        ("F9", "Alt+y"),
+        N_("Call the previewed contact (your phone rings first)"),
+        N_("a contact is shown"),
+    ),
+    Binding(
+        "preview_skip",
+        ("Alt+x",),
+        N_("Skip the previewed contact: choose the reason with 1-4, then Enter"),
+        N_("a contact is shown"),
+    ),
+    Binding(
+        "callbacks",
+        ("Alt+u",),
+        N_("My callbacks: hear them and go to the list (Enter on one calls it)"),
+        N_("logged in"),
+    ),
     Binding("break", ("Alt+b",), "Take a break: choose the reason with 1-6, then Enter", "logged in"),
     Binding("logout", ("Alt+l",), "Log out of the phone (or back in)", "any time"),
     Binding("hours", ("Alt+w",), "Say today's and this week's working hours", "any time"),

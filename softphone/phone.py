@@ -20,9 +20,11 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from core.i18n import _
 from core.messages import CallQuality
 from core.phones import mask_in_text
 from softphone.account import SipAccountSettings
+from softphone.errors import ActionError as ActionError  # re-exported: the UI and tests import it from here
 from softphone.events import (
     CallStateChanged,
     DtmfReceived,
@@ -34,6 +36,7 @@ from softphone.events import (
     TransferProgress,
 )
 from softphone.outbox import Delivery
+from softphone.placed_calls import PlacedCalls
 from softphone.presence import BREAK_REASONS, AgentStatus, StateError
 from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
@@ -106,10 +109,6 @@ class EnginePort(Protocol):
     async def transfer(self, call: int, target: str) -> None: ...
     async def attended_transfer(self, call: int, to_call: int) -> None: ...
     async def stats(self, call: int) -> StreamSample | None: ...
-
-
-class ActionError(ValueError):
-    """An action that cannot be done now; the message is said to the agent as it is."""
 
 
 @dataclass
@@ -214,6 +213,9 @@ class Softphone:
         self.events_seen: list[EngineEvent] = []
         # Each campaign's wrap-up choices as the server gave them (asked once, when a call rings).
         self.campaign_choices: dict[str, tuple[Disposition, ...]] = {}
+        # The calls the agent places: preview, callbacks (softphone.placed_calls).
+        self.placed = PlacedCalls(self.announce, self._bump)
+        self.placed.server = server
 
     # -- life --------------------------------------------------------------------------------
 
@@ -228,6 +230,7 @@ class Softphone:
         if self.status.state != "logged_out":
             with contextlib.suppress(StateError):
                 await self.status.change("logged_out")
+        self.placed.close()
         for task in self._lookups:
             task.cancel()
         for task in self._tasks:
@@ -296,6 +299,7 @@ class Softphone:
             if self.last_quality
             else None,
             "announcements": [asdict(a) for a in self.announcements],
+            "placed": self.placed.view(),
         }
 
     def _wrapup_json(self) -> dict[str, Any] | None:
@@ -370,11 +374,18 @@ class Softphone:
         )
         if e.headers.get("attempt"):
             view.ref = decode_header(e.headers["attempt"])
+        placed = self.placed.rings(e.headers)
+        if placed is not None:  # the call the agent asked for: their leg first, answered at once
+            view.direction, view.remote = "out", placed.who
         self.calls[e.call] = view
         if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
             lookup = asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions")
             self._lookups.add(lookup)
             lookup.add_done_callback(self._lookups.discard)
+        if placed is not None:
+            self.announce(_("Dialling {who}; you will hear it ring.", who=placed.who), cue="dialing")
+            await self.engine.answer(e.call)
+            return
         with contextlib.suppress(Exception):
             await self.engine.answer(e.call, 180)
         text = f"Incoming call from {remote}."
@@ -406,6 +417,7 @@ class Softphone:
 
     async def _on_ended(self, view: CallView, e: CallStateChanged) -> None:
         del self.calls[view.id]
+        self.placed.ended(view.ref)
         talked = int(time.monotonic() - view.connected_at) if view.connected_at else 0
         await self._send_quality(view, final=True)
         if view.role == "consult":
@@ -718,6 +730,36 @@ class Softphone:
             f"loss {report.loss_pct:.1f} percent.",
             cue="info",
         )
+
+    # -- calls the agent places (softphone.placed_calls) ----------------------------------------------
+
+    async def do_preview(self) -> None:
+        """Fetch the next contact to call (reserved to this agent for a while) and say it."""
+        await self.placed.next_contact()
+
+    def _free_to_call(self) -> None:
+        if self.calls:
+            raise ActionError(_("Finish the call you are on first."))
+        if self.wrapup is not None:
+            raise ActionError(
+                _("Finish the wrap-up first: choose a result with keys 1 to {n}.", n=len(self.wrapup.choices))
+            )
+
+    async def do_preview_call(self) -> None:
+        self._free_to_call()
+        await self.placed.call(None)
+
+    async def do_preview_skip(self, reason: str, note: str | None = None) -> None:
+        await self.placed.skip(reason, note)
+
+    async def do_callbacks(self) -> None:
+        await self.placed.list_callbacks()
+
+    async def do_callback_call(self, contact_id: str) -> None:
+        if not contact_id.isdigit():
+            raise ActionError(_("Choose a callback from the list."))
+        self._free_to_call()
+        await self.placed.call(int(contact_id))
 
     async def do_wrapup(
         self, disposition: str, callback_at: str | None = None, note: str | None = None

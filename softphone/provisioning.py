@@ -1,4 +1,5 @@
-"""The softphone's client of the warmline server: sign-in, SIP credentials, hours, state, quality.
+"""The softphone's client of the warmline server: sign-in, SIP credentials, hours, state, quality,
+and the calls the agent places (preview, callbacks).
 
 The agent types only their warmline password, once; it is exchanged for a bearer token and then
 forgotten. The SIP password comes from `/api/agents/me/sip` and lives only in memory (in the
@@ -12,6 +13,7 @@ from typing import Any, Literal, cast
 
 import httpx
 
+from core.i18n import HTML_LANG, current_locale
 from softphone.account import SipAccountSettings, Transport
 
 
@@ -43,7 +45,9 @@ class ServerClient:
         await self._http.aclose()
 
     def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self._token}"} if self._token else {}
+        # The server's messages (a refused dial, say) come in the phone's language.
+        language = {"Accept-Language": HTML_LANG[current_locale()]}
+        return {"Authorization": f"Bearer {self._token}", **language} if self._token else language
 
     @property
     def signed_in(self) -> bool:
@@ -112,6 +116,24 @@ class ServerClient:
 
     async def post_quality(self, report: dict[str, Any]) -> None:
         await self._call("POST", "/api/agents/me/quality", json=report)
+
+    # -- calls the agent places (preview, callbacks); the server rings the agent's phone first
+
+    async def preview(self) -> dict[str, Any]:
+        """``{"contact": {...} | None, "message"}``: the contact reserved to me now, if any."""
+        return cast(dict[str, Any], await self._call("GET", "/api/agents/me/preview"))
+
+    async def skip_preview(self, contact_id: int, reason: str, note: str | None = None) -> dict[str, Any]:
+        body = {"contact_id": contact_id, "reason": reason, "note": note}
+        return cast(dict[str, Any], await self._call("POST", "/api/agents/me/preview/skip", json=body))
+
+    async def callbacks(self) -> list[dict[str, Any]]:
+        return [dict(c) for c in await self._call("GET", "/api/agents/me/callbacks")]
+
+    async def dial(self, contact_id: int) -> dict[str, Any]:
+        """Ask the server to place a call to a contact shown to me (or my callback): ``call_ref``…"""
+        body = {"contact_id": contact_id}
+        return cast(dict[str, Any], await self._call("POST", "/api/agents/me/dial", json=body))
 
 
 def _detail(resp: httpx.Response) -> str:

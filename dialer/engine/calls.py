@@ -52,6 +52,9 @@ class CallPlan:
     ring_timeout: int
     agent_campaign: bool = False
     elder_welfare: bool = False
+    # What an agent needs to take an answered call of an agent campaign without a flow.
+    skill: str | None = None
+    language: str | None = None
 
 
 @dataclass
@@ -327,7 +330,8 @@ class Call:
     async def _to_agent(self, result: FlowResult | None) -> None:
         """Put the live call through to an agent; the call's outcome says whether one took it."""
         transfer = result.transfer if result is not None else None
-        skill = transfer.skill if transfer is not None else None
+        skill = transfer.skill if transfer is not None else self.plan.skill
+        language = transfer.language if transfer is not None else self.plan.language
         if self.handover is None:
             log.warning("call %s wants an agent (skill %s) but this process has no hand-over", self.id, skill)
             self.report.detail["agent"] = "unbridged: no agent hand-over in this process"
@@ -337,7 +341,7 @@ class Call:
         request = HandoverRequest(
             self.id,
             skill=None if skill == ANY_SKILL else skill,
-            language=transfer.language if transfer is not None else None,
+            language=language,
             origin=self.origin,
             policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
             on_agent=self._agent_took,

@@ -143,11 +143,11 @@ def claim(
         tz = contact.timezone
         if not in_window(spec, now, tz):
             opens = next_window_start(spec, now, tz)
-            _park(contact, opens, "window_closed")
+            park(contact, opens, "window_closed")
             continue
         if not caps_allow(spec, starts.get(contact.id, []), now, tz):
             allowed = next_allowed_by_caps(spec, starts.get(contact.id, []), now, tz)
-            _park(contact, next_window_start(spec, allowed, tz), "caps")
+            park(contact, next_window_start(spec, allowed, tz), "caps")
             continue
         if dnc.is_blocked(session, campaign.id, contact.phone_e164):
             contact.state = ContactState.cancelled
@@ -213,7 +213,8 @@ def took_call(session: Session, attempt_id: str, agent: str) -> None:
         attempt.agent = agent
 
 
-def _park(contact: Contact, until: datetime | None, why: str) -> None:
+def park(contact: Contact, until: datetime | None, why: str) -> None:
+    """A due contact that may not be called now waits until `until` (None: never again)."""
     if until is None:  # the campaign never opens again for this callee
         contact.state = ContactState.exhausted
         contact.last_outcome = contact.last_outcome or why

@@ -27,6 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
+from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
 from core.ari_events import EventDispatcher
 from core.bus import Bus
@@ -35,6 +36,13 @@ from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignStats
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
+from dialer.agent_dial.runner import (
+    PlacedClaim,
+    close_placed,
+    kept_callbacks,
+    placed_request,
+    take_requests,
+)
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.ledger import (
@@ -46,7 +54,7 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
-from dialer.models import AttemptState, Campaign, CampaignKind, CampaignStatus, Contact
+from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
@@ -261,6 +269,8 @@ class DialerWorker:
             ring_timeout=self.settings.dialer_ring_timeout,
             agent_campaign=campaign.kind is CampaignKind.agent,
             elder_welfare=campaign.elder_welfare,
+            skill=campaign.skill,
+            language=campaign.language,
         )
 
     def _pick_node(self) -> NodeLink | None:
@@ -277,19 +287,27 @@ class DialerWorker:
 
     def _running_campaigns(self) -> list[tuple[Campaign, CampaignState]]:
         with self.db.session() as session:
-            stmt = select(Campaign).where(Campaign.status == CampaignStatus.running)
+            # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
+            stmt = select(Campaign).where(
+                Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
+            )
             running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
         running.sort(key=lambda c: -c.priority)
         return [(c, self._campaign_state(c)) for c in running]
 
-    def _claim(self, campaign: Campaign, state: CampaignState, link: NodeLink) -> list[Claimed]:
+    def _claim(
+        self, campaign: Campaign, state: CampaignState, link: NodeLink
+    ) -> tuple[list[Claimed], dict[str, PlacedClaim]]:
+        """Due contacts claimed, and which of them are callbacks kept for their agent (placed as
+        that agent's own call: their phone first)."""
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
             if n <= 0:
-                return []
-            return claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
+                return [], {}
+            claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
+            return claimed, kept_callbacks(session, claimed)
 
     async def tick(self) -> int:
         """One pass over running campaigns; returns how many calls it started. The database work
@@ -303,7 +321,7 @@ class DialerWorker:
                 break
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
-                    claimed = await asyncio.to_thread(self._claim, campaign, state, link)
+                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link)
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     continue
@@ -311,9 +329,85 @@ class DialerWorker:
             if claimed:
                 state.bucket.take(len(claimed))
             for c in claimed:
-                self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
+                if c.attempt_id in kept:
+                    self._spawn(self._placed(link, kept[c.attempt_id]))
+                else:
+                    self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
-        return started
+        return started + await self._take_placed()
+
+    # ------------------------------------------------------------ calls agents asked for
+
+    async def _take_placed(self) -> int:
+        """Place the calls agents asked for (dialer.agent_dial): the agent's phone first."""
+        link = self._pick_node()
+        if link is None:
+            return 0
+
+        def take() -> list[PlacedClaim]:
+            with self.db.session() as session:
+                return take_requests(session, link.node.name, self.now())
+
+        async with link.bookkeeping:  # reconciliation must see every taken attempt as ours
+            try:
+                claims = await asyncio.to_thread(take)
+            except OperationalError as exc:
+                log.info("taking agents' calls deferred: %s", exc)
+                return 0
+            link.calls.update(c.attempt_id for c in claims)
+        for placed in claims:
+            self._spawn(self._placed(link, placed))
+        return len(claims)
+
+    async def _placed(self, link: NodeLink, placed: PlacedClaim) -> None:
+        base = {"phone": mask(placed.phone_e164), "agent": placed.agent, "placed": placed.kind}
+
+        async def progress(what: str) -> None:
+            if what in ("originated", "answered"):
+                await self._mark(placed.attempt_id, what)
+            await self._publish(
+                CallEvent(call_id=placed.attempt_id, campaign=placed.campaign, kind=what, detail=base)
+            )
+
+        request = placed_request(placed, link.node, self.settings, progress)
+        try:
+            result = await PlacedCall(link.handover.deps, request).run()
+        except asyncio.CancelledError:
+            link.calls.discard(placed.attempt_id)  # shutting down: left live for reconciliation
+            raise
+        try:
+            outcome = await self._close_placed(placed, result)
+        finally:
+            link.calls.discard(placed.attempt_id)
+        if result.outcome == "not_placed" and not result.far_end_dialled:
+            link.down_until = self.monotonic() + 2.0
+        if outcome is not None:
+            self.closed_calls += 1
+        await self._publish(
+            CallEvent(
+                call_id=placed.attempt_id,
+                campaign=placed.campaign,
+                kind="outcome",
+                detail={**base, "outcome": outcome or result.outcome},
+            )
+        )
+
+    async def _close_placed(self, placed: PlacedClaim, result: PlacedCallResult) -> str | None:
+        def write() -> str | None:
+            with self.db.session() as session:
+                closed = close_placed(session, placed, result, self.now())
+            if closed is not None and closed.alerts:
+                welfare_events.wake()
+            return closed.outcome if closed is not None else None
+
+        for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
+            try:
+                return await asyncio.to_thread(write)
+            except OperationalError as exc:
+                log.warning("closing placed call %s: %s; retrying in %.1f s", placed.attempt_id, exc, delay)
+                await asyncio.sleep(delay)
+        log.error("placed call %s could not be closed; reconciliation will", placed.attempt_id)
+        return None
 
     # ------------------------------------------------------------ one call
 

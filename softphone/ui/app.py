@@ -9,6 +9,7 @@ on every request, so a web page elsewhere cannot drive the agent's phone.
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import secrets
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from core.i18n import HTML_LANG, _, current_locale, js_catalogue
 from softphone.desk import PageFocus
 from softphone.keymap import BINDINGS, key_table
 from softphone.phone import ActionError, Softphone
@@ -41,7 +43,8 @@ def _help_rows() -> str:
     rows = []
     for b in BINDINGS:
         keys = " or ".join(f"<kbd>{k}</kbd>" for k in b.keys)
-        rows.append(f"<tr><th scope='row'>{keys}</th><td>{b.label}</td><td>{b.when}</td></tr>")
+        label, when = html.escape(_(b.label)), html.escape(_(b.when))
+        rows.append(f"<tr><th scope='row'>{keys}</th><td>{label}</td><td>{when}</td></tr>")
     return "\n".join(rows)
 
 
@@ -77,6 +80,13 @@ def create_ui(
     def keys(request: Request) -> dict[str, str]:
         check(request)
         return key_table()
+
+    @app.get("/api/i18n")
+    def catalogue(request: Request) -> dict[str, Any]:
+        """The page's words in the phone's language: ``t("…")`` looks them up here."""
+        check(request)
+        locale = current_locale()
+        return {"lang": HTML_LANG[locale], "messages": js_catalogue(locale)}
 
     @app.get("/api/view")
     def view(request: Request) -> dict[str, Any]:

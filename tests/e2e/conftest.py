@@ -10,8 +10,9 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import uvicorn
@@ -43,11 +44,17 @@ __all__ = ["LiveServer", "free_port", "new_page", "wait_phone_ready"]
 
 
 class LiveServer:
-    def __init__(self, settings: Settings, db: Database) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
+    ) -> None:
+        """`warmline up` in a thread; `overrides` replaces FastAPI dependencies (a test's clock)."""
         self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings, db), host="127.0.0.1", port=self.port, log_level="warning"
-        )
+        app = create_app(settings, db)
+        app.dependency_overrides.update(overrides or {})
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -13,29 +13,41 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
 import uvicorn
 from playwright.sync_api import Browser, Page, Route, expect
+from sqlalchemy import select
 
+from core.db import Database, utcnow
+from core.settings import Settings
+from dialer import campaigns as svc
+from dialer.engine.ledger import close
+from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, PreviewSkip
+from dialer.outcomes import CallFacts
 from softphone.account import SipAccountSettings
 from softphone.fake import FakeEngine
 from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
+from softphone.provisioning import ServerClient
 from softphone.ui.app import create_ui
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import SERVER_START_S, new_page, wait_phone_ready
+from tests.e2e.conftest import SERVER_START_S, LiveServer, new_page, wait_phone_ready
 from tests.utils import free_port
+from tests.utils.agents import AGENT_PASSWORD, make_agents
 
 pytestmark = pytest.mark.e2e
 
 
 class PhoneServer:
-    def __init__(self) -> None:
+    def __init__(self, server_url: str | None = None) -> None:
         self.engine = FakeEngine()
         self.publisher = NullPublisher()
-        self.phone = Softphone(self.engine, AgentStatus("mei", self.publisher))
+        self.server_url = server_url  # a live warmline API the phone signs in to, when given
+        self.wrapups: list[dict[str, Any]] = []
+        self.phone = Softphone(self.engine, AgentStatus("mei", self.publisher), on_wrapup=self._keep)
         self.app = create_ui(self.phone, token="test-token")
         self.port = free_port()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -45,8 +57,15 @@ class PhoneServer:
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
+    async def _keep(self, record: dict[str, Any]) -> None:
+        self.wrapups.append(record)
+
     async def _startup(self) -> None:
         self.loop = asyncio.get_running_loop()
+        if self.server_url is not None:
+            server = ServerClient(self.server_url)
+            await server.login("mei", AGENT_PASSWORD)
+            self.phone.server = self.phone.placed.server = server
         await self.phone.start(SipAccountSettings("mei", "pw", "sip:127.0.0.1:5060"))
 
     def far_end(self, fn: Callable[[], Any]) -> Any:
@@ -256,3 +275,99 @@ def test_the_page_needs_its_token(phone_server: PhoneServer, browser: Browser) -
     resp = page.goto(f"http://127.0.0.1:{phone_server.port}/")
     assert resp is not None and resp.status == 403
     page.context.close()
+
+
+# ---------------------------------------------------------------- calls the agent places
+
+
+def _preview_campaign(db: Database) -> dict[str, int]:
+    """A running preview campaign with two plain contacts and two callbacks kept for mei: one due,
+    one due in two hours (always inside the campaign's all-day window)."""
+    make_agents(db, {"mei": []})
+    now = utcnow()
+    ids: dict[str, int] = {}
+    with db.session() as s:
+        spec = svc.build_spec({"name": "w48", "mode": "preview", "windows": {"daily": ["00:00-24:00"]}})
+        campaign = svc.create_campaign(s, spec, actor="t")
+        campaign.status = CampaignStatus.running
+        for name, phone, due in (
+            ("王奶奶", "+8613800138009", None),
+            ("李爷爷", "+8613800138001", None),
+            ("张阿姨", "+8613800138002", now - timedelta(minutes=1)),
+            ("赵叔叔", "+8613800138003", now + timedelta(hours=2)),
+        ):
+            contact = Contact(campaign_id=campaign.id, phone_e164=phone, name=name, fields={"社区": "朝阳"})
+            if due is not None:
+                contact.next_due_at, contact.assigned_agent = due, "mei"
+                contact.assigned_until = due + timedelta(minutes=30)
+            s.add(contact)
+            s.flush()
+            ids[name] = contact.id
+    return ids
+
+
+def test_preview_skip_call_and_callbacks_by_keyboard(
+    browser: Browser, settings: Settings, db: Database
+) -> None:
+    """Alt+N hears the next contact (masked number read digit by digit), Alt+X skips it with a
+    reason, F9 calls (the phone answers its own leg), Alt+U lists my callbacks and Enter calls one;
+    the server stores each step and says a refusal. The phone speaks zh-CN, its default."""
+    ids = _preview_campaign(db)
+    with LiveServer(settings, db) as api, PhoneServer(api.url) as srv:
+        page = new_page(browser)
+        try:
+            page.goto(srv.url)
+            wait_phone_ready(page)
+            expect(page.locator("#preview-h")).to_have_text("我拨打的电话")
+            expect(page.locator("#preview")).to_have_attribute("lang", "zh-CN")
+
+            page.keyboard.press("Alt+n")  # my due callback comes first
+            said(page, "下一位联系人：张阿姨，活动 w48。号码 1 3 8, 4 位隐藏数字, 8 0 0 2。")
+            said(page, "这是您的回拨")
+            expect(page.locator("#preview")).to_be_focused()
+            expect(page.locator("#preview-facts")).to_contain_text("138****8002")
+            assert "13800138002" not in page.content(), "never the full number"
+            assert_accessible(page)
+
+            page.keyboard.press("Alt+x")  # skip: reason 1, Enter
+            expect(page.locator("#skip-reasons input").first).to_be_focused()
+            assert_accessible(page)
+            page.keyboard.press("1")
+            page.keyboard.press("Enter")
+            said(page, "已跳过：现在不适合给此人打电话。")
+            with db.session() as s:
+                [skip] = s.scalars(select(PreviewSkip)).all()
+                assert (skip.contact_id, skip.agent, skip.reason) == (ids["张阿姨"], "mei", "not_now")
+
+            page.keyboard.press("Alt+n")
+            said(page, "下一位联系人：王奶奶")
+            page.keyboard.press("F9")  # call: the server stores the request, then rings my phone first
+            said(page, "正在呼叫 王奶奶。您的话机会先响铃并自动接听。")
+            with db.session() as s:
+                attempt = s.scalar(select(Attempt).where(Attempt.contact_id == ids["王奶奶"]))
+                assert attempt is not None and (attempt.agent, attempt.state) == ("mei", AttemptState.created)
+                call_ref = attempt.id
+            # what the dialer does next: the agent's leg rings with the call's attempt
+            headers = {"attempt": call_ref, "placed": "1", "campaign": "w48", "phone": "138****8009"}
+            cid = srv.far_end(lambda: srv.engine.ring("warmline", headers))
+            said(page, "正在拨打 王奶奶，您会听到回铃音。")
+            assert srv.engine.log[-1] == f"answer {cid} 200", "the phone answered its own call"
+            said(page, "Connected to 王奶奶")
+            srv.far_end(lambda: srv.engine.remote_hangup(cid))
+            said(page, "Wrap-up")
+            page.keyboard.press("1")
+            page.keyboard.press("Enter")
+            said(page, "Saved:")
+            assert [w["call_ref"] for w in srv.wrapups] == [call_ref], "the wrap-up is for the placed call"
+            with db.session() as s:  # and the dialer closes the call (it is placed in the fake-ARI tests)
+                close(s, call_ref, CallFacts(answered=True, flow_outcome="agent"), utcnow())
+
+            page.keyboard.press("Alt+u")  # my callbacks: the one left is not due yet
+            said(page, "为您保留的回拨共 1 个，其中 0 个现在到期。")
+            expect(page.locator("#callback-list button").first).to_be_focused()
+            expect(page.locator("#callback-list")).to_contain_text("赵叔叔")
+            assert_accessible(page)
+            page.keyboard.press("Enter")  # calling it before it is due: the server says when
+            said(page, "此回拨预约在", assertive=True)
+        finally:
+            page.context.close()

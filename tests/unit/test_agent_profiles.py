@@ -21,6 +21,7 @@ from core.audit import AuditEntry
 from core.auth import service
 from core.auth.models import Role, User
 from core.db import Database
+from core.i18n import use_locale
 from core.settings import Settings
 from tests.utils import PASSWORD, login
 from tests.utils.cli import ok
@@ -178,6 +179,18 @@ def test_cli_set_show_list(cli: CliRunner, db: Database) -> None:
     assert [(a.actor, a.target) for a in audits(db)] == [("cli", "mei"), ("cli", "mei")]
 
 
+def test_the_manual_dial_permission_is_given_and_taken_back(cli: CliRunner, db: Database) -> None:
+    given = json.loads(ok(cli, "agents", "set", "mei", "--manual-dial", "--json").stdout)
+    assert (given["manual_dial"], given["changed"]) == (True, ["manual_dial"])
+    with use_locale("en"):
+        assert "may dial typed numbers" in ok(cli, "agents", "show", "mei").stdout
+    taken = json.loads(ok(cli, "agents", "set", "mei", "--no-manual-dial", "--json").stdout)
+    assert (taken["manual_dial"], taken["changed"]) == (False, ["manual_dial"])
+    [first, second] = audits(db)
+    assert first.detail["changes"] == {"manual_dial": {"before": False, "after": True}}
+    assert second.detail["changes"] == {"manual_dial": {"before": True, "after": False}}
+
+
 @pytest.mark.parametrize(
     ("args", "says"),
     [
@@ -247,7 +260,7 @@ def test_api_put_replaces_patch_changes_and_both_are_audited(client: TestClient,
     assert put.json() | {"display_name": None} == {
         "name": "mei", "display_name": None, "disabled": False, "endpoint": "mei",
         "skills": ["welfare", "vaccination"], "lines": ["12345"], "languages": ["zh-CN", "yue"],
-        "daily_target_minutes": 180, "daily_hours": 3.0,
+        "daily_target_minutes": 180, "daily_hours": 3.0, "manual_dial": False,
         "changed": ["skills", "lines", "languages", "daily_target_minutes"],
     }  # fmt: skip
     patched = client.patch("/api/agents/mei/profile", headers=boss, json={"lines": []}).json()

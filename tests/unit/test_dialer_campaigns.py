@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from core.audit import AuditEntry
 from core.db import Database
+from core.i18n import use_locale
 from dialer import campaigns as svc
 from dialer.campaigns import CampaignError, CampaignSpec, SpecError, load_spec_file, load_spec_text
 from dialer.models import CampaignStatus
@@ -36,6 +37,44 @@ def test_defaults_without_a_file() -> None:
     assert all(w == ["09:00-11:30", "14:30-17:00"] for w in elder.windows.values())
     broadcast = CampaignSpec(name="notice", kind="broadcast", flow="notice-flow")
     assert broadcast.amd == "leave_message"
+
+
+def test_modes_and_what_agents_need() -> None:
+    assert CampaignSpec(name="hotline").mode.value == "broadcast", "as every campaign dialled before modes"
+    preview = CampaignSpec(
+        name="followup", mode="preview", skill="welfare", language="ZH-cn", manual_dial=True
+    )
+    assert (preview.mode.value, preview.skill, preview.language, preview.manual_dial) == (
+        "preview", "welfare", "zh-CN", True,
+    )  # fmt: skip
+    for mode in ("progressive", "predictive"):
+        assert CampaignSpec(name="x", mode=mode).mode.value == mode, "the shape only: dialled as broadcast"
+    cases = {
+        "mode: preview\nkind: broadcast\nflow: f\n": "line 1: mode: a preview campaign connects its calls to agents",
+        "mode: preview\nflow: f\n": "flow: a preview campaign's calls go straight to the agent",
+        "manual_dial: true\nkind: broadcast\nflow: f\n": "manual_dial: agents place calls only in an agent campaign",
+        "mode: fast\n": "line 1: mode: Input should be 'broadcast', 'preview', 'progressive' or 'predictive'",
+        "skill: any\n": "line 1: skill: 'any' is not a skill",
+    }
+    with use_locale("en"):
+        for text, words in cases.items():
+            with pytest.raises(SpecError) as err:
+                load_spec_text(text, "x", "c.yaml")
+            assert any(words in p for p in err.value.problems), (text, err.value.problems)
+
+
+def test_mode_and_skill_are_stored_and_shown(db: Database) -> None:
+    with db.session() as s:
+        spec = svc.build_spec(
+            {"name": "followup", "mode": "preview", "skill": "welfare", "manual_dial": True}
+        )
+        svc.create_campaign(s, spec, actor="t")
+    with db.session() as s, use_locale("en"):
+        info = svc.describe(s, svc.require_campaign(s, "followup"))
+        text = svc.describe_text(info)
+    assert (info["mode"], info["skill"], info["manual_dial"]) == ("preview", "welfare", True)
+    assert "mode: preview (agents pull contacts and place the calls); agents may dial typed numbers" in text
+    assert "agents: skill welfare" in text
 
 
 def test_partial_retry_rule_keeps_the_other_defaults() -> None:

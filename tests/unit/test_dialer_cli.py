@@ -39,6 +39,21 @@ def test_campaign_create_show_and_status(cli: CliRunner) -> None:
     assert [c["name"] for c in listed] == ["welfare", "hotline"]  # priority 8 before 5
 
 
+def test_campaign_create_with_a_mode(cli: CliRunner) -> None:
+    made = one_json(ok(cli, "campaign", "create", "followup", "--mode", "preview", "--json"))
+    assert (made["mode"], made["kind"], made["manual_dial"]) == ("preview", "agent", False)
+    preview = one_json(
+        ok(cli, "campaign", "create", "w49", "--from", str(EXAMPLES / "welfare-preview.yaml"), "--json")
+    )
+    assert (preview["mode"], preview["skill"], preview["language"]) == ("preview", "welfare", "zh-CN")
+    listed = {c["name"]: c["mode"] for c in json.loads(ok(cli, "campaign", "list", "--json").stdout)}
+    assert listed == {"w49": "preview", "followup": "preview"}
+    refused = cli.invoke(
+        app, ["campaign", "create", "x", "--mode", "preview", "--kind", "broadcast", "--flow", "f"]
+    )
+    assert refused.exit_code == 2 and "mode:" in refused.stderr
+
+
 def test_campaign_errors_exit_2_with_the_reason(cli: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: broadcast\nmax_attempts: 0\n")

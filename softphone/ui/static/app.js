@@ -8,6 +8,15 @@
   let view = null;
   let lastSaid = 0;
   let targetMode = null; // "transfer" | "consult" | null
+  // The phone's catalogue (GET /api/i18n): t("English source {name}", {name: …}) in its language.
+  let messages = {};
+  let pageWordsLang = "en";
+  let awaitList = null; // the callbacks' fetch count when Alt+U was pressed, until the list is in
+  function t(msgid, params) {
+    let text = messages[msgid] || msgid;
+    for (const [key, value] of Object.entries(params || {})) text = text.split("{" + key + "}").join(String(value));
+    return text;
+  }
 
   // -------------------------------------------------------------- talking to the phone
   async function post(path, body) {
@@ -99,6 +108,8 @@
       $("dispositions").querySelector("input").focus();
     }
     if (first) buildChoices($("break-reasons"), "reason", numbered(v.break_reasons));
+    if (first) buildChoices($("skip-reasons"), "skip_reason", v.placed.skip_reasons);
+    renderPlaced(v.placed);
     $("hours").textContent = v.hours || "";
     for (const a of v.announcements) {
       if (a.id > lastSaid) {
@@ -106,6 +117,70 @@
         if (!first) say(a);
       }
     }
+  }
+  // -------------------------------------------------------------- calls I place (preview, callbacks)
+  function fact(dl, name, value, lang) {
+    const dt = document.createElement("dt"); dt.textContent = name;
+    const dd = document.createElement("dd"); dd.textContent = value;
+    if (lang) dd.lang = lang;
+    dl.append(dt, dd);
+  }
+  function renderPlaced(desk) {
+    const p = desk.preview;
+    $("preview-empty").hidden = !!p;
+    const dl = $("preview-facts");
+    dl.replaceChildren();
+    if (p) {
+      fact(dl, t("Name"), p.name || "-");
+      fact(dl, t("Campaign"), p.campaign);
+      fact(dl, t("Number"), p.phone);
+      for (const [name, value] of Object.entries(p.fields || {})) fact(dl, name, value);
+      if (p.callback_local) fact(dl, t("Callback due"), p.callback_local);
+    }
+    $("preview-placing").hidden = !desk.placing;
+    $("preview-placing").textContent = desk.placing ? t("Calling {who}: your phone rings first.", { who: desk.placing }) : "";
+    const list = $("callback-list");
+    const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.contact : null;
+    list.replaceChildren();
+    for (const c of desk.callbacks) {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.dataset.contact = String(c.contact_id);
+      const when = c.due ? t("due now") : t("due {time}", { time: c.callback_local });
+      b.textContent = t("Call {name}", { name: c.name || c.phone }) + " · " + c.phone + " · " + when;
+      b.addEventListener("click", () => act("callback_call", { contact_id: String(c.contact_id) }));
+      li.append(b);
+      list.append(li);
+      if (focused === String(c.contact_id)) b.focus();
+    }
+    $("callbacks-empty").hidden = desk.callbacks.length > 0;
+    if (awaitList !== null && desk.listed > awaitList) {
+      awaitList = null;
+      (list.querySelector("button") || $("preview")).focus();
+    }
+  }
+  function localise() {
+    const words = {
+      "preview-h": t("Calls I place"),
+      "preview-empty": t("No contact shown. Press Alt+N for the next one."),
+      "skip-legend": t("Why skip this contact (keys 1 to 4, then Enter)"),
+      "skip-note-label": t("Note (optional)"),
+      "skip-submit": t("Skip"),
+      "callbacks-h": t("My callbacks"),
+      "callbacks-empty": t("Press Alt+U to hear and list your callbacks."),
+    };
+    for (const [id, text] of Object.entries(words)) $(id).textContent = text;
+    const buttons = {
+      "preview-next": [t("Next contact"), "Alt+N"], "preview-call": [t("Call"), "F9"],
+      "preview-skip": [t("Skip"), "Alt+X"], "callbacks-open": [t("My callbacks"), "Alt+U"],
+    };
+    for (const [id, [label, key]] of Object.entries(buttons)) {
+      const kbd = document.createElement("kbd"); kbd.textContent = key;
+      $(id).replaceChildren(document.createTextNode(label + " "), kbd);
+    }
+    $("preview-actions").setAttribute("aria-label", t("Preview actions"));
+    if (pageWordsLang !== document.documentElement.lang) $("preview").lang = pageWordsLang;
   }
   function numbered(map) {
     const out = {}; let i = 1;
@@ -153,7 +228,18 @@
     targetMode = null;
     $("target-form").hidden = true;
     $("break-form").hidden = true;
+    $("skip-form").hidden = true;
   }
+  $("skip-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const chosen = $("skip-form").querySelector("input:checked");
+    if (!chosen) { say({ text: t("Choose a reason with keys 1 to {n}.", { n: 4 }), politeness: "assertive", cue: "error" }); return; }
+    const args = { reason: chosen.value };
+    if ($("skip-note").value.trim()) args.note = $("skip-note").value.trim();
+    closeForms();
+    $("skip-form").reset();
+    act("preview_skip", args).then(() => $("preview").focus());
+  });
   $("target-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const mode = targetMode; const target = $("target").value.trim();
@@ -217,6 +303,15 @@
     switch (action) {
       case "transfer": case "consult": openTarget(action); break;
       case "break": $("break-form").hidden = false; $("break-reasons").querySelector("input").focus(); break;
+      case "preview_skip":
+        if (!view || !view.placed.preview) { act("preview_skip", { reason: "" }); break; }
+        $("skip-form").hidden = false; $("skip-reasons").querySelector("input").focus(); break;
+      case "preview": act("preview").then(() => $("preview").focus()); break;
+      case "callbacks":
+        // Focus the list once the view that carries the freshly fetched callbacks has arrived.
+        awaitList = view ? view.placed.listed : 0;
+        act("callbacks").then((r) => { if (!r.ok) awaitList = null; });
+        break;
       case "large_text": toggle("large-text", "large"); break;
       case "contrast": toggle("contrast", "contrast"); break;
       case "script": $("pop").focus(); break;
@@ -236,7 +331,7 @@
     const name = keyName(e);
     if (name === "Escape") {
       e.preventDefault();
-      const open = !$("target-form").hidden || !$("break-form").hidden;
+      const open = !$("target-form").hidden || !$("break-form").hidden || !$("skip-form").hidden;
       closeForms();
       $("call").focus();
       if (!open) act("cancel"); // nothing open: Escape ends a consultation and goes back to the caller
@@ -249,6 +344,9 @@
     if (e.altKey || e.ctrlKey || e.metaKey || inText(document.activeElement)) return;
     if (!$("break-form").hidden && /^[1-6]$/.test(e.key)) {
       e.preventDefault(); choose($("break-reasons"), e.key); return;
+    }
+    if (!$("skip-form").hidden && /^[1-4]$/.test(e.key)) {
+      e.preventDefault(); choose($("skip-reasons"), e.key); return;
     }
     if (view && view.wrapup && /^[1-9]$/.test(e.key)) {
       e.preventDefault(); choose($("dispositions"), e.key); return;
@@ -265,8 +363,9 @@
   // data-ready; once ready it has data-ready="true" and the polite region says so, so a person
   // (and a test) knows keys pressed from now on are acted on.
   let keysLoaded = false;
+  let wordsLoaded = false;
   function markReady() {
-    if (!keysLoaded || view === null || document.documentElement.dataset.ready === "true") return;
+    if (!keysLoaded || !wordsLoaded || view === null || document.documentElement.dataset.ready === "true") return;
     document.documentElement.dataset.ready = "true";
     say({ text: "Phone page ready. F1 lists the keys.", politeness: "polite", cue: "info" });
   }
@@ -286,6 +385,18 @@
   ["focus", "blur", "pagehide"].forEach((e) => window.addEventListener(e, tellFocus));
   document.addEventListener("visibilitychange", tellFocus);
   tellFocus();
+  function loadWords(delay) {
+    fetch("/api/i18n", { headers: { "X-Softphone-Token": token } })
+      .then((r) => { if (!r.ok) throw new Error("i18n: " + r.status); return r.json(); })
+      .then((c) => {
+        messages = c.messages || {}; pageWordsLang = c.lang || "en"; wordsLoaded = true;
+        localise();
+        if (view) renderPlaced(view.placed);
+        markReady();
+      })
+      .catch(() => { window.setTimeout(() => loadWords(Math.min(delay * 2, 5000)), delay); });
+  }
+  loadWords(250);
   const events = new EventSource("/events?t=" + encodeURIComponent(token));
   events.onmessage = (m) => { render(JSON.parse(m.data)); markReady(); };
   events.onerror = () => { $("registration").textContent = "phone page lost its link to the phone; retrying"; };
