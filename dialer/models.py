@@ -96,6 +96,11 @@ class Campaign(Base):
     # None (campaigns from before these existed): the defaults.
     dispositions: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     callback_grace_minutes: Mapped[float] = mapped_column(Float, default=30.0)
+    # The agents' call script (Markdown with {field} placeholders), the form they answer about a
+    # call ({"title", "record", "questions": [...]}), the list columns the screen pop shows.
+    script: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    screen_pop: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
