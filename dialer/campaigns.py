@@ -32,9 +32,9 @@ from core.db import utcnow
 from core.located_yaml import LocatedYamlError, load_located
 from dialer.dispositions import Disposition, check_dispositions
 from dialer.forms import Form
-from dialer.scripts import BUILTINS, check_script, placeholders
 from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
 from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows, parse_minutes
+from dialer.scripts import check_script, pop_fields
 
 NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -151,8 +151,7 @@ class CampaignSpec(BaseModel):
     def pop_fields(self) -> list[str]:
         """The list columns that go with a call to the agent's screen: those `screen_pop` names and
         those the script uses -- never all of them."""
-        named = [*(self.screen_pop or []), *placeholders(self.script or "")]
-        return [f for f in dict.fromkeys(named) if f not in BUILTINS]
+        return pop_fields(self.script, self.screen_pop)
 
     @field_validator("name")
     @classmethod

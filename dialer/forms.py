@@ -254,9 +254,7 @@ def _answer(q: Question, raw: Any) -> Answer:
         return _date(q, raw)
     text = str(raw).strip()
     if len(text) > q.max_length:
-        raise ValueError(
-            _("at most {max} characters (this is {n})", max=q.max_length, n=len(text))
-        )
+        raise ValueError(_("at most {max} characters (this is {n})", max=q.max_length, n=len(text)))
     return text
 
 

@@ -72,6 +72,13 @@ def placeholders(markdown: str) -> list[str]:
     return list(seen)
 
 
+def pop_fields(script: str | None, screen_pop: list[str] | None) -> list[str]:
+    """The list columns that go with a call to the agent's screen: those `screen_pop` names and
+    those the script uses -- never all of them."""
+    named = [*(screen_pop or []), *placeholders(script or "")]
+    return [f for f in dict.fromkeys(named) if f not in BUILTINS]
+
+
 def _escape_markdown(value: str) -> str:
     """A value as literal text inside Markdown: one line, punctuation escaped."""
     return _MD_PUNCT.sub(r"\\\1", " ".join(value.split()))

@@ -65,6 +65,13 @@ class InboundNumber(BaseModel):
     def _script(cls, v: str | None) -> str | None:
         return check_script(v) if v and v.strip() else None
 
+    @field_validator("form")
+    @classmethod
+    def _form(cls, v: Form | None) -> Form | None:
+        if v is not None and v.record != "case":
+            raise ValueError("record: an inbound line's form is kept as a case record (record: case)")
+        return v
+
     @field_validator("hours")
     @classmethod
     def _check_hours(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:

@@ -52,6 +52,8 @@ class CallPlan:
     ring_timeout: int
     agent_campaign: bool = False
     elder_welfare: bool = False
+    # The list columns the agent's screen pop shows (the campaign's script's and `screen_pop`'s).
+    pop_fields: tuple[str, ...] = ()
 
 
 @dataclass

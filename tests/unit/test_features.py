@@ -12,7 +12,9 @@ from core.settings import Settings
 from warmline.cli import app
 from warmline.features import collect
 
-GROUPS = {"agents", "campaign", "lists", "dnc", "dialer", "hotline", "ivr", "recordings", "qa", "softphone"}
+GROUPS = {
+    "agents", "campaign", "lists", "dnc", "dialer", "hotline", "cases", "ivr", "recordings", "qa", "softphone",
+}  # fmt: skip
 
 
 def test_collect_names_every_group_worker_and_route_once() -> None:
