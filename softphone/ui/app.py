@@ -29,7 +29,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 class ActionIn(BaseModel):
     action: str = Field(min_length=1, max_length=32)
-    args: dict[str, str] = Field(default_factory=dict)
+    # Text arguments, and `answers` (a call form's question key -> answer) for form and wrap-up.
+    args: dict[str, str | bool | dict[str, str | int | float | bool | None]] = Field(default_factory=dict)
 
 
 def _help_rows() -> str:
