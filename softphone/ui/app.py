@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
+from core.i18n import HTML_LANG, current_locale, js_catalogue
 from softphone.keymap import BINDINGS, key_table
 from softphone.phone import ActionError, Softphone
 
@@ -63,7 +64,15 @@ def create_ui(phone: Softphone, *, audio: Any = None, token: str | None = None) 
     def page(request: Request) -> str:
         check(request)
         html = (STATIC / "index.html").read_text(encoding="utf-8")
-        return html.replace("{{TOKEN}}", app.state.token).replace("{{HELP_ROWS}}", _help_rows())
+        # The page's own words (`t("…")` in app.js) in the phone's language; `</` cannot end the
+        # script element early because JSON escapes it here.
+        catalogue = json.dumps(js_catalogue(current_locale()), ensure_ascii=False).replace("</", "<\\/")
+        return (
+            html.replace("{{TOKEN}}", app.state.token)
+            .replace("{{HELP_ROWS}}", _help_rows())
+            .replace("{{I18N}}", catalogue)
+            .replace("{{LANG}}", HTML_LANG[current_locale()])
+        )
 
     @app.get("/api/keys")
     def keys(request: Request) -> dict[str, str]:
