@@ -59,7 +59,7 @@ def test_a_form_error_names_the_key_and_its_line() -> None:
     unknown = FORM_YAML.replace("type: date", "type: datum")
     with pytest.raises(SpecError) as err:
         load_spec_text(unknown, "f1", "camp.yaml")
-    assert "line 18: form.questions.2.type" in str(err.value)
+    assert "line 19: form.questions.2.type" in str(err.value)
 
 
 def test_a_condition_must_name_an_earlier_question_and_one_of_its_choices() -> None:
