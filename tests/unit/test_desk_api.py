@@ -70,12 +70,16 @@ def form_campaign(db: Database) -> str:
     return taken(db)
 
 
-def ticket(settings: Settings, call_ref: str, agent: str = "mei", **kw: str) -> dict[str, str]:
-    return {
-        "X-Warmline-Ticket": mint(
-            ticket_secret(settings.var_dir), call_ref=call_ref, agent=agent, now=NOW, **kw
-        )
-    }
+def ticket(
+    settings: Settings,
+    call_ref: str,
+    agent: str = "mei",
+    campaign: str | None = None,
+    line: str | None = None,
+) -> dict[str, str]:
+    secret = ticket_secret(settings.var_dir)
+    made = mint(secret, call_ref=call_ref, agent=agent, now=NOW, campaign=campaign, line=line)
+    return {"X-Warmline-Ticket": made}
 
 
 def test_script_and_form_of_a_campaign_call(client: TestClient, db: Database, settings: Settings) -> None:
