@@ -224,7 +224,7 @@
       input.setAttribute("aria-describedby", hint.textContent ? hint.id : "");
       if (!hint.textContent) input.removeAttribute("aria-describedby");
     }
-    if (q.required && q.type === "choice") wrap.querySelector("fieldset").setAttribute("aria-required", "true");
+    if (q.required && q.type === "choice") for (const input of inputs) input.required = true; // said as required
     return wrap;
   }
   function valueOf(box) {
