@@ -271,9 +271,9 @@ def _number(q: Question, raw: Any) -> int | float:
         raise ValueError(_("a whole number"))
     low, high = q.min, q.max
     if isinstance(low, int | float) and value < low:
-        raise ValueError(_("at least {min}", min=f"{low:g}"))
+        raise ValueError(_("at least {min}", min=format(low, "g")))
     if isinstance(high, int | float) and value > high:
-        raise ValueError(_("at most {max}", max=f"{high:g}"))
+        raise ValueError(_("at most {max}", max=format(high, "g")))
     return int(value) if q.integer or value == int(value) else value
 
 
