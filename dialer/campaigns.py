@@ -34,7 +34,7 @@ from dialer.dispositions import Disposition, check_dispositions
 from dialer.forms import Form
 from dialer.models import Campaign, CampaignKind, CampaignStatus, Contact, ContactState, ListImport
 from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows, parse_minutes
-from dialer.scripts import check_script, pop_fields
+from dialer.scripts import check_script, placeholders, pop_fields
 
 NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -593,6 +593,15 @@ def describe_text(info: Mapping[str, Any]) -> str:
     for key, d in enumerate(info["dispositions"], start=1):
         english = f" ({d['label_en']})" if d["label_en"] else ""
         lines.append(f"    {key} {d['code']}: {d['label']}{english} → {d['action']}")
+    if info.get("script"):
+        used = ", ".join(placeholders(info["script"])) or "none"
+        lines.append(f"  script: {len(info['script'])} characters (fields: {used})")
+    if info.get("form"):
+        form = info["form"]
+        keys = ", ".join(q["key"] for q in form["questions"])
+        lines.append(
+            f"  form: {form.get('title') or '(untitled)'}: {len(form['questions'])} questions ({keys})"
+        )
     lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
     c = info["contacts"]
     lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))
