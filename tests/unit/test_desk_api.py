@@ -29,6 +29,7 @@ from core.settings import Settings, get_settings
 from dialer import campaigns as svc
 from dialer import wrapup_api
 from dialer.models import Attempt, Contact
+from dialer.results import contact_records
 from hotline.models import Case
 from tests.unit.test_forms_scripts import FORM_YAML
 from tests.unit.test_wrapup import PHONE, T0, hang_up, make, taken
@@ -148,6 +149,26 @@ def test_answers_with_the_wrap_up_reach_the_export_and_the_contacts(
         "answer.reached", "answer.age", "answer.visit_on", "answer.note",
     ], "one column per question, in the form's order"  # fmt: skip
     assert (rows[0]["answer.reached"], rows[0]["answer.age"], rows[0]["answer.note"]) == ("yes", "81", "")
+    with db.session() as s:  # and `warmline campaign contacts c1 --json`
+        [record] = contact_records(s, svc.require_campaign(s, "c1"))
+    assert record["answers"] == {"reached": "yes", "age": 81, "visit_on": "2026-03-01"}
+    assert record["disposition"] == "confirmed"
+
+
+def test_ivr_keypad_answers_are_exported(client: TestClient, db: Database) -> None:
+    make(db)
+    aid = taken(db)
+    hang_up(db, aid, T0 + timedelta(minutes=4))
+    with db.session() as s:  # what the IVR runner stores: each gather node's accepted entry
+        attempt = s.get(Attempt, aid)
+        assert attempt is not None
+        attempt.flow_outcome = "confirmed"
+        attempt.detail = {**attempt.detail, "flow": {"path": ["ask"], "digits": {"ask": "1", "age": "72"}}}
+    with db.session() as s:
+        service.create_user(s, "boss", Role.manager, PASSWORD, actor="test")
+    export = client.get("/api/campaigns/c1/export?format=csv", headers=login(client, "boss"))
+    [row] = list(csv.DictReader(io.StringIO(export.content.decode("utf-8-sig"))))
+    assert (row["ivr.ask"], row["ivr.age"]) == ("1", "72")
 
 
 def test_a_case_from_the_hotline_listed_until_closed(

@@ -148,3 +148,9 @@ def test_an_inbound_form_error_names_its_line(tmp_path: Path) -> None:
     with pytest.raises(InboundConfigError) as err:
         load_config(path)
     assert "line 7: numbers.12345.form.questions.0" in str(err.value)
+
+
+def test_a_date_answer_is_no_phone_number() -> None:
+    from core.phones import mask_in_text
+
+    assert mask_in_text("回访 2026-03-01，电话 13800138000") == "回访 2026-03-01，电话 138****8000"
