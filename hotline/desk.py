@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.call_tickets import Ticket, ticket_secret, verify
+from core.call_tickets import ticket_secret, verify
 from core.i18n import _
 from core.phones import mask, mask_in_text
 from core.settings import Settings
@@ -76,7 +76,7 @@ def open_call(
         if ticket and claims is None:
             raise DeskError(403, _("the call's ticket is not valid for {agent}", agent=agent))
         raise DeskError(404, _("no call {call}", call=call_ref))
-    return _line_call(settings, call_ref, agent, line_name, claims, case)
+    return _line_call(settings, call_ref, agent, line_name, case)
 
 
 def _campaign_call(session: Session, attempt: Attempt, agent: str) -> DeskCall:
@@ -110,9 +110,7 @@ def find_line(settings: Settings, name: str) -> InboundNumber | None:
     return next((n for n in config.numbers.values() if n.name == name), None)
 
 
-def _line_call(
-    settings: Settings, call_ref: str, agent: str, name: str, claims: Ticket | None, case: Case | None
-) -> DeskCall:
+def _line_call(settings: Settings, call_ref: str, agent: str, name: str, case: Case | None) -> DeskCall:
     line = find_line(settings, name)
     return DeskCall(
         call_ref=call_ref,
