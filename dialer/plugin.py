@@ -1,11 +1,13 @@
 """The dialer's part of the service and the command line: campaigns, lists, do-not-call, live
-figures, welfare alerts, agents' wrap-ups of calls; the dialer worker and the welfare notifier."""
+figures, welfare alerts, agents' wrap-ups of calls, the pacing simulator; the dialer worker and the
+welfare notifier."""
 
 from __future__ import annotations
 
 from core.features import Registry, ServiceContext
 from dialer import api, stats_api, wrapup_api
 from dialer.cli import campaign_app, dialer_app, dnc_app, lists_app
+from dialer.pacing.cli import pacing_app
 from dialer.welfare import api as welfare_api
 from dialer.welfare.events import serve_notifier
 
@@ -27,5 +29,6 @@ def register(registry: Registry) -> None:
     registry.commands("lists", lists_app)
     registry.commands("dnc", dnc_app)
     registry.commands("dialer", dialer_app)
+    registry.commands("pacing", pacing_app)
     registry.worker("dialer", serve_dialer_if_enabled)
     registry.worker("welfare-notifier", serve_notifier)

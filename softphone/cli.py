@@ -5,6 +5,10 @@
 
 Without --headless it serves the accessible UI on http://127.0.0.1:8765 (printed with its access
 token). The password is read once from stdin (or asked for without echo) and never stored.
+
+The server and user name may come from the agent's settings file (softphone/agent_config.py), and
+so may the desk's global keys (`--hotkey answer=Ctrl+Shift+F2`, `--no-hotkeys`) and speech through
+the screen reader while the page is not in focus (`--speech auto|off|speechd|zdsr|tolk|sapi`).
 """
 
 from __future__ import annotations
@@ -12,20 +16,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from core.cli import fail
+from core.i18n import _
+from softphone.agent_config import AgentConfig, ConfigError, load_config, remember_user
+from softphone.hotkeys.keys import HotkeyError, KeySpec, hotkey_map
+from softphone.speech import CHOICES
 
 app = typer.Typer(help="The agent's softphone (SIP, accessible local UI, headless mode).")
 
 
 @app.callback(invoke_without_command=True)
 def softphone(
-    server: Annotated[str, typer.Option(help="The warmline server, e.g. https://cc.example.org")],
-    user: Annotated[str, typer.Option(help="Your warmline user name.")],
+    server: Annotated[
+        str | None,
+        typer.Option(help="The warmline server, e.g. https://cc.example.org (default: the settings file's)."),
+    ] = None,
+    user: Annotated[
+        str | None, typer.Option(help="Your warmline user name (default: the one used last; else asked).")
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
     ] = False,
@@ -56,6 +70,34 @@ def softphone(
             " (default: ~/.local/share/warmline/softphone with the UI; memory only when --headless).",
         ),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            help="Settings file (default: softphone.toml in %APPDATA%\\warmline or ~/.config/warmline).",
+        ),
+    ] = None,
+    hotkeys: Annotated[
+        bool | None,
+        typer.Option(
+            "--hotkeys/--no-hotkeys",
+            help="Keys that work from any window (default: on, off when --headless).",
+        ),
+    ] = None,
+    hotkey: Annotated[
+        list[str] | None,
+        typer.Option("--hotkey", help="ACTION=KEY, e.g. answer=Ctrl+Shift+F2 or mute=off (repeatable)."),
+    ] = None,
+    speech: Annotated[
+        str | None,
+        typer.Option(
+            help="Say announcements through the screen reader while the page is not in focus:"
+            " auto, off, speechd, zdsr, tolk, sapi (default: auto, off when --headless)."
+        ),
+    ] = None,
+    open_page: Annotated[
+        bool, typer.Option("--open-page", help="Open the phone page in the browser.")
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Sign in, fetch your SIP settings from the server and run the phone until Ctrl+C."""
@@ -63,6 +105,10 @@ def softphone(
     from softphone.runner import RunOptions, run
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
+    desk = desk_settings(
+        config, server, user, headless=headless, hotkeys=hotkeys, hotkey=hotkey, speech=speech
+    )
+    server, user = desk.server, desk.user
     if srtp not in ("off", "optional", "mandatory"):
         raise typer.BadParameter("--srtp must be off, optional or mandatory")
     if play is not None and not play.is_file():
@@ -72,8 +118,8 @@ def softphone(
         if not password:
             raise fail("--password-stdin given but stdin had no password line")
     else:
-        password = typer.prompt("Password", hide_input=True)
-    host, _, port = (mqtt or "").partition(":")
+        password = typer.prompt(_("Password"), hide_input=True)
+    host, _sep, port = (mqtt or "").partition(":")
     opts = RunOptions(
         server=server,
         user=user,
@@ -90,6 +136,10 @@ def softphone(
         input_device=input_device,
         output_device=output_device,
         data_dir=data_dir,
+        hotkeys=desk.keys,
+        speech=desk.speech,
+        on_signed_in=desk.remember,
+        open_page=open_page,
     )
     del password
     try:
@@ -97,3 +147,60 @@ def softphone(
     except ProvisioningError as exc:
         raise fail(str(exc), 1) from exc
     raise typer.Exit(code)
+
+
+@dataclass
+class DeskSettings:
+    """What the command line and the settings file decide together (the command line wins)."""
+
+    server: str
+    user: str
+    keys: dict[str, KeySpec]
+    speech: str
+    config: AgentConfig
+
+    def remember(self, user: str) -> None:
+        try:
+            remember_user(self.config, user)
+        except OSError as exc:  # a read-only profile must not stop the phone
+            logging.getLogger(__name__).warning("user name not remembered: %s", exc)
+
+
+def desk_settings(
+    config_path: Path | None,
+    server: str | None,
+    user: str | None,
+    *,
+    headless: bool,
+    hotkeys: bool | None,
+    hotkey: list[str] | None,
+    speech: str | None,
+) -> DeskSettings:
+    """Server, user, global keys and speech from the options over the settings file; a clear error
+    (the file, the key, the action) for anything wrong, before anything starts."""
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise fail(str(exc)) from exc
+    server = server or config.server
+    if not server:
+        raise fail(_('No server: give --server URL or put server = "URL" in {path}.', path=config.path))
+    user = user or config.user or typer.prompt(_("User name"))
+    chosen = dict(config.hotkeys)
+    for item in hotkey or []:
+        action, sep, key = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(
+                _("--hotkey {item}: write ACTION=KEY, e.g. answer=Ctrl+Shift+F2.", item=item)
+            )
+        chosen[action.strip()] = key.strip()
+    keys: dict[str, KeySpec] = {}
+    if hotkeys if hotkeys is not None else not headless:
+        try:
+            keys = hotkey_map(chosen)
+        except HotkeyError as exc:
+            raise fail(_("Hot keys: {problems}", problems=str(exc))) from exc
+    said = speech or ("off" if headless else config.speech or "auto")
+    if said not in CHOICES:
+        raise typer.BadParameter(_("--speech must be one of {choices}.", choices=", ".join(CHOICES)))
+    return DeskSettings(server=server, user=user, keys=keys, speech=said, config=config)

@@ -14,12 +14,15 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import Any, Literal, TextIO
 
 from core.settings import Settings
+from softphone.desk import Desk, PageFocus
 from softphone.engine import DEFAULT_CODECS, Engine, EngineConfig
+from softphone.hotkeys.keys import KeySpec
 from softphone.outbox import WrapUpOutbox
 from softphone.phone import Announcement, PhoneOptions, Softphone
 from softphone.presence import AgentBus, AgentStatus, BusPublisher, HttpPublisher, StatePublisher
@@ -50,6 +53,12 @@ class RunOptions:
     # memory only when headless.
     data_dir: Path | None = None
     out: TextIO = field(default=sys.stdout, repr=False)
+    # The desk (softphone/desk.py): global keys (action -> key, from hotkeys.keys.hotkey_map; empty:
+    # none) and speech through the screen reader (softphone/speech: auto, off, speechd, zdsr, tolk, sapi).
+    hotkeys: dict[str, KeySpec] = field(default_factory=dict)
+    speech: str = "off"
+    on_signed_in: Callable[[str], None] | None = field(default=None, repr=False)
+    open_page: bool = False  # open the page in the default browser once it is served
 
 
 def _codecs(offered: list[str]) -> tuple[str, ...]:
@@ -109,6 +118,8 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     server = ServerClient(opts.server)
     await server.login(opts.user, opts.password)
     opts.password = ""
+    if opts.on_signed_in is not None:
+        opts.on_signed_in(opts.user)
     sip = await server.sip_account(srtp=opts.srtp)
     engine = Engine(
         EngineConfig(
@@ -145,12 +156,15 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     await engine.start()
     printer = _printer(opts.out, phone)
     ui_task: asyncio.Task[None] | None = None
+    desk = _desk(opts, phone)
     try:
+        await desk.start()
         await phone.start(sip)
         if not opts.headless:
-            ui_task = asyncio.create_task(_serve_ui(opts, phone, engine), name="ui")
+            ui_task = asyncio.create_task(_serve_ui(opts, phone, engine, desk.focus), name="ui")
         await stop.wait()
     finally:
+        await desk.close()
         if ui_task is not None:
             ui_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -170,16 +184,42 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     return 0
 
 
-async def _serve_ui(opts: RunOptions, phone: Softphone, engine: Engine) -> None:
+def _desk(opts: RunOptions, phone: Softphone) -> Desk:
+    """The desk as the options ask (keys already checked by the CLI: a bad one never gets here)."""
+    from softphone.hotkeys import platform_backend
+    from softphone.speech import SpeechOutput, platform_speakers
+
+    speakers = platform_speakers(opts.speech)
+    return Desk(
+        phone,
+        keys=opts.hotkeys,
+        backend=platform_backend() if opts.hotkeys else None,
+        speech=SpeechOutput(speakers) if speakers else None,
+    )
+
+
+async def _serve_ui(opts: RunOptions, phone: Softphone, engine: Engine, focus: PageFocus) -> None:
     import uvicorn
 
     from softphone.audio import attach_sound
     from softphone.ui.app import create_ui
 
     audio = await attach_sound(engine, opts.input_device, opts.output_device)
-    ui = create_ui(phone, audio=audio)
+    ui = create_ui(phone, audio=audio, page_focus=focus)
     config = uvicorn.Config(ui, host=opts.ui_host, port=opts.ui_port, log_level="warning")
     server = uvicorn.Server(config)
-    opts.out.write(json.dumps({"ui": f"http://{opts.ui_host}:{opts.ui_port}/?t={ui.state.token}"}) + "\n")
+    url = f"http://{opts.ui_host}:{opts.ui_port}/?t={ui.state.token}"
+    opts.out.write(json.dumps({"ui": url}) + "\n")
     opts.out.flush()
+    opener = asyncio.create_task(_open_when_listening(server, url)) if opts.open_page else None
     await server.serve()
+    if opener is not None:
+        opener.cancel()
+
+
+async def _open_when_listening(server: Any, url: str) -> None:
+    import webbrowser
+
+    while not server.started:  # noqa: ASYNC110 - uvicorn has no event for "listening"
+        await asyncio.sleep(0.05)
+    await asyncio.to_thread(webbrowser.open, url)

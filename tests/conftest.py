@@ -14,9 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from typer.testing import CliRunner
 
 from core.db import Database
 from core.settings import Settings
+from tests.utils.cli import cli_runner
 from warmline import migrate
 
 _PG_FILE = Path(__file__).resolve().parent.parent / "var" / "test-pg-url"  # written by scripts/services.sh
@@ -113,3 +115,10 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         dialer_enabled=False,  # an app under test places no calls unless the test runs a dialer
         _env_file=None,
     )
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    """A `warmline` command runner on this test's database and its own var folder."""
+    with cli_runner(monkeypatch, tmp_path / "var", db_url) as runner:
+        yield runner

@@ -21,11 +21,16 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 
 from core.i18n import HTML_LANG, current_locale, js_catalogue
+from softphone.desk import PageFocus
 from softphone.keymap import BINDINGS, key_table
 from softphone.phone import ActionError, Softphone
 
 STATIC = Path(__file__).parent / "static"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+class FocusIn(BaseModel):
+    focused: bool
 
 
 class ActionIn(BaseModel):
@@ -42,8 +47,12 @@ def _help_rows() -> str:
     return "\n".join(rows)
 
 
-def create_ui(phone: Softphone, *, audio: Any = None, token: str | None = None) -> FastAPI:
+def create_ui(
+    phone: Softphone, *, audio: Any = None, token: str | None = None, page_focus: PageFocus | None = None
+) -> FastAPI:
     app = FastAPI(title="warmline softphone", docs_url=None, redoc_url=None, openapi_url=None)
+    focus = page_focus or PageFocus()
+    app.state.page_focus = focus
     app.state.token = token or secrets.token_urlsafe(16)
     app.state.phone = phone
     app.state.audio = audio
@@ -118,15 +127,26 @@ def create_ui(phone: Softphone, *, audio: Any = None, token: str | None = None) 
             return {"ok": True, "level": level}
         raise HTTPException(404, "unknown audio check")
 
+    @app.post("/api/page-focus")
+    def page_focus_changed(body: FocusIn, request: Request) -> dict[str, bool]:
+        """The page gained or lost the focus: the desk speaks only while no page has it."""
+        check(request)
+        focus.focused = body.focused
+        return {"focused": focus.focused}
+
     @app.get("/events")
     async def events(request: Request) -> StreamingResponse:
         check(request)
 
         async def stream() -> AsyncIterator[str]:
-            async for _version in phone.changes():
-                if await request.is_disconnected():
-                    return
-                yield f"data: {json.dumps(phone.view(), ensure_ascii=False)}\n\n"
+            focus.page_opened()
+            try:
+                async for _version in phone.changes():
+                    if await request.is_disconnected():
+                        return
+                    yield f"data: {json.dumps(phone.view(), ensure_ascii=False)}\n\n"
+            finally:
+                focus.page_closed()
 
         return StreamingResponse(
             stream(), media_type="text/event-stream", headers={"Cache-Control": "no-store"}

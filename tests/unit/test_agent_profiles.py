@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from agents import profiles
 from agents.models import AgentProfile
@@ -22,8 +21,9 @@ from core.audit import AuditEntry
 from core.auth import service
 from core.auth.models import Role, User
 from core.db import Database
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from tests.utils import PASSWORD, login
+from tests.utils.cli import ok
 from warmline.app import create_app
 from warmline.cli import app
 
@@ -147,20 +147,9 @@ def test_only_agents_have_profiles(db: Database) -> None:
 
 
 @pytest.fixture
-def cli(db_url: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+def cli(cli: CliRunner, db: Database) -> CliRunner:
     people(db)
-    monkeypatch.setenv("WARMLINE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def ok(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
+    return cli
 
 
 def test_cli_set_show_list(cli: CliRunner, db: Database) -> None:

@@ -4,34 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import openpyxl
 import pytest
 from typer.testing import CliRunner, Result
 
-from core.settings import get_settings
 from tests.unit.test_dialer_import import MESSY
+from tests.utils.cli import ok
 from warmline.cli import app
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "campaigns"
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("WARMLINE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def ok(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
 
 
 def one_json(result: Result) -> dict:  # type: ignore[type-arg]

@@ -13,8 +13,19 @@ from warmline.cli import app
 from warmline.features import collect
 
 GROUPS = {
-    "agents", "campaign", "lists", "dnc", "dialer", "hotline", "cases", "ivr", "recordings", "qa", "softphone",
-}  # fmt: skip
+    "agents",
+    "campaign",
+    "lists",
+    "dnc",
+    "dialer",
+    "pacing",
+    "hotline",
+    "cases",
+    "ivr",
+    "recordings",
+    "qa",
+    "softphone",
+}
 
 
 def test_collect_names_every_group_worker_and_route_once() -> None:

@@ -30,10 +30,11 @@ from core.auth import service
 from core.auth.models import Role, User
 from core.db import Database
 from core.features import ServiceContext
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from hotline.staffing import check_lines, log_unstaffed
 from tests.utils import PASSWORD, login
 from tests.utils.agents import make_agents
+from tests.utils.cli import cli_runner
 from warmline.app import create_app
 from warmline.cli import app
 
@@ -201,13 +202,9 @@ def flows(settings: Settings) -> Settings:
 
 @pytest.fixture
 def cli(db_url: str, flows: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("WARMLINE_VAR_DIR", str(flows.var_dir))
-    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
-    monkeypatch.setenv("WARMLINE_INBOUND_CONFIG", str(flows.inbound_config))
-    monkeypatch.chdir(flows.var_dir.parent)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
+    env = {"WARMLINE_INBOUND_CONFIG": str(flows.inbound_config)}
+    with cli_runner(monkeypatch, flows.var_dir, db_url, **env) as runner:
+        yield runner
 
 
 def unstaffed(db: Database) -> list[AuditEntry]:

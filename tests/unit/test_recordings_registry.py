@@ -21,12 +21,13 @@ from core.audit import AuditEntry
 from core.auth import service as auth
 from core.auth.models import Role
 from core.db import Database
-from core.settings import Settings, get_settings
+from core.settings import Settings
 from dialer.models import Campaign
 from recordings import service
 from recordings.models import CallRecording, RecordingStatus
 from tests import audio_fixtures as af
 from tests.utils import PASSWORD, login
+from tests.utils.cli import run
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 
@@ -230,22 +231,6 @@ def test_purge_by_campaign_retention(db: Database, settings: Settings, tmp_path:
 
 
 # --- the command line -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("WARMLINE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def run(runner: CliRunner, *args: str, code: int = 0) -> str:
-    result = runner.invoke(cli_app, list(args))
-    assert result.exit_code == code, result.output
-    return result.stdout
 
 
 def test_cli_register_verify_purge_and_sample(cli: CliRunner, db: Database, tmp_path: Path) -> None:

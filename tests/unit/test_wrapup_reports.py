@@ -5,39 +5,22 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from core.audit import AuditEntry
 from core.db import Database
-from core.settings import get_settings
 from dialer.results import CONTACT_KEYS
 from tests.unit.test_wrapup import PHONE, T0, hang_up, local, make, taken, wrap
+from tests.utils.cli import ok
 from warmline.cli import app
 
 SECOND = "+8613800000002"
 THIRD = "+8613800000003"
-
-
-@pytest.fixture
-def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
-    monkeypatch.setenv("WARMLINE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
-    monkeypatch.chdir(tmp_path)
-    get_settings.cache_clear()
-    yield CliRunner()
-    get_settings.cache_clear()
-
-
-def ok(runner: CliRunner, *args: str) -> Result:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output
-    return result
 
 
 @pytest.fixture

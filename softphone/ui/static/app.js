@@ -467,6 +467,15 @@
       .catch(() => { window.setTimeout(() => loadKeys(Math.min(delay * 2, 5000)), delay); });
   }
   loadKeys(250);
+  // The desk speaks through the screen reader only while this page does not have the focus.
+  function tellFocus() {
+    fetch("/api/page-focus", { method: "POST", keepalive: true,
+      headers: { "Content-Type": "application/json", "X-Softphone-Token": token },
+      body: JSON.stringify({ focused: document.hasFocus() && !document.hidden }) }).catch(() => {});
+  }
+  ["focus", "blur", "pagehide"].forEach((e) => window.addEventListener(e, tellFocus));
+  document.addEventListener("visibilitychange", tellFocus);
+  tellFocus();
   const events = new EventSource("/events?t=" + encodeURIComponent(token));
   events.onmessage = (m) => { render(JSON.parse(m.data)); markReady(); };
   events.onerror = () => { $("registration").textContent = "phone page lost its link to the phone; retrying"; };

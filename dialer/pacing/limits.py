@@ -1,8 +1,10 @@
-"""Pacing: how many calls the dialer may start now. Pure logic with an injected clock.
+"""The dialer's hard limits: how many calls it may start now, whatever the pacer would like.
 
 Three limits, the smallest wins: free channels (concurrent calls), calls per second (a token
 bucket, so a burst after a pause is capped too) and, for agent campaigns, free agents with an
 abandon-rate budget (too many answered calls with no agent to take them throttles to one per agent).
+The pacer (`dialer.pacing.Pacer`) says how many calls the agents need; the engine starts the
+smaller of that and these limits.
 """
 
 from __future__ import annotations
