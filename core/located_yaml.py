@@ -105,3 +105,28 @@ def _build(node: yaml.Node, path: Path_, loader: yaml.SafeLoader, out: Located) 
     ):
         return node.value  # YAML 1.2: yes/no/on/off are words (a node may be called `yes`)
     return value
+
+
+def _line_of(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
+    for n in range(len(loc), 0, -1):
+        if loc[:n] in lines:
+            return lines[loc[:n]]
+    return None
+
+
+def validation_problems(errors: list[Any], lines: dict[tuple[str, ...], int] | None) -> list[str]:
+    """Pydantic's errors as ``line N: a.b.c: message``, each at the line of the key at fault.
+
+    A message that starts with a dotted key path (``questions.3.show_if: …``, as a model's own
+    whole-object check words it) is placed at that key."""
+    out = []
+    for err in errors:
+        loc = tuple(str(p) for p in err["loc"] if not str(p).startswith("function-"))
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        head, sep, rest = msg.partition(": ")
+        if sep and " " not in head and lines and (*loc, *head.split(".")) in lines:
+            loc, msg = (*loc, *head.split(".")), rest
+        where = ".".join(loc) or "(top)"
+        line = _line_of(loc, lines) if lines else None
+        out.append(f"line {line}: {where}: {msg}" if line else f"{where}: {msg}")
+    return out

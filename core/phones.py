@@ -28,6 +28,7 @@ _PHONE_RUN = re.compile(
     rf"(?<![0-9０-９])(?:[+＋])?(?:[(（]{_DIGIT}{{2,4}}[)）] ?)?{_DIGIT}(?:[ \-\u3000]?{_DIGIT}){{5,}}(?![0-9０-９])"
 )
 _MIN_RUN_DIGITS = 7
+_ISO_DATE = re.compile(r"(19|20)\d\d-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])")
 
 
 def _digits(text: str) -> str:
@@ -81,6 +82,8 @@ def mask_in_text(text: str) -> str:
 
     def one(m: re.Match[str]) -> str:
         run = m.group(0)
+        if _ISO_DATE.fullmatch(run):  # 2026-03-01 (a form's date answer) is no phone number
+            return run
         return mask(run) if len(_digits(run)) >= _MIN_RUN_DIGITS else run
 
     return _PHONE_RUN.sub(one, text)

@@ -33,6 +33,7 @@ from core.db import utcnow
 from core.i18n import N_, _
 from core.located_yaml import LocatedYamlError, load_located
 from dialer.dispositions import Disposition, check_dispositions
+from dialer.forms import Form
 from dialer.models import (
     AGENT_MODES,
     Campaign,
@@ -44,6 +45,7 @@ from dialer.models import (
     ListImport,
 )
 from dialer.schedule import DAYS, OUTCOMES, RetryRule, format_window, parse_day_windows, parse_minutes
+from dialer.scripts import check_script, placeholders, pop_fields
 
 NAME_RE = re.compile(r"^\w[\w.\-]{0,63}$")
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -156,7 +158,28 @@ class CampaignSpec(BaseModel):
         description="how long a callback waits for the agent who promised it before anyone may take it",
     )
 
+    script: str | None = Field(
+        default=None,
+        description="the agents' call script (Markdown, {field} placeholders); a file: script_file",
+    )
+    form: Form | None = Field(default=None, description="the questions agents answer about a call")
+    screen_pop: list[str] | None = Field(
+        default=None,
+        max_length=20,
+        description="the list columns the screen pop shows (None: those the script uses)",
+    )
+
     _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, v: str | None) -> str | None:
+        return check_script(v) if v and v.strip() else None
+
+    def pop_fields(self) -> list[str]:
+        """The list columns that go with a call to the agent's screen: those `screen_pop` names and
+        those the script uses -- never all of them."""
+        return pop_fields(self.script, self.screen_pop)
 
     @field_validator("name")
     @classmethod
@@ -346,9 +369,10 @@ def problems_of(exc: ValidationError, lines: Mapping[tuple[str, ...], int] | Non
         msg = err["msg"].removeprefix("Value error, ")
         head, sep, rest = msg.partition(": ")
         named_field = not loc and head in CampaignSpec.model_fields
-        named_key = bool(loc and lines and (*loc, head) in lines)
+        # A message may start with the (dotted) key it is about: `questions.3.show_if: …`.
+        named_key = bool(loc and lines and (*loc, *head.split(".")) in lines)
         if sep and " " not in head and (named_field or named_key):
-            loc, msg = (*loc, head), rest
+            loc, msg = (*loc, *head.split(".")), rest
         if err["type"] == "extra_forbidden":
             msg = f"unknown setting (settings: {', '.join(CampaignSpec.model_fields)})"
         where = _loc_text(loc)
@@ -394,21 +418,53 @@ def read_settings(text: str, source: str | None = None) -> tuple[dict[str, Any],
     return data, located.lines()
 
 
-def load_spec_text(text: str, name: str, source: str = "<text>") -> CampaignSpec:
+def load_spec_text(text: str, name: str, source: str = "<text>", base: Path | None = None) -> CampaignSpec:
     """A spec from YAML text; the campaign is called `name` whatever the file says (a file can be a
-    template for several campaigns)."""
+    template for several campaigns). `base`: the folder a `script_file` is relative to."""
     data, lines = read_settings(text, source)
+    data = with_script_file(data, lines, base, source)
     return build_spec({**data, "name": name}, source=source, lines=lines)
 
 
-def load_spec_file(path: Path, name: str) -> CampaignSpec:
+def with_script_file(
+    data: dict[str, Any], lines: Mapping[tuple[str, ...], int], base: Path | None, source: str | None
+) -> dict[str, Any]:
+    """`script_file: NAME.md` (beside the YAML file) read into `script`."""
+    if "script_file" not in data:
+        return data
+    data = dict(data)
+    ref = data.pop("script_file")
+    line = lines.get(("script_file",))
+    where = f"line {line}: script_file" if line else "script_file"
+    if "script" in data:
+        raise SpecError([f"{where}: give the script or a script file, not both"], source)
+    if base is None or not isinstance(ref, str) or not ref.strip():
+        raise SpecError([f"{where}: a file name beside the settings file (e.g. welfare.script.md)"], source)
+    path = (base / ref).resolve()
+    try:
+        data["script"] = path.read_text(encoding="utf-8-sig")
+    except (FileNotFoundError, IsADirectoryError):
+        raise SpecError([f"{where}: no such file {path}"], source) from None
+    except UnicodeDecodeError as exc:
+        raise SpecError([f"{where}: {path} is not UTF-8 text (byte {exc.start + 1})"], source) from exc
+    return data
+
+
+def read_settings_file(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
+    """A YAML settings file's keys and their lines, with its `script_file` read into `script`."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
         raise SpecError(["no such file"], str(path)) from None
     except UnicodeDecodeError as exc:
         raise SpecError([f"not UTF-8 text (byte {exc.start + 1})"], str(path)) from exc
-    return load_spec_text(text, name, str(path))
+    data, lines = read_settings(text, str(path))
+    return with_script_file(data, lines, path.parent, str(path)), lines
+
+
+def load_spec_file(path: Path, name: str) -> CampaignSpec:
+    data, lines = read_settings_file(path)
+    return build_spec({**data, "name": name}, source=str(path), lines=lines)
 
 
 # --- the campaign table ---------------------------------------------------------------------------
@@ -417,7 +473,7 @@ _COLUMNS = (
     "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
     "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
     "calls_per_second", "allowed_countries", "callback_grace_minutes", "mode", "manual_dial", "skill",
-    "language",
+    "language", "script", "screen_pop",
 )  # fmt: skip
 
 
@@ -427,6 +483,7 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["skip_dates"] = campaign.skip_dates or []
     data["retry"] = campaign.retry or {}
     data["dispositions"] = campaign.dispositions or []  # none stored (before 0900): the defaults
+    data["form"] = campaign.form or None
     return CampaignSpec.model_validate(data)
 
 
@@ -438,6 +495,8 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.skip_dates = [d.isoformat() for d in spec.skip_dates]
     campaign.retry = {o: r.model_dump() for o, r in spec.retry.items()}
     campaign.dispositions = [d.model_dump(mode="json") for d in spec.dispositions]
+    campaign.form = spec.form.model_dump(mode="json") if spec.form else None
+    campaign.screen_pop = list(spec.screen_pop) if spec.screen_pop is not None else None
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:
@@ -613,6 +672,15 @@ def describe_text(info: Mapping[str, Any]) -> str:
     for key, d in enumerate(info["dispositions"], start=1):
         english = f" ({d['label_en']})" if d["label_en"] else ""
         lines.append(f"    {key} {d['code']}: {d['label']}{english} → {d['action']}")
+    if info.get("script"):
+        used = ", ".join(placeholders(info["script"])) or "none"
+        lines.append(f"  script: {len(info['script'])} characters (fields: {used})")
+    if info.get("form"):
+        form = info["form"]
+        keys = ", ".join(q["key"] for q in form["questions"])
+        lines.append(
+            f"  form: {form.get('title') or '(untitled)'}: {len(form['questions'])} questions ({keys})"
+        )
     lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
     c = info["contacts"]
     lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))

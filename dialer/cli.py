@@ -206,11 +206,7 @@ def campaign_update(
 ) -> None:
     """Change settings from a YAML file (only the keys it has); the result is validated as a whole."""
     with errors():
-        try:
-            text = from_file.read_text(encoding="utf-8-sig")
-        except FileNotFoundError:
-            raise fail(f"{from_file}: no such file") from None
-        changes, lines = svc.read_settings(text, str(from_file))
+        changes, lines = svc.read_settings_file(from_file)
         changes.pop("name", None)
         db = cli_context(ctx).database()
         with db.session() as session:

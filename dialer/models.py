@@ -119,6 +119,11 @@ class Campaign(Base):
     # agent campaign without an IVR flow): a skill and a language, as routing reads them.
     skill: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(35))
+    # The agents' call script (Markdown with {field} placeholders), the form they answer about a
+    # call ({"title", "record", "questions": [...]}), the list columns the screen pop shows.
+    script: Mapped[str | None] = mapped_column(Text)
+    form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    screen_pop: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

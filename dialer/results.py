@@ -8,13 +8,13 @@ the caller asks for full numbers (and audits that).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from core.phones import mask as mask_number
@@ -40,29 +40,56 @@ class LatestWrapUp:
 
 
 def latest_wrapups(session: Session, campaign_id: int) -> dict[int, LatestWrapUp]:
-    """The latest wrap-up of every contact of the campaign that has one (by contact id)."""
+    """The latest wrap-up of every contact of the campaign that has one (by contact id), with the
+    latest form answers given on its calls (saved with the wrap-up or with the form alone)."""
     stmt = (
         select(Attempt)
-        .where(Attempt.campaign_id == campaign_id, Attempt.wrapped_up_at.is_not(None))
-        .order_by(Attempt.contact_id, Attempt.wrapped_up_at, Attempt.attempt_no)
+        .where(
+            Attempt.campaign_id == campaign_id,
+            or_(Attempt.wrapped_up_at.is_not(None), Attempt.answers.is_not(None)),
+        )
+        .order_by(Attempt.contact_id, Attempt.attempt_no)
     )
     out: dict[int, LatestWrapUp] = {}
     for attempt in session.scalars(stmt):
+        before = out.get(attempt.contact_id)
+        answers = dict(attempt.answers or {}) or (dict(before.answers) if before else {})
+        if attempt.wrapped_up_at is None:
+            if before is not None or answers:
+                out[attempt.contact_id] = replace(before or LatestWrapUp("", None), answers=answers)
+            continue
         action = ((attempt.detail or {}).get("wrapup") or {}).get("action")
         callback = action == DispositionAction.callback.value and attempt.callback_at is not None
-        out[attempt.contact_id] = LatestWrapUp(  # later rows replace earlier ones
+        out[attempt.contact_id] = LatestWrapUp(  # later calls replace earlier ones
             disposition=attempt.disposition or "",
             note=attempt.note,
-            answers=dict(attempt.answers or {}),
+            answers=answers,
             callback_at=attempt.callback_at if callback else None,
             callback_agent=attempt.agent if callback else None,
         )
     return out
 
 
-def answer_keys(wrapups: dict[int, LatestWrapUp]) -> list[str]:
-    """Every question key answered in the campaign, in the order first seen."""
-    keys: dict[str, None] = {}
+def latest_ivr_answers(session: Session, campaign_id: int) -> dict[int, dict[str, str]]:
+    """The keys each contact last pressed at the IVR's questions (gather node -> entry), from the
+    attempts whose flow stored them."""
+    stmt = (
+        select(Attempt.contact_id, Attempt.detail)
+        .where(Attempt.campaign_id == campaign_id, Attempt.flow_outcome.is_not(None))
+        .order_by(Attempt.contact_id, Attempt.attempt_no)
+        .execution_options(yield_per=2000)
+    )
+    out: dict[int, dict[str, str]] = {}
+    for contact_id, detail in session.execute(stmt):
+        digits = ((detail or {}).get("flow") or {}).get("digits") or {}
+        if isinstance(digits, dict) and digits:
+            out[contact_id] = {str(k): str(v) for k, v in digits.items()}
+    return out
+
+
+def answer_keys(wrapups: dict[int, LatestWrapUp], form_keys: Sequence[str] = ()) -> list[str]:
+    """One column per question: the form's in its order, then any other key answered."""
+    keys: dict[str, None] = dict.fromkeys(form_keys)
     for wrapup in wrapups.values():
         keys.update(dict.fromkeys(wrapup.answers))
     return list(keys)

@@ -34,6 +34,7 @@ from core.phones import mask_in_text
 from dialer import dnc
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.dispositions import Disposition, DispositionAction, find
+from dialer.forms import AnswerCheck, Form, check_answers
 from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
 from dialer.schedule import next_allowed_by_caps, next_attempt_at, next_window_start
 from dialer.welfare.service import raise_alert
@@ -85,6 +86,17 @@ class InvalidWrapUp(WrapUpError):
 
 class AlreadyWrappedUp(WrapUpError):
     status = 409
+
+
+class InvalidAnswers(InvalidWrapUp):
+    """Form answers that fail their questions: `errors` names each (question key -> sentence),
+    `kept` holds the answers that passed (stored as the call's draft, so nothing is lost)."""
+
+    def __init__(self, check: AnswerCheck) -> None:
+        first = next(iter(check.errors))
+        super().__init__("; ".join(check.errors.values()), f"answers.{first}")
+        self.errors = dict(check.errors)
+        self.kept = dict(check.clean)
 
 
 @dataclass
@@ -193,6 +205,14 @@ def record_wrapup(session: Session, request: WrapUpRequest, now: datetime) -> Wr
 
     if attempt.wrapped_up_at is not None:
         return _repeat(attempt, campaign, contact, zone, request, note, answers, requested)
+    if answers and spec.form is not None:
+        # A form filled in is filled in whole: every shown required question answered.
+        check = check_answers(spec.form, answers, complete=True)
+        if not check.ok:
+            raise InvalidAnswers(check)
+        answers = check.clean
+    elif not answers:
+        answers = dict(attempt.answers or {})  # saved with the form during the call
 
     chosen = find(spec.dispositions, request.disposition)
     if chosen is None:
@@ -315,7 +335,7 @@ def _repeat(
     same = (
         attempt.disposition == request.disposition
         and attempt.note == note
-        and (attempt.answers or {}) == answers
+        and (not answers or (attempt.answers or {}) == _normalised(campaign, answers))
         and stored_requested == (requested.astimezone(UTC).isoformat() if requested else None)
     )
     if not same:
@@ -343,6 +363,77 @@ def _repeat(
         moved=stored.get("callback_moved"),
         contact_state=contact.state.value if attempt.state in CLOSED_STATES else None,
     )
+
+
+def _normalised(campaign: Campaign, answers: dict[str, Any]) -> dict[str, Any]:
+    """Answers as they were stored (numbers as numbers, dates as dates), for comparing a repeat."""
+    form = spec_of(campaign).form
+    return check_answers(form, answers, complete=False).clean if form is not None else answers
+
+
+# ------------------------------------------------------------------------------ the form
+
+
+@dataclass
+class FormSaved:
+    """What became of answers saved with the form endpoint."""
+
+    call_ref: str
+    complete: bool
+    answers: dict[str, Any]
+
+
+def store_form(
+    session: Session,
+    attempt: Attempt,
+    form: Form,
+    answers: Mapping[str, Any],
+    *,
+    complete: bool,
+    agent: str,
+    now: datetime,
+) -> FormSaved:
+    """Keep a campaign call's form answers on its attempt: complete ones as its `answers` (what the
+    export shows), a draft in its detail. Answers that fail keep the rest as the draft and raise
+    InvalidAnswers naming the failing questions. The caller commits (also on InvalidAnswers)."""
+    check = check_answers(form, answers, complete=complete)
+    detail = dict(attempt.detail or {})
+    if not check.ok or not complete:
+        detail["form_draft"] = {"answers": check.clean, "agent": agent, "at": now.isoformat()}
+        attempt.detail = detail
+        if not check.ok:
+            raise InvalidAnswers(check)
+        return FormSaved(attempt.id, False, check.clean)
+    detail.pop("form_draft", None)
+    attempt.detail = detail
+    attempt.answers = check.clean
+    attempt.agent = attempt.agent or agent
+    audit(session, agent, "attempt.form", attempt.id, questions=len(check.clean))
+    return FormSaved(attempt.id, True, check.clean)
+
+
+def keep_draft(
+    session: Session, call_ref: str, agent: str, answers: Mapping[str, Any], now: datetime
+) -> bool:
+    """The answers that passed, of a wrap-up refused for the others: kept as the call's draft."""
+    attempt = session.get(Attempt, call_ref)
+    if attempt is None or (attempt.agent or (attempt.detail or {}).get("agent_name")) != agent:
+        return False
+    if attempt.wrapped_up_at is not None:
+        return False
+    attempt.detail = {
+        **(attempt.detail or {}),
+        "form_draft": {"answers": dict(answers), "agent": agent, "at": now.isoformat()},
+    }
+    return True
+
+
+def form_draft(attempt: Attempt) -> dict[str, Any]:
+    """The answers saved so far: the complete ones, else the draft."""
+    if attempt.answers:
+        return dict(attempt.answers)
+    draft = (attempt.detail or {}).get("form_draft") or {}
+    return dict(draft.get("answers") or {})
 
 
 def _act_at_once(

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, field_validator
 
 from core.auth.models import Role, User
@@ -25,7 +26,14 @@ from core.messages import CallEvent
 from dialer import campaigns as svc
 from dialer.dispositions import DEFAULT_DISPOSITIONS, Disposition
 from dialer.welfare import events as welfare_events
-from dialer.wrapup import WrapUpError, WrapUpRequest, WrapUpResult, record_wrapup
+from dialer.wrapup import (
+    InvalidAnswers,
+    WrapUpError,
+    WrapUpRequest,
+    WrapUpResult,
+    keep_draft,
+    record_wrapup,
+)
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
@@ -66,6 +74,17 @@ class WrapUpIn(BaseModel):
         return v
 
 
+def answers_refusal(exc: InvalidAnswers) -> JSONResponse:
+    """422 naming every failing question (`loc`: body, answers, key), with the answers kept."""
+    detail = [
+        {"loc": ["body", "answers", key], "msg": msg, "type": "value_error", "question": key}
+        for key, msg in exc.errors.items()
+    ]
+    return JSONResponse(
+        {"detail": detail, "kept": exc.kept}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT
+    )
+
+
 def _refusal(exc: WrapUpError) -> HTTPException:
     """The error as FastAPI words its own validation errors, so a client reads one shape."""
     detail: Any = exc.message
@@ -76,15 +95,17 @@ def _refusal(exc: WrapUpError) -> HTTPException:
     return HTTPException(exc.status, detail)
 
 
-@router.post("/me/wrapup")
+@router.post("/me/wrapup", response_model=None)
 async def post_wrapup(
     body: WrapUpIn, user: AgentUser, request: Request, db: DatabaseDep, now: ClockDep
-) -> dict[str, Any]:
+) -> dict[str, Any] | JSONResponse:
     """Store the agent's wrap-up of a call on its attempt and act on it; then publish it.
 
     200 with what was done (``already: true`` for a repeat of the same wrap-up); 403 for a call
     another agent took; 404 for an unknown call; 409 for a different wrap-up of a call already
-    wrapped up; 422 naming the field for bad input."""
+    wrapped up; 422 naming the field for bad input -- for form answers that fail the campaign's
+    form, one entry per question (``loc``: body, answers, key) and the answers that passed,
+    ``kept`` as the call's draft."""
     wrapup = WrapUpRequest(
         call_ref=body.call_ref,
         agent=user.name,
@@ -99,8 +120,15 @@ async def post_wrapup(
         with db.session() as session:
             return record_wrapup(session, wrapup, now())
 
+    def draft(kept: dict[str, Any]) -> None:
+        with db.session() as session:
+            keep_draft(session, body.call_ref, user.name, kept, now())
+
     try:
         result = await asyncio.to_thread(keep)
+    except InvalidAnswers as exc:
+        await asyncio.to_thread(draft, exc.kept)
+        return answers_refusal(exc)
     except WrapUpError as exc:
         raise _refusal(exc) from exc
     if result.alert_id is not None and not result.already:

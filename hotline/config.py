@@ -1,5 +1,6 @@
 """The hotline's numbers: per dialled number the menu flow, a fallback skill, opening hours, the
-after-hours flow and the campaign that keeps callback requests (``config/inbound/hotline.yaml``)."""
+after-hours flow, the campaign that keeps callback requests, and the agents' call script and form
+(``config/inbound/hotline.yaml``). A mistake in the file is reported with its line."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.routing import ANY_SKILL
+from core.located_yaml import LocatedYamlError, load_located, validation_problems
+from dialer.forms import Form
+from dialer.scripts import check_script
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
@@ -53,6 +56,21 @@ class InboundNumber(BaseModel):
     announce_every: float = Field(default=30.0, ge=5, le=600)
     hours: dict[str, list[str]] = Field(default_factory=lambda: {"daily": ["00:00-23:59"]})
     closed_dates: list[date] = Field(default_factory=list)
+    # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
+    script: str | None = None
+    form: Form | None = None
+
+    @field_validator("script")
+    @classmethod
+    def _script(cls, v: str | None) -> str | None:
+        return check_script(v) if v and v.strip() else None
+
+    @field_validator("form")
+    @classmethod
+    def _form(cls, v: Form | None) -> Form | None:
+        if v is not None and v.record != "case":
+            raise ValueError("record: an inbound line's form is kept as a case record (record: case)")
+        return v
 
     @field_validator("hours")
     @classmethod
@@ -89,13 +107,46 @@ class InboundConfig(BaseModel):
         return self.numbers.get(number) or self.numbers.get("default")
 
 
+class InboundConfigError(ValueError):
+    """The inbound file does not validate: one line per problem, each saying where."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{path}: invalid inbound settings:\n  " + "\n  ".join(problems))
+
+
 def load_config(path: Path) -> InboundConfig:
-    """Read the inbound configuration; a missing file means no numbers (every call: default)."""
+    """Read the inbound configuration; a missing file means no numbers (every call: default).
+    A line's `script_file` (beside the file) is read into its `script`."""
     if not path.exists():
         return InboundConfig()
-    raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    numbers = {str(k): v for k, v in (raw.get("numbers") or {}).items()}
-    return InboundConfig.model_validate({**raw, "numbers": numbers})
+    try:
+        located = load_located(path.read_text(encoding="utf-8-sig"))
+    except LocatedYamlError as exc:
+        where = f"line {exc.mark.line}: " if exc.mark else ""
+        raise InboundConfigError(path, [f"{where}not valid YAML ({exc.problem})"]) from exc
+    raw = located.data or {}
+    lines = located.lines()
+    if not isinstance(raw, dict):
+        raise InboundConfigError(path, ["the file must be a mapping (timezone:, numbers:)"])
+    numbers = {str(k): dict(v) if isinstance(v, dict) else v for k, v in (raw.get("numbers") or {}).items()}
+    for key, line in numbers.items():
+        if isinstance(line, dict) and "script_file" in line:
+            line["script"] = _script_file(path, key, line.pop("script_file"), lines)
+    try:
+        return InboundConfig.model_validate({**raw, "numbers": numbers})
+    except ValidationError as exc:
+        raise InboundConfigError(path, validation_problems(exc.errors(), lines)) from exc
+
+
+def _script_file(path: Path, key: str, ref: object, lines: dict[tuple[str, ...], int]) -> str:
+    line = lines.get(("numbers", key, "script_file"))
+    where = f"line {line}: numbers.{key}.script_file" if line else f"numbers.{key}.script_file"
+    file = path.parent / str(ref)
+    try:
+        return file.read_text(encoding="utf-8-sig")
+    except (FileNotFoundError, IsADirectoryError):
+        raise InboundConfigError(path, [f"{where}: no such file {file}"]) from None
 
 
 def is_open(cfg: InboundNumber, now: datetime, tz: str) -> bool:

@@ -185,7 +185,10 @@ class Hotline:
             line=line.line_names(call.number),
             language=flow_result.transfer.language or line.language,
             origin=CallOrigin(
-                attempt_id=call.channel_id, script=f"inbound:{line.name}", fields={"hotline": line.name}
+                attempt_id=call.channel_id,
+                line=line.name,
+                script=f"inbound:{line.name}",
+                fields={"hotline": line.name},
             ),
             policy=QueuePolicy(
                 timeout=line.queue_timeout,

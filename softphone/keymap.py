@@ -59,6 +59,8 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("hours", ("Alt+w",), "Say today's and this week's working hours", "any time"),
     Binding("status", ("Alt+s",), "Say the current status again", "any time"),
     Binding("script", ("Alt+p",), "Go to the call script and contact details", "on a call"),
+    Binding("form", ("Alt+i",), "Go to the call's form (its first question)", "on a call or in wrap-up"),
+    Binding("save_form", ("Alt+v",), "Save the call's form", "on a call or in wrap-up"),
     Binding("quality", ("Alt+q",), "Say the call quality", "on a call"),
     Binding("large_text", ("Alt+g",), "Large text on or off", "any time"),
     Binding("contrast", ("Alt+k",), "High contrast on or off", "any time"),

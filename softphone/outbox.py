@@ -49,6 +49,7 @@ class Delivery:
     response: dict[str, Any] | None = None
     reason: str | None = None
     status: int | None = None  # the HTTP status of a refusal
+    errors: dict[str, str] = field(default_factory=dict)  # a 422's failing form questions
 
 
 @dataclass
@@ -154,7 +155,13 @@ class WrapUpOutbox:
                 if transient(exc):
                     log.info("wrap-up %s not sent yet (try %d): %s", entry.id, entry.tries, exc)
                     return Delivery("queued", entry.record, reason=str(exc), status=exc.status)
-                delivery = Delivery("refused", entry.record, reason=exc.detail or str(exc), status=exc.status)
+                delivery = Delivery(
+                    "refused",
+                    entry.record,
+                    reason=exc.detail or str(exc),
+                    status=exc.status,
+                    errors=exc.errors,
+                )
             else:
                 delivery = Delivery("stored", entry.record, response if isinstance(response, dict) else None)
             self._pending.remove(entry)

@@ -41,6 +41,7 @@ from softphone.presence import BREAK_REASONS, AgentStatus, StateError
 from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
 from softphone.quality import QualityReport, StreamSample, assess
+from softphone.script_view import clean_script_html
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,7 @@ class ScreenPop:
     campaign: str | None = None
     script: str | None = None
     fields: dict[str, str] = field(default_factory=dict)
+    line: str | None = None  # an inbound call's line
 
     @classmethod
     def from_headers(cls, headers: dict[str, str]) -> ScreenPop | None:
@@ -132,17 +134,21 @@ class ScreenPop:
             return None
         campaign = headers.get("campaign")
         script = headers.get("script")
+        line = headers.get("line")
         pop = cls(
             campaign=decode_header(campaign) if campaign else None,
             script=decode_header(script) if script else None,
             fields=screen_fields(headers),
+            line=decode_header(line) if line else None,
         )
-        return pop if (pop.campaign or pop.script or pop.fields) else None
+        return pop if (pop.campaign or pop.script or pop.fields or pop.line) else None
 
     def spoken(self) -> str:
         parts = []
         if self.campaign:
             parts.append(f"campaign {self.campaign}")
+        elif self.line:
+            parts.append(_("line {line}", line=self.line))
         for name, value in self.fields.items():
             parts.append(f"{name} {value}")
         return "; ".join(parts)
@@ -161,6 +167,25 @@ class CallView:
     connected_at: float | None = None
     pop: ScreenPop | None = None
     transfer_to: str | None = None
+
+
+@dataclass
+class CallDesk:
+    """The current call's script and form, from the server (asked for while the call rings); kept
+    through the wrap-up, so the form can be finished after the call."""
+
+    call_ref: str
+    campaign: str | None = None
+    line: str | None = None
+    loaded: bool = False
+    script_html: str | None = None  # checked again here (softphone.script_view)
+    missing: list[str] = field(default_factory=list)  # script fields the contact has no value for
+    fields: dict[str, str] = field(default_factory=dict)
+    form: dict[str, Any] | None = None  # {"title", "record", "questions": [...]}
+    answers: dict[str, Any] = field(default_factory=dict)  # as the server last kept them
+    errors: dict[str, str] = field(default_factory=dict)  # question key -> why the server refused it
+    saved: bool = False  # the complete form is with the server
+    case_id: int | None = None
 
 
 @dataclass
@@ -216,6 +241,8 @@ class Softphone:
         # The calls the agent places: preview, callbacks (softphone.placed_calls).
         self.placed = PlacedCalls(self.announce, self._bump)
         self.placed.server = server
+        self.desk: CallDesk | None = None
+        self._tickets: dict[str, str] = {}  # call_ref -> the call's ticket (never shown on the page)
 
     # -- life --------------------------------------------------------------------------------
 
@@ -289,6 +316,7 @@ class Softphone:
             "reason": self.status.reason,
             "calls": [self._call_json(c) for c in self.calls.values()],
             "wrapup": self._wrapup_json(),
+            "desk": asdict(self.desk) if self.desk else None,
             "dispositions": {
                 d.key: [d.code, d.spoken, d.action, d.label]
                 for d in (self.wrapup.choices if self.wrapup else DEFAULT_DISPOSITIONS)
@@ -378,6 +406,15 @@ class Softphone:
         if placed is not None:  # the call the agent asked for: their leg first, answered at once
             view.direction, view.remote = "out", placed.who
         self.calls[e.call] = view
+        if e.headers.get("attempt") or e.headers.get("ticket"):
+            if e.headers.get("ticket"):
+                self._tickets[view.ref] = decode_header(e.headers["ticket"])
+            self.desk = CallDesk(
+                view.ref, campaign=pop.campaign if pop else None, line=pop.line if pop else None
+            )
+            lookup = asyncio.create_task(self._load_desk(self.desk), name="desk")
+            self._lookups.add(lookup)
+            lookup.add_done_callback(self._lookups.discard)
         if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
             lookup = asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions")
             self._lookups.add(lookup)
@@ -493,6 +530,73 @@ class Softphone:
             return
         if choices:
             self.campaign_choices[campaign] = choices
+
+    async def _load_desk(self, desk: CallDesk) -> None:
+        """Ask the server for the call's script and form while it rings; without them the screen
+        pop shows what the call's headers carried."""
+        if self.server is None or not self.server.signed_in:
+            return
+        try:
+            data = await self.server.call_script(desk.call_ref, self._tickets.get(desk.call_ref))
+        except ProvisioningError as exc:
+            log.info("script of call %s not known: %s", desk.call_ref, exc)
+            return
+        desk.loaded = True
+        desk.script_html = clean_script_html(str(data.get("script_html") or "")) or None
+        desk.missing = [str(m) for m in data.get("script_missing") or []]
+        desk.fields = {str(k): mask_in_text(str(v)) for k, v in (data.get("fields") or {}).items()}
+        desk.form = data.get("form") if isinstance(data.get("form"), dict) else None
+        desk.answers = dict(data.get("answers") or {})
+        desk.case_id = data.get("case_id")
+        self._bump()
+
+    async def do_form(self, answers: dict[str, Any] | None = None, complete: bool = True) -> None:
+        """Save the call's form with the server (a draft when `complete` is false)."""
+        await self.save_form(dict(answers or {}), complete=complete)
+
+    async def save_form(self, answers: dict[str, Any], *, complete: bool = True) -> bool:
+        """True when the server kept the form; its refusal is said, naming each question."""
+        desk = self.desk
+        if desk is None or desk.form is None:
+            raise ActionError(_("This call has no form."))
+        if self.server is None or not self.server.signed_in:
+            raise ActionError(_("The form cannot be saved without the server."))
+        clean = {k: v for k, v in answers.items() if v not in (None, "")}
+        try:
+            reply = await self.server.save_form(
+                desk.call_ref, self._tickets.get(desk.call_ref), clean, complete=complete
+            )
+        except ProvisioningError as exc:
+            if exc.errors:
+                desk.errors = dict(exc.errors)
+                first = next(iter(exc.errors.values()))
+                n = len(exc.errors)
+                self.announce(
+                    _("The form was not saved: {first}", first=first)
+                    if n == 1
+                    else _(
+                        "The form was not saved: {n} answers need correcting. First: {first}",
+                        n=n,
+                        first=first,
+                    ),
+                    "assertive",
+                    cue="error",
+                )
+                return False
+            reason = exc.detail or str(exc)
+            if exc.status is None or exc.status >= 500:
+                reason = _("the server cannot be reached; your answers stay here, save again later")
+            self.announce(_("The form was not saved: {reason}", reason=reason), "assertive", cue="error")
+            return False
+        desk.errors = {}
+        desk.answers = dict(reply.get("answers") or clean)
+        desk.saved = bool(reply.get("complete"))
+        desk.case_id = reply.get("case_id") or desk.case_id
+        if desk.case_id and desk.saved:
+            self.announce(_("Form saved as case {id}.", id=desk.case_id), cue="ready")
+        else:
+            self.announce(_("Form saved.") if desk.saved else _("Draft saved."), cue="ready")
+        return True
 
     def _choices(self, campaign: str | None) -> tuple[Disposition, ...]:
         return self.campaign_choices.get(campaign or "", DEFAULT_DISPOSITIONS)
@@ -762,9 +866,13 @@ class Softphone:
         await self.placed.call(int(contact_id))
 
     async def do_wrapup(
-        self, disposition: str, callback_at: str | None = None, note: str | None = None
+        self,
+        disposition: str,
+        callback_at: str | None = None,
+        note: str | None = None,
+        answers: dict[str, Any] | None = None,
     ) -> None:
-        await self.save_wrapup(disposition, callback_at, note=note)
+        await self.save_wrapup(disposition, callback_at, note=note, answers=answers)
 
     def _choose(self, disposition: str) -> Disposition | None:
         """The open wrap-up's choice by number key or by code."""
@@ -772,9 +880,15 @@ class Softphone:
         return next((d for d in choices if disposition in (d.key, d.code)), None)
 
     async def save_wrapup(
-        self, disposition: str, callback_at: str | None, *, note: str | None = None
+        self,
+        disposition: str,
+        callback_at: str | None,
+        *,
+        note: str | None = None,
+        answers: dict[str, Any] | None = None,
     ) -> None:
-        """Save the wrap-up: `disposition` is a number key or a code of the call's choices."""
+        """Save the wrap-up: `disposition` is a number key or a code of the call's choices.
+        `answers` (the call's form) go with it; an inbound line's form is saved (as a case) first."""
         if self.wrapup is None:
             raise ActionError("There is no wrap-up open.")
         choice = self._choose(disposition)
@@ -788,18 +902,32 @@ class Softphone:
                 when = datetime.fromisoformat(callback_at)
             except ValueError as exc:
                 raise ActionError("The callback time is not a date and time.") from exc
-        record = {
+        given = {k: v for k, v in (answers or {}).items() if v not in (None, "")}
+        desk = self.desk if self.desk is not None and self.desk.call_ref == self.wrapup.call_ref else None
+        inbound_form = desk is not None and desk.form is not None and desk.campaign is None
+        # An inbound call keeps no wrap-up: its form (a case) must reach the server first.
+        if inbound_form and given and desk is not None and not desk.saved and not await self.save_form(given):
+            raise ActionError(_("Save the form first (Alt+V); the wrap-up stays open."))
+        record: dict[str, Any] = {
             "call_ref": self.wrapup.call_ref,
             "disposition": choice.code,
             "callback_at": when.isoformat() if when else None,
             "note": note,
             "talk_seconds": self.wrapup.talk_seconds,
         }
+        if given and (desk is None or desk.campaign is not None):
+            record["answers"] = given
         sent = await self.on_wrapup(record) if self.on_wrapup is not None else None
         if isinstance(sent, Delivery) and sent.outcome == "refused" and sent.status == 422:
-            # Something the agent can put right (the time, the choice): the wrap-up stays open.
+            # Something the agent can put right (the time, the choice, an answer): it stays open.
+            if desk is not None and sent.errors:
+                desk.errors = dict(sent.errors)
+                self._bump()
             raise ActionError(f"The server did not accept the wrap-up: {sent.reason}.")
         self.wrapup = None
+        if desk is not None:
+            self.desk = None
+            self._tickets.pop(desk.call_ref, None)
         text = f"Saved: {choice.spoken}."
         if when is not None:
             text += f" Callback on {when:%Y-%m-%d at %H:%M}."

@@ -15,13 +15,24 @@ def decode_header(value: str) -> str:
     return unquote(value, encoding="utf-8", errors="replace")
 
 
+def field_name(header: str) -> str:
+    """A field header's name without `field-`; `field-u8-<hex>` carries a UTF-8 name (社区)."""
+    key = header.removeprefix("field-")
+    if key.startswith("u8-"):
+        try:
+            return bytes.fromhex(key[3:]).decode("utf-8")
+        except ValueError:
+            return key
+    return key
+
+
 def screen_fields(headers: dict[str, str]) -> dict[str, str]:
     """Contact fields for the screen pop: `field-<name>` and `phone` headers, decoded, masked."""
     fields: dict[str, str] = {}
     for name, value in headers.items():
-        key = name.removeprefix("field-") if name.startswith("field-") else name
         if not (name.startswith("field-") or name in PHONE_FIELDS):
             continue
+        key = field_name(name) if name.startswith("field-") else name
         text = decode_header(value)
         fields[key] = mask(text) if key in PHONE_FIELDS else mask_in_text(text)
     return fields

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from typing import Any, Literal, cast
+from urllib.parse import quote
 
 import httpx
 
@@ -21,10 +22,18 @@ class ProvisioningError(RuntimeError):
     """The server refused or could not be reached; the message says which, for the agent.
     `status` is the HTTP status (None: not reached), `detail` the server's own words."""
 
-    def __init__(self, message: str, *, status: int | None = None, detail: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        detail: str | None = None,
+        errors: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.detail = detail
+        self.errors = errors or {}  # form question key -> the server's sentence (a 422)
 
 
 class ServerClient:
@@ -53,9 +62,9 @@ class ServerClient:
     def signed_in(self) -> bool:
         return self._token is not None
 
-    async def _call(self, method: str, path: str, **kw: Any) -> Any:
+    async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any) -> Any:
         try:
-            resp = await self._http.request(method, path, headers=self._auth(), **kw)
+            resp = await self._http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
         except httpx.HTTPError as exc:
             raise ProvisioningError(f"cannot reach the server at {self.base_url}: {exc}") from exc
         code = resp.status_code
@@ -70,7 +79,10 @@ class ServerClient:
         if code >= 400:
             detail = _detail(resp)
             raise ProvisioningError(
-                f"server: {method} {path} failed ({code}): {detail}", status=code, detail=detail
+                f"server: {method} {path} failed ({code}): {detail}",
+                status=code,
+                detail=detail,
+                errors=_answer_errors(resp),
             )
         return resp.json() if resp.content else None
 
@@ -114,6 +126,21 @@ class ServerClient:
         body = await self._call("GET", "/api/agents/me/dispositions", params=params)
         return [dict(d) for d in body["dispositions"]]
 
+    async def call_script(self, call_ref: str, ticket: str | None) -> dict[str, Any]:
+        """The call's screen pop fields, script (HTML), form and the answers saved so far."""
+        headers = {"X-Warmline-Ticket": ticket} if ticket else {}
+        path = f"/api/agents/me/calls/{quote(call_ref, safe='')}/script"
+        return cast(dict[str, Any], await self._call("GET", path, headers=headers))
+
+    async def save_form(
+        self, call_ref: str, ticket: str | None, answers: dict[str, Any], *, complete: bool
+    ) -> dict[str, Any]:
+        """Save the call's form; a 422 names each failing question (ProvisioningError.errors)."""
+        headers = {"X-Warmline-Ticket": ticket} if ticket else {}
+        path = f"/api/agents/me/calls/{quote(call_ref, safe='')}/form"
+        body = {"answers": answers, "complete": complete}
+        return cast(dict[str, Any], await self._call("PUT", path, json=body, headers=headers))
+
     async def post_quality(self, report: dict[str, Any]) -> None:
         await self._call("POST", "/api/agents/me/quality", json=report)
 
@@ -134,6 +161,20 @@ class ServerClient:
         """Ask the server to place a call to a contact shown to me (or my callback): ``call_ref``…"""
         body = {"contact_id": contact_id}
         return cast(dict[str, Any], await self._call("POST", "/api/agents/me/dial", json=body))
+
+
+def _answer_errors(resp: httpx.Response) -> dict[str, str]:
+    """A 422's failing form questions: `loc` body, answers, KEY -> its message."""
+    try:
+        detail = resp.json().get("detail")
+    except (ValueError, AttributeError):
+        return {}
+    out: dict[str, str] = {}
+    for item in detail if isinstance(detail, list) else []:
+        loc = item.get("loc") if isinstance(item, dict) else None
+        if isinstance(loc, list) and len(loc) >= 3 and loc[:2] == ["body", "answers"]:
+            out[str(loc[2])] = str(item.get("msg", ""))
+    return out
 
 
 def _detail(resp: httpx.Response) -> str:

@@ -24,6 +24,7 @@ from warmline.console.agent_profiles import router as agent_profiles_console_rou
 from warmline.console.agents import router as agents_console_router
 from warmline.console.alerts import router as alerts_console_router
 from warmline.console.campaigns import router as campaigns_console_router
+from warmline.console.cases import router as cases_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
 from warmline.console.reviews import router as reviews_console_router
@@ -41,6 +42,7 @@ CONSOLE_ROUTERS = (
     reviews_console_router,
     live_console_router,
     alerts_console_router,
+    cases_console_router,
 )
 
 

@@ -22,6 +22,7 @@ class CallOrigin:
     The phone number is masked before it gets here; nothing here is a full number."""
 
     campaign: str | None = None
+    line: str | None = None  # an inbound call's line (its name): its script and form are the line's
     campaign_id: int | None = None
     elder_welfare: bool = False
     attempt_id: str | None = None

@@ -42,9 +42,10 @@ from typing import Any, Literal
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
 from agents.handover.queue import SkillQueues
-from agents.handover.screen_pop import screen_pop_headers
+from agents.handover.screen_pop import header_value, screen_pop_headers
 from core.ari import RECONNECTED, AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from core.call_tickets import mint, ticket_secret
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.capture import RecordingFacts, StereoCapture
@@ -279,7 +280,7 @@ class _Run:
                 context=RECORD_CONTEXT,
                 extension="s",
                 priority=1,
-                variables={"WARMLINE_REC_FILE": capture.base, **self.headers},
+                variables={"WARMLINE_REC_FILE": capture.base, **self.headers, **self._ticket(agent.agent)},
                 timeout=self.policy.ring_timeout,
                 caller_id=f'"{self.req.origin.campaign or "warmline"}" <warmline>',
             )
@@ -304,6 +305,19 @@ class _Run:
             await self._release(agent.agent, "break", "no_answer", reserved_at)
             await capture.discard(grace=0)
         return False
+
+    def _ticket(self, agent: str) -> dict[str, str]:
+        """The header that lets this agent's phone fetch the call's script and form (only theirs)."""
+        origin = self.req.origin
+        ticket = mint(
+            ticket_secret(self.deps.settings.var_dir),
+            call_ref=origin.attempt_id or self.cid,
+            agent=agent,
+            now=self.deps.now(),
+            campaign=origin.campaign,
+            line=origin.line,
+        )
+        return {"PJSIP_HEADER(add,X-Warmline-Ticket)": header_value(ticket)}
 
     async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
         clock = self.clock

@@ -55,6 +55,8 @@ class CallPlan:
     # What an agent needs to take an answered call of an agent campaign without a flow.
     skill: str | None = None
     language: str | None = None
+    # The list columns the agent's screen pop shows (the campaign's script's and `screen_pop`'s).
+    pop_fields: tuple[str, ...] = ()
 
 
 @dataclass

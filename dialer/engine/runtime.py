@@ -58,6 +58,7 @@ from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, Ca
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
+from dialer.scripts import pop_fields
 from dialer.stats import campaign_figures
 from dialer.welfare import events as welfare_events
 from ivr.check import find_flow, flow_dirs, load_flow
@@ -271,6 +272,7 @@ class DialerWorker:
             elder_welfare=campaign.elder_welfare,
             skill=campaign.skill,
             language=campaign.language,
+            pop_fields=tuple(pop_fields(campaign.script, campaign.screen_pop)),
         )
 
     def _pick_node(self) -> NodeLink | None:
@@ -604,7 +606,7 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
         contact_id=c.contact_id,
         contact_name=c.name,
         phone_masked=mask(c.phone_e164),
-        fields={k: v for k, v in c.fields.items() if k != "phone"},
+        fields={k: c.fields[k] for k in plan.pop_fields if k != "phone" and c.fields.get(k)},
         preferred_agent=c.assigned_agent,
     )
 

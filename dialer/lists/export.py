@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.phones import mask as mask_number
 from dialer.models import Campaign, Contact, ListImport
-from dialer.results import LatestWrapUp, answer_keys, latest_wrapups, masked_text
+from dialer.results import LatestWrapUp, answer_keys, latest_ivr_answers, latest_wrapups, masked_text
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _E164 = re.compile(r"\+[1-9]\d{5,14}")
@@ -96,6 +96,7 @@ CONTACT_COLUMNS = (
     "import", "row", "disposition", "note", "callback_at", "callback_agent",
 )  # fmt: skip
 ANSWER_PREFIX = "answer."  # form answers' columns: answer.<question key>, apart from the list's own
+IVR_PREFIX = "ivr."  # keys pressed at the IVR's questions: ivr.<gather node>
 
 
 def contact_export_rows(
@@ -112,7 +113,10 @@ def contact_export_rows(
     ):
         field_names.extend(n for n in names if n not in field_names)
     wrapups = latest_wrapups(session, campaign.id)
-    answers = answer_keys(wrapups)
+    form_keys = [str(q.get("key")) for q in (campaign.form or {}).get("questions", [])]
+    answers = answer_keys(wrapups, form_keys)
+    keypad = latest_ivr_answers(session, campaign.id)
+    ivr_keys = list(dict.fromkeys(k for pressed in keypad.values() for k in pressed))
     header = [
         *CONTACT_COLUMNS[:5],
         f"last_attempt_at ({campaign.timezone})",
@@ -126,6 +130,7 @@ def contact_export_rows(
         header.append("extension")
         field_names.append("extension")
     header.extend(ANSWER_PREFIX + key for key in answers)
+    header.extend(IVR_PREFIX + key for key in ivr_keys)
 
     def local(dt: datetime | None) -> str:
         return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M") if dt else ""
@@ -157,6 +162,7 @@ def contact_export_rows(
                 wrapup.callback_agent or "",
                 *(fields.get(n, "") for n in field_names),
                 *(_cell(masked_text(wrapup.answers.get(k), mask)) for k in answers),
+                *(keypad.get(c.id, {}).get(k, "") for k in ivr_keys),
             ]
 
     return header, rows()

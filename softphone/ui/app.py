@@ -36,7 +36,8 @@ class FocusIn(BaseModel):
 
 class ActionIn(BaseModel):
     action: str = Field(min_length=1, max_length=32)
-    args: dict[str, str] = Field(default_factory=dict)
+    # Text arguments, and `answers` (a call form's question key -> answer) for form and wrap-up.
+    args: dict[str, str | bool | dict[str, str | int | float | bool | None]] = Field(default_factory=dict)
 
 
 def _help_rows() -> str:
@@ -74,7 +75,15 @@ def create_ui(
     def page(request: Request) -> str:
         check(request)
         html = (STATIC / "index.html").read_text(encoding="utf-8")
-        return html.replace("{{TOKEN}}", app.state.token).replace("{{HELP_ROWS}}", _help_rows())
+        # The page's own words (`t("…")` in app.js) in the phone's language; `</` cannot end the
+        # script element early because JSON escapes it here.
+        catalogue = json.dumps(js_catalogue(current_locale()), ensure_ascii=False).replace("</", "<\\/")
+        return (
+            html.replace("{{TOKEN}}", app.state.token)
+            .replace("{{HELP_ROWS}}", _help_rows())
+            .replace("{{I18N}}", catalogue)
+            .replace("{{LANG}}", HTML_LANG[current_locale()])
+        )
 
     @app.get("/api/keys")
     def keys(request: Request) -> dict[str, str]:

@@ -1,5 +1,8 @@
 """Issue 6's "done when", end to end in the lab: a call answered by a headless softphone agent
-yields a stereo recording that is registered, analysed, sampled for QA and reviewable.
+yields a stereo recording that is registered, analysed, sampled for QA and reviewable. And issue
+10's scripts and forms: a real softphone's call from a real agent campaign carries the script
+(a Chinese list column in its SIP headers, the script fetched with the call's ticket) and the form
+the agent answers ends up in the campaign's export.
 
 The demo's own machinery is reused: `warmline.demo_agent.DemoDesk` (the API in this process and a
 headless `warmline softphone --auto-answer --play <greeting>` for agent1) and the demo campaign's
@@ -14,6 +17,7 @@ import asyncio
 import io
 import uuid
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,23 +27,32 @@ from sqlalchemy import select
 from core.audit import AuditEntry
 from core.db import Database
 from core.secrets import get_secret
+from core.settings import Settings
 from dialer import campaigns as svc
+from dialer.lists.export import contact_export_rows
 from dialer.lists.importer import import_list
 from dialer.models import CampaignStatus, Contact
 from recordings.analytics import analyze_file
 from recordings.models import CallRecording, RecordingStatus
 from recordings.qa import service as qa_service
+from softphone.engine import Engine, EngineConfig
+from softphone.phone import PhoneOptions, Softphone
+from softphone.presence import AgentStatus, HttpPublisher
+from softphone.provisioning import ServerClient
 from tests.conftest import on_database
 from tests.lab import private_lab
+from tests.unit.test_forms_scripts import FORM_YAML
+from tests.utils import until
 from warmline.app import create_app
 from warmline.demo import ensure_demo_users
-from warmline.demo_agent import DEMO_AGENT, DemoDesk, make_greeting
+from warmline.demo_agent import DEMO_AGENT, ApiServer, DemoDesk, make_greeting
 from warmline.demo_campaign import ACTOR, FLOW, demo_spec, run_campaign
 from warmline.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 PORT_BASE = 17000
 CALLEE = "13800000016"  # last digit 6: presses 0 and talks to the agent
+TALKER = "13800000019"  # last digit 9: answers and keeps talking (an agent campaign's callee)
 
 
 def looped_talk_range(
@@ -144,4 +157,94 @@ def test_agent_call_recording_is_registered_analysed_sampled_and_reviewable(
                 plays = list(session.scalars(select(AuditEntry).where(AuditEntry.action == "recording.play")))
                 assert [(p.actor, p.target) for p in plays] == [("qa1", rec_id)]
         finally:
+            db.dispose()
+
+
+FORM_SCRIPT = "# 开场白\n{姓名}您好，我是{agent}，{社区}社区的工作人员。\n\n# 核对\n请问您多大年纪？"
+
+
+async def _agent_answers_the_form(
+    settings: Settings, db: Database, api_url: str, name: str
+) -> dict[str, Any]:
+    """agent1's real pjsua2 softphone takes the campaign's call, reads its script, answers its form
+    (first with a mistake) and wraps up; returns what the phone saw."""
+    password = get_secret(settings.var_dir, f"demo_password_{DEMO_AGENT}")
+    server = ServerClient(api_url)
+    await server.login(DEMO_AGENT, password)
+    seen: dict[str, Any] = {}
+    try:
+        sip = await server.sip_account()
+        async with Engine(EngineConfig(headless=True)) as engine:
+            phone = Softphone(
+                engine,
+                AgentStatus(DEMO_AGENT, HttpPublisher(server)),
+                server=server,
+                options=PhoneOptions(auto_answer=True),
+                on_wrapup=server.post_wrapup,
+            )
+            await phone.start(sip)
+            try:
+                await until(lambda: phone.registered, timeout=30, what="registered")
+                quick = settings.model_copy(update={"dialer_ring_timeout": 20})
+                dialling = asyncio.create_task(run_campaign(quick, db, name, out=None, limit_seconds=240))
+                await until(lambda: phone.desk is not None and phone.desk.loaded, timeout=120, what="script")
+                desk = phone.desk
+                assert desk is not None
+                main = next(c for c in phone.calls.values() if c.role == "main")
+                seen["header_fields"] = dict(main.pop.fields) if main.pop else {}
+                seen["script_html"], seen["fields"] = desk.script_html, dict(desk.fields)
+                await until(lambda: main.status == "connected", timeout=30, what="connected")
+                seen["refused"] = not await phone.save_form({"reached": "yes", "age": "130"})
+                seen["errors"] = dict(desk.errors)
+                seen["saved"] = await phone.save_form({"reached": "yes", "age": "81"})
+                await phone.act("hangup")
+                await until(lambda: phone.wrapup is not None, timeout=30, what="wrap-up")
+                await phone.act("wrapup", disposition="1", answers={"reached": "yes", "age": "81"})
+                await dialling
+            finally:
+                await phone.close()
+    finally:
+        await server.aclose()
+    return seen
+
+
+@on_database("postgresql")
+def test_a_real_call_carries_the_script_and_its_form_reaches_the_export(db_url: str, tmp_path: Path) -> None:
+    var = tmp_path / "var"
+    var.mkdir()
+    upgrade(db_url)
+    topic = f"warmline-test-{uuid.uuid4().hex[:8]}"
+    with private_lab(var, PORT_BASE, database_url=db_url, topic_prefix=topic) as settings:
+        db = Database(settings.db_url)
+        api = ApiServer(settings, db)
+        try:
+            ensure_demo_users(settings, db)
+            name = "form-" + uuid.uuid4().hex[:6]
+            data, _lines = svc.read_settings(FORM_YAML)
+            spec = {
+                "name": name, "kind": "agent", "windows": {"daily": ["00:00-24:00"]}, "amd": "retry",
+                "script": FORM_SCRIPT, "form": data["form"], "max_attempts": 1,
+            }  # fmt: skip
+            with db.session() as session:
+                svc.create_campaign(session, svc.build_spec(spec), actor=ACTOR)
+            listed = f"姓名,电话,社区,身份证号\n杨磊,{TALKER},朝阳,110101194501011234\n".encode()
+            assert import_list(db, name, io.BytesIO(listed), f"{name}.csv", actor=ACTOR).accepted == 1
+            with db.session() as session:
+                svc.set_status(session, name, CampaignStatus.running, actor=ACTOR)
+            api.start()
+            seen = asyncio.run(_agent_answers_the_form(settings, db, api.url, name))
+
+            assert seen["header_fields"].get("社区") == "朝阳", "the Chinese column crossed real SIP"
+            assert "身份证号" not in seen["header_fields"] and "身份证号" not in seen["fields"]
+            assert "<h2>开场白</h2>" in seen["script_html"] and "杨磊您好" in seen["script_html"]
+            assert "朝阳社区" in seen["script_html"]
+            assert seen["refused"] and list(seen["errors"]) == ["age"] and seen["saved"]
+            with db.session() as session:
+                campaign = svc.require_campaign(session, name)
+                header, rows = contact_export_rows(session, campaign, mask=True)
+                [row] = [dict(zip(header, r, strict=True)) for r in rows]
+            assert (row["disposition"], row["answer.reached"], row["answer.age"]) == ("confirmed", "yes", 81)
+            assert row["answer.visit_on"] == "" and "answer.note" in header
+        finally:
+            api.stop()
             db.dispose()

@@ -20,6 +20,7 @@ GROUPS = {
     "dialer",
     "pacing",
     "hotline",
+    "cases",
     "ivr",
     "recordings",
     "qa",

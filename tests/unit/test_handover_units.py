@@ -18,6 +18,7 @@ from core.db import Database
 from core.settings import Settings
 from recordings.capture import merge_stereo, recording_files, recover_orphans
 from recordings.models import CallRecording
+from softphone.privacy import screen_fields
 
 
 def test_screen_pop_headers_are_ascii_masked_and_named_for_the_softphone() -> None:
@@ -31,7 +32,14 @@ def test_screen_pop_headers_are_ascii_masked_and_named_for_the_softphone() -> No
     assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-Name)"]) == "王奶奶"
     assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-clinic)"]) == "朝阳社区"
     assert "PJSIP_HEADER(add,X-Warmline-Field-phone)" not in headers, "never the full number"
-    assert "PJSIP_HEADER(add,X-Warmline-Field-badkey)" in headers
+    # a name that is no ASCII token (a Chinese column header, a space) travels hex-encoded
+    assert unquote(headers["PJSIP_HEADER(add,X-Warmline-Field-u8-626164206b657921)"]) == "x"
+    chinese = screen_pop_headers(CallOrigin(fields={"社区": "朝阳"}), skill=None, attempt="a-2")
+    sent = {
+        name.removeprefix("PJSIP_HEADER(add,X-Warmline-").removesuffix(")").lower(): value
+        for name, value in chinese.items()
+    }
+    assert screen_fields(sent) == {"社区": "朝阳"}, "the softphone reads the Chinese name back"
     assert all(v.isascii() for v in headers.values())
     assert not any("13800138000" in v for v in headers.values())
 

@@ -16,13 +16,15 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from sqlalchemy import select
 
 from agents.handover import Handover, HandoverDeps, SkillQueues
 from core.ari_events import EventDispatcher
-from core.db import Database
+from core.call_tickets import ticket_secret, verify
+from core.db import Database, utcnow
 from core.settings import Settings
 from dialer.engine.runtime import DialerWorker
 from dialer.models import Campaign, CampaignStatus, Contact, ContactState
@@ -140,6 +142,13 @@ def test_key_1_reaches_the_vaccination_agent_and_is_recorded(settings: Settings,
     assert result.flow is not None and result.flow.path[:2] == ["welcome", "menu"]
     ring = w.asterisk.calls("originate")[0]
     assert ring.body["variables"]["PJSIP_HEADER(add,X-Warmline-Script)"] == "inbound:community-hotline"
+    # the line and the ticket that lets mei's phone read the line's script and save its case form
+    assert ring.body["variables"]["PJSIP_HEADER(add,X-Warmline-Line)"] == "community-hotline"
+    ticket = unquote(ring.body["variables"]["PJSIP_HEADER(add,X-Warmline-Ticket)"])
+    claims = verify(
+        ticket_secret(settings.var_dir), ticket, call_ref=result.channel_id, agent="mei", now=utcnow()
+    )
+    assert claims is not None and claims.line == "community-hotline"
     with db.session() as s:
         rows = list(s.scalars(select(CallRecording)))
         assert [r.agent for r in rows] == ["mei"] and rows[0].campaign is None

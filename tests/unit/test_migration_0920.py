@@ -50,7 +50,7 @@ def test_0920_defaults_and_down_and_up(db_url: str) -> None:
                 conn.execute(text("SELECT count(*) FROM attempts")).scalar(),
             ]
         assert counts == [1, 1, 1]
-        migrate.upgrade(db_url)
+        migrate.upgrade(db_url, "0920")
         assert migrate.current_revision(db_url) == "0920"
     finally:
         engine.dispose()

@@ -36,6 +36,12 @@ SECTIONS: tuple[Section, ...] = (
         frozenset({R.supervisor, R.manager}),
         "Elders not reached or asking for help",
     ),
+    Section(
+        "/console/cases",
+        "Cases",
+        frozenset({R.supervisor}),
+        "Hotline cases handed to departments, until closed",
+    ),
     Section("/console/reviews", "Reviews", frozenset({R.qa}), "Recording samples and scorecards"),
     Section("/console/my-reviews", "My reviews", frozenset({R.agent}), "QA reviews of your calls"),
     Section("/console/users", "Users", frozenset(), "Accounts, roles and SIP endpoints"),

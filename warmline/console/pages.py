@@ -14,11 +14,13 @@ from core.audit import audit
 from core.auth import service
 from core.auth.models import Role, User
 from core.deps import TOKEN_COOKIE, DatabaseDep, Public, Roles, SessionDep, SettingsDep, bearer_token
+from core.i18n import install_jinja
 from warmline.console.nav import SECTIONS, Section, section_at, sections_for
 from warmline.health import check_health
 
 HERE = Path(__file__).parent
 templates = Jinja2Templates(directory=HERE / "templates")
+install_jinja(templates.env)  # {{ _("…") }} in the current locale
 router = APIRouter(include_in_schema=False)
 PageUser = Annotated[User, Depends(Roles(*Role, page=True))]
 
@@ -151,6 +153,7 @@ BUILT = {
     "/console/wallboard",
     "/console/agents",
     "/console/alerts",
+    "/console/cases",
     "/console/reviews",
     "/console/my-reviews",
 }

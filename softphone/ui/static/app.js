@@ -4,6 +4,13 @@
 (function () {
   const token = document.querySelector('meta[name="softphone-token"]').content;
   const $ = (id) => document.getElementById(id);
+  // The page's words in the phone's language (core/i18n: msgid -> translation), placeholders {name}.
+  const CATALOGUE = JSON.parse(($("i18n-catalogue") || {}).textContent || "{}");
+  function t(msgid, params) {
+    let text = CATALOGUE[msgid] || msgid;
+    for (const [k, v] of Object.entries(params || {})) text = text.split("{" + k + "}").join(String(v));
+    return text;
+  }
   let keys = {};
   let view = null;
   let lastSaid = 0;
@@ -88,17 +95,21 @@
     }
     $("call-summary").textContent = summary;
     const pop = call && call.pop;
-    $("pop-empty").hidden = !!pop;
+    const desk = v.desk;
+    $("pop-empty").hidden = !!(pop || desk);
     $("pop-campaign").hidden = !(pop && pop.campaign);
     $("pop-campaign").textContent = pop && pop.campaign ? "Campaign: " + pop.campaign : "";
     const dl = $("pop-fields");
     dl.replaceChildren();
-    for (const [name, value] of Object.entries((pop && pop.fields) || {})) {
+    const shown = Object.assign({}, (pop && pop.fields) || {});
+    for (const [name, value] of Object.entries((desk && desk.fields) || {})) if (!(name in shown)) shown[name] = value;
+    for (const [name, value] of Object.entries(shown)) {
       const dt = document.createElement("dt"); dt.textContent = name;
       const dd = document.createElement("dd"); dd.textContent = value;
       dl.append(dt, dd);
     }
-    $("pop-script").textContent = (pop && pop.script) || "";
+    renderScript(pop, desk);
+    renderDesk(desk);
     // wrap-up
     $("wrapup").hidden = !v.wrapup;
     if (v.wrapup && !hadWrapup) {
@@ -182,6 +193,180 @@
     $("preview-actions").setAttribute("aria-label", t("Preview actions"));
     if (pageWordsLang !== document.documentElement.lang) $("preview").lang = pageWordsLang;
   }
+  // -------------------------------------------------------------- the call's script and form
+  let scriptShown = null; // the HTML last put in the page: replaced only when it changes
+  let formFor = null; // the call (and load) the form was built for
+  let errorsShown = "{}";
+  function renderScript(pop, desk) {
+    const html = desk && desk.script_html;
+    if (html) {
+      // already checked twice: rendered safe by the server, cleaned again by the phone
+      if (html !== scriptShown) { scriptShown = html; $("pop-script").innerHTML = html; }
+    } else {
+      scriptShown = null;
+      $("pop-script").textContent = (pop && pop.script) || "";
+    }
+    const missing = (desk && desk.missing) || [];
+    $("pop-missing").hidden = !missing.length;
+    $("pop-missing").textContent = missing.length ? t("Not in the contact's list: {fields}", { fields: missing.join(", ") }) : "";
+  }
+  function renderDesk(desk) {
+    const form = desk && desk.form;
+    $("desk-form").hidden = !form;
+    const key = form ? desk.call_ref + (desk.loaded ? "+" : "-") : null;
+    if (key !== formFor) {
+      formFor = key;
+      errorsShown = "{}";
+      if (form) buildForm(form, desk.answers || {});
+      else $("form-questions").replaceChildren();
+    }
+    if (!form) return;
+    const errors = JSON.stringify(desk.errors || {});
+    if (errors !== errorsShown) { errorsShown = errors; showErrors(desk.errors || {}); }
+    $("form-state").textContent = desk.saved
+      ? (desk.case_id ? t("Saved as case {id}.", { id: desk.case_id }) : t("Saved."))
+      : t("Not saved yet.");
+  }
+  function hintOf(q) {
+    const parts = [];
+    if (q.hint) parts.push(q.hint);
+    if (q.type === "number") {
+      if (q.min !== undefined && q.max !== undefined) parts.push(t("A number from {min} to {max}.", { min: q.min, max: q.max }));
+      else parts.push(t("A number."));
+      if (q.integer) parts.push(t("Whole numbers only."));
+    } else if (q.type === "date") parts.push(t("A date, written 2026-12-31."));
+    else if (q.type === "text") parts.push(t("At most {n} characters.", { n: q.max_length }));
+    return parts.join(" ");
+  }
+  function buildForm(form, answers) {
+    $("form-h").textContent = form.title ? t("Form: {title}", { title: form.title }) : t("Form");
+    const box = $("form-questions");
+    box.replaceChildren();
+    for (const q of form.questions) box.append(questionBox(q, answers[q.key]));
+    applyConditions();
+  }
+  function questionBox(q, value) {
+    const id = "q-" + q.key;
+    const wrap = document.createElement("div");
+    wrap.className = "question"; wrap.id = id + "-box"; wrap.dataset.key = q.key; wrap.dataset.type = q.type;
+    if (q.show_if) wrap.dataset.showIf = JSON.stringify(q.show_if);
+    const label = q.label + (q.required ? " " + t("(required)") : "");
+    const hint = document.createElement("p");
+    hint.id = id + "-hint"; hint.className = "hint"; hint.textContent = hintOf(q);
+    const error = document.createElement("p");
+    error.id = id + "-error"; error.className = "error"; error.hidden = true;
+    let inputs;
+    if (q.type === "choice") {
+      const group = document.createElement("fieldset");
+      group.id = id;
+      const legend = document.createElement("legend");
+      legend.textContent = label;
+      group.append(legend);
+      inputs = q.choices.map((c, i) => {
+        const input = document.createElement("input");
+        input.type = "radio"; input.name = "q-" + q.key; input.value = c.value; input.id = id + "-" + (i + 1);
+        input.checked = value !== undefined && String(value) === c.value;
+        const choice = document.createElement("label");
+        choice.htmlFor = input.id;
+        choice.append(input, document.createTextNode(" " + c.label));
+        group.append(choice);
+        return input;
+      });
+      group.append(hint, error);
+      wrap.append(group);
+    } else {
+      const caption = document.createElement("label");
+      caption.htmlFor = id; caption.textContent = label;
+      let input;
+      if (q.type === "text" && q.max_length > 120) {
+        input = document.createElement("textarea"); input.rows = 3;
+      } else {
+        input = document.createElement("input");
+        input.type = q.type === "date" ? "date" : "text";
+      }
+      if (q.type === "number") input.inputMode = "decimal";
+      if (q.type === "text") input.maxLength = q.max_length;
+      if (q.type === "date" && q.min) input.min = q.min;
+      if (q.type === "date" && q.max) input.max = q.max;
+      input.id = id; input.name = "q-" + q.key; input.autocomplete = "off";
+      if (value !== undefined && value !== null) input.value = String(value);
+      inputs = [input];
+      wrap.append(caption, input, hint, error);
+    }
+    for (const input of inputs) {
+      input.dataset.question = q.key;
+      if (q.required && q.type !== "choice") input.setAttribute("aria-required", "true");
+      input.setAttribute("aria-describedby", hint.textContent ? hint.id : "");
+      if (!hint.textContent) input.removeAttribute("aria-describedby");
+    }
+    if (q.required && q.type === "choice") for (const input of inputs) input.required = true; // said as required
+    return wrap;
+  }
+  function valueOf(box) {
+    if (box.dataset.type === "choice") {
+      const checked = box.querySelector("input:checked");
+      return checked ? checked.value : "";
+    }
+    return box.querySelector("input, textarea").value.trim();
+  }
+  function applyConditions() {
+    // In order: a question is shown when every earlier question it names has the wanted answer.
+    const values = {};
+    for (const box of $("form-questions").children) {
+      let show = true;
+      const cond = box.dataset.showIf ? JSON.parse(box.dataset.showIf) : {};
+      for (const [key, wanted] of Object.entries(cond)) {
+        const given = values[key] === undefined ? "" : values[key];
+        if (!(Array.isArray(wanted) ? wanted : [wanted]).includes(given)) show = false;
+      }
+      box.hidden = !show;
+      if (show) values[box.dataset.key] = valueOf(box);
+    }
+  }
+  function formAnswers() {
+    const answers = {};
+    if ($("desk-form").hidden) return answers;
+    for (const box of $("form-questions").children) {
+      if (box.hidden) continue;
+      const value = valueOf(box);
+      if (value !== "") answers[box.dataset.key] = value;
+    }
+    return answers;
+  }
+  function showErrors(errors) {
+    let first = null;
+    for (const box of $("form-questions").children) {
+      const key = box.dataset.key;
+      const error = $("q-" + key + "-error");
+      const hint = $("q-" + key + "-hint");
+      const message = errors[key];
+      error.textContent = message || "";
+      error.hidden = !message;
+      for (const input of box.querySelectorAll("input, textarea")) {
+        const ids = [hint.textContent ? hint.id : "", message ? error.id : ""].filter(Boolean).join(" ");
+        if (ids) input.setAttribute("aria-describedby", ids); else input.removeAttribute("aria-describedby");
+        if (message) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+        if (message && !first && !box.hidden) first = input;
+      }
+    }
+    if (first) first.focus(); // the phone has said what is wrong (assertive); the field is where to fix it
+  }
+  function focusForm() {
+    if ($("desk-form").hidden) { say({ text: t("This call has no form."), politeness: "assertive", cue: "error" }); return; }
+    const box = Array.from($("form-questions").children).find((b) => !b.hidden);
+    const input = box && (box.querySelector("input:checked") || box.querySelector("input, textarea"));
+    if (input) input.focus();
+  }
+  function inCallForm(el) { return !!el && !!el.closest && !!el.closest("#call-form"); }
+  $("form-h").textContent = t("Form");
+  $("form-save").firstChild.textContent = t("Save form") + " ";
+  $("call-form").addEventListener("change", applyConditions);
+  $("call-form").addEventListener("input", applyConditions);
+  $("call-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    act("form", { answers: formAnswers() });
+  });
+
   function numbered(map) {
     const out = {}; let i = 1;
     for (const [code, label] of Object.entries(map)) out[String(i++)] = [code, label];
@@ -267,6 +452,8 @@
     const args = { disposition: chosen.value };
     if (isCallback(chosen)) args.callback_at = $("callback-at").value;
     if ($("note").value.trim()) args.note = $("note").value.trim();
+    const answers = formAnswers();
+    if (Object.keys(answers).length) args.answers = answers;
     act("wrapup", args).then((r) => { if (r.ok) $("call").focus(); });
   });
   $("dtmf-form").addEventListener("submit", (e) => { e.preventDefault(); });
@@ -315,6 +502,8 @@
       case "large_text": toggle("large-text", "large"); break;
       case "contrast": toggle("contrast", "contrast"); break;
       case "script": $("pop").focus(); break;
+      case "form": focusForm(); break;
+      case "save_form": $("call-form").requestSubmit(); break;
       case "help": $("help").focus(); break;
       default: act(action);
     }
@@ -342,6 +531,7 @@
     const action = keys[name];
     if (action) { e.preventDefault(); run(action); return; }
     if (e.altKey || e.ctrlKey || e.metaKey || inText(document.activeElement)) return;
+    if (inCallForm(document.activeElement)) return; // digits there answer the form, not the call
     if (!$("break-form").hidden && /^[1-6]$/.test(e.key)) {
       e.preventDefault(); choose($("break-reasons"), e.key); return;
     }
