@@ -5,8 +5,9 @@ campaign they are eligible for (the campaign's ``skill`` and ``language`` agains
 as routing reads it), their own due callbacks first, then by campaign priority and due time. The
 contact is reserved to them for ``hold`` (``reserved_by``/``reserved_until``, set by a guarded
 UPDATE, so two agents never get the same contact); asking again gives the same contact while the
-reservation holds. Contacts outside their calling window or caps are moved to when they may be
-called, and ones on a do-not-call list are cancelled, as the dialer's claim does. A skip
+reservation holds; each contact shown is audited (``preview.show``). Contacts outside their
+calling window or caps are moved to when they may be called, and ones on a do-not-call list are
+cancelled, as the dialer's claim does. A skip
 (:func:`skip_preview`) frees the contact for the others, is kept with its reason and audited, and
 the contact is not offered to the same agent again that day.
 
@@ -308,6 +309,8 @@ def next_preview(
         session.flush()  # what was parked first, then the guarded UPDATE
         until = now + hold
         if _reserve(session, contact.id, desk.name, now, until):
+            # Who was shown whose name and details (numbers masked): personal data, audited.
+            audit(session, desk.name, "preview.show", str(contact.id), campaign=campaign.name)
             return _preview_of(contact, campaign, desk.name, until, now)
     session.flush()
     return None

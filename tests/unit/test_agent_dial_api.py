@@ -132,6 +132,12 @@ def test_preview_reserves_a_contact_to_one_agent_until_it_expires(
         "bo lacks the campaign's skill"
     )
 
+    with db.session() as s:
+        shown = [
+            (a.actor, a.target)
+            for a in s.scalars(select(AuditEntry).where(AuditEntry.action == "preview.show"))
+        ]
+    assert shown == [("mei", str(first["contact_id"])), ("lan", str(second["contact_id"]))], "once each"
     clock.advance(minutes=4)  # both reservations have run out
     after = get(client, "preview", lan).json()["contact"]
     assert after["contact_id"] == first["contact_id"], "mei's expired reservation is free for others"
