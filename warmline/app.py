@@ -27,6 +27,7 @@ from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
 from warmline.console.reviews import router as reviews_console_router
+from warmline.console.settings import router as settings_console_router
 from warmline.features import collect
 from warmline.health import router as health_router
 
@@ -41,6 +42,7 @@ CONSOLE_ROUTERS = (
     reviews_console_router,
     live_console_router,
     alerts_console_router,
+    settings_console_router,
 )
 
 
