@@ -192,7 +192,8 @@ def hours_to_minutes(hours: float) -> int:
     """The daily target in whole minutes; more than 0 and at most 24 hours."""
     if not math.isfinite(hours) or not 0 < hours <= MAX_DAILY_HOURS:
         raise ProfileError(
-            "daily_hours", _("{hours} is out of range: more than 0, at most 24 hours", hours=format(hours, "g"))
+            "daily_hours",
+            _("{hours} is out of range: more than 0, at most 24 hours", hours=format(hours, "g")),
         )
     minutes = round(hours * 60)
     if minutes < 1:

@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from core.db import Database
+from core.i18n import use_locale
 from core.settings import Settings
 from warmline import migrate
 
@@ -113,3 +114,14 @@ def settings(tmp_path: Path, db_url: str) -> Settings:
         dialer_enabled=False,  # an app under test places no calls unless the test runs a dialer
         _env_file=None,
     )
+
+
+@pytest.fixture
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test reads the English messages: zh-CN is everyone's default, so a test written against
+    the English text says so (`pytest.mark.usefixtures("english")`). It covers code called in the
+    test, and the command line (WARMLINE_LANG); a request to the API says its language itself
+    (Accept-Language, or the user's choice)."""
+    monkeypatch.setenv("WARMLINE_LANG", "en")
+    with use_locale("en"):
+        yield

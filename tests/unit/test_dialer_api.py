@@ -20,6 +20,9 @@ from tests.unit.test_dialer_import import MESSY
 from tests.utils import PASSWORD, login
 from warmline.app import create_app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 @pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
@@ -27,7 +30,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("agent1", Role.agent)):
             service.create_user(s, name, role, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 
@@ -241,7 +244,7 @@ def test_status_and_imports_are_published_on_the_bus(settings: Settings, db: Dat
     settings.topic_prefix = f"wltest-{uuid.uuid4().hex[:10]}"
     with db.session() as s:
         service.create_user(s, "mgr", Role.manager, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as client:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as client:
         mgr = login(client, "mgr")
         client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
         client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))

@@ -136,10 +136,11 @@ def save_profile(
     except ProfileError as exc:
         session.rollback()
         field = exc.field if exc.field != "daily_target_minutes" else "daily_hours"
-        name = _(FIELD_NAMES.get(field or "", N_("Profile")))
+        field_name = _(FIELD_NAMES.get(field or "", N_("Profile")))
+        problem = exc.problem.rstrip(".")
         error = {
             "field": field,
-            "text": _("{field}: {problem}. Nothing was saved.", field=name, problem=exc.problem.rstrip(".")),
+            "text": _("{field}: {problem}. Nothing was saved.", field=field_name, problem=problem),
         }
         return _page(request, session, user, editing=name, error=error, form=form, code=422)
     return RedirectResponse(f"/console/agents?agent={quote(name, safe='')}&saved=1", status_code=303)
