@@ -179,7 +179,7 @@ def users_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     browser, active, disabled = _("the browser's"), _("active"), _("disabled")
     lines = []
     for r in rows:
-        role = _(ROLE_NAMES[Role(r["role"])])
+        role = _(ROLE_NAMES[Role(str(r["role"]))])
         state = disabled if r["disabled"] else active
         lines.append(f"{r['name']:<24} {role:<11} {state:<9} {r['language'] or browser}")
     emit(rows, as_json, "\n".join(lines) or _("no users yet"))

@@ -61,14 +61,14 @@ def test_language_choice_is_stored_and_audited(db: Database) -> None:
     with db.session() as s:
         service.create_user(s, "erin", Role.agent, PW, actor="test", language="en-GB")
     with db.session() as s:
-        assert service.get_user(s, "erin").language == "en"
+        assert service.require_user(s, "erin").language == "en"
         service.set_language(s, "erin", "zh", actor="root")
     with db.session() as s:
-        assert service.get_user(s, "erin").language == "zh-CN"
+        assert service.require_user(s, "erin").language == "zh-CN"
         service.set_language(s, "erin", "auto", actor="erin")
         service.set_language(s, "erin", None, actor="erin")  # no change: not audited again
     with db.session() as s:
-        assert service.get_user(s, "erin").language is None
+        assert service.require_user(s, "erin").language is None
         changes = [
             (e.actor, e.detail["before"], e.detail["after"])
             for e in s.query(AuditEntry).filter(AuditEntry.action == "user.language").order_by(AuditEntry.id)
@@ -168,4 +168,4 @@ def test_users_cli_sets_a_language_and_speaks_the_admins(
     finally:
         get_settings.cache_clear()
     with db.session() as s:
-        assert service.get_user(s, "qiu").language == "zh-CN"
+        assert service.require_user(s, "qiu").language == "zh-CN"

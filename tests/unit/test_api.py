@@ -154,7 +154,7 @@ def test_a_user_chooses_a_language_that_outranks_the_browser(client: TestClient,
     chose = client.patch("/api/me", headers=agent, json={"language": "en"})
     assert chose.status_code == 200 and chose.json()["language"] == "en"
     with db.session() as s:
-        assert service.get_user(s, "agent1").language == "en"  # stored by the request itself
+        assert service.require_user(s, "agent1").language == "en"  # stored by the request itself
     # A Chinese browser, an English user: English.
     refused = client.get("/api/users", headers=agent | {"Accept-Language": "zh-CN"})
     assert refused.json()["detail"]["message"] == "role agent may not do this (admin)"

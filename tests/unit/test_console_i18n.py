@@ -59,7 +59,9 @@ def test_every_page_is_chinese_by_default_and_english_for_an_english_user(client
         assert '<html lang="zh-CN">' in page.text, path
         assert ">首页</a>" in page.text and "退出登录" in page.text, path
         assert not UNTRANSLATED.search(page.text), f"{path}: {UNTRANSLATED.search(page.text)}"
-        catalogue = json.loads(re.search(r'id="wl-catalogue"[^>]*>(.*?)</script>', page.text).group(1))
+        embedded = re.search(r'id="wl-catalogue"[^>]*>(.*?)</script>', page.text)
+        assert embedded is not None, path
+        catalogue = json.loads(embedded.group(1))
         assert catalogue["Wallboard is live again."] == "实时看板已恢复更新。"
     sign_in(client, "eve")  # chose English; her browser is Chinese
     for path in PAGES:

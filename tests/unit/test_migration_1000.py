@@ -38,8 +38,12 @@ def test_1000_adds_the_language_and_loses_nothing_either_way(db_url: str) -> Non
         migrate.downgrade(db_url, "0910")
         with engine.connect() as conn:
             counts = [
-                conn.execute(text(f"SELECT count(*) FROM {table}")).scalar()
-                for table in ("users", "api_tokens", "agent_profiles")
+                conn.execute(text(query)).scalar()
+                for query in (
+                    "SELECT count(*) FROM users",
+                    "SELECT count(*) FROM api_tokens",
+                    "SELECT count(*) FROM agent_profiles",
+                )
             ]
         assert counts == [1, 1, 1], "nothing cascades from the users table"
         migrate.upgrade(db_url)
