@@ -46,6 +46,8 @@ OUTCOME_NAMES = {
     Outcome.abandoned: N_("abandoned (no agent free)"),
     Outcome.hangup_early: N_("hung up before the message"),
     Outcome.interrupted: N_("interrupted"),
+    # Not a call's outcome but a retry rule's name: an agent's wrap-up asked to try again later.
+    "retry_later": N_("to be tried again (agent's wrap-up)"),
 }
 
 

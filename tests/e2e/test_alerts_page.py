@@ -16,7 +16,8 @@ from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
 
-pytestmark = pytest.mark.e2e
+# Written against the English pages: an English browser, users who made no choice.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]
 PW = "correct horse battery"
 
 RECORD_STATUS = """
