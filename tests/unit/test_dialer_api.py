@@ -59,6 +59,7 @@ def test_campaign_crud(client: TestClient) -> None:
     assert made.json()["windows"]["sat"] == [] and made.json()["amd"] == "leave_message"
     bad = client.post("/api/campaigns", headers=mgr, json={"name": "bad", "kind": "broadcast", "colour": 1})
     assert bad.status_code == 422
+    assert bad.json()["detail"]["code"] == "invalid_campaign"
     problems = bad.json()["detail"]["problems"]
     assert any("colour: unknown setting" in p for p in problems)
     no_flow = client.post("/api/campaigns", headers=mgr, json={"name": "bad", "kind": "broadcast"})
@@ -80,7 +81,8 @@ def test_campaign_crud(client: TestClient) -> None:
         client.post("/api/campaigns/flu/status", headers=mgr, json={"status": "finished"}).status_code == 200
     )
     again = client.post("/api/campaigns/flu/status", headers=mgr, json={"status": "running"})
-    assert again.status_code == 422 and "is finished" in again.json()["detail"]
+    assert again.status_code == 422 and again.json()["detail"]["code"] == "campaign_refused"
+    assert "is finished" in again.json()["detail"]["message"]
     listed = client.get("/api/campaigns", headers=sup).json()
     assert listed[0]["name"] == "flu" and listed[0]["status"] == "finished"
 
@@ -136,7 +138,9 @@ def test_bad_uploads(client: TestClient, data: bytes, name: str, says: str) -> N
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     for path in ("/api/campaigns/c1/lists/preview", "/api/campaigns/c1/lists"):
         resp = client.post(path, headers=mgr, files=upload(data, name))
-        assert resp.status_code == 422 and resp.json()["detail"].startswith(f"{name}: ") and says in resp.text
+        detail = resp.json()["detail"]
+        assert resp.status_code == 422 and detail["code"] == "bad_list_file"
+        assert detail["message"].startswith(f"{name}: ") and says in detail["message"]
     assert client.post("/api/campaigns/nope/lists", headers=mgr, files=upload(MESSY)).status_code == 404
     bad_map = client.post(
         "/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY), data={"mapping": "x=1"}
