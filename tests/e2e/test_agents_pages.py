@@ -69,7 +69,7 @@ def test_wallboard_updates_and_announces(
     expect(page.get_by_role("status")).to_have_text("已显示 1 名坐席。")
     expect(table).to_contain_text("Wang Mei")
     expect(table).to_contain_text("空闲")
-    expect(table).to_contain_text("1小时35分")
+    expect(table).to_contain_text("0分钟")  # talking today: none yet
     assert_accessible(page)
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))
