@@ -8,7 +8,7 @@ import asyncio
 from typing import Annotated
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -22,6 +22,8 @@ from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.errors import http_error
+from core.i18n import _
 from core.messages import AgentState, AgentStateName, CallQuality
 from core.settings import Settings
 
@@ -46,7 +48,9 @@ def my_sip(user: AgentUser, session: SessionDep, settings: SettingsDep, request:
     """The softphone fetches this after sign-in, so no SIP password is ever typed or stored."""
     account = session.scalar(select(SipAccount).where(SipAccount.user_id == user.id))
     if account is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"user {user.name} has no SIP account")
+        raise http_error(
+            status.HTTP_404_NOT_FOUND, "no_sip_account", _("user {name} has no SIP account", name=user.name)
+        )
     audit(
         session,
         user.name,

@@ -18,6 +18,7 @@ import typer
 from agents import profiles
 from agents.profiles import Profile, ProfileError
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+from core.i18n import _
 
 agents_app = typer.Typer(
     help="Agents' profiles: skills, inbound lines, languages, daily target hours.", no_args_is_help=True
@@ -34,10 +35,18 @@ OPTION = {
 
 def _error(exc: ProfileError, name: str) -> typer.Exit:
     if isinstance(exc, profiles.AgentNotFound):
-        return fail(f"{exc.problem} (`warmline agents list` shows the agents)")
+        return fail(_("{problem} (`warmline agents list` shows the agents)", problem=exc.problem))
     if exc.field is None:
         return fail(exc.problem)
-    return fail(f"{OPTION.get(exc.field, exc.field)}: {exc.problem} (agent {name!r}; nothing was changed)")
+    option = OPTION.get(exc.field, exc.field)
+    return fail(
+        _(
+            "{option}: {problem} (agent '{name}'; nothing was changed)",
+            option=option,
+            problem=exc.problem,
+            name=name,
+        )
+    )
 
 
 @agents_app.command("list")
@@ -50,13 +59,15 @@ def agents_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def _table(rows: list[Profile]) -> str:
     if not rows:
-        return "no agents yet (add one: warmline users add NAME --role agent)"
-    head = f"{'agent':<16} {'skills':<24} {'lines':<20} {'languages':<14} daily"
+        return _("no agents yet (add one: warmline users add NAME --role agent)")
+    agent, skills, lines_, languages, daily = _("agent"), _("skills"), _("lines"), _("languages"), _("daily")
+    head = f"{agent:<16} {skills:<24} {lines_:<20} {languages:<14} {daily}"
     lines = [head]
+    every, disabled = _("all"), _("(disabled)")
     for p in rows:
-        name = p.name + (" (disabled)" if p.disabled else "")
+        name = p.name + (" " + disabled if p.disabled else "")
         lines.append(
-            f"{name:<16} {','.join(p.skills) or '-':<24} {','.join(p.lines) or 'all':<20} "
+            f"{name:<16} {','.join(p.skills) or '-':<24} {','.join(p.lines) or every:<20} "
             f"{','.join(p.languages) or '-':<14} {profiles.hours_text(p.daily_target_minutes)}"
         )
     return "\n".join(lines)
@@ -102,8 +113,10 @@ def agents_set(
     """Change the parts of an agent's profile that are given; the others stay as they are."""
     if all(v is None for v in (skills, daily_hours, lines, languages, manual_dial)):
         raise fail(
-            "agents set: nothing to change: give --skills, --daily-hours, --lines or --languages"
-            " (or --manual-dial / --no-manual-dial)"
+            _(
+                "agents set: nothing to change: give --skills, --daily-hours, --lines or --languages"
+                " (or --manual-dial / --no-manual-dial)"
+            )
         )
     try:
         hours = profiles.parse_hours(daily_hours) if daily_hours is not None else None
@@ -120,5 +133,5 @@ def agents_set(
             )
     except ProfileError as exc:
         raise _error(exc, name) from exc
-    said = f"changed: {', '.join(changed)}" if changed else "nothing changed"
+    said = _("changed: {fields}", fields=", ".join(changed)) if changed else _("nothing changed")
     emit(profile.model_dump() | {"changed": changed}, as_json, f"{profile.text()} ({said})")

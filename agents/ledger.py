@@ -9,12 +9,29 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel
 
+from core.formats import duration
+from core.i18n import N_, _, name_of
+
 # Which states count towards which total. Every state but logged_out counts as logged in.
 TALKING = "on_call"
 WRAP_UP = "wrap_up"
 BREAK = "break"
 AVAILABLE = "available"
 LOGGED_OUT = "logged_out"
+
+# Each state as a person reads and hears it (translate with `_()`).
+STATE_NAMES = {
+    LOGGED_OUT: N_("logged out"),
+    AVAILABLE: N_("available"),
+    TALKING: N_("on call"),
+    WRAP_UP: N_("in wrap-up"),
+    BREAK: N_("on break"),
+}
+
+
+def state_name(state: str) -> str:
+    """'on call' / '通话中'; an unknown state as it is, underscores as spaces."""
+    return name_of(STATE_NAMES, state)
 
 
 @dataclass(frozen=True)
@@ -63,18 +80,18 @@ def week_bounds(day: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
 
 
 def spoken_duration(seconds: int) -> str:
-    hours, minutes = divmod(max(seconds, 0) // 60, 60)
-    if hours and minutes:
-        return f"{hours} h {minutes} min"
-    return f"{hours} h" if hours else f"{minutes} min"
+    """Whole hours and minutes as said aloud: '3小时40分' / '3 h 40 min' (core.formats)."""
+    return duration((max(seconds, 0) // 60) * 60)
 
 
 def spoken_summary(today: Totals, target_minutes: int) -> str:
-    """What the agent hears: 'today 3 h 40 min; 20 min to your 4-hour day'."""
+    """What the agent hears: '今天已工作3小时40分，距每天4小时的目标还差20分钟' /
+    'today 3 h 40 min; 20 min to your 4-hour day'."""
     # Whole minutes on both sides, so the two figures always add up to the target.
     worked_min = today.logged_in_s // 60
-    text = f"today {spoken_duration(worked_min * 60)}"
-    target = spoken_duration(target_minutes * 60).replace(" h", "-hour").replace(" min", "-minute")
+    worked = spoken_duration(worked_min * 60)
+    target = duration(target_minutes * 60, adjective=True)
     if worked_min < target_minutes:
-        return f"{text}; {spoken_duration((target_minutes - worked_min) * 60)} to your {target} day"
-    return f"{text}; your {target} day is done"
+        left = spoken_duration((target_minutes - worked_min) * 60)
+        return _("today {worked}; {left} to your {target} day", worked=worked, left=left, target=target)
+    return _("today {worked}; your {target} day is done", worked=worked, target=target)

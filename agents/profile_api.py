@@ -10,7 +10,8 @@ A body has ``skills``, ``lines``, ``languages`` (lists of strings), ``daily_hour
 more than 0, at most 24) and ``manual_dial`` (true or false; PUT: false when left out); unknown
 fields are refused. A profile that cannot be set is answered
 422 in FastAPI's own shape (``detail[0].loc`` names the field, ``detail[0].msg`` says why); an
-unknown agent, or a user who is not an agent, 404. Each change is audited (agents.profiles).
+unknown agent, or a user who is not an agent, 404 with ``detail.code`` (``no_such_user``,
+``not_an_agent``) and ``detail.message`` in the requester's language. Each change is audited (agents.profiles).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from agents import profiles
 from agents.profiles import Profile, ProfileError
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
+from core.errors import http_error
+from core.i18n import _
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
@@ -63,7 +66,7 @@ class ProfileChanged(Profile):
 
 def _refuse(exc: ProfileError) -> NoReturn:
     if exc.field is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, exc.problem) from exc
+        raise http_error(status.HTTP_404_NOT_FOUND, exc.code, exc.problem) from exc
     detail = [{"loc": ["body", exc.field], "msg": exc.problem, "type": "value_error"}]
     raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail) from exc
 
@@ -84,9 +87,11 @@ def my_profile(user: AgentUser, session: SessionDep) -> Profile:
 
 @router.get("/{name}/profile")
 def agent_profile(name: str, user: AgentOrSupervisor, session: SessionDep) -> Profile:
-    """An agent may read only their own profile."""
+    """an agent may read only their own profile"""
     if user.role is Role.agent and user.name != name:
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "an agent may read only their own profile")
+        raise http_error(
+            status.HTTP_403_FORBIDDEN, "forbidden", _("an agent may read only their own profile")
+        )
     try:
         return profiles.get_profile(session, name)
     except ProfileError as exc:

@@ -32,7 +32,8 @@ from sqlalchemy.orm import Session
 from agents.models import AgentProfile, SipAccount
 from agents.routing import ANY_SKILL
 from core.audit import audit
-from core.auth.models import Role, User
+from core.auth.models import ROLE_NAMES, Role, User
+from core.formats import duration
 from core.i18n import _
 
 DEFAULT_DAILY_MINUTES = 240
@@ -45,7 +46,10 @@ FIELDS = ("skills", "lines", "languages", "daily_target_minutes", "manual_dial")
 
 
 class ProfileError(ValueError):
-    """A request about a profile that cannot be done; ``field`` says which part (None: the agent)."""
+    """A request about a profile that cannot be done; ``field`` says which part (None: the agent),
+    ``problem`` says why in the current locale, ``code`` for programs."""
+
+    code = "invalid_profile"
 
     def __init__(self, field: str | None, problem: str) -> None:
         self.field = field
@@ -54,13 +58,24 @@ class ProfileError(ValueError):
 
 
 class AgentNotFound(ProfileError):
+    code = "no_such_user"
+
     def __init__(self, name: str) -> None:
-        super().__init__(None, f"no user named {name!r}")
+        super().__init__(None, _("no user named '{name}'", name=name))
 
 
 class NotAnAgent(ProfileError):
+    code = "not_an_agent"
+
     def __init__(self, name: str, role: Role) -> None:
-        super().__init__(None, f"{name!r} is a {role.value}, not an agent: only agents have a profile")
+        super().__init__(
+            None,
+            _(
+                "'{name}' is a {role}, not an agent: only agents have a profile",
+                name=name,
+                role=_(ROLE_NAMES[role]),
+            ),
+        )
 
 
 class Profile(BaseModel):
@@ -80,20 +95,21 @@ class Profile(BaseModel):
     def text(self) -> str:
         """One line a person reads (and a screen reader says) about the profile."""
         who = f"{self.name} ({self.display_name})" if self.display_name else self.name
-        state = ", disabled" if self.disabled else ""
-        dials = "; " + _("may dial typed numbers") if self.manual_dial else ""
-        return (
-            f"{who}{state}: skills {', '.join(self.skills) or 'none'}; "
-            f"lines {', '.join(self.lines) or 'all'}; languages {', '.join(self.languages) or 'none'}; "
-            f"{hours_text(self.daily_target_minutes)} a day{dials}"
-        )
+        if self.disabled:
+            who = _("{who}, disabled", who=who)
+        return _(
+            "{who}: skills {skills}; lines {lines}; languages {languages}; {hours} a day",
+            who=who,
+            skills=_(", ").join(self.skills) or _("none"),
+            lines=_(", ").join(self.lines) or _("all"),
+            languages=_(", ").join(self.languages) or _("none"),
+            hours=hours_text(self.daily_target_minutes),
+        ) + (_("; may dial typed numbers") if self.manual_dial else "")
 
 
 def hours_text(minutes: int) -> str:
-    hours, rest = divmod(minutes, 60)
-    if not rest:
-        return f"{hours} h"
-    return f"{hours} h {rest} min" if hours else f"{rest} min"
+    """'3小时30分' / '3 h 30 min' (core.formats.duration)."""
+    return duration(minutes * 60)
 
 
 # ---------------------------------------------------------------- reading what people type
@@ -109,11 +125,13 @@ def _names(field: str, values: Iterable[str]) -> list[str]:
     for raw in values:
         value = str(raw).strip()
         if not _NAME.match(value):
-            raise ProfileError(field, f"{value!r} is not a name: 1 to 64 characters, no spaces or commas")
+            raise ProfileError(
+                field, _("'{value}' is not a name: 1 to 64 characters, no spaces or commas", value=value)
+            )
         if value not in out:
             out.append(value)
     if len(out) > MAX_ITEMS:
-        raise ProfileError(field, f"{len(out)} given; at most {MAX_ITEMS}")
+        raise ProfileError(field, _("{n} given; at most {most}", n=len(out), most=MAX_ITEMS))
     return out
 
 
@@ -121,7 +139,8 @@ def clean_skills(values: Iterable[str]) -> list[str]:
     skills = _names("skills", values)
     if ANY_SKILL in skills:
         raise ProfileError(
-            "skills", f"{ANY_SKILL!r} is not a skill: it is what a flow names when any agent will do"
+            "skills",
+            _("'{any}' is not a skill: it is what a flow names when any agent will do", any=ANY_SKILL),
         )
     return skills
 
@@ -150,13 +169,14 @@ def clean_languages(values: Iterable[str]) -> list[str]:
         value = str(raw).strip()
         if not _LANGUAGE.match(value):
             raise ProfileError(
-                "languages", f"{value!r} is not a language tag (write it like zh-CN, yue or en)"
+                "languages",
+                _("'{value}' is not a language tag (write it like zh-CN, yue or en)", value=value),
             )
         tag = canonical_language(value)
         if tag not in out:
             out.append(tag)
     if len(out) > MAX_ITEMS:
-        raise ProfileError("languages", f"{len(out)} given; at most {MAX_ITEMS}")
+        raise ProfileError("languages", _("{n} given; at most {most}", n=len(out), most=MAX_ITEMS))
     return out
 
 
@@ -166,16 +186,21 @@ def parse_hours(text: str) -> float:
     try:
         return float(value)
     except ValueError:
-        raise ProfileError("daily_hours", f"{text!r} is not a number of hours (e.g. 4 or 3.5)") from None
+        raise ProfileError(
+            "daily_hours", _("'{text}' is not a number of hours (e.g. 4 or 3.5)", text=text)
+        ) from None
 
 
 def hours_to_minutes(hours: float) -> int:
     """The daily target in whole minutes; more than 0 and at most 24 hours."""
     if not math.isfinite(hours) or not 0 < hours <= MAX_DAILY_HOURS:
-        raise ProfileError("daily_hours", f"{hours:g} is out of range: more than 0, at most 24 hours")
+        raise ProfileError(
+            "daily_hours",
+            _("{hours} is out of range: more than 0, at most 24 hours", hours=format(hours, "g")),
+        )
     minutes = round(hours * 60)
     if minutes < 1:
-        raise ProfileError("daily_hours", f"{hours:g} is less than a minute")
+        raise ProfileError("daily_hours", _("{hours} is less than a minute", hours=format(hours, "g")))
     return minutes
 
 

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from agents.models import AgentProfile, AgentStateChange, SipAccount
 from core.auth.models import Role, User
 from core.db import utcnow
+from core.i18n import _
 
 CALL_STATES = frozenset({"on_call", "wrap_up"})
 ANY_SKILL = "any"  # what a flow's transfer node names when any agent will do
@@ -97,14 +98,14 @@ class Need:
         return row.has_skill(self.skill) and row.serves_line(self.line) and row.speaks(self.language)
 
     def __str__(self) -> str:
-        """``an agent with skill 'welfare' on line '12345' who speaks 'yue'``"""
+        """``an agent with skill 'welfare' on line '12345' who speaks 'yue'`` (current locale)."""
         skilled = self.skill and self.skill != ANY_SKILL
-        parts = [f"an agent with skill {self.skill!r}" if skilled else "any agent"]
+        who = _("an agent with skill '{skill}'", skill=self.skill) if skilled else _("any agent")
         if self.line:
-            parts.append(f"on line {self.line[0]!r}")
+            who = _("{who} on line '{line}'", who=who, line=self.line[0])
         if self.language:
-            parts.append(f"who speaks {self.language!r}")
-        return " ".join(parts)
+            who = _("{who} who speaks '{language}'", who=who, language=self.language)
+        return who
 
 
 def eligible(
@@ -312,12 +313,13 @@ class Gap:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.need}: {self.reason}"
+        return _("{need}: {reason}", need=str(self.need), reason=self.reason)
 
 
 def _names(rows: Iterable[AgentCandidate]) -> str:
     names = [r.agent for r in rows]
-    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+    shown = _(", ").join(names[:5])
+    return _("{names} and {n} more", names=shown, n=len(names) - 5) if len(names) > 5 else shown
 
 
 def gap(rows: Sequence[AgentCandidate], need: Need) -> Gap | None:
@@ -325,16 +327,29 @@ def gap(rows: Sequence[AgentCandidate], need: Need) -> Gap | None:
     if any(need.met_by(r) for r in rows):
         return None
     if not rows:
-        return Gap(need, "agent", "there is no enabled agent at all")
+        return Gap(need, "agent", _("there is no enabled agent at all"))
     skilled = [r for r in rows if r.has_skill(need.skill)]
     if not skilled:
-        return Gap(need, "skill", f"no enabled agent has skill {need.skill!r}")
+        return Gap(need, "skill", _("no enabled agent has skill '{skill}'", skill=need.skill))
     on_line = [r for r in skilled if r.serves_line(need.line)]
     if not on_line:
-        who = f"the agents with skill {need.skill!r}" if len(skilled) < len(rows) else "the agents"
-        return Gap(need, "line", f"{who} ({_names(skilled)}) do not serve line {need.line[0]!r}")
+        who = (
+            _("the agents with skill '{skill}'", skill=need.skill)
+            if len(skilled) < len(rows)
+            else _("the agents")
+        )
+        reason = _(
+            "{who} ({names}) do not serve line '{line}'", who=who, names=_names(skilled), line=need.line[0]
+        )
+        return Gap(need, "line", reason)
     return Gap(
-        need, "language", f"none of the agents who could take it ({_names(on_line)}) speaks {need.language!r}"
+        need,
+        "language",
+        _(
+            "none of the agents who could take it ({names}) speaks '{language}'",
+            names=_names(on_line),
+            language=need.language,
+        ),
     )
 
 

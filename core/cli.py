@@ -1,7 +1,9 @@
 """What every ``warmline`` command group shares: errors, output, the actor name, and the context the
 root command hands down.
 
-The root command (``warmline.cli``) owns the migrations, so it alone knows how to open the database
+Messages for people are in the command line's language (``WARMLINE_LANG``, else ``LANG``; see
+:func:`core.i18n.cli_locale`), set once by the root command; ``--json`` output is for programs and
+keeps its codes. The root command (``warmline.cli``) owns the migrations, so it alone knows how to open the database
 at the current schema. Its callback puts a :class:`CliContext` into Typer's ``ctx.obj``; a feature's
 command takes Typer's context (a ``ctx: typer.Context`` parameter, which is no option on the command
 line) and reads it with :func:`cli_context` (``cli_context(ctx).database()``); it never imports the
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from core.features import ServiceContext
+from core.i18n import _
 
 if TYPE_CHECKING:
     from core.bus import Bus
@@ -31,9 +34,14 @@ CLI_ACTOR = "cli"
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of text.")]
 
 
+def warn(message: str) -> None:
+    """A warning on stderr, in the command line's language (the caller translated `message`)."""
+    typer.secho(_("warning: {warning}", warning=message), err=True, fg=typer.colors.YELLOW)
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     """Say what went wrong on stderr; the caller raises the returned Exit (``raise fail(...)``)."""
-    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    typer.secho(_("error: {message}", message=message), err=True, fg=typer.colors.RED)
     return typer.Exit(code)
 
 
@@ -80,5 +88,5 @@ def cli_context(ctx: typer.Context) -> CliContext:
     """The CliContext the root command put into ``ctx`` (or into a parent of it)."""
     found = ctx.find_object(CliContext)
     if found is None:
-        raise RuntimeError("run this command under `warmline` (its root command provides the context)")
+        raise RuntimeError(_("run this command under `warmline` (its root command provides the context)"))
     return found

@@ -1,7 +1,12 @@
-"""Typed FastAPI dependencies shared by every router: settings, database session, current user.
+"""Typed FastAPI dependencies shared by every router: settings, database session, current user,
+and the request's language.
 
 Every route declares the roles it admits with `Roles(...)` (or `Public()`); a test walks the app and
-fails for a route that declares neither.
+fails for a route that declares neither. Both also set the language the request is answered in
+(`core.i18n.set_locale`): the user's own choice, else the language this browser last chose (a
+cookie), else the browser's Accept-Language, else zh-CN. They are async on purpose: an async
+dependency runs in the request's own task, so the locale it sets holds for the route, the page it
+renders and the error handlers; a sync one would set it in a worker thread and lose it.
 """
 
 from __future__ import annotations
@@ -9,16 +14,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends, HTTPException, Request, status
+from fastapi import Depends, Request, status
 from sqlalchemy.orm import Session
 
 from core.auth.models import Role, User
 from core.auth.service import user_for_token
 from core.db import Database
-from core.i18n import from_accept_language, set_locale
+from core.errors import http_error
+from core.i18n import _, from_accept_language, normalise, set_locale
 from core.settings import Settings
 
 TOKEN_COOKIE = "warmline_token"  # noqa: S105 - a cookie name
+LANG_COOKIE = "warmline_lang"
+"""The language this browser's last user chose, so the sign-in page speaks it too."""
 
 
 def get_settings_dep(request: Request) -> Settings:
@@ -34,13 +42,6 @@ def get_database(request: Request) -> Database:
 def get_session(db: Annotated[Database, Depends(get_database)]) -> Iterator[Session]:
     with db.session() as session:
         yield session
-
-
-async def request_locale(request: Request) -> str:
-    """Speak the language the client asks for (``Accept-Language``; zh-CN when it asks for none)
-    for the rest of the request. Async, so it runs in the request's own context: the route, and
-    what it runs with ``asyncio.to_thread``, see the locale it sets."""
-    return set_locale(from_accept_language(request.headers.get("accept-language")))
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
@@ -62,6 +63,16 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
     return user_for_token(session, token) if token else None
 
 
+def request_locale(request: Request, user: User | None) -> str:
+    """The language to answer in: the user's choice, this browser's last choice, Accept-Language."""
+    if user is not None and user.language:
+        return normalise(user.language)
+    chosen = request.cookies.get(LANG_COOKIE)
+    if chosen:
+        return normalise(chosen)
+    return from_accept_language(request.headers.get("accept-language"))
+
+
 class SignInRequired(Exception):
     """Raised for a browser page without a session; the app answers with a redirect to /login."""
 
@@ -76,19 +87,24 @@ class Roles:
         self.roles = frozenset(roles) | {Role.admin}
         self.page = page
 
-    def __call__(self, user: Annotated[User | None, Depends(optional_user)]) -> User:
+    async def __call__(self, request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
+        set_locale(request_locale(request, user))
         if user is None and self.page:
             raise SignInRequired
         if user is None:
-            raise HTTPException(
+            error = http_error(
                 status.HTTP_401_UNAUTHORIZED,
-                "not signed in: send 'Authorization: Bearer <token>'",
-                headers={"WWW-Authenticate": "Bearer"},
+                "not_signed_in",
+                _("not signed in: send 'Authorization: Bearer <token>'"),
             )
+            error.headers = {"WWW-Authenticate": "Bearer"}
+            raise error
         if user.role not in self.roles:
             allowed = ", ".join(sorted(r.value for r in self.roles))
-            raise HTTPException(
-                status.HTTP_403_FORBIDDEN, f"role {user.role.value} may not do this ({allowed})"
+            raise http_error(
+                status.HTTP_403_FORBIDDEN,
+                "forbidden",
+                _("role {role} may not do this ({allowed})", role=user.role.value, allowed=allowed),
             )
         return user
 
@@ -96,8 +112,8 @@ class Roles:
 class Public:
     """Marks a route as open to anyone, so the every-route-declares-roles check can tell."""
 
-    def __call__(self) -> None:
-        return None
+    async def __call__(self, request: Request) -> None:
+        set_locale(request_locale(request, None))
 
 
 ANY_ROLE = tuple(Role)

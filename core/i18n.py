@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import gettext as _gettext
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextvars import ContextVar
 from functools import cache
 from pathlib import Path
@@ -41,6 +41,8 @@ DEFAULT_LOCALE = "zh_CN"
 SUPPORTED_LOCALES = ("zh_CN", "en")
 # The BCP 47 tag for HTML `lang` and the Accept-Language header, per locale.
 HTML_LANG = {"zh_CN": "zh-CN", "en": "en"}
+# Each language named in itself (a choice of language is read in the language it offers).
+LANGUAGE_NAMES = {"zh_CN": "简体中文", "en": "English"}
 
 _current: ContextVar[str] = ContextVar("warmline_locale", default=DEFAULT_LOCALE)
 
@@ -75,6 +77,21 @@ def from_accept_language(header: str | None) -> str:
         if lang in ("zh", "en") and q > best_q:
             best, best_q = normalise(tag), q
     return best
+
+
+def tag(locale: str | None) -> str:
+    """The BCP 47 tag of the supported locale closest to `locale` ('zh-CN', 'en')."""
+    return HTML_LANG[normalise(locale)]
+
+
+def cli_locale(environ: Mapping[str, str]) -> str:
+    """The command line's locale: `WARMLINE_LANG`, else the POSIX variables in their order of
+    precedence (`LC_ALL`, `LC_MESSAGES`, `LANG`); 'C'/'POSIX' say nothing; else the default."""
+    for name in ("WARMLINE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"):
+        value = environ.get(name, "").split(".")[0].split("@")[0]
+        if value and value not in ("C", "POSIX"):
+            return normalise(value)
+    return DEFAULT_LOCALE
 
 
 def po_path(package: str, locale: str) -> Path:
@@ -130,6 +147,8 @@ def set_locale(locale: str | None) -> str:
 
 def translate(locale: str | None, msgid: str, /, **params: Any) -> str:
     """`msgid` in `locale`, placeholders filled."""
+    if not msgid:
+        return ""  # gettext("") is the catalogue's header, never a message
     text = translations(normalise(locale)).gettext(msgid)
     return text.format(**params) if params else text
 
@@ -144,17 +163,48 @@ def ngettext(singular: str, plural: str, n: int, /, **params: Any) -> str:
     return text.format(n=n, **params)
 
 
+def localised(text: str | Mapping[str, str]) -> str:
+    """Text from a configuration file in the current locale: a plain string as it is, or a mapping
+    of language tags to texts (``{zh-CN: 开场, en: Opening}``), read in the current locale, else
+    zh-CN, else its first entry. For what people write in YAML (scorecards), not the catalogue."""
+    if isinstance(text, str):
+        return text
+    by_locale = {normalise(tag): value for tag, value in text.items()}
+    for loc in (_current.get(), DEFAULT_LOCALE):
+        if by_locale.get(loc):
+            return by_locale[loc]
+    return next(iter(text.values()), "")
+
+
+def name_of(names: Mapping[Any, str], code: object) -> str:
+    """The name of a code (an enum value, a state) in the current locale, from a table of msgids
+    keyed by the codes (enum members or strings); an unknown code as it is, '_' read as spaces."""
+    wanted = str(code)
+    for key, msgid in names.items():
+        if str(key) == wanted:
+            return _(msgid)
+    return wanted.replace("_", " ")
+
+
 def N_(msgid: str) -> str:
     """Mark `msgid` for extraction only; translate it where it is shown."""
     return msgid
 
 
+@cache
 def js_catalogue(locale: str | None) -> dict[str, str]:
-    """msgid → translation for a browser page's `t("...")` (only what differs from the msgid)."""
+    """msgid → translation for a browser page's `t("...")`: the strings some page script uses
+    (a `.js` location in the catalogue), and only where the translation differs from the msgid."""
     loc = normalise(locale)
     if loc == "en":
         return {}
-    return {str(m.id): str(m.string) for m in catalogue(loc) if isinstance(m.id, str) and m.string != m.id}
+    return {
+        str(m.id): str(m.string)
+        for m in catalogue(loc)
+        if isinstance(m.id, str)
+        and m.string != m.id
+        and any(str(path).endswith(".js") for path, _line in m.locations)
+    }
 
 
 def install_jinja(env: Any) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from babel.messages.catalog import Catalog
+from babel.messages.catalog import Catalog, Message
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po, write_po
 
@@ -47,6 +47,12 @@ def extract(package: str) -> Catalog:
     return catalog
 
 
+def translated(message: Message) -> bool:
+    """Every form of the message has its translation (a plural has one per form)."""
+    forms = message.string if isinstance(message.string, tuple | list) else (message.string,)
+    return not message.fuzzy and all(forms)
+
+
 def read_catalogue(package: str, locale: str) -> Catalog:
     path = po_path(package, locale)
     if not path.exists():
@@ -71,7 +77,7 @@ def update() -> dict[str, int]:
             path.parent.mkdir(parents=True, exist_ok=True)
             with path.open("wb") as f:
                 write_po(f, catalog, width=100, sort_output=True, ignore_obsolete=True)
-            untranslated[str(path.relative_to(ROOT))] = sum(1 for m in catalog if m.id and not m.string)
+            untranslated[str(path.relative_to(ROOT))] = sum(1 for m in catalog if m.id and not translated(m))
     return untranslated
 
 

@@ -52,6 +52,7 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     token_ttl_hours: int = 12
+    # The centre's time zone: every date and time a person reads is on this clock (core.formats).
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"
     # Elder-welfare escalation: every new alert is also POSTed (JSON) here when set.

@@ -22,6 +22,8 @@ from sqlalchemy import func, select
 from core.audit import audit
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.errors import http_error
+from core.i18n import _
 from core.phones import mask, mask_in_text
 from dialer import campaigns as svc
 from dialer import dnc, events
@@ -40,24 +42,28 @@ MAX_UPLOAD_BYTES = 512 << 20
 
 
 def _http(exc: Exception) -> HTTPException:
+    """The error as `{"detail": {"code", "message", ...}}` (core.errors). dialer.campaigns words its
+    errors in English for now, so their codes are read from the words."""
     if isinstance(exc, SpecError):
-        return HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": str(exc), "problems": exc.problems}
+        return http_error(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_campaign", str(exc), problems=exc.problems
         )
     if isinstance(exc, ListFileError):
-        return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc))
+        return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_list_file", str(exc))
     message = str(exc)
     if message.startswith("no campaign named"):
-        return HTTPException(status.HTTP_404_NOT_FOUND, message)
+        return http_error(status.HTTP_404_NOT_FOUND, "no_such_campaign", message)
     if "already exists" in message:
-        return HTTPException(status.HTTP_409_CONFLICT, message)
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, message)
+        return http_error(status.HTTP_409_CONFLICT, "campaign_exists", message)
+    return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "campaign_refused", message)
 
 
 def _upload(file: UploadFile) -> Any:
     if file.size is not None and file.size > MAX_UPLOAD_BYTES:
-        raise HTTPException(
-            status.HTTP_413_CONTENT_TOO_LARGE, f"{file.filename}: larger than {MAX_UPLOAD_BYTES >> 20} MiB"
+        raise http_error(
+            status.HTTP_413_CONTENT_TOO_LARGE,
+            "too_large",
+            _("{file}: larger than {most} MiB", file=file.filename, most=MAX_UPLOAD_BYTES >> 20),
         )
     return file.file
 
@@ -74,7 +80,7 @@ def _mapping(text: str | None) -> dict[str, str]:
     try:
         return parse_mapping(text)
     except ValueError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_mapping", str(exc)) from exc
 
 
 # --- campaigns -----------------------------------------------------------------------------------
@@ -156,7 +162,7 @@ async def change_status(
 
     target = CampaignStatus(body.status)
     if target is CampaignStatus.finished and user.role not in (Role.manager, Role.admin):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "only a manager may finish a campaign")
+        raise http_error(status.HTTP_403_FORBIDDEN, "forbidden", _("only a manager may finish a campaign"))
 
     def change() -> tuple[str, Staffing | None]:
         with db.session() as session:
@@ -248,7 +254,7 @@ def list_imports(name: str, _: WatcherUser, session: SessionDep) -> list[dict[st
 def _job(session: Any, import_id: int) -> ListImport:
     job = session.get(ListImport, import_id)
     if job is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no import #{import_id}")
+        raise http_error(status.HTTP_404_NOT_FOUND, "no_such_import", _("no import #{id}", id=import_id))
     assert isinstance(job, ListImport)
     return job
 
@@ -444,8 +450,8 @@ def add_dnc(body: DncAdd, user: WatcherUser, session: SessionDep) -> dict[str, A
         session, body.numbers, campaign=c, source=f"api:{user.name}", reason=body.reason, actor=user.name
     )
     if result.rejected and not (result.added or result.already):
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, {"message": "no valid number", **result.to_dict()}
+        raise http_error(
+            status.HTTP_422_UNPROCESSABLE_CONTENT, "no_valid_number", _("no valid number"), **result.to_dict()
         )
     return result.to_dict()
 
@@ -460,8 +466,11 @@ def remove_dnc(
     except CampaignError as exc:
         raise _http(exc) from exc
     if not gone:
-        raise HTTPException(
-            status.HTTP_404_NOT_FOUND, f"{mask_in_text(number)} is not on the {campaign or 'global'} list"
+        where = campaign or _("global")
+        raise http_error(
+            status.HTTP_404_NOT_FOUND,
+            "not_listed",
+            _("{number} is not on the {where} list", number=mask_in_text(number), where=where),
         )
     return {"removed": True, "list": campaign or "global"}
 

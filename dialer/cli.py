@@ -27,13 +27,15 @@ from typing import Annotated, BinaryIO
 
 import typer
 
-from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail, warn
+from core.formats import date_time
+from core.i18n import _, name_of
 from dialer import campaigns as svc
 from dialer import dnc
 from dialer.campaigns import CampaignError
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
-from dialer.models import CampaignKind, CampaignMode, CampaignStatus
+from dialer.models import STATUS_NAMES, CampaignKind, CampaignMode, CampaignStatus
 
 campaign_app = typer.Typer(
     help="Campaigns: settings, calling windows, retries, status.", no_args_is_help=True
@@ -64,11 +66,11 @@ def open_binary(path: Path) -> Iterator[BinaryIO]:
     try:
         f = path.open("rb")
     except FileNotFoundError:
-        raise fail(f"{path}: no such file") from None
+        raise fail(_("{path}: no such file", path=path)) from None
     except IsADirectoryError:
-        raise fail(f"{path}: a folder, not a file") from None
+        raise fail(_("{path}: a folder, not a file", path=path)) from None
     except PermissionError:
-        raise fail(f"{path}: not allowed to read it") from None
+        raise fail(_("{path}: not allowed to read it", path=path)) from None
     with f:
         yield f
 
@@ -152,7 +154,7 @@ def campaign_create(
         with db.session() as session:
             campaign = svc.create_campaign(session, spec, actor=CLI_ACTOR)
             info = svc.describe(session, campaign)
-    emit(info, as_json, f"created campaign {name} (draft)\n" + svc.describe_text(info))
+    emit(info, as_json, _("created campaign {name} (draft)", name=name) + "\n" + svc.describe_text(info))
 
 
 def _yaml_keys(path: Path) -> set[str]:
@@ -190,11 +192,16 @@ def campaign_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
             for c in found
         ]
     lines = [
-        f"{r['name']:<24} {r['kind']:<10} {r['mode']:<11} {r['status']:<9} priority {r['priority']:>2}"
-        f"  {r['contacts']} contacts, {r['pending']} pending"
+        f"{r['name']:<24} {r['kind']:<10} {r['mode']:<11} {r['status']:<9} "
+        + _(
+            "priority {priority}  {contacts} contacts, {pending} pending",
+            priority=format(r["priority"], ">2"),
+            contacts=r["contacts"],
+            pending=r["pending"],
+        )
         for r in rows
     ]
-    emit(rows, as_json, "\n".join(lines) or "no campaigns yet")
+    emit(rows, as_json, "\n".join(lines) or _("no campaigns yet"))
 
 
 @campaign_app.command("update")
@@ -214,7 +221,7 @@ def campaign_update(
                 session, name, changes, actor=CLI_ACTOR, source=str(from_file), lines=lines
             )
             info = svc.describe(session, campaign)
-    emit(info, as_json, f"updated campaign {name}\n" + svc.describe_text(info))
+    emit(info, as_json, _("updated campaign {name}", name=name) + "\n" + svc.describe_text(info))
 
 
 def _status(ctx: typer.Context, name: str, status: CampaignStatus, as_json: bool) -> None:
@@ -231,8 +238,8 @@ def _status(ctx: typer.Context, name: str, status: CampaignStatus, as_json: bool
                 staffing = report_staffing(session, cli.settings, campaign, actor=CLI_ACTOR)
                 data |= {"warnings": staffing.warnings, "missing_skills": staffing.missing_skills}
                 for warning in staffing.warnings:
-                    typer.secho(f"warning: {warning}", err=True, fg=typer.colors.YELLOW)
-    emit(data, as_json, f"campaign {name}: {status.value}")
+                    warn(warning)
+    emit(data, as_json, _("campaign {name}: {status}", name=name, status=name_of(STATUS_NAMES, status)))
 
 
 @campaign_app.command("start")
@@ -299,7 +306,7 @@ def campaign_contacts(
                 audit(
                     session, CLI_ACTOR, "contacts.full_numbers", campaign.name, via="cli", rows=len(records)
                 )
-    text = "\n".join(record_text(r) for r in records) or f"no contacts in {name} yet"
+    text = "\n".join(record_text(r) for r in records) or _("no contacts in {name} yet", name=name)
     emit(records, as_json, text)
 
 
@@ -352,7 +359,7 @@ def dialer_run(
     try:
         asyncio.run(main())
     except (asyncio.CancelledError, KeyboardInterrupt):
-        typer.echo("dialer stopped", err=True)
+        typer.echo(_("dialer stopped"), err=True)
 
 
 # --- lists ---------------------------------------------------------------------------------------
@@ -405,11 +412,13 @@ def lists_import(
     settings = cli_context(ctx).settings
     db = cli_context(ctx).database()
     size = file.stat().st_size if file.is_file() else 0
-    bar = ProgressBar(f"importing {file.name}", sys.stderr.isatty() and size >= PROGRESS_FROM_BYTES)
+    bar = ProgressBar(
+        _("importing {file}", file=file.name), sys.stderr.isatty() and size >= PROGRESS_FROM_BYTES
+    )
     with errors(), open_binary(file) as stream:
         dnc_stream = dnc_file.open("rb") if dnc_file and dnc_file.is_file() else None
         if dnc_file and dnc_stream is None:
-            raise fail(f"{dnc_file}: no such file")
+            raise fail(_("{path}: no such file", path=dnc_file))
         try:
             result = import_list(
                 db, campaign, stream, file.name, actor=CLI_ACTOR, mapping=columns, sheet=sheet,
@@ -426,7 +435,9 @@ def lists_import(
     data = result.to_dict()
     if report is not None:
         data["report_file"] = str(report)
-    text = result.summary() + (f"\n  rejected rows written to {report}" if report is not None else "")
+    text = result.summary() + (
+        "\n  " + _("rejected rows written to {path}", path=report) if report is not None else ""
+    )
     emit(data, as_json, text)
 
 
@@ -448,21 +459,37 @@ def lists_preview(
             stream, file.name, mapping=_mapping(mapping), sheet=sheet, header_row=header_row,
             region=cli_context(ctx).settings.default_region, allowed=None, rows=rows,
         )  # fmt: skip
-    lines = [
-        f"{preview['file']}: {preview['format']}"
-        + (
-            f", {preview['encoding']}, delimiter {preview['delimiter']!r}"
-            if preview["format"] == "csv"
-            else ""
+    what = f"{preview['file']}: {preview['format']}"
+    if preview["format"] == "csv":
+        what += _(
+            ", {encoding}, delimiter '{delimiter}'",
+            encoding=preview["encoding"],
+            delimiter=preview["delimiter"],
         )
-        + (f", sheet {preview['sheet']!r}" if preview["sheet"] else ""),
-        f"header row: {preview['header_row'] or 'none'} (found by {preview['found_by']})",
-        "columns: "
-        + ", ".join(f"{c['letter']} {c['header'] or '-'} → {c['field'] or '-'}" for c in preview["columns"]),
+    if preview["sheet"]:
+        what += _(", sheet '{sheet}'", sheet=preview["sheet"])
+    lines = [
+        what,
+        _(
+            "header row: {row} (found by {how})",
+            row=preview["header_row"] or _("none"),
+            how=preview["found_by"],
+        ),
+        _(
+            "columns: {columns}",
+            columns=", ".join(
+                f"{c['letter']} {c['header'] or '-'} → {c['field'] or '-'}" for c in preview["columns"]
+            ),
+        ),
     ]
     for r in preview["rows"]:
         verdict = r["phone"] if r["phone"] else f"{r['reason']}: {r['detail']}"
-        lines.append(f"  row {r['row']}: {' | '.join(r['cells'])}  ⇒ {verdict}")
+        lines.append(
+            "  "
+            + _(
+                "row {row}: {cells}  ⇒ {verdict}", row=r["row"], cells=" | ".join(r["cells"]), verdict=verdict
+            )
+        )
     emit(preview, as_json, "\n".join(lines))
 
 
@@ -474,12 +501,20 @@ def lists_imports(ctx: typer.Context, campaign: CampaignOpt, as_json: JsonOpt = 
         with db.session() as session:
             c = svc.require_campaign(session, campaign)
             rows = [svc.import_summary(i) for i in svc.recent_imports(session, c, 1000)]
+    tz = cli_context(ctx).settings.timezone
     lines = [
-        f"#{r['id']:<5} {r['at'][:16]} {r['file']}: {r['status']}, rows {r['rows']}, accepted {r['accepted']},"
-        f" rejected {r['rejected']}, skipped {r['skipped']}" + (f" — {r['error']}" if r["error"] else "")
+        f"#{r['id']:<5} {date_time(r['at'], tz)} {r['file']}: {r['status']}, "
+        + _(
+            "rows {rows}, accepted {accepted}, rejected {rejected}, skipped {skipped}",
+            rows=r["rows"],
+            accepted=r["accepted"],
+            rejected=r["rejected"],
+            skipped=r["skipped"],
+        )
+        + (f" — {r['error']}" if r["error"] else "")
         for r in rows
     ]
-    emit(rows, as_json, "\n".join(lines) or f"no imports into {campaign} yet")
+    emit(rows, as_json, "\n".join(lines) or _("no imports into {campaign} yet", campaign=campaign))
 
 
 @lists_app.command("report")
@@ -498,11 +533,11 @@ def lists_report(
     with db.session() as session:
         job = session.get(ListImport, import_id)
         if job is None:
-            raise fail(f"no import #{import_id}")
+            raise fail(_("no import #{id}", id=import_id))
         with out.open("w", encoding="utf-8", newline="") as f:
             n = write_rejects_csv(f, iter_rejects(session, import_id))
         audit(session, CLI_ACTOR, "list.rejects.download", str(import_id), rows=n)
-    typer.echo(f"{n} rejected rows of import #{import_id} written to {out}")
+    typer.echo(_("{n} rejected rows of import #{id} written to {path}", n=n, id=import_id, path=out))
 
 
 class ExportFormat(StrEnum):
@@ -534,7 +569,7 @@ def lists_export(
     emit(
         {"campaign": campaign, "format": fmt.value, "rows": n, "file": str(out), "masked": masked},
         as_json,
-        f"{n} contacts of {campaign} written to {out}",
+        _("{n} contacts of {campaign} written to {path}", n=n, campaign=campaign, path=out),
     )
 
 
@@ -546,14 +581,24 @@ DncCampaignOpt = Annotated[
 ReasonOpt = Annotated[str | None, typer.Option("--reason", help="Why (kept with each number).")]
 
 
+def _dnc_list(campaign: str | None) -> str:
+    return _("do-not-call list {campaign}", campaign=campaign) if campaign else _("global do-not-call list")
+
+
 def _dnc_text(r: dnc.DncResult, where: str) -> str:
-    text = f"{where}: {r.added} added, {r.already} already listed, {r.rejected} rejected"
+    text = _(
+        "{where}: {added} added, {already} already listed, {rejected} rejected",
+        where=where,
+        added=r.added,
+        already=r.already,
+        rejected=r.rejected,
+    )
     if r.skipped:
-        text += f", {r.skipped} blank rows"
+        text += _(", {n} blank rows", n=r.skipped)
     if r.contacts_cancelled:
-        text += f"; {r.contacts_cancelled} pending contacts cancelled"
+        text += _("; {n} pending contacts cancelled", n=r.contacts_cancelled)
     for item in r.rejects[:20]:
-        at = f"row {item['row']}: " if item["row"] else ""
+        at = _("row {row}: ", row=item["row"]) if item["row"] else ""
         text += f"\n  {at}{item['reason']}: {item['detail']} ({item['value']})"
     return text
 
@@ -579,7 +624,7 @@ def dnc_import(
             reason=reason,
             mapping=_mapping(mapping),
         )
-    emit(r.to_dict(), as_json, _dnc_text(r, f"do-not-call list {campaign or 'global'}"))
+    emit(r.to_dict(), as_json, _dnc_text(r, _dnc_list(campaign)))
 
 
 @dnc_app.command("add")
@@ -612,11 +657,13 @@ def dnc_remove(
             c = svc.require_campaign(session, campaign) if campaign else None
             gone = dnc.remove_number(session, number, campaign=c, actor=CLI_ACTOR)
     where = campaign or "global"
-    emit(
-        {"removed": gone, "list": where},
-        as_json,
-        f"{number}: {'removed from' if gone else 'not on'} {where} list",
+    named = campaign or _("global")
+    said = (
+        _("{number}: removed from {where} list", number=number, where=named)
+        if gone
+        else _("{number}: not on {where} list", number=number, where=named)
     )
+    emit({"removed": gone, "list": where}, as_json, said)
     if not gone:
         raise typer.Exit(1)
 
@@ -638,9 +685,6 @@ def dnc_list(
             total, entries = dnc.list_entries(session, campaign=c, limit=limit, offset=offset, search=search)
     rows = [e.as_dict() for e in entries]
     lines = [f"{r['phone']:<18} {r['added_at'][:16]}  {r['source']}  {r['reason'] or ''}" for r in rows]
-    shown = f"{len(rows)} of {total}" if total > len(rows) else f"{total}"
-    emit(
-        {"total": total, "entries": rows},
-        as_json,
-        "\n".join([f"do-not-call list {campaign or 'global'}: {shown} numbers", *lines]),
-    )
+    shown = _("{shown} of {total}", shown=len(rows), total=total) if total > len(rows) else f"{total}"
+    head = _("{where}: {shown} numbers", where=_dnc_list(campaign), shown=shown)
+    emit({"total": total, "entries": rows}, as_json, "\n".join([head, *lines]))

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
+from core.i18n import N_
 
 if TYPE_CHECKING:
     from dialer.campaigns import CampaignSpec
@@ -70,6 +71,26 @@ class ContactState(enum.StrEnum):
     done = "done"  # reached: the campaign's goal for this contact is met
     exhausted = "exhausted"  # retries used up without reaching anyone
     cancelled = "cancelled"  # not to be called: put on a do-not-call list after import, a wrong number
+
+
+# What each value is called where a person reads it (translate with `_()`); the value is the code.
+KIND_NAMES = {
+    CampaignKind.broadcast: N_("voice broadcast"),
+    CampaignKind.agent: N_("agent-connected"),
+}
+STATUS_NAMES = {
+    CampaignStatus.draft: N_("draft"),
+    CampaignStatus.running: N_("running"),
+    CampaignStatus.paused: N_("paused"),
+    CampaignStatus.finished: N_("finished"),
+}
+CONTACT_STATE_NAMES = {
+    ContactState.pending: N_("pending"),
+    ContactState.in_progress: N_("in progress"),
+    ContactState.done: N_("done"),
+    ContactState.exhausted: N_("out of attempts"),
+    ContactState.cancelled: N_("cancelled"),
+}
 
 
 class ImportStatus(enum.StrEnum):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 
+from core.i18n import N_, name_of
+
 
 class Outcome(enum.StrEnum):
     # Final for the contact unless a retry rule says otherwise.
@@ -25,6 +27,33 @@ class Outcome(enum.StrEnum):
     abandoned = "abandoned"  # answered, but nobody (agent) took the call
     hangup_early = "hangup_early"  # answered and hung up before the message
     interrupted = "interrupted"  # the dialer or Asterisk restarted mid-call; the call's end is unknown
+
+
+OUTCOME_NAMES = {
+    Outcome.confirmed: N_("confirmed"),
+    Outcome.completed: N_("heard the message"),
+    Outcome.reschedule: N_("asked for another date"),
+    Outcome.opted_out: N_("opted out"),
+    Outcome.agent: N_("talked to an agent"),
+    Outcome.help: N_("asked for help"),
+    Outcome.callback: N_("asked for a callback"),
+    Outcome.machine_message_left: N_("message left on a machine"),
+    Outcome.no_answer: N_("no answer"),
+    Outcome.busy: N_("busy"),
+    Outcome.failed: N_("failed (unreachable or rejected)"),
+    Outcome.machine: N_("answering machine"),
+    Outcome.no_input: N_("answered, pressed no key"),
+    Outcome.abandoned: N_("abandoned (no agent free)"),
+    Outcome.hangup_early: N_("hung up before the message"),
+    Outcome.interrupted: N_("interrupted"),
+    # Not a call's outcome but a retry rule's name: an agent's wrap-up asked to try again later.
+    "retry_later": N_("to be tried again (agent's wrap-up)"),
+}
+
+
+def outcome_name(code: str) -> str:
+    """An outcome as a person reads it; an unknown code as it is."""
+    return name_of(OUTCOME_NAMES, code)
 
 
 # Q.850 cause codes as Asterisk reports them (ChannelDestroyed.cause / hangup cause).

@@ -20,12 +20,13 @@ from sqlalchemy.orm import Session
 
 from agents.routing import ANY_SKILL, Need, unmet
 from core.audit import audit
+from core.i18n import N_, _
 from core.settings import Settings
 from dialer.models import Campaign, CampaignKind
 from ivr.check import find_flow, flow_dirs, load_flow
 from ivr.flow import TransferNode
 
-HINT = " (an agent's profile is set with `warmline agents set NAME` or on the console's Agents page)"
+HINT = N_("an agent's profile is set with `warmline agents set NAME` or on the console's Agents page")
 
 
 @dataclass
@@ -45,11 +46,25 @@ def campaign_needs(settings: Settings, campaign: Campaign) -> tuple[list[Need], 
     path = find_flow(settings.var_dir, campaign.flow)
     if path is None:
         where = ", ".join(map(str, flow_dirs(settings.var_dir)))
-        return [], [f"campaign {campaign.name!r}: its flow {campaign.flow!r} is not in {where}"]
+        return [], [
+            _(
+                "campaign '{name}': its flow '{flow}' is not in {where}",
+                name=campaign.name,
+                flow=campaign.flow,
+                where=where,
+            )
+        ]
     try:
         flow = load_flow(path)
     except Exception as exc:
-        return [], [f"campaign {campaign.name!r}: its flow {path} cannot be read: {exc}"]
+        return [], [
+            _(
+                "campaign '{name}': its flow {path} cannot be read: {error}",
+                name=campaign.name,
+                path=path,
+                error=exc,
+            )
+        ]
     needs = [
         Need(None if node.skill == ANY_SKILL else node.skill, (), node.language)
         for node in flow.nodes.values()
@@ -62,8 +77,14 @@ def check_staffing(session: Session, settings: Settings, campaign: Campaign) -> 
     needs, problems = campaign_needs(settings, campaign)
     gaps = unmet(session, needs)
     warnings = [
-        f"campaign {campaign.name!r} puts calls through to {g.need}, but {g.reason}: "
-        f"those callers would wait until the queue gives up on them{HINT}"
+        _(
+            "campaign '{name}' puts calls through to {need}, but {reason}: those callers would wait until"
+            " the queue gives up on them ({hint})",
+            name=campaign.name,
+            need=str(g.need),
+            reason=g.reason,
+            hint=_(HINT),
+        )
         for g in gaps
     ]
     missing = list(dict.fromkeys(g.need.skill for g in gaps if g.need.skill and g.missing == "skill"))

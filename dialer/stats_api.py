@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, Depends, status
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
+from core.errors import http_error
 from dialer import campaigns as svc
 from dialer.campaigns import CampaignError
 from dialer.stats import campaign_stats
@@ -23,5 +24,5 @@ def stats(name: str, _: WatcherUser, session: SessionDep) -> dict[str, Any]:
     try:
         campaign = svc.require_campaign(session, name)
     except CampaignError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise http_error(status.HTTP_404_NOT_FOUND, "no_such_campaign", str(exc)) from exc
     return campaign_stats(session, campaign)

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from core.cli import JsonOpt, cli_context, emit, fail
+from core.i18n import _, ngettext
 from ivr.check import Problem, check_file
 
 ivr_app = typer.Typer(
@@ -32,7 +33,7 @@ def _fields(pairs: list[str] | None) -> dict[str, str]:
     for pair in pairs or []:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
-            raise fail(f"--field {pair!r}: write name=value")
+            raise fail(_("--field '{pair}': write name=value", pair=pair))
         out[name.strip()] = value
     return out
 
@@ -67,9 +68,11 @@ def check(
     lines = [p.text() for p in problems]
     for f in files:
         if not f["problems"]:
-            lines.append(f"{f['file']}: ok (flow {f['flow']}, {f['nodes']} nodes)")
+            lines.append(
+                _("{file}: ok (flow {flow}, {n} nodes)", file=f["file"], flow=f["flow"], n=f["nodes"])
+            )
     if problems:
-        lines.append(f"{len(problems)} problem{'s' if len(problems) != 1 else ''}")
+        lines.append(ngettext("{n} problem", "{n} problems", len(problems)))
     data = {"ok": not problems, "files": files, "problems": [p.model_dump() for p in problems]}
     emit(data, as_json, "\n".join(lines))
     raise typer.Exit(2 if problems else 0)
@@ -143,7 +146,7 @@ def run(
     from ivr.check import FlowError, load_flow
 
     if not number.lstrip("+").isdigit():
-        raise fail("--number takes digits only")
+        raise fail(_("--number takes digits only"))
     values = _fields(field)
     try:
         flow = load_flow(flow_file, prompt_dirs=prompts_dir or [])

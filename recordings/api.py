@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -27,6 +27,8 @@ from core.audit import AuditEntry, audit
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.errors import http_error
+from core.i18n import _
 from recordings import service, storage
 from recordings.models import CallRecording
 
@@ -42,9 +44,9 @@ def recording_for(session: Session, recording_id: str, user: User) -> CallRecord
     try:
         rec = service.get_recording(session, recording_id)
     except service.RecordingError as exc:
-        raise HTTPException(404, str(exc)) from exc
+        raise http_error(404, exc.code, exc.message) from exc
     if user.role is Role.agent and rec.agent != user.name:
-        raise HTTPException(404, f"recording {recording_id}: not found")
+        raise http_error(404, "no_such_recording", _("recording {id}: not found", id=recording_id))
     return rec
 
 
@@ -80,16 +82,20 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     m = RANGE.match(header.strip())
     if m is None or (not m[1] and not m[2]):
-        raise HTTPException(416, f"Range {header!r}: only one 'bytes=start-end' range is served")
+        raise http_error(
+            416, "bad_range", _("Range '{header}': only one 'bytes=start-end' range is served", header=header)
+        )
     if m[1]:
         start, end = int(m[1]), int(m[2]) if m[2] else size - 1
     else:  # the last N bytes
         start, end = max(0, size - int(m[2])), size - 1
     end = min(end, size - 1)
     if start >= size or start > end:
-        raise HTTPException(
-            416, f"Range {header!r} is outside the {size} bytes", {"Content-Range": f"bytes */{size}"}
+        error = http_error(
+            416, "bad_range", _("Range '{header}' is outside the {size} bytes", header=header, size=size)
         )
+        error.headers = {"Content-Range": f"bytes */{size}"}
+        raise error
     return start, end
 
 
@@ -106,7 +112,7 @@ def audio(
     try:
         f = service.open_recording(settings, rec)
     except service.RecordingError as exc:
-        raise HTTPException(410 if "purged" in str(exc) else 404, str(exc)) from exc
+        raise http_error(410 if exc.code == "purged" else 404, exc.code, exc.message) from exc
     try:
         size = f.seek(0, 2)
         rng = _parse_range(request.headers.get("range"), size)

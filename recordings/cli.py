@@ -23,6 +23,7 @@ from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+from core.i18n import _, ngettext
 
 if TYPE_CHECKING:
     from recordings.analytics import CallAnalytics
@@ -91,8 +92,8 @@ def analyze(
     typer.echo(result.to_json() if as_json else summary(result))
 
 
-def _n(count: int | None, one: str, many: str) -> str:
-    return f"{count} {one if count == 1 else many}"
+def _s(x: float | None) -> str:
+    return format(x or 0.0, ".1f")
 
 
 def _pct(x: float | None) -> str:
@@ -101,29 +102,50 @@ def _pct(x: float | None) -> str:
 
 def summary(r: CallAnalytics) -> str:
     """A few readable lines (a screen reader reads them in order; no tables, no colour needed)."""
-    kind = "stereo" if r.channels == 2 else "mono"
-    lines = [f"{r.file}: {r.duration_s:.1f} s, {kind}, {r.sample_rate} Hz"]
+    kind = _("stereo") if r.channels == 2 else _("mono")
+    lines = [
+        _("{file}: {s} s, {kind}, {rate} Hz", file=r.file, s=_s(r.duration_s), kind=kind, rate=r.sample_rate)
+    ]
     if r.channels == 2:
-        ch = r.settings.agent_channel
-        lines.append(f"agent ({ch} channel) talked {r.talk_s.agent:.1f} s{_pct(r.talk_share.agent)}")
-        other = "right" if ch == "left" else "left"
-        lines.append(
-            f"customer ({other} channel) talked {r.talk_s.customer:.1f} s{_pct(r.talk_share.customer)}"
-        )
+        left, right = _("left"), _("right")
+        ch, other = (left, right) if r.settings.agent_channel == "left" else (right, left)
+        said = _("agent ({channel} channel) talked {s} s", channel=ch, s=_s(r.talk_s.agent))
+        lines.append(said + _pct(r.talk_share.agent))
+        said = _("customer ({channel} channel) talked {s} s", channel=other, s=_s(r.talk_s.customer))
+        lines.append(said + _pct(r.talk_share.customer))
     else:
-        lines.append(f"speech on the one track: {r.speech_s:.1f} s")
+        lines.append(_("speech on the one track: {s} s", s=_s(r.speech_s)))
     lines.append(
-        f"dead air {r.silence_s:.1f} s in {_n(r.silence_count, 'gap', 'gaps')}, longest {r.longest_silence_s:.1f} s"
-        f" (before the first words {r.leading_silence_s:.1f} s, after the last {r.trailing_silence_s:.1f} s)"
+        ngettext(
+            "dead air {s} s in {n} gap, longest {longest} s (before the first words {first} s, after the last"
+            " {last} s)",
+            "dead air {s} s in {n} gaps, longest {longest} s (before the first words {first} s, after the last"
+            " {last} s)",
+            r.silence_count or 0,
+            s=_s(r.silence_s),
+            longest=_s(r.longest_silence_s),
+            first=_s(r.leading_silence_s),
+            last=_s(r.trailing_silence_s),
+        )
     )
     if r.overtalk_s is not None:
-        lines.append(f"overtalk {r.overtalk_s:.1f} s in {_n(r.overtalk_count, 'stretch', 'stretches')}")
         lines.append(
-            f"longest monologue: agent {r.longest_monologue_s.agent:.1f} s,"
-            f" customer {r.longest_monologue_s.customer:.1f} s"
+            ngettext(
+                "overtalk {s} s in {n} stretch",
+                "overtalk {s} s in {n} stretches",
+                r.overtalk_count or 0,
+                s=_s(r.overtalk_s),
+            )
+        )
+        lines.append(
+            _(
+                "longest monologue: agent {agent} s, customer {customer} s",
+                agent=_s(r.longest_monologue_s.agent),
+                customer=_s(r.longest_monologue_s.customer),
+            )
         )
     if r.note:
-        lines.append(f"note: {r.note}")
+        lines.append(_("note: {note}", note=r.note))
     return "\n".join(lines)
 
 
@@ -148,7 +170,7 @@ def _campaign(session: Session, campaign: str) -> _CampaignRef:
     if row is None and campaign.isdigit():
         row = session.execute(select(_CAMPAIGNS).where(_CAMPAIGNS.c.id == int(campaign))).first()
     if row is None:
-        raise fail(f"campaign {campaign!r}: no such campaign (see `warmline campaign list`)")
+        raise fail(_("campaign '{name}': no such campaign (see `warmline campaign list`)", name=campaign))
     return _CampaignRef(int(row.id), str(row.name), bool(row.elder_welfare))
 
 
@@ -158,7 +180,9 @@ def _when(text: str | None, what: str, timezone: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(text)
     except ValueError as exc:
-        raise fail(f"{what} {text!r}: give an ISO date-time, e.g. 2026-11-24T09:30:00+08:00") from exc
+        raise fail(
+            _("{what} '{text}': give an ISO date-time, e.g. 2026-11-24T09:30:00+08:00", what=what, text=text)
+        ) from exc
     if value.tzinfo is None:
         from zoneinfo import ZoneInfo
 
@@ -191,7 +215,7 @@ def register_cmd(
     started_at = _when(started, "--started", settings.timezone)
     if started_at is None:
         if not file.is_file():
-            raise fail(f"{file}: no such file")
+            raise fail(_("{path}: no such file", path=file))
         started_at = datetime.fromtimestamp(file.stat().st_mtime, UTC)
     with cli.database().session() as session:
         ref = _campaign(session, campaign) if campaign is not None else None
@@ -216,11 +240,16 @@ def register_cmd(
             raise fail(str(exc)) from exc
         data = service.describe(rec)
         data["analytics_error"] = rec.analytics_error
-    text = (
-        f"registered {data['id']}: {data['duration_s']:.1f} s, {data['channels']} ch, {data['sample_rate']} Hz,"
-        f" {data['size_bytes']} bytes, sha256 {data['sha256'][:12]}…; stored as {data['path']}"
-        + (" (encrypted)" if data["encrypted"] else "")
-    )
+    text = _(
+        "registered {id}: {s} s, {channels} ch, {rate} Hz, {size} bytes, sha256 {sha}…; stored as {path}",
+        id=data["id"],
+        s=_s(data["duration_s"]),
+        channels=data["channels"],
+        rate=data["sample_rate"],
+        size=data["size_bytes"],
+        sha=data["sha256"][:12],
+        path=data["path"],
+    ) + (_(" (encrypted)") if data["encrypted"] else "")
     emit(data, as_json, text)
 
 
@@ -244,7 +273,7 @@ def list_cmd(
         f"{r['id']}  {r['started_at'][:16]}  {r['agent'] or '-':<12} {r['duration_s'] or 0:7.1f} s  {r['status']}"
         for r in rows
     ]
-    emit(rows, as_json, "\n".join(lines) or "no recordings registered")
+    emit(rows, as_json, "\n".join(lines) or _("no recordings registered"))
 
 
 @app.command("verify")
@@ -256,7 +285,13 @@ def verify_cmd(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     with cli.database().session() as session:
         report = service.verify(session, cli.settings, actor=CLI_ACTOR).to_dict()
     lines = [
-        f"checked {report['checked']}: {report['ok']} ok, {report['missing']} missing, {report['corrupt']} corrupt"
+        _(
+            "checked {checked}: {ok} ok, {missing} missing, {corrupt} corrupt",
+            checked=report["checked"],
+            ok=report["ok"],
+            missing=report["missing"],
+            corrupt=report["corrupt"],
+        )
     ]
     lines += [f"  {p['status']}: {p['recording_id']} — {p['reason']}" for p in report["problems"]]
     emit(report, as_json, "\n".join(lines))
@@ -278,10 +313,15 @@ def purge_cmd(
     cli = cli_context(ctx)
     with cli.database().session() as session:
         report = service.purge(session, cli.settings, dry_run=dry_run, actor=CLI_ACTOR).to_dict()
-    verb = "would purge" if dry_run else "purged"
-    lines = [f"{verb} {report['count']} recording{'s' if report['count'] != 1 else ''}"]
+    n = report["count"]
+    if dry_run:
+        head = ngettext("would purge {n} recording", "would purge {n} recordings", n)
+    else:
+        head = ngettext("purged {n} recording", "purged {n} recordings", n)
+    lines = [head]
     lines += [
-        f"  {r['id']}  started {r['started_at'][:10]}, kept {r['retention_days']} days"
+        f"  {r['id']}  "
+        + _("started {day}, kept {days} days", day=r["started_at"][:10], days=r["retention_days"])
         for r in report["recordings"]
     ]
     emit(report, as_json, "\n".join(lines))
@@ -313,4 +353,9 @@ def retention_cmd(
         row = session.get(RecordingRetention, cid)
         kept = row.retention_days if row else settings.recordings_retention_days
     data = {"campaign": campaign, "retention_days": kept}
-    emit(data, as_json, f"{campaign}: recordings kept {f'{kept} days' if kept else 'forever'}")
+    said = (
+        _("{campaign}: recordings kept {days} days", campaign=campaign, days=kept)
+        if kept
+        else _("{campaign}: recordings kept forever", campaign=campaign)
+    )
+    emit(data, as_json, said)

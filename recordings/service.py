@@ -26,6 +26,8 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
+from core.errors import CodedError
+from core.i18n import _
 from core.settings import Settings
 from recordings import storage
 from recordings.models import CallRecording, RecordingRetention, RecordingStatus
@@ -33,8 +35,9 @@ from recordings.models import CallRecording, RecordingRetention, RecordingStatus
 SYSTEM_ACTOR = "system"
 
 
-class RecordingError(Exception):
-    """A recording that cannot be registered or read; the message says which and why."""
+class RecordingError(CodedError):
+    """A recording that cannot be registered or read; the message says which and why (in the
+    current locale), `code` for programs."""
 
 
 def _key(settings: Settings) -> bytes:
@@ -52,7 +55,9 @@ def _audio_info(path: Path | BinaryIO, where: str) -> tuple[int, int, float]:
     try:
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
-        raise RecordingError(f"{where}: not a readable audio file ({exc})") from exc
+        raise RecordingError(
+            _("{where}: not a readable audio file ({error})", where=where, error=exc), code="not_audio"
+        ) from exc
     return int(info.channels), int(info.samplerate), float(info.frames) / max(1, int(info.samplerate))
 
 
@@ -84,7 +89,7 @@ def register_recording(
     src = Path(path)
     where = str(src)
     if not src.is_file():
-        raise RecordingError(f"{where}: no such file")
+        raise RecordingError(_("{path}: no such file", path=where), code="no_such_file")
     channels, rate, duration = _audio_info(src, where)
     with src.open("rb") as f:
         checksum, size = storage.sha256_of(f)
@@ -191,7 +196,7 @@ def set_call_facts(
 def get_recording(session: Session, recording_id: str) -> CallRecording:
     rec = session.get(CallRecording, recording_id) if _is_uuid(recording_id) else None
     if rec is None:
-        raise RecordingError(f"recording {recording_id}: not found")
+        raise RecordingError(_("recording {id}: not found", id=recording_id), code="no_such_recording")
     return rec
 
 
@@ -202,14 +207,18 @@ def file_of(settings: Settings, rec: CallRecording) -> Path:
 def open_recording(settings: Settings, rec: CallRecording) -> BinaryIO:
     """The recording's audio (decrypted on the fly when stored encrypted), seekable."""
     if rec.status is RecordingStatus.purged:
-        raise RecordingError(f"recording {rec.id}: purged at the end of its campaign's retention")
+        raise RecordingError(
+            _("recording {id}: purged at the end of its campaign's retention", id=rec.id), code="purged"
+        )
     path = file_of(settings, rec)
     if not path.is_file():
-        raise RecordingError(f"recording {rec.id}: the file {rec.path} is missing")
+        raise RecordingError(
+            _("recording {id}: the file {path} is missing", id=rec.id, path=rec.path), code="file_missing"
+        )
     try:
         return storage.open_audio(path, rec.encrypted, _key(settings) if rec.encrypted else None)
     except storage.StorageError as exc:
-        raise RecordingError(f"recording {rec.id}: {exc}") from exc
+        raise RecordingError(_("recording {id}: {error}", id=rec.id, error=exc), code="unreadable") from exc
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -304,7 +313,7 @@ def verify(session: Session, settings: Settings, actor: str = SYSTEM_ACTOR) -> V
 
 def set_retention(session: Session, campaign_id: int, days: int, actor: str) -> RecordingRetention:
     if days < 1:
-        raise RecordingError(f"retention of {days} days: give at least 1")
+        raise RecordingError(_("retention of {days} days: give at least 1", days=days), code="bad_retention")
     row = session.get(RecordingRetention, campaign_id)
     if row is None:
         row = RecordingRetention(campaign_id=campaign_id, retention_days=days, updated_by=actor)

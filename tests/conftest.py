@@ -17,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from core.db import Database
+from core.i18n import use_locale
 from core.settings import Settings
 from tests.utils.cli import cli_runner
 from warmline import migrate
@@ -122,3 +123,14 @@ def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
     """A `warmline` command runner on this test's database and its own var folder."""
     with cli_runner(monkeypatch, tmp_path / "var", db_url) as runner:
         yield runner
+
+
+@pytest.fixture
+def english(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The test reads the English messages: zh-CN is everyone's default, so a test written against
+    the English text says so (`pytest.mark.usefixtures("english")`). It covers code called in the
+    test, and the command line (WARMLINE_LANG); a request to the API says its language itself
+    (Accept-Language, or the user's choice)."""
+    monkeypatch.setenv("WARMLINE_LANG", "en")
+    with use_locale("en"):
+        yield

@@ -34,10 +34,13 @@ async def add_user(
     *,
     actor: str,
     display_name: str | None = None,
+    language: str | None = None,
 ) -> AccountChange:
     def create() -> str | None:
         with db.session() as session:
-            user = auth.create_user(session, name, role, password, actor=actor, display_name=display_name)
+            user = auth.create_user(
+                session, name, role, password, actor=actor, display_name=display_name, language=language
+            )
             account = ensure_sip_account(session, user, actor=actor)
             return account.endpoint if account else None
 

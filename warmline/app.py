@@ -28,6 +28,7 @@ from warmline.console.cases import router as cases_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
 from warmline.console.reviews import router as reviews_console_router
+from warmline.console.settings import router as settings_console_router
 from warmline.features import collect
 from warmline.health import router as health_router
 
@@ -43,6 +44,7 @@ CONSOLE_ROUTERS = (
     live_console_router,
     alerts_console_router,
     cases_console_router,
+    settings_console_router,
 )
 
 

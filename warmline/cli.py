@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Annotated, Any
@@ -11,9 +12,10 @@ from typing import Annotated, Any
 import typer
 
 from core.auth import service as auth
-from core.auth.models import Role
+from core.auth.models import ROLE_NAMES, Role
 from core.cli import CLI_ACTOR, CliContext, JsonOpt, cli_context, emit, fail
 from core.db import Database
+from core.i18n import LANGUAGE_NAMES, _, cli_locale, normalise, use_locale
 from core.settings import Settings, get_settings
 from warmline import accounts, migrate
 from warmline.features import collect
@@ -42,6 +44,8 @@ def ready_database(settings: Settings) -> Database:
 def root(ctx: typer.Context) -> None:
     # Every command below reads settings and the migrated database through this (core.cli). A
     # caller that already handed one in (a test, through CliRunner.invoke(obj=...)) keeps it.
+    # Messages for people speak WARMLINE_LANG, else LANG, until the command line ends.
+    ctx.with_resource(use_locale(cli_locale(os.environ)))
     if not isinstance(ctx.obj, CliContext):
         ctx.obj = CliContext(get_settings, ready_database, stasis=FEATURES.stasis, workers=FEATURES.workers)
 
@@ -52,24 +56,24 @@ def db_upgrade(ctx: typer.Context, revision: str = "head") -> None:
     settings = cli_context(ctx).settings
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     migrate.upgrade(settings.db_url, revision)
-    typer.echo(f"database at revision {migrate.current_revision(settings.db_url)}")
+    typer.echo(_("database at revision {revision}", revision=migrate.current_revision(settings.db_url)))
 
 
 @db_app.command("current")
 def db_current(ctx: typer.Context) -> None:
     """Print the schema revision the database is at."""
-    typer.echo(migrate.current_revision(cli_context(ctx).settings.db_url) or "empty")
+    typer.echo(migrate.current_revision(cli_context(ctx).settings.db_url) or _("empty"))
 
 
 def read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline().rstrip("\r\n")
         if not line:
-            raise fail("--password-stdin given but standard input had no password line")
+            raise fail(_("--password-stdin given but standard input had no password line"))
         return line
-    first: str = typer.prompt("Password", hide_input=True)
-    if typer.prompt("Repeat password", hide_input=True) != first:
-        raise fail("the two passwords differ")
+    first: str = typer.prompt(_("Password"), hide_input=True)
+    if typer.prompt(_("Repeat password"), hide_input=True) != first:
+        raise fail(_("the two passwords differ"))
     return first
 
 
@@ -82,6 +86,9 @@ def users_add(
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     display_name: Annotated[str | None, typer.Option(help="Name shown to people.")] = None,
+    language: Annotated[
+        str | None, typer.Option(help="zh-CN or en (default: the browser's, else zh-CN).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Add a user. An agent also gets a PJSIP endpoint with a generated secret."""
@@ -91,12 +98,30 @@ def users_add(
     db = cli.database()
     try:
         change = asyncio.run(
-            accounts.add_user(settings, db, name, role, password, actor=CLI_ACTOR, display_name=display_name)
+            accounts.add_user(
+                settings,
+                db,
+                name,
+                role,
+                password,
+                actor=CLI_ACTOR,
+                display_name=display_name,
+                language=language,
+            )
         )
     except auth.AccountError as exc:
         raise fail(str(exc)) from exc
-    endpoint = f", SIP endpoint {change.sip_endpoint}" if change.sip_endpoint else ""
-    emit(change.__dict__, as_json, f"added {name} ({role.value}){endpoint}{_sync_text(change.sync)}")
+    role_name = _(ROLE_NAMES[role])
+    if change.sip_endpoint:
+        text = _(
+            "added {name} ({role}), SIP endpoint {endpoint}",
+            name=name,
+            role=role_name,
+            endpoint=change.sip_endpoint,
+        )
+    else:
+        text = _("added {name} ({role})", name=name, role=role_name)
+    emit(change.__dict__, as_json, text + _sync_text(change.sync))
 
 
 @users_app.command("disable")
@@ -108,7 +133,33 @@ def users_disable(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> No
         change = asyncio.run(accounts.disable_user(settings, db, name, actor=CLI_ACTOR))
     except auth.AccountError as exc:
         raise fail(str(exc)) from exc
-    emit(change.__dict__, as_json, f"disabled {name}{_sync_text(change.sync)}")
+    emit(change.__dict__, as_json, _("disabled {name}", name=name) + _sync_text(change.sync))
+
+
+@users_app.command("set")
+def users_set(
+    ctx: typer.Context,
+    name: str,
+    language: Annotated[
+        str, typer.Option(help="zh-CN, en, or auto (follow the browser's Accept-Language, else zh-CN).")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Change a user's settings: the language their pages, announcements and messages speak."""
+    try:
+        with cli_context(ctx).database().session() as session:
+            user = auth.set_language(session, name, language, actor=CLI_ACTOR)
+            chosen = user.language
+    except auth.AccountError as exc:
+        raise fail(str(exc)) from exc
+    data = {"name": name, "language": chosen}
+    if chosen:
+        text = _(
+            "{name} now reads and hears {language}", name=name, language=LANGUAGE_NAMES[normalise(chosen)]
+        )
+    else:
+        text = _("{name} now follows the browser's language", name=name)
+    emit(data, as_json, text)
 
 
 @users_app.command("list")
@@ -120,16 +171,22 @@ def users_list(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 "name": u.name,
                 "role": u.role.value,
                 "disabled": u.disabled,
+                "language": u.language,
                 "created_at": u.created_at.isoformat(),
             }
             for u in auth.list_users(session)
         ]
-    lines = [f"{r['name']:<24} {r['role']:<11} {'disabled' if r['disabled'] else 'active'}" for r in rows]
-    emit(rows, as_json, "\n".join(lines) or "no users yet")
+    browser, active, disabled = _("the browser's"), _("active"), _("disabled")
+    lines = []
+    for r in rows:
+        role = _(ROLE_NAMES[Role(str(r["role"]))])
+        state = disabled if r["disabled"] else active
+        lines.append(f"{r['name']:<24} {role:<11} {state:<9} {r['language'] or browser}")
+    emit(rows, as_json, "\n".join(lines) or _("no users yet"))
 
 
 def _sync_text(sync: dict[str, str]) -> str:
-    return "".join(f"; asterisk {node}: {what}" for node, what in sync.items())
+    return "".join(_("; asterisk {node}: {result}", node=node, result=what) for node, what in sync.items())
 
 
 @lab_app.command("start")
@@ -168,8 +225,15 @@ def lab_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 def _lab_text(s: dict[str, Any]) -> str:
     if s["state"] != "running":
-        return f"lab: {s['state']}"
-    return f"lab: running (pid {s.get('pid')}); ARI {s['ari_url']} as {s['ari_user']}; SIP {s['sip_host']}:{s['sip_port']}"
+        return _("lab: {state}", state=s["state"])
+    return _(
+        "lab: running (pid {pid}); ARI {url} as {user}; SIP {host}:{port}",
+        pid=s.get("pid"),
+        url=s["ari_url"],
+        user=s["ari_user"],
+        host=s["sip_host"],
+        port=s["sip_port"],
+    )
 
 
 @app.command("demo")
@@ -201,7 +265,7 @@ def demo(
     else:
         typer.echo(table_text(rows))
         typer.echo(recordings_text(rows))
-    typer.echo(f"demo ran {time.monotonic() - started:.0f} s", err=as_json)
+    typer.echo(_("demo ran {seconds} s", seconds=round(time.monotonic() - started)), err=as_json)
     if bad:
         raise typer.Exit(1)
     if serve and not as_json:

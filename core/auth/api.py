@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, HTTPException, Request, status
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, Request, status
+from pydantic import BaseModel, Field
 
 from core.audit import audit
 from core.auth import service
 from core.auth.models import Role, User
 from core.deps import CurrentUser, Public, SessionDep, SettingsDep, bearer_token
+from core.errors import http_error
+from core.i18n import _, set_locale
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -33,6 +35,7 @@ class UserOut(BaseModel):
     display_name: str | None
     disabled: bool
     created_at: datetime
+    language: str | None = Field(description="the language chosen (zh-CN, en); null: the browser's")
 
     @classmethod
     def of(cls, user: User) -> UserOut:
@@ -42,7 +45,26 @@ class UserOut(BaseModel):
             display_name=user.display_name,
             disabled=user.disabled,
             created_at=user.created_at,
+            language=user.language,
         )
+
+
+class LanguageChange(BaseModel):
+    language: str | None = Field(
+        max_length=16, description="zh-CN or en; 'auto' or null: follow the browser's Accept-Language"
+    )
+
+
+def change_language(session: SessionDep, name: str, language: str | None, actor: str) -> User:
+    """Store the choice; the rest of the request (its answer, its errors) speaks the new language."""
+    try:
+        user = service.set_language(session, name, language, actor=actor)
+    except service.AccountError as exc:
+        status_code = 404 if exc.code == "no_such_user" else status.HTTP_422_UNPROCESSABLE_CONTENT
+        raise http_error(status_code, exc.code, exc.message) from exc
+    if user.language:
+        set_locale(user.language)
+    return user
 
 
 @router.post("/auth/token", dependencies=[Depends(Public())])
@@ -51,7 +73,7 @@ def login(body: TokenRequest, session: SessionDep, settings: SettingsDep, reques
     if user is None:
         audit(session, body.username[:64], "login.fail", ip=request.client.host if request.client else None)
         session.commit()  # the failure is recorded although the request ends in an error
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, "wrong user name or password")
+        raise http_error(status.HTTP_401_UNAUTHORIZED, "bad_credentials", _("wrong user name or password"))
     ttl = timedelta(hours=settings.token_ttl_hours)
     token = service.issue_token(session, user, ttl=ttl)
     return TokenOut(access_token=token, role=user.role, expires_in=int(ttl.total_seconds()))
@@ -68,3 +90,9 @@ def logout(user: CurrentUser, session: SessionDep, request: Request) -> None:
 @router.get("/me")
 def me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
+
+
+@router.patch("/me")
+def change_my_language(body: LanguageChange, user: CurrentUser, session: SessionDep) -> UserOut:
+    """The signed-in user's own settings: the language pages, announcements and errors speak."""
+    return UserOut.of(change_language(session, user.name, body.language, user.name))

@@ -9,6 +9,7 @@ from sqlalchemy import Enum, ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, utcnow
+from core.i18n import N_
 
 
 class Role(enum.StrEnum):
@@ -19,6 +20,16 @@ class Role(enum.StrEnum):
     admin = "admin"
 
 
+# What each role is called where a person reads it (translate with `_()`); the value stays the code.
+ROLE_NAMES = {
+    Role.agent: N_("agent"),
+    Role.manager: N_("manager"),
+    Role.qa: N_("QA reviewer"),
+    Role.supervisor: N_("supervisor"),
+    Role.admin: N_("administrator"),
+}
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -27,6 +38,8 @@ class User(Base):
     role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
     password_hash: Mapped[str] = mapped_column(String(255))
     display_name: Mapped[str | None] = mapped_column(String(128))
+    # The language the user chose (BCP 47: zh-CN, en); None: the browser's, else zh-CN.
+    language: Mapped[str | None] = mapped_column(String(16), default=None)
     disabled: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     disabled_at: Mapped[datetime | None]

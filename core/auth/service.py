@@ -16,14 +16,21 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.auth.models import ApiToken, Role, User
 from core.db import utcnow
+from core.errors import CodedError
+from core.i18n import HTML_LANG, SUPPORTED_LOCALES, _, normalise
 
 _hasher = PasswordHasher()
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
 
 
-class AccountError(ValueError):
+class AccountError(CodedError):
     """A request about accounts that cannot be carried out, with a message for a person."""
+
+
+# What a user may choose, as stored (BCP 47); "auto" (or nothing) clears the choice.
+LANGUAGES = tuple(HTML_LANG[loc] for loc in SUPPORTED_LOCALES)
+AUTO_LANGUAGE = "auto"
 
 
 @functools.cache
@@ -39,24 +46,80 @@ def hash_password(password: str) -> str:
 
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
-        raise AccountError(f"password too short: at least {MIN_PASSWORD} characters")
+        raise AccountError(
+            _("password too short: at least {n} characters", n=MIN_PASSWORD), code="password_too_short"
+        )
+
+
+def language_choice(text: str | None) -> str | None:
+    """A language as stored: 'zh-CN' or 'en' for zh, zh-CN, en, en-GB...; None for 'auto' or nothing."""
+    if text is None or not text.strip() or text.strip().lower() == AUTO_LANGUAGE:
+        return None
+    tag = text.strip()
+    lang = tag.replace("_", "-").split("-")[0].lower()
+    if lang not in ("zh", "en"):
+        raise AccountError(
+            _(
+                "language '{language}': choose one of {choices}, or {auto} to follow the browser",
+                language=tag,
+                choices=", ".join(LANGUAGES),
+                auto=AUTO_LANGUAGE,
+            ),
+            code="unsupported_language",
+        )
+    return HTML_LANG[normalise(tag)]
 
 
 def create_user(
-    session: Session, name: str, role: Role, password: str, *, actor: str, display_name: str | None = None
+    session: Session,
+    name: str,
+    role: Role,
+    password: str,
+    *,
+    actor: str,
+    display_name: str | None = None,
+    language: str | None = None,
 ) -> User:
     if not NAME_RE.match(name):
         raise AccountError(
-            f"invalid user name {name!r}: 2-32 characters, lower-case letters, digits, '_', '.', '-',"
-            " starting with a letter"
+            _(
+                "invalid user name '{name}': 2-32 characters, lower-case letters, digits, '_', '.', '-',"
+                " starting with a letter",
+                name=name,
+            ),
+            code="invalid_name",
         )
     check_password(password)
+    chosen = language_choice(language)
     if get_user(session, name) is not None:
-        raise AccountError(f"user {name!r} already exists")
-    user = User(name=name, role=role, password_hash=hash_password(password), display_name=display_name)
+        raise AccountError(_("user '{name}' already exists", name=name), code="user_exists")
+    user = User(
+        name=name,
+        role=role,
+        password_hash=hash_password(password),
+        display_name=display_name,
+        language=chosen,
+    )
     session.add(user)
     session.flush()
     audit(session, actor, "user.create", name, role=role.value)
+    return user
+
+
+def set_language(session: Session, name: str, language: str | None, *, actor: str) -> User:
+    """Store the user's language ('auto' or None: follow the browser); audited when it changes."""
+    user = require_user(session, name)
+    chosen = language_choice(language)
+    if user.language != chosen:
+        audit(session, actor, "user.language", name, before=user.language, after=chosen)
+        user.language = chosen
+    return user
+
+
+def require_user(session: Session, name: str) -> User:
+    user = get_user(session, name)
+    if user is None:
+        raise AccountError(_("no user named '{name}'", name=name), code="no_such_user")
     return user
 
 
@@ -69,9 +132,7 @@ def list_users(session: Session) -> list[User]:
 
 
 def disable_user(session: Session, name: str, *, actor: str) -> User:
-    user = get_user(session, name)
-    if user is None:
-        raise AccountError(f"no user named {name!r}")
+    user = require_user(session, name)
     if not user.disabled:
         user.disabled = True
         user.disabled_at = utcnow()

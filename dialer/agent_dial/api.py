@@ -25,13 +25,13 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from core.auth.models import Role, User
-from core.deps import DatabaseDep, Roles, SettingsDep, request_locale
+from core.deps import DatabaseDep, Roles, SettingsDep
 from core.i18n import _
 from dialer.agent_dial import service
 from dialer.agent_dial.service import DialRefused, DialTarget
 from dialer.wrapup_api import ClockDep
 
-router = APIRouter(prefix="/api/agents", tags=["agents"], dependencies=[Depends(request_locale)])
+router = APIRouter(prefix="/api/agents", tags=["agents"])  # Roles sets the request's language
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
 T = TypeVar("T")
 

@@ -16,6 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from core.i18n import N_, _
+
 CHUNK = 1 << 20
 MAX_FILE_BYTES = 1 << 31
 
@@ -24,7 +26,7 @@ class ListFileError(ValueError):
     """A file that cannot be read as a call list, with a message saying what and where."""
 
     def __init__(self, file_name: str, message: str) -> None:
-        super().__init__(f"{file_name}: {message}")
+        super().__init__(_("{file}: {problem}", file=file_name, problem=message))
         self.file_name = file_name
         self.message = message
 
@@ -42,14 +44,14 @@ class FileInfo:
 _MAGIC_REFUSED = (
     (
         b"\xd0\xcf\x11\xe0",
-        "an Excel 97-2003 (.xls) workbook or a password-protected file: save it as .xlsx or CSV",
+        N_("this is an Excel 97-2003 (.xls) workbook or a password-protected file: save it as .xlsx or CSV"),
     ),
-    (b"%PDF", "a PDF document, not a list: export the list as .xlsx or CSV"),
-    (b"\x1f\x8b", "a gzip archive: unpack it first"),
-    (b"Rar!", "a RAR archive: unpack it first"),
-    (b"7z\xbc\xaf", "a 7-Zip archive: unpack it first"),
-    (b"\x89PNG", "an image, not a list"),
-    (b"\xff\xd8\xff", "an image, not a list"),
+    (b"%PDF", N_("this is a PDF document, not a list: export the list as .xlsx or CSV")),
+    (b"\x1f\x8b", N_("this is a gzip archive: unpack it first")),
+    (b"Rar!", N_("this is a RAR archive: unpack it first")),
+    (b"7z\xbc\xaf", N_("this is a 7-Zip archive: unpack it first")),
+    (b"\x89PNG", N_("this is an image, not a list")),
+    (b"\xff\xd8\xff", N_("this is an image, not a list")),
 )
 
 
@@ -59,10 +61,10 @@ def inspect(stream: BinaryIO, name: str) -> FileInfo:
     head = stream.read(8192)
     stream.seek(0)
     if not head.strip():
-        raise ListFileError(name, "the file is empty")
+        raise ListFileError(name, _("the file is empty"))
     for magic, what in _MAGIC_REFUSED:
         if head.startswith(magic):
-            raise ListFileError(name, f"this is {what}")
+            raise ListFileError(name, _(what))
     if head.startswith(b"PK\x03\x04"):
         return FileInfo(name, "xlsx", None, *_check_xlsx(stream, name))
     encoding, sha, size, why = _text_encoding(stream, name, head)
@@ -75,15 +77,15 @@ def _check_xlsx(stream: BinaryIO, name: str) -> tuple[str, int]:
         with zipfile.ZipFile(stream) as z:
             names = set(z.namelist())
     except zipfile.BadZipFile as exc:
-        raise ListFileError(name, f"a damaged ZIP/XLSX file ({exc})") from exc
+        raise ListFileError(name, _("a damaged ZIP/XLSX file ({error})", error=exc)) from exc
     finally:
         stream.seek(0)
     if "xl/workbook.xml" not in names:
         if "content.xml" in names:
-            raise ListFileError(name, "an OpenDocument spreadsheet (.ods): save it as .xlsx or CSV")
+            raise ListFileError(name, _("an OpenDocument spreadsheet (.ods): save it as .xlsx or CSV"))
         if "word/document.xml" in names:
-            raise ListFileError(name, "a Word document, not a list: export the list as .xlsx or CSV")
-        raise ListFileError(name, "a ZIP archive but not an Excel workbook")
+            raise ListFileError(name, _("a Word document, not a list: export the list as .xlsx or CSV"))
+        raise ListFileError(name, _("a ZIP archive but not an Excel workbook"))
     return sha, size
 
 
@@ -103,7 +105,7 @@ def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, 
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         candidates = ["utf-16"]
     elif b"\x00" in head:
-        raise ListFileError(name, "binary data, not a CSV text file or an XLSX workbook")
+        raise ListFileError(name, _("binary data, not a CSV text file or an XLSX workbook"))
     else:
         candidates = ["utf-8", "gb18030"]
     h = hashlib.sha256()
@@ -120,7 +122,7 @@ def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, 
                 failure[candidates[0]] = f"byte {size + exc.start + 1} (0x{chunk[exc.start]:02x})"
         size += len(chunk)
         if size > MAX_FILE_BYTES:
-            raise ListFileError(name, f"larger than {MAX_FILE_BYTES >> 20} MiB: split the list")
+            raise ListFileError(name, _("larger than {most} MiB: split the list", most=MAX_FILE_BYTES >> 20))
     if candidates[0] not in failure:
         try:
             decoder.decode(b"", final=True)
@@ -131,7 +133,7 @@ def _text_encoding(stream: BinaryIO, name: str, head: bytes) -> tuple[str, str, 
         return candidates[0], h.hexdigest(), size, ""
     why = f"not {_label(candidates[0])}: bad {failure[candidates[0]]}"
     if len(candidates) == 1:
-        raise ListFileError(name, f"cannot read the text ({why}); save it as UTF-8 CSV or .xlsx")
+        raise ListFileError(name, _("cannot read the text ({why}); save it as UTF-8 CSV or .xlsx", why=why))
     # GB18030 decodes while the rows are read; see the module's note.
     return candidates[1], h.hexdigest(), size, why
 

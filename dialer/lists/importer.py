@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import Database, utcnow
+from core.i18n import _
 from core.phones import mask as mask_number
 from core.phones import mask_in_text
 from dialer.campaigns import require_campaign
@@ -90,7 +91,7 @@ def open_list(
         rest = iter(source)
         head = list(islice(rest, HEADER_SCAN_ROWS))
         if not any(not is_blank(r[2]) for r in head):
-            raise ListFileError(file_name, f"no data in the first {HEADER_SCAN_ROWS} rows")
+            raise ListFileError(file_name, _("no data in the first {n} rows", n=HEADER_SCAN_ROWS))
         columns = find_columns(file_name, head, mapping, header_row)
     except BaseException:
         source.close()

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.i18n import _
 from dialer.lists.decode import ListFileError
 from dialer.lists.phones import normalise
 
@@ -177,9 +178,13 @@ def find_columns(
     looked = "、".join(SYNONYMS[PHONE][:8])
     raise ListFileError(
         name,
-        f"no phone column found: no header named like {looked}, Phone, Mobile… in the first "
-        f"{HEADER_SCAN_ROWS} rows, and no column whose cells are phone numbers; "
-        "name the column with a mapping, e.g. phone=C or phone=联系电话",
+        _(
+            "no phone column found: no header named like {looked}, Phone, Mobile… in the first {n} rows,"
+            " and no column whose cells are phone numbers; name the column with a mapping, e.g. phone=C or"
+            " phone=联系电话",
+            looked=looked,
+            n=HEADER_SCAN_ROWS,
+        ),
     )
 
 
@@ -192,7 +197,9 @@ def _pick_header(
         for r in rows:
             if r[0] == header_row:
                 return r
-        raise ListFileError(name, f"header row {header_row} is not among the first {len(rows)} rows")
+        raise ListFileError(
+            name, _("header row {row} is not among the first {n} rows", row=header_row, n=len(rows))
+        )
     named = [v for v in mapping.values() if not _is_position(v)]
     for r in rows:
         keys = {header_key(c) for c in r[2] if c}
@@ -240,9 +247,22 @@ def _resolve(name: str, cols: Columns, fld: str, ref: str) -> int:
         return column_index(ref)
     if re.fullmatch(r"#?\d{1,3}", ref) and int(ref.lstrip("#")) >= 1:
         return int(ref.lstrip("#")) - 1
-    where = f"header row {cols.header_row}" if cols.header_row else "the file (it has no header row)"
-    have = ", ".join(repr(h) for h in cols.headers if h) or "none"
-    raise ListFileError(name, f"mapping {fld}={ref}: no column named {ref!r} in {where} (columns: {have})")
+    where = (
+        _("header row {row}", row=cols.header_row)
+        if cols.header_row
+        else _("the file (it has no header row)")
+    )
+    have = ", ".join(repr(h) for h in cols.headers if h) or _("none")
+    raise ListFileError(
+        name,
+        _(
+            "mapping {field}={ref}: no column named '{ref}' in {where} (columns: {have})",
+            field=fld,
+            ref=ref,
+            where=where,
+            have=have,
+        ),
+    )
 
 
 def _by_content(rows: Sequence[Row]) -> Columns | None:

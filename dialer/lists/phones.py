@@ -21,6 +21,8 @@ from typing import NamedTuple
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from core.i18n import _
+
 # Reason codes (also used by the report).
 MISSING = "missing"
 INVALID = "invalid"
@@ -52,7 +54,7 @@ def _desc(desc: phonenumbers.PhoneNumberDesc | None) -> tuple[re.Pattern[str] | 
 
 
 _CN = _meta("CN")
-_mobile, _ = _desc(_CN.mobile)
+_mobile, _mobile_lengths = _desc(_CN.mobile)
 _fixed, _fixed_lengths = _desc(_CN.fixed_line)
 assert _mobile is not None and _fixed is not None
 _CN_MOBILE: re.Pattern[str] = _mobile
@@ -132,9 +134,9 @@ def normalise(cell: str, region: str = "CN", allowed: frozenset[str] | None = fr
         return Phone("+86" + cell, region="CN")
     s = cell.strip()
     if not s:
-        return Phone(None, MISSING, "no number in the phone column")
+        return Phone(None, MISSING, _("no number in the phone column"))
     if _FORMULA.match(s):
-        return Phone(None, FORMULA, "a formula, not a number: the cell was not imported")
+        return Phone(None, FORMULA, _("a formula, not a number: the cell was not imported"))
     if not s.isascii():
         s = s.translate(_TRANSLATE).strip()
     if _SIMPLE.fullmatch(s):  # digits, spaces, dashes, a leading +: most cells that are not plain
@@ -143,7 +145,7 @@ def normalise(cell: str, region: str = "CN", allowed: frozenset[str] | None = fr
     if s.startswith("'"):  # typed as '13800138000 to keep a spreadsheet from turning it into a number
         s = s[1:].lstrip()
     if _URL.search(s):
-        return Phone(None, INVALID, "a link or address, not a phone number")
+        return Phone(None, INVALID, _("a link or address, not a phone number"))
     if "e" in s:
         sci = _SCIENTIFIC.fullmatch(s.replace(" ", ""))
         if sci:
@@ -158,12 +160,12 @@ def normalise(cell: str, region: str = "CN", allowed: frozenset[str] | None = fr
     compact = _SEPARATORS.sub("", s)
     if not _PLAIN.fullmatch(compact):
         if _MULTIPLE.search(s) and sum(c.isdigit() for c in s) >= 14:
-            return Phone(None, INVALID, "more than one number in the cell: put one number per row")
+            return Phone(None, INVALID, _("more than one number in the cell: put one number per row"))
         if any(c.isdigit() for c in s):
             return Phone(
-                None, INVALID, "text with digits, not a phone number: digits are never guessed from text"
+                None, INVALID, _("text with digits, not a phone number: digits are never guessed from text")
             )
-        return Phone(None, INVALID, "not a phone number")
+        return Phone(None, INVALID, _("not a phone number"))
     return _digits(compact, region, allowed, extension)
 
 
@@ -172,14 +174,16 @@ def _from_scientific(m: re.Match[str], region: str, allowed: frozenset[str] | No
     was lost (the mantissa carries every digit), since a rounded number reaches someone else."""
     lead, frac, exp = m.group(1), m.group(2) or "", int(m.group(3))
     if len(frac) > exp:
-        return Phone(None, INVALID, "a decimal number, not a phone number")
+        return Phone(None, INVALID, _("a decimal number, not a phone number"))
     digits = lead + frac + "0" * (exp - len(frac))
     if len(frac) < exp:
         return Phone(
             None,
             SCIENTIFIC,
-            "scientific notation lost digits (the spreadsheet showed it rounded): "
-            "format the column as text and export again",
+            _(
+                "scientific notation lost digits (the spreadsheet showed it rounded): format the column as text"
+                " and export again"
+            ),
         )
     return _digits(digits, region, allowed, None)
 
@@ -187,9 +191,9 @@ def _from_scientific(m: re.Match[str], region: str, allowed: frozenset[str] | No
 def _digits(compact: str, region: str, allowed: frozenset[str] | None, extension: str | None) -> Phone:
     n = len(compact) - compact.startswith("+")
     if n < 5:
-        return Phone(None, INVALID, f"too short for a phone number ({n} digits)")
+        return Phone(None, INVALID, _("too short for a phone number ({n} digits)", n=n))
     if n > 17:
-        return Phone(None, INVALID, f"too long for a phone number ({n} digits)")
+        return Phone(None, INVALID, _("too long for a phone number ({n} digits)", n=n))
     if region == "CN":
         fast = _fast_cn(compact)
         if fast is not None:
@@ -201,15 +205,17 @@ def _digits(compact: str, region: str, allowed: frozenset[str] | None, extension
     try:
         number = phonenumbers.parse(compact, region)
     except NumberParseException:
-        return Phone(None, INVALID, "not a phone number")
+        return Phone(None, INVALID, _("not a phone number"))
     number_region = phonenumbers.region_code_for_number(number)
     if not phonenumbers.is_valid_number(number):
         where = number_region or region
         if n <= 8 and region == "CN" and not compact.startswith(("+", "00")):
-            return Phone(None, INVALID, f"not a valid {where} number (a landline needs its area code)")
-        return Phone(None, INVALID, f"not a valid {where} number")
+            return Phone(
+                None, INVALID, _("not a valid {region} number (a landline needs its area code)", region=where)
+            )
+        return Phone(None, INVALID, _("not a valid {region} number", region=where))
     if phonenumbers.number_type(number) == PhoneNumberType.PREMIUM_RATE:
-        return Phone(None, INVALID, "a premium-rate number: never dialled")
+        return Phone(None, INVALID, _("a premium-rate number: never dialled"))
     e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
     return _allowed(Phone(e164, region=number_region, extension=extension or number.extension), allowed)
 
@@ -222,11 +228,17 @@ def _foreign_refused(digits: str, allowed: frozenset[str]) -> Phone | None:
         if regions:
             if allowed.intersection(regions):
                 return None
-            where = f"+{digits[:length]} number ({regions[0]}{', …' if len(regions) > 1 else ''})"
+            regions_text = f"{regions[0]}{', …' if len(regions) > 1 else ''}"
+            said = _(
+                "a +{code} number ({regions}); this campaign calls {countries}",
+                code=digits[:length],
+                regions=regions_text,
+                countries=_countries(allowed),
+            )
             return Phone(
                 None,
                 NOT_ALLOWED_COUNTRY,
-                f"a {where}; this campaign calls {', '.join(sorted(allowed)) or 'no country'}",
+                said,
                 region=regions[0],
             )
     return None
@@ -264,7 +276,11 @@ def _allowed(phone: Phone, allowed: frozenset[str] | None) -> Phone:
     return Phone(
         None,
         NOT_ALLOWED_COUNTRY,
-        f"a {phone.region} number; this campaign calls {', '.join(sorted(allowed)) or 'no country'}",
+        _(
+            "a {where} number; this campaign calls {countries}",
+            where=phone.region,
+            countries=_countries(allowed),
+        ),
         region=phone.region,
     )
 
@@ -279,3 +295,7 @@ def timezone_for(e164: str) -> str | None:
     except NumberParseException:
         return None
     return zones[0] if len(zones) == 1 and zones[0] != "Etc/Unknown" else None
+
+
+def _countries(allowed: frozenset[str]) -> str:
+    return ", ".join(sorted(allowed)) or _("no country")

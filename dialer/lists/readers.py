@@ -28,6 +28,7 @@ from datetime import date, datetime, time, timedelta
 from itertools import islice
 from typing import Any, BinaryIO
 
+from core.i18n import _
 from dialer.lists.decode import FileInfo, ListFileError, label
 
 RowTuple = tuple[int, int | None, list[str], frozenset[int] | None]
@@ -96,26 +97,35 @@ class CsvRows:
                 if end - line >= MAX_RECORD_LINES:
                     raise ListFileError(
                         self.info.name,
-                        f'row {row} (line {line}) runs over {end - line + 1} lines: a quote (") opened there '
-                        "is never closed and would swallow the rows after it; fix the quote and try again",
+                        _(
+                            'row {row} (line {line}) runs over {n} lines: a quote (") opened there is never'
+                            " closed and would swallow the rows after it; fix the quote and try again",
+                            row=row,
+                            line=line,
+                            n=end - line + 1,
+                        ),
                     )
                 if len(cells) > MAX_COLUMNS:
-                    raise ListFileError(
-                        self.info.name, f"row {row} has {len(cells)} columns (at most {MAX_COLUMNS})"
-                    )
+                    raise ListFileError(self.info.name, _too_wide(row, len(cells)))
                 yield row, line, cells, None
                 line = end + 1
             if end > start:  # the last record spans lines: did the file end inside a quote?
                 self._check_closed(row, start, end)
         except csv.Error as exc:
-            raise ListFileError(self.info.name, f"line {reader.line_num}: {exc}") from exc
+            raise ListFileError(
+                self.info.name, _("line {line}: {error}", line=reader.line_num, error=exc)
+            ) from exc
         except UnicodeDecodeError as exc:
             tried = f"{self.info.why}; " if self.info.why else ""
             where = self._locate_bad_byte()
             raise ListFileError(
                 self.info.name,
-                f"cannot read the text ({tried}not {label(self.info.encoding)} either: {where});"
-                " save it as UTF-8 CSV or .xlsx",
+                _(
+                    "cannot read the text ({tried}not {encoding} either: {where}); save it as UTF-8 CSV or .xlsx",
+                    tried=tried,
+                    encoding=label(self.info.encoding),
+                    where=where,
+                ),
             ) from exc
 
     def _locate_bad_byte(self) -> str:
@@ -147,8 +157,12 @@ class CsvRows:
             if "unexpected end of data" in str(exc):
                 raise ListFileError(
                     self.info.name,
-                    f'row {row} (line {start}) runs to the end of the file: a quote (") opened there is never '
-                    "closed and would swallow the rows after it; fix the quote and try again",
+                    _(
+                        'row {row} (line {line}) runs to the end of the file: a quote (") opened there is never'
+                        " closed and would swallow the rows after it; fix the quote and try again",
+                        row=row,
+                        line=start,
+                    ),
                 ) from exc
 
     def close(self) -> None:
@@ -226,22 +240,25 @@ class XlsxRows:
         try:
             self.workbook = openpyxl.load_workbook(stream, read_only=True, data_only=False)
         except (InvalidFileException, KeyError, OSError, ValueError) as exc:
-            raise ListFileError(info.name, f"not a readable Excel workbook ({exc})") from exc
+            raise ListFileError(info.name, _("not a readable Excel workbook ({error})", error=exc)) from exc
         except Exception as exc:  # openpyxl raises many kinds for damaged files
-            raise ListFileError(info.name, f"a damaged Excel workbook ({type(exc).__name__}: {exc})") from exc
+            error = f"{type(exc).__name__}: {exc}"
+            raise ListFileError(info.name, _("a damaged Excel workbook ({error})", error=error)) from exc
         worksheets = [ws for ws in self.workbook.worksheets if hasattr(ws, "iter_rows")]
         if sheet is not None:
             found = [ws for ws in worksheets if ws.title == sheet]
             if not found:
                 names = ", ".join(repr(ws.title) for ws in worksheets)
                 self.close()
-                raise ListFileError(info.name, f"no sheet named {sheet!r} (sheets: {names})")
+                raise ListFileError(
+                    info.name, _("no sheet named '{sheet}' (sheets: {names})", sheet=sheet, names=names)
+                )
             ws = found[0]
         else:
             visible = [ws for ws in worksheets if ws.sheet_state == "visible"] or worksheets
             if not visible:
                 self.close()
-                raise ListFileError(info.name, "the workbook has no worksheet")
+                raise ListFileError(info.name, _("the workbook has no worksheet"))
             ws = visible[0]
         self.ws = ws
         self.sheet = ws.title
@@ -265,9 +282,7 @@ class XlsxRows:
                 expected = row
                 self._done = row
                 if len(cells) > MAX_COLUMNS:
-                    raise ListFileError(
-                        self.info.name, f"row {row} has {len(cells)} columns (at most {MAX_COLUMNS})"
-                    )
+                    raise ListFileError(self.info.name, _too_wide(row, len(cells)))
                 texts: list[str] = []
                 formulas: set[int] | None = None
                 for i, c in enumerate(cells):
@@ -281,7 +296,9 @@ class XlsxRows:
         except ListFileError:
             raise
         except Exception as exc:
-            raise ListFileError(self.info.name, f"damaged worksheet near row {expected}: {exc}") from exc
+            raise ListFileError(
+                self.info.name, _("damaged worksheet near row {row}: {error}", row=expected, error=exc)
+            ) from exc
 
     def close(self) -> None:
         self.workbook.close()
@@ -294,5 +311,11 @@ def open_rows(stream: BinaryIO, info: FileInfo, sheet: str | None = None) -> Row
     if info.format == "xlsx":
         return XlsxRows(stream, info, sheet)
     if sheet is not None:
-        raise ListFileError(info.name, f"a sheet ({sheet!r}) was named, but this is a CSV text file")
+        raise ListFileError(
+            info.name, _("a sheet ('{sheet}') was named, but this is a CSV text file", sheet=sheet)
+        )
     return CsvRows(stream, info)
+
+
+def _too_wide(row: int, columns: int) -> str:
+    return _("row {row} has {n} columns (at most {most})", row=row, n=columns, most=MAX_COLUMNS)

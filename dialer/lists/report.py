@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from core.i18n import N_, _
 from dialer.lists.export import write_csv
 from dialer.lists.phones import FORMULA, INVALID, MISSING, NOT_ALLOWED_COUNTRY, SCIENTIFIC
 
@@ -22,16 +23,17 @@ DUPLICATE_IN_CAMPAIGN = "duplicate_in_campaign"  # already a contact of the camp
 DNC = "dnc"  # on the global or the campaign's do-not-call list
 INVALID_TIMEZONE = "invalid_timezone"
 
+# What each reason code means, for a person (translate with `_()`); the code is for programs.
 REASONS: dict[str, str] = {
-    MISSING: "no number in the phone column",
-    INVALID: "not a phone number, or not a valid one",
-    FORMULA: "a formula instead of a number",
-    SCIENTIFIC: "a number in scientific notation that lost digits",
-    NOT_ALLOWED_COUNTRY: "a number of a country this campaign does not call",
-    DUPLICATE: "the same number earlier in this file",
-    DUPLICATE_IN_CAMPAIGN: "already in the campaign",
-    DNC: "on a do-not-call list",
-    INVALID_TIMEZONE: "an unknown time zone in the time-zone column",
+    MISSING: N_("no number in the phone column"),
+    INVALID: N_("not a phone number, or not a valid one"),
+    FORMULA: N_("a formula instead of a number"),
+    SCIENTIFIC: N_("a number in scientific notation that lost digits"),
+    NOT_ALLOWED_COUNTRY: N_("a number of a country this campaign does not call"),
+    DUPLICATE: N_("the same number earlier in this file"),
+    DUPLICATE_IN_CAMPAIGN: N_("already in the campaign"),
+    DNC: N_("on a do-not-call list"),
+    INVALID_TIMEZONE: N_("an unknown time zone in the time-zone column"),
 }
 
 REJECT_HEADER = ("row", "line", "reason", "detail", "value")
@@ -126,27 +128,51 @@ class ImportReport:
     def summary(self) -> str:
         """A few lines for a terminal."""
         lines = [
-            f"{self.file_name} → campaign {self.campaign} (import #{self.import_id})",
-            f"  rows {self.rows}: accepted {self.accepted}, rejected {self.rejected}, skipped {self.skipped} (blank)",
+            _(
+                "{file} → campaign {campaign} (import #{id})",
+                file=self.file_name,
+                campaign=self.campaign,
+                id=self.import_id,
+            ),
+            "  "
+            + _(
+                "rows {rows}: accepted {accepted}, rejected {rejected}, skipped {skipped} (blank)",
+                rows=self.rows,
+                accepted=self.accepted,
+                rejected=self.rejected,
+                skipped=self.skipped,
+            ),
         ]
         if self.header_row:
-            lines.append(f"  header in row {self.header_row}; columns: {_columns_text(self.columns)}")
+            lines.append(
+                "  "
+                + _(
+                    "header in row {row}; columns: {columns}",
+                    row=self.header_row,
+                    columns=_columns_text(self.columns),
+                )
+            )
         for reason, n in sorted(self.reasons.items(), key=lambda kv: (-kv[1], kv[0])):
-            lines.append(f"  {n:>8}  {reason}: {REASONS.get(reason, reason)}")
+            lines.append(f"  {n:>8}  {reason}: {_(REASONS[reason]) if reason in REASONS else reason}")
         if self.already_imported and self.accepted == 0:
             prev = self.already_imported
             lines.append(
-                f"  this file was already imported into {self.campaign} as import #{prev['import_id']}"
-                f" on {prev['at']}: nothing new was added"
+                "  "
+                + _(
+                    "this file was already imported into {campaign} as import #{id} on {at}: nothing new was added",
+                    campaign=self.campaign,
+                    id=prev["import_id"],
+                    at=prev["at"],
+                )
             )
-        lines.extend(f"  warning: {w}" for w in self.warnings)
+        lines.extend("  " + _("warning: {warning}", warning=w) for w in self.warnings)
         return "\n".join(lines)
 
 
 def _columns_text(columns: dict[str, Any]) -> str:
     parts = [f"{k}={columns[k]}" for k in ("phone", "name", "timezone") if columns.get(k)]
     if columns.get("fields"):
-        parts.append("kept: " + ", ".join(columns["fields"]))
+        parts.append(_("kept: {fields}", fields=", ".join(columns["fields"])))
     return "; ".join(parts)
 
 

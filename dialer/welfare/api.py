@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
+from core.errors import http_error
 from dialer.welfare import service
 from dialer.welfare.events import announce_change
 from dialer.welfare.models import AlertState
@@ -42,6 +43,10 @@ def _one(session: Any, alert_id: int) -> dict[str, Any]:
     return service.describe(service.get_alert(session, alert_id))
 
 
+def _not_found(exc: service.AlertNotFound) -> HTTPException:
+    return http_error(status.HTTP_404_NOT_FOUND, exc.code, str(exc))
+
+
 def _announce_after(request: Request, after: BackgroundTasks, alert_id: int, by: str) -> None:
     # Background tasks run after the response, and the session commits before it is sent.
     state = request.app.state
@@ -59,7 +64,11 @@ def list_alerts(
     """Alerts, newest first (``since_id``: only those raised after that one, for polling)."""
     alerts = service.list_alerts(session, states=FILTERS[state], since_id=since_id, limit=min(limit, 1000))
     return {
-        "alerts": [service.describe(a) | {"summary": service.summary_text(a)} for a in alerts],
+        "alerts": [
+            service.describe(a)
+            | {"summary": service.summary_text(a), "spoken": service.summary_text(a, spoken=True)}
+            for a in alerts
+        ],
         "counts": service.counts(session),
     }
 
@@ -69,7 +78,7 @@ def get_alert(alert_id: int, session: SessionDep, _user: Viewer) -> dict[str, An
     try:
         return _one(session, alert_id)
     except service.AlertNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise _not_found(exc) from exc
 
 
 @router.post("/alerts/{alert_id}/acknowledge")
@@ -84,9 +93,9 @@ def acknowledge(
     try:
         alert = service.acknowledge(session, alert_id, actor=user.name, note=body.note if body else None)
     except service.AlertNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise _not_found(exc) from exc
     except service.AlertError as exc:
-        raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
+        raise http_error(status.HTTP_409_CONFLICT, exc.code, exc.message) from exc
     _announce_after(request, after, alert_id, user.name)
     return service.describe(alert)
 
@@ -103,9 +112,13 @@ def resolve(
     try:
         alert = service.resolve(session, alert_id, actor=user.name, resolution=body.resolution)
     except service.AlertNotFound as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise _not_found(exc) from exc
     except service.AlertError as exc:
-        code = status.HTTP_409_CONFLICT if "already" in str(exc) else status.HTTP_422_UNPROCESSABLE_ENTITY
-        raise HTTPException(code, str(exc)) from exc
+        code = (
+            status.HTTP_409_CONFLICT
+            if exc.code == "already_resolved"
+            else status.HTTP_422_UNPROCESSABLE_CONTENT
+        )
+        raise http_error(code, exc.code, exc.message) from exc
     _announce_after(request, after, alert_id, user.name)
     return service.describe(alert)

@@ -211,7 +211,9 @@ class WelfareNotifier:
                     log.exception("welfare alert %s: bus publish failed", alert_id)
             status = NOT_CONFIGURED
             if self.settings.welfare_webhook_url:
-                status = await self.post_webhook(describe(alert))
+                # `summary` for the people the webhook reaches (a chat, a pager), in the centre's
+                # language (this worker's locale: zh-CN); the other keys are for programs.
+                status = await self.post_webhook(describe(alert) | {"summary": summary_text(alert)})
             await asyncio.to_thread(self._set_status, alert_id, status)
         except Exception:
             # The claim stays and expires, so the alert is announced again later.

@@ -24,6 +24,9 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
+from core.errors import CodedError
+from core.formats import spoken_phone
+from core.i18n import N_, _, name_of
 from core.phones import mask
 from dialer.models import Campaign, Contact
 from dialer.welfare.models import Alert, AlertState
@@ -34,12 +37,12 @@ SYSTEM_ACTOR = "dialer"
 MAX_NOTE = 2000
 
 
-class AlertError(ValueError):
-    """A transition that is not allowed (the message says which and why)."""
+class AlertError(CodedError):
+    """A transition that is not allowed (the message says which and why, in the current locale)."""
 
 
 class AlertNotFound(LookupError):
-    pass
+    code = "no_such_alert"
 
 
 def _unresolved(session: Session, contact_id: int | None, kind: str) -> Alert | None:
@@ -129,7 +132,7 @@ def _safe_detail(detail: dict[str, Any]) -> dict[str, Any]:
 def get_alert(session: Session, alert_id: int) -> Alert:
     alert = session.get(Alert, alert_id)
     if alert is None:
-        raise AlertNotFound(f"no welfare alert {alert_id}")
+        raise AlertNotFound(_("no welfare alert {id}", id=alert_id))
     return alert
 
 
@@ -139,7 +142,7 @@ def acknowledge(session: Session, alert_id: int, *, actor: str, note: str | None
     if alert.state is AlertState.acknowledged:
         return alert
     if alert.state is AlertState.resolved:
-        raise AlertError(f"alert {alert_id} is already resolved (by {alert.resolved_by})")
+        raise _already_resolved(alert)
     alert.state = AlertState.acknowledged
     alert.acknowledged_by = actor
     alert.acknowledged_at = utcnow()
@@ -151,12 +154,17 @@ def resolve(session: Session, alert_id: int, *, actor: str, resolution: str) -> 
     """The elder has been reached or helped; ``resolution`` says how (required)."""
     text = (resolution or "").strip()
     if not text:
-        raise AlertError("say how the alert was resolved (the resolution note is required)")
+        raise AlertError(
+            _("say how the alert was resolved (the resolution note is required)"), code="resolution_required"
+        )
     if len(text) > MAX_NOTE:
-        raise AlertError(f"the resolution note is {len(text)} characters; at most {MAX_NOTE}")
+        raise AlertError(
+            _("the resolution note is {n} characters; at most {most}", n=len(text), most=MAX_NOTE),
+            code="resolution_too_long",
+        )
     alert = get_alert(session, alert_id)
     if alert.state is AlertState.resolved:
-        raise AlertError(f"alert {alert_id} is already resolved (by {alert.resolved_by})")
+        raise _already_resolved(alert)
     now = utcnow()
     if alert.acknowledged_at is None:
         alert.acknowledged_by = actor
@@ -223,16 +231,42 @@ def describe(alert: Alert) -> dict[str, Any]:
     }
 
 
+def _already_resolved(alert: Alert) -> AlertError:
+    return AlertError(
+        _("alert {id} is already resolved (by {who})", id=alert.id, who=alert.resolved_by),
+        code="already_resolved",
+    )
+
+
 KIND_TEXT = {
-    "unreached": "not reached after every attempt",
-    "help": "asked for help",
-    "no_input": "answered but pressed no key",
+    "unreached": N_("not reached after every attempt"),
+    "help": N_("asked for help"),
+    "no_input": N_("answered but pressed no key"),
+}
+STATE_NAMES = {
+    AlertState.open: N_("open"),
+    AlertState.acknowledged: N_("acknowledged"),
+    AlertState.resolved: N_("resolved"),
 }
 
 
-def summary_text(alert: Alert) -> str:
-    """One sentence for a screen reader: who, what, where."""
-    who = alert.contact_name or "A contact"
-    what = KIND_TEXT.get(alert.kind, alert.kind.replace("_", " "))
-    where = f" ({alert.campaign_name})" if alert.campaign_name else ""
-    return f"{who}, {alert.phone_masked}, {what}{where}."
+def state_name(state: str) -> str:
+    return name_of(STATE_NAMES, state)
+
+
+def summary_text(alert: Alert, *, spoken: bool = False) -> str:
+    """One sentence for a person: who, what, where. `spoken`: the masked number as a screen reader
+    should say it, digit by digit (core.formats.spoken_phone), for a live region."""
+    who = alert.contact_name or _("A contact")
+    known = KIND_TEXT.get(alert.kind)
+    what = _(known) if known else alert.kind.replace("_", " ")
+    phone = spoken_phone(alert.phone_masked) if spoken else alert.phone_masked
+    if alert.campaign_name:
+        return _(
+            "{who}, {phone}, {what} ({campaign}).",
+            who=who,
+            phone=phone,
+            what=what,
+            campaign=alert.campaign_name,
+        )
+    return _("{who}, {phone}, {what}.", who=who, phone=phone, what=what)

@@ -23,6 +23,8 @@ from pydantic import BaseModel, Field
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep, SettingsDep
+from core.errors import http_error
+from core.i18n import _
 from recordings.qa import reviews, scorecards
 from recordings.qa import service as qa_service
 from recordings.qa.sampling import SamplingError
@@ -45,7 +47,7 @@ class CompleteRequest(BaseModel):
 
 
 def _fail(exc: reviews.ReviewError) -> HTTPException:
-    return HTTPException(exc.status, str(exc))
+    return http_error(exc.status, exc.code, str(exc))
 
 
 @router.post("/samples", status_code=201)
@@ -55,7 +57,7 @@ def draw(body: SampleRequest, session: SessionDep, settings: SettingsDep, user: 
             session, settings, body.period, seed=body.seed, actor=user.name
         ).to_dict()
     except SamplingError as exc:
-        raise HTTPException(422, str(exc)) from exc
+        raise http_error(422, "bad_period", str(exc)) from exc
 
 
 @router.get("/queue")
@@ -117,7 +119,11 @@ def averages(session: SessionDep, user: Overseer, period: str | None = None) -> 
 @router.get("/scorecards/{name}")
 def scorecard(name: str, user: Reviewer) -> dict[str, Any]:
     if name not in scorecards.available():
-        raise HTTPException(404, f"scorecard {name!r}: not found ({', '.join(scorecards.available())})")
+        raise http_error(
+            404,
+            "no_such_scorecard",
+            _("scorecard '{name}': not found ({names})", name=name, names=", ".join(scorecards.available())),
+        )
     return scorecards.load(name).model_dump(mode="json")
 
 

@@ -16,6 +16,7 @@ from typing import Annotated
 import typer
 
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+from core.i18n import _
 
 qa_app = typer.Typer(help="QA: fair samples of recordings, scorecards, calibration.", no_args_is_help=True)
 PeriodOpt = Annotated[
@@ -80,17 +81,24 @@ def agreement(ctx: typer.Context, period: PeriodOpt = None, as_json: JsonOpt = F
     with cli_context(ctx).database().session() as session:
         data = reviews.agreement(session, period)
     if not data["calls"]:
-        emit(data, as_json, "no call has been scored twice yet")
+        emit(data, as_json, _("no call has been scored twice yet"))
         return
     kappa = data["kappa_yes_no"]
     lines = [
-        f"{data['calls']} calls scored twice: {data['agreement']:.0%} of answers agree; "
-        f"Cohen's kappa (yes/no items) {'n/a' if kappa is None else f'{kappa:.2f}'}; "
-        f"mean score gap {data['mean_score_gap']}"
+        _(
+            "{n} calls scored twice: {agree} of answers agree; Cohen's kappa (yes/no items) {kappa};"
+            " mean score gap {gap}",
+            n=data["calls"],
+            agree=format(data["agreement"], ".0%"),
+            kappa=_("n/a") if kappa is None else format(kappa, ".2f"),
+            gap=data["mean_score_gap"],
+        )
     ]
     for it in data["items"]:
-        k = "" if it["kappa"] is None else f", kappa {it['kappa']:.2f}"
-        lines.append(f"  {it['item']}: {it['agreement']:.0%} of {it['n']}{k}")
+        k = "" if it["kappa"] is None else _(", kappa {kappa}", kappa=format(it["kappa"], ".2f"))
+        lines.append(
+            f"  {it['item']}: " + _("{agree} of {n}", agree=format(it["agreement"], ".0%"), n=it["n"]) + k
+        )
     emit(data, as_json, "\n".join(lines))
 
 
@@ -105,11 +113,12 @@ def averages(ctx: typer.Context, period: PeriodOpt = None, as_json: JsonOpt = Fa
     def fmt(x: dict[str, float] | None) -> str:
         return "-" if x is None else f"{x['mean_score']:.1f} ({int(x['reviews'])})"
 
-    lines = [f"{'agent':<16} {'random sample':>16} {'targeted (apart)':>18}"]
+    agent, random_sample, targeted = _("agent"), _("random sample"), _("targeted (apart)")
+    lines = [f"{agent:<16} {random_sample:>16} {targeted:>18}"]
     lines += [
         f"{r['agent'] or '-':<16} {fmt(r['random']):>16} {fmt(r['targeted']):>18}" for r in data["agents"]
     ]
-    emit(data, as_json, "\n".join(lines) if data["agents"] else "no completed reviews yet")
+    emit(data, as_json, "\n".join(lines) if data["agents"] else _("no completed reviews yet"))
 
 
 @qa_app.command("scorecard")
@@ -129,11 +138,21 @@ def scorecard(
         )
     except (scorecards.ScorecardError, OSError) as exc:
         raise fail(str(exc)) from exc
-    lines = [f"{card.title} ({card.name} v{card.version}), pass mark {card.pass_mark:g}"]
+    say = scorecards.say
+    lines = [
+        _(
+            "{title} ({name} v{version}), pass mark {mark}",
+            title=say(card.title),
+            name=card.name,
+            version=card.version,
+            mark=format(card.pass_mark, "g"),
+        )
+    ]
     for s in card.sections:
-        lines.append(f"  {s.title} (weight {s.weight:g})")
+        lines.append("  " + _("{title} (weight {weight})", title=say(s.title), weight=format(s.weight, "g")))
         for i in s.items:
-            kind = "yes/no" if i.type.value == "yes_no" else f"0-{i.max}"
-            flag = ", AUTO-FAIL" if i.auto_fail else ""
-            lines.append(f"    {i.key}: {i.text} [{kind}, weight {i.weight:g}{flag}]")
+            kind = _("yes/no") if i.type.value == "yes_no" else f"0-{i.max}"
+            flag = _(", AUTO-FAIL") if i.auto_fail else ""
+            weight = _("weight {weight}", weight=format(i.weight, "g"))
+            lines.append(f"    {i.key}: {say(i.text)} [{kind}, {weight}{flag}]")
     emit(card.model_dump(mode="json"), as_json, "\n".join(lines))

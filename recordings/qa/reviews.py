@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
+from core.i18n import _
 from recordings.models import CallRecording
 from recordings.qa import scorecards
 from recordings.qa.models import ItemStatus, QaItem, QaReview, QaSample, ReviewState, SampleKind
@@ -25,24 +26,26 @@ from recordings.qa.scorecards import ItemType, Scorecard
 
 
 class ReviewError(Exception):
-    """A review action that cannot be done; `status` is the HTTP status that fits."""
+    """A review action that cannot be done; `status` is the HTTP status that fits, `code` the
+    stable code for programs, the message in the current locale."""
 
-    def __init__(self, message: str, status: int = 409) -> None:
+    def __init__(self, message: str, status: int = 409, code: str = "conflict") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code
 
 
 def _item(session: Session, item_id: int) -> QaItem:
     item = session.get(QaItem, item_id)
     if item is None:
-        raise ReviewError(f"queue item {item_id}: not found", 404)
+        raise ReviewError(_("queue item {id}: not found", id=item_id), 404, "no_such_item")
     return item
 
 
 def _review(session: Session, review_id: int) -> QaReview:
     review = session.get(QaReview, review_id)
     if review is None:
-        raise ReviewError(f"review {review_id}: not found", 404)
+        raise ReviewError(_("review {id}: not found", id=review_id), 404, "no_such_review")
     return review
 
 
@@ -72,10 +75,12 @@ def claim(session: Session, item_id: int, reviewer: str) -> QaReview:
         return mine
     rec = session.get(CallRecording, item.recording_id)
     if rec is not None and rec.agent == reviewer:
-        raise ReviewError("nobody reviews their own call", 403)
+        raise ReviewError(_("nobody reviews their own call"), 403, "own_call")
     if len(reviews) >= item.reviewers_needed:
         who = ", ".join(r.reviewer for r in reviews)
-        raise ReviewError(f"queue item {item_id} is already claimed by {who}")
+        raise ReviewError(
+            _("queue item {id} is already claimed by {who}", id=item_id, who=who), code="claimed"
+        )
     name = scorecard_for(rec)
     card = scorecards.load(name)
     review = QaReview(
@@ -99,9 +104,9 @@ def release(session: Session, review_id: int, reviewer: str) -> None:
     """Give back a claimed (not completed) review, so someone else can take the item."""
     review = _review(session, review_id)
     if review.reviewer != reviewer:
-        raise ReviewError("only the reviewer who claimed it can release it", 403)
+        raise ReviewError(_("only the reviewer who claimed it can release it"), 403, "not_yours")
     if review.state is ReviewState.completed:
-        raise ReviewError("a completed review cannot be released")
+        raise ReviewError(_("a completed review cannot be released"), code="completed")
     item = _item(session, review.item_id)
     session.delete(review)
     session.flush()
@@ -123,15 +128,15 @@ def complete(
 ) -> QaReview:
     review = _review(session, review_id)
     if review.reviewer != reviewer:
-        raise ReviewError("only the reviewer who claimed it can complete it", 403)
+        raise ReviewError(_("only the reviewer who claimed it can complete it"), 403, "not_yours")
     if review.state is ReviewState.completed:
-        raise ReviewError(f"review {review_id} is already complete")
+        raise ReviewError(_("review {id} is already complete", id=review_id), code="completed")
     card = card_of(review)
     try:
         given = scorecards.normalise(card, answers)
         result = scorecards.score(card, given)
     except scorecards.ScorecardError as exc:
-        raise ReviewError(str(exc), 422) from exc
+        raise ReviewError(str(exc), 422, "bad_answers") from exc
     keys = {i.key for i in card.items()}
     review.answers = given
     review.item_comments = {k: v.strip() for k, v in (item_comments or {}).items() if k in keys and v.strip()}
@@ -257,7 +262,13 @@ def agent_reviews(session: Session, agent: str) -> list[dict[str, Any]]:
             continue
         d = review_dict(review)
         d["sample_kind"] = item.sample_kind.value
-        d["scorecard_title"] = review.scorecard_spec.get("title", review.scorecard)
+        spec = review.scorecard_spec
+        d["scorecard_title"] = scorecards.say(spec.get("title", review.scorecard))
+        d["item_texts"] = {
+            item["key"]: scorecards.say(item["text"])
+            for section in spec.get("sections", [])
+            for item in section.get("items", [])
+        }
         out.append(d)
     return out
 
@@ -270,7 +281,9 @@ def acknowledge(session: Session, review_id: int, agent: str) -> QaReview:
         or review.state is not ReviewState.completed
         or item.status is not ItemStatus.done
     ):
-        raise ReviewError(f"review {review_id}: not one of your completed reviews", 404)
+        raise ReviewError(
+            _("review {id}: not one of your completed reviews", id=review_id), 404, "no_such_review"
+        )
     if review.acknowledged_at is None:
         review.acknowledged_at = utcnow()
         audit(session, agent, "qa.review.acknowledge", str(review.id), recording_id=review.recording_id)
@@ -324,7 +337,7 @@ def agreement(session: Session, period: str | None = None) -> dict[str, Any]:
             a, b = str((first.answers or {}).get(it.key)), str((second.answers or {}).get(it.key))
             key = f"{card.name}.{it.key}"
             entry = per_item.setdefault(
-                key, {"item": key, "text": it.text, "type": it.type.value, "pairs": []}
+                key, {"item": key, "text": scorecards.say(it.text), "type": it.type.value, "pairs": []}
             )
             entry["pairs"].append((a, b))
             all_pairs.append((a, b))

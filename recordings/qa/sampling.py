@@ -37,6 +37,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.i18n import N_, _
+
 MAX_SEED = 2**31 - 1
 
 
@@ -129,21 +131,27 @@ def parse_period(text: str, timezone: str = "UTC") -> Period:
         try:
             first = date.fromisocalendar(year, week, 1)
         except ValueError as exc:
-            raise SamplingError(f"period {text!r}: {year} has no ISO week {week}") from exc
+            raise SamplingError(
+                _("period '{text}': {year} has no ISO week {week}", text=text, year=year, week=week)
+            ) from exc
         last = first + timedelta(days=6)
         label = f"{year}-W{week:02d}"
     else:
         parts = text.split("..")
         if len(parts) > 2 or not all(DAY.match(p) for p in parts):
             raise SamplingError(
-                f"period {text!r}: give an ISO week (2026-W48), a date (2026-11-24) or a range (2026-11-01..2026-11-07)"
+                _(
+                    "period '{text}': give an ISO week (2026-W48), a date (2026-11-24) or a range"
+                    " (2026-11-01..2026-11-07)",
+                    text=text,
+                )
             )
         try:
             first, last = date.fromisoformat(parts[0]), date.fromisoformat(parts[-1])
         except ValueError as exc:
-            raise SamplingError(f"period {text!r}: {exc}") from exc
+            raise SamplingError(_("period '{text}': {error}", text=text, error=exc)) from exc
         if last < first:
-            raise SamplingError(f"period {text!r}: the range ends before it starts")
+            raise SamplingError(_("period '{text}': the range ends before it starts", text=text))
         label = first.isoformat() if first == last else f"{first.isoformat()}..{last.isoformat()}"
     start = datetime.combine(first, time(), tz).astimezone(UTC)
     end = datetime.combine(last + timedelta(days=1), time(), tz).astimezone(UTC)
@@ -242,14 +250,36 @@ def draw_random(candidates: list[Candidate], params: SamplingParams, seed: int) 
 
 
 def _random_text(r: dict[str, Any]) -> str:
-    extra = st = ""
-    if r["basis"] == "minimum":
-        extra = f"; added to reach the minimum of {r['min_per_agent']} per agent"
-    st = (
-        f"rate {r['rate']:.0%} of {r['stratum_size']} = {r['expected']:g} expected, "
-        f"{r['taken_by_rate']} taken (u={r['u']:.2f})"
+    st = _(
+        "rate {rate} of {size} = {expected} expected, {taken} taken (u={u})",
+        rate=format(r["rate"], ".0%"),
+        size=r["stratum_size"],
+        expected=format(r["expected"], "g"),
+        taken=r["taken_by_rate"],
+        u=format(r["u"], ".2f"),
     )
-    return f"random: draw {r['draw']} of {r['stratum_size']} in {r['stratum']} ({st}){extra}"
+    text = _(
+        "random: draw {draw} of {size} in {stratum} ({how})",
+        draw=r["draw"],
+        size=r["stratum_size"],
+        stratum=r["stratum"],
+        how=st,
+    )
+    if r["basis"] == "minimum":
+        text += _("; added to reach the minimum of {n} per agent", n=r["min_per_agent"])
+    if r.get("calibration"):
+        text += _(CALIBRATION)
+    return text
+
+
+CALIBRATION = N_("; blind double scoring (calibration)")
+
+
+def reason_text(reason: dict[str, Any]) -> str:
+    """Why a call was picked, for a person, in the current locale (from the stored reason)."""
+    if "rules" in reason:
+        return _targeted_text(reason["rules"])
+    return _random_text(reason)
 
 
 def _mark_double(picks: list[Pick], rate: float, seed: int) -> None:
@@ -263,7 +293,7 @@ def _mark_double(picks: list[Pick], rate: float, seed: int) -> None:
         if p.recording_id in chosen:
             p.reviewers_needed = 2
             p.reason["calibration"] = True
-            p.reason_text += "; blind double scoring (calibration)"
+            p.reason_text += _(CALIBRATION)
 
 
 def rule_hits(c: Candidate, rules: TargetRules) -> list[dict[str, Any]]:
@@ -287,12 +317,20 @@ def rule_hits(c: Candidate, rules: TargetRules) -> list[dict[str, Any]]:
 
 
 RULE_TEXT = {
-    "short_call": "very short call: {value:g} s (under {threshold:g} s)",
-    "dead_air": "long dead air: {value:g} s silence (at least {threshold:g} s)",
-    "overtalk": "heavy overtalk: {value:g} s (at least {threshold:g} s)",
-    "opt_out": "opt-out ({value})",
-    "welfare_escalation": "welfare escalation ({value})",
+    "short_call": N_("very short call: {value} s (under {threshold} s)"),
+    "dead_air": N_("long dead air: {value} s silence (at least {threshold} s)"),
+    "overtalk": N_("heavy overtalk: {value} s (at least {threshold} s)"),
+    "opt_out": N_("opt-out ({value})"),
+    "welfare_escalation": N_("welfare escalation ({value})"),
 }
+
+
+def _targeted_text(hits: list[dict[str, Any]]) -> str:
+    def one(hit: dict[str, Any]) -> str:
+        shown = {k: f"{v:g}" if isinstance(v, float | int) else v for k, v in hit.items() if k != "rule"}
+        return _(RULE_TEXT[hit["rule"]], **shown)
+
+    return _("targeted: {rules}", rules="; ".join(one(h) for h in hits))
 
 
 def draw_targeted(candidates: list[Candidate], rules: TargetRules) -> list[Pick]:
@@ -300,7 +338,7 @@ def draw_targeted(candidates: list[Candidate], rules: TargetRules) -> list[Pick]
     for c in sorted(candidates, key=lambda c: (c.stratum_key, c.id)):
         hits = rule_hits(c, rules)
         if hits:
-            text = "targeted: " + "; ".join(RULE_TEXT[h["rule"]].format(**h) for h in hits)
+            text = _targeted_text(hits)
             picks.append(
                 Pick(c.id, "targeted", c.agent, c.campaign_id, c.stratum_label, {"rules": hits}, text)
             )

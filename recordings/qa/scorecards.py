@@ -3,10 +3,10 @@
 A scorecard is a YAML file in `config/qa/` (see `welfare_call.yaml`):
 
     name: welfare_call
-    title: Elder welfare call
+    title: {zh-CN: 老人关怀回访, en: Elder welfare call}
     sections:
       - key: opening
-        title: Opening
+        title: {zh-CN: 开场, en: Opening}
         weight: 20
         items:
           - {key: greeting, text: "Greeted and named the service", type: yes_no, weight: 1}
@@ -18,6 +18,10 @@ Score (0-100): within a section, Σ weight × value / Σ weight over the items n
 (yes = 1, no = 0, a scale point v of max = v / max); overall, the sections' fractions weighted by
 section weight, over the sections with at least one answered item. An auto-fail item answered
 "no" (or 0 on a scale) makes the whole score 0, whatever the rest.
+
+Every text a person reads (`title`, `text`, `help`) is either one string or a mapping of language
+tags to strings; reviewers and agents read it in their own language (`say()`, core.i18n.localised),
+zh-CN when theirs is missing. The shipped cards give zh-CN and en.
 """
 
 from __future__ import annotations
@@ -27,11 +31,26 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from core.i18n import _, localised
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "config" / "qa"
 NA = "na"
 Answer = str | int
+# A text people read: one string, or {language tag: string}.
+Text = str | dict[str, str]
+
+
+def say(text: Text | None) -> str:
+    """The text in the reader's language (zh-CN when theirs is not given)."""
+    return localised(text) if text is not None else ""
+
+
+def _texts(value: Text | None) -> Text | None:
+    if isinstance(value, dict) and (not value or not all(str(v).strip() for v in value.values())):
+        raise ValueError("give the text in at least one language, e.g. {zh-CN: ..., en: ...}")
+    return value
 
 
 class ScorecardError(ValueError):
@@ -47,13 +66,15 @@ class Item(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    text: str
-    help: str | None = None
+    text: Text
+    help: Text | None = None
     type: ItemType = ItemType.yes_no
     max: int = Field(default=1, ge=1, le=10)  # scale: 0..max
     weight: float = Field(default=1.0, ge=0)
     auto_fail: bool = False
     na_allowed: bool = True
+
+    _check_text = field_validator("text", "help")(_texts)
 
     def choices(self) -> list[str]:
         base = ["yes", "no"] if self.type is ItemType.yes_no else [str(v) for v in range(self.max + 1)]
@@ -64,19 +85,23 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
+    title: Text
     weight: float = Field(default=1.0, ge=0)
     items: list[Item] = Field(min_length=1)
+
+    _check_text = field_validator("title")(_texts)
 
 
 class Scorecard(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    title: str
+    title: Text
     version: int = 1
     pass_mark: float = Field(default=80.0, ge=0, le=100)
     sections: list[Section] = Field(min_length=1)
+
+    _check_text = field_validator("title")(_texts)
 
     @model_validator(mode="after")
     def _unique_keys(self) -> Scorecard:
@@ -102,7 +127,7 @@ class Score(BaseModel):
 def load(name: str, folder: Path | None = None) -> Scorecard:
     path = (folder or CONFIG_DIR) / f"{name}.yaml"
     if not path.is_file():
-        raise ScorecardError(f"scorecard {name!r}: no file {path}")
+        raise ScorecardError(_("scorecard '{name}': no file {path}", name=name, path=path))
     return parse(path.read_text(encoding="utf-8"), str(path))
 
 
@@ -110,7 +135,7 @@ def parse(text: str, where: str = "scorecard") -> Scorecard:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ScorecardError(f"{where}: not YAML ({exc})") from exc
+        raise ScorecardError(_("{where}: not YAML ({error})", where=where, error=exc)) from exc
     try:
         return Scorecard.model_validate(data)
     except ValidationError as exc:
@@ -128,12 +153,19 @@ def normalise(card: Scorecard, answers: dict[str, Any]) -> dict[str, Answer]:
     problems = []
     known = {i.key for i in card.items()}
     for extra in sorted(set(answers) - known):
-        problems.append(f"{extra}: not an item of {card.name}")
+        problems.append(_("{key}: not an item of {card}", key=extra, card=card.name))
     for item in card.items():
         raw = answers.get(item.key)
         value = "" if raw is None else str(raw).strip().lower()
         if value not in item.choices():
-            problems.append(f"{item.key} ({item.text}): answer one of {', '.join(item.choices())}")
+            problems.append(
+                _(
+                    "{key} ({text}): answer one of {choices}",
+                    key=item.key,
+                    text=say(item.text),
+                    choices=", ".join(item.choices()),
+                )
+            )
             continue
         out[item.key] = int(value) if item.type is ItemType.scale and value != NA else value
     if problems:

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
+from core.i18n import _
 from core.settings import Settings
 from recordings.models import CallRecording, RecordingStatus
 from recordings.qa import scorecards
@@ -32,6 +33,7 @@ from recordings.qa.sampling import (
     draw_random,
     draw_targeted,
     parse_period,
+    reason_text,
 )
 
 
@@ -92,7 +94,7 @@ def item_dict(i: QaItem) -> dict[str, Any]:
         "reviewers_needed": i.reviewers_needed,
         "status": i.status.value,
         "reason": i.reason,
-        "reason_text": i.reason_text,
+        "reason_text": reason_text(i.reason),  # in the reader's language, from the stored reason
     }
 
 
@@ -143,7 +145,7 @@ def draw_sample(
     p = parse_period(period, settings.timezone)
     seed = default_seed(p.label) if seed is None else seed
     if not 0 <= seed <= MAX_SEED:
-        raise SamplingError(f"seed {seed}: give a whole number from 0 to {MAX_SEED}")
+        raise SamplingError(_("seed {seed}: give a whole number from 0 to {most}", seed=seed, most=MAX_SEED))
     stored_params = {"random": params.model_dump(), "targeted": rules.model_dump()}
     existing = session.scalars(
         select(QaSample).where(QaSample.period == p.label, QaSample.seed == seed)
@@ -151,8 +153,13 @@ def draw_sample(
     if existing is not None:
         if existing.params != stored_params:
             raise SamplingError(
-                f"period {p.label} with seed {seed} was already drawn with other parameters "
-                f"({existing.params['random']}); use another seed for another draw"
+                _(
+                    "period {period} with seed {seed} was already drawn with other parameters ({params});"
+                    " use another seed for another draw",
+                    period=p.label,
+                    seed=seed,
+                    params=existing.params["random"],
+                )
             )
         items = list(
             session.scalars(select(QaItem).where(QaItem.sample_id == existing.id).order_by(QaItem.id))
@@ -201,20 +208,30 @@ def draw_sample(
 
 def sample_text(d: dict[str, Any]) -> str:
     """`warmline qa sample` without --json: every pick with its reason, random and targeted apart."""
-    made = "drawn" if d["created"] else "already drawn (unchanged)"
+    made = _("drawn") if d["created"] else _("already drawn (unchanged)")
     r = d["params"]["random"]
+    none = "  " + _("(none)")
     lines = [
-        f"QA sample {d['period']} seed {d['seed']}: {made}; {d['population']} agent calls in the period",
-        f"random sample (rate {r['rate']:.0%}, minimum {r['min_per_agent']}, cap {r['max_per_agent']} per agent):"
-        f" {d['counts']['random']} calls",
+        _(
+            "QA sample {period} seed {seed}: {made}; {n} agent calls in the period",
+            period=d["period"],
+            seed=d["seed"],
+            made=made,
+            n=d["population"],
+        ),
+        _(
+            "random sample (rate {rate}, minimum {least}, cap {most} per agent): {n} calls",
+            rate=format(r["rate"], ".0%"),
+            least=r["min_per_agent"],
+            most=r["max_per_agent"],
+            n=d["counts"]["random"],
+        ),
     ]
-    lines += [f"  {i['recording_id']}  {i['reason_text']}" for i in d["random"]] or ["  (none)"]
+    lines += [f"  {i['recording_id']}  {i['reason_text']}" for i in d["random"]] or [none]
     lines.append(
-        f"targeted queue (kept out of the random sample's averages): {d['counts']['targeted']} calls"
+        _("targeted queue (kept out of the random sample's averages): {n} calls", n=d["counts"]["targeted"])
     )
-    lines += [f"  {i['recording_id']}  {i['stratum']}: {i['reason_text']}" for i in d["targeted"]] or [
-        "  (none)"
-    ]
+    lines += [f"  {i['recording_id']}  {i['stratum']}: {i['reason_text']}" for i in d["targeted"]] or [none]
     return "\n".join(lines)
 
 

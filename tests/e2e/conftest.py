@@ -96,10 +96,16 @@ def browser() -> Iterator[Browser]:
         b.close()
 
 
-def new_page(browser: Browser) -> Page:
+# The browser's language (navigator.language, Accept-Language): a Chinese agent's by default. A
+# test written against the English pages asks for an English browser with
+# `@pytest.mark.browser_locale("en-US")` (module: `pytestmark = ...`).
+DEFAULT_LOCALE = "zh-CN"
+
+
+def new_page(browser: Browser, locale: str = DEFAULT_LOCALE) -> Page:
     """A page in a fresh browser context (close it with `page.context.close()`), with deadlines
-    fit for a busy machine."""
-    context = browser.new_context()
+    fit for a busy machine, in a browser set to `locale`."""
+    context = browser.new_context(locale=locale)
     context.set_default_timeout(ACTION_TIMEOUT_MS)
     context.set_default_navigation_timeout(ACTION_TIMEOUT_MS)
     return context.new_page()
@@ -112,7 +118,8 @@ def wait_phone_ready(page: Page) -> None:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    pg = new_page(browser)
+def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    marker = request.node.get_closest_marker("browser_locale")
+    pg = new_page(browser, marker.args[0] if marker else DEFAULT_LOCALE)
     yield pg
     pg.context.close()

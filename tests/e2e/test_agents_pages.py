@@ -1,4 +1,5 @@
-"""My day (agent) and the wallboard (supervisor) in Chromium: live, announced, axe-clean."""
+"""My day (agent) and the wallboard (supervisor) in Chromium, in Chinese (the agents' browsers and
+everyone's default): live, announced, axe-clean."""
 
 from __future__ import annotations
 
@@ -44,10 +45,14 @@ def test_my_day_says_the_hours(
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="available", since=now - timedelta(minutes=95)))
     sign_in_by_keyboard(page, live_server, "mei", PW)
-    page.get_by_role("link", name="My day").first.focus()
+    page.get_by_role("link", name="我的今天").first.focus()
     page.keyboard.press("Enter")
-    expect(page.get_by_role("status")).to_have_text("today 1 h 35 min; 2 h 25 min to your 4-hour day")
-    expect(page.get_by_role("table")).to_contain_text("Logged in")
+    expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
+    expect(page.get_by_role("status")).to_have_text("今天已工作1小时35分，离每天4小时的目标还差2小时25分")
+    expect(page.get_by_role("table")).to_contain_text("在线")
+    # The state's time on the centre's clock, not UTC.
+    since = (now - timedelta(minutes=95)).astimezone(ZoneInfo(settings.timezone)).strftime("%H:%M")
+    expect(page.get_by_role("main")).to_contain_text(f"当前状态：空闲（自 {since} 起）。")
     assert_accessible(page)
 
 
@@ -57,15 +62,16 @@ def test_wallboard_updates_and_announces(
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="available", since=utcnow() - timedelta(minutes=95)))
     sign_in_by_keyboard(page, live_server, "boss", PW)
-    expect(page.get_by_role("heading", level=1)).to_have_text("Home")
+    expect(page.get_by_role("heading", level=1)).to_have_text("首页")
     page.goto(live_server.url + "/console/wallboard")
-    table = page.get_by_role("table", name="Agents")
+    table = page.get_by_role("table", name="坐席")
     # The table is drawn by the page's first poll; a change is announced from the second on.
-    expect(page.get_by_role("status")).to_have_text("1 agents shown.")
+    expect(page.get_by_role("status")).to_have_text("已显示 1 名坐席。")
     expect(table).to_contain_text("Wang Mei")
-    expect(table).to_contain_text("available")
+    expect(table).to_contain_text("空闲")
+    expect(table).to_contain_text("0分钟")  # talking today: none yet
     assert_accessible(page)
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))
-    expect(page.get_by_role("status")).to_have_text("Wang Mei is now on call.")
-    expect(table).to_contain_text("on call")
+    expect(page.get_by_role("status")).to_have_text("Wang Mei 现在通话中。")
+    expect(table).to_contain_text("通话中")

@@ -19,7 +19,8 @@ from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_campaigns_page import PW, sign_in
 
-pytestmark = pytest.mark.e2e
+# Written against the English pages: an English browser, users who made no choice.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]
 AT = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)
 
 

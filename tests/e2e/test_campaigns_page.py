@@ -16,7 +16,8 @@ from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_dialer_import import MESSY
 
-pytestmark = pytest.mark.e2e
+# Written against the English pages: an English browser, users who made no choice.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]
 PW = "correct horse battery"
 
 # Every text the live status region shows, in order (what a screen reader announces).

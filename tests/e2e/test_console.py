@@ -11,7 +11,8 @@ from core.db import Database
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
 
-pytestmark = pytest.mark.e2e
+# Written against the English pages: an English browser, a user who made no choice.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]
 PW = "correct horse battery"
 
 
@@ -26,7 +27,7 @@ def sign_in_by_keyboard(page: Page, server: LiveServer, name: str, password: str
     page.goto(server.url + "/console")
     expect(page).to_have_url(f"{server.url}/login?next=/console")
     # The user-name field has focus on arrival; everything after is typed.
-    expect(page.get_by_label("User name")).to_be_focused()
+    expect(page.locator("#username")).to_be_focused()
     page.keyboard.type(name)
     page.keyboard.press("Tab")
     page.keyboard.type(password)

@@ -25,7 +25,8 @@ from tests.e2e.conftest import LiveServer, new_page
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_recordings_registry import make_campaign
 
-pytestmark = pytest.mark.e2e
+# Written against the English pages: an English browser, users who made no choice.
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]
 PW = "correct horse battery"
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -143,7 +144,7 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
 
     # The agent reads it and acknowledges, by keyboard.
     assert page.context.browser is not None
-    agent = new_page(page.context.browser)
+    agent = new_page(page.context.browser, "en-US")
     sign_in_by_keyboard(agent, live_server, "li", PW)
     agent.get_by_role("navigation", name="Main").get_by_role("link", name="My reviews").focus()
     agent.keyboard.press("Enter")

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
+from typer.testing import CliRunner
 
 from agents.service import active_accounts, ensure_sip_account, md5_credential, render_endpoints
 from core.audit import AuditEntry, audit, recent
 from core.auth import service
 from core.auth.models import Role
 from core.db import Database, utcnow
+from core.settings import get_settings
+from warmline.cli import app
 
 PW = "correct horse battery"
 
@@ -29,25 +34,49 @@ def test_password_is_argon2_and_verifies(db: Database) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "password", "message"),
+    ("name", "password", "code", "message"),
     [
-        ("Alice", PW, "invalid user name"),
-        ("a", PW, "invalid user name"),
-        ("bob", "short", "password too short"),
+        ("Alice", PW, "invalid_name", "用户名“Alice”无效"),
+        ("a", PW, "invalid_name", "用户名“a”无效"),
+        ("bob", "short", "password_too_short", "密码太短：至少需要 10 个字符"),
     ],
 )
 def test_bad_account_input_is_refused_with_reason(
-    db: Database, name: str, password: str, message: str
+    db: Database, name: str, password: str, code: str, message: str
 ) -> None:
-    with db.session() as s, pytest.raises(service.AccountError, match=message):
+    # The reason in zh-CN, everyone's default; the code for programs.
+    with db.session() as s, pytest.raises(service.AccountError, match=message) as refused:
         service.create_user(s, name, Role.qa, password, actor="test")
+    assert refused.value.code == code
 
 
-def test_duplicate_user_refused(db: Database) -> None:
+def test_duplicate_user_refused(db: Database, english: None) -> None:
     with db.session() as s:
         service.create_user(s, "carol", Role.manager, PW, actor="test")
-    with db.session() as s, pytest.raises(service.AccountError, match="already exists"):
+    with db.session() as s, pytest.raises(service.AccountError, match="user 'carol' already exists"):
         service.create_user(s, "carol", Role.manager, PW, actor="test")
+
+
+def test_language_choice_is_stored_and_audited(db: Database) -> None:
+    with db.session() as s:
+        service.create_user(s, "erin", Role.agent, PW, actor="test", language="en-GB")
+    with db.session() as s:
+        assert service.require_user(s, "erin").language == "en"
+        service.set_language(s, "erin", "zh", actor="root")
+    with db.session() as s:
+        assert service.require_user(s, "erin").language == "zh-CN"
+        service.set_language(s, "erin", "auto", actor="erin")
+        service.set_language(s, "erin", None, actor="erin")  # no change: not audited again
+    with db.session() as s:
+        assert service.require_user(s, "erin").language is None
+        changes = [
+            (e.actor, e.detail["before"], e.detail["after"])
+            for e in s.query(AuditEntry).filter(AuditEntry.action == "user.language").order_by(AuditEntry.id)
+        ]
+    assert changes == [("root", "en", "zh-CN"), ("erin", "zh-CN", None)]
+    with db.session() as s, pytest.raises(service.AccountError) as refused:
+        service.set_language(s, "erin", "fr", actor="erin")
+    assert refused.value.code == "unsupported_language" and "zh-CN, en" in refused.value.message
 
 
 def test_tokens_expire_and_die_with_disabled_user(db: Database) -> None:
@@ -104,3 +133,39 @@ def test_agent_gets_sip_account_others_do_not(db: Database) -> None:
         service.disable_user(s, "agent7", actor="test")
     with db.session() as s:
         assert active_accounts(s) == []
+
+
+def test_users_cli_sets_a_language_and_speaks_the_admins(
+    db_url: str, db: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`warmline users add --language` and `users set --language` store the choice; the command line
+    itself speaks WARMLINE_LANG, else LANG, else zh-CN."""
+    monkeypatch.setenv("WARMLINE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("WARMLINE_DATABASE_URL", db_url)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LANG", "C.UTF-8")
+    monkeypatch.delenv("WARMLINE_LANG", raising=False)
+    get_settings.cache_clear()
+    runner = CliRunner()
+    try:
+        added = runner.invoke(
+            app,
+            ["users", "add", "qiu", "--role", "qa", "--password-stdin", "--language", "en"],
+            input=PW + "\n",
+        )
+        assert added.exit_code == 0, added.output
+        assert added.stdout.strip() == "已添加 qiu（质检员）"
+        listed = runner.invoke(app, ["users", "list", "--json"])
+        assert json.loads(listed.stdout)[0]["language"] == "en"
+        monkeypatch.setenv("LANG", "en_US.UTF-8")
+        chose = runner.invoke(app, ["users", "set", "qiu", "--language", "zh-CN"])
+        assert chose.exit_code == 0 and chose.stdout.strip() == "qiu now reads and hears 简体中文"
+        monkeypatch.setenv("WARMLINE_LANG", "zh-CN")
+        wrong = runner.invoke(app, ["users", "set", "qiu", "--language", "fr"])
+        assert wrong.exit_code == 2 and "错误：语言“fr”不受支持" in wrong.stderr
+        missing = runner.invoke(app, ["users", "set", "ghost", "--language", "en"])
+        assert missing.exit_code == 2 and "没有名为“ghost”的用户" in missing.stderr
+    finally:
+        get_settings.cache_clear()
+    with db.session() as s:
+        assert service.require_user(s, "qiu").language == "zh-CN"

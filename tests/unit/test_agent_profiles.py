@@ -1,6 +1,6 @@
 """Agents' profiles administered: `warmline agents list|show|set`, the profile API and the console
 form without JavaScript -- checked input, clear errors, roles, and every change audited -- on
-SQLite and PostgreSQL."""
+SQLite and PostgreSQL. Written against the English messages (the console page also in zh-CN)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ from tests.utils import PASSWORD, login
 from tests.utils.cli import ok
 from warmline.app import create_app
 from warmline.cli import app
+
+pytestmark = pytest.mark.usefixtures("english")
 
 
 def people(db: Database) -> None:
@@ -221,7 +223,7 @@ def test_cli_errors_say_what_and_where(cli: CliRunner, db: Database, args: list[
 @pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     people(db)
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 
@@ -237,7 +239,7 @@ def test_api_roles(client: TestClient) -> None:
     assert client.get("/api/agents/mei/profile", headers=mei).json()["display_name"] == "王梅"
     assert client.get("/api/agents/me/profile", headers=mei).json()["name"] == "mei"
     other = client.get("/api/agents/mei/profile", headers=lin)
-    assert other.status_code == 403 and "only their own profile" in other.json()["detail"]
+    assert other.status_code == 403 and "only their own profile" in other.json()["detail"]["message"]
     assert client.get("/api/agents/mei/profile", headers=maria).status_code == 403
     assert client.get("/api/agents/mei/profile", headers=boss).status_code == 200
     body = {"skills": ["welfare"], "lines": [], "languages": ["zh-CN"], "daily_hours": 4}
@@ -302,9 +304,16 @@ def test_api_refuses_bad_profiles_naming_the_field(
 def test_api_unknown_agent_and_not_an_agent(client: TestClient) -> None:
     boss = login(client, "boss")
     gone = client.patch("/api/agents/ghost/profile", headers=boss, json={"skills": ["x"]})
-    assert gone.status_code == 404 and gone.json()["detail"] == "no user named 'ghost'"
+    assert gone.status_code == 404
+    assert gone.json()["detail"] == {"code": "no_such_user", "message": "no user named 'ghost'"}
     notagent = client.get("/api/agents/maria/profile", headers=boss)
-    assert notagent.status_code == 404 and "'maria' is a manager, not an agent" in notagent.json()["detail"]
+    assert notagent.status_code == 404 and notagent.json()["detail"]["code"] == "not_an_agent"
+    assert "'maria' is a manager, not an agent" in notagent.json()["detail"]["message"]
+    chinese = client.get("/api/agents/maria/profile", headers=boss | {"Accept-Language": "zh-CN"})
+    assert chinese.json()["detail"] == {
+        "code": "not_an_agent",
+        "message": "“maria”是活动经理，不是坐席：只有坐席才有坐席资料",
+    }
 
 
 # ------------------------------------------------------------------------------ the console, no script
@@ -316,12 +325,14 @@ def console_login(client: TestClient, name: str) -> None:
 
 
 def test_console_page_lists_and_the_form_saves_without_javascript(client: TestClient, db: Database) -> None:
+    client.headers["Accept-Language"] = "zh-CN"  # a Chinese supervisor's browser
     console_login(client, "mei")
     assert client.get("/console/agents", follow_redirects=False).status_code == 403
     console_login(client, "boss")
     assert "/console/agents" in client.get("/console").text, "supervisors find the page in the menu"
     page = client.get("/console/agents").text
-    assert '<span lang="zh-CN">坐席资料</span> · Agents\' profiles' in page and "王梅 (mei)" in page
+    assert '<html lang="zh-CN">' in page and "<h1>坐席资料</h1>" in page and "王梅 (mei)" in page
+    assert "Agents' profiles" not in page, "one language on the page"
     assert 'id="profile-form"' not in page, "no form until an agent is chosen"
     form = client.get("/console/agents", params={"agent": "mei"}).text
     assert 'action="/console/agents/mei"' in form and 'id="daily_hours"' in form and 'value="4"' in form
@@ -331,15 +342,14 @@ def test_console_page_lists_and_the_form_saves_without_javascript(client: TestCl
     )
     assert saved.status_code == 200 and saved.url.path == "/console/agents"
     assert (
-        "已保存 mei 的资料：技能 welfare、vaccination；线路 全部；语言 zh-CN、yue；每日 3.5 小时。"
+        "已保存。mei (王梅)：技能 welfare，vaccination；线路 全部；语言 zh-CN，yue；每天 3小时30分。"
         in saved.text
     )
-    assert "Saved. mei (王梅): skills welfare, vaccination; lines all" in saved.text
     bad = client.post(
         "/console/agents/mei", data={"skills": "welfare", "lines": "", "languages": "", "daily_hours": "30"}
     )
     assert bad.status_code == 422
-    assert "每日目标小时数有误，未保存。" in bad.text and "30 is out of range" in bad.text
+    assert "每日目标小时数：30 超出范围：须大于 0，最多 24 小时。没有保存任何内容。" in bad.text
     assert 'aria-invalid="true" autofocus' in bad.text and 'value="30"' in bad.text, "what was typed is kept"
     with db.session() as s:
         assert profiles.get_profile(s, "mei").daily_hours == 3.5

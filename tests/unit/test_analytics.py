@@ -485,10 +485,11 @@ def test_cli_json_and_text(bank: ClipBank, tmp_path: Path) -> None:
     text = runner.invoke(
         recordings_app, ["analyze", str(call.path), "--agent-channel", "right", "--aggressiveness", "2"]
     )
-    assert text.exit_code == 0 and "agent (right channel) talked" in text.stdout and "dead air" in text.stdout
+    # In zh-CN, everyone's default: who spoke on which channel, the dead air.
+    assert text.exit_code == 0 and "坐席（右声道）讲话" in text.stdout and "冷场共" in text.stdout
 
 
-def test_cli_bad_file_and_registration(tmp_path: Path) -> None:
+def test_cli_bad_file_and_registration(tmp_path: Path, english: None) -> None:
     from warmline.cli import app as warmline_app
 
     bad = tmp_path / "bad.wav"

@@ -86,7 +86,16 @@ def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
     dup = client.post(
         "/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PASSWORD}
     )
-    assert dup.status_code == 422 and "already exists" in dup.json()["detail"]
+    assert dup.status_code == 422 and dup.json()["detail"] == {
+        "code": "user_exists",
+        "message": "用户“agent2”已存在",
+    }
+    in_english = client.post(
+        "/api/users",
+        headers=admin | {"Accept-Language": "en-GB,en;q=0.9"},
+        json={"name": "agent2", "role": "agent", "password": PASSWORD},
+    )
+    assert in_english.json()["detail"] == {"code": "user_exists", "message": "user 'agent2' already exists"}
     sip = client.get("/api/agents/me/sip", headers=login(client, "agent2")).json()
     assert sip["username"] == "agent2" and len(sip["password"]) >= 32
     gone = client.post("/api/users/agent2/disable", headers=admin)
@@ -114,7 +123,64 @@ def test_console_redirects_to_login_and_is_role_aware(client: TestClient) -> Non
     form = client.post("/login", data={"username": "agent1", "password": PASSWORD}, follow_redirects=False)
     assert form.status_code == 303
     home = client.get("/console").text
-    assert "My day" in home and "Users" not in home
+    assert '<html lang="zh-CN">' in home
+    assert ">我的今天</a>" in home and ">用户</a>" not in home
     assert client.get("/console/users", follow_redirects=False).status_code == 403
     assert client.get("/console/reviews", follow_redirects=False).status_code == 403
     assert client.get("/console/my-day").status_code == 200
+
+
+def test_errors_speak_the_requesters_language_with_stable_codes(client: TestClient) -> None:
+    # Nobody signed in: the browser's language, else zh-CN; the code is the same in both.
+    anonymous = client.get("/api/me")
+    assert anonymous.status_code == 401 and anonymous.json()["detail"]["code"] == "not_signed_in"
+    assert anonymous.json()["detail"]["message"].startswith("尚未登录")
+    english = client.get("/api/me", headers={"Accept-Language": "en-US,en;q=0.9,zh;q=0.5"})
+    assert english.json()["detail"] == {
+        "code": "not_signed_in",
+        "message": "not signed in: send 'Authorization: Bearer <token>'",
+    }
+    bad = client.post("/api/auth/token", json={"username": "root", "password": "nope"})
+    assert bad.json()["detail"] == {"code": "bad_credentials", "message": "用户名或密码错误"}
+    agent = login(client, "agent1")
+    forbidden = client.get("/api/users", headers=agent | {"Accept-Language": "en"})
+    assert forbidden.status_code == 403 and forbidden.json()["detail"]["code"] == "forbidden"
+    assert forbidden.json()["detail"]["message"] == "role agent may not do this (admin)"
+
+
+def test_a_user_chooses_a_language_that_outranks_the_browser(client: TestClient, db: Database) -> None:
+    agent = login(client, "agent1")
+    assert client.get("/api/me", headers=agent).json()["language"] is None
+    chose = client.patch("/api/me", headers=agent, json={"language": "en"})
+    assert chose.status_code == 200 and chose.json()["language"] == "en"
+    with db.session() as s:
+        assert service.require_user(s, "agent1").language == "en"  # stored by the request itself
+    # A Chinese browser, an English user: English.
+    refused = client.get("/api/users", headers=agent | {"Accept-Language": "zh-CN"})
+    assert refused.json()["detail"]["message"] == "role agent may not do this (admin)"
+    wrong = client.patch("/api/me", headers=agent, json={"language": "fr"})
+    assert wrong.status_code == 422 and wrong.json()["detail"]["code"] == "unsupported_language"
+    # An administrator sets it back to the browser's (auto).
+    admin = login(client, "root")
+    reset = client.patch("/api/users/agent1", headers=admin, json={"language": "auto"})
+    assert reset.status_code == 200 and reset.json()["language"] is None
+    assert client.patch("/api/users/agent1", headers=agent, json={"language": "en"}).status_code == 403
+    missing = client.patch("/api/users/ghost", headers=admin, json={"language": "en"})
+    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "no_such_user"
+    again = client.get("/api/users", headers=agent | {"Accept-Language": "zh-CN"})
+    assert again.json()["detail"]["message"] == "角色 agent 无权执行此操作（允许的角色：admin）"
+
+
+def test_console_speaks_the_users_language_and_remembers_it_for_sign_in(client: TestClient) -> None:
+    client.post("/login", data={"username": "agent1", "password": PASSWORD}, follow_redirects=False)
+    page = client.get("/console/settings", headers={"Accept-Language": "en"}).text
+    assert '<html lang="en">' in page and "My settings" in page
+    saved = client.post("/console/settings", data={"language": "zh-CN"}, follow_redirects=False)
+    assert saved.status_code == 303 and saved.cookies.get("warmline_lang") == "zh-CN"
+    after = client.get("/console/settings?saved=1", headers={"Accept-Language": "en"}).text
+    assert '<html lang="zh-CN">' in after and "已保存。页面、播报和消息现在使用简体中文。" in after
+    bad = client.post("/console/settings", data={"language": "klingon"})
+    assert bad.status_code == 422 and "语言“klingon”不受支持" in bad.text
+    client.post("/logout")
+    # Signed out, this browser still shows the sign-in page in the language its user chose.
+    assert '<html lang="zh-CN">' in client.get("/login", headers={"Accept-Language": "en"}).text

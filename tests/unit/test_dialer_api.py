@@ -20,6 +20,9 @@ from tests.unit.test_dialer_import import MESSY
 from tests.utils import PASSWORD, login
 from warmline.app import create_app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 @pytest.fixture
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
@@ -27,7 +30,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("agent1", Role.agent)):
             service.create_user(s, name, role, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 
@@ -56,6 +59,7 @@ def test_campaign_crud(client: TestClient) -> None:
     assert made.json()["windows"]["sat"] == [] and made.json()["amd"] == "leave_message"
     bad = client.post("/api/campaigns", headers=mgr, json={"name": "bad", "kind": "broadcast", "colour": 1})
     assert bad.status_code == 422
+    assert bad.json()["detail"]["code"] == "invalid_campaign"
     problems = bad.json()["detail"]["problems"]
     assert any("colour: unknown setting" in p for p in problems)
     no_flow = client.post("/api/campaigns", headers=mgr, json={"name": "bad", "kind": "broadcast"})
@@ -77,7 +81,8 @@ def test_campaign_crud(client: TestClient) -> None:
         client.post("/api/campaigns/flu/status", headers=mgr, json={"status": "finished"}).status_code == 200
     )
     again = client.post("/api/campaigns/flu/status", headers=mgr, json={"status": "running"})
-    assert again.status_code == 422 and "is finished" in again.json()["detail"]
+    assert again.status_code == 422 and again.json()["detail"]["code"] == "campaign_refused"
+    assert "is finished" in again.json()["detail"]["message"]
     listed = client.get("/api/campaigns", headers=sup).json()
     assert listed[0]["name"] == "flu" and listed[0]["status"] == "finished"
 
@@ -133,7 +138,9 @@ def test_bad_uploads(client: TestClient, data: bytes, name: str, says: str) -> N
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     for path in ("/api/campaigns/c1/lists/preview", "/api/campaigns/c1/lists"):
         resp = client.post(path, headers=mgr, files=upload(data, name))
-        assert resp.status_code == 422 and resp.json()["detail"].startswith(f"{name}: ") and says in resp.text
+        detail = resp.json()["detail"]
+        assert resp.status_code == 422 and detail["code"] == "bad_list_file"
+        assert detail["message"].startswith(f"{name}: ") and says in detail["message"]
     assert client.post("/api/campaigns/nope/lists", headers=mgr, files=upload(MESSY)).status_code == 404
     bad_map = client.post(
         "/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY), data={"mapping": "x=1"}
@@ -241,7 +248,7 @@ def test_status_and_imports_are_published_on_the_bus(settings: Settings, db: Dat
     settings.topic_prefix = f"wltest-{uuid.uuid4().hex[:10]}"
     with db.session() as s:
         service.create_user(s, "mgr", Role.manager, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as client:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as client:
         mgr = login(client, "mgr")
         client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
         client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))

@@ -14,6 +14,9 @@ from tests.unit.test_dialer_import import MESSY
 from tests.utils.cli import ok
 from warmline.cli import app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "campaigns"
 
 

@@ -10,6 +10,9 @@ import pytest
 
 from dialer.lists.decode import ListFileError, inspect, label
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 TEXT = "姓名,手机号\n张三,13800138000\n李四,13900139000\n"
 
 

@@ -20,6 +20,9 @@ from dialer.lists.export import export_contacts, safe_text
 from dialer.lists.importer import import_list, iter_rejects, preview_list
 from dialer.models import Contact, ContactState, ImportStatus, ListImport
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 MESSY_ROWS = [
     "2024年第四季度 社区老人回访名单",  # 1 title
     "",  # 2

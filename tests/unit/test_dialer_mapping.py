@@ -14,6 +14,9 @@ from dialer.lists.mapping import (
     parse_mapping,
 )
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 def rows(*cells_per_row: list[str]) -> list[tuple[int, int, list[str], None]]:
     return [(i + 1, i + 1, list(c), None) for i, c in enumerate(cells_per_row)]

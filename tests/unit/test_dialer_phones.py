@@ -11,6 +11,9 @@ from core.phones import mask, mask_in_text
 from dialer.lists import phones
 from dialer.lists.phones import normalise
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 CN = frozenset({"CN"})
 
 
@@ -172,3 +175,11 @@ def test_numbers_in_text_masked_and_short_runs_left() -> None:
     assert mask_in_text("(010) 6552 1234, room 12345") == "010****1234, room 12345"
     assert mask_in_text("+1 650 253 0000") == "+165****0000"
     assert mask_in_text("") == ""
+
+
+def test_a_managers_chinese_reasons() -> None:
+    from core.i18n import use_locale
+
+    with use_locale("zh-CN"):
+        assert normalise("1.38001E+10").detail.startswith("科学计数法丢失了位数")
+        assert normalise("13800138000 / 13900139000").detail == ("一个单元格里有多个号码：请每行只放一个号码")

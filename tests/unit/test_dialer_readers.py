@@ -12,6 +12,9 @@ import pytest
 from dialer.lists.decode import ListFileError, inspect
 from dialer.lists.readers import RowTuple, cell_text, open_rows, sniff_delimiter
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 def rows_of(data: bytes, name: str = "list.csv", sheet: str | None = None) -> list[RowTuple]:
     stream = io.BytesIO(data)

@@ -58,7 +58,7 @@ def test_root_lists_the_same_groups() -> None:
         assert f" {group} " in result.output
 
 
-def test_a_command_without_the_root_is_told_so() -> None:
+def test_a_command_without_the_root_is_told_so(english: None) -> None:
     lone = typer.Typer()
 
     @lone.command()

@@ -231,7 +231,7 @@ nodes:
 # ------------------------------------------------------------------ the command
 
 
-def test_cli_clean_exit_0() -> None:
+def test_cli_clean_exit_0(english: None) -> None:
     files = [
         str(CONFIG / f"{n}.yaml")
         for n in ("vaccination_reminder", "elder_welfare_check", "government_notice")

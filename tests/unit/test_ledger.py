@@ -5,10 +5,15 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from agents.ledger import Transition, day_bounds, spoken_summary, totals, week_bounds
 from agents.states import hours_report, record_state
 from core.db import Database
 from core.messages import AgentState
+
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
 
 SH = ZoneInfo("Asia/Shanghai")
 T0 = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Monday

@@ -38,6 +38,9 @@ from tests.utils.cli import cli_runner
 from warmline.app import create_app
 from warmline.cli import app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 # A campaign flow whose 0 goes to Cantonese-speaking welfare agents, and 1 to anyone.
@@ -274,7 +277,7 @@ def test_api_and_console_start_report_it_too(flows: Settings, db: Database) -> N
         service.create_user(s, "boss", Role.supervisor, PASSWORD, actor="test")
     make_agents(db, {"mei": ["welfare"]})
     with TestClient(create_app(flows, db)) as client:
-        maria = login(client, "maria")
+        maria = login(client, "maria") | {"Accept-Language": "en"}
         made = client.post(
             "/api/campaigns",
             headers=maria,
@@ -292,7 +295,8 @@ def test_api_and_console_start_report_it_too(flows: Settings, db: Database) -> N
         assert form.status_code == 303
         page = client.post("/console/campaigns/notice/status", data={"status": "running"})
         assert page.status_code == 200 and 'id="staffing" class="error" role="alert"' in page.text
-        assert "no enabled agent has skill &#39;elder_yue&#39;" in page.text
+        # The supervisor's Chinese browser: the same warning in zh-CN.
+        assert "没有启用的坐席具备“elder_yue”技能" in page.text
     assert [(e.actor, e.target) for e in unstaffed(db)] == [("maria", "notice"), ("boss", "notice")]
 
 

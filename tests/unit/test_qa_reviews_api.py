@@ -22,6 +22,9 @@ from tests.unit.test_recordings_registry import T0, make_campaign, register_tone
 from tests.utils import PASSWORD, login
 from warmline.app import create_app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 GOOD = {"greeting": "yes", "identity": "yes", "wellbeing": "yes", "listening": 4, "escalation": "yes",
         "summary": "yes", "courtesy": 4}  # fmt: skip
 
@@ -41,7 +44,7 @@ def client(settings: Settings, db: Database, tmp_path: Path) -> Iterator[TestCli
         params = SamplingParams(rate=1.0, min_per_agent=1, max_per_agent=3, double_score_rate=0.34)
         rules = TargetRules(short_call_s=None)  # only the opt-out is targeted
         qa.draw_sample(s, settings, "2026-W48", seed=2, params=params, rules=rules, actor="test")
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 
@@ -65,7 +68,7 @@ def test_blind_double_scoring_agreement_and_feedback(client: TestClient, db: Dat
         headers=q1,
         json={"answers": {"greeting": "maybe"}},
     )
-    assert bad.status_code == 422 and "greeting" in bad.json()["detail"]
+    assert bad.status_code == 422 and "greeting" in bad.json()["detail"]["message"]
     assert (
         client.post(
             f"/api/qa/reviews/{r.json()['review_id']}/complete", headers=q2, json={"answers": GOOD}

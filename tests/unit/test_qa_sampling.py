@@ -20,6 +20,9 @@ from recordings.qa.sampling import (
     parse_period,
 )
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 def population() -> list[Candidate]:
     out = []

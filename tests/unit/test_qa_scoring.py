@@ -8,6 +8,9 @@ from recordings.qa import scorecards
 from recordings.qa.reviews import cohen_kappa
 from recordings.qa.scorecards import ScorecardError
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 CARD = scorecards.parse(
     """
 name: t

@@ -31,6 +31,9 @@ from tests.utils.cli import run
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # Tuesday of 2026-W48, 10:00 in Shanghai
 
 
@@ -286,7 +289,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with db.session() as s:
         for name, role in (("qa1", Role.qa), ("li", Role.agent), ("wang", Role.agent), ("mgr", Role.manager)):
             auth.create_user(s, name, role, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 

@@ -29,6 +29,9 @@ from dialer.welfare.models import Alert, AlertState
 from tests.utils import PASSWORD, login, until
 from warmline.app import create_app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 def seed(db: Database) -> tuple[int, int]:
     with db.session() as s:
@@ -289,7 +292,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     with db.session() as s:
         for name, role in (("mgr", Role.manager), ("sup", Role.supervisor), ("agent1", Role.agent)):
             auth.create_user(s, name, role, PASSWORD, actor="test")
-    with TestClient(create_app(settings, db)) as c:
+    with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter, status
 from pydantic import BaseModel, Field
 
 from core.auth import service
-from core.auth.api import UserOut
+from core.auth.api import LanguageChange, UserOut, change_language
 from core.auth.models import Role
 from core.deps import AdminUser, DatabaseDep, SessionDep, SettingsDep
+from core.errors import http_error
 from warmline import accounts
 
 router = APIRouter(prefix="/api/users", tags=["accounts"])
@@ -19,6 +20,7 @@ class UserCreate(BaseModel):
     role: Role
     password: str = Field(min_length=service.MIN_PASSWORD)
     display_name: str | None = None
+    language: str | None = Field(default=None, max_length=16, description="zh-CN, en, or null: the browser's")
 
 
 class AccountChangeOut(BaseModel):
@@ -47,10 +49,18 @@ async def create_user(
             body.password,
             actor=admin.name,
             display_name=body.display_name,
+            language=body.language,
         )
     except service.AccountError as exc:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(exc)) from exc
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, exc.code, exc.message) from exc
     return AccountChangeOut(**change.__dict__)
+
+
+@router.patch("/{name}")
+def change_user(name: str, body: LanguageChange, admin: AdminUser, session: SessionDep) -> UserOut:
+    """An administrator sets a user's language (for someone who cannot find the setting)."""
+    user = change_language(session, name, body.language, admin.name)
+    return UserOut.of(user)
 
 
 @router.post("/{name}/disable")
@@ -60,5 +70,5 @@ async def disable_user(
     try:
         change = await accounts.disable_user(settings, db, name, actor=admin.name)
     except service.AccountError as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, str(exc)) from exc
+        raise http_error(status.HTTP_404_NOT_FOUND, exc.code, exc.message) from exc
     return AccountChangeOut(**change.__dict__)

@@ -1,8 +1,8 @@
 """The supervisor's Agents page: every agent's skills, lines, languages and daily target, and a form
 to change one agent's profile.
 
-Chinese first, English kept (``lang="zh-CN"`` marks the Chinese, so a screen reader speaks each
-part in its own voice). The page works without JavaScript: an Edit link opens the form for that
+In the reader's language (core.i18n); skills, lines and language tags are codes typed in English
+and marked so. The page works without JavaScript: an Edit link opens the form for that
 agent, the form posts here and the page comes back saying what was saved. agent_profiles.js sends
 the form to the profile API instead, updates the table in place and says the result in the page's
 live status region (an error: in an alert beside the form, the field marked and focused).
@@ -21,18 +21,19 @@ from agents import profiles
 from agents.profiles import Profile, ProfileError
 from core.auth.models import User
 from core.deps import Roles, SessionDep
+from core.i18n import N_, _
 from warmline.console.pages import _section, render
 
 router = APIRouter(include_in_schema=False)
 SECTION = _section("/console/agents")
 SupervisorPage = Annotated[User, Depends(Roles(*SECTION.roles, page=True))]
-TITLE = "坐席资料 · Agents' profiles"
-# What each field is called on the page, Chinese then English (for the error beside the form).
+TITLE = N_("Agents' profiles")
+# What each field is called on the page (for the error beside the form).
 FIELD_NAMES = {
-    "skills": ("技能", "Skills"),
-    "lines": ("服务线路", "Lines"),
-    "languages": ("语言", "Languages"),
-    "daily_hours": ("每日目标小时数", "Daily target hours"),
+    "skills": N_("Skills"),
+    "lines": N_("Lines"),
+    "languages": N_("Languages"),
+    "daily_hours": N_("Daily target hours"),
 }
 
 
@@ -44,13 +45,9 @@ def _hours(p: Profile) -> str:
     return f"{p.daily_hours:g}"
 
 
-def saved_message(p: Profile) -> tuple[str, str]:
-    """What the live region says after a save: (Chinese, English)."""
-    zh = (
-        f"已保存 {p.name} 的资料：技能 {'、'.join(p.skills) or '无'}；线路 {'、'.join(p.lines) or '全部'}；"
-        f"语言 {'、'.join(p.languages) or '未填'}；每日 {_hours(p)} 小时。"
-    )
-    return zh, f"Saved. {p.text()}."
+def saved_message(p: Profile) -> str:
+    """What the live region says after a save (agent_profiles.js says the same)."""
+    return _("Saved. {profile}.", profile=p.text())
 
 
 def _page(
@@ -59,7 +56,7 @@ def _page(
     user: User,
     *,
     editing: str | None = None,
-    status: tuple[str, str] | None = None,
+    status: str | None = None,
     error: dict[str, Any] | None = None,
     form: dict[str, str] | None = None,
     code: int = 200,
@@ -67,7 +64,7 @@ def _page(
     rows = profiles.list_profiles(session)
     chosen = next((p for p in rows if p.name == editing), None)
     if editing is not None and chosen is None and status is None:
-        status = (f"没有名为 {editing} 的坐席。", f"No agent named {editing}.")
+        status = _("No agent named {name}.", name=editing)
     values = form or (
         {
             "skills": ", ".join(chosen.skills),
@@ -81,14 +78,15 @@ def _page(
     resp = render(
         request,
         "agent_profiles.html",
-        TITLE,
+        _(TITLE),
         user,
         section=SECTION,
         agents=rows,
         chosen=chosen,
         action=_url(chosen.name) if chosen is not None else "",
         values=values,
-        page_status=status,
+        status=status,
+        field_names={key: _(name) for key, name in FIELD_NAMES.items()},
         error=error,
     )
     resp.status_code = code
@@ -138,11 +136,11 @@ def save_profile(
     except ProfileError as exc:
         session.rollback()
         field = exc.field if exc.field != "daily_target_minutes" else "daily_hours"
-        zh, en = FIELD_NAMES.get(field or "", ("资料", "Profile"))
+        field_name = _(FIELD_NAMES.get(field or "", N_("Profile")))
+        problem = exc.problem.rstrip(".")
         error = {
             "field": field,
-            "zh": f"{zh}有误，未保存。",
-            "en": f"{en}: {exc.problem}. Nothing was saved.",
+            "text": _("{field}: {problem}. Nothing was saved.", field=field_name, problem=problem),
         }
         return _page(request, session, user, editing=name, error=error, form=form, code=422)
     return RedirectResponse(f"/console/agents?agent={quote(name, safe='')}&saved=1", status_code=303)

@@ -8,11 +8,12 @@ from zoneinfo import ZoneInfo
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
-from agents.ledger import spoken_duration
+from agents.ledger import spoken_duration, state_name
 from agents.states import hours_report
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.i18n import _
 from warmline.console.nav import section_at
 from warmline.console.pages import render
 
@@ -25,19 +26,20 @@ SupervisorPage = Annotated[User, Depends(Roles(Role.supervisor, page=True))]
 def my_day(request: Request, user: AgentPage, session: SessionDep, settings: SettingsDep) -> HTMLResponse:
     report = hours_report(session, user.name, utcnow(), ZoneInfo(settings.timezone))
     rows = [
-        ("Logged in", report.today.logged_in_s, report.week.logged_in_s),
-        ("Talking", report.today.talking_s, report.week.talking_s),
-        ("Wrap-up", report.today.wrap_up_s, report.week.wrap_up_s),
-        ("Break", report.today.break_s, report.week.break_s),
+        (_("Logged in"), report.today.logged_in_s, report.week.logged_in_s),
+        (_("Talking"), report.today.talking_s, report.week.talking_s),
+        (_("Wrap-up"), report.today.wrap_up_s, report.week.wrap_up_s),
+        (_("Break"), report.today.break_s, report.week.break_s),
     ]
     table = [(label, spoken_duration(day), spoken_duration(week)) for label, day, week in rows]
     return render(
         request,
         "my_day.html",
-        "My day",
+        _("My day"),
         user,
         section=section_at("/console/my-day"),
         report=report,
+        state=state_name(report.state),
         table=table,
         status=report.spoken,
     )
@@ -45,4 +47,4 @@ def my_day(request: Request, user: AgentPage, session: SessionDep, settings: Set
 
 @router.get("/console/wallboard")
 def wallboard_page(request: Request, user: SupervisorPage) -> HTMLResponse:
-    return render(request, "wallboard.html", "Wallboard", user, section=section_at("/console/wallboard"))
+    return render(request, "wallboard.html", _("Wallboard"), user, section=section_at("/console/wallboard"))

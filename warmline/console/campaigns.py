@@ -16,6 +16,8 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.formats import weekday
+from core.i18n import N_, _, name_of, ngettext
 from core.phones import mask, mask_in_text
 from dialer import campaigns as svc
 from dialer import dnc
@@ -25,7 +27,15 @@ from dialer.events import CampaignStatusChanged, publish_from_thread
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
 from dialer.lists.report import REASONS
-from dialer.models import Campaign, CampaignStatus, ListImport
+from dialer.models import (
+    CONTACT_STATE_NAMES,
+    KIND_NAMES,
+    STATUS_NAMES,
+    Campaign,
+    CampaignStatus,
+    ListImport,
+)
+from dialer.outcomes import outcome_name
 from dialer.schedule import DAYS
 from dialer.staffing import check_staffing, report_staffing
 from warmline.console.pages import _section, render
@@ -34,14 +44,32 @@ router = APIRouter(include_in_schema=False)
 SECTION = _section("/console/campaigns")
 PageUser = Annotated[User, Depends(Roles(*SECTION.roles, page=True))]
 ManagerPage = Annotated[User, Depends(Roles(Role.manager, page=True))]
-DAY_NAMES = dict(
-    zip(DAYS, ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"), strict=True)
-)
 STATUS_ACTIONS = {
-    CampaignStatus.draft: [("running", "Start")],
-    CampaignStatus.running: [("paused", "Pause"), ("finished", "Finish")],
-    CampaignStatus.paused: [("running", "Resume"), ("finished", "Finish")],
+    CampaignStatus.draft: [("running", N_("Start"))],
+    CampaignStatus.running: [("paused", N_("Pause")), ("finished", N_("Finish"))],
+    CampaignStatus.paused: [("running", N_("Resume")), ("finished", N_("Finish"))],
     CampaignStatus.finished: [],
+}
+
+
+def status_name(value: str) -> str:
+    return name_of(STATUS_NAMES, value)
+
+
+def kind_name(value: str) -> str:
+    return name_of(KIND_NAMES, value)
+
+
+def contact_state_name(value: str) -> str:
+    return name_of(CONTACT_STATE_NAMES, value)
+
+
+# The campaign pages name statuses, kinds, contact states and outcomes in the reader's language.
+LABELS = {
+    "status_name": status_name,
+    "kind_name": kind_name,
+    "contact_state_name": contact_state_name,
+    "outcome_name": outcome_name,
 }
 
 
@@ -57,7 +85,9 @@ def _url(name: str) -> str:
 def campaigns_page(
     request: Request, session: SessionDep, user: PageUser, created: str | None = None
 ) -> HTMLResponse:
-    return _list(request, session, user, status=f"Campaign {created} created." if created else None)
+    return _list(
+        request, session, user, status=_("Campaign {name} created.", name=created) if created else None
+    )
 
 
 def _list(
@@ -79,8 +109,8 @@ def _list(
         for c in svc.list_campaigns(session)
     ]
     resp = render(
-        request, "campaigns.html", "Campaigns", user, section=SECTION, campaigns=rows, can_manage=_can_manage(user),
-        status=status, error=error, form=form or {},
+        request, "campaigns.html", _("Campaigns"), user, section=SECTION, campaigns=rows,
+        can_manage=_can_manage(user), status=status, error=error, form=form or {}, **LABELS,
     )  # fmt: skip
     resp.status_code = code
     return resp
@@ -117,12 +147,13 @@ def create_campaign(
 def _campaign_context(session: Any, name: str) -> dict[str, Any]:
     campaign = svc.require_campaign(session, name)
     info = svc.describe(session, campaign)
-    info["windows_rows"] = [(DAY_NAMES[d], info["windows"][d]) for d in DAYS]
+    info["windows_rows"] = [(weekday(i), info["windows"][d]) for i, d in enumerate(DAYS)]
     return {
         "campaign": info,
         "url": _url(campaign.name),
-        "actions": STATUS_ACTIONS[campaign.status],
+        "actions": [(value, _(label)) for value, label in STATUS_ACTIONS[campaign.status]],
         "imports": info["imports"],
+        **LABELS,
     }
 
 
@@ -134,20 +165,24 @@ def campaign_page(
     try:
         ctx = _campaign_context(session, name)
     except CampaignError as exc:
-        resp = render(request, "section.html", "Campaign not found", user, section=SECTION, status=str(exc))
+        resp = render(
+            request, "section.html", _("Campaign not found"), user, section=SECTION, status=str(exc)
+        )
         resp.status_code = 404
         return resp
     status = None
     warnings: list[str] = []
     if created:
-        status = f"Campaign {name} created as a draft. Import a list, then start it."
+        status = _("Campaign {name} created as a draft. Import a list, then start it.", name=name)
     elif changed:
-        status = f"Campaign {name} is now {ctx['campaign']['status']}."
+        status = _(
+            "Campaign {name} is now {status}.", name=name, status=status_name(ctx["campaign"]["status"])
+        )
         if ctx["campaign"]["status"] == CampaignStatus.running.value:
             campaign = svc.require_campaign(session, name)
             warnings = check_staffing(session, settings, campaign).warnings
     return render(
-        request, "campaign.html", f"Campaign {name}", user, section=SECTION, status=status,
+        request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION, status=status,
         can_manage=_can_manage(user), staffing_warnings=warnings, **ctx,
     )  # fmt: skip
 
@@ -160,7 +195,7 @@ def campaign_status(
     try:
         target = CampaignStatus(status)
         if target is CampaignStatus.finished and not _can_manage(user):
-            raise CampaignError("only a manager may finish a campaign")
+            raise CampaignError(_("only a manager may finish a campaign"))
         campaign = svc.set_status(session, name, target, actor=user.name)
         if target is CampaignStatus.running:  # the page it redirects to shows the warnings
             report_staffing(session, settings, campaign, actor=user.name)
@@ -172,7 +207,7 @@ def campaign_status(
         session.rollback()
         ctx = _campaign_context(session, name)
         resp = render(
-            request, "campaign.html", f"Campaign {name}", user, section=SECTION, error=str(exc),
+            request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION, error=str(exc),
             can_manage=_can_manage(user), **ctx,
         )  # fmt: skip
         resp.status_code = 422
@@ -207,8 +242,8 @@ def campaign_import(
         with db.session() as session:
             ctx = _campaign_context(session, name)
             resp = render(
-                request, "campaign.html", f"Campaign {name}", user, section=SECTION, import_error=str(exc),
-                can_manage=True, **ctx,
+                request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION,
+                import_error=str(exc), can_manage=True, **ctx,
             )  # fmt: skip
         resp.status_code = 422
         return resp
@@ -236,19 +271,24 @@ def campaign_dnc(
     ctx = _campaign_context(session, name)
     if result.rejected:
         resp = render(
-            request, "campaign.html", f"Campaign {name}", user, section=SECTION, can_manage=_can_manage(user),
-            dnc_error=f"{mask_in_text(number)}: {result.rejects[0]['detail']}", dnc_number=number, **ctx,
+            request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION,
+            can_manage=_can_manage(user), dnc_error=f"{mask_in_text(number)}: {result.rejects[0]['detail']}",
+            dnc_number=number, **ctx,
         )  # fmt: skip
         resp.status_code = 422
         return resp
     shown = mask(dnc.normalise(number).e164)
-    said = "was already on" if result.already else "added to"
-    cancelled = (
-        f" {result.contacts_cancelled} pending contact cancelled." if result.contacts_cancelled else ""
-    )
+    if result.already:
+        said = _("{number} was already on this campaign's do-not-call list.", number=shown)
+    else:
+        said = _("{number} added to this campaign's do-not-call list.", number=shown)
+    if result.contacts_cancelled:
+        said += " " + ngettext(
+            "{n} pending contact cancelled.", "{n} pending contacts cancelled.", result.contacts_cancelled
+        )
     return render(
-        request, "campaign.html", f"Campaign {name}", user, section=SECTION, can_manage=_can_manage(user),
-        status=f"{shown} {said} this campaign's do-not-call list.{cancelled}", **ctx,
+        request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION,
+        can_manage=_can_manage(user), status=said, **ctx,
     )  # fmt: skip
 
 
@@ -258,8 +298,8 @@ def import_page(request: Request, import_id: int, session: SessionDep, user: Pag
 
     job = session.get(ListImport, import_id)
     if job is None:
-        resp = render(request, "section.html", "Import not found", user, section=SECTION,
-                      status=f"No import #{import_id}.")  # fmt: skip
+        resp = render(request, "section.html", _("Import not found"), user, section=SECTION,
+                      status=_("No import #{id}.", id=import_id))  # fmt: skip
         resp.status_code = 404
         return resp
     campaign = session.get(Campaign, job.campaign_id)
@@ -272,12 +312,19 @@ def import_page(request: Request, import_id: int, session: SessionDep, user: Pag
     summary = svc.import_summary(job)
     reasons = sorted(summary["reasons"].items(), key=lambda kv: (-kv[1], kv[0]))
     status = (
-        f"Import #{job.id} failed: {job.error}"
+        _("Import #{id} failed: {error}", id=job.id, error=job.error)
         if job.error
-        else f"Import #{job.id}: {job.accepted} accepted, {job.rejected} rejected, {job.skipped} skipped."
+        else _(
+            "Import #{id}: {accepted} accepted, {rejected} rejected, {skipped} skipped.",
+            id=job.id,
+            accepted=job.accepted,
+            rejected=job.rejected,
+            skipped=job.skipped,
+        )
     )
     return render(
-        request, "import_report.html", f"Import #{job.id}", user, section=SECTION, status=status, job=summary,
-        mapping=job.mapping, reasons=[(k, n, REASONS.get(k, k)) for k, n in reasons], rejects=rejects,
+        request, "import_report.html", _("Import #{id}", id=job.id), user, section=SECTION, status=status,
+        job=summary, mapping=job.mapping, reasons=[(k, n, _(REASONS[k]) if k in REASONS else k) for k, n in reasons],
+        rejects=rejects,
         campaign_name=campaign.name, campaign_url=_url(campaign.name), can_manage=_can_manage(user),
     )  # fmt: skip

@@ -15,35 +15,43 @@ from fastapi.responses import HTMLResponse
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep
+from core.i18n import N_, _
 from dialer import campaigns as svc
 from dialer.campaigns import CampaignError
 from dialer.stats import FIGURES, campaign_stats
+from warmline.console.campaigns import status_name
 from warmline.console.pages import _section, render
 
 router = APIRouter(include_in_schema=False)
 WatcherPage = Annotated[User, Depends(Roles(Role.manager, Role.supervisor, page=True))]
 
 LABELS = {
-    "dialled": "Calls placed",
-    "answered": "Answered",
-    "human": "Answered by a person",
-    "machine": "Answering machines",
-    "confirmed": "Confirmed",
-    "opted_out": "Opted out",
-    "abandoned": "Abandoned (no agent free)",
-    "live": "Calls in progress",
-    "remaining": "Contacts still to call",
-    "contacts": "Contacts",
-    "reached": "Contacts finished, reached",
-    "exhausted": "Contacts out of attempts",
-    "cancelled": "Contacts on do-not-call",
-    "attempts_per_hour": "Calls in the last hour",
+    "dialled": N_("Calls placed"),
+    "answered": N_("Answered"),
+    "human": N_("Answered by a person"),
+    "machine": N_("Answering machines"),
+    "confirmed": N_("Confirmed"),
+    "opted_out": N_("Opted out"),
+    "abandoned": N_("Abandoned (no agent free)"),
+    "live": N_("Calls in progress"),
+    "remaining": N_("Contacts still to call"),
+    "contacts": N_("Contacts"),
+    "reached": N_("Contacts finished, reached"),
+    "exhausted": N_("Contacts out of attempts"),
+    "cancelled": N_("Contacts on do-not-call"),
+    "attempts_per_hour": N_("Calls in the last hour"),
 }
 
 
 def progress_sentence(figures: dict[str, int]) -> str:
+    """How far the campaign is (campaign_live.js says the same)."""
     done = figures["contacts"] - figures["remaining"]
-    return f"{done} of {figures['contacts']} contacts finished; {figures['live']} calls in progress."
+    return _(
+        "{done} of {contacts} contacts finished; {live} calls in progress.",
+        done=done,
+        contacts=figures["contacts"],
+        live=figures["live"],
+    )
 
 
 @router.get("/console/campaigns/{name}/live")
@@ -54,7 +62,7 @@ def live_page(request: Request, name: str, session: SessionDep, user: WatcherPag
         resp = render(
             request,
             "section.html",
-            "Campaign not found",
+            _("Campaign not found"),
             user,
             section=_section("/console/campaigns"),
             status=str(exc),
@@ -65,10 +73,11 @@ def live_page(request: Request, name: str, session: SessionDep, user: WatcherPag
     return render(
         request,
         "campaign_live.html",
-        f"Live figures: {name}",
+        _("Live figures: {name}", name=name),
         user,
         stats=stats,
-        figures=[(key, LABELS[key], stats["figures"][key]) for key in FIGURES],
+        figures=[(key, _(LABELS[key]), stats["figures"][key]) for key in FIGURES],
+        status_name=status_name,
         sentence=progress_sentence(stats["figures"]),
         api=f"/api/campaigns/{quote(name, safe='')}/stats",
         back=f"/console/campaigns/{quote(name, safe='')}",

@@ -1,10 +1,14 @@
-"""The console's navigation: which sections each role sees. Feature issues add their pages here."""
+"""The console's navigation: which sections each role sees. Feature issues add their pages here.
+
+Titles and summaries are English msgids (`N_`), shown through the catalogue: `_(section.title)`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from core.auth.models import Role
+from core.i18n import N_
 
 R = Role
 
@@ -18,34 +22,40 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("/console", "Home", frozenset(Role), "Your overview"),
-    Section("/console/my-day", "My day", frozenset({R.agent}), "Hours, calls and QA feedback"),
+    Section("/console", N_("Home"), frozenset(Role), N_("Your overview")),
+    Section("/console/my-day", N_("My day"), frozenset({R.agent}), N_("Hours, calls and QA feedback")),
     Section(
-        "/console/campaigns", "Campaigns", frozenset({R.manager, R.supervisor}), "Lists, windows, results"
+        "/console/campaigns",
+        N_("Campaigns"),
+        frozenset({R.manager, R.supervisor}),
+        N_("Lists, windows, results"),
     ),
-    Section("/console/wallboard", "Wallboard", frozenset({R.supervisor}), "Agents and campaigns live"),
+    Section(
+        "/console/wallboard", N_("Wallboard"), frozenset({R.supervisor}), N_("Agents and campaigns live")
+    ),
     Section(
         "/console/agents",
-        "Agents",
+        N_("Agents"),
         frozenset({R.supervisor}),
-        "Agents' skills, lines, languages and daily hours",
+        N_("Agents' skills, lines, languages and daily hours"),
     ),
     Section(
         "/console/alerts",
-        "Welfare alerts",
+        N_("Welfare alerts"),
         frozenset({R.supervisor, R.manager}),
-        "Elders not reached or asking for help",
+        N_("Elders not reached or asking for help"),
     ),
     Section(
         "/console/cases",
-        "Cases",
+        N_("Cases"),
         frozenset({R.supervisor}),
-        "Hotline cases handed to departments, until closed",
+        N_("Hotline cases handed to departments, until closed"),
     ),
-    Section("/console/reviews", "Reviews", frozenset({R.qa}), "Recording samples and scorecards"),
-    Section("/console/my-reviews", "My reviews", frozenset({R.agent}), "QA reviews of your calls"),
-    Section("/console/users", "Users", frozenset(), "Accounts, roles and SIP endpoints"),
-    Section("/console/system", "System", frozenset(), "Health of database, bus and Asterisk"),
+    Section("/console/reviews", N_("Reviews"), frozenset({R.qa}), N_("Recording samples and scorecards")),
+    Section("/console/my-reviews", N_("My reviews"), frozenset({R.agent}), N_("QA reviews of your calls")),
+    Section("/console/users", N_("Users"), frozenset(), N_("Accounts, roles and SIP endpoints")),
+    Section("/console/system", N_("System"), frozenset(), N_("Health of database, bus and Asterisk")),
+    Section("/console/settings", N_("My settings"), frozenset(Role), N_("The language you read and hear")),
 )
 
 

@@ -1,34 +1,64 @@
-"""The console: server-rendered, accessible pages. Sign-in sets an HttpOnly cookie with a token."""
+"""The console: server-rendered, accessible pages. Sign-in sets an HttpOnly cookie with a token.
+
+Every page speaks the request's language (core.deps sets it: the user's choice, else the browser's)
+and says so in `<html lang>`; titles are translated here, the rest in the templates.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
 from core.audit import audit
 from core.auth import service
-from core.auth.models import Role, User
-from core.deps import TOKEN_COOKIE, DatabaseDep, Public, Roles, SessionDep, SettingsDep, bearer_token
-from core.i18n import install_jinja
+from core.auth.models import ROLE_NAMES, Role, User
+from core.deps import (
+    LANG_COOKIE,
+    TOKEN_COOKIE,
+    DatabaseDep,
+    Public,
+    Roles,
+    SessionDep,
+    SettingsDep,
+    bearer_token,
+)
+from core.i18n import LANGUAGE_NAMES, _, normalise
 from warmline.console.nav import SECTIONS, Section, section_at, sections_for
+from warmline.console.templating import make_templates
 from warmline.health import check_health
 
-HERE = Path(__file__).parent
-templates = Jinja2Templates(directory=HERE / "templates")
-install_jinja(templates.env)  # {{ _("…") }} in the current locale
+templates = make_templates()
+templates.env.globals.update(
+    role_name=lambda role: ROLE_NAMES.get(role, str(role)),
+    language_name=lambda tag: LANGUAGE_NAMES[normalise(tag)],
+)
 router = APIRouter(include_in_schema=False)
 PageUser = Annotated[User, Depends(Roles(*Role, page=True))]
+LANG_COOKIE_DAYS = 365
 
 
 def render(request: Request, name: str, title: str, user: User | None, **ctx: Any) -> HTMLResponse:
     sections = sections_for(user.role) if user else []
-    context = {"title": title, "user": user, "sections": sections, "current": request.url.path, **ctx}
+    context = {
+        "title": title,
+        "user": user,
+        "sections": sections,
+        "current": request.url.path,
+        "tz": request.app.state.settings.timezone,
+        **ctx,
+    }
     return templates.TemplateResponse(request, name, context)
+
+
+def remember_language(resp: Response, language: str | None) -> None:
+    """This browser shows the sign-in page in the language its user chose (none: the browser's)."""
+    if language:
+        resp.set_cookie(LANG_COOKIE, language, max_age=LANG_COOKIE_DAYS * 86400, samesite="strict")
+    else:
+        resp.delete_cookie(LANG_COOKIE)
 
 
 @router.get("/", dependencies=[Depends(Public())])
@@ -38,7 +68,7 @@ def root() -> RedirectResponse:
 
 @router.get("/login", dependencies=[Depends(Public())])
 def login_page(request: Request) -> HTMLResponse:
-    return render(request, "login.html", "Sign in", None)
+    return render(request, "login.html", _("Sign in"), None)
 
 
 @router.post("/login", dependencies=[Depends(Public())])
@@ -52,8 +82,8 @@ def login(
     user = service.authenticate(session, username, password)
     if user is None:
         audit(session, username[:64] or "-", "login.fail", via="console")
-        error = "Sign-in failed: wrong user name or password."
-        page = render(request, "login.html", "Sign in", None, error=error, username=username)
+        error = _("Sign-in failed: wrong user name or password.")
+        page = render(request, "login.html", _("Sign in"), None, error=error, username=username)
         page.status_code = 401
         return page
     ttl = timedelta(hours=settings.token_ttl_hours)
@@ -67,6 +97,7 @@ def login(
         samesite="strict",
         secure=request.url.scheme == "https",
     )
+    remember_language(resp, user.language)
     return resp
 
 
@@ -82,7 +113,7 @@ def logout(request: Request, session: SessionDep) -> RedirectResponse:
 
 @router.get("/console")
 def home(request: Request, user: PageUser) -> HTMLResponse:
-    return render(request, "home.html", "Home", user, status=f"Signed in as {user.name}.")
+    return render(request, "home.html", _("Home"), user, status=_("Signed in as {name}.", name=user.name))
 
 
 _section = section_at
@@ -99,19 +130,19 @@ async def system(
     db: DatabaseDep,
     user: Annotated[User, Depends(_allowed(_section("/console/system")))],
 ) -> HTMLResponse:
-    from datetime import UTC, datetime
+    from core.db import utcnow
 
     health = await check_health(settings, db)
-    checks = [("Database", health.database), ("Event bus", health.bus)]
-    checks += [(f"Asterisk {name}", c) for name, c in health.asterisk.items()]
+    checks = [(_("Database"), health.database), (_("Event bus"), health.bus)]
+    checks += [(_("Asterisk {name}", name=name), c) for name, c in health.asterisk.items()]
     return render(
         request,
         "system.html",
-        "System",
+        _("System"),
         user,
         section=_section("/console/system"),
         checks=checks,
-        checked=datetime.now(UTC).strftime("%H:%M:%S UTC"),
+        checked=utcnow(),
     )
 
 
@@ -124,7 +155,7 @@ def users(
     return render(
         request,
         "users.html",
-        "Users",
+        _("Users"),
         user,
         section=_section("/console/users"),
         users=service.list_users(session),
@@ -138,7 +169,7 @@ def _placeholder(section: Section) -> None:
 
     # A default, not an annotation: string annotations cannot see this closure's `section`.
     def page(request: Request, user: User = guard) -> HTMLResponse:
-        return render(request, "section.html", section.title, user, section=section)
+        return render(request, "section.html", _(section.title), user, section=section)
 
     router.add_api_route(section.path, page, methods=["GET"], name=f"console:{section.title}")
 
@@ -156,6 +187,7 @@ BUILT = {
     "/console/cases",
     "/console/reviews",
     "/console/my-reviews",
+    "/console/settings",
 }
 for _s in SECTIONS:
     if _s.path not in BUILT:

@@ -15,11 +15,13 @@ from sqlalchemy.orm import Session
 
 from core.auth.models import Role, User
 from core.deps import Roles, SessionDep, SettingsDep
+from core.formats import clock
+from core.i18n import _
 from recordings import service as recordings
 from recordings.qa import reviews
 from recordings.qa import service as qa_service
 from recordings.qa.models import QaItem, ReviewState
-from recordings.qa.sampling import SamplingError
+from recordings.qa.sampling import SamplingError, reason_text
 from recordings.qa.scorecards import Scorecard
 from warmline.console.nav import SECTIONS, Section
 from warmline.console.pages import render
@@ -37,9 +39,7 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in request.headers.get("accept", "")
 
 
-def _clock(t: float) -> str:
-    m, s = divmod(round(t), 60)
-    return f"{m}:{s:02d}"
+_clock = clock
 
 
 def _queue_page(
@@ -49,7 +49,7 @@ def _queue_page(
     page = render(
         request,
         "reviews.html",
-        "Reviews",
+        _("Reviews"),
         user,
         section=_section("/console/reviews"),
         random_items=[i for i in items if i["sample_kind"] == "random"],
@@ -75,16 +75,31 @@ async def draw_sample(
     try:
         seed = int(seed_text) if seed_text else None
     except ValueError:
-        return _queue_page(request, session, user, f"Seed {seed_text!r}: give a whole number.", 422)
+        return _queue_page(
+            request, session, user, _("Seed '{seed}': give a whole number.", seed=seed_text), 422
+        )
     try:
         result = qa_service.draw_sample(session, settings, period, seed=seed, actor=user.name).to_dict()
     except SamplingError as exc:
-        return _queue_page(request, session, user, f"Not drawn: {exc}", 422)
-    made = "Drawn" if result["created"] else "Already drawn"
-    status = (
-        f"{made}: sample {result['period']} (seed {result['seed']}), {result['counts']['random']} random and"
-        f" {result['counts']['targeted']} targeted calls of {result['population']}."
-    )
+        return _queue_page(request, session, user, _("Not drawn: {reason}", reason=exc), 422)
+    counts = {
+        "period": result["period"],
+        "seed": result["seed"],
+        "random": result["counts"]["random"],
+        "targeted": result["counts"]["targeted"],
+        "population": result["population"],
+    }
+    if result["created"]:
+        status = _(
+            "Drawn: sample {period} (seed {seed}), {random} random and {targeted} targeted calls of {population}.",
+            **counts,
+        )
+    else:
+        status = _(
+            "Already drawn: sample {period} (seed {seed}), {random} random and {targeted} targeted calls of"
+            " {population}.",
+            **counts,
+        )
     return _queue_page(request, session, user, status)
 
 
@@ -93,7 +108,7 @@ def claim(item_id: int, request: Request, session: SessionDep, user: ReviewerPag
     try:
         review = reviews.claim(session, item_id, user.name)
     except reviews.ReviewError as exc:
-        return _queue_page(request, session, user, f"Not claimed: {exc}", exc.status)
+        return _queue_page(request, session, user, _("Not claimed: {reason}", reason=exc), exc.status)
     return RedirectResponse(f"/console/reviews/{review.id}", status_code=303)
 
 
@@ -149,22 +164,25 @@ def _review_page(
     try:
         review = reviews._review(session, review_id)
     except reviews.ReviewError:
-        return _queue_page(request, session, user, f"Review {review_id}: not found.", 404)
+        return _queue_page(request, session, user, _("Review {id}: not found.", id=review_id), 404)
     if review.reviewer != user.name:
-        return _queue_page(request, session, user, f"Review {review_id} is another reviewer's.", 403)
+        return _queue_page(request, session, user, _("Review {id} is another reviewer's.", id=review_id), 403)
     rec = recordings.get_recording(session, review.recording_id)
     item = session.get(QaItem, review.item_id)
     card = Scorecard.model_validate(review.scorecard_spec)
     figures = rec.analytics or {}
+    unknown = _("Review of a call by an unknown agent")
+    title = _("Review of a call by {agent}", agent=rec.agent) if rec.agent else unknown
     page = render(
         request,
         "review.html",
-        f"Review of a call by {rec.agent or 'an unknown agent'}",
+        title,
         user,
         section=_section("/console/reviews"),
         review=review,
         rec=rec,
         item=item,
+        reason_text=reason_text(item.reason) if item is not None else "",
         card=card,
         figures=figures,
         timeline=_timeline(rec.analytics),
@@ -193,12 +211,16 @@ async def submit_review(
     try:
         review = reviews.complete(session, review_id, user.name, answers, notes, comment)
     except reviews.ReviewError as exc:
-        message = f"Not submitted: {exc}"
+        message = _("Not submitted: {reason}", reason=exc)
         if _wants_json(request):
             return JSONResponse({"ok": False, "message": message}, status_code=exc.status)
         return _review_page(request, session, user, review_id, message, exc.status)
-    verdict = " (auto-fail)" if review.auto_failed else ""
-    message = f"Review submitted: score {review.score:.1f} of 100{verdict}."
+    score = f"{review.score:.1f}"
+    message = (
+        _("Review submitted: score {score} of 100 (auto-fail).", score=score)
+        if review.auto_failed
+        else _("Review submitted: score {score} of 100.", score=score)
+    )
     if _wants_json(request):
         return JSONResponse({"ok": True, "message": message, "score": review.score})
     return _review_page(request, session, user, review_id, message)
@@ -211,7 +233,7 @@ def _mine_page(request: Request, session: Session, user: User, status: str = "")
     return render(
         request,
         "my_reviews.html",
-        "My reviews",
+        _("My reviews"),
         user,
         section=_section("/console/my-reviews"),
         reviews=reviews.agent_reviews(session, user.name),
@@ -231,8 +253,8 @@ def acknowledge(review_id: int, request: Request, session: SessionDep, user: Age
     except reviews.ReviewError as exc:
         if _wants_json(request):
             return JSONResponse({"ok": False, "message": str(exc)}, status_code=exc.status)
-        return _mine_page(request, session, user, f"Not acknowledged: {exc}")
-    message = "Review acknowledged. Thank you."
+        return _mine_page(request, session, user, _("Not acknowledged: {reason}", reason=exc))
+    message = _("Review acknowledged. Thank you.")
     if _wants_json(request):
         return JSONResponse({"ok": True, "message": message})
     return _mine_page(request, session, user, message)

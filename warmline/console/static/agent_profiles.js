@@ -1,7 +1,7 @@
 // Agents page: send the profile form to the profile API, update the agent's row in place and say
-// the result in the page's live status region (Chinese first, English kept). An error goes to the
-// alert beside the form; the field it names is marked invalid and focused. Without this script
-// the form posts to the console and the page comes back saying what was saved.
+// the result in the page's live status region. An error goes to the alert beside the form; the
+// field it names is marked invalid and focused. Without this script the form posts to the console
+// and the page comes back saying what was saved.
 "use strict";
 
 (function () {
@@ -15,12 +15,13 @@
   // and a screen reader says whose profile this is.
   if (window.location.hash === "#edit") document.getElementById("edit").focus();
   const FIELDS = {
-    skills: ["技能", "Skills"],
-    lines: ["服务线路", "Lines"],
-    languages: ["语言", "Languages"],
-    daily_hours: ["每日目标小时数", "Daily target hours"],
-    daily_target_minutes: ["每日目标小时数", "Daily target hours"],
+    skills: t("Skills"),
+    lines: t("Lines"),
+    languages: t("Languages"),
+    daily_hours: t("Daily target hours"),
+    daily_target_minutes: t("Daily target hours"),
   };
+  const english = document.documentElement.lang === "en";
 
   function split(text) {
     return text.split(/[,，、;；]/).map((s) => s.trim()).filter(Boolean);
@@ -28,10 +29,6 @@
 
   function value(id) {
     return document.getElementById(id).value;
-  }
-
-  function say(zh, en) {
-    status.replaceChildren(el("span", { lang: "zh-CN" }, zh), " " + en);
   }
 
   function clearError() {
@@ -44,12 +41,10 @@
   }
 
   function showError(field, message) {
-    const names = FIELDS[field] || ["资料", "Profile"];
+    const name = FIELDS[field] || t("Profile");
     status.replaceChildren();
-    errorBox.replaceChildren(
-      el("span", { lang: "zh-CN" }, names[0] + "有误，未保存。"),
-      " " + names[1] + ": " + message + ". Nothing was saved."
-    );
+    errorBox.textContent = t("{field}: {problem}. Nothing was saved.",
+      { field: name, problem: String(message).replace(/[.。]$/, "") });
     errorBox.hidden = false;
     const id = field === "daily_target_minutes" ? "daily_hours" : field;
     const input = id ? document.getElementById(id) : null;
@@ -60,38 +55,42 @@
     }
   }
 
-  function hoursText(minutes) {
-    const h = Math.floor(minutes / 60);
-    const m = minutes % 60;
-    if (!m) return h + " h";
-    return h ? h + " h " + m + " min" : m + " min";
+  // Codes typed in English, marked so a screen reader reads them in an English voice.
+  function codes(cell, values, empty) {
+    if (!values.length) {
+      cell.textContent = empty;
+      return;
+    }
+    const nodes = [];
+    values.forEach((v, i) => {
+      if (i) nodes.push(t(", "));
+      nodes.push(el("code", { lang: english ? null : "en" }, v));
+    });
+    cell.replaceChildren(...nodes);
   }
 
   function updateRow(p) {
     const row = document.getElementById("agent-" + p.name);
     if (!row) return;
     const cell = (field) => row.querySelector('[data-field="' + field + '"]');
-    cell("skills").textContent = p.skills.length ? p.skills.join(", ") : "—";
-    if (p.lines.length) cell("lines").textContent = p.lines.join(", ");
-    else cell("lines").replaceChildren(el("span", { lang: "zh-CN" }, "全部"), " all");
-    cell("languages").textContent = p.languages.length ? p.languages.join(", ") : "—";
-    cell("daily_hours").replaceChildren(String(p.daily_hours) + " ", el("span", { lang: "zh-CN" }, "小时"), " h");
+    codes(cell("skills"), p.skills, "—");
+    codes(cell("lines"), p.lines, t("all"));
+    codes(cell("languages"), p.languages, "—");
+    cell("daily_hours").textContent = window.wl.duration(p.daily_target_minutes * 60);
   }
 
+  // The same sentence as the server's (agents.profiles.Profile.text).
   function saved(p) {
-    const zh =
-      "已保存 " + p.name + " 的资料：技能 " + (p.skills.join("、") || "无") +
-      "；线路 " + (p.lines.join("、") || "全部") +
-      "；语言 " + (p.languages.join("、") || "未填") +
-      "；每日 " + p.daily_hours + " 小时。";
-    const who = p.display_name ? p.name + " (" + p.display_name + ")" : p.name;
-    const en =
-      "Saved. " + who + (p.disabled ? ", disabled" : "") +
-      ": skills " + (p.skills.join(", ") || "none") +
-      "; lines " + (p.lines.join(", ") || "all") +
-      "; languages " + (p.languages.join(", ") || "none") +
-      "; " + hoursText(p.daily_target_minutes) + " a day.";
-    say(zh, en);
+    let who = p.display_name ? p.name + " (" + p.display_name + ")" : p.name;
+    if (p.disabled) who = t("{who}, disabled", { who: who });
+    const profile = t("{who}: skills {skills}; lines {lines}; languages {languages}; {hours} a day", {
+      who: who,
+      skills: p.skills.join(t(", ")) || t("none"),
+      lines: p.lines.join(t(", ")) || t("all"),
+      languages: p.languages.join(t(", ")) || t("none"),
+      hours: window.wl.duration(p.daily_target_minutes * 60),
+    });
+    status.textContent = t("Saved. {profile}.", { profile: profile });
   }
 
   form.addEventListener("submit", async (event) => {
@@ -100,7 +99,7 @@
     const hoursInput = value("daily_hours").trim();
     const hours = Number(hoursInput);
     if (hoursInput === "" || !Number.isFinite(hours)) {
-      showError("daily_hours", "'" + hoursInput + "' is not a number of hours (e.g. 4 or 3.5)");
+      showError("daily_hours", t("'{text}' is not a number of hours (e.g. 4 or 3.5)", { text: hoursInput }));
       return;
     }
     const body = {
@@ -118,7 +117,7 @@
         body: JSON.stringify(body),
       });
     } catch (err) {
-      showError(null, "the server could not be reached");
+      showError(null, t("the server could not be reached"));
       return;
     }
     let data = null;
@@ -132,6 +131,8 @@
       if (Array.isArray(d) && d.length) {
         const field = (d[0].loc || []).find((part) => Object.hasOwn(FIELDS, part));
         showError(field || null, d[0].msg);
+      } else if (d && typeof d.message === "string") {
+        showError(null, d.message);
       } else {
         showError(null, typeof d === "string" ? d : "HTTP " + resp.status);
       }

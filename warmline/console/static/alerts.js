@@ -13,6 +13,8 @@
   const every = Math.max(1, parseInt(table.dataset.poll || "5", 10)) * 1000;
 
   const el = window.wl.el;
+  // The same names as the server's (dialer.welfare.service.STATE_NAMES).
+  const STATES = { open: t("open"), acknowledged: t("acknowledged"), resolved: t("resolved") };
 
   function actions(a) {
     if (!canAct) return el("td", {}, "—");
@@ -20,23 +22,24 @@
     if (a.state === "open") {
       cell.append(
         el("form", { method: "post", action: "/console/alerts/" + a.id + "/acknowledge", class: "inline" },
-          el("button", { type: "submit" }, "Acknowledge alert " + a.id))
+          el("button", { type: "submit" }, t("Acknowledge alert {id}", { id: a.id })))
       );
     }
     cell.append(
       el("form", { method: "post", action: "/console/alerts/" + a.id + "/resolve", class: "inline" },
-        el("label", { for: "resolution-" + a.id }, "Resolution for alert " + a.id),
+        el("label", { for: "resolution-" + a.id }, t("Resolution for alert {id}", { id: a.id })),
         el("input", { id: "resolution-" + a.id, name: "resolution", maxlength: "2000", required: true }),
-        el("button", { type: "submit" }, "Resolve alert " + a.id))
+        el("button", { type: "submit" }, t("Resolve alert {id}", { id: a.id })))
     );
     return cell;
   }
 
   function row(a) {
     return el("tr", { id: "alert-" + a.id },
-      el("th", { scope: "row" }, a.summary),
-      el("td", {}, (a.created_at || "").slice(0, 16).replace("T", " ")),
-      el("td", {}, a.state),
+      el("th", { scope: "row" }, el("span", { "aria-hidden": "true" }, a.summary),
+        el("span", { class: "visually-hidden" }, a.spoken)),
+      el("td", {}, window.wl.when(a.created_at)),
+      el("td", {}, STATES[a.state] || a.state),
       actions(a));
   }
 
@@ -56,9 +59,10 @@
         if (!document.getElementById("alert-" + a.id)) body.prepend(row(a));
         latest = Math.max(latest, a.id);
       }
-      const words = fresh.map((a) => a.summary).join(" ");
-      status.textContent =
-        (fresh.length === 1 ? "New welfare alert: " : fresh.length + " new welfare alerts: ") + words;
+      const words = fresh.map((a) => a.spoken).join(" ");
+      status.textContent = fresh.length === 1
+        ? t("New welfare alert: {alerts}", { alerts: words })
+        : t("{n} new welfare alerts: {alerts}", { n: fresh.length, alerts: words });
     } catch (err) {
       // The network came back or did not: try again at the next tick; nothing to announce.
     } finally {

@@ -7,10 +7,13 @@
   const progress = document.getElementById("progress");
   const updated = document.getElementById("updated");
   const statusEl = document.getElementById("campaign-status");
+  // The same names as the server's (dialer.models.STATUS_NAMES).
+  const STATUS = { draft: t("draft"), running: t("running"), paused: t("paused"), finished: t("finished") };
 
+  // The same sentence as the server's (warmline.console.live.progress_sentence).
   function sentence(f) {
-    const done = f.contacts - f.remaining;
-    return done + " of " + f.contacts + " contacts finished; " + f.live + " calls in progress.";
+    return t("{done} of {contacts} contacts finished; {live} calls in progress.",
+      { done: f.contacts - f.remaining, contacts: f.contacts, live: f.live });
   }
 
   async function refresh() {
@@ -24,9 +27,10 @@
       }
       const text = sentence(body.figures);
       if (progress.textContent !== text) progress.textContent = text;
-      if (statusEl.textContent !== body.status) statusEl.textContent = body.status;
+      const status = STATUS[body.status] || body.status;
+      if (statusEl.textContent !== status) statusEl.textContent = status;
       updated.dateTime = body.at;
-      updated.textContent = body.at.slice(11, 19) + " UTC";
+      updated.textContent = window.wl.time(body.at, true);
     } catch (err) {
       // Offline for a moment: keep the last figures; the next refresh tries again.
     }

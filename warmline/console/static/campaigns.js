@@ -33,7 +33,7 @@
   function showError(text) {
     errorBox.textContent = text;
     errorBox.hidden = false;
-    say("Error: " + text);
+    say(t("Error: {message}", { message: text }));
   }
 
   function clearError() {
@@ -54,7 +54,7 @@
 
   function needFile() {
     if (fileInput.files && fileInput.files.length) return true;
-    showError("Choose a list file first.");
+    showError(t("Choose a list file first."));
     fileInput.focus();
     return false;
   }
@@ -63,7 +63,7 @@
 
   function columnSelect(id, label, columns, chosen, optional) {
     const select = el("select", { id: id });
-    if (optional) select.append(el("option", { value: "" }, "(none)"));
+    if (optional) select.append(el("option", { value: "" }, t("(none)")));
     for (const c of columns) {
       const text = c.letter + (c.header ? ": " + c.header : "");
       select.append(el("option", { value: c.letter, selected: c.letter === chosen }, text));
@@ -88,36 +88,37 @@
 
   function renderPreview(p) {
     previewBody.replaceChildren();
+    const separator = p.delimiter === "\t" ? t("tabs") : "'" + p.delimiter + "'";
     const where = p.format === "csv"
-      ? "CSV text, " + p.encoding + ", separated by " + (p.delimiter === "\t" ? "tabs" : "'" + p.delimiter + "'")
-      : "Excel workbook, sheet " + p.sheet;
-    previewBody.append(
-      el("p", {}, p.file + ": " + where + ". Header " +
-        (p.header_row ? "in row " + p.header_row : "not found: no header row") + "."),
-    );
+      ? t("CSV text, {encoding}, separated by {separator}", { encoding: p.encoding, separator: separator })
+      : t("Excel workbook, sheet {sheet}", { sheet: p.sheet });
+    previewBody.append(el("p", {}, p.header_row
+      ? t("{file}: {where}. Header in row {row}.", { file: p.file, where: where, row: p.header_row })
+      : t("{file}: {where}. Header not found: no header row.", { file: p.file, where: where })));
     if (p.other_sheets && p.other_sheets.length) {
       previewBody.append(el("p", { class: "warning" },
-        "The workbook has other sheets (" + p.other_sheets.join(", ") + "); only " + p.sheet + " is imported."));
+        t("The workbook has other sheets ({sheets}); only {sheet} is imported.",
+          { sheets: p.other_sheets.join(t(", ")), sheet: p.sheet })));
     }
-    const fieldset = el("fieldset", {}, el("legend", {}, "Which column holds what"));
+    const fieldset = el("fieldset", {}, el("legend", {}, t("Which column holds what")));
     fieldset.append(
-      columnSelect("map-phone", "Phone number column", p.columns, letterOf(p.columns, "phone"), false),
-      columnSelect("map-name", "Name column", p.columns, letterOf(p.columns, "name"), true),
-      columnSelect("map-timezone", "Time-zone column", p.columns, letterOf(p.columns, "timezone"), true),
+      columnSelect("map-phone", t("Phone number column"), p.columns, letterOf(p.columns, "phone"), false),
+      columnSelect("map-name", t("Name column"), p.columns, letterOf(p.columns, "name"), true),
+      columnSelect("map-timezone", t("Time-zone column"), p.columns, letterOf(p.columns, "timezone"), true),
     );
     previewBody.append(fieldset);
-    const head = el("tr", {}, el("th", { scope: "col" }, "Row"));
+    const head = el("tr", {}, el("th", { scope: "col" }, t("Row")));
     for (const c of p.columns) head.append(el("th", { scope: "col" }, c.letter + (c.header ? " " + c.header : "")));
-    head.append(el("th", { scope: "col" }, "Number read as"));
+    head.append(el("th", { scope: "col" }, t("Number read as")));
     const body = el("tbody");
     for (const r of p.rows) {
       const tr = el("tr", {}, el("th", { scope: "row" }, r.row));
       for (const cell of r.cells) tr.append(el("td", {}, cell));
-      tr.append(el("td", {}, r.phone ? r.phone : r.reason + ": " + r.detail));
+      tr.append(el("td", {}, r.phone ? window.wl.phone(r.phone) : r.reason + ": " + r.detail));
       body.append(tr);
     }
     previewBody.append(el("table", {},
-      el("caption", {}, "First " + p.rows.length + " rows (numbers masked)"), el("thead", {}, head), body));
+      el("caption", {}, t("First {n} rows (numbers masked)", { n: p.rows.length })), el("thead", {}, head), body));
     headerRow.value = p.header_row ? String(p.header_row) : "0";
     sheetInput.value = p.sheet || "";
     updateMapping();
@@ -130,22 +131,26 @@
     const data = new FormData();
     data.append("file", fileInput.files[0]);
     if (mappingInput.value.trim()) data.append("mapping", mappingInput.value.trim());
-    say("Reading the first rows of " + fileInput.files[0].name + "…");
+    say(t("Reading the first rows of {file}…", { file: fileInput.files[0].name }));
     previewButton.disabled = true;
     try {
       const resp = await fetch(base + "/lists/preview", { method: "POST", body: data, credentials: "same-origin" });
       const body = await resp.json().catch(() => null);
       if (!resp.ok) {
-        showError(detail(body, "Preview failed (" + resp.status + ")."));
+        showError(detail(body, t("Preview failed ({status}).", { status: resp.status })));
         return;
       }
       renderPreview(body);
       const phone = body.columns.find((c) => c.field === "phone");
-      say("Preview ready: header " + (body.header_row ? "in row " + body.header_row : "not found") +
-        ", phone numbers in column " + (phone ? phone.letter : "?") + ". Check the columns, then Import.");
+      const column = phone ? phone.letter : "?";
+      say(body.header_row
+        ? t("Preview ready: header in row {row}, phone numbers in column {column}. Check the columns, then Import.",
+          { row: body.header_row, column: column })
+        : t("Preview ready: header not found, phone numbers in column {column}. Check the columns, then Import.",
+          { column: column }));
       preview.focus();
     } catch (err) {
-      showError("Preview failed: " + err);
+      showError(t("Preview failed: {error}", { error: err }));
     } finally {
       previewButton.disabled = false;
     }
@@ -159,7 +164,7 @@
     headerRow.value = "";
     sheetInput.value = "";
     clearError();
-    if (fileInput.files.length) say("Chosen: " + fileInput.files[0].name + ". Preview it or import it.");
+    if (fileInput.files.length) say(t("Chosen: {file}. Preview it or import it.", { file: fileInput.files[0].name }));
   });
 
   // --- import -------------------------------------------------------------------------------
@@ -167,28 +172,33 @@
   function renderReport(r) {
     reportBody.replaceChildren();
     const facts = el("dl", { class: "facts" });
-    for (const [label, value] of [["Rows", r.rows], ["Accepted", r.accepted], ["Rejected", r.rejected],
-      ["Skipped (blank)", r.skipped]]) {
+    for (const [label, value] of [[t("Rows"), r.rows], [t("Accepted"), r.accepted], [t("Rejected"), r.rejected],
+      [t("Skipped (blank)"), r.skipped]]) {
       facts.append(el("dt", {}, label), el("dd", {}, value));
     }
     reportBody.append(facts);
     if (r.already_imported && r.accepted === 0) {
-      reportBody.append(el("p", { class: "warning" }, "This file was already imported as import #" +
-        r.already_imported.import_id + " on " + r.already_imported.at + ": nothing new was added."));
+      reportBody.append(el("p", { class: "warning" },
+        t("This file was already imported as import #{id} on {when}: nothing new was added.",
+          { id: r.already_imported.import_id, when: window.wl.when(r.already_imported.at) })));
     }
     for (const w of r.warnings || []) reportBody.append(el("p", { class: "warning" }, w));
     const reasons = Object.entries(r.reasons || {});
     if (reasons.length) {
       const body = el("tbody");
-      for (const [code, n] of reasons) body.append(el("tr", {}, el("th", { scope: "row" }, code), el("td", {}, n)));
-      reportBody.append(el("table", {}, el("caption", {}, "Rejected rows by reason"),
-        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, "Reason"), el("th", { scope: "col" }, "Rows"))),
+      const english = window.wl.lang === "en";
+      for (const [code, n] of reasons) {
+        body.append(el("tr", {}, el("th", { scope: "row" }, el("code", { lang: english ? null : "en" }, code)),
+          el("td", {}, n)));
+      }
+      reportBody.append(el("table", {}, el("caption", {}, t("Rejected rows by reason")),
+        el("thead", {}, el("tr", {}, el("th", { scope: "col" }, t("Reason")), el("th", { scope: "col" }, t("Rows")))),
         body));
       reportBody.append(el("p", {}, el("a", { href: "/api/imports/" + r.import_id + "/rejects.csv", download: true },
-        "Download every rejected row (CSV)")));
+        t("Download every rejected row (CSV)"))));
     }
     reportBody.append(el("p", {}, el("a", { href: "/console/imports/" + r.import_id },
-      "Full report of import #" + r.import_id)));
+      t("Full report of import #{id}", { id: r.import_id }))));
     report.hidden = false;
   }
 
@@ -215,35 +225,35 @@
       const step = Math.floor(pct / 25);
       if (step !== announced && pct < 100) {
         announced = step;
-        say("Uploading " + name + ": " + pct + "%");
+        say(t("Uploading {file}: {percent}%", { file: name, percent: pct }));
       }
     });
     xhr.upload.addEventListener("load", () => {
       progress.value = 100;
-      say("Upload complete. Checking every row of " + name + "…");
+      say(t("Upload complete. Checking every row of {file}…", { file: name }));
     });
     xhr.addEventListener("load", () => {
       importButton.disabled = false;
       const body = xhr.response;
       if (xhr.status !== 201) {
-        showError(detail(body, "Import failed (" + xhr.status + ")."));
+        showError(detail(body, t("Import failed ({status}).", { status: xhr.status })));
         importButton.focus();
         return;
       }
       renderReport(body);
-      say("Import finished: " + body.accepted + " accepted, " + body.rejected + " rejected, " +
-        body.skipped + " skipped of " + body.rows + " rows.");
+      say(t("Import finished: {accepted} accepted, {rejected} rejected, {skipped} skipped of {rows} rows.",
+        { accepted: body.accepted, rejected: body.rejected, skipped: body.skipped, rows: body.rows }));
       reportHeading.focus();
     });
     xhr.addEventListener("error", () => {
       importButton.disabled = false;
-      showError("The upload was interrupted; nothing was imported. Try again.");
+      showError(t("The upload was interrupted; nothing was imported. Try again."));
     });
     progressLine.hidden = false;
     progress.value = 0;
     importButton.disabled = true;
     report.hidden = true;
-    say("Uploading " + name + "…");
+    say(t("Uploading {file}…", { file: name }));
     xhr.send(data);
   });
 })();

@@ -6,7 +6,10 @@
   const say = (text) => { status.textContent = ""; window.setTimeout(() => { status.textContent = text; }, 30); };
   const player = document.getElementById("player");
   const playerStatus = document.getElementById("player-status");
-  const clock = (t) => { const s = Math.max(0, Math.round(t)); return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0"); };
+  const clock = (seconds) => {
+    const s = Math.max(0, Math.round(seconds));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  };
   const tell = (text) => { if (playerStatus) playerStatus.textContent = text; };
 
   if (player) {
@@ -21,13 +24,14 @@
       return ["button", "a", "summary", "audio", "input", "select", "textarea"].includes(tag);
     };
     const toggle = () => {
-      if (player.paused) { player.play().catch(() => tell("The recording could not be played.")); }
+      if (player.paused) { player.play().catch(() => tell(t("The recording could not be played."))); }
       else { player.pause(); }
     };
     const skip = (by) => {
       const end = isFinite(player.duration) ? player.duration : Infinity;
       player.currentTime = Math.min(Math.max(0, player.currentTime + by), end);
-      tell((by < 0 ? "Back " : "Forward ") + Math.abs(by) + " seconds, at " + clock(player.currentTime));
+      const at = { n: Math.abs(by), time: clock(player.currentTime) };
+      tell(by < 0 ? t("Back {n} seconds, at {time}", at) : t("Forward {n} seconds, at {time}", at));
     };
     document.addEventListener("keydown", (ev) => {
       if (ev.ctrlKey || ev.altKey || ev.metaKey || typing(ev.target)) return;
@@ -36,8 +40,8 @@
       else if (key === "j" || key === "J") { ev.preventDefault(); skip(-5); }
       else if (key === "l" || key === "L") { ev.preventDefault(); skip(5); }
     });
-    player.addEventListener("play", () => tell("Playing from " + clock(player.currentTime)));
-    player.addEventListener("pause", () => tell("Paused at " + clock(player.currentTime)));
+    player.addEventListener("play", () => tell(t("Playing from {time}", { time: clock(player.currentTime) })));
+    player.addEventListener("pause", () => tell(t("Paused at {time}", { time: clock(player.currentTime) })));
     const head = document.getElementById("playhead");
     player.addEventListener("timeupdate", () => {
       if (head && isFinite(player.duration) && player.duration > 0) {
@@ -47,7 +51,7 @@
     });
     document.querySelectorAll("button.seek").forEach((b) => b.addEventListener("click", () => {
       player.currentTime = Number(b.dataset.t);
-      player.play().catch(() => tell("The recording could not be played."));
+      player.play().catch(() => tell(t("The recording could not be played.")));
     }));
   }
 
@@ -58,7 +62,7 @@
       const resp = await fetch(card.action, {
         method: "POST", body: new FormData(card), headers: { Accept: "application/json" }, credentials: "same-origin",
       });
-      let data = { message: "Not submitted: the server answered " + resp.status };
+      let data = { message: t("Not submitted: the server answered {status}", { status: resp.status }) };
       try { data = await resp.json(); } catch (e) { /* keep the message above */ }
       say(data.message);
       if (data.ok) {
@@ -72,12 +76,12 @@
   document.querySelectorAll("form.ack").forEach((form) => form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const resp = await fetch(form.action, { method: "POST", headers: { Accept: "application/json" }, credentials: "same-origin" });
-    let data = { message: "Not acknowledged: the server answered " + resp.status };
+    let data = { message: t("Not acknowledged: the server answered {status}", { status: resp.status }) };
     try { data = await resp.json(); } catch (e) { /* keep the message above */ }
     say(data.message);
     if (data.ok) {
       const p = document.createElement("p");
-      p.textContent = "Acknowledged.";
+      p.textContent = t("Acknowledged.");
       form.replaceWith(p);
     }
   }));

@@ -7,11 +7,18 @@
   const status = document.getElementById("status");
   const stale = document.getElementById("stale");
   const freshness = document.getElementById("freshness");
+  const wl = window.wl;
   let previous = null, lastOk = 0, staleShown = false;
 
-  const minutes = (s) => `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
-  const label = (state) => state.replace("_", " ");
-  const time = (iso) => iso ? new Date(iso).toLocaleTimeString([], {hour: "2-digit", minute: "2-digit"}) : "";
+  // The same names as the server's (agents.ledger.STATE_NAMES).
+  const STATES = {
+    logged_out: t("logged out"),
+    available: t("available"),
+    on_call: t("on call"),
+    wrap_up: t("in wrap-up"),
+    break: t("on break"),
+  };
+  const label = (state) => STATES[state] || state.replace("_", " ");
 
   function cell(row, text, cls) {
     const td = document.createElement(row.children.length ? "td" : "th");
@@ -21,40 +28,53 @@
     row.appendChild(td);
   }
 
+  function quality(a) {
+    if (a.mos === null) return t("no call yet");
+    const mos = a.mos.toFixed(1);
+    return a.poor_line ? t("{mos} (poor line)", { mos: mos }) : mos;
+  }
+
   function draw(agents) {
     body.replaceChildren(...agents.map((a) => {
       const tr = document.createElement("tr");
       cell(tr, a.display_name);
-      cell(tr, label(a.state), `state-${a.state}`);
-      cell(tr, time(a.since));
-      cell(tr, minutes(a.talking_today_s));
-      cell(tr, a.mos === null ? "no call yet" : `${a.mos.toFixed(1)}${a.poor_line ? " (poor line)" : ""}`,
-           a.poor_line ? "poor" : "");
+      cell(tr, label(a.state), "state-" + a.state);
+      cell(tr, wl.time(a.since));
+      cell(tr, wl.duration(a.talking_today_s));
+      cell(tr, quality(a), a.poor_line ? "poor" : "");
       return tr;
     }));
   }
 
   function announce(agents) {
-    if (previous === null) { status.textContent = `${agents.length} agents shown.`; return; }
+    if (previous === null) {
+      status.textContent = t("{n} agents shown.", { n: agents.length });
+      return;
+    }
     const changes = agents.filter((a) => previous[a.agent] && previous[a.agent] !== a.state)
-      .map((a) => `${a.display_name} is now ${label(a.state)}`);
-    if (changes.length) status.textContent = changes.join(". ") + ".";
+      .map((a) => t("{name} is now {state}.", { name: a.display_name, state: label(a.state) }));
+    if (changes.length) status.textContent = changes.join(" ");
   }
 
   async function poll() {
     try {
-      const resp = await fetch("/api/agents/wallboard", {credentials: "same-origin"});
-      if (!resp.ok) throw new Error(`the server answered ${resp.status}`);
+      const resp = await fetch("/api/agents/wallboard", { credentials: "same-origin" });
+      if (!resp.ok) throw new Error(t("the server answered {status}", { status: resp.status }));
       const data = await resp.json();
       announce(data.agents);
       previous = Object.fromEntries(data.agents.map((a) => [a.agent, a.state]));
       draw(data.agents);
       lastOk = Date.now();
-      freshness.textContent = `Updated ${new Date().toLocaleTimeString()}.`;
-      if (staleShown) { stale.textContent = ""; staleShown = false; status.textContent = "Wallboard is live again."; }
+      freshness.textContent = t("Updated {time}.", { time: wl.time(new Date().toISOString(), true) });
+      if (staleShown) {
+        stale.textContent = "";
+        staleShown = false;
+        status.textContent = t("Wallboard is live again.");
+      }
     } catch (err) {
       if (Date.now() - lastOk > STALE_MS && !staleShown) {
-        stale.textContent = `Wallboard is not updating (${err.message}); figures may be out of date.`;
+        stale.textContent = t("Wallboard is not updating ({reason}); figures may be out of date.",
+          { reason: err.message });
         staleShown = true;
       }
     }
