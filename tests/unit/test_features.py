@@ -24,6 +24,7 @@ GROUPS = {
     "recordings",
     "qa",
     "softphone",
+    "staffing",
 }
 
 
