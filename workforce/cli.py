@@ -1,14 +1,18 @@
-"""``warmline staffing``: agents needed by Erlang C for an interval's calls."""
+"""``warmline staffing``: agents needed by Erlang C; ``warmline workforce payroll``: the hours export."""
 
 from __future__ import annotations
 
+from datetime import date
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from core.cli import JsonOpt, emit, fail
+from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
+from core.db import utcnow
 from core.i18n import _
 from workforce.erlang import Demand, required
+from workforce.payroll import Period, export, payroll, rules_from
 
 staffing_app = typer.Typer(help="Staffing: agents needed per interval by Erlang C.", no_args_is_help=True)
 
@@ -47,3 +51,43 @@ def staffing_erlang(
         asa=result.asa_s,
     )
     emit(data, as_json, text)
+
+
+workforce_app = typer.Typer(
+    help="Agents' hours the law counts, and the payroll export.", no_args_is_help=True
+)
+
+
+def _day(text: str, option: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError as exc:
+        raise fail(_("{option} {value}: write a date as YYYY-MM-DD", option=option, value=text)) from exc
+
+
+@workforce_app.command("payroll")
+def workforce_payroll(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (local).")],
+    last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (local), included.")],
+    output: Annotated[Path, typer.Option("--output", help="The file to write.")],
+    agent: Annotated[str | None, typer.Option("--agent", help="Only this agent.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="csv or xlsx.")] = "csv",
+    as_json: JsonOpt = False,
+) -> None:
+    """Write per agent: shifts, calls, talk, worked, normal, night and overtime hours (audited)."""
+    period = Period(_day(first, "--from"), _day(last, "--to"))
+    if period.last < period.first:
+        raise fail(_("--to {last} is before --from {first}", last=last, first=first))
+    if fmt not in ("csv", "xlsx"):
+        raise fail(_("--format {value}: csv or xlsx", value=fmt))
+    cli = cli_context(ctx)
+    try:
+        rules = rules_from(cli.settings)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    with cli.database().session() as session:
+        rows = payroll(session, period, rules, now=utcnow(), agent=agent)
+        export(session, CLI_ACTOR, rows, period, "xlsx" if fmt == "xlsx" else "csv", output)
+    summary = {"output": str(output), "format": fmt, "agents": len(rows)}
+    emit(summary, as_json, _("{count} agents written to {output}", count=len(rows), output=output))

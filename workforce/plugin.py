@@ -1,10 +1,11 @@
-"""Workforce's part of the service: the ``warmline staffing`` commands."""
+"""Workforce's part of the service: ``warmline staffing`` and ``warmline workforce``."""
 
 from __future__ import annotations
 
 from core.features import Registry
-from workforce.cli import staffing_app
+from workforce.cli import staffing_app, workforce_app
 
 
 def register(registry: Registry) -> None:
     registry.commands("staffing", staffing_app)
+    registry.commands("workforce", workforce_app)

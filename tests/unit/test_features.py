@@ -25,6 +25,7 @@ GROUPS = {
     "qa",
     "softphone",
     "staffing",
+    "workforce",
 }
 
 
