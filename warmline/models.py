@@ -6,6 +6,7 @@ from core.auth import models as auth_models
 from core.db import Base
 from dialer import models as dialer_models
 from dialer.welfare import models as welfare_models
+from hotline import models as hotline_models
 from recordings import models as recordings_models
 from recordings.qa import models as qa_models
 
@@ -15,6 +16,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "dialer_models",
+    "hotline_models",
     "qa_models",
     "recordings_models",
     "welfare_models",

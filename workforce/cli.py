@@ -11,7 +11,9 @@ import typer
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 from core.db import utcnow
 from core.i18n import _
+from hotline.config import load_config
 from workforce.erlang import Demand, required
+from workforce.forecast import forecast, parse_week
 from workforce.payroll import Period, export, payroll, rules_from
 
 staffing_app = typer.Typer(help="Staffing: agents needed per interval by Erlang C.", no_args_is_help=True)
@@ -91,3 +93,41 @@ def workforce_payroll(
         export(session, CLI_ACTOR, rows, period, "xlsx" if fmt == "xlsx" else "csv", output)
     summary = {"output": str(output), "format": fmt, "agents": len(rows)}
     emit(summary, as_json, _("{count} agents written to {output}", count=len(rows), output=output))
+
+
+@staffing_app.command("forecast")
+def staffing_forecast(
+    ctx: typer.Context,
+    line: Annotated[str, typer.Option("--line", help="The inbound line, by name or number.")],
+    week: Annotated[str, typer.Option("--week", help="The ISO week to staff, e.g. 2026-W50.")],
+    history_weeks: Annotated[int, typer.Option("--history-weeks", min=1, max=52)] = 4,
+    as_json: JsonOpt = False,
+) -> None:
+    """Required agents per half hour of WEEK on LINE, from the same half hours of past weeks."""
+    cli = cli_context(ctx)
+    try:
+        monday = parse_week(week)
+        config = load_config(cli.settings.inbound_config)
+        with cli.database().session() as session:
+            data = forecast(session, config, line, monday, history_weeks)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    text = [
+        _(
+            "{line}, week {week}: {count} half hours with calls",
+            line=data["line"],
+            week=data["week"],
+            count=len(data["slots"]),
+        )
+    ]
+    for slot in data["slots"]:
+        text.append(
+            _(
+                "{start}: {calls} calls, {aht} s each, {agents} agents",
+                start=slot["start"],
+                calls=slot["calls"],
+                aht=slot["aht_s"],
+                agents=slot["agents"],
+            )
+        )
+    emit(data, as_json, "\n".join(text))

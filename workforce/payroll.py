@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from agents.models import AgentStateChange
 from agents.states import target_minutes, transitions
 from core.audit import audit
+from core.i18n import _
 from core.settings import Settings
 from workforce.hours import Hours, HoursRules, hours, shifts
 
@@ -46,7 +47,9 @@ def _clock(text: str, name: str) -> time:
     try:
         return time.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(f"WARMLINE_{name.upper()}={text!r}: write HH:MM") from exc
+        raise ValueError(
+            _("{setting}={value}: write HH:MM", setting=f"WARMLINE_{name.upper()}", value=repr(text))
+        ) from exc
 
 
 def rules_from(settings: Settings) -> HoursRules:
