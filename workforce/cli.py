@@ -90,7 +90,7 @@ def workforce_payroll(
         raise fail(str(exc)) from exc
     with cli.database().session() as session:
         rows = payroll(session, period, rules, now=utcnow(), agent=agent)
-        export(session, CLI_ACTOR, rows, period, "xlsx" if fmt == "xlsx" else "csv", output)
+        output.write_bytes(export(session, CLI_ACTOR, rows, period, "xlsx" if fmt == "xlsx" else "csv"))
     summary = {"output": str(output), "format": fmt, "agents": len(rows)}
     emit(summary, as_json, _("{count} agents written to {output}", count=len(rows), output=output))
 

@@ -7,9 +7,9 @@ Excel shows Chinese names) or XLSX. Every export is audited (who, which period, 
 from __future__ import annotations
 
 import csv
+import io
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from pathlib import Path
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -123,27 +123,27 @@ def payroll(
     return [agent_hours(session, name, period, rules, now) for name in names]
 
 
-def write(rows: list[PayrollRow], fmt: Format, output: Path) -> None:
+def render(rows: list[PayrollRow], fmt: Format) -> bytes:
+    """The export's bytes: CSV (UTF-8 with a BOM) or an XLSX workbook with one sheet."""
     if fmt == "csv":
-        with output.open("w", encoding="utf-8-sig", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(COLUMNS)
-            writer.writerows(row.values() for row in rows)
-        return
+        text = io.StringIO(newline="")
+        writer = csv.writer(text)
+        writer.writerow(COLUMNS)
+        writer.writerows(row.values() for row in rows)
+        return text.getvalue().encode("utf-8-sig")
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "payroll"
     sheet.append(list(COLUMNS))
     for row in rows:
         sheet.append(row.values())
-    book.save(output)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
-def export(
-    session: Session, actor: str, rows: list[PayrollRow], period: Period, fmt: Format, output: Path
-) -> None:
-    """Write the export and audit it in the same transaction."""
-    write(rows, fmt, output)
+def export(session: Session, actor: str, rows: list[PayrollRow], period: Period, fmt: Format) -> bytes:
+    """The export's bytes, audited in the caller's transaction (who, period, format, agents)."""
     audit(
         session,
         actor,
@@ -152,3 +152,4 @@ def export(
         format=fmt,
         agents=[row.agent for row in rows],
     )
+    return render(rows, fmt)

@@ -3,19 +3,29 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import openpyxl
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from agents.states import record_state
-from core.audit import recent
+from core.audit import AuditEntry, recent
+from core.auth import service as auth
+from core.auth.models import Role
 from core.db import Database
 from core.messages import AgentState
+from core.settings import Settings
+from tests.utils import PASSWORD, login
 from tests.utils.cli import ok
+from warmline.app import create_app
 from warmline.cli import app
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -138,3 +148,32 @@ def test_payroll_names_bad_options_and_writes_nothing(cli: CliRunner, tmp_path: 
         result = cli.invoke(app, ["workforce", "payroll", *options, "--output", out])
         assert result.exit_code == 2 and named in result.output, result.output
     assert not Path(out).exists()
+
+
+@pytest.fixture
+def client(settings: Settings, db: Database) -> Iterator[TestClient]:
+    settings.asterisk_nodes = []
+    with db.session() as s:
+        for name, role in (("boss", Role.supervisor), ("li", Role.agent)):
+            auth.create_user(s, name, role, PASSWORD, actor="test")
+    with TestClient(create_app(settings, db)) as c:
+        yield c
+
+
+def test_a_supervisor_downloads_the_payroll_and_an_agent_may_not(client: TestClient, db: Database) -> None:
+    seed(db)
+    query = {"from": "2026-11-02", "to": "2026-11-05", "agent": "mei", "format": "xlsx"}
+    assert client.get("/api/workforce/payroll", params=query, headers=login(client, "li")).status_code == 403
+    resp = client.get("/api/workforce/payroll", params=query, headers=login(client, "boss"))
+    assert resp.status_code == 200, resp.text
+    assert "payroll-2026-11-02-2026-11-05.xlsx" in resp.headers["content-disposition"]
+    header, row = openpyxl.load_workbook(io.BytesIO(resp.content)).active.iter_rows(values_only=True)
+    assert dict(zip(header, row, strict=True))["overtime_h"] == 2
+    with db.session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "workforce.payroll_export")).one()
+        assert (entry.actor, entry.detail["agents"], entry.detail["format"]) == ("boss", ["mei"], "xlsx")
+    backwards = {"from": "2026-11-05", "to": "2026-11-01"}
+    assert (
+        client.get("/api/workforce/payroll", params=backwards, headers=login(client, "boss")).status_code
+        == 422
+    )
