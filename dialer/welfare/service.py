@@ -227,12 +227,15 @@ KIND_TEXT = {
     "unreached": "not reached after every attempt",
     "help": "asked for help",
     "no_input": "answered but pressed no key",
+    "overtime_near": "is near overtime",
 }
 
 
 def summary_text(alert: Alert) -> str:
     """One sentence for a screen reader: who, what, where."""
-    who = alert.contact_name or "A contact"
+    agent = alert.detail.get("agent") if alert.contact_id is None else None
+    who = alert.contact_name or (f"Agent {agent}" if agent else "A contact")
     what = KIND_TEXT.get(alert.kind, alert.kind.replace("_", " "))
     where = f" ({alert.campaign_name})" if alert.campaign_name else ""
-    return f"{who}, {alert.phone_masked}, {what}{where}."
+    phone = f" {alert.phone_masked}," if alert.phone_masked else ""
+    return f"{who},{phone} {what}{where}."

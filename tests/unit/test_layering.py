@@ -31,6 +31,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("hotline", "dialer"),  # callbacks are a campaign's contacts
         ("workforce", "agents"),  # hours from the agents' state ledger and targets
         ("workforce", "hotline"),  # the lines and their service level targets
+        ("workforce", "dialer"),  # overtime warnings are raised as alerts (dialer.welfare)
     }
 )
 
