@@ -35,7 +35,7 @@ from babel.messages.pofile import read_po
 
 ROOT = Path(__file__).resolve().parent.parent
 # Every package with strings for people; each may have `locale/<locale>.po`.
-PACKAGES = ("core", "agents", "dialer", "hotline", "ivr", "recordings", "softphone", "warmline")
+PACKAGES = ("core", "agents", "dialer", "hotline", "ivr", "recordings", "softphone", "warmline", "workforce")
 DOMAIN = "warmline"
 DEFAULT_LOCALE = "zh_CN"
 SUPPORTED_LOCALES = ("zh_CN", "en")

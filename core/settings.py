@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -75,6 +76,18 @@ class Settings(BaseSettings):
     # kept this many days when their campaign sets no retention of its own (None: kept forever).
     recordings_encrypt: bool = False
     recordings_retention_days: int | None = None
+    # The hours the law counts (workforce/hours.py), in `timezone`: the night span (HH:MM, may cross
+    # midnight), the logged-out gap that ends a shift, overtime limits in hours, and the scheme:
+    # "standard" (day and week limits) or "comprehensive" (one limit for the whole period).
+    hours_night_start: str = "22:00"
+    hours_night_end: str = "06:00"
+    hours_shift_gap_minutes: float = 30
+    hours_day_limit: float = 8
+    hours_week_limit: float = 40
+    hours_scheme: Literal["standard", "comprehensive"] = "standard"
+    hours_period_limit: float = 166.6
+    # An agent and their supervisors are warned when a shift-day comes this close to overtime.
+    hours_warn_before_minutes: float = 30
 
     @property
     def db_url(self) -> str:

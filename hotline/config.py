@@ -43,6 +43,13 @@ def _span(text: str) -> tuple[time, time]:
     return start, end
 
 
+class ServiceLevel(BaseModel):
+    """The line's promise: `level` of calls answered within `answer_within_s` (staffing forecasts)."""
+
+    answer_within_s: float = Field(default=20, ge=0, le=3600)
+    level: float = Field(default=0.8, gt=0, lt=1)
+
+
 class InboundNumber(BaseModel):
     name: str = Field(min_length=1, max_length=64)
     flow: str = "hotline_menu"
@@ -56,6 +63,10 @@ class InboundNumber(BaseModel):
     announce_every: float = Field(default=30.0, ge=5, le=600)
     hours: dict[str, list[str]] = Field(default_factory=lambda: {"daily": ["00:00-23:59"]})
     closed_dates: list[date] = Field(default_factory=list)
+    service_level: ServiceLevel = Field(default_factory=ServiceLevel)
+    # A line where speed must never be the target (the elder line): staffed so that agents are busy
+    # at most this share of the time, with no answer-time target. None: by service level.
+    max_occupancy: float | None = Field(default=None, gt=0, le=1)
     # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
     script: str | None = None
     form: Form | None = None

@@ -1,4 +1,5 @@
-"""The hotline's table: case records (工单) that agents open on inbound calls.
+"""The hotline's tables: case records (工单) that agents open on inbound calls, and the record of
+every inbound call (the history staffing forecasts are made from).
 
 A 12345 call that another department must act on becomes a case: its category, a summary, the
 department it is handed to, the date by which someone follows it up, and its status. Supervisors
@@ -11,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, Index, String, Text
+from sqlalchemy import JSON, Date, Float, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db import Base, utcnow
@@ -39,3 +40,21 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     closed_by: Mapped[str | None] = mapped_column(String(64))
     close_note: Mapped[str | None] = mapped_column(Text)
+
+
+class InboundCallRecord(Base):
+    """One inbound call: its line, when it arrived, whether it was queued for an agent, how long the
+    caller waited and talked. No phone number is kept here (personal data stays with the callback)."""
+
+    __tablename__ = "inbound_calls"
+
+    channel_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32))
+    line: Mapped[str | None] = mapped_column(String(64), index=True)
+    arrived_at: Mapped[datetime] = mapped_column(index=True)
+    ended_at: Mapped[datetime | None]
+    queued: Mapped[bool] = mapped_column(default=False)  # offered to agents (a hand-over was tried)
+    outcome: Mapped[str] = mapped_column(String(32))
+    agent: Mapped[str | None] = mapped_column(String(64))
+    wait_s: Mapped[float] = mapped_column(Float, default=0.0)
+    talk_s: Mapped[float] = mapped_column(Float, default=0.0)

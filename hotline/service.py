@@ -38,6 +38,7 @@ from core.features import StasisContext
 from core.settings import Settings
 from hotline.callbacks import record_callback
 from hotline.config import InboundConfig, InboundNumber, is_open, load_config
+from hotline.models import InboundCallRecord
 from ivr.check import find_flow, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
@@ -122,6 +123,7 @@ class Hotline:
     async def handle(self, call: InboundCall) -> InboundResult:
         """Serve one inbound call already in Stasis, from menu to agent (or callback), to hang-up."""
         result = InboundResult(channel_id=call.channel_id, number=call.number)
+        arrived_at = self.now()
         events = call.dispatcher.subscribe(call.channel_id)
         try:
             await self._serve(call, events, result)
@@ -134,6 +136,7 @@ class Hotline:
         finally:
             call.dispatcher.unsubscribe(call.channel_id)
             log.info("inbound %s on %s: %s", call.channel_id, result.line or call.number, result.outcome)
+        await asyncio.to_thread(_store, call.db, result, arrived_at, self.now())
         return result
 
     async def _serve(self, call: InboundCall, events: ChannelEvents, result: InboundResult) -> None:
@@ -213,6 +216,28 @@ class Hotline:
             result.detail["error"] = handed.error
             with contextlib.suppress(AriError):
                 await call.ari.hangup(call.channel_id)
+
+
+def _store(db: Database, result: InboundResult, arrived_at: datetime, ended_at: datetime) -> None:
+    """Keep the call's record for staffing forecasts (a repeat of a channel is ignored)."""
+    bridge = result.bridge
+    with db.session() as session:
+        if session.get(InboundCallRecord, result.channel_id) is not None:
+            return
+        session.add(
+            InboundCallRecord(
+                channel_id=result.channel_id,
+                number=result.number,
+                line=result.line,
+                arrived_at=arrived_at,
+                ended_at=ended_at,
+                queued=bridge is not None,
+                outcome=result.outcome,
+                agent=bridge.agent if bridge else None,
+                wait_s=bridge.wait_seconds if bridge else 0.0,
+                talk_s=bridge.talk_seconds if bridge else 0.0,
+            )
+        )
 
 
 def _flow(settings: Settings, name: str) -> Flow:

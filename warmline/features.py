@@ -15,6 +15,7 @@ import hotline.plugin
 import ivr.plugin
 import recordings.plugin
 import softphone.plugin
+import workforce.plugin
 from core.features import Registry
 
 
@@ -29,6 +30,7 @@ FEATURES: tuple[Plugin, ...] = (
     ivr.plugin,
     recordings.plugin,
     softphone.plugin,
+    workforce.plugin,
 )
 
 

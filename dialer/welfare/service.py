@@ -242,6 +242,7 @@ KIND_TEXT = {
     "unreached": N_("not reached after every attempt"),
     "help": N_("asked for help"),
     "no_input": N_("answered but pressed no key"),
+    "overtime_near": N_("is near overtime"),
 }
 STATE_NAMES = {
     AlertState.open: N_("open"),
@@ -257,7 +258,8 @@ def state_name(state: str) -> str:
 def summary_text(alert: Alert, *, spoken: bool = False) -> str:
     """One sentence for a person: who, what, where. `spoken`: the masked number as a screen reader
     should say it, digit by digit (core.formats.spoken_phone), for a live region."""
-    who = alert.contact_name or _("A contact")
+    agent = alert.detail.get("agent") if alert.contact_id is None else None
+    who = alert.contact_name or (_("Agent {agent}", agent=agent) if agent else _("A contact"))
     known = KIND_TEXT.get(alert.kind)
     what = _(known) if known else alert.kind.replace("_", " ")
     phone = spoken_phone(alert.phone_masked) if spoken else alert.phone_masked
@@ -269,4 +271,6 @@ def summary_text(alert: Alert, *, spoken: bool = False) -> str:
             what=what,
             campaign=alert.campaign_name,
         )
+    if not phone:
+        return _("{who}, {what}.", who=who, what=what)
     return _("{who}, {phone}, {what}.", who=who, phone=phone, what=what)

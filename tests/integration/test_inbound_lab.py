@@ -19,8 +19,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import select
@@ -33,6 +34,7 @@ from core.features import ServiceContext, StasisContext
 from core.settings import Settings
 from dialer.models import Contact
 from hotline.config import InboundConfig, InboundNumber
+from hotline.models import InboundCallRecord
 from hotline.service import INBOUND_ARG, Hotline, InboundResult
 from ivr.check import load_flow
 from ivr.runner import prepare_prompts
@@ -40,6 +42,7 @@ from ivr.tts import PromptCache, wav_seconds
 from recordings.models import CallRecording
 from tests.integration import test_bridge_lab as bridge
 from tests.integration.test_bridge_lab import client, make_available
+from workforce.forecast import forecast
 
 pytestmark = pytest.mark.integration
 # The bridge module's lab, database and baresip agents, set up again for this module.
@@ -178,6 +181,14 @@ def test_menu_key_1_reaches_the_vaccination_agent(
     with db.session() as s:
         row = s.get(CallRecording, result.bridge.recording_id)
         assert row is not None and row.agent == "mei" and row.campaign_id is None
+        # The call is kept for staffing forecasts, and next week's forecast counts it: one call in
+        # that half hour over the 4 weeks before it.
+        record = s.get(InboundCallRecord, result.channel_id)
+        assert record is not None and (record.queued, record.agent) == (True, "mei") and record.talk_s > 0
+        arrived = record.arrived_at.astimezone(ZoneInfo("Asia/Shanghai"))
+        next_monday = arrived.date() + timedelta(days=7 - arrived.weekday())
+        [slot] = forecast(s, OPEN, "community-hotline", next_monday)["slots"]
+        assert (slot["calls"], slot["aht_s"], slot["agents"]) == (0.25, round(record.talk_s, 1), 1)
 
 
 def test_after_hours_leaves_a_callback_with_a_message(

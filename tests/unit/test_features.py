@@ -25,6 +25,8 @@ GROUPS = {
     "recordings",
     "qa",
     "softphone",
+    "staffing",
+    "workforce",
 }
 
 
@@ -38,6 +40,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "welfare-notifier",
         "recording-recovery",
         "hotline-staffing",
+        "hours-warnings",
     }
     assert "inbound" in registry.stasis
     routes = [

@@ -29,6 +29,7 @@ from core.settings import Settings
 from dialer.engine.runtime import DialerWorker
 from dialer.models import Campaign, CampaignStatus, Contact, ContactState
 from hotline.config import InboundConfig, InboundNumber
+from hotline.models import InboundCallRecord
 from hotline.plugin import register
 from hotline.service import INBOUND_ARG, Hotline, InboundCall, InboundResult
 from ivr.runner import FlowRunner
@@ -152,6 +153,15 @@ def test_key_1_reaches_the_vaccination_agent_and_is_recorded(settings: Settings,
     with db.session() as s:
         rows = list(s.scalars(select(CallRecording)))
         assert [r.agent for r in rows] == ["mei"] and rows[0].campaign is None
+        # ... and the call's record for staffing forecasts: queued, answered by mei, timed.
+        [record] = s.scalars(select(InboundCallRecord))
+        assert (record.line, record.queued, record.outcome, record.agent) == (
+            "community-hotline",
+            True,
+            "agent",
+            "mei",
+        )
+        assert record.talk_s == result.bridge.talk_seconds > 0
     assert callbacks(db) == []
 
 
@@ -201,6 +211,9 @@ def test_caller_who_hangs_up_in_the_menu_leaves_nothing(settings: Settings, db: 
     result = scenario(settings, db, body)
     assert result.outcome == "caller_hangup" and result.bridge is None
     assert callbacks(db) == []
+    with db.session() as s:
+        [record] = s.scalars(select(InboundCallRecord))
+        assert (record.queued, record.agent) == (False, None), "never offered to agents: not in forecasts"
 
 
 def test_a_number_nobody_serves_is_rejected(settings: Settings, db: Database) -> None:

@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 CORE = "core"
 ROOT_PACKAGE = "warmline"
-FEATURES = ("agents", "dialer", "hotline", "ivr", "recordings", "softphone")
+FEATURES = ("agents", "dialer", "hotline", "ivr", "recordings", "softphone", "workforce")
 PACKAGES = (CORE, *FEATURES, ROOT_PACKAGE)
 
 # Feature → feature imports the domain asks for. Every feature may import core; softphone nothing
@@ -29,6 +29,9 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("hotline", "agents"),
         ("hotline", "ivr"),
         ("hotline", "dialer"),  # callbacks are a campaign's contacts
+        ("workforce", "agents"),  # hours from the agents' state ledger and targets
+        ("workforce", "hotline"),  # the lines and their service level targets
+        ("workforce", "dialer"),  # overtime warnings are raised as alerts (dialer.welfare)
     }
 )
 

@@ -1,0 +1,15 @@
+"""Workforce's part of the service: ``warmline staffing`` and ``warmline workforce``, and the payroll API."""
+
+from __future__ import annotations
+
+from core.features import Registry
+from workforce.api import router
+from workforce.cli import staffing_app, workforce_app
+from workforce.warnings import serve_warnings
+
+
+def register(registry: Registry) -> None:
+    registry.commands("staffing", staffing_app)
+    registry.commands("workforce", workforce_app)
+    registry.router(router)
+    registry.worker("hours-warnings", serve_warnings)
