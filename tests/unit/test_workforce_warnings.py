@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from agents.states import record_state
 from core.db import Database
+from core.i18n import use_locale
 from core.messages import AgentState
 from dialer.welfare.models import Alert
 from dialer.welfare.service import summary_text
@@ -44,4 +45,6 @@ def test_a_night_agent_is_warned_once_past_midnight_and_a_logged_out_one_never(d
         assert warn(s, RULES, MARGIN, datetime(2026, 11, 4, 3, 45, tzinfo=SH)) == []  # already warned
     [alert] = alerts(db)
     assert alert.detail == {"agent": "mei", "day": "2026-11-03", "worked_min": 451, "limit_min": 480}
-    assert summary_text(alert) == "Agent mei, is near overtime."
+    assert summary_text(alert) == "坐席 mei，即将超出工时。"
+    with use_locale("en"):
+        assert summary_text(alert) == "Agent mei, is near overtime."
