@@ -21,7 +21,7 @@ from tests.e2e.conftest import LiveServer
 from tests.e2e.test_agent_profiles_page import tab_to
 from tests.e2e.test_console import sign_in_by_keyboard
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]  # reads the English texts
 PW = "correct horse battery"
 AT = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)
 CASE = {"category": "complaint", "summary": "路灯不亮", "status": "handed_off", "department": "housing"}

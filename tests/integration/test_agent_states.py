@@ -37,7 +37,7 @@ def test_published_state_lands_in_the_ledger(settings: Settings, db: Database) -
                 break
             time.sleep(0.1)
         assert hours["state"] == "available"
-        assert hours["spoken"].startswith("today ")
+        assert hours["spoken"].startswith("今天")  # zh-CN: the request asks for no other language
         # The HTTP path for clients that cannot reach the bus: recorded and published.
         resp = client.post(
             "/api/agents/me/state", headers=headers, json={"state": "break", "reason": "lunch"}
