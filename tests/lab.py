@@ -1,6 +1,9 @@
 """A private lab for one test module: its own var dir and ports, so labs never clash.
 
-Each module that needs Asterisk picks a port base; ARI, SIP and RTP ports are derived from it.
+Every module that starts Asterisk takes a named slot from ``LAB_SLOTS``; its ARI, SIP and RTP
+ports come from the slot. Slots sit below the kernel's ephemeral range (32768+), so a client
+socket or a ``free_port()`` never takes a lab's port, and no two modules share one
+(``tests/unit/test_lab_ports.py`` checks both), so any number of test workers can run labs at once.
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,22 +20,79 @@ from core.ari import AriClient
 from core.settings import AsteriskNode, Settings
 from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_stop
 
+FIRST_PORT = 10000
+SLOT_WIDTH = 400
+EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
+
+# One slot per module that starts a lab; a new lab module takes the next free number.
+LAB_SLOTS: dict[str, int] = {
+    "bridge": 0,
+    "inbound": 1,
+    "ivr": 2,
+    "dialer_campaign": 3,
+    "recording_chain": 4,
+    "lab": 5,
+    "softphone_lab": 6,
+    "dialer_crash": 7,
+    "desk": 8,
+    "preview_dial": 9,
+    "provisioning": 10,
+    "welfare": 11,
+    "softphone_real_call": 12,
+    "dialer_bench": 13,
+}
+
+
+@dataclass(frozen=True)
+class LabPorts:
+    """The ports of one lab slot: SIP base+60, ARI base+88, RTP base+100..base+399."""
+
+    slot: int
+
+    @property
+    def base(self) -> int:
+        return FIRST_PORT + self.slot * SLOT_WIDTH
+
+    @property
+    def sip(self) -> int:
+        return self.base + 60
+
+    @property
+    def ari(self) -> int:
+        return self.base + 88
+
+    @property
+    def rtp_start(self) -> int:
+        return self.base + 100
+
+    @property
+    def rtp_end(self) -> int:
+        return self.base + SLOT_WIDTH - 1
+
+    def all(self) -> range:
+        return range(self.base, self.base + SLOT_WIDTH)
+
+
+def lab_ports(name: str) -> LabPorts:
+    """The ports of the lab slot `name` (a key of ``LAB_SLOTS``)."""
+    return LabPorts(LAB_SLOTS[name])
+
 
 @contextlib.contextmanager
-def private_lab(var_dir: Path, port_base: int, **settings_kwargs: object) -> Iterator[Settings]:
-    """Start a lab on ARI port_base+8088, SIP port_base+5060, RTP port_base+6000..6999."""
+def private_lab(var_dir: Path, ports: LabPorts, **settings_kwargs: object) -> Iterator[Settings]:
+    """Start a lab on the ports of one slot, with its own var dir."""
     try:
         find_asterisk()
     except LabError as exc:
         pytest.fail(f"no Asterisk: {exc} (make test installs it)")
     settings_kwargs.setdefault("dialer_enabled", False)  # no implicit dialer on a test's event stream
-    rtp = {"WARMLINE_LAB_RTP_START": str(port_base + 6000), "WARMLINE_LAB_RTP_END": str(port_base + 6999)}
+    rtp = {"WARMLINE_LAB_RTP_START": str(ports.rtp_start), "WARMLINE_LAB_RTP_END": str(ports.rtp_end)}
     saved = {k: os.environ.get(k) for k in rtp}
     os.environ.update(rtp)
     settings = Settings(
         var_dir=var_dir,
-        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{port_base + 8088}/ari")],
-        sip_port=port_base + 5060,
+        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ports.ari}/ari")],
+        sip_port=ports.sip,
         _env_file=None,
         **settings_kwargs,  # type: ignore[arg-type]
     )

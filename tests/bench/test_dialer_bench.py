@@ -33,13 +33,13 @@ from dialer import campaigns as svc
 from dialer.engine.runtime import DialerWorker
 from dialer.lists.importer import import_list
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from warmline import migrate
 from warmline.lab import lab_status
 
 pytestmark = pytest.mark.bench
 
-PORT_BASE = 56000
+PORTS = lab_ports("dialer_bench")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -48,7 +48,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Da
     var = tmp_path_factory.mktemp("dialer-bench") / "var"
     var.mkdir(parents=True)
     url = f"sqlite:///{var / 'bench.db'}"
-    with private_lab(var, PORT_BASE, database_url=url, dialer_ring_timeout=15) as settings:
+    with private_lab(var, PORTS, database_url=url, dialer_ring_timeout=15) as settings:
         migrate.upgrade(url)
         db = Database(url)
         yield settings, db

@@ -33,13 +33,13 @@ from softphone.provisioning import ServerClient
 from softphone.ui.app import create_ui
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import SERVER_START_S, LiveServer, new_page, wait_phone_ready
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 from tests.utils import free_port
 from warmline import accounts, migrate
 
 pytestmark = pytest.mark.e2e
 
-PORT_BASE = 16000  # ARI 24088, SIP 21060, RTP 22000-22999 (tests/lab.py)
+PORTS = lab_ports("softphone_real_call")
 AGENT = "mei"
 PASSWORD = "lab-agent-password-1"
 TOKEN = "real-call-token"
@@ -48,7 +48,7 @@ TOKEN = "real-call-token"
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     var = tmp_path_factory.mktemp("softphone-real-call") / "var"
-    with private_lab(var, PORT_BASE) as settings:
+    with private_lab(var, PORTS) as settings:
         migrate.upgrade(settings.db_url)
         db = Database(settings.db_url)
         try:

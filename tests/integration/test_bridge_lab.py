@@ -1,6 +1,6 @@
 """Agent routing, bridging and stereo recording against the real lab.
 
-A private lab (port base 1000: ARI 9088, SIP 6060, RTP 7000-7999) serves the module. Agents are
+A private lab (slot "bridge" in tests/lab.py) serves the module. Agents are
 Debian's baresip, auto-answering, each sending a pure tone of its own pitch, so the recording can
 tell who is on which channel: the agent's tone must be on the left, the lab callee's speech
 (lab-talk, espeak-ng) on the right.
@@ -42,7 +42,7 @@ from core.auth.models import Role, User
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.models import CallRecording
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from tests.utils import until
 from warmline import accounts
 from warmline.lab import lab_status
@@ -50,7 +50,7 @@ from warmline.migrate import upgrade
 
 pytestmark = pytest.mark.integration
 PW = "correct horse battery"
-PORT_BASE = 1000
+PORTS = lab_ports("bridge")
 TALKER = "13800138009"  # lab callee 9: answers and talks ~60 s
 TALK_S = 9.0  # how long agent and customer talk before the customer hangs up
 FIGURES: dict[str, float] = {}
@@ -68,12 +68,12 @@ class Agent:
 def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     # A module that borrows these fixtures (test_inbound_lab) brings its own ports, so the two
     # can run at the same time.
-    base = getattr(request.module, "PORT_BASE", PORT_BASE)
+    ports = getattr(request.module, "PORTS", PORTS)
     var = tmp_path_factory.mktemp("bridge-lab") / "var"
     var.mkdir(parents=True)
     url = f"sqlite:///{var / 'warmline.db'}"
     upgrade(url)
-    with private_lab(var, base, database_url=url) as settings:
+    with private_lab(var, ports, database_url=url) as settings:
         yield settings
 
 

@@ -2,8 +2,8 @@
 
 Xvfb is the desktop; `xmessage` stands for the agent's case system and has the keyboard focus;
 `warmline softphone` runs as the agent runs it (a subprocess: real sign-in to a live warmline server,
-provisioned SIP account, real pjsua2 registered with a private lab Asterisk on ARI 52088, SIP 49060,
-RTP 50000-50999) with its global keys on and speech going to speech-dispatcher's socket, where a
+provisioned SIP account, real pjsua2 registered with a private lab Asterisk on its own
+ports, slot "desk" in tests/lab.py) with its global keys on and speech going to speech-dispatcher's socket, where a
 stand-in (tests/fakes/ssip.py) records what it was asked to say. The lab calls the agent; the
 test hears the ring spoken in Chinese, presses Ctrl+Shift+F2 with xdotool (XTEST, as a keyboard
 does) into the other window, and sees Asterisk's channel answered and the connection spoken; then
@@ -33,12 +33,12 @@ from core.i18n import translate
 from core.settings import Settings
 from tests.e2e.conftest import LiveServer
 from tests.fakes.ssip import SsipRecorder
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 from warmline import accounts, migrate
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 44000  # ARI 52088, SIP 49060, RTP 50000-50999 (tests/lab.py)
+PORTS = lab_ports("desk")
 AGENT = "mei"
 PASSWORD = "lab-agent-password-1"
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ WAIT_S = 40
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     var = tmp_path_factory.mktemp("desk-lab") / "var"
-    with private_lab(var, PORT_BASE) as settings:
+    with private_lab(var, PORTS) as settings:
         migrate.upgrade(settings.db_url)
         db = Database(settings.db_url)
         try:

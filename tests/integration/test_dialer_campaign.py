@@ -2,7 +2,7 @@
 every retry lands when the campaign's rule says, measured on the dialer's own (scaled) clock.
 
 The dialer's clock runs SCALE times faster than the wall clock, so a 1-minute retry delay passes in
-a few seconds while Asterisk's calls take their real time. Lab on port base 52000 (ARI 60088).
+a few seconds while Asterisk's calls take their real time. Lab on its own ports (slot "dialer_campaign", tests/lab.py).
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.models import Attempt, Contact, ContactState, DncGlobal
 from tests.conftest import on_database
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from warmline.demo_campaign import behaviours, create_demo_campaign, outcome_table, run_campaign
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 52000
+PORTS = lab_ports("dialer_campaign")
 SCALE = 6.0  # dialer seconds per wall-clock second
 RETRY_MINUTES = 1.0
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with private_lab(tmp_path_factory.mktemp("dialer-campaign") / "var", PORT_BASE) as settings:
+    with private_lab(tmp_path_factory.mktemp("dialer-campaign") / "var", PORTS) as settings:
         yield settings
 
 

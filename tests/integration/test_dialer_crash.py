@@ -4,7 +4,7 @@ while dialling, Asterisk restarted -- is proven on the fake Asterisk in
 tests/unit/test_reconcile_fake_ari.py (both databases, virtual time); this keeps what only the real
 Asterisk and a real killed process show.
 
-Lab on port base 54000 (ARI 62088, SIP 59060, RTP 60000-60999).
+Lab on its own ports (slot "dialer_crash", tests/lab.py).
 """
 
 from __future__ import annotations
@@ -27,13 +27,13 @@ from core.db import Database
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.models import Attempt, AttemptState, Contact, ContactState
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from tests.utils.campaigns import make_running_campaign
 from warmline.lab import lab_status
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 54000
+PORTS = lab_ports("dialer_crash")
 RETRY_SECONDS = 20
 LIVE = (AttemptState.created, AttemptState.dialing, AttemptState.answered)
 WARMLINE = Path(sys.executable).with_name("warmline")
@@ -41,7 +41,7 @@ WARMLINE = Path(sys.executable).with_name("warmline")
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with private_lab(tmp_path_factory.mktemp("dialer-crash") / "var", PORT_BASE) as settings:
+    with private_lab(tmp_path_factory.mktemp("dialer-crash") / "var", PORTS) as settings:
         yield settings
 
 

@@ -42,6 +42,7 @@ from ivr.tts import PromptCache, wav_seconds
 from recordings.models import CallRecording
 from tests.integration import test_bridge_lab as bridge
 from tests.integration.test_bridge_lab import client, make_available
+from tests.lab import lab_ports
 from workforce.forecast import forecast
 
 pytestmark = pytest.mark.integration
@@ -49,7 +50,7 @@ pytestmark = pytest.mark.integration
 lab = bridge.lab
 db = bridge.db
 agents = bridge.agents
-PORT_BASE = 3000  # ARI 11088, SIP 8060, RTP 9000-9999: its own lab, beside the bridge module's
+PORTS = lab_ports("inbound")
 HOTLINE = "12345"
 WEEKDAY_10AM = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai: open
 CALLER_ID = "13800138001"

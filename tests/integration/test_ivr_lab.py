@@ -1,6 +1,6 @@
 """IVR flows against the real lab Asterisk: each simulated callee ends with its expected outcome.
 
-A private lab (own var dir; ARI 48088, SIP 45060, RTP 46000-46999, so nobody else's lab is
+A private lab (own var dir; its own slot in tests/lab.py, so nobody else's lab is
 touched) serves the module. Every call is placed at once, each fed by one EventDispatcher that
 owns the app's single event stream, as the dialer will do; then one test per behaviour.
 """
@@ -24,13 +24,13 @@ from ivr.check import load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import PromptCache
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 40000  # ARI 48088, SIP 45060, RTP 46000-46999 (tests/lab.py)
-ARI_PORT = PORT_BASE + 8088
-SIP_PORT = PORT_BASE + 5060
+PORTS = lab_ports("ivr")
+ARI_PORT = PORTS.ari
+SIP_PORT = PORTS.sip
 NUMBER = "1380013800{}"
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "ivr"
 CONTACT = {"name": "张三", "clinic": "朝阳社区卫生服务中心", "date": "三月五日"}
@@ -51,7 +51,7 @@ nodes:
 
 @pytest.fixture(scope="module")
 def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with private_lab(tmp_path_factory.mktemp("ivr-lab") / "var", PORT_BASE) as settings:
+    with private_lab(tmp_path_factory.mktemp("ivr-lab") / "var", PORTS) as settings:
         yield settings
 
 

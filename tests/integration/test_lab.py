@@ -20,20 +20,20 @@ import pytest
 
 from core.ari import AriClient, AriError
 from core.settings import Settings
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 from warmline.lab import lab_start, lab_status, lab_stop
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 20000  # ARI 28088, SIP 25060, RTP 26000-26999 (tests/lab.py)
-ARI_PORT = PORT_BASE + 8088
-SIP_PORT = PORT_BASE + 5060
+PORTS = lab_ports("lab")
+ARI_PORT = PORTS.ari
+SIP_PORT = PORTS.sip
 NUMBER = "1380013800{}"
 
 
 @pytest.fixture(scope="module")
 def lab_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with private_lab(tmp_path_factory.mktemp("lab") / "var", PORT_BASE) as settings:
+    with private_lab(tmp_path_factory.mktemp("lab") / "var", PORTS) as settings:
         yield settings
 
 

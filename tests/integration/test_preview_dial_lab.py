@@ -46,13 +46,13 @@ from softphone.phone import ActionError, Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from tests.e2e.conftest import LiveServer
 from tests.integration.test_softphone_lab import next_event
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 from tests.utils import signed_in, until
 from warmline import accounts, migrate
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 44000  # ARI 52088, SIP 49060, RTP 50000-50999 (tests/lab.py)
+PORTS = lab_ports("preview_dial")
 AGENT, PASSWORD = "mei", "lab-agent-password-1"
 TALKER = "+8613800138009"  # lab callee 9: answers after ~1 s and talks for a minute
 TALK_S = 4.0  # how long the agent and the callee talk before the agent hangs up
@@ -84,7 +84,7 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     var = tmp_path_factory.mktemp("preview-lab") / "var"
     prefix = f"warmline-preview-{uuid.uuid4().hex[:8]}"
-    with private_lab(var, PORT_BASE, dialer_enabled=True, topic_prefix=prefix) as settings:
+    with private_lab(var, PORTS, dialer_enabled=True, topic_prefix=prefix) as settings:
         migrate.upgrade(settings.db_url)
         db = Database(settings.db_url)
         try:

@@ -19,7 +19,7 @@ from core.ari import AriClient, AriError
 from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from warmline import accounts
 from warmline.lab import lab_status
 
@@ -29,7 +29,7 @@ PW = "correct horse battery"
 
 @pytest.fixture
 def lab(tmp_path: Path, db_url: str) -> Iterator[Settings]:
-    with private_lab(tmp_path / "var", 50000, database_url=db_url) as settings:
+    with private_lab(tmp_path / "var", lab_ports("provisioning"), database_url=db_url) as settings:
         yield settings
 
 

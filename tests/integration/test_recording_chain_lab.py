@@ -8,7 +8,7 @@ The demo's own machinery is reused: `warmline.demo_agent.DemoDesk` (the API in t
 headless `warmline softphone --auto-answer --play <greeting>` for agent1) and the demo campaign's
 spec and dialer loop (`warmline.demo_campaign`), for one contact whose lab callee (last digit 6)
 presses 0 and is bridged to the agent. The bridge registers the recording itself. A private lab
-(port base 17000: ARI 25088, SIP 22060, RTP 23000-23999) serves each database kind.
+(slot "recording_chain" in tests/lab.py) serves each database kind.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from softphone.phone import PhoneOptions, Softphone
 from softphone.presence import AgentStatus, HttpPublisher
 from softphone.provisioning import ServerClient
 from tests.conftest import on_database
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from tests.unit.test_forms_scripts import FORM_YAML
 from tests.utils import until
 from warmline.app import create_app
@@ -50,7 +50,7 @@ from warmline.demo_campaign import ACTOR, FLOW, demo_spec, run_campaign
 from warmline.migrate import upgrade
 
 pytestmark = pytest.mark.integration
-PORT_BASE = 17000
+PORTS = lab_ports("recording_chain")
 CALLEE = "13800000016"  # last digit 6: presses 0 and talks to the agent
 TALKER = "13800000019"  # last digit 9: answers and keeps talking (an agent campaign's callee)
 
@@ -83,7 +83,7 @@ def test_agent_call_recording_is_registered_analysed_sampled_and_reviewable(
     var.mkdir()
     upgrade(db_url)
     topic = f"warmline-test-{uuid.uuid4().hex[:8]}"
-    with private_lab(var, PORT_BASE, database_url=db_url, topic_prefix=topic) as settings:
+    with private_lab(var, PORTS, database_url=db_url, topic_prefix=topic) as settings:
         db = Database(settings.db_url)
         try:
             ensure_demo_users(settings, db)
@@ -214,7 +214,7 @@ def test_a_real_call_carries_the_script_and_its_form_reaches_the_export(db_url: 
     var.mkdir()
     upgrade(db_url)
     topic = f"warmline-test-{uuid.uuid4().hex[:8]}"
-    with private_lab(var, PORT_BASE, database_url=db_url, topic_prefix=topic) as settings:
+    with private_lab(var, PORTS, database_url=db_url, topic_prefix=topic) as settings:
         db = Database(settings.db_url)
         api = ApiServer(settings, db)
         try:

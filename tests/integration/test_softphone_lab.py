@@ -1,6 +1,6 @@
 """The softphone against the lab's real Asterisk, with real pjsua2 and real provisioning.
 
-One lab for the module (own var dir; ARI 38088, SIP 35060, RTP 36000-36999, so other labs are
+One lab for the module (own var dir; its own slot in tests/lab.py, so other labs are
 untouched) and one warmline server (LiveServer) that provisions three agents: mei (the softphone
 under test, in this process), lan (a second softphone: `warmline softphone --headless` as a
 subprocess) and bai (Debian's baresip, an independent SIP client). The test itself plays the
@@ -43,15 +43,15 @@ from softphone.events import (
 from softphone.phone import PhoneOptions, Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from tests.e2e.conftest import LiveServer
-from tests.lab import lab_client, private_lab
+from tests.lab import lab_client, lab_ports, private_lab
 from tests.utils import signed_in, until
 from warmline import accounts, migrate
 from warmline.lab import lab_start, lab_stop
 
 pytestmark = pytest.mark.integration
 
-PORT_BASE = 30000  # ARI 38088, SIP 35060, RTP 36000-36999 (tests/lab.py)
-ARI_PORT, SIP_PORT = PORT_BASE + 8088, PORT_BASE + 5060
+PORTS = lab_ports("softphone_lab")
+ARI_PORT, SIP_PORT = PORTS.ari, PORTS.sip
 PASSWORD = "lab-agent-password-1"
 AGENTS = ("mei", "lan", "bai")
 EXTENSIONS = {"1001": "mei", "1002": "lan", "1003": "bai"}  # the platform's directory
@@ -62,7 +62,7 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, str]]:
     var = tmp_path_factory.mktemp("softphone-lab") / "var"
-    with private_lab(var, PORT_BASE) as settings:
+    with private_lab(var, PORTS) as settings:
         migrate.upgrade(settings.db_url)
         db = Database(settings.db_url)
         try:

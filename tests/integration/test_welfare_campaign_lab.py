@@ -1,7 +1,7 @@
 """Elder-welfare escalation against the real lab: an elder who never answers, or answers and
 presses nothing, raises an alert that reaches the bus; one who says "I am fine" raises none.
 
-Lab on port base 14000 (ARI 22088). The dialer's clock runs SCALE times faster than the wall
+Lab on its own ports (slot "welfare", tests/lab.py). The dialer's clock runs SCALE times faster than the wall
 clock so the 1-minute retry delay passes in seconds.
 """
 
@@ -26,18 +26,18 @@ from dialer.welfare.events import run_notifier
 from dialer.welfare.models import Alert
 from tests.conftest import on_database
 from tests.integration.test_dialer_campaign import ScaledClock
-from tests.lab import private_lab
+from tests.lab import lab_ports, private_lab
 from tests.utils import until
 from warmline.demo_campaign import run_campaign
 
 pytestmark = pytest.mark.integration
-PORT_BASE = 14000
+PORTS = lab_ports("welfare")
 SCALE = 6.0
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    with private_lab(tmp_path_factory.mktemp("welfare") / "var", PORT_BASE) as settings:
+    with private_lab(tmp_path_factory.mktemp("welfare") / "var", PORTS) as settings:
         yield settings
 
 
@@ -66,7 +66,7 @@ def welfare_campaign(db: Database, name: str) -> None:
 @on_database("postgresql")
 def test_unreached_and_silent_elders_raise_alerts_on_the_bus(lab: Settings, db: Database) -> None:
     settings = lab.model_copy(
-        update={"database_url": db.url, "dialer_ring_timeout": 10, "topic_prefix": f"wl-welfare-{PORT_BASE}"}
+        update={"database_url": db.url, "dialer_ring_timeout": 10, "topic_prefix": f"wl-welfare-{PORTS.slot}"}
     )
     name = "welfare-lab"
     welfare_campaign(db, name)
