@@ -12,6 +12,7 @@ Sound cues stay with the page, which plays them focused or not.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import contextlib
 import logging
 from collections.abc import Mapping
@@ -54,9 +55,11 @@ class Desk:
     _loop: asyncio.AbstractEventLoop | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _follower: asyncio.Task[None] | None = None
+    _context: contextvars.Context | None = None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._context = contextvars.copy_context()
         if self.speech is not None:
             self._follower = asyncio.create_task(self._follow(), name="desk-speech")
         if self.keys and self.backend is not None:
@@ -97,8 +100,10 @@ class Desk:
 
     def _pressed(self, action: str) -> None:
         """Called on the hot-key thread: run the action on the phone's loop."""
-        assert self._loop is not None
-        self._loop.call_soon_threadsafe(self._spawn, action)
+        assert self._loop is not None and self._context is not None
+        # In the phone's context (its language), not the key thread's: the task copies the
+        # context it is created in.
+        self._loop.call_soon_threadsafe(self._spawn, action, context=self._context)
 
     def _spawn(self, action: str) -> None:
         task = asyncio.create_task(self.press(action), name=f"hotkey-{action}")

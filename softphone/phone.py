@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
-from core.i18n import _
+from core.i18n import N_, _, current_locale
 from core.messages import CallQuality
 from core.phones import mask_in_text
 from softphone.account import SipAccountSettings
@@ -40,7 +40,7 @@ from softphone.placed_calls import PlacedCalls
 from softphone.presence import BREAK_REASONS, AgentStatus, StateError
 from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
-from softphone.quality import QualityReport, StreamSample, assess
+from softphone.quality import QUALITY_VERDICTS, QualityReport, StreamSample, assess
 from softphone.script_view import clean_script_html
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,10 @@ class Disposition:
 
     @property
     def spoken(self) -> str:
-        """What the English UI says; the Chinese label when a campaign gives no English one."""
+        """The label in the phone's language: the Chinese one for zh-CN (the English one when a
+        campaign gives no Chinese label), the English one otherwise (the Chinese when there is none)."""
+        if current_locale() == "zh_CN":
+            return self.label or self.label_en
         return self.label_en or self.label
 
 
@@ -84,10 +87,18 @@ DEFAULT_DISPOSITIONS: tuple[Disposition, ...] = (
     ),
     Disposition("9", "other", "Other", "done", "其他"),
 )
-DISPOSITIONS: dict[str, str] = {d.key: d.spoken for d in DEFAULT_DISPOSITIONS}
-"""The default choices by number key, as the agent hears them."""
+DISPOSITIONS: dict[str, str] = {d.key: d.label_en for d in DEFAULT_DISPOSITIONS}
+"""The default choices by number key, in English (`Disposition.spoken` says them in the phone's language)."""
 HEADLESS_DISPOSITION = "other"  # what a headless phone (no person to choose) saves
 QUALITY_EVERY = 15.0
+# A call's status as `do_status` says it (the view keeps the codes).
+CALL_STATUS_SPOKEN: dict[str, str] = {
+    "ringing": N_("ringing"),
+    "dialing": N_("dialling"),
+    "connected": N_("connected"),
+    "held": N_("on hold"),
+    "ended": N_("ended"),
+}
 
 
 class EnginePort(Protocol):
@@ -146,12 +157,13 @@ class ScreenPop:
     def spoken(self) -> str:
         parts = []
         if self.campaign:
-            parts.append(f"campaign {self.campaign}")
+            parts.append(_("campaign {campaign}", campaign=self.campaign))
         elif self.line:
             parts.append(_("line {line}", line=self.line))
         for name, value in self.fields.items():
-            parts.append(f"{name} {value}")
-        return "; ".join(parts)
+            parts.append(_("{name} {value}", name=name, value=value))
+        # TRANSLATORS: between the parts of a screen pop said aloud ("campaign w48; 姓名 王奶奶").
+        return _("; ").join(parts)
 
 
 @dataclass
@@ -222,7 +234,7 @@ class Softphone:
         self.on_wrapup = on_wrapup
         self.account: str | None = None
         self.registered = False
-        self.registration_text = "not connected"
+        self.registration_text = _("not connected")
         self.calls: dict[int, CallView] = {}
         self.wrapup: WrapUp | None = None
         self.last_quality: QualityReport | None = None
@@ -269,11 +281,14 @@ class Softphone:
             self.engine.unsubscribe(self._queue)
 
     async def log_in(self, sip: SipAccountSettings) -> None:
-        self.registration_text = "connecting"
+        self.registration_text = _("connecting")
         self.account = await self.engine.register(sip)
         if self.status.state == "logged_out":
             await self.status.change("available")
-        self.announce(f"Logged in as {self.status.agent}. You are {self.status.spoken()}.", cue="ready")
+        self.announce(
+            _("Logged in as {agent}. You are {state}.", agent=self.status.agent, state=self.status.spoken()),
+            cue="ready",
+        )
 
     # -- announcements and change notification -------------------------------------------------
 
@@ -321,7 +336,7 @@ class Softphone:
                 d.key: [d.code, d.spoken, d.action, d.label]
                 for d in (self.wrapup.choices if self.wrapup else DEFAULT_DISPOSITIONS)
             },
-            "break_reasons": BREAK_REASONS,
+            "break_reasons": {code: _(words) for code, words in BREAK_REASONS.items()},
             "hours": self.hours_text,
             "quality": asdict(self.last_quality) | {"verdict": self.last_quality.verdict}
             if self.last_quality
@@ -363,26 +378,29 @@ class Softphone:
         elif isinstance(event, MediaChanged):
             self._on_media(event)
         elif isinstance(event, DtmfReceived):
-            self.announce(f"The other side pressed {event.digit}.", cue="dtmf")
+            self.announce(_("The other side pressed {digit}.", digit=event.digit), cue="dtmf")
         elif isinstance(event, TransferProgress):
             await self._on_transfer(event)
         elif isinstance(event, EngineStopped):
             self.registered = False
-            self.registration_text = "phone stopped"
+            self.registration_text = _("phone stopped")
             self._bump()
 
     async def _on_registration(self, e: RegistrationChanged) -> None:
         was = self.registered
         self.registered = e.registered
         if e.registered:
-            self.registration_text = "connected"
+            self.registration_text = _("connected")
             if not was:
-                self.announce("Phone connected to the call centre.", cue="registered")
+                self.announce(_("Phone connected to the call centre."), cue="registered")
         else:
-            self.registration_text = f"not connected: {e.reason or e.code}"
+            self.registration_text = _("not connected: {reason}", reason=e.reason or e.code)
             if was or e.code >= 300 or e.code == 0 or e.code < 100:
                 self.announce(
-                    f"Phone lost its connection to the call centre ({e.reason or e.code}). Retrying.",
+                    _(
+                        "Phone lost its connection to the call centre ({reason}). Retrying.",
+                        reason=e.reason or e.code,
+                    ),
                     "assertive",
                     cue="error",
                 )
@@ -425,10 +443,10 @@ class Softphone:
             return
         with contextlib.suppress(Exception):
             await self.engine.answer(e.call, 180)
-        text = f"Incoming call from {remote}."
+        text = _("Incoming call from {who}.", who=remote)
         if pop is not None and pop.spoken():
-            text += f" {pop.spoken()}."
-        text += " Press F2 to answer."
+            text += _(" {details}.", details=pop.spoken())
+        text += _(" Press F2 to answer.")
         self.announce(text, "assertive", cue="ring")
         if self.options.auto_answer:
             await self.engine.answer(e.call)
@@ -443,11 +461,14 @@ class Softphone:
             if view.role == "main" and self.status.state != "on_call":
                 with contextlib.suppress(StateError):
                     await self.status.change("on_call")
-            who = "colleague " + view.remote if view.role == "consult" else view.remote
-            extra = (
-                " Press Alt+J to hand the caller over, Escape to go back." if view.role == "consult" else ""
-            )
-            self.announce(f"Connected to {who}.{extra}", cue="connected")
+            if view.role == "consult":
+                text = _(
+                    "Connected to colleague {who}. Press Alt+J to hand the caller over, Escape to go back.",
+                    who=view.remote,
+                )
+            else:
+                text = _("Connected to {who}.", who=view.remote)
+            self.announce(text, cue="connected")
         elif e.state == "disconnected":
             await self._on_ended(view, e)
         self._bump()
@@ -460,16 +481,26 @@ class Softphone:
         if view.role == "consult":
             main = self._main()
             if view.transfer_to is None:
-                self.announce(f"Colleague {view.remote} is off the line ({e.reason}).", cue="ended")
+                self.announce(
+                    _("Colleague {who} is off the line ({reason}).", who=view.remote, reason=e.reason),
+                    cue="ended",
+                )
             if main is not None and main.status == "held" and view.transfer_to is None:
                 await self.engine.unhold(main.id)
             return
         if view.transfer_to is not None:
-            self.announce(f"Caller handed over to {view.transfer_to}.", cue="ended")
+            self.announce(_("Caller handed over to {who}.", who=view.transfer_to), cue="ended")
         elif view.connected_at is None:
-            self.announce(f"Call from {view.remote} ended before it was answered ({e.reason}).", cue="ended")
+            self.announce(
+                _(
+                    "Call from {who} ended before it was answered ({reason}).",
+                    who=view.remote,
+                    reason=e.reason,
+                ),
+                cue="ended",
+            )
         else:
-            self.announce(f"Call ended after {_duration(talked)}.", cue="ended")
+            self.announce(_("Call ended after {duration}.", duration=_duration(talked)), cue="ended")
         consult = self._consult()
         if consult is not None and view.transfer_to is None:
             consult.role = "main"
@@ -494,7 +525,7 @@ class Softphone:
             )
             try:
                 if choice is None:
-                    raise ActionError("the campaign has no plain 'done' disposition")
+                    raise ActionError(_("the campaign has no plain 'done' disposition"))
                 await self.save_wrapup(choice.code, None, note="headless")
             except ActionError as exc:  # nobody could put it right: close it and take calls again
                 log.warning("headless wrap-up not accepted: %s", exc)
@@ -505,7 +536,8 @@ class Softphone:
         with contextlib.suppress(StateError):
             await self.status.change("wrap_up")
         self.announce(
-            f"Wrap-up. Choose the result with keys 1 to {len(self.wrapup.choices)}, then Enter.", cue="wrapup"
+            _("Wrap-up. Choose the result with keys 1 to {n}, then Enter.", n=len(self.wrapup.choices)),
+            cue="wrapup",
         )
 
     async def _learn_choices(self, campaign: str) -> None:
@@ -609,25 +641,25 @@ class Softphone:
             view.codec = e.codec or view.codec
             if view.status == "held":
                 view.status = "connected"
-                self.announce("Call resumed.", cue="resumed")
+                self.announce(_("Call resumed."), cue="resumed")
             elif view.status in ("ringing", "dialing"):
                 pass  # "connected" is said on the call state
         elif e.status == "local_hold" and view.status != "held":
             view.status = "held"
-            self.announce(f"{view.remote} is on hold. Press F7 to resume.", cue="held")
+            self.announce(_("{who} is on hold. Press F7 to resume.", who=view.remote), cue="held")
         elif e.status == "remote_hold":
-            self.announce("The other side has put you on hold.", cue="held")
+            self.announce(_("The other side has put you on hold."), cue="held")
         elif e.status == "error":
-            self.announce("The call's audio failed.", "assertive", cue="error")
+            self.announce(_("The call's audio failed."), "assertive", cue="error")
         self._bump()
 
     async def _on_transfer(self, e: TransferProgress) -> None:
         view = self.calls.get(e.call)
-        target = view.transfer_to if view else None
+        target = (view.transfer_to if view else None) or _("the target")
         if not e.final:
             return
         if e.ok:
-            self.announce(f"Transfer to {target or 'the target'} succeeded.", cue="ended")
+            self.announce(_("Transfer to {target} succeeded.", target=target), cue="ended")
             if view is not None:  # our leg is done; not every server sends the BYE itself
                 with contextlib.suppress(Exception):
                     await self.engine.hangup(e.call)
@@ -635,7 +667,11 @@ class Softphone:
             if view is not None:
                 view.transfer_to = None
             self.announce(
-                f"Transfer to {target or 'the target'} failed ({e.reason or e.code}). You are still with the caller.",
+                _(
+                    "Transfer to {target} failed ({reason}). You are still with the caller.",
+                    target=target,
+                    reason=e.reason or e.code,
+                ),
                 "assertive",
                 cue="error",
             )
@@ -696,25 +732,27 @@ class Softphone:
     def _need_main(self, *statuses: CallStatus) -> CallView:
         view = self._main()
         if view is None:
-            raise ActionError("There is no call.")
+            raise ActionError(_("There is no call."))
         if statuses and view.status not in statuses:
-            raise ActionError(f"Not possible while the call is {view.status}.")
+            raise ActionError(
+                _("Not possible while the call is {status}.", status=_(CALL_STATUS_SPOKEN[view.status]))
+            )
         return view
 
     async def act(self, action: str, **args: Any) -> None:
         """Run one UI action by name; `ActionError` carries what to say when it cannot be done."""
         handler = getattr(self, f"do_{action}", None)
         if handler is None:
-            raise ActionError(f"Unknown action {action}.")
+            raise ActionError(_("Unknown action {action}.", action=action))
         try:
             await handler(**args)
         except StateError as exc:
-            raise ActionError(str(exc).capitalize() + ".") from exc
+            raise ActionError(str(exc)) from exc
 
     async def do_answer(self) -> None:
         view = next((c for c in self.calls.values() if c.status == "ringing"), None)
         if view is None:
-            raise ActionError("No call is ringing.")
+            raise ActionError(_("No call is ringing."))
         await self.engine.answer(view.id)
 
     async def do_hangup(self) -> None:
@@ -736,7 +774,7 @@ class Softphone:
         view = self._need_main("connected", "held")
         view.muted = not view.muted
         await self.engine.set_mute(view.id, view.muted)
-        self.announce("Microphone muted." if view.muted else "Microphone on.", cue="mute")
+        self.announce(_("Microphone muted.") if view.muted else _("Microphone on."), cue="mute")
 
     async def do_dtmf(self, digits: str) -> None:
         view = self._need_main("connected")
@@ -747,7 +785,7 @@ class Softphone:
         target = _clean_target(target)
         view = self._need_main("connected", "held")
         view.transfer_to = target
-        self.announce(f"Transferring the caller to {target}.", cue="transfer")
+        self.announce(_("Transferring the caller to {target}.", target=target), cue="transfer")
         try:
             await self.engine.transfer(view.id, target)
         except Exception:
@@ -758,23 +796,23 @@ class Softphone:
         target = _clean_target(target)
         view = self._need_main("connected", "held")
         if self._consult() is not None:
-            raise ActionError("You are already consulting a colleague.")
+            raise ActionError(_("You are already consulting a colleague."))
         if view.status == "connected":
             await self.engine.hold(view.id)
         cid = await self.engine.make_call(target)
         self.calls[cid] = CallView(
             id=cid, ref=str(uuid.uuid4()), role="consult", status="dialing", remote=target, direction="out"
         )
-        self.announce(f"Calling colleague {target}. The caller is on hold.", cue="dialing")
+        self.announce(_("Calling colleague {target}. The caller is on hold.", target=target), cue="dialing")
 
     async def do_complete(self) -> None:
         view = self._need_main("connected", "held")
         consult = self._consult()
         if consult is None or consult.status != "connected":
-            raise ActionError("Consult a colleague first (Alt+C) and wait until they answer.")
+            raise ActionError(_("Consult a colleague first (Alt+C) and wait until they answer."))
         view.transfer_to = consult.remote
         consult.transfer_to = consult.remote
-        self.announce(f"Handing the caller over to {consult.remote}.", cue="transfer")
+        self.announce(_("Handing the caller over to {who}.", who=consult.remote), cue="transfer")
         await self.engine.attended_transfer(view.id, consult.id)
 
     async def do_cancel(self) -> None:
@@ -785,53 +823,71 @@ class Softphone:
     async def do_ready(self) -> None:
         if self.wrapup is not None:
             raise ActionError(
-                f"Finish the wrap-up first: choose a result with keys 1 to {len(self.wrapup.choices)}."
+                _("Finish the wrap-up first: choose a result with keys 1 to {n}.", n=len(self.wrapup.choices))
             )
         await self.status.change("available")
-        self.announce("You are available for calls.", cue="ready")
+        self.announce(_("You are available for calls."), cue="ready")
 
     async def do_break(self, reason: str) -> None:
         await self.status.change("break", reason)
         self.announce(
-            f"You are on a break: {BREAK_REASONS[reason]}. Press Alt+R when you are back.", cue="break"
+            _(
+                "You are on a break: {reason}. Press Alt+R when you are back.",
+                reason=_(BREAK_REASONS[reason]),
+            ),
+            cue="break",
         )
 
     async def do_logout(self) -> None:
         if self.calls:
-            raise ActionError("Finish the call before logging out.")
+            raise ActionError(_("Finish the call before logging out."))
         if self.status.state == "logged_out":
             await self.status.change("available")
-            self.announce("Logged in. You are available for calls.", cue="ready")
+            self.announce(_("Logged in. You are available for calls."), cue="ready")
             return
         await self.status.change("logged_out")
-        self.announce("Logged out. Calls will not be sent to you. Press Alt+L to log in again.", cue="break")
+        self.announce(
+            _("Logged out. Calls will not be sent to you. Press Alt+L to log in again."), cue="break"
+        )
 
     async def do_hours(self) -> None:
         if self.server is None or not self.server.signed_in:
-            raise ActionError("Working hours are not available without the server.")
+            raise ActionError(_("Working hours are not available without the server."))
         try:
             report = await self.server.hours()
         except ProvisioningError as exc:
-            raise ActionError(f"Working hours could not be read: {exc}") from exc
+            raise ActionError(_("Working hours could not be read: {error}", error=exc)) from exc
         self.hours_text = str(report.get("spoken") or "")
-        self.announce(self.hours_text or "No working hours recorded yet.", cue="info")
+        self.announce(self.hours_text or _("No working hours recorded yet."), cue="info")
 
     async def do_status(self) -> None:
-        parts = [f"You are {self.status.spoken()}.", f"Phone {self.registration_text}."]
+        parts = [
+            _("You are {state}.", state=self.status.spoken()),
+            _("Phone {state}.", state=self.registration_text),
+        ]
         for c in self.calls.values():
-            parts.append(f"{'Colleague' if c.role == 'consult' else 'Call with'} {c.remote}: {c.status}.")
+            status = _(CALL_STATUS_SPOKEN[c.status])
+            if c.role == "consult":
+                parts.append(_("Colleague {who}: {status}.", who=c.remote, status=status))
+            else:
+                parts.append(_("Call with {who}: {status}.", who=c.remote, status=status))
         if self.wrapup is not None:
-            parts.append("Wrap-up is open.")
-        self.announce(" ".join(parts), cue="info")
+            parts.append(_("Wrap-up is open."))
+        self.announce(_(" ").join(parts), cue="info")
 
     async def do_quality(self) -> None:
         view = self._need_main("connected", "held")
         report = await self.quality_of(view)
         if report is None:
-            raise ActionError("No call quality figures yet.")
+            raise ActionError(_("No call quality figures yet."))
         self.announce(
-            f"Line quality {report.verdict}: score {report.mos:.1f} of 5, jitter {report.jitter_ms:.0f} ms, "
-            f"loss {report.loss_pct:.1f} percent.",
+            _(
+                "Line quality {verdict}: score {mos} of 5, jitter {jitter} ms, loss {loss} percent.",
+                verdict=_(QUALITY_VERDICTS[report.verdict]),
+                mos=format(report.mos, ".1f"),
+                jitter=format(report.jitter_ms, ".0f"),
+                loss=format(report.loss_pct, ".1f"),
+            ),
             cue="info",
         )
 
@@ -890,18 +946,18 @@ class Softphone:
         """Save the wrap-up: `disposition` is a number key or a code of the call's choices.
         `answers` (the call's form) go with it; an inbound line's form is saved (as a case) first."""
         if self.wrapup is None:
-            raise ActionError("There is no wrap-up open.")
+            raise ActionError(_("There is no wrap-up open."))
         choice = self._choose(disposition)
         if choice is None:
-            raise ActionError(f"Choose a result with keys 1 to {len(self.wrapup.choices)}.")
+            raise ActionError(_("Choose a result with keys 1 to {n}.", n=len(self.wrapup.choices)))
         when: datetime | None = None
         if choice.action == "callback":
             if not callback_at:
-                raise ActionError("A callback needs a date and time.")
+                raise ActionError(_("A callback needs a date and time."))
             try:
                 when = datetime.fromisoformat(callback_at)
             except ValueError as exc:
-                raise ActionError("The callback time is not a date and time.") from exc
+                raise ActionError(_("The callback time is not a date and time.")) from exc
         given = {k: v for k, v in (answers or {}).items() if v not in (None, "")}
         desk = self.desk if self.desk is not None and self.desk.call_ref == self.wrapup.call_ref else None
         inbound_form = desk is not None and desk.form is not None and desk.campaign is None
@@ -923,42 +979,47 @@ class Softphone:
             if desk is not None and sent.errors:
                 desk.errors = dict(sent.errors)
                 self._bump()
-            raise ActionError(f"The server did not accept the wrap-up: {sent.reason}.")
+            raise ActionError(_("The server did not accept the wrap-up: {reason}.", reason=sent.reason))
         self.wrapup = None
         if desk is not None:
             self.desk = None
             self._tickets.pop(desk.call_ref, None)
-        text = f"Saved: {choice.spoken}."
+        text = _("Saved: {choice}.", choice=choice.spoken)
         if when is not None:
-            text += f" Callback on {when:%Y-%m-%d at %H:%M}."
+            text += _(
+                " Callback on {day} at {time}.", day=when.strftime("%Y-%m-%d"), time=when.strftime("%H:%M")
+            )
         politeness: Politeness = "polite"
         if isinstance(sent, Delivery):
             said, politeness = _delivery_text(sent, choice)
             text += said
         if self.status.state in ("wrap_up", "on_call"):
             await self.status.change("available")
-            text += " You are available for calls."
+            text += _(" You are available for calls.")
         self.announce(text, politeness, cue="ready")
 
     def wrapup_settled(self, delivery: Delivery) -> None:
         """A wrap-up kept while the server was away has now been taken or refused by it."""
         if delivery.outcome == "stored":
             message = (delivery.response or {}).get("message") or ""
-            self.announce(f"A wrap-up saved earlier is now with the server. {message}".strip(), cue="info")
+            said = _("A wrap-up saved earlier is now with the server.")
+            self.announce(f"{said} {message}".strip(), cue="info")
         elif delivery.outcome == "refused":
             self.announce(
-                f"The server refused a wrap-up saved earlier: {delivery.reason}.", "assertive", cue="error"
+                _("The server refused a wrap-up saved earlier: {reason}.", reason=delivery.reason),
+                "assertive",
+                cue="error",
             )
 
 
 def _delivery_text(sent: Delivery, choice: Disposition) -> tuple[str, Politeness]:
     """What to add to "Saved: …" about where the wrap-up went."""
     if sent.outcome == "queued":
-        return " The server cannot be reached; the wrap-up is kept and sent when it is back.", "polite"
+        return _(" The server cannot be reached; the wrap-up is kept and sent when it is back."), "polite"
     if sent.outcome == "refused":
         if sent.status == 404:
-            return " The server keeps no wrap-up for this call (it is not a campaign's call).", "polite"
-        return f" The server refused it: {sent.reason}.", "assertive"
+            return _(" The server keeps no wrap-up for this call (it is not a campaign's call)."), "polite"
+        return _(" The server refused it: {reason}.", reason=sent.reason), "assertive"
     response = sent.response or {}
     if choice.action == "callback" and not response.get("callback_moved"):
         return "", "polite"  # "Callback on …" has said it
@@ -969,12 +1030,12 @@ def _delivery_text(sent: Delivery, choice: Disposition) -> tuple[str, Politeness
 def _clean_target(target: str) -> str:
     target = target.strip()
     if not target or len(target) > 64 or any(ch in target for ch in "<>\"' \t\r\n;"):
-        raise ActionError("Type the extension or name to transfer to.")
+        raise ActionError(_("Type the extension or name to transfer to."))
     return target
 
 
 def _duration(seconds: int) -> str:
     minutes, secs = divmod(seconds, 60)
     if minutes:
-        return f"{minutes} min {secs} s"
-    return f"{secs} seconds"
+        return _("{m} min {s} s", m=minutes, s=secs)
+    return _("{s} seconds", s=secs)

@@ -21,19 +21,21 @@ from typing import Protocol, get_args
 import aiomqtt
 
 from core.bus import QOS, Bus
+from core.i18n import N_, _
 from core.messages import AgentState, AgentStateName, BusMessage, CallQuality, utc_now
 from softphone.provisioning import ProvisioningError, ServerClient
 
 log = logging.getLogger(__name__)
 
 STATES: tuple[AgentStateName, ...] = get_args(AgentStateName)
+# Codes and their English words (marked for the catalogue; translated where they are shown or said).
 BREAK_REASONS: dict[str, str] = {
-    "rest": "Rest",
-    "lunch": "Meal",
-    "training": "Training",
-    "meeting": "Meeting",
-    "technical": "Technical problem",
-    "personal": "Personal",
+    "rest": N_("Rest"),
+    "lunch": N_("Meal"),
+    "training": N_("Training"),
+    "meeting": N_("Meeting"),
+    "technical": N_("Technical problem"),
+    "personal": N_("Personal"),
 }
 ALLOWED: dict[AgentStateName, frozenset[AgentStateName]] = {
     "logged_out": frozenset({"available", "break"}),
@@ -43,11 +45,11 @@ ALLOWED: dict[AgentStateName, frozenset[AgentStateName]] = {
     "break": frozenset({"available", "on_call", "logged_out"}),
 }
 SPOKEN: dict[AgentStateName, str] = {
-    "logged_out": "logged out",
-    "available": "available",
-    "on_call": "on a call",
-    "wrap_up": "in wrap-up",
-    "break": "on a break",
+    "logged_out": N_("logged out"),
+    "available": N_("available"),
+    "on_call": N_("on a call"),
+    "wrap_up": N_("in wrap-up"),
+    "break": N_("on a break"),
 }
 
 
@@ -139,11 +141,13 @@ class AgentStatus:
 
     async def change(self, state: AgentStateName, reason: str | None = None) -> AgentState:
         if state == "break" and reason not in BREAK_REASONS:
-            raise StateError(f"a break needs a reason: one of {', '.join(BREAK_REASONS)}")
+            raise StateError(_("A break needs a reason: one of {reasons}.", reasons=", ".join(BREAK_REASONS)))
         if state != "break" and state not in ("logged_out",) and reason is not None and len(reason) > 64:
-            raise StateError("a reason is at most 64 characters")
+            raise StateError(_("A reason is at most 64 characters."))
         if not self.can(state):
-            raise StateError(f"cannot go from {SPOKEN[self.state]} to {SPOKEN[state]}")
+            raise StateError(
+                _("Cannot go from {old} to {new}.", old=_(SPOKEN[self.state]), new=_(SPOKEN[state]))
+            )
         self.state, self.reason, self.since = state, reason, utc_now()
         message = AgentState(agent=self.agent, state=state, reason=reason, since=self.since)
         if self._on_change is not None:
@@ -155,7 +159,8 @@ class AgentStatus:
         return message
 
     def spoken(self) -> str:
-        text = SPOKEN[self.state]
+        text = _(SPOKEN[self.state])
         if self.state == "break" and self.reason:
-            text += f" ({BREAK_REASONS.get(self.reason, self.reason)})"
+            reason = BREAK_REASONS.get(self.reason)
+            text += _(" ({reason})", reason=_(reason) if reason else self.reason)
         return text

@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core.i18n import HTML_LANG, current_locale
+from core.i18n import HTML_LANG, _, current_locale
 from softphone.account import SipAccountSettings, Transport
 
 
@@ -66,20 +66,28 @@ class ServerClient:
         try:
             resp = await self._http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
         except httpx.HTTPError as exc:
-            raise ProvisioningError(f"cannot reach the server at {self.base_url}: {exc}") from exc
+            raise ProvisioningError(
+                _("cannot reach the server at {url}: {error}", url=self.base_url, error=exc)
+            ) from exc
         code = resp.status_code
         if code == 401 and path == "/api/auth/token":
             raise ProvisioningError(
-                "the server did not accept the sign-in (wrong user name or password?)", status=code
+                _("the server did not accept the sign-in (wrong user name or password?)"), status=code
             )
         if code == 401:
             raise ProvisioningError(
-                "the server ended this session (signed out elsewhere?); sign in again", status=code
+                _("the server ended this session (signed out elsewhere?); sign in again"), status=code
             )
         if code >= 400:
             detail = _detail(resp)
             raise ProvisioningError(
-                f"server: {method} {path} failed ({code}): {detail}",
+                _(
+                    "server: {method} {path} failed ({code}): {detail}",
+                    method=method,
+                    path=path,
+                    code=code,
+                    detail=detail,
+                ),
                 status=code,
                 detail=detail,
                 errors=_answer_errors(resp),
@@ -97,7 +105,9 @@ class ServerClient:
         data = await self._call("GET", "/api/agents/me/sip")
         transport = str(data.get("transport", "udp")).lower()
         if transport not in ("udp", "tcp", "tls"):
-            raise ProvisioningError(f"server offered SIP transport {transport!r}; expected udp, tcp or tls")
+            raise ProvisioningError(
+                _("server offered SIP transport {transport}; expected udp, tcp or tls", transport=transport)
+            )
         self.codecs = [str(c) for c in data.get("codecs", [])]
         return SipAccountSettings(
             username=str(data["username"]),

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from core.i18n import N_
+
 # Equipment impairment Ie and packet-loss robustness Bpl (G.113 Appendix I; with PLC).
 CODEC_IMPAIRMENT: dict[str, tuple[float, float]] = {
     "PCMU": (0.0, 25.1),
@@ -24,6 +26,13 @@ CODEC_IMPAIRMENT: dict[str, tuple[float, float]] = {
 DEFAULT_IMPAIRMENT = (10.0, 20.0)
 CODEC_DELAY_MS = 25.0  # 20 ms frame + look-ahead and processing
 R_DEFAULT = 93.2
+# The verdict codes and the words a person hears for them (translated where they are said).
+QUALITY_VERDICTS: dict[str, str] = {
+    "good": N_("good"),
+    "fair": N_("fair"),
+    "poor": N_("poor"),
+    "bad": N_("bad"),
+}
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class QualityReport:
 
     @property
     def verdict(self) -> str:
+        # The code; QUALITY_VERDICTS has the words to say.
         """Words for a person: good (≥ 4.0), fair (≥ 3.6), poor (≥ 3.1), bad."""
         if self.mos >= 4.0:
             return "good"

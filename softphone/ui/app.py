@@ -115,10 +115,10 @@ def create_ui(
             phone.announce(str(exc), "assertive", cue="error")
             return {"ok": False, "message": str(exc)}
         except TypeError:
-            phone.announce("That action needs something more.", "assertive", cue="error")
+            phone.announce(_("That action needs something more."), "assertive", cue="error")
             return {"ok": False, "message": "bad arguments"}
         except Exception as exc:
-            phone.announce(f"That did not work: {exc}", "assertive", cue="error")
+            phone.announce(_("That did not work: {error}", error=exc), "assertive", cue="error")
             return {"ok": False, "message": str(exc)}
         return {"ok": True}
 
@@ -127,16 +127,20 @@ def create_ui(
         check(request)
         bridge = app.state.audio
         if bridge is None:
-            phone.announce("No sound device is connected to the phone.", "assertive", cue="error")
+            phone.announce(_("No sound device is connected to the phone."), "assertive", cue="error")
             return {"ok": False}
         if what == "tone":
             await asyncio.to_thread(bridge.test_tone, 1.0)
-            phone.announce("Test tone played. Did you hear it?", cue="info")
+            phone.announce(_("Test tone played. Did you hear it?"), cue="info")
             return {"ok": True}
         if what == "mic":
             level = await asyncio.to_thread(bridge.mic_check, 2.0)
-            verdict = "is working" if level > -50 else "seems silent"
-            phone.announce(f"Your microphone {verdict} (level {level:.0f} dB).", cue="info")
+            said = (
+                _("Your microphone is working (level {level} dB).", level=format(level, ".0f"))
+                if level > -50
+                else _("Your microphone seems silent (level {level} dB).", level=format(level, ".0f"))
+            )
+            phone.announce(said, cue="info")
             return {"ok": True, "level": level}
         raise HTTPException(404, "unknown audio check")
 

@@ -27,6 +27,7 @@ from core.auth import service
 from core.auth.models import Role
 from core.call_tickets import mint, ticket_secret
 from core.db import Database, utcnow
+from core.i18n import set_locale
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.ledger import claim, took_call
@@ -66,7 +67,12 @@ class ServedPhone:
         self.app.router.on_shutdown.append(self.client.aclose)
         config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        # The phone speaks its process's language; this test reads the English words.
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        set_locale("en")
+        self.server.run()
 
     async def _startup(self) -> None:
         self.loop = asyncio.get_running_loop()

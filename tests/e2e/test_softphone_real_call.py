@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from core.auth.models import Role
 from core.db import Database
+from core.i18n import set_locale
 from core.settings import Settings
 from softphone.engine import Engine, EngineConfig
 from softphone.phone import DISPOSITIONS, PhoneOptions, Softphone
@@ -78,6 +79,7 @@ class RealPhone:
         self.thread = threading.Thread(target=self._run, daemon=True, name="real-softphone")
 
     def _run(self) -> None:
+        set_locale("en")  # the phone speaks its process's language; this test reads the English words
         try:
             asyncio.run(self._main())
         except BaseException as exc:  # surfaced to the test thread

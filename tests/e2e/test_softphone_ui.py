@@ -22,6 +22,7 @@ from playwright.sync_api import Browser, Page, Route, expect
 from sqlalchemy import select
 
 from core.db import Database, utcnow
+from core.i18n import set_locale
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.ledger import close
@@ -42,7 +43,7 @@ pytestmark = pytest.mark.e2e
 
 
 class PhoneServer:
-    def __init__(self, server_url: str | None = None) -> None:
+    def __init__(self, server_url: str | None = None, locale: str = "en") -> None:
         self.engine = FakeEngine()
         self.publisher = NullPublisher()
         self.server_url = server_url  # a live warmline API the phone signs in to, when given
@@ -55,7 +56,13 @@ class PhoneServer:
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         )
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        # The phone speaks the language of its process (zh-CN unless told): these tests read the
+        # English words unless they ask for Chinese.
+        self.thread = threading.Thread(target=self._run, args=(locale,), daemon=True)
+
+    def _run(self, locale: str) -> None:
+        set_locale(locale)
+        self.server.run()
 
     async def _keep(self, record: dict[str, Any]) -> None:
         self.wrapups.append(record)
@@ -313,7 +320,7 @@ def test_preview_skip_call_and_callbacks_by_keyboard(
     reason, F9 calls (the phone answers its own leg), Alt+U lists my callbacks and Enter calls one;
     the server stores each step and says a refusal. The phone speaks zh-CN, its default."""
     ids = _preview_campaign(db)
-    with LiveServer(settings, db) as api, PhoneServer(api.url) as srv:
+    with LiveServer(settings, db) as api, PhoneServer(api.url, locale="zh_CN") as srv:
         page = new_page(browser)
         try:
             page.goto(srv.url)
@@ -352,12 +359,12 @@ def test_preview_skip_call_and_callbacks_by_keyboard(
             cid = srv.far_end(lambda: srv.engine.ring("warmline", headers))
             said(page, "正在拨打 王奶奶，您会听到回铃音。")
             assert srv.engine.log[-1] == f"answer {cid} 200", "the phone answered its own call"
-            said(page, "Connected to 王奶奶")
+            said(page, "已接通 王奶奶")
             srv.far_end(lambda: srv.engine.remote_hangup(cid))
-            said(page, "Wrap-up")
+            said(page, "话后小结")
             page.keyboard.press("1")
             page.keyboard.press("Enter")
-            said(page, "Saved:")
+            said(page, "已保存：")
             assert [w["call_ref"] for w in srv.wrapups] == [call_ref], "the wrap-up is for the placed call"
             with db.session() as s:  # and the dialer closes the call (it is placed in the fake-ARI tests)
                 close(s, call_ref, CallFacts(answered=True, flow_outcome="agent"), utcnow())

@@ -48,7 +48,8 @@ from tests.utils import signed_in, until
 from warmline import accounts, migrate
 from warmline.lab import lab_start, lab_stop
 
-pytestmark = pytest.mark.integration
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("english")]
 
 PORTS = lab_ports("softphone_lab")
 ARI_PORT, SIP_PORT = PORTS.ari, PORTS.sip

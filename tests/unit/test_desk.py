@@ -23,6 +23,9 @@ from softphone.presence import AgentStatus, NullPublisher
 from softphone.speech import SpeechOutput
 from tests.utils import until
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 
 class KeyboardBackend:
     """The desktop's hot-key service: `press(action)` arrives from its own thread, as in real use."""

@@ -14,6 +14,9 @@ from softphone.presence import AgentStatus, NullPublisher, StateError
 from softphone.privacy import screen_fields
 from softphone.quality import StreamSample, assess, mos_from_r, r_factor
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 # ------------------------------------------------------------------ jitter buffer
 
 

@@ -20,6 +20,9 @@ from softphone.presence import AgentStatus, NullPublisher
 from softphone.provisioning import ServerClient
 from tests.utils import until
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 ATTEMPT = "6f0c1c2e-8d7b-4a0e-9b53-0d6a2f1e4c11"
 RECORD = {"call_ref": ATTEMPT, "disposition": "confirmed", "callback_at": None, "note": None}
 UNREACHABLE = 0  # in a FakeServer's script: the connection fails

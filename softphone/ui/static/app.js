@@ -6,17 +6,12 @@
   const $ = (id) => document.getElementById(id);
   // The page's words in the phone's language (core/i18n: msgid -> translation), placeholders {name}.
   const CATALOGUE = JSON.parse(($("i18n-catalogue") || {}).textContent || "{}");
-  function t(msgid, params) {
-    let text = CATALOGUE[msgid] || msgid;
-    for (const [k, v] of Object.entries(params || {})) text = text.split("{" + k + "}").join(String(v));
-    return text;
-  }
   let keys = {};
   let view = null;
   let lastSaid = 0;
   let targetMode = null; // "transfer" | "consult" | null
   // The phone's catalogue (GET /api/i18n): t("English source {name}", {name: …}) in its language.
-  let messages = {};
+  let messages = CATALOGUE; // in the page from the start; /api/i18n refreshes it
   let pageWordsLang = "en";
   let awaitList = null; // the callbacks' fetch count when Alt+U was pressed, until the list is in
   function t(msgid, params) {
@@ -84,21 +79,24 @@
     const hadWrapup = view && view.wrapup;
     view = v;
     $("agent-state").textContent = v.agent + ": " + v.state_text;
-    $("registration").textContent = "phone " + v.registration;
+    $("registration").textContent = t("phone {state}", { state: v.registration });
     const call = mainCall(v);
     const consult = v.calls.find((c) => c.role === "consult");
-    let summary = "No call.";
+    let summary = t("No call.");
     if (call) {
-      summary = { ringing: "Ringing: ", dialing: "Calling ", connected: "Talking with ", held: "On hold: ",
-                  ended: "Ended: " }[call.status] + call.remote + (call.muted ? " (muted)" : "");
-      if (consult) summary += "; colleague " + consult.remote + " " + consult.status;
+      const said = { ringing: t("Ringing: {who}", { who: call.remote }), dialing: t("Calling {who}", { who: call.remote }),
+                     connected: t("Talking with {who}", { who: call.remote }), held: t("On hold: {who}", { who: call.remote }),
+                     ended: t("Ended: {who}", { who: call.remote }) };
+      summary = said[call.status] + (call.muted ? t(" (muted)") : "");
+      const status = { ringing: t("ringing"), dialing: t("dialling"), connected: t("connected"), held: t("on hold"), ended: t("ended") };
+      if (consult) summary += t("; colleague {who} {status}", { who: consult.remote, status: status[consult.status] || consult.status });
     }
     $("call-summary").textContent = summary;
     const pop = call && call.pop;
     const desk = v.desk;
     $("pop-empty").hidden = !!(pop || desk);
     $("pop-campaign").hidden = !(pop && pop.campaign);
-    $("pop-campaign").textContent = pop && pop.campaign ? "Campaign: " + pop.campaign : "";
+    $("pop-campaign").textContent = pop && pop.campaign ? t("Campaign: {name}", { name: pop.campaign }) : "";
     const dl = $("pop-fields");
     dl.replaceChildren();
     const shown = Object.assign({}, (pop && pop.fields) || {});
@@ -404,7 +402,7 @@
   // -------------------------------------------------------------- forms
   function openTarget(mode) {
     targetMode = mode;
-    $("target-label").textContent = mode === "consult" ? "Consult colleague" : "Transfer to";
+    $("target-label").textContent = mode === "consult" ? t("Consult colleague") : t("Transfer to");
     $("target-form").hidden = false;
     $("target").value = "";
     $("target").focus();
@@ -435,7 +433,7 @@
   $("break-form").addEventListener("submit", (e) => {
     e.preventDefault();
     const chosen = $("break-form").querySelector("input:checked");
-    if (!chosen) { say({ text: "Choose a reason with keys 1 to 6.", politeness: "assertive", cue: "error" }); return; }
+    if (!chosen) { say({ text: t("Choose a reason with keys 1 to 6."), politeness: "assertive", cue: "error" }); return; }
     closeForms();
     act("break", { reason: chosen.value });
   });
@@ -448,7 +446,7 @@
     e.preventDefault();
     const chosen = $("wrapup-form").querySelector('input[name="disposition"]:checked');
     const count = $("dispositions").querySelectorAll("input").length;
-    if (!chosen) { say({ text: "Choose the result with keys 1 to " + count + ".", politeness: "assertive", cue: "error" }); return; }
+    if (!chosen) { say({ text: t("Choose the result with keys 1 to {n}.", { n: count }), politeness: "assertive", cue: "error" }); return; }
     const args = { disposition: chosen.value };
     if (isCallback(chosen)) args.callback_at = $("callback-at").value;
     if ($("note").value.trim()) args.note = $("note").value.trim();
@@ -467,7 +465,8 @@
     document.documentElement.classList.toggle(cls, on);
     $(id).setAttribute("aria-pressed", String(on));
     localStorage.setItem("wl-" + cls, on ? "1" : "");
-    say({ text: (id === "large-text" ? "Large text " : "High contrast ") + (on ? "on." : "off."), politeness: "polite", cue: "info" });
+    const said = id === "large-text" ? (on ? t("Large text on.") : t("Large text off.")) : (on ? t("High contrast on.") : t("High contrast off."));
+    say({ text: said, politeness: "polite", cue: "info" });
   }
   for (const cls of ["large", "contrast"]) {
     if (localStorage.getItem("wl-" + cls)) {
@@ -557,7 +556,7 @@
   function markReady() {
     if (!keysLoaded || !wordsLoaded || view === null || document.documentElement.dataset.ready === "true") return;
     document.documentElement.dataset.ready = "true";
-    say({ text: "Phone page ready. F1 lists the keys.", politeness: "polite", cue: "info" });
+    say({ text: t("Phone page ready. F1 lists the keys."), politeness: "polite", cue: "info" });
   }
   function loadKeys(delay) {
     fetch("/api/keys", { headers: { "X-Softphone-Token": token } })
@@ -589,5 +588,5 @@
   loadWords(250);
   const events = new EventSource("/events?t=" + encodeURIComponent(token));
   events.onmessage = (m) => { render(JSON.parse(m.data)); markReady(); };
-  events.onerror = () => { $("registration").textContent = "phone page lost its link to the phone; retrying"; };
+  events.onerror = () => { $("registration").textContent = t("phone page lost its link to the phone; retrying"); };
 })();
