@@ -12,8 +12,8 @@ Sound cues stay with the page, which plays them focused or not.
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import contextlib
+import contextvars
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
