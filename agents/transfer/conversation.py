@@ -134,22 +134,20 @@ class Conversation:
     customer_gone: bool = False
     requeued: HandoverResult | None = None
     customer_cause: int | None = None
+    holders: list[str] = field(default_factory=list)  # the agents who had the caller, in turn
     _moh: bool = False
 
     def __post_init__(self) -> None:
         self.active = self.first
         self.parties = [self.first]
+        self.holders = [self.first.agent] if self.first.agent else []
 
     @property
     def last_agent(self) -> str | None:
         """The agent who had the caller last (their wrap-up)."""
         if self.requeued is not None and self.requeued.agent:
             return self.requeued.agent
-        agents = [p.agent for p in self.parties if p.agent is not None and p is not self._consulted()]
-        return agents[-1] if agents else self.first.agent
-
-    def _consulted(self) -> Party | None:
-        return self.pending.party if self.pending is not None else None
+        return self.holders[-1] if self.holders else self.first.agent
 
     def live_legs(self) -> list[str]:
         return [p.leg for p in self.parties if not p.done]
@@ -374,6 +372,8 @@ class Conversation:
         await self.deps.ari.add_channel(self.bridge, [self.customer, party.leg])
         self.pending = None
         self.active = party
+        if party.agent is not None:
+            self.holders.append(party.agent)
         await self._mark(pending.id, state="completed", result="answered", to_agent=party.agent,
                          answered=pending.state == "ringing", ended=True)  # fmt: skip
         if party.agent is not None and self.hooks.on_agent is not None:

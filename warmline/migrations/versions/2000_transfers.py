@@ -1,4 +1,5 @@
-"""transfers: one row per transfer or consult an agent asked for (who, to whom, how, when, result)
+"""transfers: one row per transfer or consult an agent asked for (who, to whom, how, when, result);
+campaigns.transfer_numbers: the outside numbers a campaign's calls may be transferred to
 
 Revision ID: 2000
 Revises: 1600
@@ -40,9 +41,13 @@ def upgrade() -> None:
     op.create_index("ix_transfers_call_ref", "transfers", ["call_ref"])
     op.create_index("ix_transfers_from_agent", "transfers", ["from_agent"])
     op.create_index("ix_transfers_action", "transfers", ["action"])
+    with op.batch_alter_table("campaigns") as batch:
+        batch.add_column(sa.Column("transfer_numbers", sa.JSON(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_column("transfer_numbers")
     op.drop_index("ix_transfers_action", "transfers")
     op.drop_index("ix_transfers_from_agent", "transfers")
     op.drop_index("ix_transfers_call_ref", "transfers")
