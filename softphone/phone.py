@@ -244,8 +244,7 @@ class Softphone:
         self.placed = PlacedCalls(self.announce, self._bump)
         self.placed.server = server
         # Transfers of calls the service put through (softphone.transfers).
-        self.transfers = Transfers(self.announce, self._bump, lambda: self.status.agent)
-        self.transfers.server = server
+        self.transfers = Transfers(self.announce, self._bump, lambda: self.status.agent, lambda: self.server)
         self.desk: CallDesk | None = None
         self._tickets: dict[str, str] = {}  # call_ref -> the call's ticket (never shown on the page)
 

@@ -78,11 +78,17 @@ class Transfer:
 class Transfers:
     """The chooser and the transfer under way; the phone owns one."""
 
-    def __init__(self, announce: Announce, changed: Callable[[], None], me: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        announce: Announce,
+        changed: Callable[[], None],
+        me: Callable[[], str],
+        server: Callable[[], ServerClient | None],
+    ) -> None:
         self.announce = announce
         self.changed = changed
         self.me = me
-        self.server: ServerClient | None = None
+        self.server_of = server  # the phone's server client, whenever it has one
         self.chooser: dict[str, Any] | None = None  # {"mode", "colleagues", "queues"} while open
         self.current: Transfer | None = None
         self.poll = POLL
@@ -93,9 +99,10 @@ class Transfers:
             self._watch.cancel()
 
     def _server(self) -> ServerClient:
-        if self.server is None or not self.server.signed_in:
+        server = self.server_of()
+        if server is None or not server.signed_in:
             raise ActionError(_("Transfers need the server; the phone is not signed in to it."))
-        return self.server
+        return server
 
     async def _ask(self, request: Awaitable[Any]) -> Any:
         try:
@@ -201,13 +208,14 @@ class Transfers:
         """The leg just ended mid-transfer (the server hung it up as it joined the caller to the
         target): learn how the transfer ended before deciding on the wrap-up."""
         current = self.current
-        if current is None or current.call_ref != call_ref or not current.live or self.server is None:
+        server = self.server_of()
+        if current is None or current.call_ref != call_ref or not current.live or server is None:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while current.live and loop.time() < deadline:
             with contextlib.suppress(ProvisioningError):
-                self._update(Transfer.of(await self.server.transfer(current.id)))
+                self._update(Transfer.of(await server.transfer(current.id)))
             current = self.current
             if current is None or not current.live:
                 return
