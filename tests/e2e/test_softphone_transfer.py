@@ -30,7 +30,7 @@ HEADERS = {"attempt": "att-42", "campaign": "w48", "phone": "138****8009", "fiel
 
 def the_transfer(db: Database) -> Transfer:
     with db.session() as s:
-        row = s.scalar(select(Transfer))
+        row: Transfer | None = s.scalar(select(Transfer))
         assert row is not None
         s.expunge(row)
         return row
