@@ -26,8 +26,18 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("hangup", ("F4", "Alt+h"), "Hang up (or decline a ringing call)", "on a call"),
     Binding("hold", ("F7", "Alt+o"), "Hold or resume the call", "on a call"),
     Binding("mute", ("F8", "Alt+m"), "Mute or unmute your microphone", "on a call"),
-    Binding("transfer", ("Alt+t",), "Blind transfer: type or choose the target, then Enter", "on a call"),
-    Binding("consult", ("Alt+c",), "Consult: call a colleague first (type the target, Enter)", "on a call"),
+    Binding(
+        "transfer",
+        ("Alt+t",),
+        "Blind transfer: choose colleague, queue or number (1-3) and whom, then Enter",
+        "on a call",
+    ),
+    Binding(
+        "consult",
+        ("Alt+c",),
+        "Consult first: choose colleague, queue or number (1-3) and whom, then Enter",
+        "on a call",
+    ),
     Binding("complete", ("Alt+j",), "Join: hand the caller to the consulted colleague", "consulting"),
     Binding("dtmf", ("0-9", "*", "#"), "Send a key press to the far end", "on a call, call panel focused"),
     Binding("disposition", ("1-9",), "Choose the wrap-up result", "wrap-up"),
@@ -65,7 +75,12 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("large_text", ("Alt+g",), "Large text on or off", "any time"),
     Binding("contrast", ("Alt+k",), "High contrast on or off", "any time"),
     Binding("help", ("F1", "Alt+slash"), "List these keys", "any time"),
-    Binding("cancel", ("Escape",), "Close the open field or chooser", "any time"),
+    Binding(
+        "cancel",
+        ("Escape",),
+        "Close the open field or chooser; while consulting, go back to the caller",
+        "any time",
+    ),
 )
 
 RESERVED = frozenset({"Alt+d", "Alt+e", "Alt+f", "F5", "F6", "F11", "F12", "Ctrl+w", "Ctrl+t", "Ctrl+n"})
