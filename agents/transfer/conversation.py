@@ -56,7 +56,7 @@ RECORD_CONTEXT = "warmline-record"
 LEG_GONE = frozenset({"ChannelDestroyed", "ChannelHangupRequest"})
 TRANSFER_ARG = "transfer"  # the Stasis argument of an outside number's leg
 RINGBACK = "tone:ring"
-POLL = 2.0  # seconds between checks that legs whose end we may have missed are still there
+POLL = 5.0  # seconds between checks that legs whose end we may have missed are still there
 TRANSFERRED = "transferred"  # the state reason of an agent who handed the caller on
 
 NumberGate = Callable[[str, str], Awaitable[str]]
