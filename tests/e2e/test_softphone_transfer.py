@@ -65,7 +65,7 @@ def test_consult_and_join_from_the_chooser_by_keyboard(
             said(page, "转接：1 同事，2 队列，3 外部号码；选好后按回车。")
             said(page, "现在有空：lin。")
             expect(page.locator("#xfer-kinds input").first).to_be_focused()
-            expect(page.locator("#xfer-form")).to_have_attribute("lang", "zh-CN")
+            expect(page.locator("html")).to_have_attribute("lang", "zh-CN")
             expect(page.locator("#xfer-targets")).to_contain_text("lin")
             expect(page.locator('#xfer-modes input[value="attended"]')).to_be_checked()
             assert_accessible(page)
