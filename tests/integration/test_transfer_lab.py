@@ -21,6 +21,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -119,26 +120,31 @@ class second_softphone:
         ]
 
     def __enter__(self) -> Path:
+        log_path = self.record.parent / "lin.log"
+        self.log = log_path.open("w")  # a file, not a pipe nobody reads (a full pipe blocks pjsua)
         self.proc = subprocess.Popen(
-            self.cmd,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            cwd=REPO,
+            self.cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.log, text=True, cwd=REPO
         )
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.proc.stdin.write(PASSWORD + "\n")
         self.proc.stdin.close()
-        deadline = time.monotonic() + 30
+        # Wait for "registered" (or for the process to end), with a limit only against a hang.
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
             if not line:
                 break
             if line.startswith("{") and json.loads(line).get("registered"):
+                # from now on its stdout goes on being read, so it never blocks on a full pipe
+                threading.Thread(target=self._drain, daemon=True).start()
                 return self.record
         self.proc.kill()
-        raise AssertionError("lin's softphone did not register")
+        raise AssertionError(f"lin's softphone did not register: {log_path.read_text()[-2000:]}")
+
+    def _drain(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.log.write(line)
 
     def __exit__(self, *exc: object) -> None:
         self.proc.terminate()
@@ -146,6 +152,7 @@ class second_softphone:
             self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
 
 
 def the_attempt(db: Database) -> Attempt | None:
