@@ -35,19 +35,19 @@ POLL = 0.5
 
 def take_steps(session: Session, call_refs: list[str], now: datetime) -> list[dict[str, Any]]:
     """The steps waiting for these calls, each taken (cleared) by this caller only; steps too old
-    for anyone are dropped."""
-    _expire(session, now)
-    if not call_refs:
-        return []
-    rows = list(
+    for anyone are dropped. Nothing waiting (nearly always): one SELECT, no write."""
+    waiting = list(
         session.scalars(
-            select(Transfer)
-            .where(Transfer.action.is_not(None), Transfer.call_ref.in_(call_refs))
-            .order_by(Transfer.action_at, Transfer.id)
+            select(Transfer).where(Transfer.action.is_not(None)).order_by(Transfer.action_at, Transfer.id)
         )
     )
+    mine = set(call_refs)
     taken = []
-    for row in rows:
+    for row in waiting:
+        if row.call_ref not in mine:
+            if row.action_at is not None and row.action_at < now - ACTION_EXPIRY:
+                _expire(session, row, now)
+            continue
         done = session.execute(
             update(Transfer)
             .where(Transfer.id == row.id, Transfer.action == row.action)
@@ -70,16 +70,17 @@ def take_steps(session: Session, call_refs: list[str], now: datetime) -> list[di
     return taken
 
 
-def _expire(session: Session, now: datetime) -> None:
-    old = Transfer.action.is_not(None) & (Transfer.action_at < now - ACTION_EXPIRY)
+def _expire(session: Session, row: Transfer, now: datetime) -> None:
+    """A step no process took in time (the call had ended): dropped; a transfer that never started
+    failed (``not_taken``)."""
+    values: dict[str, Any] = {"action": None}
+    if row.state == "requested":
+        values.update(state="failed", result="not_taken", ended_at=now)
     session.execute(
         update(Transfer)
-        .where(old, Transfer.state == "requested")
-        .values(action=None, state="failed", result="not_taken", ended_at=now)
+        .where(Transfer.id == row.id, Transfer.action == row.action)
+        .values(**values)
         .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Transfer).where(old).values(action=None).execution_options(synchronize_session=False)
     )
 
 

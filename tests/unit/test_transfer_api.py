@@ -17,8 +17,10 @@ from sqlalchemy import select
 
 from agents.routing import set_state
 from agents.transfer import api as transfer_api
+from agents.transfer import service
+from agents.transfer.inbox import take_steps
 from agents.transfer.models import Transfer
-from agents.transfer.service import TransferRefused
+from agents.transfer.service import TransferAsk, TransferRefused
 from core.audit import AuditEntry
 from core.db import Database
 from core.settings import Settings
@@ -170,3 +172,28 @@ def test_the_wrap_up_of_a_transferred_call_is_the_colleagues(db: Database) -> No
             record_wrapup(s, WrapUpRequest(call_ref="att-5", agent="lin", disposition="confirmed"), T0).agent
             == "lin"
         )
+
+
+# ---------------------------------------------------------------- the inbox
+
+
+def test_the_inbox_takes_a_step_once_and_drops_what_nobody_took(db: Database) -> None:
+    make_agents(db, {"mei": [], "lin": []})
+    with db.session() as s:
+        set_state(s, "lin", "available", "test", since=T0 - timedelta(minutes=1))
+    with db.session() as s:
+        mine = service.request_transfer(s, TransferAsk("mei", "att-6", "agent", "lin"), T0).id
+        gone = service.request_transfer(s, TransferAsk("mei", "att-7", "agent", "lin"), T0).id
+    with db.session() as s:
+        steps = take_steps(s, ["att-6"], T0 + timedelta(seconds=1))
+        assert [(x["id"], x["action"], x["from_agent"]) for x in steps] == [(mine, "start", "mei")]
+        assert take_steps(s, ["att-6"], T0 + timedelta(seconds=1)) == [], "taken once"
+    with db.session() as s:
+        assert take_steps(s, ["att-6"], T0 + timedelta(seconds=5)) == []
+        waiting = s.get(Transfer, gone)
+        assert waiting is not None and waiting.state == "requested", "still in time for its call's process"
+    with db.session() as s:
+        take_steps(s, ["att-6"], T0 + timedelta(seconds=20))
+    with db.session() as s:
+        row = s.get(Transfer, gone)
+        assert row is not None and (row.state, row.result, row.action) == ("failed", "not_taken", None)
