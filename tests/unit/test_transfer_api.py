@@ -7,6 +7,7 @@ test_transfer_fake_ari.py and tests/integration/test_transfer_lab.py."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from agents.routing import set_state
 from agents.transfer import api as transfer_api
@@ -31,6 +33,7 @@ from dialer.models import Attempt, AttemptState, CampaignStatus, Contact
 from dialer.wrapup import NotYourCall, WrapUpRequest, record_wrapup
 from tests.utils import login
 from tests.utils.agents import make_agents
+from tests.utils.cli import ok
 from warmline.app import create_app
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
@@ -197,3 +200,21 @@ def test_the_inbox_takes_a_step_once_and_drops_what_nobody_took(db: Database) ->
     with db.session() as s:
         row = s.get(Transfer, gone)
         assert row is not None and (row.state, row.result, row.action) == ("failed", "not_taken", None)
+
+
+def test_the_cli_lists_the_transfers(cli: CliRunner, db: Database) -> None:
+    with db.session() as s:
+        s.add(Transfer(id="x1", call_ref="att-5", from_agent="mei", kind="number", mode="blind",
+                       target="138****0000", number="+8613800000000", state="failed", result="dnc",
+                       requested_at=T0))  # fmt: skip
+        s.add(Transfer(id="x2", call_ref="att-6", from_agent="bo", kind="agent", mode="attended",
+                       target="lin", to_agent="lin", state="completed", result="answered",
+                       requested_at=T0 + timedelta(minutes=1)))  # fmt: skip
+    listed = json.loads(ok(cli, "transfers", "list", "--json").stdout)
+    assert [(t["id"], t["state"], t["result"]) for t in listed] == [("x2", "completed", "answered"),
+                                                                    ("x1", "failed", "dnc")]  # fmt: skip
+    assert "+8613800000000" not in json.dumps(listed), "never the full number"
+    mine = json.loads(ok(cli, "transfers", "list", "--agent", "lin", "--json").stdout)
+    assert [t["id"] for t in mine] == ["x2"]
+    text = ok(cli, "transfers", "list", "--call", "att-5").stdout
+    assert "mei → 138****0000" in text and "(dnc)" in text
