@@ -488,6 +488,7 @@ class Conversation:
         if pending is not None:
             await self._stop_ringback(pending)
             await self._end_target(pending, "caller_hangup")
+            await self._drop_consult_bridge(pending)
             self.pending = None
             await self._mark(pending.id, state="failed", result="caller_hangup", ended=True)
         return "customer"
@@ -499,6 +500,7 @@ class Conversation:
         one with the caller to ``state``), every recording is finished."""
         if self.pending is not None:
             await self._end_target(self.pending, "caller_hangup")
+            await self._drop_consult_bridge(self.pending)
             self.pending = None
         for party in self.parties:
             if party.done:
@@ -587,6 +589,12 @@ class Conversation:
             await asyncio.to_thread(write)
         except Exception:
             log.exception("transfer %s: writing %s failed", xfer, state)
+
+    async def _drop_consult_bridge(self, pending: _Pending) -> None:
+        if pending.bridge is not None:
+            with contextlib.suppress(AriError):
+                await self.deps.ari.destroy_bridge(pending.bridge)
+            pending.bridge = None
 
     async def _hold_caller(self) -> None:
         await self._remove(self.bridge, self.customer)
