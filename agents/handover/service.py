@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -53,9 +52,7 @@ from recordings.capture import RecordingFacts, StereoCapture
 log = logging.getLogger(__name__)
 
 PROCESS_QUEUES = SkillQueues()
-# One reservation at a time in this process, so two calls never choose the same agent between
-# reading the agents' states and writing "on_call". A thread lock: reservations run in threads.
-_RESERVE_LOCK = threading.Lock()
+_RESERVE_LOCK = routing.RESERVE_LOCK  # one reservation at a time in this process
 
 JSON = dict[str, Any]
 RECORD_CONTEXT = "warmline-record"

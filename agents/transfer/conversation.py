@@ -167,12 +167,16 @@ class Conversation:
             if self.requeued is not None:
                 return self.requeued.ended_by or "system"
             event = await self._next(POLL)
-            if event is None or event.get("type") == RECONNECTED:
-                ended = await self._check_legs()
-            elif event.get("type") == TRANSFER_EVENT:
-                ended = await self._step(event["transfer"])
-            else:
-                ended = await self._on_event(event)
+            try:
+                if event is None or event.get("type") == RECONNECTED:
+                    ended = await self._check_legs()
+                elif event.get("type") == TRANSFER_EVENT:
+                    ended = await self._step(event["transfer"])
+                else:
+                    ended = await self._on_event(event)
+            except AriError as exc:  # a leg went away mid-step: the agent keeps the caller if they can
+                log.warning("call %s: transfer step failed: %s", self.call_ref, exc)
+                ended = await self._recover()
             if ended is not None:
                 return ended
 
@@ -482,6 +486,16 @@ class Conversation:
             await self._mark(xfer, state="failed", result=failure, ended=True)
         return result.ended_by or ("customer" if result.outcome == "caller_hangup" else "system")
 
+    async def _recover(self) -> Ended | None:
+        """After a failed step: the transfer under way failed, the agent back with the caller."""
+        pending = self.pending
+        if pending is not None:
+            with contextlib.suppress(AriError):
+                await self._back_to_agent(pending, "error", state="failed")
+            self.pending = None
+            await self._mark(pending.id, state="failed", result="error", ended=True)
+        return await self._check_legs()
+
     async def _caller_left(self) -> Ended:
         self.customer_gone = True
         pending = self.pending
@@ -498,9 +512,10 @@ class Conversation:
     async def close(self, state: str = "wrap_up", reason: str = "call_ended") -> None:
         """The call is over: every leg still up ends, every agent still on it is released (the
         one with the caller to ``state``), every recording is finished."""
-        if self.pending is not None:
-            await self._end_target(self.pending, "caller_hangup")
+        if self.pending is not None:  # the call ended some other way than the loop saw
+            await self._end_target(self.pending, "error")
             await self._drop_consult_bridge(self.pending)
+            await self._mark(self.pending.id, state="failed", result="error", ended=True)
             self.pending = None
         for party in self.parties:
             if party.done:
@@ -547,7 +562,7 @@ class Conversation:
         tz = self.deps.settings.timezone
 
         def pick() -> routing.AgentCandidate | None:
-            with self.deps.db.session() as session:
+            with routing.RESERVE_LOCK, self.deps.db.session() as session:
                 if name is None:
                     return routing.reserve_agent(session, skill, exclude=exclude, now=now, tz=tz)
                 found = next(

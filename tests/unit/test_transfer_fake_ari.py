@@ -501,3 +501,21 @@ def test_complete_is_refused_for_a_blind_or_finished_transfer(db: Database) -> N
         with pytest.raises(TransferRefused) as other:
             service.request_step(s, "lin", row.id, "cancel", utcnow())
         assert other.value.status == 404
+
+
+def test_asterisk_failing_mid_transfer_leaves_mei_with_the_caller(settings: Settings, db: Database) -> None:
+    agents_ready(db, "mei", "lin")
+
+    async def script(desk: Desk) -> None:
+        consult = lambda r: str(r.params.get("bridgeId", "")).startswith("consult-")  # noqa: E731
+        desk.asterisk.fail("create_bridge", when=consult)  # the consult bridge cannot be made
+        await asyncio.sleep(5)
+        await desk.ask("agent", "lin")
+
+    result, desk = handed_over(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, script, caller_leaves=20)
+    row = the_transfer(db)
+    assert (row.state, row.result) == ("failed", "error")
+    assert (result.agent, result.ended_by) == ("mei", "customer"), "mei talked with the caller to the end"
+    assert state(db, "lin") == ("available", "consult_ended")
+    last = desk.asterisk.calls("add_channel")[-1]
+    assert len(last.params["channel"]) == 2, "caller and mei back in their bridge"
