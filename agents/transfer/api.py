@@ -12,27 +12,31 @@ outside number, or a name from the campaign's ``transfer_numbers``); ``mode`` is
 answered 202; the process that holds the call carries it out within a moment, and the transfer's
 ``state`` goes ``requested`` → ``ringing`` → ``consulting`` → ``completed`` | ``cancelled`` |
 ``failed`` (with ``result``: ``busy``, ``no_answer``, ``refused``, ``caller_hangup``, ``dnc``…).
-Refusals: 404 (no such colleague, queue or transfer), 409 (the colleague is not available, a
+Once stored, a ``transfer`` CallEvent announces it on the bus (``calls/<call_ref>``); the row is
+the record. Refusals: 404 (no such colleague, queue or transfer), 409 (the colleague is not available, a
 transfer already under way, nothing to complete), 422 (bad input, with ``field``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from agents.transfer import service
 from agents.transfer.service import TransferAsk, TransferRefused
 from core.auth.models import Role, User
+from core.bus import Bus
 from core.db import Database, utcnow
 from core.deps import DatabaseDep, Roles, SettingsDep
 from core.errors import http_error
+from core.messages import CallEvent
 
 router = APIRouter(prefix="/api/agents", tags=["agents"])
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
@@ -73,15 +77,31 @@ async def transfer_targets(
     return await _in_session(db, lambda s: service.targets(s, user.name, now(), settings.timezone))
 
 
+async def _publish(request: Request, answer: dict[str, Any], step: str) -> bool:
+    """A `transfer` CallEvent once the request is stored (the row is the record; a bus that is
+    down loses nothing). The target is masked when it is a number."""
+    bus: Bus | None = getattr(request.app.state, "bus", None)
+    if bus is None:
+        return False
+    detail = {k: answer[k] for k in ("id", "from_agent", "kind", "mode", "target", "state")}
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(2.0):
+            return await bus.publish(CallEvent(call_id=answer["call_ref"], kind="transfer",
+                                               detail={**detail, "step": step}))  # fmt: skip
+    return False
+
+
 @router.post("/me/transfers", status_code=status.HTTP_202_ACCEPTED)
 async def start_transfer(
-    body: TransferIn, user: AgentUser, db: DatabaseDep, settings: SettingsDep, now: ClockDep
+    body: TransferIn, user: AgentUser, request: Request, db: DatabaseDep, settings: SettingsDep, now: ClockDep
 ) -> dict[str, Any]:
     """Ask for a transfer of my call; the answer says where it is (poll it by its id)."""
     ask = TransferAsk(user.name, body.call_ref, body.kind, body.target, body.mode)
-    return await _in_session(
+    answer = await _in_session(
         db, lambda s: service.public(service.request_transfer(s, ask, now(), tz=settings.timezone))
     )
+    answer["published"] = await _publish(request, answer, "start")
+    return answer
 
 
 @router.get("/me/transfers/{transfer_id}")
@@ -91,19 +111,25 @@ async def get_transfer(transfer_id: str, user: AgentUser, db: DatabaseDep) -> di
 
 @router.post("/me/transfers/{transfer_id}/complete", status_code=status.HTTP_202_ACCEPTED)
 async def complete_transfer(
-    transfer_id: str, user: AgentUser, db: DatabaseDep, now: ClockDep
+    transfer_id: str, user: AgentUser, request: Request, db: DatabaseDep, now: ClockDep
 ) -> dict[str, Any]:
     """Join: the caller goes to the consulted target and I leave the call."""
-    return await _in_session(
-        db, lambda s: service.public(service.request_step(s, user.name, transfer_id, "complete", now()))
-    )
+    return await _step(transfer_id, "complete", user, request, db, now)
 
 
 @router.post("/me/transfers/{transfer_id}/cancel", status_code=status.HTTP_202_ACCEPTED)
 async def cancel_transfer(
-    transfer_id: str, user: AgentUser, db: DatabaseDep, now: ClockDep
+    transfer_id: str, user: AgentUser, request: Request, db: DatabaseDep, now: ClockDep
 ) -> dict[str, Any]:
     """Go back: the target's leg ends and I am with the caller again."""
-    return await _in_session(
-        db, lambda s: service.public(service.request_step(s, user.name, transfer_id, "cancel", now()))
+    return await _step(transfer_id, "cancel", user, request, db, now)
+
+
+async def _step(
+    transfer_id: str, step: str, user: User, request: Request, db: Database, now: Callable[[], datetime]
+) -> dict[str, Any]:
+    answer = await _in_session(
+        db, lambda s: service.public(service.request_step(s, user.name, transfer_id, step, now()))
     )
+    answer["published"] = await _publish(request, answer, step)
+    return answer

@@ -31,6 +31,7 @@ from dialer import dnc
 from dialer.agent_dial.transfer_gate import check_transfer_number
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact
 from dialer.wrapup import NotYourCall, WrapUpRequest, record_wrapup
+from tests.unit.test_wrapup_api import RecordingBus
 from tests.utils import login
 from tests.utils.agents import make_agents
 from tests.utils.cli import ok
@@ -50,6 +51,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     app = create_app(settings, db)
     app.dependency_overrides[transfer_api.clock] = lambda: lambda: T0
     with TestClient(app) as c:
+        app.state.bus = RecordingBus()
         yield c
 
 
@@ -70,6 +72,11 @@ def test_an_agent_sees_whom_to_transfer_to_and_asks_for_it(client: TestClient, d
         "requested", "attended", "mei", None,
     )  # fmt: skip
     assert body["message"] == "Transfer to lin asked for."
+    [event] = client.app.state.bus.sent  # type: ignore[attr-defined]
+    assert (event.call_id, event.kind, event.detail["step"], event.detail["target"]) == (
+        "att-1", "transfer", "start", "lin",
+    ), "announced on the bus once stored"  # fmt: skip
+    assert body["published"] is True
     with db.session() as s:
         row = s.get(Transfer, body["id"])
         assert row is not None and row.action == "start", "waiting for the call's process"
