@@ -169,6 +169,8 @@ class CallView:
     pop: ScreenPop | None = None
     transfer_to: str | None = None
     served: bool = False  # the service rang us with this call (X-Warmline-Attempt): it transfers it
+    transfer_id: str | None = None  # a colleague's transfer (or consult) rang us with it
+    transfer_from: str | None = None
 
 
 @dataclass
@@ -409,6 +411,9 @@ class Softphone:
         if e.headers.get("attempt"):
             view.ref = decode_header(e.headers["attempt"])
             view.served = True
+        if e.headers.get("transfer-id"):
+            view.transfer_id = decode_header(e.headers["transfer-id"])
+            view.transfer_from = decode_header(e.headers.get("transfer-from", ""))
         placed = self.placed.rings(e.headers)
         if placed is not None:  # the call the agent asked for: their leg first, answered at once
             view.direction, view.remote = "out", placed.who
@@ -465,6 +470,8 @@ class Softphone:
         del self.calls[view.id]
         self.placed.ended(view.ref)
         if view.role == "main" and view.served and await self._handed_on(view):
+            return
+        if view.role == "main" and view.transfer_id and await self._only_consulted(view):
             return
         talked = int(time.monotonic() - view.connected_at) if view.connected_at else 0
         await self._send_quality(view, final=True)
@@ -710,6 +717,29 @@ class Softphone:
             cue="ended",
         )
         for state in ("wrap_up", "available"):  # a call's end passes through wrap-up
+            with contextlib.suppress(StateError):
+                await self.status.change(state)
+        return True
+
+    async def _only_consulted(self, view: CallView) -> bool:
+        """A colleague's consult that ended without handing us the caller: not our wrap-up. When
+        the server cannot say, the wrap-up opens (better asked once too often than lost)."""
+        if self.server is None or not self.server.signed_in or view.transfer_id is None:
+            return False
+        try:
+            found = await self.server.transfer(view.transfer_id)
+        except ProvisioningError as exc:
+            log.info("transfer %s: %s", view.transfer_id, exc)
+            return False
+        if found.get("state") == "completed" and found.get("to_agent") == self.status.agent:
+            return False  # the caller is ours now: so is the wrap-up
+        if found.get("state") in ("requested", "ringing", "consulting"):
+            return False
+        self.announce(
+            _("Consultation with {agent} ended; the caller stays with them.", agent=view.transfer_from or ""),
+            cue="ended",
+        )
+        for state in ("wrap_up", "available"):
             with contextlib.suppress(StateError):
                 await self.status.change(state)
         return True

@@ -257,7 +257,7 @@ class Conversation:
             await self._agent_leaves(active, handed_to=kind)
         if not await self._ring(pending, target):
             return await self._target_left(pending, None)
-        await self._mark(xfer, state="ringing")
+        await self._mark(xfer, state="ringing", rung_agent=target[1].agent if target[1] else None)
         return None
 
     async def _resolve(
@@ -300,7 +300,10 @@ class Conversation:
                     context=RECORD_CONTEXT,
                     extension="s",
                     priority=1,
-                    variables={"WARMLINE_REC_FILE": party.capture.base, **self._headers(agent.agent)},
+                    variables={
+                        "WARMLINE_REC_FILE": party.capture.base,
+                        **self._headers(agent.agent, pending.id),
+                    },
                     timeout=self.deps.settings.agent_ring_timeout,
                     caller_id=f'"{self.origin.campaign or self.origin.line or "warmline"}" <warmline>',
                 )
@@ -320,9 +323,9 @@ class Conversation:
             await self.deps.ari.subscribe(f"channel:{leg}")
         return True
 
-    def _headers(self, agent: str) -> dict[str, str]:
-        """The call's screen pop for the colleague, their ticket to its script and form, and who
-        hands it over."""
+    def _headers(self, agent: str, xfer: str) -> dict[str, str]:
+        """The call's screen pop for the colleague, their ticket to its script and form, who hands
+        it over and the transfer (their phone reads whether they got the caller or only a consult)."""
         headers = screen_pop_headers(self.origin, skill=self.skill, attempt=self.call_ref)
         ticket = mint(
             ticket_secret(self.deps.settings.var_dir),
@@ -335,6 +338,7 @@ class Conversation:
         headers["PJSIP_HEADER(add,X-Warmline-Ticket)"] = header_value(ticket)
         if self.active is not None and self.active.agent:
             headers["PJSIP_HEADER(add,X-Warmline-Transfer-From)"] = header_value(self.active.agent)
+        headers["PJSIP_HEADER(add,X-Warmline-Transfer-Id)"] = header_value(xfer)
         return headers
 
     # ---------------------------------------------------------------- what happens to the target
@@ -582,6 +586,7 @@ class Conversation:
         state: str,
         result: str | None = None,
         to_agent: str | None = None,
+        rung_agent: str | None = None,
         answered: bool = False,
         ended: bool = False,
     ) -> None:
@@ -595,6 +600,7 @@ class Conversation:
                 row.state = state
                 row.result = result or row.result
                 row.to_agent = to_agent or row.to_agent
+                row.rung_agent = rung_agent or row.rung_agent
                 if answered and row.answered_at is None:
                     row.answered_at = now
                 if ended:

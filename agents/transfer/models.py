@@ -2,8 +2,9 @@
 
 Who asked (``from_agent``), on which call (``call_ref``: the call's attempt id, or the inbound
 channel's id), to what (``kind`` agent / queue / number and ``target``: the colleague's name, the
-skill, or the outside number *masked*), how (``mode`` blind / attended), who took the caller in the
-end (``to_agent``), when (asked, answered, ended) and how it ended (``state`` and ``result``).
+skill, or the outside number *masked*), how (``mode`` blind / attended), whose phone rang
+(``rung_agent``: they may read the transfer), who took the caller in the end (``to_agent``), when
+(asked, answered, ended) and how it ended (``state`` and ``result``).
 
 ``action`` is the step the agent asked for that the call's process has not taken yet (``start``,
 ``complete``, ``cancel``): the API writes it in the request, the process that holds the call takes
@@ -31,6 +32,7 @@ class Transfer(Base):
     mode: Mapped[str] = mapped_column(String(16))  # blind | attended
     target: Mapped[str] = mapped_column(String(100))  # colleague, skill, or the number masked
     number: Mapped[str | None] = mapped_column(String(32))  # an outside number in full (or its name)
+    rung_agent: Mapped[str | None] = mapped_column(String(64))  # the colleague whose phone rang
     to_agent: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default="requested")
     result: Mapped[str | None] = mapped_column(String(32))

@@ -275,7 +275,7 @@ def request_step(session: Session, agent: str, transfer_id: str, step: str, now:
 
 def get_transfer(session: Session, agent: str, transfer_id: str) -> Transfer:
     row = session.get(Transfer, transfer_id)
-    if row is None or agent not in (row.from_agent, row.to_agent):
+    if row is None or agent not in (row.from_agent, row.to_agent, row.rung_agent):
         raise TransferRefused(404, "unknown_transfer", _("There is no such transfer of yours."))
     return row
 

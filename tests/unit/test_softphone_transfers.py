@@ -211,3 +211,35 @@ def test_the_chooser_speaks_chinese_by_default() -> None:
 
     phone, _engine, _server = scenario(body)
     assert any(w.startswith("转接：") for w in said(phone))
+
+
+@pytest.mark.parametrize(
+    ("state", "to_agent", "wraps_up"), [("cancelled", None, False), ("completed", "mei", True)]
+)
+def test_the_consulted_colleague_wraps_up_only_a_caller_they_got(state: str, to_agent: str | None,
+                                                                 wraps_up: bool) -> None:  # fmt: skip
+    """mei here is the colleague: rung for lin's consult (X-Warmline-Transfer-Id)."""
+    server = Server()
+
+    def transfer() -> dict[str, Any]:
+        return {"id": "x1", "call_ref": "att-9", "from_agent": "lin", "kind": "agent", "mode": "attended",
+                "target": "mei", "to_agent": to_agent, "state": state, "result": None, "wrap_up_by": None,
+                "message": ""}  # fmt: skip
+
+    server.transfer = transfer  # type: ignore[method-assign]
+
+    async def body(phone: Softphone, engine: FakeEngine, server: Server) -> None:
+        call = engine.ring("warmline", {**SERVED, "transfer-id": "x1", "transfer-from": "lin"})
+        await asyncio.sleep(0.1)
+        await phone.act("answer")
+        await asyncio.sleep(0.1)
+        engine.remote_hangup(call)
+        await asyncio.sleep(1)
+        assert (phone.wrapup is not None) is wraps_up
+        if not wraps_up:
+            assert phone.status.state == "available"
+
+    phone, _engine, _server = scenario(body, server)
+    assert any("Call handed over by lin." in w for w in said(phone))
+    if not wraps_up:
+        assert "Consultation with lin ended; the caller stays with them." in said(phone)

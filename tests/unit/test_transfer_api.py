@@ -87,6 +87,11 @@ def test_an_agent_sees_whom_to_transfer_to_and_asks_for_it(client: TestClient, d
     assert client.get(f"/api/agents/me/transfers/{body['id']}", headers=mei).json()["id"] == body["id"]
     bo = login(client, "bo")
     assert client.get(f"/api/agents/me/transfers/{body['id']}", headers=bo).status_code == 404
+    with db.session() as s:
+        row = s.get(Transfer, body["id"])
+        assert row is not None
+        row.rung_agent = "bo"  # the call's process rang bo's phone
+    assert client.get(f"/api/agents/me/transfers/{body['id']}", headers=bo).status_code == 200
 
 
 def test_refusals_name_what_is_wrong(client: TestClient) -> None:

@@ -212,6 +212,8 @@ def test_attended_transfer_consults_lin_then_joins_her_with_the_caller(
     assert headers["PJSIP_HEADER(add,X-Warmline-Attempt)"] == "att-9", "the screen pop goes with the call"
     assert headers["PJSIP_HEADER(add,X-Warmline-Field-Name)"] == "王奶奶"
     assert headers["PJSIP_HEADER(add,X-Warmline-Transfer-From)"] == "mei"
+    assert headers["PJSIP_HEADER(add,X-Warmline-Transfer-Id)"] == row.id, "lin's phone may read it"
+    assert row.rung_agent == "lin"
     assert headers["PJSIP_HEADER(add,X-Warmline-Ticket)"], "lin may fetch the call's script and form"
     assert "13800138000" not in str(ring.body)
     consult = [r for r in desk.asterisk.calls("add_channel") if len(r.params["channel"]) == 2]
@@ -234,7 +236,7 @@ def test_mei_goes_back_to_the_caller_when_she_cancels(settings: Settings, db: Da
 
     result, desk = handed_over(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, script)
     row = the_transfer(db)
-    assert (row.state, row.result, row.to_agent) == ("cancelled", "cancelled", None)
+    assert (row.state, row.result, row.to_agent, row.rung_agent) == ("cancelled", "cancelled", None, "lin")
     assert (result.agent, result.ended_by) == ("mei", "customer"), "mei kept the caller to the end"
     assert desk.took == ["mei"]
     assert state(db, "mei") == ("wrap_up", "call_ended")

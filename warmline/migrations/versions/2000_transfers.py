@@ -29,6 +29,7 @@ def upgrade() -> None:
         sa.Column("mode", sa.String(16), nullable=False),
         sa.Column("target", sa.String(100), nullable=False),
         sa.Column("number", sa.String(32), nullable=True),
+        sa.Column("rung_agent", sa.String(64), nullable=True),
         sa.Column("to_agent", sa.String(64), nullable=True),
         sa.Column("state", sa.String(16), nullable=False),
         sa.Column("result", sa.String(32), nullable=True),
