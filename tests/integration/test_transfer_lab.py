@@ -3,11 +3,12 @@ its dialer worker in one process, LiveServer), the lab's Asterisk, two real pjsu
 lab callee:
 
 mei (this process's softphone, saying a 700 Hz tone) places a call to lab callee 9 (who talks in
-Mandarin for a minute), talks, consults lin (`warmline softphone --headless --auto-answer`, saying
-an 1100 Hz tone) from her softphone's transfer chooser, they hear each other while the callee waits
-on hold, mei joins them (complete) and leaves. Then the callee and lin hear each other: what
-Asterisk sends to the callee (a snoop of their channel, recorded) carries lin's tone, and lin's
-stereo recording carries the callee's voice. The transfer is stored (mei → lin, attended,
+Mandarin for a minute), talks, consults lin and goes back (Escape: the callee hears mei again),
+then consults lin (`warmline softphone --headless --auto-answer`, saying an 1100 Hz tone) from her
+softphone's transfer chooser; they hear each other while the callee waits on hold; mei joins them
+(complete) and leaves. Then the callee and lin hear each other: what Asterisk sends to the callee
+(a snoop of their channel, recorded) carries lin's tone, and lin's stereo recording carries the
+callee's voice. The transfer is stored (mei → lin, attended,
 completed), the call and its wrap-up are lin's, both agents' parts are recorded on the attempt.
 
 Every branch of the transfer logic is in tests/unit/test_transfer_fake_ari.py; this proves the
@@ -32,9 +33,10 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from agents.routing import set_state
+from agents.states import current_state
 from agents.transfer.models import Transfer
 from core.ari import AriClient, AriError
 from core.auth.models import Role
@@ -161,8 +163,20 @@ def the_attempt(db: Database) -> Attempt | None:
 
 
 def the_transfer(db: Database) -> Transfer | None:
+    """The latest transfer."""
     with db.session() as s:
-        return s.scalar(select(Transfer))
+        return s.scalar(select(Transfer).order_by(Transfer.requested_at.desc()).limit(1))
+
+
+def transfers(db: Database) -> list[Transfer]:
+    with db.session() as s:
+        return list(s.scalars(select(Transfer).order_by(Transfer.requested_at)))
+
+
+def state_of(db: Database, agent: str) -> str | None:
+    with db.session() as s:
+        found = current_state(s, agent)
+        return found.state if found is not None else None
 
 
 def tone_share(x: np.ndarray, hz: int, rate: int = 8000) -> float:
@@ -224,6 +238,18 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
         await until(lambda: any(c.status == "connected" for c in phone.calls.values()), 30, what="connected")
         await asyncio.sleep(3)  # mei and the callee talk
 
+        # consult lin, then go back to the callee (Escape): the callee hears mei again
+        await phone.act("consult", target="lin")
+        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "consulting", 30,
+                    interval=0.2, what="lin answered the first consultation")  # fmt: skip
+        await asyncio.sleep(2)
+        await phone.act("cancel")
+        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "cancelled", 20,
+                    interval=0.2, what="back with the callee")  # fmt: skip
+        await asyncio.sleep(1)
+        seen["ear_back"] = await callee_hears(w, call_ref, seconds=2.0)
+        await until(lambda: state_of(w.db, "lin") == "available", 30, interval=0.2, what="lin free again")
+
         # consult lin from the chooser: colleague, lin, attended
         started = time.monotonic()
         await phone.act("transfer_open")
@@ -261,8 +287,16 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
 def test_attended_transfer_to_a_second_agent_both_sides_hear(world: World, tmp_path: Path) -> None:
     with use_locale("en"):
         seen = asyncio.run(scenario(world, tmp_path))
-    row = the_transfer(world.db)
-    assert row is not None
+    first, row = transfers(world.db)
+    assert (first.state, first.result, first.rung_agent, first.to_agent) == (
+        "cancelled",
+        "cancelled",
+        "lin",
+        None,
+    )
+    back, rate = sf.read(seen["ear_back"], dtype="int16")
+    FIGURES["callee_hears_mei_again_share"] = tone_share(back, MEI_HZ, rate)
+    assert FIGURES["callee_hears_mei_again_share"] > 0.3, "after going back, the callee hears mei"
     assert (row.from_agent, row.to_agent, row.kind, row.mode, row.state, row.result) == (
         "mei", "lin", "agent", "attended", "completed", "answered",
     )  # fmt: skip
@@ -279,8 +313,12 @@ def test_attended_transfer_to_a_second_agent_both_sides_hear(world: World, tmp_p
     assert FIGURES["callee_hears_lin_share"] > 0.3, "the callee hears lin's voice"
 
     with world.db.session() as s:
-        recordings = {r.agent: r for r in s.scalars(select(CallRecording))}
-    assert set(recordings) == {"mei", "lin"}, "both agents' parts are recorded"
+        # by agent, the latest last: lin's first part was the consultation mei went back from
+        recordings = {r.agent: r for r in s.scalars(select(CallRecording).order_by(CallRecording.started_at))}
+        lin_parts = s.scalar(
+            select(func.count()).select_from(CallRecording).where(CallRecording.agent == "lin")
+        )
+    assert set(recordings) == {"mei", "lin"} and lin_parts == 2, "every agent's part is recorded"
     assert {r.attempt_id for r in recordings.values()} == {row.call_ref}
     lin_audio, rate = sf.read(world.settings.recordings_dir / recordings["lin"].path, dtype="int16")
     lin_said, lin_heard = lin_audio[:, 0], lin_audio[:, 1]
