@@ -256,7 +256,7 @@ class Conversation:
         else:
             await self._agent_leaves(active, handed_to=kind)
         if not await self._ring(pending, target):
-            return await self._target_left(pending, None)
+            return await self._target_left(pending, None, result="error")
         await self._mark(xfer, state="ringing", rung_agent=target[1].agent if target[1] else None)
         return None
 
@@ -317,7 +317,9 @@ class Conversation:
                 )
         except AriError as exc:
             log.warning("transfer %s: ringing %s failed: %s", pending.id, endpoint, exc)
-            party.done = True
+            with contextlib.suppress(AriError):  # the request may have got through
+                await self.deps.ari.hangup(leg)
+            await self._finish(party, "available", "transfer_failed", keep_recording=False)
             return False
         with contextlib.suppress(AriError):
             await self.deps.ari.subscribe(f"channel:{leg}")
@@ -390,10 +392,12 @@ class Conversation:
             except Exception:
                 log.exception("noting agent %s on call %s failed", party.agent, self.call_ref)
 
-    async def _target_left(self, pending: _Pending, cause: int | None) -> Ended | None:
-        """The target hung up, declined, was busy or did not answer."""
+    async def _target_left(
+        self, pending: _Pending, cause: int | None, result: str | None = None
+    ) -> Ended | None:
+        """The target hung up, declined, was busy or did not answer (or could not be rung)."""
         answered = pending.state == "consulting"
-        result = "target_hangup" if answered else _failure(cause)
+        result = result or ("target_hangup" if answered else _failure(cause))
         if self.active is not None:
             state = "cancelled" if answered else "failed"
             await self._back_to_agent(pending, result, state=state)

@@ -521,3 +521,20 @@ def test_asterisk_failing_mid_transfer_leaves_mei_with_the_caller(settings: Sett
     assert state(db, "lin") == ("available", "consult_ended")
     last = desk.asterisk.calls("add_channel")[-1]
     assert len(last.params["channel"]) == 2, "caller and mei back in their bridge"
+
+
+def test_a_colleague_who_cannot_be_rung_is_freed_and_mei_keeps_the_caller(
+    settings: Settings, db: Database
+) -> None:
+    agents_ready(db, "mei", "lin")
+
+    async def script(desk: Desk) -> None:
+        desk.asterisk.fail("originate", when=lambda r: str(r.params.get("channelId", "")).startswith("xfer-"))
+        await asyncio.sleep(5)
+        await desk.ask("agent", "lin")
+
+    result, desk = handed_over(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, script, caller_leaves=15)
+    row = the_transfer(db)
+    assert (row.state, row.result) == ("failed", "error")
+    assert result.agent == "mei" and state(db, "lin") == ("available", "transfer_failed")
+    assert len(desk.asterisk.calls("add_channel")[-1].params["channel"]) == 2, "caller and mei together again"
