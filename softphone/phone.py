@@ -47,6 +47,7 @@ from softphone.transfers import Transfers
 log = logging.getLogger(__name__)
 
 Politeness = Literal["polite", "assertive"]
+TRANSFER_SETTLE_LOOKS = 8  # looks, half a second apart, for how a transfer that rang us ended
 CallStatus = Literal["ringing", "dialing", "connected", "held", "ended"]
 
 
@@ -726,11 +727,16 @@ class Softphone:
         the server cannot say, the wrap-up opens (better asked once too often than lost)."""
         if self.server is None or not self.server.signed_in or view.transfer_id is None:
             return False
-        try:
-            found = await self.server.transfer(view.transfer_id)
-        except ProvisioningError as exc:
-            log.info("transfer %s: %s", view.transfer_id, exc)
-            return False
+        found: dict[str, Any] = {}
+        for _look in range(TRANSFER_SETTLE_LOOKS):  # the leg may end a moment before the row says why
+            try:
+                found = await self.server.transfer(view.transfer_id)
+            except ProvisioningError as exc:
+                log.info("transfer %s: %s", view.transfer_id, exc)
+                return False
+            if found.get("state") not in ("requested", "ringing", "consulting"):
+                break
+            await asyncio.sleep(0.5)
         if found.get("state") == "completed" and found.get("to_agent") == self.status.agent:
             return False  # the caller is ours now: so is the wrap-up
         if found.get("state") in ("requested", "ringing", "consulting"):

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -173,6 +173,24 @@ def transfers(db: Database) -> list[Transfer]:
         return list(s.scalars(select(Transfer).order_by(Transfer.requested_at)))
 
 
+def explain(w: World) -> str:
+    """What the transfers and lin's state were, and what lin's phone said last (for a failure)."""
+    rows = [(t.state, t.result, t.rung_agent, t.to_agent) for t in transfers(w.db)]
+    with w.db.session() as s:
+        lin = current_state(s, "lin")
+        lin_state = (lin.state, lin.reason) if lin is not None else None
+    log = w.lin_heard.parent / "lin.log"
+    tail = log.read_text(errors="replace")[-1500:] if log.exists() else ""
+    return f"transfers {rows}; lin {lin_state}; lin's phone: {tail}"
+
+
+async def waiting(w: World, what: str, condition: Callable[[], bool], timeout: float = 30) -> None:  # noqa: ASYNC109
+    try:
+        await until(condition, timeout, interval=0.2, what=what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; {explain(w)}") from None
+
+
 def state_of(db: Database, agent: str) -> str | None:
     with db.session() as s:
         found = current_state(s, agent)
@@ -240,22 +258,22 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
 
         # consult lin, then go back to the callee (Escape): the callee hears mei again
         await phone.act("consult", target="lin")
-        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "consulting", 30,
-                    interval=0.2, what="lin answered the first consultation")  # fmt: skip
+        await waiting(w, "lin answered the first consultation",
+                      lambda: (t := the_transfer(w.db)) is not None and t.state == "consulting")  # fmt: skip
         await asyncio.sleep(2)
         await phone.act("cancel")
-        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "cancelled", 20,
-                    interval=0.2, what="back with the callee")  # fmt: skip
+        await waiting(w, "back with the callee",
+                      lambda: (t := the_transfer(w.db)) is not None and t.state == "cancelled")  # fmt: skip
         await asyncio.sleep(1)
         seen["ear_back"] = await callee_hears(w, call_ref, seconds=2.0)
-        await until(lambda: state_of(w.db, "lin") == "available", 30, interval=0.2, what="lin free again")
+        await waiting(w, "lin free again", lambda: state_of(w.db, "lin") == "available")
 
         # consult lin from the chooser: colleague, lin, attended
         started = time.monotonic()
         await phone.act("transfer_open")
         await phone.act("transfer_choose", kind="agent", target="lin", mode="attended")
-        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "consulting", 30,
-                    interval=0.2, what="lin answered the consultation")  # fmt: skip
+        await waiting(w, "lin answered the consultation",
+                      lambda: (t := the_transfer(w.db)) is not None and t.state == "consulting")  # fmt: skip
         FIGURES["ask_to_consulting_s"] = time.monotonic() - started
         await until(lambda: (x := phone.transfers.current) is not None and x.state == "consulting", 10,
                     what="mei's phone knows")  # fmt: skip
@@ -264,8 +282,8 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
 
         # join: the callee goes to lin, mei leaves
         await phone.act("transfer_complete")
-        await until(lambda: (t := the_transfer(w.db)) is not None and t.state == "completed", 20,
-                    interval=0.2, what="the transfer completed")  # fmt: skip
+        await waiting(w, "the transfer completed",
+                      lambda: (t := the_transfer(w.db)) is not None and t.state == "completed")  # fmt: skip
         FIGURES["consult_s"] = time.monotonic() - consult_at
         await until(lambda: not phone.calls, 20, what="mei's leg ended")
         seen["mei_wrapup"] = phone.wrapup
