@@ -136,6 +136,7 @@ class Conversation:
     customer_cause: int | None = None
     holders: list[str] = field(default_factory=list)  # the agents who had the caller, in turn
     _moh: bool = False
+    _recording: list[asyncio.Task[None]] = field(default_factory=list)  # recordings being finished
 
     def __post_init__(self) -> None:
         self.active = self.first
@@ -274,7 +275,7 @@ class Conversation:
             except TransferRefused as exc:
                 await self._mark(pending.id, state="failed", result=exc.code, ended=True)
                 return None
-        exclude = {p.agent for p in self.parties if p.agent}
+        exclude = {p.agent for p in self.parties if p.agent and not p.done}  # who is on the call now
         name = pending.target if pending.kind == "agent" else None
         agent = await self._reserve(name, None if name else pending.target, exclude)
         if agent is None:
@@ -531,8 +532,11 @@ class Conversation:
             with contextlib.suppress(AriError):
                 await self.deps.ari.hangup(party.leg)
             await self._finish(party, state, reason)
+        await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def _finish(self, party: Party, state: str, reason: str, *, keep_recording: bool = True) -> None:
+        """The party's leg is over: the agent is released now; their recording is finished beside
+        the call (MixMonitor takes a moment to close its files), so the caller never waits for it."""
         if party.done:
             return
         party.done = True
@@ -548,10 +552,13 @@ class Conversation:
             await asyncio.to_thread(write)
         except Exception:
             log.exception("agent %s could not be released after call %s", agent, self.call_ref)
+        if party.capture is not None:
+            self._recording.append(asyncio.create_task(self._keep_recording(party, agent, keep_recording)))
+
+    async def _keep_recording(self, party: Party, agent: str, keep: bool) -> None:
         capture = party.capture
-        if capture is None:
-            return
-        if not keep_recording:
+        assert capture is not None
+        if not keep:
             await capture.discard(grace=0)
             return
         try:

@@ -538,3 +538,26 @@ def test_a_colleague_who_cannot_be_rung_is_freed_and_mei_keeps_the_caller(
     assert (row.state, row.result) == ("failed", "error")
     assert result.agent == "mei" and state(db, "lin") == ("available", "transfer_failed")
     assert len(desk.asterisk.calls("add_channel")[-1].params["channel"]) == 2, "caller and mei together again"
+
+
+def test_mei_goes_back_then_consults_lin_again_and_joins(settings: Settings, db: Database) -> None:
+    agents_ready(db, "mei", "lin")
+
+    async def script(desk: Desk) -> None:
+        await asyncio.sleep(5)
+        first = await desk.ask("agent", "lin")
+        await asyncio.sleep(4)
+        await desk.step(first, "cancel")
+        await asyncio.sleep(3)
+        second = await desk.ask("agent", "lin")
+        with db.session() as s:
+            seen = [(t.state, t.result, t.action) for t in s.scalars(select(Transfer))]
+        assert second, f"refused: {desk.errors} {seen}"
+        await asyncio.sleep(4)
+        await desk.step(second, "complete")
+
+    result, desk = handed_over(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, script)
+    with db.session() as s:
+        rows = [(t.state, t.to_agent) for t in s.scalars(select(Transfer).order_by(Transfer.requested_at))]
+    assert rows == [("cancelled", None), ("completed", "lin")]
+    assert (result.agent, desk.took) == ("lin", ["mei", "lin"])
