@@ -708,7 +708,8 @@ class Softphone:
         """The service handed this call to a colleague: their wrap-up, and this agent is free."""
         await self.transfers.settle(view.ref)
         handed = self.transfers.handed_on(view.ref)
-        target = self.transfers.current.to_agent if self.transfers.current else None
+        current = self.transfers.current
+        target = (current.to_agent or current.target) if current else None
         self.transfers.ended(view.ref)
         if not handed:
             return False

@@ -188,14 +188,15 @@ class Transfers:
         self.announce(fresh.message, "assertive" if failed else "polite", "error" if failed else "transfer")
 
     def handed_on(self, call_ref: str) -> bool:
-        """Whether this call was handed to someone else to wrap up (then this phone opens none)."""
+        """Whether this call was handed to someone else to wrap up (then this phone opens none): a
+        colleague took the caller, or a blind transfer to a colleague or a queue is still finding
+        them one (the caller is no longer this agent's)."""
         current = self.current
-        return (
-            current is not None
-            and current.call_ref == call_ref
-            and current.state == "completed"
-            and current.wrap_up_by not in (None, self.me())
-        )
+        if current is None or current.call_ref != call_ref:
+            return False
+        if current.live:
+            return current.mode == "blind" and current.kind != "number"
+        return current.state == "completed" and current.wrap_up_by not in (None, self.me())
 
     def ended(self, call_ref: str) -> None:
         """The phone's leg of the call ended: a transfer still under way is the server's to finish."""

@@ -39,11 +39,12 @@ class Server:
         self.state = "requested"
         self.result: str | None = None
         self.refuse: dict[str, Any] | None = None
+        self.mode = "attended"
 
     def transfer(self) -> dict[str, Any]:
         done = self.state in ("completed", "cancelled", "failed")
         return {
-            "id": "x1", "call_ref": "att-9", "from_agent": "mei", "kind": "agent", "mode": "attended",
+            "id": "x1", "call_ref": "att-9", "from_agent": "mei", "kind": "agent", "mode": self.mode,
             "target": "lin", "to_agent": "lin" if self.state == "completed" else None, "state": self.state,
             "result": self.result, "wrap_up_by": ("lin" if self.state == "completed" else "mei") if done else None,
             "message": MESSAGES[self.state],
@@ -69,6 +70,7 @@ class Server:
         if path == "/api/agents/me/transfers" and request.method == "POST":
             if self.refuse is not None:
                 return httpx.Response(409, json={"detail": self.refuse})
+            self.mode = (body or {}).get("mode", "attended")
             return httpx.Response(202, json=self.transfer())
         if path == "/api/agents/me/transfers/x1":
             return httpx.Response(200, json=self.transfer())
@@ -248,3 +250,16 @@ def test_the_consulted_colleague_wraps_up_only_a_caller_they_got(state: str, to_
     assert any("Call handed over by lin." in w for w in said(phone))
     if not wraps_up:
         assert "Consultation with lin ended; the caller stays with them." in said(phone)
+
+
+def test_after_a_blind_transfer_still_ringing_the_caller_is_no_longer_mine() -> None:
+    async def body(phone: Softphone, engine: FakeEngine, server: Server) -> None:
+        call = await served_call(phone, engine)
+        await phone.act("transfer", target="lin")  # blind: the service ends mei's leg at once
+        server.state = "ringing"
+        engine.remote_hangup(call)
+        await asyncio.sleep(4)
+        assert phone.wrapup is None and phone.status.state == "available"
+
+    phone, _engine, _server = scenario(body)
+    assert "Caller handed over to lin; the wrap-up is theirs. You are available." in said(phone)
