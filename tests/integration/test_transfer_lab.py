@@ -35,6 +35,7 @@ import pytest
 import soundfile as sf
 from sqlalchemy import func, select
 
+from agents.profiles import update_profile
 from agents.routing import set_state
 from agents.states import current_state
 from agents.transfer.models import Transfer
@@ -104,6 +105,10 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 s.add(contact)
                 s.flush()
                 contact_id = contact.id
+                # the next test's callee (lab callee 9 too: the last digit says how it behaves)
+                s.add(
+                    Contact(campaign_id=campaign.id, phone_e164=TALKER[:-2] + "19", name="李爷爷", fields={})
+                )
             with LiveServer(settings, db) as server, second_softphone(server.url, tmp) as lin_heard:
                 yield World(settings, db, server.url, contact_id, lin_heard)
         finally:
@@ -354,6 +359,76 @@ def test_attended_transfer_to_a_second_agent_both_sides_hear(world: World, tmp_p
     assert tone_share(tail, MEI_HZ, rate) < 0.2 and FIGURES["lin_hears_callee_dbfs"] > -45, (
         "lin hears the callee, no longer mei"
     )
+
+
+def latest_attempt(db: Database) -> Attempt | None:
+    with db.session() as s:
+        return s.scalar(select(Attempt).order_by(Attempt.created_at.desc()).limit(1))
+
+
+async def blind_to_queue(w: World, tmp: Path) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    with w.db.session() as s:
+        update_profile(s, "lin", actor="test", skills=["welfare"])
+    await waiting(w, "lin free after the last call", lambda: state_of(w.db, "lin") == "available")
+    server, sip = await signed_in(w.url, "mei", PASSWORD)
+    config = EngineConfig(play_file=tone_file(tmp / "mei-tone.wav", MEI_HZ))
+    async with Engine(config) as engine:
+        phone = Softphone(
+            engine, AgentStatus("mei", NullPublisher()), server=server, on_wrapup=server.post_wrapup
+        )
+        queue: asyncio.Queue[EngineEvent | None] = engine.subscribe()
+        await phone.start(sip)
+        await next_event(queue, RegistrationChanged, registered=True)
+        await phone.act("preview")
+        await phone.act("preview_call")
+        ring = await next_event(queue, IncomingCall, timeout=30)
+        call_ref = ring.headers["attempt"]
+        await waiting(w, "the callee answered",
+                      lambda: (a := latest_attempt(w.db)) is not None and a.state is AttemptState.answered)  # fmt: skip
+        await until(lambda: any(c.status == "connected" for c in phone.calls.values()), 30, what="connected")
+        await asyncio.sleep(2)  # mei and the callee talk
+
+        # Alt+T, 2 (queue), welfare, Enter: the caller waits in queue welfare, mei is free at once
+        started = time.monotonic()
+        await phone.act("transfer_open", mode="blind")
+        await phone.act("transfer_choose", kind="queue", target="welfare", mode="blind")
+        await until(lambda: not phone.calls, 20, what="mei's leg ended")
+        await waiting(w, "lin took the caller from the queue",
+                      lambda: (t := the_transfer(w.db)) is not None and t.state == "completed", 60)  # fmt: skip
+        FIGURES["blind_to_queue_answered_s"] = time.monotonic() - started
+        seen["mei_wrapup"] = phone.wrapup
+        await asyncio.sleep(1)
+        seen["ear"] = await callee_hears(w, call_ref)
+        st = lab_status(w.settings)
+        async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.app) as ari:
+            with contextlib.suppress(AriError):
+                await ari.hangup(call_ref)
+        await waiting(w, "the dialer closed the call",
+                      lambda: (a := latest_attempt(w.db)) is not None and a.ended_at is not None, 60)  # fmt: skip
+        await phone.close()
+    await server.aclose()
+    return seen
+
+
+def test_blind_transfer_to_a_skill_queue_lin_takes_the_caller(world: World, tmp_path: Path) -> None:
+    with use_locale("en"):
+        seen = asyncio.run(blind_to_queue(world, tmp_path))
+    row = the_transfer(world.db)
+    assert row is not None
+    assert (row.kind, row.mode, row.target, row.state, row.to_agent) == (
+        "queue",
+        "blind",
+        "welfare",
+        "completed",
+        "lin",
+    )
+    attempt = latest_attempt(world.db)
+    assert attempt is not None and attempt.agent == "lin", "the call and its wrap-up are lin's"
+    assert seen["mei_wrapup"] is None, "mei's part ended with the hand-over"
+    ear, rate = sf.read(seen["ear"], dtype="int16")
+    FIGURES["callee_hears_lin_after_queue_share"] = tone_share(ear, LIN_HZ, rate)
+    assert FIGURES["callee_hears_lin_after_queue_share"] > 0.3, "the callee hears lin"
 
 
 def test_zz_report_figures() -> None:
