@@ -31,15 +31,15 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from agents import routing
-from agents.handover.call import CallOrigin
+from agents.handover.call import AgentTook, CallOrigin, HandoverRequest, HandoverResult, NumberGate
 from agents.handover.screen_pop import screen_pop_headers
-from agents.handover.service import LEG_GONE, RECORD_CONTEXT, HandoverDeps
-from core.ari import RECONNECTED, AriError
+from agents.handover.service import LEG_GONE, RECORD_CONTEXT, Handover, HandoverDeps
+from core.ari import AriError
 from core.ari_events import ChannelEvents
 from recordings.capture import RecordingFacts, StereoCapture
 
@@ -70,6 +70,8 @@ class PlacedCallRequest:
     agent_ring_timeout: int = 30
     ring_timeout: int = 30  # seconds the far end may ring
     on_progress: Progress | None = None
+    on_agent: AgentTook | None = None  # a transfer handed the call to this agent (their wrap-up)
+    number_gate: NumberGate | None = None  # outside numbers the call may be transferred to
     # The agent's state when they do not answer: "available" when they asked for the call; "break"
     # (reason no_answer, as the hand-over does) when the dialer rang them for their callback.
     unanswered_state: str = "available"
@@ -85,6 +87,7 @@ class PlacedCallResult:
     ended_by: Literal["agent", "customer", "system"] | None = None
     talk_seconds: float = 0.0
     recording_id: str | None = None
+    agent: str | None = None  # the agent who had the call last (a transfer may have handed it on)
     error: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
@@ -312,9 +315,31 @@ class PlacedCall:
     # ---------------------------------------------------- the conversation
 
     async def _talk(self) -> None:
+        from agents.transfer.conversation import Conversation, Party, TalkDeps, TalkHooks
+
         call_id = self.req.call_id
         bridge_id = f"bridge-{uuid.uuid4()}"
         self.deps.dispatcher.alias(call_id, bridge_id)
+        assert self.events is not None
+        talk = Conversation(
+            TalkDeps(
+                self.ari, self.deps.dispatcher, self.deps.db, self.deps.settings, self.clock, self.deps.now
+            ),
+            self.events,
+            call_ref=call_id,
+            customer=call_id,
+            bridge=bridge_id,
+            origin=self.req.origin,
+            skill=None,
+            first=Party(self.req.agent, self.leg, self.reserved_at, self.capture),
+            hooks=TalkHooks(
+                facts=lambda agent: replace(self._facts(), agent=agent),
+                on_agent=self.req.on_agent,
+                requeue=self._requeue,
+                number_gate=self.req.number_gate,
+            ),
+        )
+        self.released = True  # from here on the conversation releases the agents on the call
         started = self.clock()
         try:
             await self._stop_ringback()
@@ -322,46 +347,21 @@ class PlacedCall:
             await self.ari.add_channel(bridge_id, [call_id, self.leg])
             self.result.outcome = "connected"
             started = self.clock()
-            self.result.ended_by = await self._until_hangup()
+            self.result.ended_by = await talk.run()
         finally:
             self.result.talk_seconds = round(self.clock() - started, 3)
             self.result.ended_by = self.result.ended_by or "system"
-            await self._hang_up(self.leg, call_id)
+            await self._hang_up(*talk.live_legs(), call_id)
             with contextlib.suppress(AriError):
                 await self.ari.destroy_bridge(bridge_id)
-            await self._release("wrap_up", "call_ended")
-            await self._finish_recording()
+            await talk.close()
+            self.result.agent = talk.last_agent or self.req.agent
+            self.result.recording_id = talk.first.recording_id
 
-    async def _until_hangup(self) -> Literal["agent", "customer"]:
-        while True:
-            event = await self._next(5.0)
-            if event is None or event.get("type") == RECONNECTED:
-                if not await self._alive(self.req.call_id):
-                    return "customer"
-                if not await self._alive(self.leg):
-                    return "agent"
-                continue
-            if event.get("type") in LEG_GONE:
-                if _about(event, self.req.call_id):
-                    return "customer"
-                if _about(event, self.leg):
-                    return "agent"
-
-    async def _finish_recording(self) -> None:
-        """The conversation happened whatever becomes of its file (a failure is logged; the pair
-        stays on disk for the recovery at the next start)."""
-        if self.capture is None:
-            return
-        try:
-            rec_id = await self.capture.finish(
-                self.deps.db, self.deps.settings, self._facts(), ended_at=self.deps.now()
-            )
-        except Exception:
-            log.exception(
-                "recording %s of placed call %s could not be finished", self.capture.rec_id, self.req.call_id
-            )
-            return
-        self.result.recording_id = rec_id
+    async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
+        """The caller goes into a skill's queue (a blind transfer to it, or one nobody answered)."""
+        request = HandoverRequest(self.req.call_id, skill=skill, origin=self.req.origin, on_agent=took)
+        return await Handover(self.deps).connect(request)
 
     # ---------------------------------------------------- small parts
 

@@ -22,6 +22,7 @@ all (whatever their state), so that is reported when it starts, not found by a w
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -34,6 +35,11 @@ from agents.models import AgentProfile, AgentStateChange, SipAccount
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.i18n import _
+
+# One reservation at a time in this process (the hand-over's, a transfer's), so two calls never
+# choose the same agent between reading the agents' states and writing "on_call". A thread lock:
+# reservations run in worker threads.
+RESERVE_LOCK = threading.Lock()
 
 CALL_STATES = frozenset({"on_call", "wrap_up"})
 ANY_SKILL = "any"  # what a flow's transfer node names when any agent will do

@@ -150,6 +150,11 @@ class CampaignSpec(BaseModel):
     dispositions: list[Disposition] = Field(
         default_factory=list, description="the agents' wrap-up choices, key 1 first (none: the defaults)"
     )
+    transfer_numbers: dict[str, str] = Field(
+        default_factory=dict,
+        description="outside numbers agents may transfer a call to, by name (e.g. 社区卫生服务中心: 010-…);"
+        " checked against do-not-call and the calling window when dialled",
+    )
     callback_grace_minutes: float = Field(
         default=DEFAULT_CALLBACK_GRACE_MINUTES,
         gt=0,
@@ -484,6 +489,7 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["retry"] = campaign.retry or {}
     data["dispositions"] = campaign.dispositions or []  # none stored (before 0900): the defaults
     data["form"] = campaign.form or None
+    data["transfer_numbers"] = campaign.transfer_numbers or {}
     return CampaignSpec.model_validate(data)
 
 
@@ -496,6 +502,7 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.retry = {o: r.model_dump() for o, r in spec.retry.items()}
     campaign.dispositions = [d.model_dump(mode="json") for d in spec.dispositions]
     campaign.form = spec.form.model_dump(mode="json") if spec.form else None
+    campaign.transfer_numbers = dict(spec.transfer_numbers) or None
     campaign.screen_pop = list(spec.screen_pop) if spec.screen_pop is not None else None
 
 

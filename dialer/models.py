@@ -144,6 +144,8 @@ class Campaign(Base):
     # call ({"title", "record", "questions": [...]}), the list columns the screen pop shows.
     script: Mapped[str | None] = mapped_column(Text)
     form: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Outside numbers agents may transfer this campaign's calls to: name -> number (migration 2000).
+    transfer_numbers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     screen_pop: Mapped[list[str] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))

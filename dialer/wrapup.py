@@ -29,6 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agents.transfer.service import holder
 from core.audit import audit
 from core.phones import mask_in_text
 from dialer import dnc
@@ -190,7 +191,8 @@ def record_wrapup(session: Session, request: WrapUpRequest, now: datetime) -> Wr
     attempt = session.get(Attempt, request.call_ref, with_for_update=postgres or None)
     if attempt is None:
         raise UnknownCall(f"no call {request.call_ref!r} (the call_ref is the call's attempt id)", "call_ref")
-    owner = attempt.agent or (attempt.detail or {}).get("agent_name")
+    # A transfer hands the call (and its wrap-up) to the colleague who took the caller.
+    owner = holder(session, request.call_ref) or attempt.agent or (attempt.detail or {}).get("agent_name")
     if owner != request.agent:
         raise NotYourCall(f"call {request.call_ref} was not taken by {request.agent}", "call_ref")
     contact = session.get(Contact, attempt.contact_id)

@@ -27,10 +27,16 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("hold", ("F7", "Alt+o"), N_("Hold or resume the call"), N_("on a call")),
     Binding("mute", ("F8", "Alt+m"), N_("Mute or unmute your microphone"), N_("on a call")),
     Binding(
-        "transfer", ("Alt+t",), N_("Blind transfer: type or choose the target, then Enter"), N_("on a call")
+        "transfer",
+        ("Alt+t",),
+        N_("Blind transfer: choose colleague, queue or number (1-3) and whom, then Enter"),
+        N_("on a call"),
     ),
     Binding(
-        "consult", ("Alt+c",), N_("Consult: call a colleague first (type the target, Enter)"), N_("on a call")
+        "consult",
+        ("Alt+c",),
+        N_("Consult first: choose colleague, queue or number (1-3) and whom, then Enter"),
+        N_("on a call"),
     ),
     Binding("complete", ("Alt+j",), N_("Join: hand the caller to the consulted colleague"), N_("consulting")),
     Binding(
@@ -73,7 +79,12 @@ BINDINGS: tuple[Binding, ...] = (
     Binding("large_text", ("Alt+g",), N_("Large text on or off"), N_("any time")),
     Binding("contrast", ("Alt+k",), N_("High contrast on or off"), N_("any time")),
     Binding("help", ("F1", "Alt+slash"), N_("List these keys"), N_("any time")),
-    Binding("cancel", ("Escape",), N_("Close the open field or chooser"), N_("any time")),
+    Binding(
+        "cancel",
+        ("Escape",),
+        N_("Close the open field or chooser; while consulting, go back to the caller"),
+        N_("any time"),
+    ),
 )
 
 RESERVED = frozenset({"Alt+d", "Alt+e", "Alt+f", "F5", "F6", "F11", "F12", "Ctrl+w", "Ctrl+t", "Ctrl+n"})

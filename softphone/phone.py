@@ -42,10 +42,12 @@ from softphone.privacy import decode_header, screen_fields
 from softphone.provisioning import ProvisioningError, ServerClient
 from softphone.quality import QUALITY_VERDICTS, QualityReport, StreamSample, assess
 from softphone.script_view import clean_script_html
+from softphone.transfers import Transfers
 
 log = logging.getLogger(__name__)
 
 Politeness = Literal["polite", "assertive"]
+TRANSFER_SETTLE_LOOKS = 8  # looks, half a second apart, for how a transfer that rang us ended
 CallStatus = Literal["ringing", "dialing", "connected", "held", "ended"]
 
 
@@ -179,6 +181,9 @@ class CallView:
     connected_at: float | None = None
     pop: ScreenPop | None = None
     transfer_to: str | None = None
+    served: bool = False  # the service rang us with this call (X-Warmline-Attempt): it transfers it
+    transfer_id: str | None = None  # a colleague's transfer (or consult) rang us with it
+    transfer_from: str | None = None
 
 
 @dataclass
@@ -253,6 +258,8 @@ class Softphone:
         # The calls the agent places: preview, callbacks (softphone.placed_calls).
         self.placed = PlacedCalls(self.announce, self._bump)
         self.placed.server = server
+        # Transfers of calls the service put through (softphone.transfers).
+        self.transfers = Transfers(self.announce, self._bump, lambda: self.status.agent, lambda: self.server)
         self.desk: CallDesk | None = None
         self._tickets: dict[str, str] = {}  # call_ref -> the call's ticket (never shown on the page)
 
@@ -270,6 +277,7 @@ class Softphone:
             with contextlib.suppress(StateError):
                 await self.status.change("logged_out")
         self.placed.close()
+        self.transfers.close()
         for task in self._lookups:
             task.cancel()
         for task in self._tasks:
@@ -343,6 +351,7 @@ class Softphone:
             else None,
             "announcements": [asdict(a) for a in self.announcements],
             "placed": self.placed.view(),
+            "transfer": {**self.transfers.view(), "server": self._served() is not None},
         }
 
     def _wrapup_json(self) -> dict[str, Any] | None:
@@ -420,6 +429,10 @@ class Softphone:
         )
         if e.headers.get("attempt"):
             view.ref = decode_header(e.headers["attempt"])
+            view.served = True
+        if e.headers.get("transfer-id"):
+            view.transfer_id = decode_header(e.headers["transfer-id"])
+            view.transfer_from = decode_header(e.headers.get("transfer-from", ""))
         placed = self.placed.rings(e.headers)
         if placed is not None:  # the call the agent asked for: their leg first, answered at once
             view.direction, view.remote = "out", placed.who
@@ -444,6 +457,8 @@ class Softphone:
         with contextlib.suppress(Exception):
             await self.engine.answer(e.call, 180)
         text = _("Incoming call from {who}.", who=remote)
+        if e.headers.get("transfer-from"):
+            text = _("Call handed over by {agent}.", agent=decode_header(e.headers["transfer-from"]))
         if pop is not None and pop.spoken():
             text += _(" {details}.", details=pop.spoken())
         text += _(" Press F2 to answer.")
@@ -476,6 +491,10 @@ class Softphone:
     async def _on_ended(self, view: CallView, e: CallStateChanged) -> None:
         del self.calls[view.id]
         self.placed.ended(view.ref)
+        if view.role == "main" and view.served and await self._handed_on(view):
+            return
+        if view.role == "main" and view.transfer_id and await self._only_consulted(view):
+            return
         talked = int(time.monotonic() - view.connected_at) if view.connected_at else 0
         await self._send_quality(view, final=True)
         if view.role == "consult":
@@ -721,6 +740,85 @@ class Softphone:
         except (ProvisioningError, OSError) as exc:
             log.warning("call quality not sent: %s", exc)
 
+    async def _handed_on(self, view: CallView) -> bool:
+        """The service handed this call to a colleague: their wrap-up, and this agent is free."""
+        await self.transfers.settle(view.ref)
+        handed = self.transfers.handed_on(view.ref)
+        current = self.transfers.current
+        target = (current.to_agent or current.target) if current else None
+        self.transfers.ended(view.ref)
+        if not handed:
+            return False
+        await self._send_quality(view, final=True)
+        self.announce(
+            _("Caller handed over to {agent}; the wrap-up is theirs. You are available.", agent=target or ""),
+            cue="ended",
+        )
+        for state in ("wrap_up", "available"):  # a call's end passes through wrap-up
+            with contextlib.suppress(StateError):
+                await self.status.change(state)
+        return True
+
+    async def _only_consulted(self, view: CallView) -> bool:
+        """A colleague's consult that ended without handing us the caller: not our wrap-up. When
+        the server cannot say, the wrap-up opens (better asked once too often than lost)."""
+        if self.server is None or not self.server.signed_in or view.transfer_id is None:
+            return False
+        found: dict[str, Any] = {}
+        for _look in range(TRANSFER_SETTLE_LOOKS):  # the leg may end a moment before the row says why
+            try:
+                found = await self.server.transfer(view.transfer_id)
+            except ProvisioningError as exc:
+                log.info("transfer %s: %s", view.transfer_id, exc)
+                return False
+            if found.get("state") not in ("requested", "ringing", "consulting"):
+                break
+            await asyncio.sleep(0.5)
+        if found.get("state") == "completed" and found.get("to_agent") == self.status.agent:
+            return False  # the caller is ours now: so is the wrap-up
+        if found.get("state") in ("requested", "ringing", "consulting"):
+            return False
+        self.announce(
+            _("Consultation with {agent} ended; the caller stays with them.", agent=view.transfer_from or ""),
+            cue="ended",
+        )
+        for state in ("wrap_up", "available"):
+            with contextlib.suppress(StateError):
+                await self.status.change(state)
+        return True
+
+    def _served(self) -> CallView | None:
+        """The connected call the service put through, when the server can transfer it."""
+        view = self._main()
+        if view is None or not view.served or self.server is None or not self.server.signed_in:
+            return None
+        return view
+
+    def _need_served(self) -> CallView:
+        view = self._served()
+        if view is None or view.status not in ("connected", "held"):
+            raise ActionError(_("There is no call of the call centre's to transfer."))
+        return view
+
+    async def do_transfer_open(self, mode: str = "attended") -> None:
+        """The chooser: colleague, queue or outside number (keyboard: Alt+T blind, Alt+C consult)."""
+        self._need_served()
+        await self.transfers.open(mode)
+
+    async def do_transfer_choose(self, kind: str, target: str, mode: str = "attended") -> None:
+        view = self._need_served()
+        await self.transfers.start(view.ref, kind, target, mode)
+
+    async def do_transfer_complete(self) -> None:
+        await self.transfers.step("complete")
+
+    async def do_transfer_cancel(self) -> None:
+        await self.transfers.step("cancel")
+
+    def _server_transfer(self) -> bool:
+        current = self.transfers.current
+        return current is not None and current.live
+
     # -- actions -----------------------------------------------------------------------------
 
     def _main(self) -> CallView | None:
@@ -781,7 +879,13 @@ class Softphone:
         await self.engine.send_dtmf(view.id, digits)
         self._bump()
 
-    async def do_transfer(self, target: str) -> None:
+    async def do_transfer(self, target: str = "") -> None:
+        if self._served() is not None:  # the service's call: its transfer, not SIP REFER
+            if not target.strip():
+                await self.do_transfer_open("blind")
+                return
+            await self.do_transfer_choose("agent", target, "blind")
+            return
         target = _clean_target(target)
         view = self._need_main("connected", "held")
         view.transfer_to = target
@@ -792,7 +896,13 @@ class Softphone:
             view.transfer_to = None
             raise
 
-    async def do_consult(self, target: str) -> None:
+    async def do_consult(self, target: str = "") -> None:
+        if self._served() is not None:
+            if not target.strip():
+                await self.do_transfer_open("attended")
+                return
+            await self.do_transfer_choose("agent", target, "attended")
+            return
         target = _clean_target(target)
         view = self._need_main("connected", "held")
         if self._consult() is not None:
@@ -806,6 +916,9 @@ class Softphone:
         self.announce(_("Calling colleague {target}. The caller is on hold.", target=target), cue="dialing")
 
     async def do_complete(self) -> None:
+        if self._server_transfer():
+            await self.transfers.step("complete")
+            return
         view = self._need_main("connected", "held")
         consult = self._consult()
         if consult is None or consult.status != "connected":
@@ -816,6 +929,12 @@ class Softphone:
         await self.engine.attended_transfer(view.id, consult.id)
 
     async def do_cancel(self) -> None:
+        if self.transfers.chooser is not None:
+            self.transfers.dismiss()
+            return
+        if self._server_transfer():
+            await self.transfers.step("cancel")
+            return
         consult = self._consult()
         if consult is not None:
             await self.engine.hangup(consult.id)

@@ -172,6 +172,22 @@ class ServerClient:
         body = {"contact_id": contact_id}
         return cast(dict[str, Any], await self._call("POST", "/api/agents/me/dial", json=body))
 
+    async def transfer_targets(self) -> dict[str, Any]:
+        """Whom my call may go to: ``colleagues`` (with their state) and skill ``queues``."""
+        return cast(dict[str, Any], await self._call("GET", "/api/agents/me/transfer-targets"))
+
+    async def start_transfer(self, call_ref: str, kind: str, target: str, mode: str) -> dict[str, Any]:
+        body = {"call_ref": call_ref, "kind": kind, "target": target, "mode": mode}
+        return cast(dict[str, Any], await self._call("POST", "/api/agents/me/transfers", json=body))
+
+    async def transfer(self, transfer_id: str) -> dict[str, Any]:
+        return cast(dict[str, Any], await self._call("GET", f"/api/agents/me/transfers/{transfer_id}"))
+
+    async def transfer_step(self, transfer_id: str, step: str) -> dict[str, Any]:
+        """``complete`` (join the caller and the target) or ``cancel`` (back to the caller)."""
+        path = f"/api/agents/me/transfers/{transfer_id}/{step}"
+        return cast(dict[str, Any], await self._call("POST", path))
+
 
 def _answer_errors(resp: httpx.Response) -> dict[str, str]:
     """A 422's failing form questions: `loc` body, answers, KEY -> its message."""

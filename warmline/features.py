@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Protocol
 
 import agents.plugin
+import agents.transfer.plugin
 import dialer.plugin
 import hotline.plugin
 import ivr.plugin
@@ -25,6 +26,7 @@ class Plugin(Protocol):
 
 FEATURES: tuple[Plugin, ...] = (
     agents.plugin,
+    agents.transfer.plugin,
     dialer.plugin,
     hotline.plugin,
     ivr.plugin,

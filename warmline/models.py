@@ -1,6 +1,7 @@
 """Every feature's tables, imported so that `Base.metadata` is complete (Alembic, tests)."""
 
 from agents import models as agents_models
+from agents.transfer import models as transfer_models
 from core import audit as audit_models
 from core.auth import models as auth_models
 from core.db import Base
@@ -19,5 +20,6 @@ __all__ = [
     "hotline_models",
     "qa_models",
     "recordings_models",
+    "transfer_models",
     "welfare_models",
 ]

@@ -11,7 +11,12 @@ Announce = Callable[[int], Awaitable[None]]
 """Called with the caller's queue position (1 = next), e.g. to say "you are number 2"."""
 
 AgentTook = Callable[[str], Awaitable[None]]
-"""Called with the agent's name once their leg has answered: the call is theirs from then on."""
+"""Called with the agent's name once their leg has answered: the call is theirs from then on
+(again, with the colleague's name, when a transfer hands it on)."""
+
+NumberGate = Callable[[str, str], Awaitable[str]]
+"""For transfers to outside numbers: (call_ref, number or directory name) -> the endpoint to dial,
+or agents.transfer.service.TransferRefused when the call's campaign does not allow it now."""
 
 Outcome = Literal["connected", "abandoned", "caller_hangup", "error"]
 
@@ -61,6 +66,7 @@ class HandoverRequest:
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     announce: Announce | None = None
     on_agent: AgentTook | None = None  # e.g. the dialer noting the agent on the attempt
+    number_gate: NumberGate | None = None  # outside numbers the call may be transferred to
 
 
 @dataclass

@@ -32,18 +32,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
 from agents import routing
-from agents.handover.call import HandoverRequest, HandoverResult
+from agents.handover.call import AgentTook, HandoverRequest, HandoverResult
 from agents.handover.queue import SkillQueues
 from agents.handover.screen_pop import header_value, screen_pop_headers
-from core.ari import RECONNECTED, AriClient, AriError
+from core.ari import AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
 from core.call_tickets import mint, ticket_secret
 from core.db import Database, utcnow
@@ -53,9 +52,7 @@ from recordings.capture import RecordingFacts, StereoCapture
 log = logging.getLogger(__name__)
 
 PROCESS_QUEUES = SkillQueues()
-# One reservation at a time in this process, so two calls never choose the same agent between
-# reading the agents' states and writing "on_call". A thread lock: reservations run in threads.
-_RESERVE_LOCK = threading.Lock()
+_RESERVE_LOCK = routing.RESERVE_LOCK  # one reservation at a time in this process
 
 JSON = dict[str, Any]
 RECORD_CONTEXT = "warmline-record"
@@ -340,6 +337,8 @@ class _Run:
                 return "no_answer"
 
     async def _talk(self, agent: routing.AgentCandidate, reserved_at: datetime) -> None:
+        from agents.transfer.conversation import Conversation, Party, TalkDeps, TalkHooks
+
         clock = self.clock
         leg = self.leg
         self.result.agent = agent.agent
@@ -347,6 +346,22 @@ class _Run:
         await self._tell_agent_took(agent.agent)
         bridge_id = f"bridge-{uuid.uuid4()}"
         self.deps.dispatcher.alias(self.cid, bridge_id)
+        talk = Conversation(
+            TalkDeps(self.ari, self.deps.dispatcher, self.deps.db, self.deps.settings, clock, self.deps.now),
+            self.events,
+            call_ref=self.req.origin.attempt_id or self.cid,
+            customer=self.cid,
+            bridge=bridge_id,
+            origin=self.req.origin,
+            skill=self.skill,
+            first=Party(agent.agent, leg, reserved_at, self.capture),
+            hooks=TalkHooks(
+                facts=self._facts,
+                on_agent=self.req.on_agent,
+                requeue=self._requeue,
+                number_gate=self.req.number_gate,
+            ),
+        )
         talk_started = clock()
         try:
             await self.ari.create_bridge("mixing", bridge_id=bridge_id, name=f"agent-{agent.agent}")
@@ -355,17 +370,29 @@ class _Run:
             # Only now are the two talking: a failure before this is a call no agent took.
             self.result.outcome, self.result.answered = "connected", True
             talk_started = clock()
-            self.result.ended_by = await self._until_hangup(leg)
+            self.result.ended_by = await talk.run()
         finally:
             self.result.talk_seconds = round(clock() - talk_started, 3)
             self.result.ended_by = self.result.ended_by or "system"
-            for channel in (leg, self.cid):
+            self.result.customer_cause = talk.customer_cause or self.result.customer_cause
+            for channel in (*talk.live_legs(), self.cid):
                 with contextlib.suppress(AriError):
                     await self.ari.hangup(channel)
             with contextlib.suppress(AriError):
                 await self.ari.destroy_bridge(bridge_id)
-            await self._release(agent.agent, "wrap_up", "call_ended", reserved_at)
-            await self._finish_recording(agent.agent)
+            await talk.close()
+            self.result.agent = talk.last_agent or agent.agent
+            first = talk.first
+            if first.recording_id is not None and self.capture is not None:
+                self.result.recording_id = first.recording_id
+                self.result.recording_path = self.capture.files.wav
+
+    async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
+        """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and
+        script going with the call."""
+        origin = replace(self.req.origin, preferred_agent=None)
+        request = replace(self.req, skill=skill, origin=origin, on_agent=took, announce=None)
+        return await Handover(self.deps).connect(request)
 
     async def _tell_agent_took(self, agent: str) -> None:
         """The caller learns who took the call; its failure is logged, never the call's end."""
@@ -375,33 +402,3 @@ class _Run:
             await self.req.on_agent(agent)
         except Exception:
             log.exception("noting agent %s on call %s failed", agent, self.cid)
-
-    async def _until_hangup(self, leg: str) -> Literal["agent", "customer"]:
-        while True:
-            event = await self._next(5.0)
-            if self.customer_gone:
-                return "customer"
-            if event is None or event.get("type") == RECONNECTED:
-                if not await self._alive(self.cid):
-                    return "customer"
-                if not await self._alive(leg):
-                    return "agent"
-                continue
-            if _is_hangup(event, leg):
-                return "agent"
-
-    async def _finish_recording(self, agent: str) -> None:
-        """The conversation happened whatever becomes of its file: a failure here is logged (the
-        pair stays on disk for recovery at the next start), never turned into a failed call."""
-        if self.capture is None:
-            return
-        try:
-            rec_id = await self.capture.finish(
-                self.deps.db, self.deps.settings, self._facts(agent), ended_at=self.deps.now()
-            )
-        except Exception:
-            log.exception("recording %s of %s could not be finished", self.capture.rec_id, self.cid)
-            return
-        if rec_id is not None:
-            self.result.recording_id = rec_id
-            self.result.recording_path = self.capture.files.wav

@@ -22,6 +22,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from agents.handover import CallOrigin
+from agents.handover.call import NumberGate
 from agents.models import SipAccount
 from agents.placed_calls import PlacedCallRequest, PlacedCallResult
 from core.audit import audit
@@ -136,6 +137,9 @@ def placed_request(
     node: AsteriskNode,
     settings: Settings,
     on_progress: Callable[[str], Awaitable[None]] | None = None,
+    *,
+    on_agent: Callable[[str], Awaitable[None]] | None = None,
+    number_gate: NumberGate | None = None,
 ) -> PlacedCallRequest:
     """What the call needs: the agent's endpoint, the far end as this node dials it, the screen pop."""
     origin = CallOrigin(
@@ -158,6 +162,8 @@ def placed_request(
         agent_ring_timeout=settings.agent_ring_timeout,
         ring_timeout=settings.dialer_ring_timeout,
         on_progress=on_progress,
+        on_agent=on_agent,
+        number_gate=number_gate,
         unanswered_state="break" if claim.by_dialer else "available",
     )
 
@@ -170,7 +176,7 @@ def _facts(result: PlacedCallResult) -> tuple[CallFacts, Outcome | None]:
 
 
 def _detail(claim: PlacedClaim, result: PlacedCallResult) -> dict[str, Any]:
-    detail: dict[str, Any] = {"agent": str(result)[:200], "agent_name": claim.agent}
+    detail: dict[str, Any] = {"agent": str(result)[:200], "agent_name": result.agent or claim.agent}
     if result.outcome == "agent_hangup":
         detail["agent_hung_up"] = True  # before the far end answered
     if result.error:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agents.handover import CallOrigin, Handover, HandoverRequest, QueuePolicy
+from agents.handover.call import NumberGate
 from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
@@ -121,6 +122,7 @@ class Call:
         handover: Handover | None = None,
         origin: CallOrigin | None = None,
         epoch: Callable[[], int] = lambda: 0,
+        number_gate: NumberGate | None = None,
     ) -> None:
         self.ari = ari
         self.dispatcher = dispatcher
@@ -136,6 +138,7 @@ class Call:
         self._destroyed = False
         self._subscribed = False  # to the channel's events beyond Stasis
         self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
+        self.number_gate = number_gate  # outside numbers an agent may transfer this call to
         self._epoch0 = epoch()
 
     # ------------------------------------------------------------ entry
@@ -347,6 +350,7 @@ class Call:
             origin=self.origin,
             policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
             on_agent=self._agent_took,
+            number_gate=self.number_gate,
         )
         handed = await self.handover.connect(request)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.

@@ -207,9 +207,10 @@ def _available(session: Session, agent: str) -> bool:
 
 
 def took_call(session: Session, attempt_id: str, agent: str) -> None:
-    """The hand-over connected `agent` to this attempt's callee: the call (and its wrap-up) is theirs."""
+    """The hand-over connected `agent` to this attempt's callee: the call (and its wrap-up) is theirs
+    -- the last agent's, when a transfer handed the callee on (until it is wrapped up)."""
     attempt = session.get(Attempt, attempt_id)
-    if attempt is not None and attempt.agent is None:
+    if attempt is not None and attempt.wrapped_up_at is None:
         attempt.agent = agent
 
 

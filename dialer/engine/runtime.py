@@ -43,6 +43,7 @@ from dialer.agent_dial.runner import (
     placed_request,
     take_requests,
 )
+from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.ledger import (
@@ -371,7 +372,13 @@ class DialerWorker:
                 CallEvent(call_id=placed.attempt_id, campaign=placed.campaign, kind=what, detail=base)
             )
 
-        request = placed_request(placed, link.node, self.settings, progress)
+        async def took(agent: str) -> None:  # a transfer handed the call to a colleague
+            await self._took(placed.attempt_id, agent)
+
+        gate = number_gate(
+            self.db, link.node, placed.campaign_id, region=self.settings.default_region, now=self.now
+        )
+        request = placed_request(placed, link.node, self.settings, progress, on_agent=took, number_gate=gate)
         try:
             result = await PlacedCall(link.handover.deps, request).run()
         except asyncio.CancelledError:
@@ -440,6 +447,9 @@ class DialerWorker:
                 handover=link.handover,
                 origin=_origin(c, plan),
                 epoch=lambda: link.connections,  # a reconnect mid-call means Asterisk may have restarted
+                number_gate=number_gate(
+                    self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
+                ),
             )
             report = await call.run()
         except asyncio.CancelledError:

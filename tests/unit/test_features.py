@@ -27,6 +27,7 @@ GROUPS = {
     "softphone",
     "staffing",
     "workforce",
+    "transfers",
 }
 
 
@@ -50,6 +51,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         for method in getattr(route, "methods", ())
     ]
     assert ("/api/welfare/alerts", "GET") in routes and ("/api/campaigns/{name}/stats", "GET") in routes
+    assert ("/api/agents/me/transfers", "POST") in routes
     assert len(routes) == len(set(routes))
     assert collect() is not registry, "a fresh registry each time: nothing registers itself at import"
 

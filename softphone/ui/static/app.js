@@ -119,6 +119,7 @@
     if (first) buildChoices($("break-reasons"), "reason", numbered(v.break_reasons));
     if (first) buildChoices($("skip-reasons"), "skip_reason", v.placed.skip_reasons);
     renderPlaced(v.placed);
+    renderTransfer(v.transfer);
     $("hours").textContent = v.hours || "";
     for (const a of v.announcements) {
       if (a.id > lastSaid) {
@@ -169,6 +170,87 @@
       (list.querySelector("button") || $("preview")).focus();
     }
   }
+  // -------------------------------------------------------------- transfers the service carries out
+  let chooserShown = false;
+  function radio(box, name, value, text, digit) {
+    const id = name + "-" + value.replace(/[^A-Za-z0-9_-]/g, "_");
+    const wrap = document.createElement("label");
+    wrap.htmlFor = id;
+    const input = document.createElement("input");
+    input.type = "radio"; input.name = name; input.value = value; input.id = id;
+    if (digit) input.dataset.digit = digit;
+    wrap.append(input, document.createTextNode(" " + text));
+    box.append(wrap);
+    return input;
+  }
+  function xferKind() {
+    const chosen = $("xfer-form").querySelector('input[name="xfer_kind"]:checked');
+    return chosen ? chosen.value : "agent";
+  }
+  function buildTargets(chooser) {
+    const kind = xferKind();
+    const box = $("xfer-targets");
+    box.replaceChildren();
+    $("xfer-whom").hidden = kind === "number";
+    $("xfer-number-box").hidden = kind !== "number";
+    if (kind === "agent") {
+      $("xfer-target-legend").textContent = t("Colleague");
+      for (const c of chooser.colleagues || []) {
+        const state = c.available ? t("available") : t("not available");
+        const input = radio(box, "xfer_target", c.name, c.display_name + " (" + c.name + "), " + state);
+        input.disabled = !c.available;
+      }
+      if (!(chooser.colleagues || []).length) box.append(document.createTextNode(t("No colleagues.")));
+    } else if (kind === "queue") {
+      $("xfer-target-legend").textContent = t("Queue");
+      for (const q of chooser.queues || []) {
+        radio(box, "xfer_target", q.skill, t("{skill}: {n} free", { skill: q.skill, n: q.available }));
+      }
+    }
+    const first = box.querySelector("input:not([disabled])");
+    if (first) first.checked = true;
+  }
+  function renderTransfer(x) {
+    const chooser = x && x.chooser;
+    if (chooser && !chooserShown) {
+      chooserShown = true;
+      $("xfer-kinds").replaceChildren();
+      for (const [digit, [code, label]] of Object.entries(x.kinds)) {
+        radio($("xfer-kinds"), "xfer_kind", code, digit + " " + label, digit);
+      }
+      $("xfer-modes").replaceChildren();
+      for (const [code, label] of Object.entries(x.modes)) radio($("xfer-modes"), "xfer_mode", code, label);
+      $("xfer-kinds").querySelector("input").checked = true;
+      $("xfer-modes").querySelector('input[value="' + chooser.mode + '"]').checked = true;
+      buildTargets(chooser);
+      $("xfer-form").hidden = false;
+      $("xfer-kinds").querySelector("input").focus();
+    } else if (!chooser && chooserShown) {
+      chooserShown = false;
+      $("xfer-form").hidden = true;
+    }
+    const current = x && x.current;
+    const live = current && ["requested", "ringing", "consulting"].includes(current.state);
+    $("xfer-state").hidden = !live;
+    $("xfer-state").textContent = live
+      ? current.message + (current.state === "consulting" ? " " + t("Alt+J joins, Escape goes back.") : "")
+      : "";
+  }
+  $("xfer-kinds").addEventListener("change", () => { if (view && view.transfer.chooser) buildTargets(view.transfer.chooser); });
+  $("xfer-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const kind = xferKind();
+    const mode = ($("xfer-form").querySelector('input[name="xfer_mode"]:checked') || {}).value || "attended";
+    const chosen = $("xfer-form").querySelector('input[name="xfer_target"]:checked');
+    const target = kind === "number" ? $("xfer-number").value.trim() : (chosen ? chosen.value : "");
+    if (!target) {
+      say({ text: t("Choose whom to transfer the call to."), politeness: "assertive", cue: "error" });
+      return;
+    }
+    $("xfer-form").hidden = true; chooserShown = false;
+    $("call").focus();
+    act("transfer_choose", { kind: kind, target: target, mode: mode });
+  });
   function localise() {
     const words = {
       "preview-h": t("Calls I place"),
@@ -179,6 +261,13 @@
       "callbacks-h": t("My callbacks"),
       "callbacks-empty": t("Press Alt+U to hear and list your callbacks."),
     };
+    Object.assign(words, {
+      "xfer-kind-legend": t("Transfer to (keys 1 to 3)"),
+      "xfer-mode-legend": t("How"),
+      "xfer-target-legend": t("Whom"),
+      "xfer-number-label": t("Number or name from the campaign's list"),
+      "xfer-submit": t("Transfer"),
+    });
     for (const [id, text] of Object.entries(words)) $(id).textContent = text;
     const buttons = {
       "preview-next": [t("Next contact"), "Alt+N"], "preview-call": [t("Call"), "F9"],
@@ -189,7 +278,11 @@
       $(id).replaceChildren(document.createTextNode(label + " "), kbd);
     }
     $("preview-actions").setAttribute("aria-label", t("Preview actions"));
-    if (pageWordsLang !== document.documentElement.lang) $("preview").lang = pageWordsLang;
+    if (pageWordsLang !== document.documentElement.lang) {
+      $("preview").lang = pageWordsLang;
+      $("xfer-form").lang = pageWordsLang;
+      $("xfer-state").lang = pageWordsLang;
+    }
   }
   // -------------------------------------------------------------- the call's script and form
   let scriptShown = null; // the HTML last put in the page: replaced only when it changes
@@ -487,7 +580,11 @@
   // -------------------------------------------------------------- keys
   function run(action) {
     switch (action) {
-      case "transfer": case "consult": openTarget(action); break;
+      case "transfer": case "consult":
+        // The service's call: its chooser (colleague, queue, number); any other call: type a target.
+        if (view && view.transfer && view.transfer.server) act("transfer_open", { mode: action === "consult" ? "attended" : "blind" });
+        else openTarget(action);
+        break;
       case "break": $("break-form").hidden = false; $("break-reasons").querySelector("input").focus(); break;
       case "preview_skip":
         if (!view || !view.placed.preview) { act("preview_skip", { reason: "" }); break; }
@@ -520,9 +617,12 @@
     if (name === "Escape") {
       e.preventDefault();
       const open = !$("target-form").hidden || !$("break-form").hidden || !$("skip-form").hidden;
+      const chooser = !$("xfer-form").hidden;
       closeForms();
+      $("xfer-form").hidden = true; chooserShown = false;
       $("call").focus();
-      if (!open) act("cancel"); // nothing open: Escape ends a consultation and goes back to the caller
+      // nothing open: Escape ends a consultation and goes back to the caller (or closes the chooser)
+      if (!open || chooser) act("cancel");
       return;
     }
     const el = document.activeElement;
@@ -533,6 +633,9 @@
     if (inCallForm(document.activeElement)) return; // digits there answer the form, not the call
     if (!$("break-form").hidden && /^[1-6]$/.test(e.key)) {
       e.preventDefault(); choose($("break-reasons"), e.key); return;
+    }
+    if (!$("xfer-form").hidden && /^[1-3]$/.test(e.key)) {
+      e.preventDefault(); choose($("xfer-kinds"), e.key); return;
     }
     if (!$("skip-form").hidden && /^[1-4]$/.test(e.key)) {
       e.preventDefault(); choose($("skip-reasons"), e.key); return;
