@@ -51,15 +51,15 @@ def test_consult_and_join_from_the_chooser_by_keyboard(
     make_agents(db, {"mei": ["welfare"], "lin": ["welfare"], "bo": ["census"]})
     with db.session() as s:
         set_state(s, "lin", "available", "ready", since=utcnow())
-    with LiveServer(settings, db) as api, PhoneServer(api.url) as srv:
+    with LiveServer(settings, db) as api, PhoneServer(api.url, locale="zh_CN") as srv:
         page = new_page(browser)
         try:
             page.goto(srv.url)
             wait_phone_ready(page)
             cid = srv.far_end(lambda: srv.engine.ring("warmline", HEADERS))
-            said(page, "Incoming call", assertive=True)
+            said(page, "来电", assertive=True)
             page.keyboard.press("F2")
-            said(page, "Connected")
+            said(page, "已接通")
 
             page.keyboard.press("Alt+c")  # the chooser: colleague first, lin (available) chosen
             said(page, "转接：1 同事，2 队列，3 外部号码；选好后按回车。")
@@ -103,15 +103,15 @@ def test_escape_closes_the_chooser_and_nothing_is_asked(
     browser: Browser, settings: Settings, db: Database
 ) -> None:
     make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
-    with LiveServer(settings, db) as api, PhoneServer(api.url) as srv:
+    with LiveServer(settings, db) as api, PhoneServer(api.url, locale="zh_CN") as srv:
         page = new_page(browser)
         try:
             page.goto(srv.url)
             wait_phone_ready(page)
             srv.far_end(lambda: srv.engine.ring("warmline", HEADERS))
-            said(page, "Incoming call", assertive=True)
+            said(page, "来电", assertive=True)
             page.keyboard.press("F2")
-            said(page, "Connected")
+            said(page, "已接通")
             page.keyboard.press("Alt+t")  # blind: chosen for "how"
             said(page, "现在没有同事有空。")
             expect(page.locator('#xfer-modes input[value="blind"]')).to_be_checked()
