@@ -4,10 +4,12 @@ What it promises:
 
 - Asterisk writes its security events (logger.conf ``security.log => security``); the guard
   follows that file on every node (`LogFollower`), and counts the failed sign-ins of each remote
-  address (`FailureCounter`: a wrong password, an unknown user, a bad digest). The
+  address (`FailureCounter`): one per digest answer that failed, for a known user (wrong password)
+  and an unknown one alike (Asterisk challenges both the same way; a request without credentials
+  learns nothing and costs nothing, so it is not counted). The
   ``sip_guard_max_failures``-th failure within ``sip_guard_window_seconds`` blocks the address
-  for ``sip_guard_block_minutes`` (0: until someone unblocks it). Loopback is never blocked (the
-  lab's own tools), nor is a failure counted twice.
+  for ``sip_guard_block_minutes`` (0: until someone unblocks it). 127.0.0.1 and ::1 are never
+  blocked (the machine's own tools and the lab).
 - A block is a row (`SipBlock`, audited) and a PJSIP ACL in each node's ``pjsip_blocks.conf``
   (included by pjsip.conf, res_pjsip reloaded): a blocked address gets 403 to everything, before
   any digest is checked. Blocks expire by themselves; ``warmline sip unblock ADDRESS`` lifts one.
@@ -44,10 +46,11 @@ log = logging.getLogger(__name__)
 BLOCKS_FILE = "pjsip_blocks.conf"
 ACL_NAME = "warmline-blocks"
 GUARD_ACTOR = "sip-guard"
-# Asterisk's security event types that mean "someone tried to sign in and failed".
-FAILURES = frozenset({"InvalidPassword", "InvalidAccountID", "ChallengeResponseFailed"})
+# Asterisk's security event types that mean "someone answered a challenge and failed": PJSIP logs
+# ChallengeResponseFailed once per wrong digest (known or unknown user), other services InvalidPassword.
+FAILURES = frozenset({"InvalidPassword", "ChallengeResponseFailed"})
 _FIELD = re.compile(r'(\w+)="([^"]*)"')
-NEVER_BLOCKED = (ipaddress.ip_network("127.0.0.0/8"), ipaddress.ip_network("::1/128"))
+NEVER_BLOCKED = (ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128"))
 
 
 class SipGuardError(ValueError):

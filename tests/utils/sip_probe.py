@@ -43,7 +43,7 @@ class SipProbe:
         ctx = ssl.create_default_context(cafile=str(ca_file))
         raw = socket.create_connection((host, port), timeout=10, source_address=(source, 0))
         self.sock = ctx.wrap_socket(raw, server_hostname=host)
-        self.local_port = raw.getsockname()[1]
+        self.local_port = self.sock.getsockname()[1]
         self._buf = b""
         self._cseq = 0
         self.call_id = uuid.uuid4().hex
@@ -58,7 +58,8 @@ class SipProbe:
         with contextlib.suppress(OSError):
             self.sock.close()
 
-    def _read(self) -> SipAnswer:
+    def _read(self) -> SipAnswer | None:
+        """The next response; None for a request from the server (a qualify OPTIONS: ignored)."""
         while b"\r\n\r\n" not in self._buf:
             chunk = self.sock.recv(65536)
             if not chunk:
@@ -74,6 +75,8 @@ class SipProbe:
         while len(rest) < length:
             rest += self.sock.recv(65536)
         self._buf = rest[length:]
+        if not lines[0].startswith("SIP/2.0 "):
+            return None
         _version, code, reason = ([*lines[0].split(" ", 2), ""])[:3]
         return SipAnswer(int(code), reason, headers)
 
@@ -99,7 +102,7 @@ class SipProbe:
         self.sock.sendall("\r\n".join(lines).encode())
         while True:
             answer = self._read()
-            if answer.status >= 200:
+            if answer is not None and answer.status >= 200:
                 return answer
 
     def register(self, user: str, password: str) -> list[SipAnswer]:
