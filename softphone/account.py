@@ -86,6 +86,9 @@ def build_account_config(s: SipAccountSettings) -> Any:
     cfg.natConfig.contactRewriteUse = 1
     cfg.natConfig.viaRewriteUse = 1
     cfg.natConfig.sdpNatRewriteUse = 0
+    # No "lock codec" UPDATE after an answer that lists several codecs: it raced the agent's next
+    # re-INVITE (a quick resume after hold was lost behind it), and Asterisk needs no lock.
+    cfg.mediaConfig.lockCodecEnabled = False
     cfg.mediaConfig.srtpUse = SRTP_USE[s.srtp]
     # SDES keys travel in the SDP: with SRTP over TLS, insist the signalling hop is TLS too.
     cfg.mediaConfig.srtpSecureSignaling = 1 if s.transport == "tls" and s.srtp != "off" else 0

@@ -85,6 +85,7 @@ def test_account_config_requires_srtp_over_a_secure_first_hop() -> None:
     cfg = build_account_config(tls)
     assert cfg.mediaConfig.srtpUse == pj.PJMEDIA_SRTP_MANDATORY
     assert cfg.mediaConfig.srtpSecureSignaling == 1
+    assert not cfg.mediaConfig.lockCodecEnabled, "no extra UPDATE racing the agent's own re-INVITEs"
     plain = build_account_config(SipAccountSettings("ag1", "pw", "sip:h:5060"))
     assert (
         plain.mediaConfig.srtpUse == pj.PJMEDIA_SRTP_DISABLED and plain.mediaConfig.srtpSecureSignaling == 0
