@@ -1,7 +1,7 @@
 """SIP over TLS with SRTP for home agents, proved by a third party, and SIP hardening, measured.
 
 A private lab (slot "sip" in tests/lab.py): TLS on the SIP port + 1 with the lab's own CA.
-Debian's baresip registers over TLS (verifying the CA) with mandatory SRTP (SDES) and answers a call
+Debian's baresip registers over TLS with mandatory SRTP (SDES) and answers a call
 whose audio it hears; a client without SRTP gets no call through. Then the hardening: the same
 answers for known and unknown users, a throttle that blocks an address after a few wrong
 passwords (read from Asterisk's security log), `warmline sip blocks` / `unblock`, and SIP secret

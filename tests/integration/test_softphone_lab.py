@@ -460,7 +460,7 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
         ).json()
     conf = tmp_path / "baresip"
     conf.mkdir()
-    # As home agents register: TLS verifying the lab's CA, SRTP required.
+    # As home agents register: TLS with the lab's CA, SRTP required.
     ca = conf / "ca.pem"
     ca.write_text(sip["ca_pem"])
     (conf / "accounts").write_text(

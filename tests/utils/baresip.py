@@ -1,5 +1,7 @@
 """Debian's baresip as an agent's phone: an independent SIP client, registered the way home agents
-register (SIP over TLS to the lab, verifying the lab's CA, SRTP with SDES keys, mandatory).
+register (SIP over TLS to the lab, given the lab's CA, SRTP with SDES keys, mandatory). Debian's baresip
+1.0 loads the CA (`sip_cafile`) but does not verify the server with it (a certificate from another CA
+is accepted too); the product's softphone (pjsua2) does verify: tests/integration/test_sip_tls_lab.py.
 
     phone = start_baresip(folder, Baresip(endpoint, secret, tls_port, ca_file), tone_hz=700)
     ...
