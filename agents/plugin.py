@@ -34,3 +34,4 @@ def register(registry: Registry) -> None:
     registry.commands("sip", sip_app)
     registry.worker("agent-states", keep_agent_states)
     registry.worker("call-quality", keep_call_quality)
+    registry.worker("sip-guard", guard_sip)

@@ -32,6 +32,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import delete, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from agents.models import SipBlock
@@ -223,6 +224,8 @@ class SipGuard:
         s = self.settings
         self.counter = FailureCounter(s.sip_guard_max_failures, timedelta(seconds=s.sip_guard_window_seconds))
         self.followers = [LogFollower(s.node_security_log(node)) for node in s.asterisk_nodes]
+        for follower in self.followers:
+            follower.read()  # from here on: what was logged before the guard started is not counted
         self.blocked: set[str] = set()
 
     def _until(self, at: datetime) -> datetime | None:
@@ -273,14 +276,17 @@ class SipGuard:
         self.blocked = still
 
     async def run(self, poll: float = 0.5, refresh_every: float = 10.0) -> None:
-        await self.refresh()
-        since_refresh = 0.0
+        """Follow the logs for ever; a database or file error is logged and tried again."""
+        since_refresh = refresh_every
         while True:
-            lines = [line for follower in self.followers for line in follower.read()]
-            if lines:
-                await self.feed(lines)
+            try:
+                if since_refresh >= refresh_every:
+                    since_refresh = 0.0
+                    await self.refresh()
+                lines = [line for follower in self.followers for line in follower.read()]
+                if lines:
+                    await self.feed(lines)
+            except (OSError, SQLAlchemyError) as exc:
+                log.error("SIP guard: %s (trying again)", exc)
             await asyncio.sleep(poll)
             since_refresh += poll
-            if since_refresh >= refresh_every:
-                since_refresh = 0.0
-                await self.refresh()

@@ -31,6 +31,7 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from core.settings import AsteriskNode, Settings
+from tests.utils import until
 from tests.utils.cli import run
 from warmline.cli import app
 
@@ -178,3 +179,27 @@ def test_sip_cli_lists_blocks_and_unblocks(cli: CliRunner, english: None) -> Non
     assert "is not blocked" in cli.invoke(app, ["sip", "unblock", "198.51.100.1"]).stderr
     assert run(cli, "sip", "unblock", "203.0.113.9").strip() == "unblocked 203.0.113.9"
     assert json.loads(run(cli, "sip", "blocks", "--json")) == []
+
+
+def test_guard_worker_follows_the_log_it_is_given(db: Database, db_url: str, tmp_path: Path) -> None:
+    """`warmline up`'s worker: the guard follows the node's security log from where it was."""
+    etc, log = tmp_path / "etc", tmp_path / "security.log"
+    log.write_text(WRONG.format(ip="203.0.113.9") + "\n")  # before the guard started: not counted
+    node = AsteriskNode(ari_url="http://127.0.0.1:9/ari", ari_password="x", config_dir=etc, security_log=log)
+    settings = Settings(var_dir=tmp_path, database_url=db_url, asterisk_nodes=[node], _env_file=None)
+    settings.sip_guard_max_failures = 2
+    guard = SipGuard(settings, db)
+
+    async def scenario() -> str:
+        task = asyncio.create_task(guard.run(poll=0.01))
+        try:
+            await until(lambda: (etc / BLOCKS_FILE).exists(), timeout=10, what="the guard started")
+            with log.open("a") as fh:
+                fh.write((WRONG.format(ip="198.51.100.4") + "\n") * 2)
+            await until(lambda: "198.51.100.4" in (etc / BLOCKS_FILE).read_text(), timeout=10, what="blocked")
+            return (etc / BLOCKS_FILE).read_text()
+        finally:
+            task.cancel()
+
+    text = asyncio.run(scenario())
+    assert "deny = 198.51.100.4/32" in text and "203.0.113.9" not in text
