@@ -242,6 +242,7 @@ def test_wrong_passwords_from_one_address_are_blocked_and_unblocked(
     async def attack(tries: int) -> tuple[int | None, list[int]]:
         """Wrong passwords until a block; returns (the try that was blocked, final statuses)."""
         finals = []
+        seen: list[str] = []
         blocked_after = None
         for n in range(1, tries + 1):
             try:
@@ -249,7 +250,8 @@ def test_wrong_passwords_from_one_address_are_blocked_and_unblocked(
                     finals.append(probe.register(endpoint, f"guess-{n}")[-1].status)
             except (ConnectionError, OSError):
                 finals.append(0)
-            await until_logged(guard)
+            if blocked_after is None:
+                await until_logged(guard, n, seen)
             if blocked_after is None and "127.0.0.2" in guard.blocked:
                 blocked_after = n
         return blocked_after, finals
@@ -279,15 +281,18 @@ def test_wrong_passwords_from_one_address_are_blocked_and_unblocked(
         assert probe.register(endpoint, "guess-again")[-1].status == 401, "unblocked: challenged again"
 
 
-async def until_logged(guard: SipGuard) -> None:
-    """Feed the guard what Asterisk has logged so far (the log is written as the request is refused)."""
-    await asyncio.sleep(0)
-    for _ in range(50):
+async def until_logged(guard: SipGuard, failures: int, seen: list[str]) -> None:
+    """Feed the guard what Asterisk logs, until `failures` failed digests have been read (the
+    lines of one refused try are written as it is refused, not all at once)."""
+    for _ in range(250):
         lines = [line for f in guard.followers for line in f.read()]
+        seen.extend(lines)
         if lines:
             await guard.feed(lines)
+        if sum("ChallengeResponseFailed" in line for line in seen) >= failures:
             return
         await asyncio.sleep(0.02)
+    raise AssertionError(f"Asterisk did not log {failures} failures: {seen[-5:]}")
 
 
 def test_rotate_sip_secret(lab: Settings, db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
