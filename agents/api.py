@@ -33,14 +33,29 @@ SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
 
 
 class SipProvisioning(BaseModel):
+    """What a softphone needs to register: over TLS, verifying the server with `ca_pem` (None: a
+    public CA, the system's trust store), with SRTP (SDES) required for media."""
+
     endpoint: str
     username: str
     password: str
     realm: str
     registrar: str
-    transport: str = "udp"
+    transport: str = "tls"
+    media_encryption: str = "sdes"
+    srtp: str = "mandatory"
+    ca_pem: str | None = None
     codecs: list[str] = ["G722", "PCMU", "PCMA"]
     dtmf: str = "rfc4733"
+
+
+def _ca_pem(settings: Settings) -> str | None:
+    """The CA softphones verify the SIP server with: the configured one, else the lab's own."""
+    path = settings.sip_ca_file or settings.lab_dir / "tls" / "ca.pem"
+    try:
+        return path.read_text()
+    except OSError:
+        return None
 
 
 @router.get("/me/sip")
@@ -63,7 +78,8 @@ def my_sip(user: AgentUser, session: SessionDep, settings: SettingsDep, request:
         username=account.endpoint,
         password=account.secret,
         realm=SIP_REALM,
-        registrar=f"sip:{settings.sip_host}:{settings.sip_port}",
+        registrar=f"sips:{settings.sip_host}:{settings.sips_port}",
+        ca_pem=_ca_pem(settings),
     )
 
 

@@ -4,6 +4,7 @@ warmline agents list [--json]
 warmline agents show NAME [--json]
 warmline agents set NAME [--skills a,b] [--daily-hours 4] [--lines l1,l2] [--languages zh-CN,en]
                          [--manual-dial/--no-manual-dial] [--json]
+warmline agents rotate-sip NAME [--json]
 
 A list is comma-separated (a Chinese comma or 、 will do); an empty one (``--lines ""``) clears
 the field. Every change is audited with the actor ``cli``. Registered by ``agents.plugin``.
@@ -11,12 +12,14 @@ the field. Every change is audited with the actor ``cli``. Registered by ``agent
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
 
 from agents import profiles
 from agents.profiles import Profile, ProfileError
+from agents.service import rotate_agent_secret, sync_endpoints
 from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 from core.i18n import _
 
@@ -135,3 +138,23 @@ def agents_set(
         raise _error(exc, name) from exc
     said = _("changed: {fields}", fields=", ".join(changed)) if changed else _("nothing changed")
     emit(profile.model_dump() | {"changed": changed}, as_json, f"{profile.text()} ({said})")
+
+
+@agents_app.command("rotate-sip")
+def agents_rotate_sip(ctx: typer.Context, name: str, as_json: JsonOpt = False) -> None:
+    """Give an agent a new SIP secret (Asterisk is told at once; the old one stops working).
+
+    The secret is not shown: the agent's softphone fetches it when it next signs in."""
+    cli = cli_context(ctx)
+    try:
+        with cli.database().session() as session:
+            endpoint = rotate_agent_secret(session, name, actor=CLI_ACTOR)
+    except ProfileError as exc:
+        raise _error(exc, name) from exc
+    sync = asyncio.run(sync_endpoints(cli.settings, cli.database()))
+    said = "".join(_("; asterisk {node}: {result}", node=node, result=what) for node, what in sync.items())
+    emit(
+        {"name": name, "endpoint": endpoint, "rotated": True, "sync": sync},
+        as_json,
+        _("new SIP secret for {name}; the softphone fetches it at its next sign-in", name=name) + said,
+    )

@@ -25,6 +25,21 @@ class SipAccount(Base):
     user: Mapped[User] = relationship()
 
 
+class SipBlock(Base):
+    """An address the SIP guard (or an administrator) blocked: Asterisk answers it 403, unheard.
+
+    Written into each node's pjsip_blocks.conf as a PJSIP ACL; `until` None: until unblocked."""
+
+    __tablename__ = "sip_blocks"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    reason: Mapped[str] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    until: Mapped[datetime | None] = mapped_column(default=None)
+
+
 class AgentProfile(Base):
     """What routing and the work-hour ledger need to know about an agent beyond the account.
 

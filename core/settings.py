@@ -30,6 +30,9 @@ class AsteriskNode(BaseModel):
     dial_template: str = "Local/{number}@lab-pstn"
     # Calls this node may carry at once (the dialer never originates beyond it).
     max_channels: int = 200
+    # Asterisk's security log of this node (logger.conf: security.log => security), which the SIP
+    # guard reads; None means the lab's own log folder.
+    security_log: Path | None = None
 
 
 class Settings(BaseSettings):
@@ -50,6 +53,15 @@ class Settings(BaseSettings):
     # Where agents' softphones register (the address they can reach, not necessarily loopback).
     sip_host: str = "127.0.0.1"
     sip_port: int = 15060
+    # Agents register over TLS (SIPS) with SRTP media: the TLS port (None: sip_port + 1) and the CA
+    # certificate softphones verify the server with (None: the lab's own CA; a public CA needs none).
+    sip_tls_port: int | None = None
+    sip_ca_file: Path | None = None
+    # SIP guard (agents.sip_guard): this many failed sign-ins from one address within the window
+    # block it for block_minutes (0: until `warmline sip unblock`).
+    sip_guard_max_failures: int = 5
+    sip_guard_window_seconds: float = 300
+    sip_guard_block_minutes: float = 60
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     token_ttl_hours: int = 12
@@ -96,6 +108,11 @@ class Settings(BaseSettings):
         return f"sqlite:///{(self.var_dir / 'warmline.db').resolve()}"
 
     @property
+    def sips_port(self) -> int:
+        """The port agents' softphones reach SIP over TLS on."""
+        return self.sip_tls_port if self.sip_tls_port is not None else self.sip_port + 1
+
+    @property
     def lab_dir(self) -> Path:
         return self.var_dir / "lab"
 
@@ -105,6 +122,9 @@ class Settings(BaseSettings):
 
     def node_config_dir(self, node: AsteriskNode) -> Path:
         return node.config_dir or self.lab_dir / "etc" / "asterisk"
+
+    def node_security_log(self, node: AsteriskNode) -> Path:
+        return node.security_log or self.lab_dir / "log" / "security.log"
 
     def node_ari_password(self, node: AsteriskNode) -> str:
         """The node's ARI password; the lab's is generated on first use, never defaulted."""

@@ -11,6 +11,9 @@
 # Settings (environment):
 #   ARI_PASSWORD (required for a fresh ari.conf), ARI_USER=warmline, ARI_APP=warmline,
 #   SIP_PORT=5060, ARI_PORT=8088, RTP_START=10000, RTP_END=10999, MAX_CALLS=500,
+#   SIP_BIND=0.0.0.0 (TLS, for agents), SIP_TLS_PORT=5061, PLAIN_SIP_BIND=127.0.0.1 (UDP/TCP SIP:
+#   loopback only, or the carrier-facing address), SIP_TLS_CERT / SIP_TLS_KEY (PEM files, mounted),
+#   ARI_BIND=0.0.0.0 (inside the compose network only: compose.yaml publishes no ARI port),
 #   WARMLINE_RECORDINGS_DIR=/var/lib/warmline/recordings (must match the service's VAR_DIR/recordings),
 #   WARMLINE_ASTERISK_RESEED=1 to overwrite existing files from the templates.
 set -eu
@@ -45,6 +48,10 @@ ari_host=${ARI_BIND:-0.0.0.0}
 ari_port=${ARI_PORT:-8088}
 sip_bind=${SIP_BIND:-0.0.0.0}
 sip_port=${SIP_PORT:-5060}
+plain_sip_bind=${PLAIN_SIP_BIND:-127.0.0.1}
+sip_tls_port=${SIP_TLS_PORT:-5061}
+tls_cert_file=${SIP_TLS_CERT:-/etc/warmline/tls/fullchain.pem}
+tls_key_file=${SIP_TLS_KEY:-/etc/warmline/tls/privkey.pem}
 rtp_start=${RTP_START:-10000}
 rtp_end=${RTP_END:-10999}
 max_calls=${MAX_CALLS:-500}
@@ -117,6 +124,7 @@ seed() {
     rm -f "$script"
     # pjsip.conf includes the agents' endpoints that the service provisions; start with none.
     [ -e "$ETC/pjsip_agents.conf" ] || : >"$ETC/pjsip_agents.conf"
+    [ -e "$ETC/pjsip_blocks.conf" ] || : >"$ETC/pjsip_blocks.conf"
 }
 
 # Recordings and config must stay readable and writable for the warmline service (same group).

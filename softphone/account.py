@@ -2,7 +2,10 @@
 
 `SipAccountSettings` is plain data (from provisioning). `build_account_config` turns it into a
 pjsua2 `AccountConfig` with the product's choices: digest credentials held in memory only,
-re-registration retries, NAT keepalives, contact/via rewriting behind NAT, optional SRTP.
+re-registration retries, NAT keepalives, contact/via rewriting behind NAT, SRTP.
+
+Over TLS the server is verified against `ca_pem` (the CA the server provisions; None: the system's
+trust store) and its name; SRTP then requires the secure first hop (`srtpSecureSignaling`).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ class SipAccountSettings:
     transport: Transport = "udp"
     srtp: Srtp = "off"
     display_name: str | None = None
+    ca_pem: str | None = field(default=None, repr=False)  # PEM of the CA to verify a TLS server with
     register_expires: int = 120
     retry_interval: int = 5
     keepalive_interval: int = 15  # NAT keepalive (CRLF over UDP) seconds; 0 turns it off
@@ -82,9 +86,34 @@ def build_account_config(s: SipAccountSettings) -> Any:
     cfg.natConfig.contactRewriteUse = 1
     cfg.natConfig.viaRewriteUse = 1
     cfg.natConfig.sdpNatRewriteUse = 0
+    # No "lock codec" UPDATE after an answer that lists several codecs: it raced the agent's next
+    # re-INVITE (a quick resume after hold was lost behind it), and Asterisk needs no lock.
+    cfg.mediaConfig.lockCodecEnabled = False
     cfg.mediaConfig.srtpUse = SRTP_USE[s.srtp]
-    cfg.mediaConfig.srtpSecureSignaling = 0
+    # SDES keys travel in the SDP: with SRTP over TLS, insist the signalling hop is TLS too.
+    cfg.mediaConfig.srtpSecureSignaling = 1 if s.transport == "tls" and s.srtp != "off" else 0
     return cfg
+
+
+def system_ca_file() -> str:
+    """The system's CA bundle (for a server with a public certificate and no CA provisioned)."""
+    import ssl
+
+    paths = ssl.get_default_verify_paths()
+    return paths.cafile or paths.openssl_cafile
+
+
+def tls_config(s: SipAccountSettings) -> Any:
+    """A TLS transport configuration that verifies the server's certificate and name."""
+    tcfg = pj.TransportConfig()
+    tcfg.port = 0
+    if s.ca_pem:
+        tcfg.tlsConfig.CaBuf = s.ca_pem
+    else:
+        tcfg.tlsConfig.CaListFile = system_ca_file()
+    tcfg.tlsConfig.verifyServer = True
+    tcfg.tlsConfig.method = pj.PJSIP_TLSV1_2_METHOD
+    return tcfg
 
 
 RegHook = Callable[[RegistrationChanged], None]

@@ -53,7 +53,13 @@ def softphone(
     record: Annotated[
         Path | None, typer.Option("--record", help="Folder for one WAV per call of what you hear.")
     ] = None,
-    srtp: Annotated[str, typer.Option(help="Media encryption: off, optional or mandatory.")] = "off",
+    srtp: Annotated[
+        str | None,
+        typer.Option(
+            help="Media encryption: off, optional or mandatory (default: what the server requires,"
+            " mandatory SRTP for agents)."
+        ),
+    ] = None,
     mqtt: Annotated[
         str | None,
         typer.Option(help="Publish states on this MQTT broker (HOST[:PORT]) instead of via the server."),
@@ -109,7 +115,7 @@ def softphone(
         config, server, user, headless=headless, hotkeys=hotkeys, hotkey=hotkey, speech=speech
     )
     server, user = desk.server, desk.user
-    if srtp not in ("off", "optional", "mandatory"):
+    if srtp not in (None, "off", "optional", "mandatory"):
         raise typer.BadParameter("--srtp must be off, optional or mandatory")
     if play is not None and not play.is_file():
         raise typer.BadParameter(f"--play {play}: no such file")

@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import pjsua2 as pj
 
-from softphone.account import SipAccountSettings, SoftAccount, build_account_config
+from softphone.account import SipAccountSettings, SoftAccount, build_account_config, tls_config
 from softphone.calls import SoftCall, display_of, warmline_headers
 from softphone.events import (
     CallStateChanged,
@@ -280,6 +280,12 @@ class PjThread:
             raise EngineError(f"account {name} is already registered")
         account = SoftAccount(name, self.emit, self._incoming)
         cfg = build_account_config(settings)
+        if settings.transport == "tls":
+            # Its own TLS transport, verifying the server with the CA the account trusts.
+            tcfg = tls_config(settings)
+            if self.config.bind_address:
+                tcfg.boundAddress = self.config.bind_address
+            cfg.sipConfig.transportId = self.ep.transportCreate(pj.PJSIP_TRANSPORT_TLS, tcfg)
         if self.config.rtp_port:
             cfg.mediaConfig.transportConfig.port = self.config.rtp_port
         account.create(cfg, True)

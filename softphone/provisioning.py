@@ -15,7 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from core.i18n import HTML_LANG, _, current_locale
-from softphone.account import SipAccountSettings, Transport
+from softphone.account import SipAccountSettings, Srtp, Transport
 
 
 class ProvisioningError(RuntimeError):
@@ -100,8 +100,9 @@ class ServerClient:
         self.user = user
 
     async def sip_account(
-        self, *, srtp: Literal["off", "optional", "mandatory"] = "off"
+        self, *, srtp: Literal["off", "optional", "mandatory"] | None = None
     ) -> SipAccountSettings:
+        """The SIP account the server provisions; `srtp` None: what the server requires."""
         data = await self._call("GET", "/api/agents/me/sip")
         transport = str(data.get("transport", "udp")).lower()
         if transport not in ("udp", "tcp", "tls"):
@@ -109,6 +110,9 @@ class ServerClient:
                 _("server offered SIP transport {transport}; expected udp, tcp or tls", transport=transport)
             )
         self.codecs = [str(c) for c in data.get("codecs", [])]
+        if srtp is None:
+            offered = str(data.get("srtp") or "off")
+            srtp = cast(Srtp, offered if offered in ("off", "optional", "mandatory") else "mandatory")
         return SipAccountSettings(
             username=str(data["username"]),
             password=str(data["password"]),
@@ -117,6 +121,7 @@ class ServerClient:
             transport=cast(Transport, transport),
             srtp=srtp,
             display_name=self.user,
+            ca_pem=str(data["ca_pem"]) if data.get("ca_pem") else None,
         )
 
     async def hours(self) -> dict[str, Any]:

@@ -40,7 +40,7 @@ class RunOptions:
     auto_answer: bool = False
     play: Path | None = None
     record: Path | None = None
-    srtp: Literal["off", "optional", "mandatory"] = "off"
+    srtp: Literal["off", "optional", "mandatory"] | None = None  # None: what the server requires
     mqtt_host: str | None = None
     mqtt_port: int = 1883
     topic_prefix: str = "warmline"

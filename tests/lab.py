@@ -41,12 +41,13 @@ LAB_SLOTS: dict[str, int] = {
     "softphone_real_call": 12,
     "dialer_bench": 13,
     "transfer": 14,
+    "sip": 15,
 }
 
 
 @dataclass(frozen=True)
 class LabPorts:
-    """The ports of one lab slot: SIP base+60, ARI base+88, RTP base+100..base+399."""
+    """The ports of one lab slot: SIP base+60, SIP/TLS base+61, ARI base+88, RTP base+100..base+399."""
 
     slot: int
 
@@ -57,6 +58,10 @@ class LabPorts:
     @property
     def sip(self) -> int:
         return self.base + 60
+
+    @property
+    def sip_tls(self) -> int:
+        return self.base + 61
 
     @property
     def ari(self) -> int:

@@ -227,12 +227,15 @@ def _lab_text(s: dict[str, Any]) -> str:
     if s["state"] != "running":
         return _("lab: {state}", state=s["state"])
     return _(
-        "lab: running (pid {pid}); ARI {url} as {user}; SIP {host}:{port}",
+        "lab: running (pid {pid}); ARI {url} as {user}; SIP {host}:{port} (loopback);"
+        " agents: SIP over TLS {host}:{tls_port}, CA {ca}",
         pid=s.get("pid"),
         url=s["ari_url"],
         user=s["ari_user"],
         host=s["sip_host"],
         port=s["sip_port"],
+        tls_port=s["sip_tls_port"],
+        ca=s["ca_file"],
     )
 
 

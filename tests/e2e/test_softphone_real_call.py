@@ -2,7 +2,7 @@
 
 The agent's softphone signs in to a live warmline server (provisioned SIP account), registers its
 real pjsua2 engine with a private lab Asterisk (ARI 24088, SIP 21060, RTP 22000-22999) and serves
-its page; the test takes a call from the lab (ARI originates to PJSIP/mei, joined to a lab callee
+its page; the test takes a call from the lab (ARI originates to mei's endpoint, joined to a lab callee
 that talks) and reads only what a screen reader would be told: the live regions' text.
 
 Playwright's sync API keeps an event loop in the test thread, so the softphone, its engine and the
@@ -44,6 +44,7 @@ PORTS = lab_ports("softphone_real_call")
 AGENT = "mei"
 PASSWORD = "lab-agent-password-1"
 TOKEN = "real-call-token"
+ENDPOINTS: dict[str, str] = {}  # agent -> their random PJSIP endpoint id
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +55,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, st
         db = Database(settings.db_url)
         try:
             change = asyncio.run(accounts.add_user(settings, db, AGENT, Role.agent, PASSWORD, actor="test"))
-            assert change.sip_endpoint == AGENT
+            assert change.sip_endpoint and change.sip_endpoint != AGENT, "endpoint ids are not logins"
+            ENDPOINTS[AGENT] = change.sip_endpoint
             with LiveServer(settings, db) as server:
                 yield settings, server.url
         finally:
@@ -159,7 +161,7 @@ async def _originate(settings: Settings, channel_id: str) -> None:
     """The lab calls the agent; once answered the agent's leg runs a lab callee that talks."""
     async with lab_client(settings) as ari:
         await ari.originate(
-            f"PJSIP/{AGENT}",
+            f"PJSIP/{ENDPOINTS[AGENT]}",
             channel_id=channel_id,
             context="lab-pstn",
             extension="13800138009",

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -44,6 +41,7 @@ from core.settings import Settings
 from recordings.models import CallRecording
 from tests.lab import lab_ports, private_lab
 from tests.utils import until
+from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
 from warmline import accounts
 from warmline.lab import lab_status
 from warmline.migrate import upgrade
@@ -60,8 +58,7 @@ FIGURES: dict[str, float] = {}
 class Agent:
     name: str
     tone_hz: int
-    proc: subprocess.Popen[bytes]
-    heard: Path
+    phone: BaresipPhone
 
 
 @pytest.fixture(scope="module")
@@ -84,50 +81,6 @@ def db(lab: Settings) -> Iterator[Database]:
     database.dispose()
 
 
-def start_baresip(tmp: Path, settings: Settings, user: str, password: str, tone_hz: int) -> Agent:
-    conf = tmp / f"baresip-{user}"
-    conf.mkdir()
-    tone = conf / "tone.wav"
-    subprocess.run(
-        [
-            "sox",
-            "-n",
-            "-r",
-            "8000",
-            "-c",
-            "1",
-            "-b",
-            "16",
-            str(tone),
-            "synth",
-            "120",
-            "sine",
-            str(tone_hz),
-            "vol",
-            "0.3",
-        ],
-        check=True,
-    )
-    heard = conf / "heard.wav"
-    (conf / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{settings.sip_port};transport=udp>;auth_pass={password};"
-        "answermode=auto;regint=60\n"
-    )
-    (conf / "config").write_text(
-        "module_path\t/usr/lib/baresip/modules\nsip_listen\t127.0.0.1:0\n"
-        f"audio_player\taufile,{heard}\naudio_source\taufile,{tone}\n"
-        "ausrc_srate\t8000\nauplay_srate\t8000\nausrc_channels\t1\nauplay_channels\t1\n"
-        "module\tg711.so\nmodule\taufile.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\n"
-    )
-    proc = subprocess.Popen(
-        ["baresip", "-f", str(conf)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        stdin=subprocess.DEVNULL,
-    )
-    return Agent(user, tone_hz, proc, heard)
-
-
 async def endpoint_online(ari: AriClient, name: str, timeout: float = 15) -> bool:  # noqa: ASYNC109
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,10 +96,10 @@ async def endpoint_online(ari: AriClient, name: str, timeout: float = 15) -> boo
 def agents(
     lab: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[dict[str, Agent]]:
-    if shutil.which("baresip") is None:
-        pytest.fail("baresip is not installed (make test installs it)")
     tmp = tmp_path_factory.mktemp("agents")
     made: dict[str, Agent] = {}
+    endpoints: dict[str, str] = {}
+    st = lab_status(lab)
     specs = {"mei": (["vaccination", "welfare"], 700), "lin": (["welfare"], 1000)}
     for name, (skills, hz) in specs.items():
         asyncio.run(accounts.add_user(lab, db, name, Role.agent, PW, actor="test"))
@@ -154,23 +107,23 @@ def agents(
             user = s.scalar(select(User).where(User.name == name))
             assert user is not None
             s.merge(AgentProfile(user_id=user.id, skills=skills, daily_target_minutes=240))
-            secret = s.scalar(select(SipAccount.secret).where(SipAccount.user_id == user.id))
-        assert secret is not None
-        made[name] = start_baresip(tmp, lab, name, secret, hz)
+            account = s.scalar(select(SipAccount).where(SipAccount.user_id == user.id))
+            assert account is not None
+            endpoints[name], secret = account.endpoint, account.secret
+        sip = Baresip(endpoints[name], secret, st.sip_tls_port, st.ca_file)  # TLS + SRTP
+        made[name] = Agent(name, hz, start_baresip(tmp / name, sip, tone_hz=hz))
 
     async def wait_online() -> None:
         async with client(lab) as ari:
             for name in made:
-                assert await endpoint_online(ari, name), f"{name} registered"
+                assert await endpoint_online(ari, endpoints[name]), f"{name} registered"
 
     try:
         asyncio.run(wait_online())
         yield made
     finally:
         for agent in made.values():
-            agent.proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                agent.proc.wait(5)
+            agent.phone.stop()
 
 
 def client(settings: Settings) -> AriClient:

@@ -40,6 +40,7 @@ pytestmark = pytest.mark.integration
 
 PORTS = lab_ports("desk")
 AGENT = "mei"
+ENDPOINTS: dict[str, str] = {}
 PASSWORD = "lab-agent-password-1"
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 40
@@ -52,7 +53,9 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, st
         migrate.upgrade(settings.db_url)
         db = Database(settings.db_url)
         try:
-            asyncio.run(accounts.add_user(settings, db, AGENT, Role.agent, PASSWORD, actor="test"))
+            change = asyncio.run(accounts.add_user(settings, db, AGENT, Role.agent, PASSWORD, actor="test"))
+            assert change.sip_endpoint is not None
+            ENDPOINTS[AGENT] = change.sip_endpoint  # random, not the login name
             with LiveServer(settings, db) as server:
                 yield settings, server.url
         finally:
@@ -154,7 +157,7 @@ class AgentPhone:
 async def _ring_agent(settings: Settings, channel_id: str) -> None:
     async with lab_client(settings) as ari:
         await ari.originate(
-            f"PJSIP/{AGENT}",
+            f"PJSIP/{ENDPOINTS[AGENT]}",
             channel_id=channel_id,
             context="lab-pstn",
             extension="13800138009",  # a lab callee that keeps talking once the agent answers

@@ -1,14 +1,12 @@
 """Agents' PJSIP endpoints come from the database: added with the user, gone when disabled.
 
 Against the real lab Asterisk, and registered to by Debian's baresip, an independent SIP client,
-to show the server side is standard SIP.
+to show the server side is standard SIP (over TLS with SRTP, as home agents use it).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
 from tests.lab import lab_ports, private_lab
+from tests.utils.baresip import Baresip, start_baresip
 from warmline import accounts
 from warmline.lab import lab_status
 
@@ -74,31 +73,6 @@ async def call_answered(settings: Settings, endpoint: str) -> bool:
             await ari.hangup(channel_id)
 
 
-def baresip_register(tmp: Path, settings: Settings, user: str, password: str) -> subprocess.Popen[bytes]:
-    conf = tmp / "baresip"
-    conf.mkdir()
-    tone = conf / "tone.wav"  # baresip's sine source needs 48 kHz; a file at 8 kHz suits G.711
-    subprocess.run(
-        ["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(tone), "synth", "30", "sine", "440"],
-        check=True,
-    )
-    (conf / "accounts").write_text(
-        f"<sip:{user}@127.0.0.1:{settings.sip_port};transport=udp>;auth_pass={password};"
-        "answermode=auto;regint=60\n"
-    )
-    (conf / "config").write_text(
-        "module_path\t/usr/lib/baresip/modules\nsip_listen\t127.0.0.1:0\n"
-        f"audio_player\taufile,{conf / 'heard.wav'}\naudio_source\taufile,{tone}\n"
-        "module\tg711.so\nmodule\taufile.so\nmodule_app\taccount.so\nmodule_app\tmenu.so\n"
-    )
-    return subprocess.Popen(
-        ["baresip", "-f", str(conf)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
-
-
 def test_endpoint_follows_the_account_and_baresip_registers(lab: Settings, tmp_path: Path) -> None:
     db = Database(lab.db_url)
     from warmline.migrate import upgrade
@@ -106,25 +80,25 @@ def test_endpoint_follows_the_account_and_baresip_registers(lab: Settings, tmp_p
     upgrade(lab.db_url)
     change = asyncio.run(accounts.add_user(lab, db, "mei", Role.agent, PW, actor="test"))
     assert change.sync == {"lab": "reloaded"}
-    assert asyncio.run(endpoint_state(lab, "mei")) == "offline"
+    endpoint = change.sip_endpoint
+    assert endpoint is not None and endpoint != "mei", "the endpoint id is not the login name"
+    assert asyncio.run(endpoint_state(lab, endpoint)) == "offline"
 
     with db.session() as s:
         from agents.models import SipAccount
 
         secret = s.query(SipAccount).one().secret
-    if shutil.which("baresip") is None:
-        pytest.fail("baresip is not installed (make test installs it)")
-    phone = baresip_register(tmp_path, lab, "mei", secret)
+    st = lab_status(lab)
+    phone = start_baresip(tmp_path / "baresip", Baresip(endpoint, secret, st.sip_tls_port, st.ca_file))
     try:
         deadline = time.monotonic() + 60
-        while asyncio.run(endpoint_state(lab, "mei")) != "online" and time.monotonic() < deadline:
+        while asyncio.run(endpoint_state(lab, endpoint)) != "online" and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert asyncio.run(endpoint_state(lab, "mei")) == "online"
-        assert asyncio.run(call_answered(lab, "mei")), "baresip auto-answers a call originated through ARI"
+        assert asyncio.run(endpoint_state(lab, endpoint)) == "online", phone.said()[-2000:]
+        assert asyncio.run(call_answered(lab, endpoint)), "baresip auto-answers a call originated through ARI"
     finally:
-        phone.terminate()
-        phone.wait(5)
+        phone.stop()
 
     asyncio.run(accounts.disable_user(lab, db, "mei", actor="test"))
-    assert asyncio.run(endpoint_state(lab, "mei")) is None
+    assert asyncio.run(endpoint_state(lab, endpoint)) is None
     db.dispose()

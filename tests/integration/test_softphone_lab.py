@@ -56,6 +56,7 @@ ARI_PORT, SIP_PORT = PORTS.ari, PORTS.sip
 PASSWORD = "lab-agent-password-1"
 AGENTS = ("mei", "lan", "bai")
 EXTENSIONS = {"1001": "mei", "1002": "lan", "1003": "bai"}  # the platform's directory
+ENDPOINTS: dict[str, str] = {}  # agent -> their (random) PJSIP endpoint id, filled by `lab`
 FIGURES: dict[str, float] = {}
 REPO = Path(__file__).resolve().parents[2]
 
@@ -71,7 +72,8 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, st
                 change = asyncio.run(
                     accounts.add_user(settings, db, name, Role.agent, PASSWORD, actor="test")
                 )
-                assert change.sip_endpoint == name
+                assert change.sip_endpoint and change.sip_endpoint != name, "endpoint ids are not logins"
+                ENDPOINTS[name] = change.sip_endpoint
             with LiveServer(settings, db) as server:
                 yield settings, server.url
         finally:
@@ -125,7 +127,7 @@ class Switchboard:
             if target is None:
                 await self.ari.hangup(channel, "unallocated")
                 return
-            await self.ari.originate(f"PJSIP/{target}", app_args=f"join,{channel}")
+            await self.ari.originate(f"PJSIP/{ENDPOINTS[target]}", app_args=f"join,{channel}")
         elif args[:1] == ["join"]:
             with contextlib.suppress(AriError):
                 await self.ari.answer(args[1])  # the dialling agent's channel waits in Stasis
@@ -193,7 +195,8 @@ async def next_event(
 async def test_register_answer_dtmf_hold_and_hear(lab: tuple[Settings, str], tmp_path: Path) -> None:
     settings, url = lab
     server, sip = await signed_in(url, "mei", PASSWORD)
-    assert sip.password and sip.username == "mei" and sip.realm == "warmline"
+    assert sip.password and sip.username == ENDPOINTS["mei"] and sip.realm == "warmline"
+    assert sip.transport == "tls" and sip.srtp == "mandatory" and sip.ca_pem, "TLS, verified, and SRTP"
     record = tmp_path / "rec"
     async with Engine(EngineConfig(record_dir=record)) as engine, ari_client(settings) as ari:
         status = AgentStatus("mei", NullPublisher())
@@ -209,7 +212,7 @@ async def test_register_answer_dtmf_hold_and_hear(lab: tuple[Settings, str], tmp
             channel = f"t-{uuid.uuid4().hex[:8]}"
             started = time.monotonic()
             await ari.originate(
-                "PJSIP/mei",
+                f"PJSIP/{ENDPOINTS['mei']}",
                 channel_id=channel,
                 app_args="agent-test",
                 variables={
@@ -345,7 +348,7 @@ async def _caller_bridged_to_mei(
     agent = f"a-{uuid.uuid4().hex[:8]}"
     await ari.originate("Local/13800138009@lab-pstn", channel_id=callee, app_args="callee")
     await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == callee, 30)
-    await ari.originate("PJSIP/mei", channel_id=agent, app_args="agent-leg")
+    await ari.originate(f"PJSIP/{ENDPOINTS['mei']}", channel_id=agent, app_args="agent-leg")
     incoming = await next_event(q, IncomingCall)
     await phone.act("answer")
     await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == agent)
@@ -371,7 +374,11 @@ async def test_blind_and_attended_transfer(lab: tuple[Settings, str], second_sof
             await next_event(q, CallStateChanged, call=call, state="disconnected")
             # the caller is now talking to lan (the join bridge holds the callee and lan's leg)
             await board.wait(
-                lambda e: e["type"] == "StasisStart" and e["channel"]["name"].startswith("PJSIP/lan-"), 15
+                lambda e: (
+                    e["type"] == "StasisStart"
+                    and e["channel"]["name"].startswith(f"PJSIP/{ENDPOINTS['lan']}-")
+                ),
+                15,
             )
             await until(
                 lambda: any(
@@ -411,7 +418,7 @@ async def test_blind_and_attended_transfer(lab: tuple[Settings, str], second_sof
 async def test_reregisters_after_asterisk_restart(lab: tuple[Settings, str]) -> None:
     settings, url = lab
     server, sip = await signed_in(url, "mei", PASSWORD)
-    tcp = type(sip)(**{**sip.__dict__, "transport": "tcp", "retry_interval": 2})
+    tcp = type(sip)(**{**sip.__dict__, "retry_interval": 2})  # TLS: a connection, like TCP
     async with Engine(EngineConfig()) as engine:
         phone = Softphone(engine, AgentStatus("mei", NullPublisher()), server=server)
         q = engine.subscribe()
@@ -430,7 +437,7 @@ async def test_reregisters_after_asterisk_restart(lab: tuple[Settings, str]) -> 
         assert phone.registered and any("connected to the call centre" in a.text for a in phone.announcements)
         async with ari_client(settings) as ari, Switchboard(ari) as board:
             channel = f"r-{uuid.uuid4().hex[:8]}"
-            await ari.originate("PJSIP/mei", channel_id=channel, app_args="after-restart")
+            await ari.originate(f"PJSIP/{ENDPOINTS['mei']}", channel_id=channel, app_args="after-restart")
             await next_event(q, IncomingCall)
             await phone.act("answer")
             await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == channel)
@@ -454,8 +461,12 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
         ).json()
     conf = tmp_path / "baresip"
     conf.mkdir()
+    # As home agents register: TLS with the lab's CA, SRTP required.
+    ca = conf / "ca.pem"
+    ca.write_text(sip["ca_pem"])
     (conf / "accounts").write_text(
-        f"<sip:{sip['username']}@127.0.0.1:{SIP_PORT}>;auth_pass={sip['password']};answermode=auto\n"
+        f"<sip:{sip['username']}@127.0.0.1:{PORTS.sip_tls};transport=tls>;auth_pass={sip['password']};"
+        "answermode=auto;mediaenc=srtp-mand\n"
     )
     heard, speak = tmp_path / "baresip-heard.wav", tmp_path / "baresip-says.wav"
     with wave.open(str(speak), "wb") as w:
@@ -468,6 +479,7 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
         f"audio_player\t\taufile,{heard}\naudio_alert\t\taufile,{heard}\naudio_source\t\taufile,{speak}\n"
         "module\t\t\tstdio.so\nmodule\t\t\tg711.so\nmodule\t\t\tg722.so\nmodule\t\t\taufile.so\n"
         "module\t\t\tausine.so\nmodule_app\t\taccount.so\nmodule_app\t\tmenu.so\n"
+        f"module\t\t\tsrtp.so\nsip_cafile\t\t{ca}\n"
     )
     proc = await asyncio.create_subprocess_exec(
         baresip,
@@ -481,14 +493,14 @@ async def test_baresip_registers_and_auto_answers(lab: tuple[Settings, str], tmp
         async with ari_client(settings) as ari, Switchboard(ari) as board:
             deadline = time.monotonic() + 30
             while time.monotonic() < deadline:
-                endpoint = await ari.request("GET", "/endpoints/PJSIP/bai")
+                endpoint = await ari.request("GET", f"/endpoints/PJSIP/{ENDPOINTS['bai']}")
                 if endpoint.get("state") == "online":
                     break
                 await asyncio.sleep(0.3)
             else:
                 raise AssertionError("baresip did not register")
             channel = f"bs-{uuid.uuid4().hex[:8]}"
-            await ari.originate("PJSIP/bai", channel_id=channel, app_args="baresip")
+            await ari.originate(f"PJSIP/{ENDPOINTS['bai']}", channel_id=channel, app_args="baresip")
             try:
                 await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == channel, 30)
             except AssertionError:

@@ -125,10 +125,13 @@ def test_agent_gets_sip_account_others_do_not(db: Database) -> None:
         assert ensure_sip_account(s, qa, actor="test") is None
     with db.session() as s:
         text_ = render_endpoints(active_accounts(s))
-        secret = active_accounts(s)[0].secret
-    assert "[agent7]" in text_ and "context=agents" in text_
+        secret, endpoint = active_accounts(s)[0].secret, active_accounts(s)[0].endpoint
+    assert endpoint != "agent7" and endpoint.startswith("ag"), "the endpoint id is not the login name"
+    assert f"[{endpoint}]" in text_ and "context=agents" in text_ and "agent7" not in text_
+    assert "transport=transport-tls" in text_ and "media_encryption=sdes" in text_
+    assert "media_encryption_optimistic=no" in text_, "SRTP is required, not merely offered"
     assert secret not in text_, "the rendered config holds the digest, never the secret"
-    assert md5_credential("agent7", secret) in text_
+    assert md5_credential(endpoint, secret) in text_
     with db.session() as s:
         service.disable_user(s, "agent7", actor="test")
     with db.session() as s:

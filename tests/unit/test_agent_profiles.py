@@ -95,7 +95,7 @@ def test_update_sets_only_what_is_given_and_audits_each_change(db: Database) -> 
     with db.session() as s:
         shown = profiles.get_profile(s, "mei")
         assert (shown.skills, shown.lines, shown.languages, shown.daily_target_minutes) == ([], [], [], 240)
-        assert shown.display_name == "王梅" and shown.endpoint == "mei"
+        assert shown.display_name == "王梅" and shown.endpoint is not None and shown.endpoint.startswith("ag")
     with db.session() as s:
         profile, changed = profiles.update_profile(
             s, "mei", actor="boss", skills=["welfare"], languages=["zh-cn", "yue"], daily_hours=3.5
@@ -259,8 +259,9 @@ def test_api_put_replaces_patch_changes_and_both_are_audited(client: TestClient,
     }
     put = client.put("/api/agents/mei/profile", headers=boss, json=body)
     assert put.status_code == 200, put.text
-    assert put.json() | {"display_name": None} == {
-        "name": "mei", "display_name": None, "disabled": False, "endpoint": "mei",
+    assert put.json()["endpoint"].startswith("ag"), "a random endpoint id, not the login name"
+    assert put.json() | {"display_name": None, "endpoint": "(random)"} == {
+        "name": "mei", "display_name": None, "disabled": False, "endpoint": "(random)",
         "skills": ["welfare", "vaccination"], "lines": ["12345"], "languages": ["zh-CN", "yue"],
         "daily_target_minutes": 180, "daily_hours": 3.0, "manual_dial": False,
         "changed": ["skills", "lines", "languages", "daily_target_minutes"],

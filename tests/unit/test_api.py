@@ -81,7 +81,7 @@ def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
     )
     assert created.status_code == 201, created.text
     body = created.json()
-    assert body["sip_endpoint"] == "agent2"
+    assert body["sip_endpoint"].startswith("ag") and body["sip_endpoint"] != "agent2"
     assert "reload failed" in body["sync"]["nowhere"]  # file written; the node is down
     dup = client.post(
         "/api/users", headers=admin, json={"name": "agent2", "role": "agent", "password": PASSWORD}
@@ -97,7 +97,8 @@ def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
     )
     assert in_english.json()["detail"] == {"code": "user_exists", "message": "user 'agent2' already exists"}
     sip = client.get("/api/agents/me/sip", headers=login(client, "agent2")).json()
-    assert sip["username"] == "agent2" and len(sip["password"]) >= 32
+    assert sip["username"] == body["sip_endpoint"] and len(sip["password"]) >= 32
+    assert sip["transport"] == "tls" and sip["srtp"] == "mandatory" and sip["registrar"].startswith("sips:")
     gone = client.post("/api/users/agent2/disable", headers=admin)
     assert gone.status_code == 200 and gone.json()["disabled"] is True
     assert client.get("/api/agents/me/sip", headers={"Authorization": sip and "Bearer x"}).status_code == 401

@@ -446,3 +446,40 @@ def test_docker_compose_config(tmp_path: Path) -> None:
         env=clean_env,
     )
     assert "required variable" in missing.stderr and "docker/.env" in missing.stderr, missing.stderr
+
+
+def test_home_agents_reach_only_https_and_sip_over_tls() -> None:
+    """Issue 14: HTTPS through Caddy, SIP over TLS only, plain HTTP on the host's loopback only,
+    no plain SIP or ARI published, Asterisk's security log shared with the service's SIP guard."""
+    services = compose()["services"]
+    caddy = services["caddy"]
+    assert caddy["image"].startswith("caddy:") and {"80:80", "443:443"} <= set(caddy["ports"])
+    assert "./Caddyfile:/etc/caddy/Caddyfile:ro" in caddy["volumes"]
+    caddyfile = (DOCKER / "Caddyfile").read_text()
+    assert "reverse_proxy warmline:8080" in caddyfile and "Strict-Transport-Security" in caddyfile
+    assert all(p.startswith("127.0.0.1:") for p in services["warmline"]["ports"]), "plain HTTP: loopback only"
+    asterisk_ports = services["asterisk"]["ports"]
+    assert "5061:5061/tcp" in asterisk_ports
+    assert not any(p.split(":")[-1].startswith(("5060", "8088")) for p in asterisk_ports), asterisk_ports
+    env = dict(env_items(services["asterisk"]))
+    assert env["PLAIN_SIP_BIND"] == "127.0.0.1" and env["SIP_TLS_PORT"] == "5061"
+    assert "./tls:/etc/warmline/tls:ro" in services["asterisk"]["volumes"]
+    assert "asterisk-log:/var/log/asterisk:ro" in services["warmline"]["volumes"]
+    nodes = json.loads(
+        dict(env_items(services["warmline"]))["WARMLINE_ASTERISK_NODES"]
+        .replace("${", "")
+        .replace(":?set WARMLINE_ARI_PASSWORD in docker/.env}", "")
+    )
+    assert nodes[0]["security_log"] == "/var/log/asterisk/security.log"
+
+
+def test_rendered_pjsip_offers_tls_and_keeps_plain_sip_on_loopback(tmp_path: Path) -> None:
+    done = _seed(tmp_path, ARI_PASSWORD="x" * 24, PLAIN_SIP_BIND="127.0.0.1", SIP_TLS_PORT="5061")
+    assert done.returncode == 0, done.stderr
+    pjsip = (tmp_path / "etc" / "pjsip.conf").read_text()
+    assert "protocol = tls\nbind = 0.0.0.0:5061" in pjsip
+    assert "protocol = udp\nbind = 127.0.0.1:5060" in pjsip
+    assert "cert_file = /etc/warmline/tls/fullchain.pem" in pjsip
+    assert "endpoint_identifier_order = username,ip\n" in pjsip, "no anonymous endpoint"
+    assert "security.log => security" in (tmp_path / "etc" / "logger.conf").read_text()
+    assert (tmp_path / "etc" / "pjsip_blocks.conf").exists()

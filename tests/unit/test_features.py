@@ -14,6 +14,7 @@ from warmline.features import collect
 
 GROUPS = {
     "agents",
+    "sip",
     "campaign",
     "lists",
     "dnc",
@@ -37,6 +38,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
     assert set(registry.workers) == {
         "agent-states",
         "call-quality",
+        "sip-guard",
         "dialer",
         "welfare-notifier",
         "recording-recovery",

@@ -38,11 +38,13 @@ from pydantic import BaseModel
 from core.secrets import get_secret
 from core.settings import AsteriskNode, Settings
 from warmline.lab import prompts
+from warmline.lab.tls import LabTls, ensure_lab_tls
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO_ROOT / "config" / "asterisk"
 DEFAULT_ROOTS = (Path("/var/cache/warmline/sid-root"), REPO_ROOT / ".cache" / "sid-root")
 AGENTS_FILE = "pjsip_agents.conf"
+SECURITY_LOG = "security.log"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
 _ARCH = {
@@ -64,6 +66,9 @@ class LabStatus(BaseModel):
     app: str
     sip_host: str
     sip_port: int
+    sip_tls_port: int
+    ca_file: Path
+    security_log: Path
     run_dir: Path
     config_dir: Path
     sounds_dir: Path
@@ -185,6 +190,10 @@ class _Paths:
     def pid_file(self) -> Path:
         return self.rundir / "warmline-lab.pid"
 
+    @property
+    def tls(self) -> LabTls:
+        return LabTls(self.run_dir / "tls")
+
 
 def _paths(settings: Settings) -> _Paths:
     return _Paths(settings.lab_dir.resolve())
@@ -290,6 +299,7 @@ def _context(settings: Settings, install: AsteriskInstall, paths: _Paths) -> dic
     ari_host, ari_port = _ari_host_port(node)
     sip_host, sip_port = _sip(settings)
     rtp_start, rtp_end = _rtp_range()
+    tls = ensure_lab_tls(paths.tls.folder, sip_host)
     return {
         "etc_dir": paths.etc,
         "mod_dir": install.mod_dir,
@@ -311,6 +321,11 @@ def _context(settings: Settings, install: AsteriskInstall, paths: _Paths) -> dic
         "app": node.app,
         "sip_bind": _bind_address(sip_host),
         "sip_port": sip_port,
+        # Plain SIP never leaves the machine in the lab: agents use TLS on sip_bind.
+        "plain_sip_bind": "127.0.0.1",
+        "sip_tls_port": settings.sips_port,
+        "tls_cert_file": tls.server_cert,
+        "tls_key_file": tls.server_key,
         "rtp_start": rtp_start,
         "rtp_end": rtp_end,
     }
@@ -416,9 +431,10 @@ def _check_ports(settings: Settings) -> None:
     busy = []
     if _port_busy(_bind_address(ari_host), ari_port):
         busy.append(f"ARI/HTTP {ari_port}/tcp (WARMLINE_ASTERISK_NODES)")
-    sip_bind = _bind_address(sip_host)
-    if _udp_busy(sip_bind, sip_port) or _port_busy(sip_bind, sip_port):
+    if _udp_busy("127.0.0.1", sip_port) or _port_busy("127.0.0.1", sip_port):
         busy.append(f"SIP {sip_port} (WARMLINE_SIP_PORT)")
+    if _port_busy(_bind_address(sip_host), settings.sips_port):
+        busy.append(f"SIP/TLS {settings.sips_port}/tcp (WARMLINE_SIP_TLS_PORT)")
     if busy:
         raise LabError(f"already in use by another program: {', '.join(busy)}; choose other ports")
 
@@ -474,6 +490,9 @@ def _status(settings: Settings, pid: int | None, install: AsteriskInstall | None
         app=node.app,
         sip_host=sip_host,
         sip_port=sip_port,
+        sip_tls_port=settings.sips_port,
+        ca_file=paths.tls.ca_cert,
+        security_log=paths.log / SECURITY_LOG,
         run_dir=paths.run_dir,
         config_dir=paths.etc,
         sounds_dir=paths.sounds,
