@@ -17,7 +17,7 @@ from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
 from tests.unit.test_dialer_import import MESSY
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, console_login, login
 from warmline.app import create_app
 
 # Written against the English messages (zh-CN is the default; see conftest's `english`).
@@ -190,12 +190,7 @@ def test_dnc_endpoints(client: TestClient) -> None:
 
 
 def test_console_pages_work_without_javascript(client: TestClient) -> None:
-    assert (
-        client.post(
-            "/login", data={"username": "mgr", "password": PASSWORD}, follow_redirects=False
-        ).status_code
-        == 303
-    )
+    assert console_login(client, "mgr").status_code == 303
     page = client.get("/console/campaigns")
     assert page.status_code == 200 and "New campaign" in page.text and "No campaigns yet." in page.text
     bad = client.post("/console/campaigns", data={"name": "has space"})
@@ -225,12 +220,12 @@ def test_console_pages_work_without_javascript(client: TestClient) -> None:
     assert client.post("/console/campaigns/welfare/dnc", data={"number": "abc"}).status_code == 422
     assert client.get("/console/campaigns/nope").status_code == 404
     client.post("/logout")
-    client.post("/login", data={"username": "sup", "password": PASSWORD})
+    console_login(client, "sup")
     watch = client.get("/console/campaigns/welfare")
     assert watch.status_code == 200 and "Import a call list" not in watch.text and "Pause" in watch.text
     assert client.post("/console/campaigns", data={"name": "x"}, follow_redirects=False).status_code == 403
     client.post("/logout")
-    client.post("/login", data={"username": "agent1", "password": PASSWORD})
+    console_login(client, "agent1")
     assert client.get("/console/campaigns", follow_redirects=False).status_code == 403
 
 
