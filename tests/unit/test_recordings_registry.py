@@ -25,6 +25,7 @@ from core.settings import Settings
 from dialer.models import Campaign
 from recordings import service
 from recordings.models import CallRecording, RecordingStatus
+from recordings.qa.models import QaItem, QaSample, SampleKind
 from tests import audio_fixtures as af
 from tests.utils import PASSWORD, login
 from tests.utils.cli import run
@@ -293,6 +294,17 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield c
 
 
+def sample_for_qa(db: Database, recording_id: str) -> None:
+    """Draw the recording into a QA sample, as `warmline qa sample` would: QA may hear it now."""
+    with db.session() as s:
+        sample = QaSample(period="2026-W10", seed=1, starts_at=T0, ends_at=T0, params={}, population=1,
+                          created_by="test")  # fmt: skip
+        s.add(sample)
+        s.flush()
+        s.add(QaItem(sample_id=sample.id, recording_id=recording_id, sample_kind=SampleKind.random,
+                     agent="li", stratum="li", reason={}, reason_text="drawn"))  # fmt: skip
+
+
 def plays(db: Database, action: str = "recording.play") -> list[AuditEntry]:
     with db.session() as s:
         return list(s.scalars(select(AuditEntry).where(AuditEntry.action == action)))
@@ -306,6 +318,8 @@ def test_audio_streams_with_ranges_and_every_listening_is_audited(
     rid = register_tone(db, settings, tmp_path, 1)
     plain = (tmp_path / "t1.wav").read_bytes()
     qa, li, wang, mgr = (login(client, n) for n in ("qa1", "li", "wang", "mgr"))
+    assert client.get(f"/api/recordings/{rid}/audio", headers=qa).status_code == 404, "not sampled for QA"
+    sample_for_qa(db, rid)
     whole = client.get(f"/api/recordings/{rid}/audio", headers=qa)
     assert whole.status_code == 200 and whole.content == plain
     assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "audio/wav"
