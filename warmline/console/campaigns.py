@@ -208,6 +208,8 @@ def campaign_status(
         )
     except (ValueError, CampaignError) as exc:
         session.rollback()
+        if svc.get_campaign(session, name) is None:
+            return campaign_page(request, name, session, settings, user)  # its "not found" page
         ctx = _campaign_context(session, name, user)
         resp = render(
             request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION, error=str(exc),
