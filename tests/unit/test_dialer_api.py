@@ -250,6 +250,11 @@ def test_console_pages_work_without_javascript(client: TestClient) -> None:
     console_login(client, "sup")
     watch = client.get("/console/campaigns/welfare")
     assert watch.status_code == 200 and "Import a call list" not in watch.text and "Pause" in watch.text
+    client.post("/api/campaigns", headers=login(client, "mgr"), json={"name": "later"})
+    draft = client.get("/console/campaigns/later")
+    assert draft.status_code == 200 and 'value="running"' not in draft.text, "no Start for a supervisor"
+    refused = client.post("/console/campaigns/later/status", data={"status": "running"})
+    assert refused.status_code == 403 and "only a manager may make campaign later running" in refused.text
     assert client.post("/console/campaigns", data={"name": "x"}, follow_redirects=False).status_code == 403
     client.post("/logout")
     console_login(client, "agent1")
