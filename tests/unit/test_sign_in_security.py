@@ -85,12 +85,14 @@ def test_one_address_guessing_many_accounts_is_throttled(client: TestClient, clo
     assert token_try(client, "root", PASSWORD)[0] == 200
 
 
-def test_the_throttle_holds_across_processes(settings: Settings, db: Database, client: TestClient) -> None:
-    """Two apps on one database (as two worker processes of the service): failures counted by one
-    lock the account in the other."""
+def test_the_throttle_holds_across_processes(
+    settings: Settings, db: Database, client: TestClient, clock: SettableClock
+) -> None:
+    """Two apps on one database (as two worker processes of the service, on one wall clock):
+    failures counted by one lock the account in the other."""
     for _ in range(5):
         assert token_try(client, "mei", WRONG)[0] == 401
-    with TestClient(create_app(settings, db)) as other:
+    with TestClient(create_app(settings, db, clock=clock)) as other:
         assert token_try(other, "mei", PASSWORD)[0] == 429
 
 
