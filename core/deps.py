@@ -11,14 +11,18 @@ renders and the error handlers; a sync one would set it in a worker thread and l
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request, status
+from fastapi import Depends, Request, Response, status
 from sqlalchemy.orm import Session
 
+from core.auth import sessions
 from core.auth.models import Role, User
 from core.auth.service import user_for_token
+from core.auth.signin import session_policy
+from core.csrf import CSRF_COOKIE, check_cookie_request, check_same_origin
 from core.db import Database
 from core.errors import http_error
 from core.i18n import _, from_accept_language, normalise, set_locale
@@ -58,9 +62,56 @@ def bearer_token(request: Request) -> str | None:
     return request.cookies.get(TOKEN_COOKIE)
 
 
+def now(request: Request) -> datetime:
+    """The app's clock (injected by tests: `create_app(clock=...)`)."""
+    clock: Callable[[], datetime] = request.app.state.clock
+    return clock()
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address: the peer's, or the forwarded one when the peer is a trusted proxy
+    (the app's ProxyHeadersMiddleware, configured by `trusted_proxies`, has already swapped it)."""
+    return request.client.host if request.client else None
+
+
 def optional_user(request: Request, session: SessionDep) -> User | None:
-    token = bearer_token(request)
-    return user_for_token(session, token) if token else None
+    """The user of the request's bearer token, or of its console session cookie (then idle timeout
+    and rotation apply, and `request.state.console_session` keeps the row for the CSRF check)."""
+    header = request.headers.get("authorization", "")
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+        return user_for_token(session, token, now(request)) if token else None
+    cookie = request.cookies.get(TOKEN_COOKIE)
+    if not cookie:
+        return None
+    settings: Settings = request.app.state.settings
+    resumed = sessions.resume(session, cookie, now(request), session_policy(settings))
+    if resumed is None:
+        return None
+    request.state.console_session = resumed.row
+    if resumed.new_token is not None:
+        # Set on the way out by the security middleware (a route may answer with its own Response).
+        lasts = (resumed.new_expires_at or now(request)) - now(request)
+        request.state.rotated_token = (resumed.new_token, max(1, int(lasts.total_seconds())))
+    return resumed.user
+
+
+def cookie_secure(request: Request) -> bool:
+    """Cookies are Secure when the browser reached us over HTTPS (directly, or through a proxy in
+    `trusted_proxies` that says so), or when the settings say so."""
+    settings: Settings = request.app.state.settings
+    return settings.cookie_secure or request.url.scheme == "https"
+
+
+def set_session_cookies(
+    resp: Response, request: Request, token: str, max_age: int, csrf: str | None = None
+) -> None:
+    """The session cookie (HttpOnly) and, at sign-in, its CSRF token (readable by the page's
+    scripts); Secure when the browser reached us over HTTPS (directly or through a trusted proxy)."""
+    secure = cookie_secure(request)
+    resp.set_cookie(TOKEN_COOKIE, token, max_age=max_age, httponly=True, samesite="strict", secure=secure)
+    if csrf is not None:
+        resp.set_cookie(CSRF_COOKIE, csrf, max_age=max_age, samesite="strict", secure=secure)
 
 
 def request_locale(request: Request, user: User | None) -> str:
@@ -89,6 +140,7 @@ class Roles:
 
     async def __call__(self, request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
         set_locale(request_locale(request, user))
+        await check_cookie_request(request)
         if user is None and self.page:
             raise SignInRequired
         if user is None:
@@ -114,6 +166,7 @@ class Public:
 
     async def __call__(self, request: Request) -> None:
         set_locale(request_locale(request, None))
+        check_same_origin(request)
 
 
 ANY_ROLE = tuple(Role)

@@ -65,6 +65,23 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = 8080
     token_ttl_hours: int = 12
+    # Sign-in throttling (core.auth.throttle): failures allowed per account and per address before
+    # each further one locks the key, the first lock (seconds, doubled per failure) and the longest.
+    signin_account_tries: int = 5
+    signin_address_tries: int = 20
+    signin_lock_seconds: int = 30
+    signin_max_lock_minutes: int = 15
+    # Console sessions (core.auth.sessions): signed out after this long without a request; their
+    # token replaced by a new one this often (the old one works a short grace longer).
+    session_idle_minutes: int = 30
+    session_rotate_minutes: int = 15
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR
+    # networks; "*" for any): behind one, the client's address is the one throttled and a request
+    # that reached the proxy over HTTPS gets Secure cookies and HSTS. Empty: no forwarded header is
+    # believed (a client could otherwise claim any address).
+    trusted_proxies: list[str] = Field(default_factory=list)
+    # Secure cookies even when no request says HTTPS (a proxy that sends no X-Forwarded-Proto).
+    cookie_secure: bool = False
     # The centre's time zone: every date and time a person reads is on this clock (core.formats).
     timezone: str = "Asia/Shanghai"
     default_region: str = "CN"

@@ -1,7 +1,8 @@
 """Campaigns, call lists and do-not-call lists over HTTP.
 
 Managers run campaigns: create and change them, upload lists, read reports, export results.
-Supervisors watch them: read, pause/resume, export with masked numbers, add an opt-out.
+Supervisors watch them: read, pause/resume, export masked, add an opt-out to a campaign's list.
+Who may do what: docs/security-roles.md.
 Phone numbers in JSON are masked (138****8000); full numbers leave only through the audited
 exports and the rejected-rows CSV, to managers.
 """
@@ -154,19 +155,18 @@ def update_campaign(
 async def change_status(
     name: str, body: StatusChange, user: WatcherUser, db: DatabaseDep, settings: SettingsDep, request: Request
 ) -> dict[str, Any]:
-    """Start, pause, resume or finish. Supervisors may pause and resume; only managers finish.
+    """Start, pause, resume or finish. Supervisors may pause a running campaign and resume a paused
+    one; only managers start a draft or finish (403 `forbidden`).
     The new status is published (retained) on campaigns/{name}/status. Starting or resuming
     also answers ``warnings`` (and ``missing_skills``): the agent calls of the campaign's flow
     that no enabled agent can take (dialer.staffing); the campaign runs all the same."""
     from dialer.staffing import Staffing, report_staffing
 
     target = CampaignStatus(body.status)
-    if target is CampaignStatus.finished and user.role not in (Role.manager, Role.admin):
-        raise http_error(status.HTTP_403_FORBIDDEN, "forbidden", _("only a manager may finish a campaign"))
 
     def change() -> tuple[str, Staffing | None]:
         with db.session() as session:
-            campaign = svc.set_status(session, name, target, actor=user.name)
+            campaign = svc.set_status(session, name, target, actor=user.name, role=user.role)
             staffing = None
             if target is CampaignStatus.running:
                 staffing = report_staffing(session, settings, campaign, actor=user.name)
@@ -174,6 +174,8 @@ async def change_status(
 
     try:
         now, staffing = await asyncio.to_thread(change)
+    except svc.StatusNotYours as exc:
+        raise http_error(status.HTTP_403_FORBIDDEN, "forbidden", str(exc)) from exc
     except CampaignError as exc:
         raise _http(exc) from exc
     message = CampaignStatusChanged(campaign=name, status=now, by=user.name)
@@ -429,19 +431,41 @@ def list_dnc(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """A do-not-call list (global, or `campaign`'s), newest first; masked for supervisors."""
+    """A do-not-call list (global, or `campaign`'s), newest first; masked for supervisors.
+
+    `search`: managers find numbers by any part; a supervisor, who sees numbers masked, only by the
+    whole number (is it listed?), so that searching digit by digit cannot reveal a masked one."""
     try:
         c = svc.require_campaign(session, campaign) if campaign else None
     except CampaignError as exc:
         raise _http(exc) from exc
-    total, entries = dnc.list_entries(session, campaign=c, limit=limit, offset=offset, search=search)
     mask = user.role not in (Role.manager, Role.admin)
+    if search and mask:
+        whole = dnc.normalise(search)
+        if whole.e164 is None:
+            raise http_error(
+                status.HTTP_422_UNPROCESSABLE_CONTENT,
+                "search_needs_whole_number",
+                _("search: numbers are masked for you, so search by a whole phone number ({detail})",
+                  detail=whole.detail),
+            )  # fmt: skip
+        search = whole.e164
+    total, entries = dnc.list_entries(
+        session, campaign=c, limit=limit, offset=offset, search=search, exact=mask
+    )
     return {"total": total, "entries": [e.as_dict(mask=mask) for e in entries]}
 
 
 @router.post("/dnc")
 def add_dnc(body: DncAdd, user: WatcherUser, session: SessionDep) -> dict[str, Any]:
-    """Put numbers on a do-not-call list; pending contacts with them are cancelled."""
+    """Put numbers on a do-not-call list; pending contacts with them are cancelled. The global list
+    (no `campaign`) is a manager's: a supervisor adds to a campaign's list."""
+    if body.campaign is None and user.role not in (Role.manager, Role.admin):
+        raise http_error(
+            status.HTTP_403_FORBIDDEN,
+            "forbidden",
+            _("only a manager may add to the global do-not-call list; name the campaign"),
+        )
     try:
         c = svc.require_campaign(session, body.campaign) if body.campaign else None
     except CampaignError as exc:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from agents.profiles import ProfileError, clean_languages, clean_skills
 from core.audit import audit
+from core.auth.models import ROLE_NAMES, Role
 from core.db import utcnow
 from core.i18n import N_, _
 from core.located_yaml import LocatedYamlError, load_located
@@ -100,6 +101,41 @@ _TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 
 class CampaignError(ValueError):
     """A campaign request that cannot be carried out, with a message for a person."""
+
+
+class StatusNotYours(CampaignError):
+    """The change is allowed for the campaign, not for this person's role (docs/security-roles.md)."""
+
+
+# What a supervisor may do to a campaign's status: hold a running one, and let it go on again.
+# Starting a draft (its list, script and schedule not yet checked by a manager) and finishing one
+# are a manager's decisions.
+SUPERVISOR_CHANGES: frozenset[tuple[CampaignStatus, CampaignStatus]] = frozenset(
+    {
+        (CampaignStatus.running, CampaignStatus.paused),
+        (CampaignStatus.paused, CampaignStatus.running),
+    }
+)
+
+
+def may_change_status(role: Role, current: CampaignStatus, target: CampaignStatus) -> bool:
+    """Managers and administrators make every change the campaign allows; supervisors pause and resume."""
+    if role in (Role.manager, Role.admin):
+        return True
+    return role is Role.supervisor and (current, target) in SUPERVISOR_CHANGES
+
+
+def check_status_right(role: Role, campaign: Campaign, target: CampaignStatus) -> None:
+    if target != campaign.status and not may_change_status(role, campaign.status, target):
+        raise StatusNotYours(
+            _(
+                "a {role} may pause a running campaign and resume a paused one; only a manager may"
+                " make campaign {name} {status}",
+                role=_(ROLE_NAMES[role]),
+                name=campaign.name,
+                status=target.value,
+            )
+        )
 
 
 class SpecError(CampaignError):
@@ -560,8 +596,12 @@ def update_campaign(
     return campaign
 
 
-def set_status(session: Session, name: str, status: CampaignStatus, *, actor: str) -> Campaign:
+def set_status(
+    session: Session, name: str, status: CampaignStatus, *, actor: str, role: Role = Role.admin
+) -> Campaign:
+    """Change the status as `actor` (in `role`: the command line acts as an administrator)."""
     campaign = require_campaign(session, name)
+    check_status_right(role, campaign, status)
     if status == campaign.status:
         return campaign
     if status not in _TRANSITIONS[campaign.status]:

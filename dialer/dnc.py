@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from core.audit import audit
 from core.db import Database, utcnow
 from core.phones import mask as mask_number
+from core.phones import mask_in_text
 from dialer.campaigns import CampaignError, require_campaign
 from dialer.lists import phones
 from dialer.lists.importer import ListLayout, open_list
@@ -74,7 +75,7 @@ class DncEntry:
             "phone": mask_number(self.phone_e164) if mask else self.phone_e164,
             "campaign": self.campaign,
             "source": self.source,
-            "reason": self.reason,
+            "reason": mask_in_text(self.reason) if mask and self.reason else self.reason,
             "added_by": self.added_by,
             "added_at": self.added_at.isoformat(),
         }
@@ -294,15 +295,19 @@ def list_entries(
     limit: int = 100,
     offset: int = 0,
     search: str | None = None,
+    exact: bool = False,
 ) -> tuple[int, list[DncEntry]]:
-    """(total, one page) of a list, newest first. `search` matches the end of the number."""
+    """(total, one page) of a list, newest first. `search` matches any part of the number's digits,
+    or (`exact`) the whole E.164 number only."""
     if campaign is None:
         model: type[DncGlobal] | type[DncCampaign] = DncGlobal
         where: list[ColumnElement[bool]] = []
     else:
         model = DncCampaign
         where = [DncCampaign.campaign_id == campaign.id]
-    if search:
+    if search and exact:
+        where.append(model.phone_e164 == search)
+    elif search:
         digits = "".join(c for c in search if c.isdigit())
         where.append(model.phone_e164.like(f"%{digits}%"))
     total = session.scalar(select(func.count()).select_from(model).where(*where)) or 0

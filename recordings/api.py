@@ -1,7 +1,11 @@
 """Recordings over HTTP: the registry's rows and the audio itself, every playback audited.
 
-GET /api/recordings                      qa, supervisor: the newest recordings
+GET /api/recordings                      qa, supervisor: the newest recordings they may hear
 GET /api/recordings/{id}                 qa, supervisor, the call's own agent: the row and analytics
+
+Who hears which recording (`audible`, docs/security-roles.md): QA the sampled ones and those
+they reviewed; supervisors those of escalated calls; an agent their own; administrators all.
+Any other is answered 404, as if it did not exist.
 GET /api/recordings/{id}/audio           the WAV, streamed (HTTP range requests for seeking);
                                          ?download=1 sends it as an attachment
 
@@ -20,7 +24,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session
 
 from core.audit import AuditEntry, audit
@@ -31,6 +35,7 @@ from core.errors import http_error
 from core.i18n import _
 from recordings import service, storage
 from recordings.models import CallRecording
+from recordings.qa.models import QaItem, QaReview
 
 router = APIRouter(prefix="/api/recordings", tags=["recordings"])
 Listener = Annotated[User, Depends(Roles(Role.qa, Role.supervisor, Role.agent))]
@@ -39,13 +44,31 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 PLAY_WINDOW = timedelta(minutes=10)
 
 
+def audible(user: User) -> ColumnElement[bool]:
+    """Which recordings `user` may list and hear (docs/security-roles.md): administrators all; QA
+    reviewers those drawn into a QA sample (the queue every reviewer works from) or reviewed by
+    them; supervisors those of escalated calls (a welfare alert they handle); an agent their own."""
+    if user.role is Role.admin:
+        return true()
+    if user.role is Role.qa:
+        sampled = select(QaItem.recording_id)
+        reviewed = select(QaReview.recording_id).where(QaReview.reviewer == user.name)
+        return or_(CallRecording.id.in_(sampled), CallRecording.id.in_(reviewed))
+    if user.role is Role.supervisor:
+        return CallRecording.escalated.is_(True)
+    if user.role is Role.agent:
+        return CallRecording.agent == user.name
+    return false()
+
+
 def recording_for(session: Session, recording_id: str, user: User) -> CallRecording:
-    """The recording if `user` may hear it: QA, supervisors and admins any; an agent their own."""
+    """The recording if `user` may hear it; else 404, as if it did not exist (its id tells nothing)."""
     try:
         rec = service.get_recording(session, recording_id)
     except service.RecordingError as exc:
         raise http_error(404, exc.code, exc.message) from exc
-    if user.role is Role.agent and rec.agent != user.name:
+    allowed = select(CallRecording.id).where(CallRecording.id == rec.id, audible(user))
+    if session.scalar(allowed) is None:
         raise http_error(404, "no_such_recording", _("recording {id}: not found", id=recording_id))
     return rec
 
@@ -54,7 +77,8 @@ def recording_for(session: Session, recording_id: str, user: User) -> CallRecord
 def list_recordings(
     session: SessionDep, user: Staff, agent: str | None = None, limit: int = Query(50, ge=1, le=500)
 ) -> list[dict[str, Any]]:
-    q = select(CallRecording).order_by(CallRecording.started_at.desc()).limit(limit)
+    """The newest recordings this user may hear."""
+    q = select(CallRecording).where(audible(user)).order_by(CallRecording.started_at.desc()).limit(limit)
     if agent:
         q = q.where(CallRecording.agent == agent)
     return [service.describe(r) for r in session.scalars(q)]

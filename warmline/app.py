@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.auth.api import router as auth_router
 from core.bus import Bus
-from core.db import Database
+from core.db import Database, utcnow
 from core.deps import SignInRequired
 from core.features import ServiceContext
 from core.settings import Settings, get_settings
@@ -31,6 +33,7 @@ from warmline.console.reviews import router as reviews_console_router
 from warmline.console.settings import router as settings_console_router
 from warmline.features import collect
 from warmline.health import router as health_router
+from warmline.security import SecurityHeaders, add_admin_docs
 
 STATIC = Path(__file__).parent / "console" / "static"
 
@@ -48,8 +51,13 @@ CONSOLE_ROUTERS = (
 )
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
-    """The service: every feature's routes, plus the console; its workers run while it lives."""
+def create_app(
+    settings: Settings | None = None,
+    db: Database | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The service: every feature's routes, plus the console; its workers run while it lives.
+    `clock` is what sign-in throttling and session timeouts read (tests move it on)."""
     settings = settings or get_settings()
     database = db or Database(settings.db_url)
     registry = collect()
@@ -72,14 +80,22 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         version=__version__,
         description="Home-based contact centre platform",
         lifespan=lifespan,
+        docs_url=None,  # admin-only, added below
+        redoc_url=None,
+        openapi_url=None,
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.clock = clock
+    add_admin_docs(app)
     for router in (health_router, auth_router, users_router, audit_router, *registry.routers):
         app.include_router(router)
     for router in CONSOLE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(SecurityHeaders)
+    # Outermost: the client's address and scheme from a trusted proxy, before anything reads them.
+    app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
 
     @app.exception_handler(SignInRequired)
     async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:

@@ -288,7 +288,15 @@ def up(
 
     cli = cli_context(ctx)
     settings, db = cli.settings, cli.database()
-    uvicorn.run(create_app(settings, db), host=host or settings.api_host, port=port or settings.api_port)
+    # Forwarded headers are the app's business (settings.trusted_proxies), not uvicorn's default
+    # of believing 127.0.0.1; no Server header naming the software.
+    uvicorn.run(
+        create_app(settings, db),
+        host=host or settings.api_host,
+        port=port or settings.api_port,
+        proxy_headers=False,
+        server_header=False,
+    )
 
 
 def main() -> None:

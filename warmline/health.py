@@ -1,11 +1,12 @@
-"""/healthz: is every part this service needs reachable right now? Checked live, in parallel."""
+"""/healthz: is every part this service needs reachable right now? Checked live, in parallel.
+The detail (each part, its error, its version) is for administrators only."""
 
 from __future__ import annotations
 
 import asyncio
 import time
 from collections.abc import Awaitable
-from typing import Any
+from typing import Annotated, Any
 
 import aiomqtt
 import httpx
@@ -13,8 +14,9 @@ from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel
 from sqlalchemy import text
 
+from core.auth.models import Role, User
 from core.db import Database
-from core.deps import DatabaseDep, Public, SettingsDep
+from core.deps import DatabaseDep, Public, SettingsDep, optional_user
 from core.settings import AsteriskNode, Settings
 
 router = APIRouter(tags=["health"])
@@ -90,9 +92,22 @@ def livez() -> dict[str, bool]:
     return {"ok": True}
 
 
+class Status(BaseModel):
+    ok: bool
+
+
 @router.get("/healthz", dependencies=[Depends(Public())])
-async def healthz(settings: SettingsDep, db: DatabaseDep, response: Response) -> Health:
+async def healthz(
+    settings: SettingsDep,
+    db: DatabaseDep,
+    response: Response,
+    user: Annotated[User | None, Depends(optional_user)],
+) -> Health | Status:
+    """503 while a part is unreachable. Which part, why, and the versions only for administrators
+    (error text and versions tell an attacker what to try); everyone else gets `{"ok": ...}`."""
     health = await check_health(settings, db)
     if not health.ok:
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    return health
+    if user is not None and user.role is Role.admin:
+        return health
+    return Status(ok=health.ok)

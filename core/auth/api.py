@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from pydantic import BaseModel, Field
 
 from core.audit import audit
 from core.auth import service
 from core.auth.models import Role, User
-from core.deps import CurrentUser, Public, SessionDep, SettingsDep, bearer_token
+from core.auth.signin import SignInRefused, SignInTry, sign_in
+from core.deps import CurrentUser, Public, SessionDep, SettingsDep, bearer_token, client_address, now
 from core.errors import http_error
-from core.i18n import _, set_locale
+from core.i18n import set_locale
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -67,16 +68,31 @@ def change_language(session: SessionDep, name: str, language: str | None, actor:
     return user
 
 
-@router.post("/auth/token", dependencies=[Depends(Public())])
+@router.post(
+    "/auth/token",
+    dependencies=[Depends(Public())],
+    responses={429: {"description": "too many failed sign-ins; the Retry-After header says how long"}},
+)
 def login(body: TokenRequest, session: SessionDep, settings: SettingsDep, request: Request) -> TokenOut:
-    user = service.authenticate(session, body.username, body.password)
-    if user is None:
-        audit(session, body.username[:64], "login.fail", ip=request.client.host if request.client else None)
-        session.commit()  # the failure is recorded although the request ends in an error
-        raise http_error(status.HTTP_401_UNAUTHORIZED, "bad_credentials", _("wrong user name or password"))
+    """A bearer token for these credentials. Failures are throttled per account and per address
+    (429 with Retry-After); a password longer than 256 characters is refused before hashing."""
+    attempt = SignInTry(body.username, body.password, client_address(request), via="api")
+    try:
+        user = sign_in(session, attempt, now(request), settings)
+    except SignInRefused as exc:
+        raise refused_error(exc) from exc
     ttl = timedelta(hours=settings.token_ttl_hours)
     token = service.issue_token(session, user, ttl=ttl)
     return TokenOut(access_token=token, role=user.role, expires_in=int(ttl.total_seconds()))
+
+
+def refused_error(exc: SignInRefused) -> HTTPException:
+    error = http_error(exc.status, exc.code, exc.message)
+    if exc.retry_after is not None:
+        error.headers = {"Retry-After": str(exc.retry_after)}
+    if exc.status == status.HTTP_401_UNAUTHORIZED:
+        error.headers = {"WWW-Authenticate": "Bearer"}
+    return error
 
 
 @router.post("/auth/logout", status_code=204)

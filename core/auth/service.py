@@ -22,6 +22,9 @@ from core.i18n import HTML_LANG, SUPPORTED_LOCALES, _, normalise
 _hasher = PasswordHasher()
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
+# Longer passwords are refused before hashing: argon2 takes 64 MiB and its time grows with the input.
+MAX_PASSWORD = 256
+MAX_NAME = 64
 
 
 class AccountError(CodedError):
@@ -49,6 +52,24 @@ def check_password(password: str) -> None:
         raise AccountError(
             _("password too short: at least {n} characters", n=MIN_PASSWORD), code="password_too_short"
         )
+    check_password_length(password)
+
+
+def check_password_length(password: str) -> None:
+    """The upper bound, checked before any hashing (a sign-in's too)."""
+    if len(password) > MAX_PASSWORD:
+        raise AccountError(
+            _("password too long: at most {n} characters", n=MAX_PASSWORD), code="password_too_long"
+        )
+
+
+def check_sign_in(username: str, password: str) -> None:
+    """What a sign-in form may carry, checked before hashing; a person-readable coded error."""
+    if not username.strip() or not password:
+        raise AccountError(_("enter a user name and a password"), code="credentials_missing")
+    if len(username) > MAX_NAME:
+        raise AccountError(_("user name too long: at most {n} characters", n=MAX_NAME), code="name_too_long")
+    check_password_length(password)
 
 
 def language_choice(text: str | None) -> str | None:
@@ -143,6 +164,11 @@ def disable_user(session: Session, name: str, *, actor: str) -> User:
 
 
 def authenticate(session: Session, name: str, password: str) -> User | None:
+    """The user these credentials sign in, or None. A password shorter than any a user may have
+    fails without hashing (the length is all the guesser learns, and they chose it)."""
+    if len(password) < MIN_PASSWORD:
+        return None
+    check_password_length(password)
     user = get_user(session, name)
     try:
         _hasher.verify(user.password_hash if user else _dummy_hash(), password)
@@ -155,21 +181,25 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     return user
 
 
-def _digest(token: str) -> str:
+def digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return "wl_" + secrets.token_urlsafe(32)
 
 
 def issue_token(session: Session, user: User, *, ttl: timedelta | None, label: str = "login") -> str:
     """Create a bearer token; the plain value is returned once and never stored."""
-    token = "wl_" + secrets.token_urlsafe(32)
+    token = new_token()
     expires = utcnow() + ttl if ttl else None
-    session.add(ApiToken(user_id=user.id, token_hash=_digest(token), label=label, expires_at=expires))
+    session.add(ApiToken(user_id=user.id, token_hash=digest(token), label=label, expires_at=expires))
     audit(session, user.name, "token.issue", user.name, label=label)
     return token
 
 
 def user_for_token(session: Session, token: str, now: datetime | None = None) -> User | None:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
     if row is None or row.revoked:
         return None
     if row.expires_at is not None and row.expires_at <= (now or utcnow()):
@@ -178,6 +208,6 @@ def user_for_token(session: Session, token: str, now: datetime | None = None) ->
 
 
 def revoke_token(session: Session, token: str) -> None:
-    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == _digest(token)))
+    row = session.scalar(select(ApiToken).where(ApiToken.token_hash == digest(token)))
     if row is not None:
         row.revoked = True

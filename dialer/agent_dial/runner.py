@@ -29,7 +29,7 @@ from core.audit import audit
 from core.auth.models import User
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
-from dialer.agent_dial.service import DEFAULT_HOLD, UNASSIGNED, expire_unplaced
+from dialer.agent_dial.service import DEFAULT_HOLD, UNASSIGNED, expire_unplaced, script_fields
 from dialer.engine.calls import endpoint_for
 from dialer.engine.ledger import Claimed, Closed, close, forget_undialled
 from dialer.models import Attempt, AttemptState, Campaign, Contact, ContactState
@@ -106,7 +106,7 @@ def _claim(session: Session, attempt: Attempt) -> PlacedClaim | None:
         kind=str(placed.get("kind") or "preview"),
         caller_id=campaign.caller_id,
         elder_welfare=campaign.elder_welfare,
-        fields={k: str(v) for k, v in (contact.fields or {}).items() if k != "phone"},
+        fields=script_fields(contact, campaign),
     )
 
 

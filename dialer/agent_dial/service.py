@@ -52,6 +52,7 @@ from dialer.models import (
     PreviewSkip,
 )
 from dialer.schedule import caps_allow, in_window, next_allowed_by_caps, next_window_start
+from dialer.scripts import pop_fields
 
 UNASSIGNED = ""  # an attempt's node until a dialer worker takes it
 PICKUP_WAIT = timedelta(seconds=30)  # a request no dialer has taken by then is dropped
@@ -125,9 +126,17 @@ def _zone(contact: Contact, spec: CampaignSpec) -> str:
     return contact.timezone or spec.timezone
 
 
-def _fields(contact: Contact) -> dict[str, str]:
-    """The list's columns for the agent's eyes: numbers in them masked, the phone left out."""
-    return {k: mask_in_text(str(v)) for k, v in (contact.fields or {}).items() if k != "phone"}
+def script_fields(contact: Contact, campaign: Campaign) -> dict[str, str]:
+    """The list columns the agent's PC receives (screen pop, SIP headers): only those the campaign's
+    script uses or its `screen_pop` names -- never every column of the list."""
+    fields = contact.fields or {}
+    wanted = pop_fields(campaign.script, campaign.screen_pop)
+    return {k: str(fields[k]) for k in wanted if k != "phone" and fields.get(k) not in (None, "")}
+
+
+def _fields(contact: Contact, campaign: Campaign) -> dict[str, str]:
+    """The preview's columns for the agent's eyes: those the script needs, numbers in them masked."""
+    return {k: mask_in_text(v) for k, v in script_fields(contact, campaign).items()}
 
 
 def _kept_for(contact: Contact, now: datetime) -> str | None:
@@ -176,7 +185,7 @@ def _preview_of(
         campaign=campaign.name,
         name=contact.name,
         phone=mask(contact.phone_e164),
-        fields=_fields(contact),
+        fields=_fields(contact, campaign),
         attempts=contact.attempts,
         last_outcome=contact.last_outcome,
         reserved_until=until,

@@ -105,7 +105,10 @@ def contact_export_rows(
     """The header and a stream of rows: one per contact, its outcome so far, the agents' latest
     wrap-up (disposition, note, callback time and agent), its list fields, then one
     ``answer.<key>`` column per form question answered in the campaign. Times are in the
-    campaign's time zone (named in the header)."""
+    campaign's time zone (named in the header).
+
+    `mask` (a supervisor's export) masks every personal column: the number (138****8000), the
+    name (王**), and withholds (***) the note, every list field and every answer but a choice."""
     zone = ZoneInfo(campaign.timezone)
     field_names: list[str] = []
     for names in session.scalars(
@@ -113,7 +116,9 @@ def contact_export_rows(
     ):
         field_names.extend(n for n in names if n not in field_names)
     wrapups = latest_wrapups(session, campaign.id)
-    form_keys = [str(q.get("key")) for q in (campaign.form or {}).get("questions", [])]
+    questions = (campaign.form or {}).get("questions", [])
+    form_keys = [str(q.get("key")) for q in questions]
+    choices = {str(q.get("key")): {str(c.get("value")) for c in q.get("choices") or []} for q in questions}
     answers = answer_keys(wrapups, form_keys)
     keypad = latest_ivr_answers(session, campaign.id)
     ivr_keys = list(dict.fromkeys(k for pressed in keypad.values() for k in pressed))
@@ -142,12 +147,13 @@ def contact_export_rows(
             .order_by(Contact.import_id, Contact.row_number, Contact.id)  # in the order of the lists
             .execution_options(yield_per=2000)
         )
+        hide = withheld if mask else _as_is
         for (c,) in session.execute(stmt):
             fields = c.fields or {}
             wrapup = wrapups.get(c.id) or NO_WRAPUP
             yield [
                 mask_number(c.phone_e164) if mask else c.phone_e164,
-                c.name or "",
+                mask_name(c.name) if mask else c.name or "",
                 c.state.value,
                 c.attempts,
                 c.last_outcome or "",
@@ -157,18 +163,42 @@ def contact_export_rows(
                 c.import_id or "",
                 c.row_number or "",
                 wrapup.disposition,
-                masked_text(wrapup.note or "", mask),
+                hide(wrapup.note or ""),
                 local(wrapup.callback_at),
                 wrapup.callback_agent or "",
-                *(fields.get(n, "") for n in field_names),
-                *(_cell(masked_text(wrapup.answers.get(k), mask)) for k in answers),
-                *(keypad.get(c.id, {}).get(k, "") for k in ivr_keys),
+                *(hide(fields.get(n, "")) for n in field_names),
+                *(_cell(answer_shown(wrapup.answers.get(k), choices.get(k), mask)) for k in answers),
+                *(masked_text(keypad.get(c.id, {}).get(k, ""), mask) for k in ivr_keys),
             ]
 
     return header, rows()
 
 
 NO_WRAPUP = LatestWrapUp(disposition="", note=None)
+WITHHELD = "***"
+
+
+def mask_name(name: str | None) -> str:
+    """A person's name in a masked export: its first character, the rest hidden (王** for 王秀英)."""
+    return name[0] + "*" * max(2, len(name) - 1) if name else ""
+
+
+def withheld(value: Any) -> str:
+    """A personal cell in a masked export: that there was something, not what."""
+    return "" if value in (None, "") else WITHHELD
+
+
+def _as_is(value: Any) -> Any:
+    return value
+
+
+def answer_shown(value: Any, choices: set[str] | None, mask: bool) -> Any:
+    """A form answer in an export. Masked: only the choices of choice questions and yes/no stay
+    (what the call found, for supervision); typed text, numbers and dates -- ages, symptoms,
+    addresses -- are withheld."""
+    if not mask or value is None or isinstance(value, bool):
+        return value
+    return value if choices and str(value) in choices else withheld(value)
 
 
 def _cell(value: Any) -> Any:

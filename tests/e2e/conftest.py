@@ -40,7 +40,7 @@ ACTION_TIMEOUT_MS = 60_000
 SERVER_START_S = 60
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
-__all__ = ["LiveServer", "free_port", "new_page", "wait_phone_ready"]
+__all__ = ["LiveServer", "free_port", "new_page", "wait_in_page", "wait_phone_ready"]
 
 
 class LiveServer:
@@ -117,9 +117,26 @@ def wait_phone_ready(page: Page) -> None:
     expect(page.locator("html")).to_have_attribute("data-ready", "true")
 
 
+def wait_in_page(page: Page, expression: str, timeout_ms: float = EXPECT_TIMEOUT_MS) -> None:
+    """Wait until a JavaScript expression is true in the page. Not `page.wait_for_function`: that
+    evaluates its text inside the page, which the console's Content-Security-Policy forbids (no
+    eval); `page.evaluate` goes through the browser's debugging protocol, which the policy does
+    not govern. Polled on the page's own frames, never a fixed sleep."""
+    deadline = time.monotonic() + timeout_ms / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_ms / 1000:.0f} s: {expression}")
+        page.evaluate("new Promise(requestAnimationFrame)")
+
+
 @pytest.fixture
 def page(browser: Browser, request: pytest.FixtureRequest) -> Iterator[Page]:
+    """A page; the test fails if anything on it broke the Content-Security-Policy (an inline
+    script or style, an eval, a foreign source): the console's pages must work under it."""
     marker = request.node.get_closest_marker("browser_locale")
     pg = new_page(browser, marker.args[0] if marker else DEFAULT_LOCALE)
+    violations: list[str] = []
+    pg.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
     yield pg
     pg.context.close()
+    assert violations == [], "the page broke its Content-Security-Policy"

@@ -21,7 +21,7 @@ from recordings.qa.models import QaReview
 from recordings.qa.sampling import SamplingParams, TargetRules
 from tests import audio_fixtures as af
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer, new_page
+from tests.e2e.conftest import LiveServer, new_page, wait_in_page
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_recordings_registry import make_campaign
 
@@ -97,13 +97,13 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
     # Play with k: the audited route streams it.
     page.locator("main").focus()
     page.keyboard.press("k")
-    page.wait_for_function("document.getElementById('player').currentTime > 0.8", timeout=60_000)
+    wait_in_page(page, "document.getElementById('player').currentTime > 0.8", timeout_ms=60_000)
     with db.session() as s:
         played = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "recording.play")))
     assert [(e.actor, e.target) for e in played][:1] == [("qa1", sampled)]
     # Space pauses (focus is not in a form field); l and j skip 5 s either way.
     page.keyboard.press("Space")
-    page.wait_for_function("document.getElementById('player').paused")
+    wait_in_page(page, "document.getElementById('player').paused")
     t = current_time(page)
     page.keyboard.press("l")
     assert current_time(page) == pytest.approx(t + 5, abs=0.3)

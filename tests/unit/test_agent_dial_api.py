@@ -53,6 +53,7 @@ def make_campaign(db: Database, name: str = "w48", phones: tuple[str, ...] = PHO
         "mode": "preview",
         "skill": "welfare",
         "windows": {"mon-fri": ["09:00-12:00"]},
+        "screen_pop": ["社区", "备用电话"],
         **kw,
     }
     with db.session() as s:
@@ -64,7 +65,7 @@ def make_campaign(db: Database, name: str = "w48", phones: tuple[str, ...] = PHO
                     campaign_id=campaign.id,
                     phone_e164=phone,
                     name=f"客户{n}",
-                    fields={"社区": "朝阳", "备用电话": "13912345678"},
+                    fields={"社区": "朝阳", "备用电话": "13912345678", "身份证": "110101194001011234"},
                 )
             )
         return campaign.id
@@ -120,7 +121,9 @@ def test_preview_reserves_a_contact_to_one_agent_until_it_expires(
     first = get(client, "preview", mei).json()["contact"]
     assert first["campaign"] == "w48" and first["name"] == "客户1"
     assert first["phone"] == "138****0001", "masked: agents never see the number"
-    assert first["fields"] == {"社区": "朝阳", "备用电话": "139****5678"}, "numbers in the list's columns too"
+    assert first["fields"] == {"社区": "朝阳", "备用电话": "139****5678"}, (
+        "only the columns the screen pop names, numbers in them masked; never the ID card column"
+    )
     assert first["reserved_until"] == (T0 + timedelta(minutes=3)).isoformat()
     assert get(client, "preview", mei).json()["contact"]["contact_id"] == first["contact_id"], (
         "asking again: the same"

@@ -24,6 +24,7 @@ from core.db import Database
 from core.i18n import use_locale
 from core.settings import Settings
 from tests.utils import PASSWORD, login
+from tests.utils import console_login as sign_in_to_console
 from tests.utils.cli import ok
 from warmline.app import create_app
 from warmline.cli import app
@@ -321,8 +322,7 @@ def test_api_unknown_agent_and_not_an_agent(client: TestClient) -> None:
 
 
 def console_login(client: TestClient, name: str) -> None:
-    resp = client.post("/login", data={"username": name, "password": PASSWORD}, follow_redirects=False)
-    assert resp.status_code == 303
+    assert sign_in_to_console(client, name).status_code == 303
 
 
 def test_console_page_lists_and_the_form_saves_without_javascript(client: TestClient, db: Database) -> None:

@@ -14,7 +14,7 @@ from core.auth.models import Role
 from core.db import Database
 from core.deps import Public, Roles
 from core.settings import AsteriskNode, Settings
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, console_login, login
 from warmline.app import create_app
 
 
@@ -104,8 +104,12 @@ def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
     assert client.get("/api/agents/me/sip", headers={"Authorization": sip and "Bearer x"}).status_code == 401
 
 
-def test_healthz_reports_each_part(client: TestClient) -> None:
-    resp = client.get("/healthz")
+def test_healthz_reports_each_part_to_admins_only(client: TestClient) -> None:
+    anonymous = client.get("/healthz")
+    assert anonymous.status_code == 503 and anonymous.json() == {"ok": False}, "no error text, no versions"
+    agent = client.get("/healthz", headers=login(client, "agent1"))
+    assert agent.status_code == 503 and agent.json() == {"ok": False}
+    resp = client.get("/healthz", headers=login(client, "root"))
     body = resp.json()
     assert body["database"]["ok"] is True
     assert body["bus"]["ok"] is True  # the real Mosquitto on 127.0.0.1:1883
@@ -113,15 +117,22 @@ def test_healthz_reports_each_part(client: TestClient) -> None:
     assert resp.status_code == 503 and body["ok"] is False
 
 
-def test_openapi_is_served(client: TestClient) -> None:
-    spec = client.get("/openapi.json").json()
+def test_openapi_and_docs_are_for_admins_only(client: TestClient) -> None:
+    assert client.get("/openapi.json").status_code == 401
+    assert client.get("/openapi.json", headers=login(client, "agent1")).status_code == 403
+    assert client.get("/docs", follow_redirects=False).headers["location"].startswith("/login")
+    admin = login(client, "root")
+    spec = client.get("/openapi.json", headers=admin).json()
     assert "/api/auth/token" in spec["paths"] and "/healthz" in spec["paths"]
+    docs = client.get("/docs", headers=admin)
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert "'sha256-" in docs.headers["content-security-policy"], "its inline script is allowed by hash only"
 
 
 def test_console_redirects_to_login_and_is_role_aware(client: TestClient) -> None:
     resp = client.get("/console", follow_redirects=False)
     assert resp.status_code == 303 and resp.headers["location"].startswith("/login")
-    form = client.post("/login", data={"username": "agent1", "password": PASSWORD}, follow_redirects=False)
+    form = console_login(client, "agent1")
     assert form.status_code == 303
     home = client.get("/console").text
     assert '<html lang="zh-CN">' in home
@@ -173,7 +184,7 @@ def test_a_user_chooses_a_language_that_outranks_the_browser(client: TestClient,
 
 
 def test_console_speaks_the_users_language_and_remembers_it_for_sign_in(client: TestClient) -> None:
-    client.post("/login", data={"username": "agent1", "password": PASSWORD}, follow_redirects=False)
+    console_login(client, "agent1")
     page = client.get("/console/settings", headers={"Accept-Language": "en"}).text
     assert '<html lang="en">' in page and "My settings" in page
     saved = client.post("/console/settings", data={"language": "zh-CN"}, follow_redirects=False)

@@ -21,7 +21,7 @@ from core.settings import Settings
 from dialer import campaigns
 from dialer.models import Contact
 from dialer.welfare import service as welfare
-from tests.utils import PASSWORD
+from tests.utils import PASSWORD, console_login
 from warmline.app import create_app
 from warmline.console.nav import SECTIONS
 
@@ -47,7 +47,7 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
 
 def sign_in(client: TestClient, name: str) -> None:
     client.cookies.clear()
-    resp = client.post("/login", data={"username": name, "password": PASSWORD}, follow_redirects=False)
+    resp = console_login(client, name)
     assert resp.status_code == 303
 
 

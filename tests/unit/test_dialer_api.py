@@ -17,7 +17,7 @@ from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
 from tests.unit.test_dialer_import import MESSY
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, console_login, login
 from warmline.app import create_app
 
 # Written against the English messages (zh-CN is the default; see conftest's `english`).
@@ -69,9 +69,16 @@ def test_campaign_crud(client: TestClient) -> None:
     patched = client.patch("/api/campaigns/flu", headers=mgr, json={"priority": 9, "daily_cap": 1})
     assert patched.status_code == 200 and patched.json()["priority"] == 9
     assert client.patch("/api/campaigns/flu", headers=mgr, json={"priority": 99}).status_code == 422
+    draft = client.post("/api/campaigns/flu/status", headers=sup, json={"status": "running"})
+    assert draft.status_code == 403, "a supervisor does not start a draft: a manager does"
+    assert draft.json()["detail"]["code"] == "forbidden"
     assert (
-        client.post("/api/campaigns/flu/status", headers=sup, json={"status": "running"}).json()["status"]
+        client.post("/api/campaigns/flu/status", headers=mgr, json={"status": "running"}).json()["status"]
         == "running"
+    )
+    assert client.post("/api/campaigns/flu/status", headers=sup, json={"status": "paused"}).status_code == 200
+    assert (
+        client.post("/api/campaigns/flu/status", headers=sup, json={"status": "running"}).status_code == 200
     )
     assert client.post("/api/campaigns/flu/status", headers=sup, json={"status": "paused"}).status_code == 200
     assert (
@@ -160,6 +167,15 @@ def test_export_full_for_managers_masked_for_supervisors(client: TestClient, db:
     ws = openpyxl.load_workbook(io.BytesIO(masked.content)).active
     phones = [row[0] for row in ws.iter_rows(min_row=2, values_only=True)]
     assert len(phones) == 8 and "138****8000" in phones and not any(str(p).startswith("+86") for p in phones)
+    # Every personal column is masked, not only the number: names, addresses, notes, list fields.
+    rows = list(ws.iter_rows(values_only=True))
+    header, zhang = list(rows[0]), dict(zip(rows[0], rows[1], strict=True))
+    assert zhang["name"] == "张**" and zhang["地址"] == "***" and zhang["state"] == "pending"
+    text = " ".join(str(v) for row in rows[1:] for v in row if v is not None)
+    assert not any(word in text for word in ("张三", "李四", "朝阳区", "上海")), text
+    assert "地址" in header and "name" in header, "the columns are there, their contents withheld"
+    full_text = full.content.decode("utf-8-sig")
+    assert "张三" in full_text and "朝阳区" in full_text, "a manager's export is whole"
     assert client.get("/api/campaigns/c1/export?format=pdf", headers=mgr).status_code == 422
     with db.session() as s:
         exports = [(e.actor, e.detail["masked"]) for e in s.scalars(
@@ -171,10 +187,21 @@ def test_dnc_endpoints(client: TestClient) -> None:
     mgr, sup = login(client, "mgr"), login(client, "sup")
     client.post("/api/campaigns", headers=mgr, json={"name": "c1"})
     client.post("/api/campaigns/c1/lists", headers=mgr, files=upload(MESSY))
-    added = client.post("/api/dnc", headers=sup, json={"numbers": ["13800138000", "nope"], "reason": "asked"})
+    opt_out = {"numbers": ["13800138000", "nope"], "reason": "asked, call 13800138000 never"}
+    not_global = client.post("/api/dnc", headers=sup, json=opt_out)
+    assert not_global.status_code == 403, "the global list is a manager's"
+    added = client.post("/api/dnc", headers=mgr, json=opt_out)
     assert added.status_code == 200 and added.json()["added"] == 1 and added.json()["contacts_cancelled"] == 1
     assert client.post("/api/dnc", headers=mgr, json={"numbers": ["nope"]}).status_code == 422
-    assert client.get("/api/dnc", headers=sup).json()["entries"][0]["phone"] == "138****8000"
+    seen = client.get("/api/dnc", headers=sup).json()["entries"][0]
+    assert seen["phone"] == "138****8000" and "13800138000" not in seen["reason"]
+    # A supervisor cannot recover the hidden digits by searching part of a number ...
+    partial = client.get("/api/dnc", headers=sup, params={"search": "0138"})
+    assert partial.status_code == 422 and partial.json()["detail"]["code"] == "search_needs_whole_number"
+    # ... only ask whether a whole number they already know is listed.
+    assert client.get("/api/dnc", headers=sup, params={"search": "138 0013 8000"}).json()["total"] == 1
+    assert client.get("/api/dnc", headers=sup, params={"search": "13800138001"}).json()["total"] == 0
+    assert client.get("/api/dnc", headers=mgr, params={"search": "0138"}).json()["total"] == 1
     assert client.get("/api/dnc", headers=mgr).json()["entries"][0]["phone"] == "+8613800138000"
     camp = client.post("/api/dnc", headers=mgr, json={"numbers": ["010-12345678"], "campaign": "c1"}).json()
     assert camp["added"] == 1 and camp["contacts_cancelled"] == 1
@@ -190,12 +217,7 @@ def test_dnc_endpoints(client: TestClient) -> None:
 
 
 def test_console_pages_work_without_javascript(client: TestClient) -> None:
-    assert (
-        client.post(
-            "/login", data={"username": "mgr", "password": PASSWORD}, follow_redirects=False
-        ).status_code
-        == 303
-    )
+    assert console_login(client, "mgr").status_code == 303
     page = client.get("/console/campaigns")
     assert page.status_code == 200 and "New campaign" in page.text and "No campaigns yet." in page.text
     bad = client.post("/console/campaigns", data={"name": "has space"})
@@ -225,12 +247,17 @@ def test_console_pages_work_without_javascript(client: TestClient) -> None:
     assert client.post("/console/campaigns/welfare/dnc", data={"number": "abc"}).status_code == 422
     assert client.get("/console/campaigns/nope").status_code == 404
     client.post("/logout")
-    client.post("/login", data={"username": "sup", "password": PASSWORD})
+    console_login(client, "sup")
     watch = client.get("/console/campaigns/welfare")
     assert watch.status_code == 200 and "Import a call list" not in watch.text and "Pause" in watch.text
+    client.post("/api/campaigns", headers=login(client, "mgr"), json={"name": "later"})
+    draft = client.get("/console/campaigns/later")
+    assert draft.status_code == 200 and 'value="running"' not in draft.text, "no Start for a supervisor"
+    refused = client.post("/console/campaigns/later/status", data={"status": "running"})
+    assert refused.status_code == 403 and "only a manager may make campaign later running" in refused.text
     assert client.post("/console/campaigns", data={"name": "x"}, follow_redirects=False).status_code == 403
     client.post("/logout")
-    client.post("/login", data={"username": "agent1", "password": PASSWORD})
+    console_login(client, "agent1")
     assert client.get("/console/campaigns", follow_redirects=False).status_code == 403
 
 

@@ -32,7 +32,7 @@ from core.db import Database
 from core.features import ServiceContext
 from core.settings import Settings
 from hotline.staffing import check_lines, log_unstaffed
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, console_login, login
 from tests.utils.agents import make_agents
 from tests.utils.cli import cli_runner
 from warmline.app import create_app
@@ -291,7 +291,7 @@ def test_api_and_console_start_report_it_too(flows: Settings, db: Database) -> N
         assert "skill 'elder_yue'" in started["warnings"][0]
         paused = client.post("/api/campaigns/notice/status", headers=maria, json={"status": "paused"}).json()
         assert "warnings" not in paused
-        form = client.post("/login", data={"username": "boss", "password": PASSWORD}, follow_redirects=False)
+        form = console_login(client, "boss")
         assert form.status_code == 303
         page = client.post("/console/campaigns/notice/status", data={"status": "running"})
         assert page.status_code == 200 and 'id="staffing" class="error" role="alert"' in page.text

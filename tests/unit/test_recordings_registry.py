@@ -25,6 +25,7 @@ from core.settings import Settings
 from dialer.models import Campaign
 from recordings import service
 from recordings.models import CallRecording, RecordingStatus
+from recordings.qa.models import QaItem, QaReview, QaSample, SampleKind
 from tests import audio_fixtures as af
 from tests.utils import PASSWORD, login
 from tests.utils.cli import run
@@ -287,10 +288,22 @@ def test_cli_register_verify_purge_and_sample(cli: CliRunner, db: Database, tmp_
 def client(settings: Settings, db: Database) -> Iterator[TestClient]:
     settings.asterisk_nodes = []
     with db.session() as s:
-        for name, role in (("qa1", Role.qa), ("li", Role.agent), ("wang", Role.agent), ("mgr", Role.manager)):
+        for name, role in (("qa1", Role.qa), ("li", Role.agent), ("wang", Role.agent), ("mgr", Role.manager),
+                           ("sup", Role.supervisor), ("qa2", Role.qa)):  # fmt: skip
             auth.create_user(s, name, role, PASSWORD, actor="test")
     with TestClient(create_app(settings, db), headers={"Accept-Language": "en"}) as c:
         yield c
+
+
+def sample_for_qa(db: Database, recording_id: str) -> None:
+    """Draw the recording into a QA sample, as `warmline qa sample` would: QA may hear it now."""
+    with db.session() as s:
+        sample = QaSample(period="2026-W10", seed=1, starts_at=T0, ends_at=T0, params={}, population=1,
+                          created_by="test")  # fmt: skip
+        s.add(sample)
+        s.flush()
+        s.add(QaItem(sample_id=sample.id, recording_id=recording_id, sample_kind=SampleKind.random,
+                     agent="li", stratum="li", reason={}, reason_text="drawn"))  # fmt: skip
 
 
 def plays(db: Database, action: str = "recording.play") -> list[AuditEntry]:
@@ -306,6 +319,8 @@ def test_audio_streams_with_ranges_and_every_listening_is_audited(
     rid = register_tone(db, settings, tmp_path, 1)
     plain = (tmp_path / "t1.wav").read_bytes()
     qa, li, wang, mgr = (login(client, n) for n in ("qa1", "li", "wang", "mgr"))
+    assert client.get(f"/api/recordings/{rid}/audio", headers=qa).status_code == 404, "not sampled for QA"
+    sample_for_qa(db, rid)
     whole = client.get(f"/api/recordings/{rid}/audio", headers=qa)
     assert whole.status_code == 200 and whole.content == plain
     assert whole.headers["accept-ranges"] == "bytes" and whole.headers["content-type"] == "audio/wav"
@@ -341,3 +356,32 @@ def test_audio_streams_with_ranges_and_every_listening_is_audited(
     shutil.rmtree(settings.recordings_dir)
     gone = client.get(f"/api/recordings/{rid}/audio", headers=qa)
     assert gone.status_code == 404 and "missing" in gone.text
+
+
+def test_who_hears_which_recording(
+    client: TestClient, db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """docs/security-roles.md: QA the sampled ones and those they reviewed, supervisors the escalated
+    calls', an agent their own; any other is 404 and missing from their list."""
+    plain, escalated = register_tone(db, settings, tmp_path, 1), register_tone(db, settings, tmp_path, 2,
+                                                                              escalated=True)  # fmt: skip
+    qa, sup, li = (login(client, n) for n in ("qa1", "sup", "li"))
+
+    def hears(who: dict[str, str], rid: str) -> bool:
+        listed = (
+            {r["id"] for r in client.get("/api/recordings", headers=who).json()} if who is not li else set()
+        )
+        got: int = client.get(f"/api/recordings/{rid}/audio", headers=who).status_code
+        assert got in (200, 404) and (who is li or (got == 200) == (rid in listed))
+        return got == 200
+
+    assert not hears(qa, plain) and not hears(qa, escalated), "nothing sampled yet"
+    assert hears(sup, escalated) and not hears(sup, plain)
+    assert hears(li, plain) and hears(li, escalated), "the agent's own calls"
+    sample_for_qa(db, plain)
+    assert hears(qa, plain) and hears(login(client, "qa2"), plain), "the queue is every reviewer's"
+    assert not hears(qa, escalated)
+    with db.session() as s:  # a review by qa1 of a recording no longer in any sample: still theirs
+        s.add(QaReview(item_id=s.scalar(select(QaItem.id)), recording_id=escalated, agent="li", reviewer="qa1",
+                       scorecard="welfare_call", scorecard_spec={}))  # fmt: skip
+    assert hears(qa, escalated) and not hears(login(client, "qa2"), escalated)

@@ -144,14 +144,19 @@ def create_campaign(
     return RedirectResponse(_url(spec.name) + "?created=1", status_code=303)
 
 
-def _campaign_context(session: Any, name: str) -> dict[str, Any]:
+def _campaign_context(session: Any, name: str, user: User) -> dict[str, Any]:
     campaign = svc.require_campaign(session, name)
     info = svc.describe(session, campaign)
     info["windows_rows"] = [(weekday(i), info["windows"][d]) for i, d in enumerate(DAYS)]
+    actions = [
+        (value, _(label))
+        for value, label in STATUS_ACTIONS[campaign.status]
+        if svc.may_change_status(user.role, campaign.status, CampaignStatus(value))
+    ]
     return {
         "campaign": info,
         "url": _url(campaign.name),
-        "actions": [(value, _(label)) for value, label in STATUS_ACTIONS[campaign.status]],
+        "actions": actions,
         "imports": info["imports"],
         **LABELS,
     }
@@ -163,7 +168,7 @@ def campaign_page(
     created: str | None = None, changed: str | None = None,
 ) -> HTMLResponse:  # fmt: skip
     try:
-        ctx = _campaign_context(session, name)
+        ctx = _campaign_context(session, name, user)
     except CampaignError as exc:
         resp = render(
             request, "section.html", _("Campaign not found"), user, section=SECTION, status=str(exc)
@@ -194,9 +199,7 @@ def campaign_status(
 ) -> Response:  # fmt: skip
     try:
         target = CampaignStatus(status)
-        if target is CampaignStatus.finished and not _can_manage(user):
-            raise CampaignError(_("only a manager may finish a campaign"))
-        campaign = svc.set_status(session, name, target, actor=user.name)
+        campaign = svc.set_status(session, name, target, actor=user.name, role=user.role)
         if target is CampaignStatus.running:  # the page it redirects to shows the warnings
             report_staffing(session, settings, campaign, actor=user.name)
         session.commit()
@@ -205,12 +208,14 @@ def campaign_status(
         )
     except (ValueError, CampaignError) as exc:
         session.rollback()
-        ctx = _campaign_context(session, name)
+        if svc.get_campaign(session, name) is None:
+            return campaign_page(request, name, session, settings, user)  # its "not found" page
+        ctx = _campaign_context(session, name, user)
         resp = render(
             request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION, error=str(exc),
             can_manage=_can_manage(user), **ctx,
         )  # fmt: skip
-        resp.status_code = 422
+        resp.status_code = 403 if isinstance(exc, svc.StatusNotYours) else 422
         return resp
     return RedirectResponse(_url(name) + "?changed=1", status_code=303)
 
@@ -240,7 +245,7 @@ def campaign_import(
         )  # fmt: skip
     except (ValueError, CampaignError, ListFileError) as exc:
         with db.session() as session:
-            ctx = _campaign_context(session, name)
+            ctx = _campaign_context(session, name, user)
             resp = render(
                 request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION,
                 import_error=str(exc), can_manage=True, **ctx,
@@ -268,7 +273,7 @@ def campaign_dnc(
         reason=reason or None,
         actor=user.name,
     )
-    ctx = _campaign_context(session, name)
+    ctx = _campaign_context(session, name, user)
     if result.rejected:
         resp = render(
             request, "campaign.html", _("Campaign {name}", name=name), user, section=SECTION,

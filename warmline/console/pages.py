@@ -6,15 +6,15 @@ and says so in `<html lang>`; titles are translated here, the rest in the templa
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from core.audit import audit
-from core.auth import service
+from core.auth import service, sessions
 from core.auth.models import ROLE_NAMES, Role, User
+from core.auth.signin import SignInRefused, SignInTry, session_policy, sign_in
+from core.csrf import CSRF_COOKIE
 from core.deps import (
     LANG_COOKIE,
     TOKEN_COOKIE,
@@ -24,6 +24,10 @@ from core.deps import (
     SessionDep,
     SettingsDep,
     bearer_token,
+    client_address,
+    cookie_secure,
+    now,
+    set_session_cookies,
 )
 from core.i18n import LANGUAGE_NAMES, _, normalise
 from warmline.console.nav import SECTIONS, Section, section_at, sections_for
@@ -53,12 +57,18 @@ def render(request: Request, name: str, title: str, user: User | None, **ctx: An
     return templates.TemplateResponse(request, name, context)
 
 
-def remember_language(resp: Response, language: str | None) -> None:
+def remember_language(request: Request, resp: Response, language: str | None) -> None:
     """This browser shows the sign-in page in the language its user chose (none: the browser's)."""
     if language:
-        resp.set_cookie(LANG_COOKIE, language, max_age=LANG_COOKIE_DAYS * 86400, samesite="strict")
+        resp.set_cookie(
+            LANG_COOKIE,
+            language,
+            max_age=LANG_COOKIE_DAYS * 86400,
+            samesite="strict",
+            secure=cookie_secure(request),
+        )
     else:
-        resp.delete_cookie(LANG_COOKIE)
+        resp.delete_cookie(LANG_COOKIE, samesite="strict", secure=cookie_secure(request))
 
 
 @router.get("/", dependencies=[Depends(Public())])
@@ -79,25 +89,23 @@ def login(
     username: Annotated[str, Form()] = "",
     password: Annotated[str, Form()] = "",
 ) -> Response:
-    user = service.authenticate(session, username, password)
-    if user is None:
-        audit(session, username[:64] or "-", "login.fail", via="console")
-        error = _("Sign-in failed: wrong user name or password.")
-        page = render(request, "login.html", _("Sign in"), None, error=error, username=username)
-        page.status_code = 401
+    """Sign in: a console session (core.auth.sessions) in an HttpOnly cookie, its CSRF token in a
+    cookie the pages read. Throttled like the API's sign-in (core.auth.signin)."""
+    attempt = SignInTry(username, password, client_address(request), via="console")
+    try:
+        user = sign_in(session, attempt, now(request), settings)
+    except SignInRefused as exc:
+        error = exc.message if exc.status != 401 else _("Sign-in failed: wrong user name or password.")
+        page = render(request, "login.html", _("Sign in"), None, error=error, username=username[:64])
+        page.status_code = exc.status
+        if exc.retry_after is not None:
+            page.headers["Retry-After"] = str(exc.retry_after)
         return page
-    ttl = timedelta(hours=settings.token_ttl_hours)
-    token = service.issue_token(session, user, ttl=ttl, label="console")
+    started = sessions.start(session, user, now(request), session_policy(settings))
     resp = RedirectResponse("/console", status_code=303)
-    resp.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        max_age=int(ttl.total_seconds()),
-        httponly=True,
-        samesite="strict",
-        secure=request.url.scheme == "https",
-    )
-    remember_language(resp, user.language)
+    max_age = int((started.expires_at - now(request)).total_seconds())
+    set_session_cookies(resp, request, started.token, max_age, csrf=started.csrf)
+    remember_language(request, resp, user.language)
     return resp
 
 
@@ -107,7 +115,10 @@ def logout(request: Request, session: SessionDep) -> RedirectResponse:
     if token:
         service.revoke_token(session, token)
     resp = RedirectResponse("/login", status_code=303)
-    resp.delete_cookie(TOKEN_COOKIE)
+    for name in (TOKEN_COOKIE, CSRF_COOKIE):
+        resp.delete_cookie(
+            name, httponly=name == TOKEN_COOKIE, samesite="strict", secure=cookie_secure(request)
+        )
     return resp
 
 

@@ -65,5 +65,5 @@ def save_settings(
         session.rollback()
         return _page(request, user, error=exc.message, code=422)
     resp = RedirectResponse("/console/settings?saved=1", status_code=303)
-    remember_language(resp, user.language)
+    remember_language(request, resp, user.language)
     return resp

@@ -10,7 +10,9 @@ Templates get, beside `_()` / `{% trans %}` and `html_lang()` (core.i18n):
   in another language, so a screen reader reads it with an English voice rather than spelling it
   out in a Chinese one;
 - `say(text)`: a text from a configuration file (a scorecard's) in the reader's language;
-- `js_catalogue()`: the page scripts' strings in the page's language, for `t("…")` (dom.js).
+- `js_catalogue()`: the page scripts' strings in the page's language, for `t("…")` (dom.js);
+- `csrf_field()`: the hidden input every POST form carries (core.csrf); the scripts send the same
+  token as X-CSRF-Token (dom.js reads it from the page).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from jinja2.runtime import Context
 from markupsafe import Markup, escape
 
 from core import formats
+from core.csrf import CSRF_COOKIE, CSRF_FIELD
 from core.i18n import _, current_locale, install_jinja, js_catalogue, localised
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -70,6 +73,18 @@ def answer_text(value: object) -> str:
 
 
 @pass_context
+def csrf_token(ctx: Context) -> str:
+    """This browser's session CSRF token (its cookie), or "" before sign-in."""
+    request = ctx.get("request")
+    return str(request.cookies.get(CSRF_COOKIE, "")) if request is not None else ""
+
+
+@pass_context
+def csrf_field(ctx: Context) -> Markup:
+    return Markup('<input type="hidden" name="{}" value="{}">').format(CSRF_FIELD, csrf_token(ctx))
+
+
+@pass_context
 def _hm(ctx: Context, moment: datetime | str | None, seconds: bool = False) -> str:
     return formats.time_of_day(moment, ctx["tz"], seconds=seconds) if moment else ""
 
@@ -106,6 +121,8 @@ def make_templates() -> Jinja2Templates:
         strong=strong,
         answer_text=answer_text,
         js_catalogue=_page_catalogue,
+        csrf_field=csrf_field,
+        csrf_token=csrf_token,
         say=localised,
     )
     return templates

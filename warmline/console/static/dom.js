@@ -7,6 +7,36 @@
   const lang = document.documentElement.lang || "zh-CN";
   const timeZone = document.body.dataset.timezone || "Asia/Shanghai";
 
+  // The session's CSRF token (core.csrf): every request that changes something carries it. Forms
+  // rendered by the server have it already; forms built here get it when submitted, and the
+  // scripts' own requests to this origin in an X-CSRF-Token header.
+  const csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  const csrf = csrfMeta ? csrfMeta.content : "";
+  const SAFE = ["GET", "HEAD", "OPTIONS"];
+  const plainFetch = window.fetch.bind(window);
+  window.fetch = function (input, init) {
+    const options = Object.assign({}, init);
+    const isRequest = input instanceof Request;
+    const method = String(options.method || (isRequest ? input.method : "GET")).toUpperCase();
+    const url = new URL(isRequest ? input.url : String(input), window.location.href);
+    if (csrf && url.origin === window.location.origin && !SAFE.includes(method)) {
+      const headers = new Headers(options.headers || (isRequest ? input.headers : undefined));
+      headers.set("X-CSRF-Token", csrf);
+      options.headers = headers;
+    }
+    return plainFetch(input, options);
+  };
+  document.addEventListener("submit", (event) => {
+    const form = event.target;
+    if (!(form instanceof HTMLFormElement) || form.method !== "post" || !csrf) return;
+    if (form.elements.namedItem("csrf_token")) return;
+    const field = document.createElement("input");
+    field.type = "hidden";
+    field.name = "csrf_token";
+    field.value = csrf;
+    form.append(field);
+  }, true);
+
   // t("Uploading {name}: {pct}%", {name, pct}): the page's language, placeholders filled.
   // Every string a person reads or hears goes through it (make i18n extracts them).
   window.t = function (msgid, params) {
