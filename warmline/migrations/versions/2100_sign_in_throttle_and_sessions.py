@@ -6,7 +6,7 @@ session (``csrf_hash``); existing tokens keep working (both null: no idle clock 
 -- a console session without one must sign in again before it can change anything).
 
 Revision ID: 2100
-Revises: 1600
+Revises: 2000
 Create Date: 2026-12-02 21:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import core.db
 
 revision: str = "2100"
-down_revision: str | None = "1600"
+down_revision: str | None = "2000"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
