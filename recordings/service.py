@@ -28,6 +28,7 @@ from core.audit import audit
 from core.db import utcnow
 from core.errors import CodedError
 from core.i18n import _
+from core.keyring import Keyring, load_keyring
 from core.settings import Settings
 from recordings import storage
 from recordings.models import CallRecording, RecordingRetention, RecordingStatus
@@ -40,8 +41,13 @@ class RecordingError(CodedError):
     current locale), `code` for programs."""
 
 
-def _key(settings: Settings) -> bytes:
-    return storage.load_key(settings.var_dir)
+def keyring(settings: Settings) -> Keyring:
+    """The keyring recordings are encrypted with (created, 0600, on first use)."""
+    return load_keyring(settings.keyring_path, var_dir=settings.var_dir)
+
+
+def _key(settings: Settings) -> Keyring:
+    return keyring(settings)
 
 
 def _is_uuid(text: str) -> bool:
@@ -137,7 +143,10 @@ def register_recording(
             shutil.move(str(src), tmp)
         else:
             shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, dest)
+    else:
+        os.chmod(dest, 0o600)
 
     if rec is None:
         rec = CallRecording(id=rec_id)
@@ -219,6 +228,20 @@ def open_recording(settings: Settings, rec: CallRecording) -> BinaryIO:
         return storage.open_audio(path, rec.encrypted, _key(settings) if rec.encrypted else None)
     except storage.StorageError as exc:
         raise RecordingError(_("recording {id}: {error}", id=rec.id, error=exc), code="unreadable") from exc
+
+
+def analyze_stored(settings: Settings, rec: CallRecording) -> dict[str, Any]:
+    """Run the acoustic analytics again on a stored recording, read through the decrypting reader
+    (the plain audio never touches the disk)."""
+    from recordings.analytics import AnalyticsError, analyze_file
+
+    with open_recording(settings, rec) as f:
+        try:
+            figures = analyze_file(f, name=rec.id).model_dump(mode="json")
+        except AnalyticsError as exc:
+            raise RecordingError(str(exc), code="not_audio") from exc
+    figures["file"] = rec.id
+    return figures
 
 
 # --- verify ---------------------------------------------------------------------------------
