@@ -7,8 +7,12 @@ call never reads half a prompt, however many calls render the same text at once.
 
 Cache layout (``PromptCache.root``)::
 
-    tts/<ab>/<sha256>.wav     spoken text; the key hashes engine, engine version, voice and the
-                              text as rendered for the contact (so {name} gives one file per name)
+    tts/<ab>/<sha256>.wav     spoken text the same for everyone; the key hashes engine, engine
+                              version, voice and the text
+    personal/<ab>/<sha256>.wav  spoken text rendered with a contact's own fields ({name}: one file
+                              per name): personal data, so mode 0640 in a 0750 folder (Asterisk's
+                              group reads them, nobody else), and deleted ``personal_prompt_hours``
+                              after they were made (:func:`purge_personal`, run by the service)
     files/<ab>/<sha256>.wav   recorded prompts converted to 8 kHz; the key hashes the file's bytes
     silence/<ms>.wav          silence between repeats
 """
@@ -92,8 +96,16 @@ class EspeakNg:
         return out
 
 
-def _convert(src: Path, dst: Path, *, normalize: bool = True) -> None:
+PUBLIC_MODE = 0o644
+PERSONAL_MODE = 0o640  # never world-readable: a prompt that says a name is personal data
+PERSONAL_DIR = "personal"
+
+
+def _convert(src: Path, dst: Path, *, normalize: bool = True, mode: int = PUBLIC_MODE) -> None:
     """src (any format sox reads) -> dst, 8 kHz mono 16-bit WAV, written atomically."""
+    if mode == PERSONAL_MODE:
+        dst.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+        dst.parent.parent.chmod(0o750)
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
     os.close(fd)
@@ -102,7 +114,7 @@ def _convert(src: Path, dst: Path, *, normalize: bool = True) -> None:
         effects = ["norm", "-3"] if normalize else []
         _run([_tool("sox"), str(src), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
               str(tmp), *effects])  # fmt: skip
-        tmp.chmod(0o644)
+        tmp.chmod(mode)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -155,9 +167,9 @@ class PromptCache:
         parts = (CACHE_FORMAT, self.engine.name, self.engine.version, voice or self.voice, text.strip())
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def tts_path(self, text: str, voice: str | None = None) -> Path:
+    def tts_path(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
         key = self.tts_key(text, voice)
-        return self.root / "tts" / key[:2] / f"{key}.wav"
+        return self.root / (PERSONAL_DIR if personal else "tts") / key[:2] / f"{key}.wav"
 
     # ------------------------------------------------------------ making (blocking)
 
@@ -178,20 +190,22 @@ class PromptCache:
             self._key_locks.pop(key, None)
         return target
 
-    def speak_sync(self, text: str, voice: str | None = None) -> Path:
-        """The cached 8 kHz WAV of ``text`` (rendered: placeholders already filled in)."""
+    def speak_sync(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
+        """The cached 8 kHz WAV of ``text`` (rendered: placeholders already filled in).
+        ``personal``: the text holds a contact's own fields (kept apart, 0640, purged)."""
         text = text.strip()
         if not text:
             raise TtsError("nothing to say: the text is empty")
         voice = voice or self.voice
-        target = self.tts_path(text, voice)
+        target = self.tts_path(text, voice, personal=personal)
+        mode = PERSONAL_MODE if personal else PUBLIC_MODE
 
         def make() -> None:
             with tempfile.TemporaryDirectory(prefix="warmline-tts-") as tmp:
                 raw = self.engine.synthesize(text, voice, out_dir=Path(tmp))
-                _convert(raw, target)
+                _convert(raw, target, mode=mode)
 
-        return self._once(self.tts_key(text, voice), target, make)
+        return self._once(("p:" if personal else "") + self.tts_key(text, voice), target, make)
 
     def file_sync(self, source: Path) -> Path:
         """A recorded prompt converted to 8 kHz mono (cached by the file's bytes)."""
@@ -234,19 +248,36 @@ class PromptCache:
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
 
-    async def speak(self, text: str, voice: str | None = None) -> Path:
+    async def speak(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
         text = text.strip()
-        target = self.tts_path(text, voice) if text else None
+        target = self.tts_path(text, voice, personal=personal) if text else None
         if target is not None and target.exists():
             self.stats["hits"] += 1
             return target
-        return await self._shared(self.tts_key(text, voice), lambda: self.speak_sync(text, voice))
+        key = ("p:" if personal else "") + self.tts_key(text, voice)
+        return await self._shared(key, lambda: self.speak_sync(text, voice, personal=personal))
 
     async def file(self, source: Path) -> Path:
         return await self._shared(f"file:{source}", lambda: self.file_sync(source))
 
     async def silence(self, seconds: float) -> Path:
         return await self._shared(f"silence:{seconds}", lambda: self.silence_sync(seconds))
+
+
+def purge_personal(root: Path, *, older_than_s: float, now: float) -> int:
+    """Delete the personal prompts (a contact's name spoken) made more than ``older_than_s``
+    seconds before ``now`` (epoch seconds); returns how many went. A call still playing one keeps
+    its open file; a later call of that contact renders it again."""
+    folder = root / PERSONAL_DIR
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for path in folder.rglob("*.wav"):
+        with contextlib.suppress(FileNotFoundError):
+            if now - path.stat().st_mtime > older_than_s:
+                path.unlink()
+                removed += 1
+    return removed
 
 
 def clear_stale_temp(root: Path, older_than: float = 3600.0) -> int:

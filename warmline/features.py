@@ -17,6 +17,7 @@ import recordings.plugin
 import softphone.plugin
 import workforce.plugin
 from core.features import Registry
+from warmline.privacy import plugin as privacy_plugin
 
 
 class Plugin(Protocol):
@@ -31,6 +32,7 @@ FEATURES: tuple[Plugin, ...] = (
     recordings.plugin,
     softphone.plugin,
     workforce.plugin,
+    privacy_plugin,
 )
 
 

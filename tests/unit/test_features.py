@@ -27,6 +27,7 @@ GROUPS = {
     "softphone",
     "staffing",
     "workforce",
+    "privacy",
 }
 
 
@@ -41,6 +42,8 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "recording-recovery",
         "hotline-staffing",
         "hours-warnings",
+        "recording-retention",
+        "prompt-retention",
     }
     assert "inbound" in registry.stasis
     routes = [
