@@ -81,6 +81,8 @@ class Settings(BaseSettings):
     keyring_file: Path | None = None
     # Prompts spoken with a contact's own fields (a name) are kept this many hours, then purged.
     personal_prompt_hours: float = 24.0
+    # A request body (an upload: a list and its do-not-call file) larger than this is refused (413).
+    max_request_mb: int = 1040
     # Seconds between the service's retention passes (recordings past retention, personal prompts).
     retention_every_s: float = 3600.0
     # The hours the law counts (workforce/hours.py), in `timezone`: the night span (HH:MM, may cross

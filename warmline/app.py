@@ -16,6 +16,7 @@ from core.bus import Bus
 from core.db import Database
 from core.deps import SignInRequired
 from core.features import ServiceContext
+from core.limits import BodyLimit
 from core.settings import Settings, get_settings
 from warmline import __version__
 from warmline.api.audit import router as audit_router
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     for router in CONSOLE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_mb << 20)
 
     @app.exception_handler(SignInRequired)
     async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:
