@@ -40,6 +40,7 @@ LAB_SLOTS: dict[str, int] = {
     "welfare": 11,
     "softphone_real_call": 12,
     "dialer_bench": 13,
+    "privacy": 16,
 }
 
 

@@ -8,14 +8,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 
 from core.auth.api import router as auth_router
 from core.bus import Bus
 from core.db import Database
 from core.deps import SignInRequired
 from core.features import ServiceContext
+from core.i18n import N_, from_accept_language, translate
 from core.limits import BodyLimit
 from core.settings import Settings, get_settings
 from warmline import __version__
@@ -34,6 +36,7 @@ from warmline.features import collect
 from warmline.health import router as health_router
 
 STATIC = Path(__file__).parent / "console" / "static"
+OUT_OF_RANGE = N_("a number in the request is out of range")
 
 
 CONSOLE_ROUTERS = (
@@ -82,6 +85,14 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_middleware(BodyLimit, max_bytes=settings.max_request_mb << 20)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # A number past what the column holds (an id beyond 64 bits, found by the API fuzz): the
+        # request is wrong, not the service. The transaction is already rolled back.
+        message = translate(from_accept_language(request.headers.get("accept-language")), OUT_OF_RANGE)
+        return JSONResponse({"detail": {"code": "out_of_range", "message": message}}, status_code=422)
 
     @app.exception_handler(SignInRequired)
     async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:

@@ -184,3 +184,16 @@ def test_payroll_period_out_of_range_is_a_422_not_a_500(client: TestClient, db: 
     # an agent with no state in the period (found by the fuzzer: a 500) has a row of zeros
     got = client.get("/api/workforce/payroll?from=2026-11-01&to=2026-11-30&agent=nobody", headers=sup)
     assert got.status_code == 200 and "nobody" in got.text
+
+
+def test_numbers_out_of_range_are_a_422_not_a_500(client: TestClient) -> None:
+    """Found by the API fuzz: ids past 64 bits (SQLite) or past the column (PostgreSQL), a negative limit."""
+    mgr = login(client, "mgr")
+    for url in (
+        "/api/imports/13104484056476098693693440",
+        "/api/imports/13104484056476098693693440/rejects.csv",
+    ):
+        got = client.get(url, headers=mgr)
+        assert got.status_code == 422 and got.json()["detail"]["code"] == "out_of_range", got.text
+    assert client.get("/api/imports/-102145038188152576", headers=mgr).status_code in (404, 422)
+    assert client.get("/api/welfare/alerts?limit=-520", headers=mgr).status_code == 422
