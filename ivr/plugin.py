@@ -23,7 +23,7 @@ def prompt_retention_worker(
     """Every ``retention_every_s``: delete personal prompts older than ``personal_prompt_hours``."""
 
     async def run(ctx: ServiceContext) -> None:
-        root = PromptCache.for_var_dir(ctx.settings.var_dir).root
+        root = PromptCache.for_settings(ctx.settings).root
         while True:
             age = ctx.settings.personal_prompt_hours * 3600
             try:

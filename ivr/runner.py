@@ -553,7 +553,7 @@ async def run_flow(
     if prompts is None:
         from core.settings import get_settings
 
-        prompts = PromptCache.for_var_dir(get_settings().var_dir, voice=flow.voice)
+        prompts = PromptCache.for_settings(get_settings(), voice=flow.voice)
     run = _Run(
         ari,
         channel_id,

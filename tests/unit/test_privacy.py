@@ -198,22 +198,31 @@ def test_retention_needs_a_purpose() -> None:
         CampaignSpec.model_validate({"name": "x1", "retention": {"recordings_days": 30}})
 
 
-async def test_personal_prompts_are_not_world_readable_and_are_purged(
+async def test_personal_prompts_are_sealed_not_world_readable_and_purged(
     db: Database, settings: Settings
 ) -> None:
-    cache = PromptCache.for_var_dir(settings.var_dir, ToneEngine())
+    engine = ToneEngine()
+    cache = PromptCache.for_settings(settings, engine)
     public = cache.speak_sync("您好，这里是社区卫生服务中心。")
-    personal = cache.speak_sync("张三您好", personal=True)
+    live = cache.speak_sync("张三您好", personal=True)
+    sealed = cache.sealed_path("张三您好")
     assert public.stat().st_mode & 0o777 == 0o644
-    assert personal.stat().st_mode & 0o007 == 0 and "personal" in personal.parts
-    assert personal.parent.parent.stat().st_mode & 0o007 == 0
-    made = personal.stat().st_mtime
-    assert purge_personal(cache.root, older_than_s=3600, now=made + 60) == 0
-    now = datetime.fromtimestamp(made + 25 * 3600, UTC)  # a day and an hour later
+    assert live.stat().st_mode & 0o777 == 0o640 and (cache.root / "personal").stat().st_mode & 0o007 == 0
+    assert sealed.stat().st_mode & 0o777 == 0o600 and b"RIFF" not in sealed.read_bytes()  # encrypted at rest
+    made = live.stat().st_mtime
+    # unused for over half an hour: the plain copy goes, the sealed one stays; the next call of the
+    # contact opens the sealed copy (no new render) and plays the same audio
+    plain = live.read_bytes()
+    assert purge_personal(cache.root, older_than_s=24 * 3600, now=made + 3600) == 1
+    assert not live.exists() and sealed.exists()
+    assert await cache.speak("张三您好", personal=True) == live and live.read_bytes() == plain
+    assert len(engine.calls) == 2
+    # a day and an hour after it was made, the service's worker (clock injected) deletes both
+    now = datetime.fromtimestamp(sealed.stat().st_mtime + 25 * 3600, UTC)
     worker = prompt_retention_worker(clock=lambda: now, sleep=Passes(1))
     with pytest.raises(asyncio.CancelledError):
         await worker(ServiceContext(settings, db, None))
-    assert not personal.exists() and public.exists()
+    assert not live.exists() and not sealed.exists() and public.exists()
 
 
 # --- one person's data: export and erase ----------------------------------------------------------
