@@ -73,10 +73,15 @@ def update() -> dict[str, int]:
             if not len(template) and not path.exists():
                 continue
             catalog = read_catalogue(package, locale)
+            created = catalog.creation_date
             catalog.update(template, no_fuzzy_matching=True)
+            if path.exists():
+                catalog.creation_date = created  # a date that changes on every run makes merge conflicts
             path.parent.mkdir(parents=True, exist_ok=True)
+            # No line numbers and a kept creation date: a catalogue changes only when its strings do,
+            # so two branches that each add strings merge without a conflict on every location.
             with path.open("wb") as f:
-                write_po(f, catalog, width=100, sort_output=True, ignore_obsolete=True)
+                write_po(f, catalog, width=100, sort_output=True, ignore_obsolete=True, include_lineno=False)
             untranslated[str(path.relative_to(ROOT))] = sum(1 for m in catalog if m.id and not translated(m))
     return untranslated
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from agents.routing import ANY_SKILL, Need, unmet
 from core.cli import JsonOpt, cli_context, emit
 from core.features import ServiceContext
+from core.i18n import _
 from core.settings import Settings
 from hotline.config import InboundNumber, load_config
 from ivr.check import find_flow, load_flow
@@ -40,7 +41,15 @@ def line_needs(settings: Settings, number: str, line: InboundNumber) -> tuple[li
         try:
             flow = load_flow(path)
         except Exception as exc:
-            problems.append(f"line {line.name!r} ({number}): its flow {path} cannot be read: {exc}")
+            problems.append(
+                _(
+                    "line “{line}” ({number}): its flow {path} cannot be read: {error}",
+                    line=line.name,
+                    number=number,
+                    path=path,
+                    error=exc,
+                )
+            )
             continue
         for node in flow.nodes.values():
             if isinstance(node, TransferNode):
@@ -57,8 +66,14 @@ def check_lines(session: Session, settings: Settings) -> list[dict[str, Any]]:
         needs, problems = line_needs(settings, number, line)
         gaps = unmet(session, needs)
         warnings = problems + [
-            f"line {line.name!r} ({number}) puts callers through to {g.need}, but {g.reason}: "
-            "they would wait until the queue gives up on them"
+            _(
+                "line “{line}” ({number}) puts callers through to {need}, but {reason}: "
+                "they would wait until the queue gives up on them",
+                line=line.name,
+                number=number,
+                need=g.need,
+                reason=g.reason,
+            )
             for g in gaps
         ]
         out.append(
@@ -85,7 +100,7 @@ async def log_unstaffed(ctx: ServiceContext) -> None:
     try:
         lines = await asyncio.to_thread(check)
     except Exception as exc:  # a bad inbound file is the hotline's to report when a call comes
-        log.warning("could not check the inbound lines' agents: %s", exc)
+        log.warning("%s", _("could not check the inbound lines' agents: {error}", error=exc))
         return
     for line in lines:
         for warning in line["warnings"]:
@@ -103,9 +118,9 @@ def hotline_check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         lines = check_lines(session, cli.settings)
     text = []
     for line in lines:
-        state = "no agent for some calls" if line["warnings"] else "staffed"
+        state = _("no agent for some calls") if line["warnings"] else _("staffed")
         text.append(f"{line['number']} {line['name']}: {state}")
-        text.extend(f"  warning: {w}" for w in line["warnings"])
-    emit(lines, as_json, "\n".join(text) or f"no inbound lines in {cli.settings.inbound_config}")
+        text.extend("  " + _("warning: {text}", text=w) for w in line["warnings"])
+    emit(lines, as_json, "\n".join(text) or _("no inbound lines in {path}", path=cli.settings.inbound_config))
     if any(line["warnings"] for line in lines):
         raise typer.Exit(1)

@@ -18,21 +18,27 @@ class Binding:
     action: str
     keys: tuple[str, ...]
     label: str
-    when: str = "any time"
+    when: str = N_("any time")
 
 
 BINDINGS: tuple[Binding, ...] = (
-    Binding("answer", ("F2", "Alt+a"), "Answer the ringing call", "ringing"),
-    Binding("hangup", ("F4", "Alt+h"), "Hang up (or decline a ringing call)", "on a call"),
-    Binding("hold", ("F7", "Alt+o"), "Hold or resume the call", "on a call"),
-    Binding("mute", ("F8", "Alt+m"), "Mute or unmute your microphone", "on a call"),
-    Binding("transfer", ("Alt+t",), "Blind transfer: type or choose the target, then Enter", "on a call"),
-    Binding("consult", ("Alt+c",), "Consult: call a colleague first (type the target, Enter)", "on a call"),
-    Binding("complete", ("Alt+j",), "Join: hand the caller to the consulted colleague", "consulting"),
-    Binding("dtmf", ("0-9", "*", "#"), "Send a key press to the far end", "on a call, call panel focused"),
-    Binding("disposition", ("1-9",), "Choose the wrap-up result", "wrap-up"),
-    Binding("save_wrapup", ("Enter",), "Save the wrap-up and become available", "wrap-up"),
-    Binding("ready", ("Alt+r",), "Become available for calls", "logged in"),
+    Binding("answer", ("F2", "Alt+a"), N_("Answer the ringing call"), N_("ringing")),
+    Binding("hangup", ("F4", "Alt+h"), N_("Hang up (or decline a ringing call)"), N_("on a call")),
+    Binding("hold", ("F7", "Alt+o"), N_("Hold or resume the call"), N_("on a call")),
+    Binding("mute", ("F8", "Alt+m"), N_("Mute or unmute your microphone"), N_("on a call")),
+    Binding(
+        "transfer", ("Alt+t",), N_("Blind transfer: type or choose the target, then Enter"), N_("on a call")
+    ),
+    Binding(
+        "consult", ("Alt+c",), N_("Consult: call a colleague first (type the target, Enter)"), N_("on a call")
+    ),
+    Binding("complete", ("Alt+j",), N_("Join: hand the caller to the consulted colleague"), N_("consulting")),
+    Binding(
+        "dtmf", ("0-9", "*", "#"), N_("Send a key press to the far end"), N_("on a call, call panel focused")
+    ),
+    Binding("disposition", ("1-9",), N_("Choose the wrap-up result"), N_("wrap-up")),
+    Binding("save_wrapup", ("Enter",), N_("Save the wrap-up and become available"), N_("wrap-up")),
+    Binding("ready", ("Alt+r",), N_("Become available for calls"), N_("logged in")),
     Binding(
         "preview", ("Alt+n",), N_("Preview: fetch the next contact to call and hear it"), N_("logged in")
     ),
@@ -54,18 +60,20 @@ BINDINGS: tuple[Binding, ...] = (
         N_("My callbacks: hear them and go to the list (Enter on one calls it)"),
         N_("logged in"),
     ),
-    Binding("break", ("Alt+b",), "Take a break: choose the reason with 1-6, then Enter", "logged in"),
-    Binding("logout", ("Alt+l",), "Log out of the phone (or back in)", "any time"),
-    Binding("hours", ("Alt+w",), "Say today's and this week's working hours", "any time"),
-    Binding("status", ("Alt+s",), "Say the current status again", "any time"),
-    Binding("script", ("Alt+p",), "Go to the call script and contact details", "on a call"),
-    Binding("form", ("Alt+i",), "Go to the call's form (its first question)", "on a call or in wrap-up"),
-    Binding("save_form", ("Alt+v",), "Save the call's form", "on a call or in wrap-up"),
-    Binding("quality", ("Alt+q",), "Say the call quality", "on a call"),
-    Binding("large_text", ("Alt+g",), "Large text on or off", "any time"),
-    Binding("contrast", ("Alt+k",), "High contrast on or off", "any time"),
-    Binding("help", ("F1", "Alt+slash"), "List these keys", "any time"),
-    Binding("cancel", ("Escape",), "Close the open field or chooser", "any time"),
+    Binding("break", ("Alt+b",), N_("Take a break: choose the reason with 1-6, then Enter"), N_("logged in")),
+    Binding("logout", ("Alt+l",), N_("Log out of the phone (or back in)"), N_("any time")),
+    Binding("hours", ("Alt+w",), N_("Say today's and this week's working hours"), N_("any time")),
+    Binding("status", ("Alt+s",), N_("Say the current status again"), N_("any time")),
+    Binding("script", ("Alt+p",), N_("Go to the call script and contact details"), N_("on a call")),
+    Binding(
+        "form", ("Alt+i",), N_("Go to the call's form (its first question)"), N_("on a call or in wrap-up")
+    ),
+    Binding("save_form", ("Alt+v",), N_("Save the call's form"), N_("on a call or in wrap-up")),
+    Binding("quality", ("Alt+q",), N_("Say the call quality"), N_("on a call")),
+    Binding("large_text", ("Alt+g",), N_("Large text on or off"), N_("any time")),
+    Binding("contrast", ("Alt+k",), N_("High contrast on or off"), N_("any time")),
+    Binding("help", ("F1", "Alt+slash"), N_("List these keys"), N_("any time")),
+    Binding("cancel", ("Escape",), N_("Close the open field or chooser"), N_("any time")),
 )
 
 RESERVED = frozenset({"Alt+d", "Alt+e", "Alt+f", "F5", "F6", "F11", "F12", "Ctrl+w", "Ctrl+t", "Ctrl+n"})

@@ -47,9 +47,8 @@ def _clock(text: str, name: str) -> time:
     try:
         return time.fromisoformat(text)
     except ValueError as exc:
-        raise ValueError(
-            _("{setting}={value}: write HH:MM", setting=f"WARMLINE_{name.upper()}", value=repr(text))
-        ) from exc
+        setting = "WARMLINE_" + name.upper()
+        raise ValueError(_("{setting}={value}: write HH:MM", setting=setting, value=repr(text))) from exc
 
 
 def rules_from(settings: Settings) -> HoursRules:

@@ -19,14 +19,16 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
+from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, Field
 
-from core.i18n import HTML_LANG, _, current_locale, js_catalogue
+from core.i18n import HTML_LANG, _, current_locale, install_jinja, js_catalogue
 from softphone.desk import PageFocus
 from softphone.keymap import BINDINGS, key_table
 from softphone.phone import ActionError, Softphone
 
 STATIC = Path(__file__).parent / "static"
+TEMPLATES = Path(__file__).parent / "templates"
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -43,10 +45,16 @@ class ActionIn(BaseModel):
 def _help_rows() -> str:
     rows = []
     for b in BINDINGS:
-        keys = " or ".join(f"<kbd>{k}</kbd>" for k in b.keys)
+        keys = _(" or ").join(f"<kbd>{k}</kbd>" for k in b.keys)
         label, when = html.escape(_(b.label)), html.escape(_(b.when))
         rows.append(f"<tr><th scope='row'>{keys}</th><td>{label}</td><td>{when}</td></tr>")
     return "\n".join(rows)
+
+
+def _templates() -> Environment:
+    env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+    install_jinja(env)
+    return env
 
 
 def create_ui(
@@ -54,6 +62,7 @@ def create_ui(
 ) -> FastAPI:
     app = FastAPI(title="warmline softphone", docs_url=None, redoc_url=None, openapi_url=None)
     focus = page_focus or PageFocus()
+    templates = _templates()
     app.state.page_focus = focus
     app.state.token = token or secrets.token_urlsafe(16)
     app.state.phone = phone
@@ -63,27 +72,22 @@ def create_ui(
     async def local_only(request: Request, call_next: Any) -> Any:
         host = (request.headers.get("host") or "").rsplit(":", 1)[0]
         if host not in LOCAL_HOSTS:
-            return HTMLResponse("only this PC may use the softphone page", status_code=403)
+            return HTMLResponse(_("only this PC may use the softphone page"), status_code=403)
         return await call_next(request)
 
     def check(request: Request) -> None:
         given = request.headers.get("x-softphone-token") or request.query_params.get("t") or ""
         if not secrets.compare_digest(given, app.state.token):
-            raise HTTPException(403, "open the address the softphone printed (it carries a token)")
+            raise HTTPException(403, _("open the address the softphone printed (it carries a token)"))
 
     @app.get("/", response_class=HTMLResponse)
     def page(request: Request) -> str:
         check(request)
-        html = (STATIC / "index.html").read_text(encoding="utf-8")
         # The page's own words (`t("…")` in app.js) in the phone's language; `</` cannot end the
         # script element early because JSON escapes it here.
         catalogue = json.dumps(js_catalogue(current_locale()), ensure_ascii=False).replace("</", "<\\/")
-        return (
-            html.replace("{{TOKEN}}", app.state.token)
-            .replace("{{HELP_ROWS}}", _help_rows())
-            .replace("{{I18N}}", catalogue)
-            .replace("{{LANG}}", HTML_LANG[current_locale()])
-        )
+        page = templates.get_template("index.html")
+        return page.render(token=app.state.token, help_rows=_help_rows(), catalogue=catalogue)
 
     @app.get("/api/keys")
     def keys(request: Request) -> dict[str, str]:

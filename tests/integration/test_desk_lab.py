@@ -95,6 +95,9 @@ class AgentPhone:
     """`warmline softphone` as a subprocess; its stdout announcements ({"say", "cue"}) in a queue."""
 
     def __init__(self, url: str, display: str, speechd: str, data: Path) -> None:
+        # Its log goes to a file: a pipe nobody reads fills up and blocks the phone mid-call.
+        self.log_path = data / "softphone.log"
+        self._log = self.log_path.open("w")
         self.proc = subprocess.Popen(
             [
                 *(sys.executable, "-m", "warmline.cli", "softphone", "--headless", "--server", url),
@@ -103,7 +106,7 @@ class AgentPhone:
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=self._log,
             text=True,
             cwd=REPO,
             env={**os.environ, "DISPLAY": display, "SPEECHD_ADDRESS": speechd, "XDG_CONFIG_HOME": str(data)},
@@ -136,10 +139,8 @@ class AgentPhone:
         raise AssertionError(f"{what}: not seen; the phone printed {self.said}; stderr: {self.stderr()}")
 
     def stderr(self) -> str:
-        if self.proc.poll() is None:
-            return "(still running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read()[-3000:]
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-3000:]
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -147,6 +148,7 @@ class AgentPhone:
             self.proc.wait(15)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self._log.close()
 
 
 async def _ring_agent(settings: Settings, channel_id: str) -> None:

@@ -320,7 +320,7 @@ def test_hotline_check_and_the_start_of_the_service_report_lines_nobody_can_serv
     ]
     assert elder["missing_skills"] == [], "wong has the skill: the line is what is missing"
     assert elder["warnings"][0] == (
-        "line 'elder-line' (96100) puts callers through to an agent with skill 'elder_yue' on line 'elder-line' "
+        "line “elder-line” (96100) puts callers through to an agent with skill 'elder_yue' on line 'elder-line' "
         "who speaks 'yue', but the agents with skill 'elder_yue' (wong) do not serve line 'elder-line': "
         "they would wait until the queue gives up on them"
     )
@@ -335,6 +335,6 @@ def test_hotline_check_and_the_start_of_the_service_report_lines_nobody_can_serv
 
         asyncio.run(log_unstaffed(ServiceContext(flows, db, None)))
     said = [r.getMessage() for r in caplog.records if r.name == "hotline.staffing"]
-    assert len(said) == 2 and all(m.startswith("line 'elder-line' (96100)") for m in said)
+    assert len(said) == 2 and all(m.startswith("line “elder-line” (96100)") for m in said)
     with db.session() as s:
         assert [line["number"] for line in check_lines(s, flows)] == ["12345", "96100"]

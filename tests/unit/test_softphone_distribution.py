@@ -22,7 +22,8 @@ DISTRIBUTIONS = {
     "pydantic_settings": "pydantic-settings",
     "yaml": "pyyaml",
 }
-SERVER_ONLY = {"sqlalchemy", "alembic", "psycopg", "argon2-cffi", "openpyxl", "jinja2", "python-multipart"}
+# Jinja2 is shared: the local page is a template in the phone's language (small, pure Python + MarkupSafe).
+SERVER_ONLY = {"sqlalchemy", "alembic", "psycopg", "argon2-cffi", "openpyxl", "python-multipart"}
 
 
 def _imports(path: Path) -> set[str]:
