@@ -323,3 +323,18 @@ def test_export_and_erase_one_person(db: Database, cli: CliRunner, tmp_path: Pat
     again = json.loads(run(cli, "privacy", "erase", "--phone", "13800138000", "--json"))
     assert again == dict.fromkeys(counts, 0)
     run(cli, "privacy", "erase", "--phone", "not-a-number", code=2)
+
+
+def test_analyze_a_stored_recording_through_the_reader(db: Database, cli: CliRunner, tmp_path: Path) -> None:
+    """`warmline recordings analyze <id>` reads the encrypted file through the one reader (never
+    decrypted to disk) and is audited."""
+    settings = cli_settings(cli)
+    settings.database_url = os.environ["WARMLINE_DATABASE_URL"]
+    rid = register(db, settings, tone(tmp_path / "a.wav", seconds=3.0, seed=4))
+    before = set(tmp_path.rglob("*.wav"))
+    figures = json.loads(run(cli, "recordings", "analyze", rid, "--json"))
+    assert figures["channels"] == 2 and figures["duration_s"] == pytest.approx(3.0, abs=0.05)
+    assert set(tmp_path.rglob("*.wav")) == before  # no plain copy was written
+    with db.session() as s:
+        entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "recording.analyze")).one()
+        assert (entry.actor, entry.target) == ("cli", rid)
