@@ -113,6 +113,21 @@ def reencrypt_all(session: Session, settings: Settings, ring: Keyring, report: A
     return in_use
 
 
+def keys_on_disk(settings: Settings) -> set[str]:
+    """The key ids the encrypted files in the recordings folder name (one header read each)."""
+    found: set[str] = set()
+    root = settings.recordings_dir
+    if root.is_dir():
+        for path in root.glob("*/*/*/*.enc"):
+            try:
+                kid = storage.key_id_of(path)
+            except OSError:
+                continue
+            if kid:
+                found.add(kid)
+    return found
+
+
 def rotate_key(session: Session, settings: Settings, *, actor: str) -> AtRestReport:
     """A new current key; every encrypted recording re-encrypted with it; the old keys retired
     once nothing needs them (a file that failed keeps its key in the keyring)."""
@@ -120,6 +135,9 @@ def rotate_key(session: Session, settings: Settings, *, actor: str) -> AtRestRep
     ring = rotate(settings.keyring_path)
     report = AtRestReport(key_id=ring.current)
     in_use = reencrypt_all(session, settings, ring, report)
+    # A recording registered while this ran may have been sealed with the key that was current
+    # when it started: keep every key a file on disk still names.
+    in_use |= keys_on_disk(settings)
     report.retired = retire(settings.keyring_path, keep=in_use)
     audit(session, actor, "recordings.rotate_key", None, key_id=ring.current, **_counts(report))
     return report

@@ -129,6 +129,14 @@ def test_rotate_key_and_encrypt_existing_by_command(db: Database, cli: CliRunner
         actions = [e.action for e in s.scalars(select(AuditEntry))]
     assert "recordings.encrypt_existing" in actions and "recordings.rotate_key" in actions
 
+    # a file sealed with the current key by a registration that has not committed yet: its key is
+    # kept by the next rotation, so the file stays readable
+    late = settings.recordings_dir / "2026/11/24/late.wav.enc"
+    storage.encrypt_file(srcs[0], late, load_keyring(settings.keyring_path))
+    kept = load_keyring(settings.keyring_path).current
+    report = json.loads(run(cli, "privacy", "rotate-key", "--json"))
+    assert kept not in report["retired_keys"] and kept in load_keyring(settings.keyring_path).keys
+
 
 def test_large_recording_streams_in_chunks(tmp_path: Path) -> None:
     """A 64 MiB file encrypts and re-encrypts chunk by chunk (the reader never holds it whole)."""
