@@ -698,6 +698,16 @@ def describe_text(info: Mapping[str, Any]) -> str:
             f"  form: {form.get('title') or '(untitled)'}: {len(form['questions'])} questions ({keys})"
         )
     lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
+    if info.get("retention"):
+        kept = info["retention"]
+        lines.append(
+            "  "
+            + _(
+                "recordings kept {days} days, for: {purpose}",
+                days=kept["recordings_days"],
+                purpose=kept["purpose"],
+            )
+        )
     c = info["contacts"]
     lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     for imp in info["imports"]:

@@ -201,6 +201,17 @@ async def test_retention_worker_purges_by_the_campaigns_purpose(
         assert entry.detail["purpose"] == "流感疫苗接种回访质检" and entry.detail["retention_days"] == 30
 
 
+def test_retention_shows_with_the_campaign(cli: CliRunner, tmp_path: Path) -> None:
+    yaml = tmp_path / "c.yaml"
+    yaml.write_text(
+        "kind: agent\nretention: {purpose: 质检与投诉核查, recordings_days: 90}\n", encoding="utf-8"
+    )
+    run(cli, "campaign", "create", "flu-1", "--from", str(yaml))
+    shown = json.loads(run(cli, "campaign", "show", "flu-1", "--json"))
+    assert shown["retention"] == {"purpose": "质检与投诉核查", "recordings_days": 90}
+    assert "质检与投诉核查" in run(cli, "campaign", "show", "flu-1")
+
+
 def test_retention_needs_a_purpose() -> None:
     with pytest.raises(ValueError, match="purpose"):
         CampaignSpec.model_validate({"name": "x1", "retention": {"recordings_days": 30}})
