@@ -14,7 +14,8 @@ import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -113,12 +114,54 @@ def reencrypt_all(session: Session, settings: Settings, ring: Keyring, report: A
     return in_use
 
 
+VOICE_MESSAGES = "ivr-*.wav"  # what an IVR record node leaves (ARI stored recordings, ivr.runner)
+
+
+def seal_voice_messages(settings: Settings, *, now: float, older_than: float = 120.0) -> int:
+    """Encrypt the voice messages callers left through an IVR (``ivr-<hex>.wav`` beside the
+    recordings, written by Asterisk in clear) once Asterisk has finished them; the plain file goes.
+    Returns how many were sealed. Read back with :func:`open_voice_message`."""
+    root = settings.recordings_dir
+    if not root.is_dir():
+        return 0
+    sealed = 0
+    ring: Keyring | None = None
+    for plain in sorted(root.glob(VOICE_MESSAGES)):
+        try:
+            if now - plain.stat().st_mtime < older_than:
+                continue  # maybe still being recorded
+            ring = ring or keyring(settings)
+            storage.encrypt_file(plain, plain.with_name(plain.name + ".enc"), ring)
+            plain.unlink()
+            sealed += 1
+        except (OSError, storage.StorageError):
+            log.exception("voice message %s could not be sealed; trying again at the next pass", plain.name)
+    return sealed
+
+
+def voice_message_files(settings: Settings, name: str) -> list[Path]:
+    """The files of one IVR voice message (by the name the callback keeps), plain or sealed."""
+    if not name.startswith("ivr-") or "/" in name or "\\" in name:
+        return []
+    base = settings.recordings_dir / f"{name}.wav"
+    return [p for p in (base, base.with_name(base.name + ".enc")) if p.is_file()]
+
+
+def open_voice_message(settings: Settings, name: str) -> BinaryIO:
+    """A voice message's audio through the decrypting reader."""
+    files = voice_message_files(settings, name)
+    if not files:
+        raise FileNotFoundError(name)
+    path = files[-1]
+    return storage.open_audio(path, path.suffix == ".enc", keyring(settings))
+
+
 def keys_on_disk(settings: Settings) -> set[str]:
     """The key ids the encrypted files in the recordings folder name (one header read each)."""
     found: set[str] = set()
     root = settings.recordings_dir
     if root.is_dir():
-        for path in root.glob("*/*/*/*.enc"):
+        for path in [*root.glob("*/*/*/*.enc"), *root.glob("ivr-*.wav.enc")]:
             try:
                 kid = storage.key_id_of(path)
             except OSError:
@@ -135,6 +178,11 @@ def rotate_key(session: Session, settings: Settings, *, actor: str) -> AtRestRep
     ring = rotate(settings.keyring_path)
     report = AtRestReport(key_id=ring.current)
     in_use = reencrypt_all(session, settings, ring, report)
+    for message in settings.recordings_dir.glob("ivr-*.wav.enc"):
+        try:
+            report.done += storage.reencrypt_file(message, ring)
+        except (OSError, storage.StorageError) as exc:
+            report.failed.append({"id": message.name, "reason": str(exc)})
     # A recording registered while this ran may have been sealed with the key that was current
     # when it started: keep every key a file on disk still names.
     in_use |= keys_on_disk(settings)

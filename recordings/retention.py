@@ -15,11 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from core.db import Database, utcnow
 from core.features import ServiceContext, Worker
 from core.settings import Settings
+from recordings.at_rest import seal_voice_messages
 from recordings.service import PurgeReport, purge
 
 log = logging.getLogger(__name__)
@@ -35,18 +36,27 @@ def retention_pass(settings: Settings, db: Database, now: datetime) -> PurgeRepo
         return purge(session, settings, dry_run=False, actor=ACTOR, now=now)
 
 
+SEAL_EVERY_S = 60.0  # callers' voice messages are sealed within about this long of being left
+
+
 def retention_worker(clock: Clock = utcnow, sleep: Sleep = asyncio.sleep) -> Worker:
-    """The worker: a pass at start, then one every ``retention_every_s``; a failed pass is logged
-    and retried at the next (it must never stop the service)."""
+    """The worker: every minute the voice messages callers left are sealed (encrypted); at start
+    and every ``retention_every_s`` what is past retention is purged. A failed pass is logged and
+    tried again at the next (it must never stop the service)."""
 
     async def run(ctx: ServiceContext) -> None:
+        next_purge: datetime | None = None
         while True:
+            now = clock()
             try:
-                report = await asyncio.to_thread(retention_pass, ctx.settings, ctx.db, clock())
-                if report.purged:
-                    log.info("retention: purged %d recordings", len(report.purged))
+                await asyncio.to_thread(seal_voice_messages, ctx.settings, now=now.timestamp())
+                if next_purge is None or now >= next_purge:
+                    report = await asyncio.to_thread(retention_pass, ctx.settings, ctx.db, now)
+                    next_purge = now + timedelta(seconds=ctx.settings.retention_every_s)
+                    if report.purged:
+                        log.info("retention: purged %d recordings", len(report.purged))
             except Exception:
                 log.exception("retention pass failed; trying again at the next")
-            await sleep(ctx.settings.retention_every_s)
+            await sleep(min(SEAL_EVERY_S, ctx.settings.retention_every_s))
 
     return run

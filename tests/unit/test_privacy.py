@@ -357,3 +357,32 @@ def test_analyze_a_stored_recording_through_the_reader(db: Database, cli: CliRun
     with db.session() as s:
         entry = s.scalars(select(AuditEntry).where(AuditEntry.action == "recording.analyze")).one()
         assert (entry.actor, entry.target) == ("cli", rid)
+
+
+async def test_voice_messages_are_sealed_by_the_worker_and_erased_with_the_caller(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """A caller's IVR voice message (Asterisk writes it in clear) is encrypted by the retention
+    worker once finished, exported through the reader, and erased with the caller's number."""
+    with db.session() as s:
+        cb = create_campaign(s, CampaignSpec(name="hotline-callbacks"), actor="t")
+        s.add(Contact(campaign_id=cb.id, phone_e164=PHONE, fields={"message": "ivr-0a1b2c"}))
+    settings.recordings_dir.mkdir(parents=True)
+    plain = tone(settings.recordings_dir / "ivr-0a1b2c.wav", seconds=1.0, seed=9)
+    audio = plain.read_bytes()
+    fresh = tone(settings.recordings_dir / "ivr-ffffff.wav", seconds=1.0, seed=10)
+    os.utime(fresh, (plain.stat().st_mtime + 600, plain.stat().st_mtime + 600))
+    now = datetime.fromtimestamp(plain.stat().st_mtime + 300, UTC)  # the first done, the other not yet
+    with pytest.raises(asyncio.CancelledError):
+        await retention_worker(clock=lambda: now, sleep=Passes(1))(ServiceContext(settings, db, None))
+    sealed = settings.recordings_dir / "ivr-0a1b2c.wav.enc"
+    assert not plain.exists() and sealed.exists() and b"RIFF" not in sealed.read_bytes()[:64]
+    assert fresh.exists()  # maybe still being recorded: left alone
+
+    from warmline.privacy import service as privacy
+
+    with db.session() as s:
+        found = privacy.find(s, PHONE)
+        assert [p.read_bytes() for p in privacy.export_audio(settings, found, tmp_path / "out")] == [audio]
+        assert privacy.erase(s, settings, found, actor="t", dry_run=False)["recordings"] == 1
+    assert not sealed.exists()

@@ -38,6 +38,7 @@ from dialer.lists.phones import normalise
 from dialer.models import Attempt, Campaign, Contact, ImportReject, PreviewSkip
 from dialer.welfare.models import Alert
 from hotline.models import Case, InboundCallRecord
+from recordings.at_rest import open_voice_message, voice_message_files
 from recordings.models import CallRecording, RecordingStatus
 from recordings.service import describe as describe_recording
 from recordings.service import file_of, open_recording
@@ -72,6 +73,10 @@ class Found:
     inbound: list[InboundCallRecord] = field(default_factory=list)
     skips: list[PreviewSkip] = field(default_factory=list)
 
+    def voice_messages(self) -> list[str]:
+        """The names of the voice messages they left on an IVR (a hotline callback keeps it)."""
+        return [str(c.fields["message"]) for c in self.contacts if (c.fields or {}).get("message")]
+
     @property
     def form_answers(self) -> int:
         """Forms filled in about the person: an attempt's wrap-up answers or note, a case."""
@@ -81,7 +86,7 @@ class Found:
         return {
             "contacts": len(self.contacts),
             "attempts": len(self.attempts),
-            "recordings": len(self.recordings),
+            "recordings": len(self.recordings) + len(self.voice_messages()),
             "form_answers": self.form_answers,
             "alerts": len(self.alerts),
         }
@@ -204,6 +209,15 @@ def export_audio(settings: Settings, found: Found, folder: Path) -> list[Path]:
             while block := src.read(1 << 20):
                 dst.write(block)
         written.append(out)
+    for message in found.voice_messages():
+        if not voice_message_files(settings, message):
+            continue
+        out = folder / f"{message}.wav"
+        with open_voice_message(settings, message) as src, out.open("wb") as dst:
+            out.chmod(0o600)
+            while block := src.read(1 << 20):
+                dst.write(block)
+        written.append(out)
     return written
 
 
@@ -218,6 +232,9 @@ def erase(session: Session, settings: Settings, found: Found, *, actor: str, dry
         audit(session, actor, "privacy.erase.dry_run", None)
         return counts
     notes = erase_notes(session, found.note_subjects())
+    for message in found.voice_messages():
+        for path in voice_message_files(settings, message):
+            path.unlink(missing_ok=True)
     for rec in found.recordings:
         file_of(settings, rec).unlink(missing_ok=True)
         session.delete(rec)
