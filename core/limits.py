@@ -9,6 +9,7 @@ shape (core.errors), 413 with code ``too_large`` and a message in the requester'
 
 from __future__ import annotations
 
+import html
 import json
 
 from fastapi import HTTPException
@@ -17,6 +18,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.i18n import N_, from_accept_language, translate
 
 MESSAGE = N_("the request is larger than {most} MiB; nothing of it was kept")
+
+
+CONSOLE = "/console"
 
 
 class BodyTooLarge(HTTPException):
@@ -42,19 +46,26 @@ class BodyLimit:
             await self._refuse(scope, send)
             return
         seen = 0
-        started = False
+        started = over = replaced = False
+        page = str(scope.get("path", "")).startswith(CONSOLE)
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, over
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
+                    over = True
                     raise BodyTooLarge(self._detail(scope))
             return message
 
         async def watched(message: Message) -> None:
-            nonlocal started
+            nonlocal started, replaced
+            if over and page:  # the API's JSON answer to the refusal becomes a page for a person
+                if not replaced:
+                    replaced = True
+                    await self._refuse(scope, send)
+                return
             started = started or message["type"] == "http.response.start"
             await send(message)
 
@@ -65,20 +76,28 @@ class BodyLimit:
                 await self._refuse(scope, send)
 
     def _detail(self, scope: Scope) -> dict[str, str]:
-        headers = dict(scope.get("headers") or [])
-        language = from_accept_language(headers.get(b"accept-language", b"").decode("latin-1"))
+        language = from_accept_language(_header(scope, b"accept-language"))
         return {"code": "too_large", "message": translate(language, MESSAGE, most=self.max_bytes >> 20)}
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
-        body = json.dumps({"detail": self._detail(scope)}, ensure_ascii=False).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
+        detail = self._detail(scope)
+        if str(scope.get("path", "")).startswith(CONSOLE):
+            # A person at the console's upload form: a page that says why, read out at once.
+            lang = html.escape(from_accept_language(_header(scope, b"accept-language")).replace("_", "-"))
+            text = html.escape(detail["message"])
+            body = (
+                f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8"><title>{text}</title></head>'
+                f'<body><main><p role="alert">{text}</p></main></body></html>'
+            ).encode()
+            kind = b"text/html; charset=utf-8"
+        else:
+            body = json.dumps({"detail": detail}, ensure_ascii=False).encode()
+            kind = b"application/json"
+        headers = [(b"content-type", kind), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    value: bytes = dict(scope.get("headers") or []).get(name, b"")
+    return value.decode("latin-1")

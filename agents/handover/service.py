@@ -404,4 +404,6 @@ class _Run:
             return
         if rec_id is not None:
             self.result.recording_id = rec_id
-            self.result.recording_path = self.capture.files.wav
+            plain = self.capture.files.wav  # registered in place: encrypted beside it when on
+            sealed = plain.with_name(plain.name + ".enc")
+            self.result.recording_path = sealed if sealed.exists() else plain

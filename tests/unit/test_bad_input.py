@@ -138,7 +138,8 @@ def test_oversize_refused_on_every_path(
     assert refused.status_code == 413 and refused.json()["detail"]["code"] == "too_large"
     client.post("/login", data={"username": "mgr", "password": PASSWORD})
     page = client.post("/console/campaigns/flu/import", files={"file": ("big.csv", big, "text/csv")})
-    assert page.status_code == 413
+    assert page.status_code == 413 and page.headers["content-type"].startswith("text/html"), page.text
+    assert '<p role="alert">the request is larger than 1 MiB' in page.text and 'lang="en"' in page.text
 
     # over the list bound (lowered here): refused by the importer on every path, with the reason
     monkeypatch.setattr(decode, "MAX_FILE_BYTES", 1000)
