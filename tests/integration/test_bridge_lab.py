@@ -291,7 +291,7 @@ def test_bridge_records_agent_left_customer_right(
     assert 6 < audio.shape[0] / rate < 14
 
     with db.session() as s:
-        row = s.get(CallRecording, path.stem)
+        row = s.get(CallRecording, stem)
         assert row is not None
         assert row.path == str(rel) and row.channels == 2 and row.source == "agent-bridge"
         assert row.agent == "mei" and row.ended_at is not None
