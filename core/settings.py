@@ -101,10 +101,19 @@ class Settings(BaseSettings):
     preview_hold_seconds: int = 180
     # Seconds an agent's phone rings for a call they placed before the call is given up.
     agent_ring_timeout: int = 30
-    # Recordings: encrypted at rest (AES-256-GCM, key from core.secrets "recordings_key") when true;
-    # kept this many days when their campaign sets no retention of its own (None: kept forever).
-    recordings_encrypt: bool = False
+    # Recordings: encrypted at rest (AES-256-GCM, keys from the keyring, core.keyring) unless turned
+    # off; kept this many days when their campaign sets no retention of its own (None: kept forever).
+    recordings_encrypt: bool = True
     recordings_retention_days: int | None = None
+    # The keyring (0600) that holds the keys of data encrypted at rest; default VAR_DIR/keys/keyring.json.
+    # Production: another volume than the recordings (or a secrets mount), so one copy is not both.
+    keyring_file: Path | None = None
+    # Prompts spoken with a contact's own fields (a name) are kept this many hours, then purged.
+    personal_prompt_hours: float = 24.0
+    # A request body (an upload: a list and its do-not-call file) larger than this is refused (413).
+    max_request_mb: int = 1040
+    # Seconds between the service's retention passes (recordings past retention, personal prompts).
+    retention_every_s: float = 3600.0
     # The hours the law counts (workforce/hours.py), in `timezone`: the night span (HH:MM, may cross
     # midnight), the logged-out gap that ends a shift, overtime limits in hours, and the scheme:
     # "standard" (day and week limits) or "comprehensive" (one limit for the whole period).
@@ -136,6 +145,10 @@ class Settings(BaseSettings):
     @property
     def recordings_dir(self) -> Path:
         return self.var_dir / "recordings"
+
+    @property
+    def keyring_path(self) -> Path:
+        return self.keyring_file or self.var_dir / "keys" / "keyring.json"
 
     def node_config_dir(self, node: AsteriskNode) -> Path:
         return node.config_dir or self.lab_dir / "etc" / "asterisk"

@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 from core.audit import audit
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
+from core.downloads import attachment
 from core.errors import http_error
 from core.i18n import _
 from core.phones import mask, mask_in_text
@@ -305,7 +306,7 @@ def rejects_csv(import_id: int, user: ManagerUser, db: DatabaseDep) -> Streaming
     return StreamingResponse(
         stream(),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{file_name}"'},
+        headers=attachment(file_name),
     )
 
 
@@ -409,7 +410,7 @@ def export(
     return StreamingResponse(
         chunks(),
         media_type=media,
-        headers={"Content-Disposition": f'attachment; filename="{name}-contacts.{format}"'},
+        headers=attachment(f"{name}-contacts.{format}"),
     )
 
 

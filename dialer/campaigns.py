@@ -148,6 +148,16 @@ class SpecError(CampaignError):
         super().__init__(head + "invalid campaign settings:\n  " + "\n  ".join(problems))
 
 
+class Retention(BaseModel):
+    """How long the campaign's personal data is kept, and why (PIPL: a purpose for every keeping).
+    The service purges recordings past `recordings_days` itself (recordings.retention)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    purpose: str = Field(min_length=2, max_length=200, description="why the data is kept, for the record")
+    recordings_days: int = Field(ge=1, le=3650, description="days a call recording is kept after the call")
+
+
 class CampaignSpec(BaseModel):
     """Everything a campaign is configured with. Unknown keys are errors (a typo is not ignored)."""
 
@@ -208,6 +218,10 @@ class CampaignSpec(BaseModel):
         default=None,
         max_length=20,
         description="the list columns the screen pop shows (None: those the script uses)",
+    )
+    retention: Retention | None = Field(
+        default=None,
+        description="how long recordings are kept and for what purpose (None: the service's default)",
     )
 
     _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
@@ -526,6 +540,7 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["dispositions"] = campaign.dispositions or []  # none stored (before 0900): the defaults
     data["form"] = campaign.form or None
     data["transfer_numbers"] = campaign.transfer_numbers or {}
+    data["retention"] = campaign.retention or None
     return CampaignSpec.model_validate(data)
 
 
@@ -540,6 +555,7 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.form = spec.form.model_dump(mode="json") if spec.form else None
     campaign.transfer_numbers = dict(spec.transfer_numbers) or None
     campaign.screen_pop = list(spec.screen_pop) if spec.screen_pop is not None else None
+    campaign.retention = spec.retention.model_dump() if spec.retention else None
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:
@@ -729,6 +745,16 @@ def describe_text(info: Mapping[str, Any]) -> str:
             f"  form: {form.get('title') or '(untitled)'}: {len(form['questions'])} questions ({keys})"
         )
     lines.append(f"  countries: {', '.join(info['allowed_countries'])}")
+    if info.get("retention"):
+        kept = info["retention"]
+        lines.append(
+            "  "
+            + _(
+                "recordings kept {days} days, for: {purpose}",
+                days=kept["recordings_days"],
+                purpose=kept["purpose"],
+            )
+        )
     c = info["contacts"]
     lines.append("  contacts: " + ", ".join(f"{k} {v}" for k, v in c.items()))
     for imp in info["imports"]:

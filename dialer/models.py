@@ -147,6 +147,9 @@ class Campaign(Base):
     # Outside numbers agents may transfer this campaign's calls to: name -> number (migration 2000).
     transfer_numbers: Mapped[dict[str, str] | None] = mapped_column(JSON)
     screen_pop: Mapped[list[str] | None] = mapped_column(JSON)
+    # {"purpose": "...", "recordings_days": 90}: how long its recordings are kept and why (None:
+    # Settings.recordings_retention_days). recordings.retention reads it through the table.
+    retention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -59,7 +59,8 @@ RUN groupadd --system --gid "${WARMLINE_GID}" warmline \
     && useradd --system --uid "${WARMLINE_UID}" --gid warmline --home-dir /var/lib/warmline \
        --no-create-home --shell /usr/sbin/nologin warmline \
     && install -d -o warmline -g warmline -m 2770 /var/lib/warmline \
-    && install -d -o warmline -g warmline -m 2775 /var/lib/warmline/recordings /etc/asterisk
+    && install -d -o warmline -g warmline -m 2775 /var/lib/warmline/recordings /etc/asterisk \
+    && install -d -o warmline -g warmline -m 0700 /var/lib/warmline-keys
 
 COPY --from=build /opt/venv /opt/venv
 # Templates and examples (Asterisk templates, example flows and campaigns) for the CLI and the lab.

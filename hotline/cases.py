@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.audit import audit
+from core.audit import audit, note_ref
 from core.i18n import _
 from core.phones import mask_in_text
 from dialer.forms import CASE_CLOSED, Form
@@ -104,7 +104,9 @@ def close_case(session: Session, case_id: int, *, actor: str, now: datetime, not
     case.closed_at, case.closed_by = now, actor
     case.close_note = (note or "").strip() or None
     case.updated_at = now
-    audit(session, actor, "case.close", str(case.id), call_ref=case.call_ref, note=case.close_note)
+    # The note may name people: the log keeps a reference to it (core.audit.note_ref), not the text.
+    ref = note_ref(session, case.close_note, f"case:{case.id}")
+    audit(session, actor, "case.close", str(case.id), call_ref=case.call_ref, note=ref)
     return case
 
 

@@ -114,7 +114,7 @@ class Hotline:
             return
         settings, db = ctx.service.settings, ctx.service.db
         runner = FlowRunner(
-            ctx.ari, PromptCache.for_var_dir(settings.var_dir), recordings_dir=settings.recordings_dir
+            ctx.ari, PromptCache.for_settings(settings), recordings_dir=settings.recordings_dir
         )
         handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings))
         call = InboundCall(channel_id, number, ctx.ari, ctx.dispatcher, runner, handover, settings, db)

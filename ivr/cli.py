@@ -97,7 +97,7 @@ def prompts(
     except FlowError as exc:
         typer.secho(str(exc), err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from exc
-    cache = PromptCache.for_var_dir(cli_context(ctx).settings.var_dir, voice=flow.voice)
+    cache = PromptCache.for_settings(cli_context(ctx).settings, voice=flow.voice)
     rows: list[dict[str, Any]] = []
     try:
         for node_id, where, prompt in flow.all_prompts():
@@ -177,7 +177,7 @@ async def _run_once(
     node = settings.asterisk_nodes[0]
     # An application of its own, so a running service's event stream is never taken over.
     app = f"{node.app}-ivr-cli-{uuid.uuid4().hex[:6]}"
-    cache = PromptCache.for_var_dir(settings.var_dir, voice=flow.voice)
+    cache = PromptCache.for_settings(settings, voice=flow.voice)
     async with AriClient(node.ari_url, node.ari_user, settings.node_ari_password(node), app) as ari:
         dispatcher = EventDispatcher()
         pump = asyncio.create_task(dispatcher.run(ari.events()))

@@ -63,6 +63,11 @@ def placeholders(text: str) -> tuple[list[str], list[str]]:
     return names, bad
 
 
+def is_personal(text: str | None) -> bool:
+    """Whether ``text`` has a ``{field}`` placeholder, i.e. renders to words about one contact."""
+    return any(m.group(1) is not None for m in _PLACEHOLDER.finditer(text or ""))
+
+
 def render(text: str, fields: Mapping[str, object]) -> tuple[str, list[str]]:
     """Text with ``{field}`` replaced by the contact's value; returns the text and missing fields."""
     missing: list[str] = []

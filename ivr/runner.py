@@ -37,6 +37,7 @@ from ivr.flow import (
     RecordNode,
     SetOutcomeNode,
     TransferNode,
+    is_personal,
     render,
     resolve_prompt_file,
 )
@@ -278,7 +279,8 @@ class _Run:
             if prompt.say is not None:
                 text = self._text(prompt)
                 if text.strip():
-                    self._prefetch.append(asyncio.ensure_future(self.prompts.speak(text, self.flow.voice)))
+                    spoken = self.prompts.speak(text, self.flow.voice, personal=is_personal(prompt.say))
+                    self._prefetch.append(asyncio.ensure_future(spoken))
         for task in self._prefetch:
             task.add_done_callback(lambda t: t.cancelled() or t.exception())  # failures surface on use
 
@@ -295,7 +297,7 @@ class _Run:
                 self.result.warnings.append("a prompt rendered to empty text; skipped")
                 return []
             try:
-                path = await self.prompts.speak(text, self.flow.voice)
+                path = await self.prompts.speak(text, self.flow.voice, personal=is_personal(prompt.say))
             except TtsError as exc:
                 self.result.warnings.append(f"TTS failed, prompt skipped: {exc}")
                 return []
@@ -551,7 +553,7 @@ async def run_flow(
     if prompts is None:
         from core.settings import get_settings
 
-        prompts = PromptCache.for_var_dir(get_settings().var_dir, voice=flow.voice)
+        prompts = PromptCache.for_settings(get_settings(), voice=flow.voice)
     run = _Run(
         ari,
         channel_id,
@@ -581,7 +583,7 @@ async def prepare_prompts(
         if prompt.say is not None:
             text, _missing = render(prompt.say, fields)
             if text.strip():
-                jobs.append(prompts.speak(text, flow.voice))
+                jobs.append(prompts.speak(text, flow.voice, personal=is_personal(prompt.say)))
         elif prompt.file is not None:
             source = resolve_prompt_file(prompt.file, flow.base_dir, tuple(prompt_dirs))
             if source is not None:

@@ -7,8 +7,16 @@ call never reads half a prompt, however many calls render the same text at once.
 
 Cache layout (``PromptCache.root``)::
 
-    tts/<ab>/<sha256>.wav     spoken text; the key hashes engine, engine version, voice and the
-                              text as rendered for the contact (so {name} gives one file per name)
+    tts/<ab>/<sha256>.wav     spoken text the same for everyone; the key hashes engine, engine
+                              version, voice and the text
+    personal/sealed/<ab>/<sha256>.wav.enc   spoken text rendered with a contact's own fields
+                              ({name}: one file per name) is personal data: kept encrypted at rest
+                              (AES-256-GCM, the keyring's current key, 0600), deleted
+                              ``personal_prompt_hours`` after it was made
+    personal/live/<sha256>.wav  the plain copy Asterisk plays, 0640 in 0750 folders (Asterisk's
+                              group reads it, nobody else); made again from the sealed file when a
+                              call needs it, deleted once unused for LIVE_SECONDS
+                              (:func:`purge_personal`, run by the IVR's worker)
     files/<ab>/<sha256>.wav   recorded prompts converted to 8 kHz; the key hashes the file's bytes
     silence/<ms>.wav          silence between repeats
 """
@@ -27,7 +35,15 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.keyring import Keyring, KeyringError, load_keyring
+
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 CACHE_FORMAT = "1"  # bump when the conversion changes
 SAMPLE_RATE = 8000
@@ -92,9 +108,48 @@ class EspeakNg:
         return out
 
 
-def _convert(src: Path, dst: Path, *, normalize: bool = True) -> None:
+PUBLIC_MODE = 0o644
+PERSONAL_MODE = 0o640  # never world-readable: a prompt that says a name is personal data
+PERSONAL_DIR = "personal"
+LIVE_SECONDS = 1800.0  # a plain personal prompt unused this long is deleted (its sealed copy stays)
+SEAL_MAGIC = b"WLPRM1\0\0"
+
+
+def _seal(data: bytes, ring: Keyring) -> bytes:
+    """A personal prompt encrypted with the keyring's current key (header authenticated)."""
+    nonce = os.urandom(12)
+    header = SEAL_MAGIC + ring.current.encode("ascii").ljust(8, b"\0") + nonce
+    return header + AESGCM(ring.current_key).encrypt(nonce, data, header)
+
+
+def _unseal(blob: bytes, ring: Keyring) -> bytes | None:
+    """The plain prompt, or None when it cannot be opened (a retired key, damage): make it again."""
+    header, body = blob[:28], blob[28:]
+    if len(header) != 28 or not header.startswith(SEAL_MAGIC):
+        return None
+    try:
+        key = ring.key(header[8:16].rstrip(b"\0").decode("ascii", "replace"))
+        return AESGCM(key).decrypt(header[16:28], body, header)
+    except (KeyringError, InvalidTag):
+        return None
+
+
+def _write_private(path: Path, data: bytes, mode: int) -> None:
+    """Write ``path`` atomically, never readable beyond ``mode`` (0750 folders above it)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.wav", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    finally:
+        Path(tmp_name).unlink(missing_ok=True)
+
+
+def _convert(src: Path, dst: Path, *, normalize: bool = True, mode: int = PUBLIC_MODE) -> None:
     """src (any format sox reads) -> dst, 8 kHz mono 16-bit WAV, written atomically."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.parent.mkdir(parents=True, exist_ok=True, mode=0o750 if mode == PERSONAL_MODE else 0o777)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{dst.stem}.", suffix=".tmp.wav", dir=dst.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -102,7 +157,7 @@ def _convert(src: Path, dst: Path, *, normalize: bool = True) -> None:
         effects = ["norm", "-3"] if normalize else []
         _run([_tool("sox"), str(src), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", "-e", "signed-integer",
               str(tmp), *effects])  # fmt: skip
-        tmp.chmod(0o644)
+        tmp.chmod(mode)
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
@@ -133,8 +188,11 @@ class PromptCache:
         *,
         voice: str = "cmn",
         max_parallel: int | None = None,
+        keyring: Path | None = None,
     ) -> None:
         self.root = root.resolve()
+        # Where the keys of sealed personal prompts are (Settings.keyring_path; see for_settings).
+        self.keyring_path = keyring or self.root.parent / "keys" / "keyring.json"
         self.engine: TtsEngine = engine or EspeakNg()
         self.voice = voice
         self._lock = threading.Lock()
@@ -149,15 +207,32 @@ class PromptCache:
     ) -> PromptCache:
         return cls(var_dir / "prompts", engine, voice=voice)
 
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, engine: TtsEngine | None = None, *, voice: str = "cmn"
+    ) -> PromptCache:
+        """The service's cache: under VAR_DIR/prompts, personal prompts sealed with its keyring."""
+        return cls(settings.var_dir / "prompts", engine, voice=voice, keyring=settings.keyring_path)
+
+    def _keyring(self) -> Keyring:
+        return load_keyring(self.keyring_path, var_dir=self.root.parent)
+
     # ------------------------------------------------------------ keys and paths
 
     def tts_key(self, text: str, voice: str | None = None) -> str:
         parts = (CACHE_FORMAT, self.engine.name, self.engine.version, voice or self.voice, text.strip())
         return hashlib.sha256("\0".join(parts).encode()).hexdigest()
 
-    def tts_path(self, text: str, voice: str | None = None) -> Path:
+    def tts_path(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
+        """Where the prompt Asterisk plays is (for a personal one: its plain, short-lived copy)."""
         key = self.tts_key(text, voice)
+        if personal:
+            return self.root / PERSONAL_DIR / "live" / f"{key}.wav"
         return self.root / "tts" / key[:2] / f"{key}.wav"
+
+    def sealed_path(self, text: str, voice: str | None = None) -> Path:
+        key = self.tts_key(text, voice)
+        return self.root / PERSONAL_DIR / "sealed" / key[:2] / f"{key}.wav.enc"
 
     # ------------------------------------------------------------ making (blocking)
 
@@ -178,20 +253,41 @@ class PromptCache:
             self._key_locks.pop(key, None)
         return target
 
-    def speak_sync(self, text: str, voice: str | None = None) -> Path:
-        """The cached 8 kHz WAV of ``text`` (rendered: placeholders already filled in)."""
+    def speak_sync(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
+        """The cached 8 kHz WAV of ``text`` (rendered: placeholders already filled in).
+        ``personal``: the text holds a contact's own fields (kept apart, 0640, purged)."""
         text = text.strip()
         if not text:
             raise TtsError("nothing to say: the text is empty")
         voice = voice or self.voice
-        target = self.tts_path(text, voice)
+        target = self.tts_path(text, voice, personal=personal)
+        mode = PERSONAL_MODE if personal else PUBLIC_MODE
 
-        def make() -> None:
+        def render() -> None:
             with tempfile.TemporaryDirectory(prefix="warmline-tts-") as tmp:
                 raw = self.engine.synthesize(text, voice, out_dir=Path(tmp))
-                _convert(raw, target)
+                _convert(raw, target, mode=mode)
 
-        return self._once(self.tts_key(text, voice), target, make)
+        def make() -> None:
+            if not personal:
+                render()
+                return
+            # The sealed copy, when the keyring still opens it, saves a render; otherwise render
+            # and seal what was made.
+            (self.root / PERSONAL_DIR).mkdir(parents=True, exist_ok=True, mode=0o750)
+            sealed = self.sealed_path(text, voice)
+            ring = self._keyring()
+            plain = _unseal(sealed.read_bytes(), ring) if sealed.exists() else None
+            if plain is not None:
+                _write_private(target, plain, PERSONAL_MODE)
+                return
+            render()
+            _write_private(sealed, _seal(target.read_bytes(), ring), 0o600)
+
+        path = self._once(("p:" if personal else "") + self.tts_key(text, voice), target, make)
+        if personal:
+            _touch(path)
+        return path
 
     def file_sync(self, source: Path) -> Path:
         """A recorded prompt converted to 8 kHz mono (cached by the file's bytes)."""
@@ -234,19 +330,45 @@ class PromptCache:
             task.add_done_callback(lambda _t: self._inflight.pop(key, None))
         return await asyncio.shield(task)
 
-    async def speak(self, text: str, voice: str | None = None) -> Path:
+    async def speak(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
         text = text.strip()
-        target = self.tts_path(text, voice) if text else None
+        target = self.tts_path(text, voice, personal=personal) if text else None
         if target is not None and target.exists():
             self.stats["hits"] += 1
+            if personal:
+                _touch(target)  # in use: the purge leaves it until unused for LIVE_SECONDS
             return target
-        return await self._shared(self.tts_key(text, voice), lambda: self.speak_sync(text, voice))
+        key = ("p:" if personal else "") + self.tts_key(text, voice)
+        return await self._shared(key, lambda: self.speak_sync(text, voice, personal=personal))
 
     async def file(self, source: Path) -> Path:
         return await self._shared(f"file:{source}", lambda: self.file_sync(source))
 
     async def silence(self, seconds: float) -> Path:
         return await self._shared(f"silence:{seconds}", lambda: self.silence_sync(seconds))
+
+
+def _touch(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        os.utime(path)
+
+
+def purge_personal(root: Path, *, older_than_s: float, now: float, live_s: float = LIVE_SECONDS) -> int:
+    """Delete the sealed personal prompts (a contact's name spoken) made more than
+    ``older_than_s`` seconds before ``now`` (epoch seconds), and their plain copies unused for
+    ``live_s``; returns how many files went. A call still playing one keeps its open file; a later
+    call of that contact makes it again."""
+    folder = root / PERSONAL_DIR
+    if not folder.is_dir():
+        return 0
+    removed = 0
+    for pattern, age in (("sealed/*/*.wav.enc", older_than_s), ("live/*.wav", min(live_s, older_than_s))):
+        for path in folder.glob(pattern):
+            with contextlib.suppress(FileNotFoundError):
+                if now - path.stat().st_mtime > age:
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def clear_stale_temp(root: Path, older_than: float = 3600.0) -> int:

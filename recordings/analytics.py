@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -132,22 +132,33 @@ def _rs(segments: list[Segment]) -> list[Segment]:
 
 
 def analyze_file(
-    path: str | Path,
+    path: str | Path | BinaryIO,
     settings: AnalysisSettings | None = None,
     progress: Callable[[float, float], None] | None = None,
+    *,
+    name: str | None = None,
 ) -> CallAnalytics:
-    """Analyse one recording. `progress(done_s, total_s)` is called after every block.
+    """Analyse one recording: a file, or an open seekable stream of its audio (a stored recording
+    read through ``recordings.service.open_recording``, decrypted on the fly; `name` names it).
+    `progress(done_s, total_s)` is called after every block.
 
     Raises AnalyticsError for a file that is missing, unreadable, not audio, or has more than two
     channels.
     """
     settings = settings or AnalysisSettings()
-    path = Path(path)
-    where = str(path)
-    if not path.is_file():
-        raise AnalyticsError(f"{where}: no such file")
+    source: str | BinaryIO
+    if isinstance(path, str | Path):
+        where = str(path)
+        if not Path(path).is_file():
+            raise AnalyticsError(f"{where}: no such file")
+        source = str(path)
+    else:
+        where = name or "recording"
+        source = path
     try:
-        info = sf.info(str(path))
+        info = sf.info(source)
+        if not isinstance(source, str):
+            source.seek(0)
     except (sf.LibsndfileError, RuntimeError, OSError) as exc:
         raise AnalyticsError(f"{where}: not a readable audio file ({exc})") from exc
     channels, rate, total_frames = int(info.channels), int(info.samplerate), int(info.frames)
@@ -171,7 +182,7 @@ def analyze_file(
     read = 0
     try:
         for data in sf.blocks(
-            str(path), blocksize=block, dtype="float32" if floating else "int16", always_2d=True
+            source, blocksize=block, dtype="float32" if floating else "int16", always_2d=True
         ):
             read += len(data)
             pcm = _to_int16(data) if floating else data

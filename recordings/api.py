@@ -31,6 +31,7 @@ from core.audit import AuditEntry, audit
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.downloads import content_disposition
 from core.errors import http_error
 from core.i18n import _
 from recordings import service, storage
@@ -164,5 +165,5 @@ def audio(
     if rng is not None:
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     if download:
-        headers["Content-Disposition"] = f'attachment; filename="{rec.id}.wav"'
+        headers["Content-Disposition"] = content_disposition(f"{rec.id}.wav")
     return StreamingResponse(body(), status_code=206 if rng else 200, media_type="audio/wav", headers=headers)

@@ -26,7 +26,7 @@ from core.cli import CLI_ACTOR, JsonOpt, cli_context, emit, fail
 from core.i18n import _, ngettext
 
 if TYPE_CHECKING:
-    from recordings.analytics import CallAnalytics
+    from recordings.analytics import AnalysisSettings, CallAnalytics
 
 app = typer.Typer(
     help="Call recordings: registry, storage, retention, acoustic analytics.", no_args_is_help=True
@@ -47,7 +47,13 @@ class Channel(StrEnum):
 
 @app.command("analyze")
 def analyze(
-    file: Annotated[Path, typer.Argument(help="A call recording: WAV (or FLAC, OGG), stereo or mono.")],
+    ctx: typer.Context,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="A call recording: WAV (or FLAC, OGG), stereo or mono; or a registered recording's id."
+        ),
+    ],
     as_json: JsonOpt = False,
     agent_channel: Annotated[
         Channel, typer.Option("--agent-channel", help="The channel that carries the agent.")
@@ -70,6 +76,9 @@ def analyze(
     settings = AnalysisSettings(agent_channel=agent_channel.value)
     if aggressiveness is not None:
         settings = settings.model_copy(update={"aggressiveness": aggressiveness})
+    if not file.exists() and _looks_like_id(str(file)):
+        typer.echo(_analyze_stored(ctx, str(file), settings, as_json))
+        return
     try:
         long_call = sys.stderr.isatty() and file.is_file() and sf.info(str(file)).duration >= PROGRESS_FROM_S
     except (sf.LibsndfileError, RuntimeError, OSError):
@@ -90,6 +99,33 @@ def analyze(
     except AnalyticsError as exc:
         raise fail(str(exc)) from exc
     typer.echo(result.to_json() if as_json else summary(result))
+
+
+def _looks_like_id(text: str) -> bool:
+    import uuid
+
+    try:
+        return str(uuid.UUID(text)) == text
+    except ValueError:
+        return False
+
+
+def _analyze_stored(ctx: typer.Context, rec_id: str, settings: AnalysisSettings, as_json: bool) -> str:
+    """A registered recording analysed through the decrypting reader (audited as a listening)."""
+    from core.audit import audit
+    from recordings import service
+    from recordings.analytics import AnalyticsError, analyze_file
+
+    cli = cli_context(ctx)
+    with cli.database().session() as session:
+        try:
+            rec = service.get_recording(session, rec_id)
+            with service.open_recording(cli.settings, rec) as f:
+                result = analyze_file(f, settings, name=rec_id)
+        except (service.RecordingError, AnalyticsError) as exc:
+            raise fail(str(exc)) from exc
+        audit(session, CLI_ACTOR, "recording.analyze", rec_id)
+    return result.to_json() if as_json else summary(result)
 
 
 def _s(x: float | None) -> str:

@@ -10,6 +10,7 @@ from recordings.capture import recover_orphans
 from recordings.cli import app as recordings_app
 from recordings.qa import api as qa_api
 from recordings.qa.cli import qa_app
+from recordings.retention import retention_worker
 
 
 async def recover_recordings(ctx: ServiceContext) -> None:
@@ -20,5 +21,6 @@ async def recover_recordings(ctx: ServiceContext) -> None:
 def register(registry: Registry) -> None:
     registry.router(api.router, qa_api.router)
     registry.worker("recording-recovery", recover_recordings)
+    registry.worker("recording-retention", retention_worker())
     registry.commands("recordings", recordings_app)
     registry.commands("qa", qa_app)

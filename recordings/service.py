@@ -21,13 +21,15 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import soundfile as sf
-from sqlalchemy import select
+from sqlalchemy import JSON, column, select
+from sqlalchemy import table as sa_table
 from sqlalchemy.orm import Session
 
 from core.audit import audit
 from core.db import utcnow
 from core.errors import CodedError
 from core.i18n import _
+from core.keyring import Keyring, load_keyring
 from core.settings import Settings
 from recordings import storage
 from recordings.models import CallRecording, RecordingRetention, RecordingStatus
@@ -40,8 +42,13 @@ class RecordingError(CodedError):
     current locale), `code` for programs."""
 
 
-def _key(settings: Settings) -> bytes:
-    return storage.load_key(settings.var_dir)
+def keyring(settings: Settings) -> Keyring:
+    """The keyring recordings are encrypted with (created, 0600, on first use)."""
+    return load_keyring(settings.keyring_path, var_dir=settings.var_dir)
+
+
+def _key(settings: Settings) -> Keyring:
+    return keyring(settings)
 
 
 def _is_uuid(text: str) -> bool:
@@ -137,7 +144,10 @@ def register_recording(
             shutil.move(str(src), tmp)
         else:
             shutil.copyfile(src, tmp)
+        os.chmod(tmp, 0o600)
         os.replace(tmp, dest)
+    else:
+        os.chmod(dest, 0o600)
 
     if rec is None:
         rec = CallRecording(id=rec_id)
@@ -219,6 +229,20 @@ def open_recording(settings: Settings, rec: CallRecording) -> BinaryIO:
         return storage.open_audio(path, rec.encrypted, _key(settings) if rec.encrypted else None)
     except storage.StorageError as exc:
         raise RecordingError(_("recording {id}: {error}", id=rec.id, error=exc), code="unreadable") from exc
+
+
+def analyze_stored(settings: Settings, rec: CallRecording) -> dict[str, Any]:
+    """Run the acoustic analytics again on a stored recording, read through the decrypting reader
+    (the plain audio never touches the disk)."""
+    from recordings.analytics import AnalyticsError, analyze_file
+
+    with open_recording(settings, rec) as f:
+        try:
+            figures = analyze_file(f, name=rec.id).model_dump(mode="json")
+        except AnalyticsError as exc:
+            raise RecordingError(str(exc), code="not_audio") from exc
+    figures["file"] = rec.id
+    return figures
 
 
 # --- verify ---------------------------------------------------------------------------------
@@ -324,8 +348,32 @@ def set_retention(session: Session, campaign_id: int, days: int, actor: str) -> 
     return row
 
 
+# The campaign's declared retention (its YAML's `retention: {purpose, recordings_days}`), read
+# through the foreign key's table, not through the dialer's model (recordings sits below dialer).
+_CAMPAIGNS = sa_table("campaigns", column("id"), column("retention", JSON))
+
+
+@dataclass(frozen=True)
+class Kept:
+    days: int
+    purpose: str | None
+
+
 def retention_days(session: Session, settings: Settings) -> dict[int, int]:
-    return {r.campaign_id: r.retention_days for r in session.scalars(select(RecordingRetention))}
+    return {cid: kept.days for cid, kept in retention_rules(session).items()}
+
+
+def retention_rules(session: Session) -> dict[int, Kept]:
+    """Per campaign: how many days its recordings are kept and why. A retention set with
+    `warmline recordings retention` overrides the days the campaign's YAML declared."""
+    rules: dict[int, Kept] = {}
+    for cid, declared in session.execute(select(_CAMPAIGNS.c.id, _CAMPAIGNS.c.retention)):
+        if isinstance(declared, dict) and declared.get("recordings_days"):
+            rules[int(cid)] = Kept(int(declared["recordings_days"]), declared.get("purpose"))
+    for row in session.scalars(select(RecordingRetention)):
+        old = rules.get(row.campaign_id)
+        rules[row.campaign_id] = Kept(row.retention_days, old.purpose if old else None)
+    return rules
 
 
 @dataclass
@@ -346,7 +394,7 @@ def purge(
     its recordings are kept. Each deletion is audited; a dry run is audited once, as a whole.
     """
     now = now or datetime.now(UTC)
-    per_campaign = retention_days(session, settings)
+    per_campaign = retention_rules(session)
     report = PurgeReport(dry_run)
     rows = session.scalars(
         select(CallRecording)
@@ -354,8 +402,9 @@ def purge(
         .order_by(CallRecording.started_at, CallRecording.id)
     )
     for rec in rows:
-        days = per_campaign.get(rec.campaign_id) if rec.campaign_id is not None else None
-        days = days if days is not None else settings.recordings_retention_days
+        kept = per_campaign.get(rec.campaign_id) if rec.campaign_id is not None else None
+        days = kept.days if kept is not None else settings.recordings_retention_days
+        purpose = kept.purpose if kept is not None else None
         if days is None or rec.started_at > now - timedelta(days=days):
             continue
         entry = {
@@ -370,7 +419,10 @@ def purge(
             continue
         file_of(settings, rec).unlink(missing_ok=True)
         rec.status, rec.purged_at, rec.problem = RecordingStatus.purged, now, None
-        audit(session, actor, "recording.purge", rec.id, retention_days=days, started_at=entry["started_at"])
+        audit(
+            session, actor, "recording.purge", rec.id,
+            retention_days=days, purpose=purpose, started_at=entry["started_at"],
+        )  # fmt: skip
     if dry_run:
         audit(session, actor, "recordings.purge.dry_run", None, would_purge=len(report.purged))
     return report

@@ -42,6 +42,7 @@ LAB_SLOTS: dict[str, int] = {
     "dialer_bench": 13,
     "transfer": 14,
     "sip": 15,
+    "privacy": 16,
 }
 
 

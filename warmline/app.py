@@ -9,8 +9,9 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from sqlalchemy.exc import DataError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.auth.api import router as auth_router
@@ -18,6 +19,8 @@ from core.bus import Bus
 from core.db import Database, utcnow
 from core.deps import SignInRequired
 from core.features import ServiceContext
+from core.i18n import N_, from_accept_language, translate
+from core.limits import BodyLimit
 from core.settings import Settings, get_settings
 from warmline import __version__
 from warmline.api.audit import router as audit_router
@@ -36,6 +39,7 @@ from warmline.health import router as health_router
 from warmline.security import SecurityHeaders, add_admin_docs
 
 STATIC = Path(__file__).parent / "console" / "static"
+OUT_OF_RANGE = N_("a number in the request is out of range")
 
 
 CONSOLE_ROUTERS = (
@@ -93,9 +97,18 @@ def create_app(
     for router in CONSOLE_ROUTERS:
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_middleware(BodyLimit, max_bytes=settings.max_request_mb << 20)
     app.add_middleware(SecurityHeaders)
     # Outermost: the client's address and scheme from a trusted proxy, before anything reads them.
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxies)
+
+    @app.exception_handler(DataError)
+    @app.exception_handler(OverflowError)
+    async def out_of_range(request: Request, exc: Exception) -> JSONResponse:
+        # A number past what the column holds (an id beyond 64 bits, found by the API fuzz): the
+        # request is wrong, not the service. The transaction is already rolled back.
+        message = translate(from_accept_language(request.headers.get("accept-language")), OUT_OF_RANGE)
+        return JSONResponse({"detail": {"code": "out_of_range", "message": message}}, status_code=422)
 
     @app.exception_handler(SignInRequired)
     async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:

@@ -18,6 +18,7 @@ import recordings.plugin
 import softphone.plugin
 import workforce.plugin
 from core.features import Registry
+from warmline.privacy import plugin as privacy_plugin
 
 
 class Plugin(Protocol):
@@ -33,6 +34,7 @@ FEATURES: tuple[Plugin, ...] = (
     recordings.plugin,
     softphone.plugin,
     workforce.plugin,
+    privacy_plugin,
 )
 
 

@@ -10,6 +10,8 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.downloads import attachment
+from core.errors import http_error
 from core.i18n import _
 from workforce.payroll import Period, export, payroll, rules_from
 
@@ -19,6 +21,11 @@ MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
+
+
+# Beyond these a period is a typing mistake (and dates near year 1 or 9999 overflow the clock).
+MAX_PERIOD_DAYS = 400
+EARLIEST, LATEST = date(2000, 1, 1), date(2199, 12, 31)
 
 
 @router.get("/payroll")
@@ -37,6 +44,17 @@ def payroll_export(
             status.HTTP_422_UNPROCESSABLE_CONTENT,
             _("--to {last} is before --from {first}", last=last, first=first),
         )
+    if (last - first).days >= MAX_PERIOD_DAYS or not (first >= EARLIEST and last <= LATEST):
+        raise http_error(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            "bad_period",
+            _(
+                "a payroll period is at most {days} days between {earliest} and {latest}",
+                days=MAX_PERIOD_DAYS,
+                earliest=EARLIEST,
+                latest=LATEST,
+            ),
+        )
     try:
         rules = rules_from(settings)
     except ValueError as exc:
@@ -45,6 +63,4 @@ def payroll_export(
     rows = payroll(session, period, rules, now=utcnow(), agent=agent)
     body = export(session, user.name, rows, period, fmt)
     name = f"payroll-{first.isoformat()}-{last.isoformat()}.{fmt}"
-    return Response(
-        body, media_type=MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{name}"'}
-    )
+    return Response(body, media_type=MEDIA[fmt], headers=attachment(name))

@@ -71,7 +71,9 @@ class Hours:
 def _spans(transitions: Iterable[Transition], until: datetime) -> list[tuple[datetime, datetime, str]]:
     """(start, end, state) for every logged-in stretch, the last one closed at `until`."""
     items = sorted(transitions, key=lambda t: t.since)
-    out = []
+    out: list[tuple[datetime, datetime, str]] = []
+    if not items:  # an agent without a state in the window worked no hours
+        return out
     for here, nxt in zip(items, [*items[1:], None], strict=True):
         end = min(nxt.since if nxt else until, until)
         if here.state != LOGGED_OUT and end > here.since:

@@ -81,7 +81,7 @@ class HandoverResult:
     ended_by: Literal["agent", "customer", "system"] | None = None
     customer_cause: int | None = None
     recording_id: str | None = None
-    recording_path: Path | None = None  # absolute path of the stereo WAV
+    recording_path: Path | None = None  # absolute path of the stored stereo WAV (.wav.enc: encrypted)
     agents_tried: list[str] = field(default_factory=list)
     error: str | None = None
 

@@ -385,7 +385,9 @@ class _Run:
             first = talk.first
             if first.recording_id is not None and self.capture is not None:
                 self.result.recording_id = first.recording_id
-                self.result.recording_path = self.capture.files.wav
+                plain = self.capture.files.wav  # registered in place: encrypted beside it when on
+                sealed = plain.with_name(plain.name + ".enc")
+                self.result.recording_path = sealed if sealed.exists() else plain
 
     async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
         """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and

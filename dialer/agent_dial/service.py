@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 from agents.models import AgentProfile, SipAccount
 from agents.routing import AgentCandidate, Need, day_start
 from agents.states import current_state
-from core.audit import audit
+from core.audit import audit, note_ref
 from core.auth.models import Role, User
 from core.i18n import N_, _
 from core.phones import mask, mask_in_text
@@ -358,7 +358,7 @@ def skip_preview(
         )
     )
     audit(session, desk.name, "preview.skip", str(contact.id), campaign_id=contact.campaign_id, reason=reason,
-          note=clean, callback_given_up=gave_up)  # fmt: skip
+          note=note_ref(session, clean, f"contact:{contact.id}"), callback_given_up=gave_up)  # fmt: skip
     session.flush()
     return contact
 

@@ -23,7 +23,7 @@ from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
 from dialer.outcomes import CallFacts
-from ivr.flow import Flow, PlayNode, render
+from ivr.flow import Flow, PlayNode, is_personal, render
 from ivr.runner import FlowResult, FlowRunner
 from ivr.tts import media_uri
 
@@ -408,7 +408,7 @@ class Call:
         )
         if not text.strip():
             return
-        path = await self.runner.prompts.speak(text, self.plan.flow.voice)
+        path = await self.runner.prompts.speak(text, self.plan.flow.voice, personal=is_personal(node.say))
         playback_id = f"msg-{uuid.uuid4().hex}"
         try:
             await self.ari.play(self.id, [media_uri(path)], playback_id=playback_id)

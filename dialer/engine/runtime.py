@@ -133,7 +133,7 @@ class DialerWorker:
         ari = self.ari_factory(node, self.settings)
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
-        prompts = PromptCache.for_var_dir(self.settings.var_dir)
+        prompts = PromptCache.for_settings(self.settings)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
         handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
         return NodeLink(node, ari, dispatcher, runner, handover)

@@ -19,7 +19,15 @@ from typing import BinaryIO
 from core.i18n import N_, _
 
 CHUNK = 1 << 20
-MAX_FILE_BYTES = 1 << 31
+# A list file larger than this is refused before it is read, on every path (CLI, API, console).
+MAX_FILE_BYTES = 512 << 20
+# An XLSX is a ZIP: what its parts unpack to is bounded, so a small "decompression bomb" that
+# unpacks to gigabytes is refused from its directory before openpyxl inflates anything. (zipfile
+# never inflates a part beyond the size its directory declares: a lying entry fails its CRC.)
+MAX_XLSX_UNPACKED = 1 << 30
+MAX_XLSX_PARTS = 10_000
+MAX_XLSX_RATIO = 200  # unpacked / packed, for parts over RATIO_FROM bytes
+RATIO_FROM = 1 << 20
 
 
 class ListFileError(ValueError):
@@ -57,6 +65,17 @@ _MAGIC_REFUSED = (
 
 def inspect(stream: BinaryIO, name: str) -> FileInfo:
     """Identify the file (format, encoding, checksum) or raise ListFileError. Leaves it at 0."""
+    size = stream.seek(0, 2)
+    if size > MAX_FILE_BYTES:
+        stream.seek(0)
+        raise ListFileError(
+            name,
+            _(
+                "the file is {size} MiB; at most {most} MiB are accepted (split the list into several files)",
+                size=size >> 20,
+                most=MAX_FILE_BYTES >> 20,
+            ),
+        )
     stream.seek(0)
     head = stream.read(8192)
     stream.seek(0)
@@ -75,7 +94,9 @@ def _check_xlsx(stream: BinaryIO, name: str) -> tuple[str, int]:
     sha, size = _digest(stream)
     try:
         with zipfile.ZipFile(stream) as z:
-            names = set(z.namelist())
+            parts = z.infolist()
+            names = {p.filename for p in parts}
+            _check_unpacked(name, parts)
     except zipfile.BadZipFile as exc:
         raise ListFileError(name, _("a damaged ZIP/XLSX file ({error})", error=exc)) from exc
     finally:
@@ -87,6 +108,38 @@ def _check_xlsx(stream: BinaryIO, name: str) -> tuple[str, int]:
             raise ListFileError(name, _("a Word document, not a list: export the list as .xlsx or CSV"))
         raise ListFileError(name, _("a ZIP archive but not an Excel workbook"))
     return sha, size
+
+
+def _check_unpacked(name: str, parts: list[zipfile.ZipInfo]) -> None:
+    """Refuse a workbook whose parts would unpack to too much (a decompression bomb)."""
+    if len(parts) > MAX_XLSX_PARTS:
+        raise ListFileError(
+            name,
+            _("the workbook has {n} parts (at most {most}): not a list", n=len(parts), most=MAX_XLSX_PARTS),
+        )
+    total = sum(p.file_size for p in parts)
+    if total > MAX_XLSX_UNPACKED:
+        raise ListFileError(
+            name,
+            _(
+                "the workbook unpacks to {size} MiB (at most {most} MiB): refused as a possible"
+                " decompression bomb; save the list as CSV or split it",
+                size=total >> 20,
+                most=MAX_XLSX_UNPACKED >> 20,
+            ),
+        )
+    for p in parts:
+        if p.file_size > RATIO_FROM and p.file_size > MAX_XLSX_RATIO * max(1, p.compress_size):
+            raise ListFileError(
+                name,
+                _(
+                    "part {part} unpacks {ratio} times its size (at most {most}): refused as a possible"
+                    " decompression bomb",
+                    part=p.filename,
+                    ratio=p.file_size // max(1, p.compress_size),
+                    most=MAX_XLSX_RATIO,
+                ),
+            )
 
 
 def _digest(stream: BinaryIO) -> tuple[str, int]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Request, status
+from fastapi import APIRouter, BackgroundTasks, Depends, HTTPException, Query, Request, status
 from pydantic import BaseModel, Field
 
 from core.auth.models import Role, User
@@ -59,7 +59,7 @@ def list_alerts(
     _user: Viewer,
     state: StateFilter = "unresolved",
     since_id: int | None = None,
-    limit: int = 200,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
 ) -> dict[str, Any]:
     """Alerts, newest first (``since_id``: only those raised after that one, for polling)."""
     alerts = service.list_alerts(session, states=FILTERS[state], since_id=since_id, limit=min(limit, 1000))

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from core.audit import audit
+from core.audit import audit, note_ref
 from core.db import utcnow
 from core.errors import CodedError
 from core.formats import spoken_phone
@@ -146,7 +146,8 @@ def acknowledge(session: Session, alert_id: int, *, actor: str, note: str | None
     alert.state = AlertState.acknowledged
     alert.acknowledged_by = actor
     alert.acknowledged_at = utcnow()
-    audit(session, actor, "welfare.alert.acknowledge", f"alert:{alert.id}", note=(note or "")[:MAX_NOTE])
+    ref = note_ref(session, (note or "")[:MAX_NOTE], f"alert:{alert.id}")  # the log keeps a reference
+    audit(session, actor, "welfare.alert.acknowledge", f"alert:{alert.id}", note=ref)
     return alert
 
 
@@ -173,7 +174,8 @@ def resolve(session: Session, alert_id: int, *, actor: str, resolution: str) -> 
     alert.resolved_by = actor
     alert.resolved_at = now
     alert.resolution = text
-    audit(session, actor, "welfare.alert.resolve", f"alert:{alert.id}", resolution=text)
+    ref = note_ref(session, text, f"alert:{alert.id}")
+    audit(session, actor, "welfare.alert.resolve", f"alert:{alert.id}", resolution=ref)
     return alert
 
 

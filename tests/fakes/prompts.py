@@ -40,7 +40,7 @@ class SilentPrompts(PromptCache):
                 w.writeframes(b"\0\0" * round(seconds * SAMPLE_RATE))
         return path
 
-    async def speak(self, text: str, voice: str | None = None) -> Path:
+    async def speak(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
         self.spoken.append(text.strip())
         return self._silence_file(f"say:{voice}:{text.strip()}", self.seconds)
 

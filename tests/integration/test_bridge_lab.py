@@ -39,6 +39,7 @@ from core.auth.models import Role, User
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.models import CallRecording
+from recordings.service import open_recording
 from tests.lab import lab_ports, private_lab
 from tests.utils import until
 from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
@@ -218,12 +219,17 @@ def test_bridge_records_agent_left_customer_right(
     assert result.recording_path is not None and result.recording_path.exists()
     path = result.recording_path
     rel = path.relative_to(lab.recordings_dir.resolve())
-    assert len(rel.parts) == 4 and rel.parts[0].isdigit(), "YYYY/MM/DD/<uuid>.wav"
-    assert str(uuid.UUID(path.stem)) == path.stem, "named by UUID"
+    assert len(rel.parts) == 4 and rel.parts[0].isdigit(), "YYYY/MM/DD/<uuid>.wav.enc"
+    stem = path.name.removesuffix(".wav.enc")
+    assert path.name.endswith(".wav.enc") and str(uuid.UUID(stem)) == stem, "named by UUID, encrypted at rest"
     assert TALKER not in str(path)
     assert not list(path.parent.glob("*.sln")), "the raw MixMonitor stream is converted and removed"
 
-    audio, rate = sf.read(path, dtype="int16")
+    with db.session() as session:
+        stored = session.get(CallRecording, result.recording_id)
+        assert stored is not None
+        with open_recording(lab, stored) as audio_file:  # the one decrypting reader
+            audio, rate = sf.read(audio_file, dtype="int16")
     assert rate == 8000 and audio.ndim == 2 and audio.shape[1] == 2
     left, right = audio[:, 0], audio[:, 1]
     FIGURES["left_dbfs"] = rms_dbfs(left)
@@ -238,7 +244,7 @@ def test_bridge_records_agent_left_customer_right(
     assert 6 < audio.shape[0] / rate < 14
 
     with db.session() as s:
-        row = s.get(CallRecording, path.stem)
+        row = s.get(CallRecording, stem)
         assert row is not None
         assert row.path == str(rel) and row.channels == 2 and row.source == "agent-bridge"
         assert row.agent == "mei" and row.ended_at is not None

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -40,6 +40,7 @@ from dialer import campaigns as svc
 from dialer import wrapup_api
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState, DncGlobal
 from recordings.models import CallRecording
+from recordings.service import open_recording
 from softphone.engine import Engine, EngineConfig
 from softphone.events import EngineEvent, IncomingCall, RegistrationChanged
 from softphone.phone import ActionError, Softphone
@@ -132,7 +133,7 @@ def tone_file(path: Path) -> Path:
     return path
 
 
-def levels(path: Path) -> tuple[float, float, float]:
+def levels(path: Path | BinaryIO) -> tuple[float, float, float]:
     """Left (agent) and right (far end) RMS in dBFS, and the tone's share of the left channel."""
     audio, rate = sf.read(path, dtype="int16")
     assert rate == 8000 and audio.ndim == 2 and audio.shape[1] == 2, "stereo: agent left, far end right"
@@ -261,7 +262,8 @@ def test_preview_dial_talk_callback_and_opt_out(world: World, tmp_path: Path) ->
     for attempt in (first, second):
         rec = recordings[attempt.id]
         assert (rec.agent, rec.campaign, rec.channels) == (AGENT, "w48", 2)
-        left, right, share = levels(world.settings.recordings_dir / rec.path)
+        with open_recording(world.settings, rec) as audio_file:  # stored encrypted: the one reader
+            left, right, share = levels(audio_file)
         FIGURES[f"call{attempt.attempt_no}_agent_dbfs"], FIGURES[f"call{attempt.attempt_no}_callee_dbfs"] = (
             left,
             right,

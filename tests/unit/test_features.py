@@ -29,6 +29,7 @@ GROUPS = {
     "staffing",
     "workforce",
     "transfers",
+    "privacy",
 }
 
 
@@ -44,6 +45,8 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "recording-recovery",
         "hotline-staffing",
         "hours-warnings",
+        "recording-retention",
+        "prompt-retention",
     }
     assert "inbound" in registry.stasis
     routes = [

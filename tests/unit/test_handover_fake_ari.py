@@ -37,6 +37,7 @@ from core.ari_events import EventDispatcher
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.models import CallRecording
+from recordings.service import open_recording
 from tests.fakes.ari import Callee, FakeAri, FakeAsterisk
 from tests.fakes.clock import run_virtual
 from tests.utils.agents import available, fake_node, make_agents
@@ -164,7 +165,12 @@ def test_answered_call_is_bridged_recorded_and_the_agent_wraps_up(settings: Sett
     assert w.asterisk.destroyed.get(cid) == 16 and not w.asterisk.channels, "both legs ended"
     assert w.state("mei") == ("wrap_up", "call_ended")
     assert result.recording_id is not None and result.recording_path is not None
-    audio, rate = sf.read(result.recording_path, dtype="int16")
+    assert result.recording_path.name.endswith(".wav.enc"), "stored encrypted at rest"
+    with db.session() as s:
+        stored = s.get(CallRecording, result.recording_id)
+        assert stored is not None
+        with open_recording(settings, stored) as f:  # the one decrypting reader
+            audio, rate = sf.read(f, dtype="int16")
     assert rate == 8000 and audio.shape[1] == 2, "one stereo file: agent left, customer right"
     assert not list(result.recording_path.parent.glob("*-agent.wav")), "the two sides were merged"
     assert not list(result.recording_path.parent.glob("*.facts.json")), "the facts note is gone"
@@ -269,7 +275,7 @@ def test_agent_who_does_not_answer_goes_on_break_and_the_next_is_rung(
     assert w.state("mei") == ("wrap_up", "call_ended")
     lin_leg = w.asterisk.calls("originate")[0].params["channelId"]
     assert w.asterisk.destroyed.get(lin_leg) == 19, "Asterisk ended lin's unanswered leg"
-    assert len(list(settings.recordings_dir.rglob("*.wav"))) == 1, "no file left for the unanswered ring"
+    assert len(list(settings.recordings_dir.rglob("*.wav*"))) == 1, "no file left for the unanswered ring"
 
 
 def test_agent_answering_after_the_ring_time_is_not_connected(settings: Settings, db: Database) -> None:

@@ -85,10 +85,13 @@ def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) 
         tone(day / f"{rec}-customer.wav", 300, 1.0)
     os.utime(day / f"{old}-agent.wav", (ended.timestamp(), ended.timestamp()))
     assert recover_orphans(settings, db) == [old]
-    assert (day / f"{old}.wav").exists() and (day / f"{fresh}-agent.wav").exists(), "a fresh pair may be live"
+    assert (day / f"{old}.wav.enc").exists() and (day / f"{fresh}-agent.wav").exists(), (
+        "a fresh pair may be live"
+    )
+    assert not (day / f"{old}.wav").exists(), "merged, then stored encrypted: no plain copy left"
     with db.session() as s:
         row = s.get(CallRecording, old)
-        assert row is not None and row.path == f"{ended:%Y/%m/%d}/{old}.wav" and row.channels == 2
+        assert row is not None and row.path == f"{ended:%Y/%m/%d}/{old}.wav.enc" and row.channels == 2
         assert (settings.recordings_dir / row.path).is_file(), "the row names the file where it is"
         assert row.ended_at == ended and row.started_at == ended - timedelta(seconds=1)
     assert recover_orphans(settings, db) == [], "nothing twice"

@@ -65,6 +65,10 @@ class SilentPromptCache:
     def for_var_dir(var_dir: Path, *args: Any, **kw: Any) -> SilentPrompts:
         return SilentPrompts(var_dir / "prompts")
 
+    @staticmethod
+    def for_settings(settings: Any, *args: Any, **kw: Any) -> SilentPrompts:
+        return SilentPrompts(settings.var_dir / "prompts")
+
 
 @pytest.fixture(autouse=True)
 def silent_prompts(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -83,12 +83,15 @@ def test_register_analyses_and_lays_out_by_date(
         got = s.get(CallRecording, rid)
         assert got is not None
         rec = got
-        assert rec.path == f"2026/11/24/{rid}.wav" and (settings.recordings_dir / rec.path).is_file()
+        # encrypted at rest by default
+        assert rec.path == f"2026/11/24/{rid}.wav.enc" and (settings.recordings_dir / rec.path).is_file()
         assert labelled_call.path.is_file()  # copied, not moved
         assert (rec.channels, rec.sample_rate, rec.status) == (2, 8000, RecordingStatus.ok)
         assert rec.duration_s == pytest.approx(labelled_call.duration_s, abs=0.01)
-        assert rec.size_bytes == labelled_call.path.stat().st_size == rec.stored_bytes
-        assert len(rec.sha256 or "") == 64 and not rec.encrypted
+        assert rec.size_bytes == labelled_call.path.stat().st_size < (rec.stored_bytes or 0)
+        assert len(rec.sha256 or "") == 64 and rec.encrypted
+        assert b"RIFF" not in (settings.recordings_dir / rec.path).read_bytes()[:64]
+        assert (settings.recordings_dir / rec.path).stat().st_mode & 0o077 == 0
         a = rec.analytics
         assert a is not None and a["file"] == rid
         truth = labelled_call.truth()

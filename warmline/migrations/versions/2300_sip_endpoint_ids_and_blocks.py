@@ -5,7 +5,7 @@ user names; softphones fetch their id at sign-in (`/api/agents/me/sip`), so noth
 hand. The SIP secrets stay. A downgrade keeps the random ids (they are valid ids either way).
 
 Revision ID: 2300
-Revises: 2100
+Revises: 2200
 Create Date: 2026-12-02 21:00:00
 """
 
@@ -18,7 +18,7 @@ from alembic import op
 import core.db
 
 revision: str = "2300"
-down_revision: str | None = "2100"
+down_revision: str | None = "2200"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
