@@ -83,6 +83,13 @@ def make_greeting(settings: Settings) -> Path:
     return folder / "warmline" / f"{GREETING_NAME}.wav"  # make_prompts writes into warmline/
 
 
+def endpoint_of(db: Database, agent: str) -> str | None:
+    """The agent's SIP endpoint id (random, not its name), or None without a SIP account."""
+    with db.session() as session:
+        stmt = select(SipAccount.endpoint).join(User, SipAccount.user_id == User.id).where(User.name == agent)
+        return session.scalar(stmt)
+
+
 def give_skills(db: Database, agent: str, skills: list[str]) -> list[str]:
     """Add `skills` to the agent's profile (kept: the skills it had). Returns its skills."""
     with db.session() as session:
@@ -303,6 +310,7 @@ class DemoDesk:
         deadline = time.monotonic() + self.ready_timeout
         state = "none"
         online = False
+        endpoint = endpoint_of(self.db, self.agent) or self.agent
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
@@ -315,7 +323,7 @@ class DemoDesk:
                     state = row.state
             if state == "available":
                 with contextlib.suppress(Exception):
-                    online = asyncio.run(_endpoint_online(self.settings, self.agent))
+                    online = asyncio.run(_endpoint_online(self.settings, endpoint))
                 if online:
                     return
             time.sleep(0.3)

@@ -88,9 +88,10 @@ def test_a_recorded_lab_call_is_encrypted_at_rest_and_plays_back(db_url: str, tm
             assert keyring.stat().st_mode & 0o777 == 0o600
             assert not keyring.resolve().is_relative_to(settings.recordings_dir.resolve())
 
-            qa_password = get_secret(settings.var_dir, "demo_password_qa1")
+            # the administrator hears every recording; a QA reviewer only those drawn into a sample
+            admin_password = get_secret(settings.var_dir, "demo_password_admin")
             with TestClient(create_app(settings, db)) as client:
-                token = client.post("/api/auth/token", json={"username": "qa1", "password": qa_password})
+                token = client.post("/api/auth/token", json={"username": "admin", "password": admin_password})
                 headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
                 assert hashlib.sha256(_played(client, headers, rec_id)).hexdigest() == sha
                 first_key = load_keyring(keyring).current

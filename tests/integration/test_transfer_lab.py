@@ -46,6 +46,7 @@ from core.i18n import use_locale
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact
+from recordings import service as recordings_service
 from recordings.models import CallRecording
 from softphone.engine import Engine, EngineConfig
 from softphone.events import EngineEvent, IncomingCall, RegistrationChanged
@@ -202,6 +203,13 @@ def state_of(db: Database, agent: str) -> str | None:
         return found.state if found is not None else None
 
 
+def read_recording(settings: Settings, rec: CallRecording) -> tuple[np.ndarray, int]:
+    """A stored recording's samples, decrypted as the API plays it (recordings are encrypted at rest)."""
+    with recordings_service.open_recording(settings, rec) as f:
+        data, rate = sf.read(f, dtype="int16")
+    return data, rate
+
+
 def tone_share(x: np.ndarray, hz: int, rate: int = 8000) -> float:
     """How much of the signal's energy is the tone at ``hz``."""
     spectrum = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
@@ -343,14 +351,14 @@ def test_attended_transfer_to_a_second_agent_both_sides_hear(world: World, tmp_p
         )
     assert set(recordings) == {"mei", "lin"} and lin_parts == 2, "every agent's part is recorded"
     assert {r.attempt_id for r in recordings.values()} == {row.call_ref}
-    lin_audio, rate = sf.read(world.settings.recordings_dir / recordings["lin"].path, dtype="int16")
+    lin_audio, rate = read_recording(world.settings, recordings["lin"])
     lin_said, lin_heard = lin_audio[:, 0], lin_audio[:, 1]
     FIGURES["lin_says_share"] = tone_share(lin_said, LIN_HZ, rate)
     FIGURES["lin_heard_mei_share"] = tone_share(lin_heard, MEI_HZ, rate)
     FIGURES["lin_heard_dbfs"] = dbfs(lin_heard)
     assert FIGURES["lin_says_share"] > 0.5, "lin's tone is on the left of her recording"
     assert FIGURES["lin_heard_mei_share"] > 0.05, "lin heard mei while they consulted"
-    mei_audio, rate = sf.read(world.settings.recordings_dir / recordings["mei"].path, dtype="int16")
+    mei_audio, rate = read_recording(world.settings, recordings["mei"])
     FIGURES["mei_heard_lin_share"] = tone_share(mei_audio[:, 1], LIN_HZ, rate)
     assert FIGURES["mei_heard_lin_share"] > 0.05, "mei heard lin while they consulted"
     # after the join lin hears the callee's voice: her recording's right side beyond mei's tone

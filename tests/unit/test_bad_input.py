@@ -25,7 +25,7 @@ from core.settings import Settings
 from dialer.lists import decode
 from dialer.lists.decode import ListFileError, inspect
 from dialer.models import Contact
-from tests.utils import PASSWORD, login
+from tests.utils import PASSWORD, console_login, login
 from tests.utils.cli import run
 from warmline.app import create_app
 from warmline.cli import app as cli_app
@@ -108,7 +108,7 @@ def test_bomb_refused_on_every_path(client: TestClient, db: Database, cli: CliRu
         "/api/campaigns/flu/lists/preview", headers=mgr, files={"file": ("b.xlsx", data, XLSX)}
     )
     assert preview.status_code == 422 and "decompression bomb" in preview.text
-    client.post("/login", data={"username": "mgr", "password": PASSWORD})
+    console_login(client, "mgr")
     page = client.post("/console/campaigns/flu/import", files={"file": ("炸弹.xlsx", data, XLSX)})
     assert page.status_code == 422 and "decompression bomb" in page.text and 'role="alert"' in page.text
     path = tmp_path / "bomb.xlsx"
@@ -136,7 +136,7 @@ def test_oversize_refused_on_every_path(
         "/api/campaigns/flu/lists", headers=mgr, files={"file": ("big.csv", big, "text/csv")}
     )
     assert refused.status_code == 413 and refused.json()["detail"]["code"] == "too_large"
-    client.post("/login", data={"username": "mgr", "password": PASSWORD})
+    console_login(client, "mgr")
     page = client.post("/console/campaigns/flu/import", files={"file": ("big.csv", big, "text/csv")})
     assert page.status_code == 413 and page.headers["content-type"].startswith("text/html"), page.text
     assert '<p role="alert">the request is larger than 1 MiB' in page.text and 'lang="en"' in page.text
