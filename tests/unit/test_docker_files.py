@@ -6,6 +6,7 @@ provides both without a Docker engine); otherwise those two tests are skipped.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -471,6 +472,23 @@ def test_home_agents_reach_only_https_and_sip_over_tls() -> None:
         .replace(":?set WARMLINE_ARI_PASSWORD in docker/.env}", "")
     )
     assert nodes[0]["security_log"] == "/var/log/asterisk/security.log"
+
+
+def test_the_service_believes_forwarded_headers_from_caddy_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: the service trusts X-Forwarded-For/Proto from Caddy's fixed address alone (the
+    throttle sees the agent's address; nobody else can claim HTTPS or another address)."""
+    from core.settings import Settings
+
+    doc = compose()
+    services = doc["services"]
+    caddy_ip = services["caddy"]["networks"]["default"]["ipv4_address"]
+    subnet = doc["networks"]["default"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(subnet)
+    env = dict(env_items(services["warmline"]))
+    assert "FORWARDED_ALLOW_IPS" not in env, "uvicorn's own switch is off; the app decides"
+    for key, value in env.items():
+        monkeypatch.setenv(key, re.sub(r"\$\{[^}]*\}", "secret0123", value))
+    assert Settings(_env_file=None).trusted_proxies == [caddy_ip]
 
 
 def test_rendered_pjsip_offers_tls_and_keeps_plain_sip_on_loopback(tmp_path: Path) -> None:
