@@ -34,6 +34,7 @@ import uvicorn
 from sqlalchemy import select
 
 from agents.models import AgentProfile, SipAccount
+from agents.profiles import get_profile
 from agents.routing import set_state
 from agents.states import current_state
 from core.auth.models import User
@@ -81,13 +82,6 @@ def make_greeting(settings: Settings) -> Path:
     except prompts.PromptError as exc:
         raise AgentUnavailable(f"the agent's greeting could not be made: {exc}") from exc
     return folder / "warmline" / f"{GREETING_NAME}.wav"  # make_prompts writes into warmline/
-
-
-def endpoint_of(db: Database, agent: str) -> str | None:
-    """The agent's SIP endpoint id (random, not its name), or None without a SIP account."""
-    with db.session() as session:
-        stmt = select(SipAccount.endpoint).join(User, SipAccount.user_id == User.id).where(User.name == agent)
-        return session.scalar(stmt)
 
 
 def give_skills(db: Database, agent: str, skills: list[str]) -> list[str]:
@@ -310,7 +304,9 @@ class DemoDesk:
         deadline = time.monotonic() + self.ready_timeout
         state = "none"
         online = False
-        endpoint = endpoint_of(self.db, self.agent) or self.agent
+        # The endpoint has a random id, not the agent's name.
+        with self.db.session() as session:
+            endpoint = get_profile(session, self.agent).endpoint or self.agent
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:
