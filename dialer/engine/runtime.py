@@ -55,6 +55,7 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
+from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
@@ -88,6 +89,7 @@ class NodeLink:
     connections: int = 0  # ARI (re)connections seen
     pump: asyncio.Task[None] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
+    strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
 
 
 @dataclass
@@ -146,6 +148,11 @@ class DialerWorker:
                 link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
+            return
+        link = self.nodes.get(node)
+        stray = None if link is None else link.strays.stray(event, following=link.calls, ready=link.ready)
+        if link is not None and stray is not None:
+            self._spawn(hang_up_stray(link.ari, stray))
         elif kind == "StasisStart":
             self._stasis_start(node, event)
 
@@ -450,6 +457,7 @@ class DialerWorker:
                 number_gate=number_gate(
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
                 ),
+                strays=link.strays,
             )
             report = await call.run()
         except asyncio.CancelledError:
@@ -590,6 +598,8 @@ class DialerWorker:
 
 def _override(report: CallReport) -> Outcome | None:
     """An outcome the call's facts alone would not give."""
+    if report.flow_outcome == "agent" and report.detail.get("agent_name"):
+        return Outcome.agent  # a conversation took place: whatever failed after it, it stays
     if report.interrupted:
         return Outcome.interrupted
     if report.originate_error or ("error" in report.detail and not report.answered):
@@ -622,7 +632,13 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
 
 
 def _real_ari(node: AsteriskNode, settings: Settings) -> AriClient:
-    return AriClient(node.ari_url, node.ari_user, settings.node_ari_password(node), node.app)
+    return AriClient(
+        node.ari_url,
+        node.ari_user,
+        settings.node_ari_password(node),
+        node.app,
+        timeout=settings.dialer_ari_timeout,
+    )
 
 
 def _contact_fields(c: Claimed) -> dict[str, str]:
