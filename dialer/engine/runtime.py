@@ -56,6 +56,7 @@ from dialer.engine.ledger import (
     took_call,
 )
 from dialer.engine.originate import StrayWatch, hang_up_stray
+from dialer.engine.pressure import Pressure, instrument
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
@@ -90,6 +91,7 @@ class NodeLink:
     pump: asyncio.Task[None] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
     strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
+    pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
 
 
 @dataclass
@@ -132,13 +134,19 @@ class DialerWorker:
     # ------------------------------------------------------------ nodes
 
     def _link(self, node: AsteriskNode) -> NodeLink:
-        ari = self.ari_factory(node, self.settings)
+        pressure = Pressure(
+            slow=self.settings.dialer_ari_slow,
+            timeout=self.settings.dialer_ari_timeout,
+            max_window=node.max_channels,
+            clock=self.monotonic,
+        )
+        ari = instrument(self.ari_factory(node, self.settings), pressure)
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_settings(self.settings)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
         handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
-        return NodeLink(node, ari, dispatcher, runner, handover)
+        return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure)
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
@@ -314,6 +322,7 @@ class DialerWorker:
         with self.db.session() as session:
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
+            n = link.pressure.allowance(n)  # ARI slow: fewer new calls (dialer/engine/pressure.py)
             if n <= 0:
                 return [], {}
             claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
@@ -552,8 +561,22 @@ class DialerWorker:
             stmt = select(Campaign).where(Campaign.status != CampaignStatus.draft)
             return {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
 
+    def ari_figures(self) -> dict[str, int]:
+        """ARI's state over this worker's nodes (the slowest node's): answer time, window, held back."""
+        out: dict[str, int] = {}
+        for link in self.nodes.values():
+            for key, value in link.pressure.figures().items():
+                out[key] = (
+                    value + out.get(key, 0) if key == "ari_held_back" else max(value, out.get(key, value))
+                )
+        if self.nodes:
+            out["ari_window"] = min(link.pressure.figures()["ari_window"] for link in self.nodes.values())
+        return out
+
     async def publish_stats(self) -> None:
+        ari = self.ari_figures()
         for name, fig in (await asyncio.to_thread(self._figures)).items():
+            fig = {**fig, **ari}
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
 
