@@ -8,8 +8,9 @@ closed in one transaction and the outcome goes onto the bus. Campaign figures ar
 (retained) every `dialer_stats_every` seconds.
 
 Clocks are injected: `now()` (UTC, for due times and retries) and `monotonic()` (for pacing), so
-tests drive time themselves. One worker per Asterisk node: reconciliation after a restart treats
-every live attempt on its node as its own.
+tests drive time themselves. One worker per Asterisk node, held by a lease in the database
+(`dialer.engine.lease`): reconciliation after a restart treats every live attempt on its node as its
+own, so a second worker waits for the lease instead of connecting.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from dialer.agent_dial.runner import (
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
+from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
     active_attempts,
@@ -128,6 +130,8 @@ class DialerWorker:
         self.stasis = dict(stasis or {})  # first Stasis argument -> handler (inbound calls)
         self.ari_factory = ari_factory or _real_ari
         self.closed_calls = 0
+        lease_seconds = settings.dialer_lease_seconds
+        self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
         self._stats_at = 0.0
         self._stopping = False
 
@@ -188,7 +192,28 @@ class DialerWorker:
         for node in self.settings.asterisk_nodes:
             link = self._link(node)
             self.nodes[node.name] = link
-            link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{node.name}")
+            if self.leases is None:
+                self._pump(link)
+            else:  # connect only while holding the node's lease (dialer/engine/lease.py)
+                self._spawn(self._hold(link))
+
+    def _pump(self, link: NodeLink) -> None:
+        link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{link.node.name}")
+
+    async def _hold(self, link: NodeLink) -> None:
+        """Wait for the node's lease, follow its events while the lease is ours; should it be lost,
+        stop dialling there (the new holder reconciles its calls) and wait for it again."""
+        assert self.leases is not None
+        while not self._stopping:
+            await self.leases.wait_for(link.node.name)
+            self._pump(link)
+            await self.leases.keep(link.node.name)
+            link.ready = False
+            if link.pump is not None:
+                link.pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await link.pump
+                link.pump = None
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
@@ -614,6 +639,8 @@ class DialerWorker:
                 with contextlib.suppress(BaseException):
                     await link.pump
             await link.ari.aclose()
+        if self.leases is not None:
+            await self.leases.release_all()  # the next worker need not wait for them to run out
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
