@@ -95,3 +95,35 @@ def test_a_second_worker_waits_then_takes_over(lab_settings: Settings, db: Datab
     assert {r.client for r in asterisk.calls("originate")} == {"worker-1", "worker-2"}
     assert not set(asterisk.channels), "no channel left up"
     assert second.leases is not None and second.leases.held == set(), "given back when it stopped"
+
+
+def test_a_holder_that_lost_its_lease_stops_keeping_it(db: Database) -> None:
+    """The holder could not renew in time (stalled); another worker took the node: `keep` returns
+    (the worker then stops dialling there) instead of renewing over the new holder."""
+    from dialer.engine.lease import Leases
+
+    async def main() -> tuple[set[str], set[str], str | None]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        clock = {"skew": 0.0}
+
+        def now() -> datetime:
+            return NOW + timedelta(seconds=loop.time() - started + clock["skew"])
+
+        a = Leases(db, 30, now=now, holder="a")
+        b = Leases(db, 30, now=now, holder="b")
+        await a.wait_for("lab")
+        keeping = asyncio.create_task(a.keep("lab"))
+        await asyncio.sleep(1)
+        clock["skew"] = 45.0  # a stalled past its lease (its renewals did not run): b takes over
+        with db.session() as session:
+            assert take(session, "lab", "b", now(), 30)
+        b.held.add("lab")
+        async with asyncio.timeout(60):
+            await keeping
+        with db.session() as session:
+            holder = holder_of(session, "lab", now())
+        return a.held, b.held, holder
+
+    a_held, b_held, holder = run_virtual(main())
+    assert a_held == set() and b_held == {"lab"} and holder == "b"
