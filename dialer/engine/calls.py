@@ -22,6 +22,7 @@ from agents.handover.call import NumberGate
 from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
+from dialer.engine.originate import StrayWatch, locate, lost_answer
 from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, is_personal, render
 from ivr.runner import FlowResult, FlowRunner
@@ -123,8 +124,11 @@ class Call:
         origin: CallOrigin | None = None,
         epoch: Callable[[], int] = lambda: 0,
         number_gate: NumberGate | None = None,
+        strays: StrayWatch | None = None,
     ) -> None:
         self.ari = ari
+        self.strays = strays  # ids of originates given up on (hung up should they appear)
+        self._agent: str | None = None  # the agent who answered this call, once one has
         self.dispatcher = dispatcher
         self.runner = runner
         self.plan = plan
@@ -160,6 +164,7 @@ class Call:
         except Exception as exc:  # a bug must not leave the attempt open or the channel up
             log.exception("call %s failed", self.id)
             self.report.detail["error"] = f"{type(exc).__name__}: {exc}"
+            self._keep_conversation()
             await self._hangup()
         finally:
             self.dispatcher.unsubscribe(self.id)
@@ -186,13 +191,14 @@ class Call:
                 caller_id=self.plan.caller_id,
             )
         except AriError as exc:
-            if prepare is not None:
-                prepare.cancel()
-            self.report.originate_error = str(exc)
-            self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
-            if exc.status == 0 and not self.report.not_dialled:
-                await self._hangup()  # the request may have got through (a timeout): end that call
-            return False
+            if lost_answer(exc) and await self._found_after_timeout(exc):
+                pass  # Asterisk did place it: followed like any other call, never dialled again
+            else:
+                if prepare is not None:
+                    prepare.cancel()
+                self.report.originate_error = str(exc)
+                self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
+                return False
         # Subscribed while it rings, so the answer costs one request (continue into AMD), not two:
         # every moment between the answer and AMD is a "喂？" AMD does not hear.
         with contextlib.suppress(AriError):
@@ -200,6 +206,20 @@ class Call:
             self._subscribed = True
         await self.notify("originated", {})
         return True
+
+    async def _found_after_timeout(self, exc: AriError) -> bool:
+        """The originate's answer was lost: does Asterisk have the channel? True: follow it. False:
+        it is watched from now on, and hung up should the originate still arrive (docs/faults.md)."""
+        found = await locate(self.ari, self.id)
+        self.report.detail["originate_timeout"] = found.state
+        log.warning("call %s: originate answer lost (%s); the channel is %s", self.id, exc, found.state)
+        if found.state == "exists":
+            return True
+        if self.strays is not None:
+            self.strays.add(self.id)
+        if found.state == "unknown":
+            await self._hangup()  # ARI could not say: end the call should it exist
+        return False
 
     async def _adopt(self, channel: JSON) -> None:
         """Follow a channel found alive after a restart. One waiting to be answered or running
@@ -355,7 +375,7 @@ class Call:
         handed = await self.handover.connect(request)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
         # An error after the agent answered is still a conversation that happened.
-        self.report.flow_outcome = "agent" if handed.answered else "abandoned"
+        self.report.flow_outcome = "agent" if handed.answered or self._agent else "abandoned"
         self.report.detail["agent"] = str(handed)[:200]
         if handed.error:
             self.report.detail["agent_error"] = handed.error[:300]
@@ -368,7 +388,17 @@ class Call:
     async def _agent_took(self, agent: str) -> None:
         """The agent answered: the attempt becomes theirs now, before the call ends, so their
         wrap-up (often posted before the dialer has closed the call) is known to be theirs."""
+        self._agent = agent
+        self.report.detail["agent_name"] = agent
         await self.notify("agent", {"agent": agent})
+
+    def _keep_conversation(self) -> None:
+        """An error once an agent had answered (the recording's merge, the database) does not undo
+        the conversation: the call stays the agent's, never `abandoned` and redialled."""
+        if self._agent is not None:
+            self.report.answered = True
+            self.report.flow_outcome = "agent"
+            self.report.detail.setdefault("agent_name", self._agent)
 
     async def _leave_message(self, events: ChannelEvents) -> None:
         """Wait for the machine's greeting and beep to end, then play the flow's message once."""

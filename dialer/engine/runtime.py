@@ -8,8 +8,9 @@ closed in one transaction and the outcome goes onto the bus. Campaign figures ar
 (retained) every `dialer_stats_every` seconds.
 
 Clocks are injected: `now()` (UTC, for due times and retries) and `monotonic()` (for pacing), so
-tests drive time themselves. One worker per Asterisk node: reconciliation after a restart treats
-every live attempt on its node as its own.
+tests drive time themselves. One worker per Asterisk node, held by a lease in the database
+(`dialer.engine.lease`): reconciliation after a restart treats every live attempt on its node as its
+own, so a second worker waits for the lease instead of connecting.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from dialer.agent_dial.runner import (
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
+from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
     active_attempts,
@@ -55,6 +57,8 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
+from dialer.engine.originate import StrayWatch, hang_up_stray
+from dialer.engine.pressure import Pressure, instrument
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import Outcome
 from dialer.pacing import Capacity, TokenBucket, calls_allowed
@@ -88,6 +92,8 @@ class NodeLink:
     connections: int = 0  # ARI (re)connections seen
     pump: asyncio.Task[None] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
+    strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
+    pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
 
 
 @dataclass
@@ -124,19 +130,27 @@ class DialerWorker:
         self.stasis = dict(stasis or {})  # first Stasis argument -> handler (inbound calls)
         self.ari_factory = ari_factory or _real_ari
         self.closed_calls = 0
+        lease_seconds = settings.dialer_lease_seconds
+        self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
         self._stats_at = 0.0
         self._stopping = False
 
     # ------------------------------------------------------------ nodes
 
     def _link(self, node: AsteriskNode) -> NodeLink:
-        ari = self.ari_factory(node, self.settings)
+        pressure = Pressure(
+            slow=self.settings.dialer_ari_slow,
+            timeout=self.settings.dialer_ari_timeout,
+            max_window=node.max_channels,
+            clock=self.monotonic,
+        )
+        ari = instrument(self.ari_factory(node, self.settings), pressure)
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_settings(self.settings)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
         handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
-        return NodeLink(node, ari, dispatcher, runner, handover)
+        return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure)
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
@@ -146,6 +160,11 @@ class DialerWorker:
                 link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
+            return
+        link = self.nodes.get(node)
+        stray = None if link is None else link.strays.stray(event, following=link.calls, ready=link.ready)
+        if link is not None and stray is not None:
+            self._spawn(hang_up_stray(link.ari, stray))
         elif kind == "StasisStart":
             self._stasis_start(node, event)
 
@@ -173,7 +192,28 @@ class DialerWorker:
         for node in self.settings.asterisk_nodes:
             link = self._link(node)
             self.nodes[node.name] = link
-            link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{node.name}")
+            if self.leases is None:
+                self._pump(link)
+            else:  # connect only while holding the node's lease (dialer/engine/lease.py)
+                self._spawn(self._hold(link))
+
+    def _pump(self, link: NodeLink) -> None:
+        link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{link.node.name}")
+
+    async def _hold(self, link: NodeLink) -> None:
+        """Wait for the node's lease, follow its events while the lease is ours; should it be lost,
+        stop dialling there (the new holder reconciles its calls) and wait for it again."""
+        assert self.leases is not None
+        while not self._stopping:
+            await self.leases.wait_for(link.node.name)
+            self._pump(link)
+            await self.leases.keep(link.node.name)
+            link.ready = False
+            if link.pump is not None:
+                link.pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await link.pump
+                link.pump = None
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
@@ -307,6 +347,7 @@ class DialerWorker:
         with self.db.session() as session:
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
+            n = link.pressure.allowance(n)  # ARI slow: fewer new calls (dialer/engine/pressure.py)
             if n <= 0:
                 return [], {}
             claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
@@ -450,6 +491,7 @@ class DialerWorker:
                 number_gate=number_gate(
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
                 ),
+                strays=link.strays,
             )
             report = await call.run()
         except asyncio.CancelledError:
@@ -544,8 +586,22 @@ class DialerWorker:
             stmt = select(Campaign).where(Campaign.status != CampaignStatus.draft)
             return {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
 
+    def ari_figures(self) -> dict[str, int]:
+        """ARI's state over this worker's nodes (the slowest node's): answer time, window, held back."""
+        out: dict[str, int] = {}
+        for link in self.nodes.values():
+            for key, value in link.pressure.figures().items():
+                out[key] = (
+                    value + out.get(key, 0) if key == "ari_held_back" else max(value, out.get(key, value))
+                )
+        if self.nodes:
+            out["ari_window"] = min(link.pressure.figures()["ari_window"] for link in self.nodes.values())
+        return out
+
     async def publish_stats(self) -> None:
+        ari = self.ari_figures()
         for name, fig in (await asyncio.to_thread(self._figures)).items():
+            fig = {**fig, **ari}
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
 
@@ -583,6 +639,8 @@ class DialerWorker:
                 with contextlib.suppress(BaseException):
                     await link.pump
             await link.ari.aclose()
+        if self.leases is not None:
+            await self.leases.release_all()  # the next worker need not wait for them to run out
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
@@ -590,6 +648,8 @@ class DialerWorker:
 
 def _override(report: CallReport) -> Outcome | None:
     """An outcome the call's facts alone would not give."""
+    if report.flow_outcome == "agent" and report.detail.get("agent_name"):
+        return Outcome.agent  # a conversation took place: whatever failed after it, it stays
     if report.interrupted:
         return Outcome.interrupted
     if report.originate_error or ("error" in report.detail and not report.answered):
@@ -622,7 +682,13 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
 
 
 def _real_ari(node: AsteriskNode, settings: Settings) -> AriClient:
-    return AriClient(node.ari_url, node.ari_user, settings.node_ari_password(node), node.app)
+    return AriClient(
+        node.ari_url,
+        node.ari_user,
+        settings.node_ari_password(node),
+        node.app,
+        timeout=settings.dialer_ari_timeout,
+    )
 
 
 def _contact_fields(c: Claimed) -> dict[str, str]:
