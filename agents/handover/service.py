@@ -318,7 +318,8 @@ class _Run:
 
     async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
         clock = self.clock
-        deadline = clock() + self.policy.ring_timeout + 5
+        within = self.policy.answer_within
+        deadline = clock() + (within if within is not None else self.policy.ring_timeout + 5)
         last_check = clock()
         while True:
             event = await self._next(min(deadline - clock(), self.policy.poll_every))

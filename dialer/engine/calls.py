@@ -36,6 +36,10 @@ AMD_ARG = "amd"
 END_WAIT = 10.0  # seconds to wait for ChannelDestroyed once the call is over for us
 MACHINE_BEEP_WAIT = 12.0  # seconds to wait for a machine's greeting and beep to finish
 MAX_CALL_SECONDS = 3600.0
+# A paced campaign's live answer goes to an agent found within the grace whose phone (auto-answer,
+# or kept on the line) answers within this many seconds of being rung; else the apology.
+PACED_ANSWER_WITHIN = 1.5
+PACED_RING_TIMEOUT = 2
 
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -356,7 +360,14 @@ class Call:
         if self.plan.grace_s is not None:
             # The 2-second rule: an agent within the grace, or the apology. No music in between:
             # the caller has just said "喂？" and hears the agent or the message next.
-            policy = QueuePolicy(priority=priority, timeout=self.plan.grace_s, moh=None, poll_every=0.1)
+            policy = QueuePolicy(
+                priority=priority,
+                timeout=self.plan.grace_s,
+                moh=None,
+                poll_every=0.1,
+                ring_timeout=PACED_RING_TIMEOUT,
+                answer_within=PACED_ANSWER_WITHIN,
+            )
         request = HandoverRequest(
             self.id,
             skill=None if skill == ANY_SKILL else skill,
@@ -367,6 +378,10 @@ class Call:
             number_gate=self.number_gate,
         )
         handed = await self.handover.connect(request)
+        if self.plan.grace_s is not None:
+            self.report.detail["agent_wait_s"] = (
+                handed.wait_seconds
+            )  # AMD's verdict to the agent, or given up
         if handed.outcome == "abandoned" and self.plan.apology:
             await self._apologise(self.plan.apology)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
