@@ -90,7 +90,7 @@ def attempts(db: Database) -> list[Attempt]:
 
 def the_campaign(db: Database) -> Campaign:
     with db.session() as s:
-        found = s.scalar(select(Campaign))
+        found: Campaign | None = s.scalar(select(Campaign))
         assert found is not None
         return found
 
@@ -251,9 +251,12 @@ def test_a_progressive_campaign_never_has_more_calls_than_free_agents(tmp_path: 
     asterisk = FakeAsterisk(default=lambda endpoint: NO_ANSWER)
     settings = settings_for(tmp_path, db)
     seen: list[int] = []
-    run_worker(
-        settings, db, asterisk, lambda: seen.append(len(asterisk.calls("originate"))) or len(seen) > 40
-    )
+
+    def watch() -> bool:
+        seen.append(len(asterisk.calls("originate")))
+        return len(seen) > 40
+
+    run_worker(settings, db, asterisk, watch)
     assert max(seen) == 2, "one call per free agent, and none while both calls ring"
     assert the_campaign(db).pacing_live["reason"] == "agents_busy"  # type: ignore[index]
 
