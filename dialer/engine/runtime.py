@@ -36,7 +36,7 @@ from core.ari_events import EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
-from core.messages import BusMessage, CallEvent, CampaignStats
+from core.messages import BusMessage, CallEvent, CampaignPacing, CampaignStats
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.runner import (
@@ -72,6 +72,18 @@ from ivr.runner import FlowRunner
 from ivr.tts import PromptCache
 
 log = logging.getLogger(__name__)
+PACING_BUS_FIELDS = (
+    "abandon_rate",
+    "abandon_limit",
+    "window_hours",
+    "live_answers",
+    "abandoned",
+    "occupancy",
+    "agent_wait_s",
+    "agents_free",
+    "agents_busy",
+    "agents_paused",
+)
 
 JSON = dict[str, Any]
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
@@ -370,6 +382,7 @@ class DialerWorker:
                 if state.pace is not None:
                     if live is not None:
                         state.pace.stored = live
+                        self._spawn(self._publish_pacing(campaign.name, state.pace))
                     for c in claimed:
                         if c.attempt_id not in kept:  # a kept callback rings its agent first
                             state.pace.claimed(c.attempt_id, self.monotonic())
@@ -406,6 +419,25 @@ class DialerWorker:
         if changed:
             live["at"] = self.now().isoformat()
         return decision.calls_to_start, live if changed else None
+
+    async def _publish_pacing(self, name: str, pace: PaceTrack) -> None:
+        """The pacer's reason and figures on the bus (retained), when they changed."""
+        live, decision = pace.live, pace.decision
+        if self.bus is None or decision is None:
+            return
+        try:
+            message = CampaignPacing(
+                campaign=name,
+                reason=decision.reason_code,
+                params=dict(decision.reason_params),
+                reason_text=decision.reason_text(),
+                calls=decision.calls_to_start,
+                **{k: live[k] for k in PACING_BUS_FIELDS if live.get(k) is not None},
+            )
+        except ValueError as exc:
+            log.info("pacing of %s not published: %s", name, exc)
+            return
+        await self._publish(message)
 
     async def _prepare_apology(self, text: str) -> None:
         """Make the apology's prompt now, so a live answer with no agent hears it at once."""

@@ -21,6 +21,7 @@ from sqlalchemy import select
 from agents.handover.service import PROCESS_QUEUES
 from agents.routing import Need
 from core.db import Database
+from core.messages import CampaignPacing
 from core.settings import AsteriskNode, Settings
 from dialer import campaigns as svc
 from dialer.engine import pacing as engine_pacing
@@ -146,6 +147,16 @@ def trained() -> PredictivePacer:
     return pacer
 
 
+class BusRecorder:
+    """Stands in for core.bus.Bus: keeps what is published."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+
+    async def publish(self, message: Any) -> None:
+        self.messages.append(message)
+
+
 class StubPacer:
     """Says `plan[i]` on pass i (then 0), and keeps every snapshot it was shown."""
 
@@ -171,6 +182,7 @@ def run_worker(
     *,
     within: float = 120.0,
     then: float = 0.0,
+    bus: Any = None,
 ) -> DialerWorker:
     """Run the worker on virtual time until `done()`, then `then` seconds more."""
     box: dict[str, DialerWorker] = {}
@@ -184,6 +196,7 @@ def run_worker(
             now=lambda: T0 + timedelta(seconds=loop.time() - started),
             monotonic=loop.time,
             ari_factory=lambda *_: asterisk.client(),
+            bus=bus,
         )
         box["worker"] = worker
         task = asyncio.create_task(worker.run())
@@ -214,7 +227,8 @@ def test_the_engine_starts_what_the_pacer_says_and_feeds_it_agents_and_calls(
     asterisk = FakeAsterisk(default=lambda endpoint: NO_ANSWER)  # every call rings out (30 s)
     settings = settings_for(tmp_path, db)
 
-    run_worker(settings, db, asterisk, lambda: len(stub.seen) >= 6, then=0.5)
+    bus = BusRecorder()
+    run_worker(settings, db, asterisk, lambda: len(stub.seen) >= 6, then=0.5, bus=bus)
 
     assert len(asterisk.calls("originate")) == 5, "2 on the first pass, none on the second, 3 on the third"
     assert len(attempts(db)) == 5
@@ -226,6 +240,9 @@ def test_the_engine_starts_what_the_pacer_says_and_feeds_it_agents_and_calls(
     live = the_campaign(db).pacing_live
     assert live is not None and live["mode"] == "predictive" and live["reason"] == "predicting"
     assert live["agents_free"] == 3 and live["agents_paused"] == 1 and live["ringing"] == 5
+    pacing = [m for m in bus.messages if isinstance(m, CampaignPacing)]
+    assert pacing and pacing[0].topic() == "warmline/campaigns/followup/pacing"
+    assert pacing[0].calls == 2 and pacing[0].reason_text.startswith("预测式："), "zh-CN by default"
 
 
 def test_inbound_callers_waiting_for_the_same_agents_are_in_the_snapshot(
