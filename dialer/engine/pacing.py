@@ -242,7 +242,18 @@ class PaceTrack:
 
     # ---------------------------------------------------- the pass
 
-    def snapshot(self, at: float, facts: Facts, inbound_waiting: int) -> PacingSnapshot:
+    @property
+    def in_flight(self) -> int:
+        """Calls of this campaign that may still need an agent (ringing or waiting)."""
+        return len(self.ringing) + len(self.waiting)
+
+    @property
+    def agent_names(self) -> frozenset[str]:
+        return frozenset(self._agents)
+
+    def snapshot(self, at: float, facts: Facts, inbound_waiting: int, spoken_for: int = 0) -> PacingSnapshot:
+        """`spoken_for`: calls in flight of other paced campaigns that share these agents; as many
+        free agents are kept for them (two campaigns never dial for the same free agent)."""
         self._see_agents(facts.agents)
         free, busy, paused = 0, [], 0
         for a in facts.agents:
@@ -256,6 +267,7 @@ class PaceTrack:
             elif a.state == "break":
                 paused += 1
         self._count_time(at, len(busy), free)
+        free = max(0, free - spoken_for)
         observations, self._observations = tuple(self._observations), []
         local = facts.now.timetz()
         return PacingSnapshot(
@@ -271,8 +283,8 @@ class PaceTrack:
             time_of_day_s=local.hour * 3600 + local.minute * 60 + local.second,
         )
 
-    def decide(self, at: float, facts: Facts, inbound_waiting: int) -> PacingDecision:
-        s = self.snapshot(at, facts, inbound_waiting)
+    def decide(self, at: float, facts: Facts, inbound_waiting: int, spoken_for: int = 0) -> PacingDecision:
+        s = self.snapshot(at, facts, inbound_waiting, spoken_for)
         self.decision = decision = self.pacer.decide(s)
         window = s.abandon[0] if s.abandon else AbandonWindow(self.config.windows_s[0], 0, 0)
         self.live = {

@@ -412,7 +412,13 @@ class DialerWorker:
 
         facts = await asyncio.to_thread(read)
         inbound = HANDOVER_QUEUES.inbound_waiting(campaign.skill)
-        decision = pace.decide(self.monotonic(), facts, inbound)
+        mine = frozenset(a.agent for a in facts.agents)
+        spoken_for = sum(
+            other.pace.in_flight
+            for cid, other in self.campaigns.items()
+            if cid != campaign.id and other.pace is not None and other.pace.agent_names & mine
+        )
+        decision = pace.decide(self.monotonic(), facts, inbound, spoken_for)
         log.debug("pacing %s: %s (%s)", campaign.name, decision.calls_to_start, decision.reason_code)
         live = dict(pace.live)
         changed = shown_changed(pace.stored, live)

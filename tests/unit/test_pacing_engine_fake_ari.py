@@ -63,9 +63,9 @@ def settings_for(tmp_path: Path, db: Database) -> Settings:
     )
 
 
-def make_campaign(db: Database, mode: str, contacts: int, **pacing: Any) -> int:
+def make_campaign(db: Database, mode: str, contacts: int, name: str = "followup", **pacing: Any) -> int:
     spec = {
-        "name": "followup",
+        "name": name,
         "kind": "agent",
         "mode": mode,
         "caller_id": CALLER_ID,
@@ -276,6 +276,22 @@ def test_a_progressive_campaign_never_has_more_calls_than_free_agents(tmp_path: 
     run_worker(settings, db, asterisk, watch)
     assert max(seen) == 2, "one call per free agent, and none while both calls ring"
     assert the_campaign(db).pacing_live["reason"] == "agents_busy"  # type: ignore[index]
+
+
+def test_two_paced_campaigns_never_dial_for_the_same_free_agents(tmp_path: Path, db: Database) -> None:
+    make_agents(db, {"lin": [], "mei": []})
+    available(db, "lin", "mei")
+    make_campaign(db, "progressive", contacts=5, name="first")
+    make_campaign(db, "progressive", contacts=5, name="second")
+    asterisk = FakeAsterisk(default=lambda endpoint: NO_ANSWER)
+    passes: list[int] = []
+
+    def watch() -> bool:
+        passes.append(len(asterisk.calls("originate")))
+        return len(passes) > 30
+
+    run_worker(settings_for(tmp_path, db), db, asterisk, watch)
+    assert max(passes) == 2, "two free agents: two calls in all, whichever campaign placed them"
 
 
 @pytest.mark.parametrize(("abandoned", "more_than_progressive"), [(0, True), (6, False)])
