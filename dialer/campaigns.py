@@ -776,6 +776,18 @@ def describe_text(info: Mapping[str, Any]) -> str:
             f"    {outcome}: after {rule['delay_minutes']:g} min{growth}{cap}; up to {rule['max_attempts']} attempts"
         )
     lines.append(f"  pacing: {info['max_channels']} channels, {info['calls_per_second']:g} calls/s")
+    if info["mode"] in ("progressive", "predictive") and info.get("pacing"):
+        p = info["pacing"]
+        lines.append(
+            "    "
+            + _(
+                "abandon cap {limit}% of live answers over {hours} h; an agent within {grace} s of AMD's"
+                " verdict, else the apology",
+                limit=format(100 * p["abandon_limit"], "g"),
+                hours=format(p["window_hours"], "g"),
+                grace=format(p["grace_seconds"], "g"),
+            )
+        )
     lines.append(f"  wrap-up (callbacks stay with their agent {info['callback_grace_minutes']:g} min):")
     for key, d in enumerate(info["dispositions"], start=1):
         english = f" ({d['label_en']})" if d["label_en"] else ""
