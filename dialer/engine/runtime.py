@@ -344,7 +344,12 @@ class DialerWorker:
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
             if live is not None:
-                session.execute(update(Campaign).where(Campaign.id == campaign.id).values(pacing_live=live))
+                # Figures, not settings: updated_at (the settings' version) stays as it is.
+                session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign.id)
+                    .values(pacing_live=live, updated_at=Campaign.updated_at)
+                )
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
             if paced is not None:

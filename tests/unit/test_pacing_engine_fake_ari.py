@@ -224,6 +224,7 @@ def test_the_engine_starts_what_the_pacer_says_and_feeds_it_agents_and_calls(
     make_campaign(db, "predictive", contacts=20)
     stub = StubPacer([2, 0, 3])
     monkeypatch.setattr(engine_pacing, "new_pacer", lambda spec: stub)
+    settings_version = the_campaign(db).updated_at
     asterisk = FakeAsterisk(default=lambda endpoint: NO_ANSWER)  # every call rings out (30 s)
     settings = settings_for(tmp_path, db)
 
@@ -240,6 +241,7 @@ def test_the_engine_starts_what_the_pacer_says_and_feeds_it_agents_and_calls(
     live = the_campaign(db).pacing_live
     assert live is not None and live["mode"] == "predictive" and live["reason"] == "predicting"
     assert live["agents_free"] == 3 and live["agents_paused"] == 1 and live["ringing"] == 5
+    assert the_campaign(db).updated_at == settings_version, "figures are not a settings change"
     pacing = [m for m in bus.messages if isinstance(m, CampaignPacing)]
     assert pacing and pacing[0].topic() == "warmline/campaigns/followup/pacing"
     assert pacing[0].calls == 2 and pacing[0].reason_text.startswith("预测式："), "zh-CN by default"
