@@ -68,6 +68,11 @@ class SkillQueues:
             if w.need.line and (wanted is None or w.need.skill in wanted)
         )
 
+    def inbound_needs(self) -> list[Need]:
+        """What every inbound caller waiting (in any queue) asks for, longest waiting first."""
+        waiting = sorted((w for q in self._queues.values() for w in q if w.need.line), key=lambda w: w.seq)
+        return [w.need for w in waiting]
+
     def waiting(self, skill: str | None = None) -> int:
         if skill is None:
             return sum(len(q) for q in self._queues.values())

@@ -203,6 +203,8 @@ class _Run:
                 return
             position = self.deps.queues.position(self.skill, self.cid)
             ahead = self.deps.queues.ahead(self.skill, self.cid)
+            if self.policy.inbound_first:
+                ahead = ahead + self.deps.queues.inbound_needs()
             # Behind a call that asks for the same, nobody is for us: only the head looks.
             if position >= 1 and self.need not in ahead:
                 agent, reserved_at = await self._reserve(exclude, ahead)

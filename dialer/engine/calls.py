@@ -367,6 +367,7 @@ class Call:
                 poll_every=0.1,
                 ring_timeout=PACED_RING_TIMEOUT,
                 answer_within=PACED_ANSWER_WITHIN,
+                inbound_first=True,
             )
         request = HandoverRequest(
             self.id,

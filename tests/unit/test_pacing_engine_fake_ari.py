@@ -263,6 +263,33 @@ def test_inbound_callers_waiting_for_the_same_agents_are_in_the_snapshot(
     assert stub.seen[0].inbound_waiting == 1
 
 
+def test_a_blended_agent_is_kept_for_an_inbound_caller_waiting_for_their_skill(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pacer is told to dial anyway: the live answer does not get lin, whom an inbound caller
+    for her skill is waiting for; it hears the apology instead."""
+    make_agents(db, {"lin": ["welfare"]})
+    available(db, "lin")
+    make_campaign(db, "predictive", contacts=1)
+    monkeypatch.setattr(engine_pacing, "new_pacer", lambda spec: StubPacer([1]))
+    settings = settings_for(tmp_path, db)
+    asterisk = FakeAsterisk(default=lambda endpoint: Callee(answer_after=1.0))
+    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
+    asterisk.callee(endpoint_of(db, "lin"), Callee(answer_after=0.2))
+    PROCESS_QUEUES.join("welfare", "inbound-caller", 0, Need("welfare", ("12345",)))
+    try:
+        run_worker(settings, db, asterisk, lambda: bool(attempts(db)) and attempts(db)[0].outcome is not None)
+    finally:
+        PROCESS_QUEUES.leave("welfare", "inbound-caller")
+    [attempt] = attempts(db)
+    assert attempt.outcome == "abandoned" and attempt.agent is None
+    assert attempt.detail["apology"]["played"] is True
+    rung = [r for r in asterisk.calls("originate") if r.params.get("endpoint") == endpoint_of(db, "lin")]
+    assert len(asterisk.calls("originate")) == 1 and rung == [], (
+        "only the callee was dialled: lin was never rung"
+    )
+
+
 def test_a_progressive_campaign_never_has_more_calls_than_free_agents(tmp_path: Path, db: Database) -> None:
     make_agents(db, {"lin": [], "mei": []})
     available(db, "lin", "mei")
