@@ -50,6 +50,12 @@ class QueuePolicy:
     announce_every: float = 30.0
     moh: str | None = "default"  # music-on-hold class while waiting; None: silence
     poll_every: float = 1.0  # how often a waiting call re-checks for a free agent
+    # Paced campaigns (the 2-second rule): an agent's phone that has not answered this many seconds
+    # after it was rung is given up on at once (None: ``ring_timeout`` and a few seconds' slack).
+    answer_within: float | None = None
+    # Paced outbound calls: an agent an inbound caller waiting in any queue could take is theirs
+    # (blended agents serve inbound first).
+    inbound_first: bool = False
 
 
 @dataclass(frozen=True)

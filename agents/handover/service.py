@@ -203,6 +203,8 @@ class _Run:
                 return
             position = self.deps.queues.position(self.skill, self.cid)
             ahead = self.deps.queues.ahead(self.skill, self.cid)
+            if self.policy.inbound_first:
+                ahead = ahead + self.deps.queues.inbound_needs()
             # Behind a call that asks for the same, nobody is for us: only the head looks.
             if position >= 1 and self.need not in ahead:
                 agent, reserved_at = await self._reserve(exclude, ahead)
@@ -318,7 +320,8 @@ class _Run:
 
     async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
         clock = self.clock
-        deadline = clock() + self.policy.ring_timeout + 5
+        within = self.policy.answer_within
+        deadline = clock() + (within if within is not None else self.policy.ring_timeout + 5)
         last_check = clock()
         while True:
             event = await self._next(min(deadline - clock(), self.policy.poll_every))
