@@ -10,6 +10,7 @@ from dialer.welfare import models as welfare_models
 from hotline import models as hotline_models
 from recordings import models as recordings_models
 from recordings.qa import models as qa_models
+from workforce import models as workforce_models
 
 __all__ = [
     "Base",
@@ -22,4 +23,5 @@ __all__ = [
     "recordings_models",
     "transfer_models",
     "welfare_models",
+    "workforce_models",
 ]
