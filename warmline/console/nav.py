@@ -25,6 +25,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("/console", N_("Home"), frozenset(Role), N_("Your overview")),
     Section("/console/my-day", N_("My day"), frozenset({R.agent}), N_("Hours, calls and QA feedback")),
     Section(
+        "/console/shifts",
+        N_("Shifts"),
+        frozenset({R.agent, R.supervisor, R.manager}),
+        N_("Pick hours to work; the gaps against the forecast; publish the week"),
+    ),
+    Section(
         "/console/campaigns",
         N_("Campaigns"),
         frozenset({R.manager, R.supervisor}),

@@ -192,6 +192,7 @@ BUILT = {
     "/console/users",
     "/console/campaigns",
     "/console/my-day",
+    "/console/shifts",
     "/console/wallboard",
     "/console/agents",
     "/console/alerts",
