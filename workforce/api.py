@@ -3,7 +3,7 @@ shifts agents pick and managers publish (``/api/workforce/shifts``)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -19,11 +19,13 @@ from core.errors import http_error
 from core.i18n import _
 from hotline.config import InboundConfig, InboundConfigError, load_config
 from workforce.forecast import parse_week
+from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
 from workforce.shifts import ShiftError, drop, monday_of, pick, publish, rota
 
 router = APIRouter(prefix="/api/workforce", tags=["workforce"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
+AgentUser = Annotated[User, Depends(Roles(Role.agent))]
 RotaUser = Annotated[User, Depends(Roles(Role.agent, Role.supervisor, Role.manager))]
 PlannerUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
 Now = Annotated[datetime, Depends(request_now)]  # the app's clock (tests inject one)
@@ -181,3 +183,18 @@ def shifts_publish(
     except ShiftError as exc:
         raise _shift_error(exc) from exc
     return found.as_dict()
+
+
+# ---------------------------------------------------------------- my day
+
+
+@router.get("/my-day")
+def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clock: Now) -> dict[str, Any]:
+    """Your current shift-day: hours by shift, night hours, calls, talk time, the daily target's
+    progress and the overtime warning; `spoken` says it aloud (the softphone's My day, Alt+W)."""
+    try:
+        rules = rules_from(settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
+    return my_day(session, user.name, rules, warn_before, clock).as_dict()
