@@ -21,11 +21,13 @@ from hotline.config import InboundConfig, InboundConfigError, load_config
 from workforce.forecast import parse_week
 from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
+from workforce.reports import ReportError, report, to_csv
 from workforce.shifts import ShiftError, drop, monday_of, pick, publish, rota
 
 router = APIRouter(prefix="/api/workforce", tags=["workforce"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
+ReportUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
 RotaUser = Annotated[User, Depends(Roles(Role.agent, Role.supervisor, Role.manager))]
 PlannerUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
 Now = Annotated[datetime, Depends(request_now)]  # the app's clock (tests inject one)
@@ -198,3 +200,31 @@ def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clo
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
     return my_day(session, user.name, rules, warn_before, clock).as_dict()
+
+
+# ---------------------------------------------------------------- reports
+
+
+@router.get("/reports", response_model=None)
+def reports_view(
+    user: ReportUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: Now,
+    first: Annotated[date, Query(alias="from")],
+    last: Annotated[date, Query(alias="to")],
+    by: Literal["day", "week"] = "day",
+    group: Literal["line", "team", "agent"] = "line",
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> dict[str, Any] | Response:
+    """Per line, the team or agent, by day or week: service level, answer time, abandon, handle
+    time, resolution, satisfaction, hours, against each line's targets (JSON or CSV)."""
+    try:
+        rules = rules_from(settings)
+        data = report(session, inbound(settings), first, last, by=by, group=group, rules=rules, now=clock)
+    except ReportError as exc:
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_period", str(exc)) from exc
+    if fmt == "csv":
+        name = f"report-{group}-{by}-{first.isoformat()}-{last.isoformat()}.csv"
+        return Response(to_csv(data), media_type=MEDIA["csv"], headers=attachment(name))
+    return data

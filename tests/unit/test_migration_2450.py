@@ -33,7 +33,9 @@ def test_2450_adds_shifts_and_shift_weeks(db_url: str) -> None:
         with pytest.raises(IntegrityError), engine.begin() as conn:  # one line per agent and hour
             conn.execute(text(ROW), {"line": "elder-line"})
         migrate.downgrade(db_url, "2300")
-        assert not {"shifts", "shift_weeks"} & set(inspect(create_engine(db_url)).get_table_names())
+        assert not {"shifts", "shift_weeks", "call_surveys"} & set(
+            inspect(create_engine(db_url)).get_table_names()
+        )
         migrate.upgrade(db_url, "2450")
     finally:
         engine.dispose()
