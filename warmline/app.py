@@ -32,6 +32,7 @@ from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.cases import router as cases_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
+from warmline.console.reports import router as reports_console_router
 from warmline.console.reviews import router as reviews_console_router
 from warmline.console.settings import router as settings_console_router
 from warmline.console.shifts import router as shifts_console_router
@@ -54,6 +55,7 @@ CONSOLE_ROUTERS = (
     cases_console_router,
     settings_console_router,
     shifts_console_router,
+    reports_console_router,
 )
 
 

@@ -57,6 +57,12 @@ SECTIONS: tuple[Section, ...] = (
         frozenset({R.supervisor}),
         N_("Hotline cases handed to departments, until closed"),
     ),
+    Section(
+        "/console/reports",
+        N_("Reports"),
+        frozenset({R.supervisor, R.manager}),
+        N_("Service level, answer time, abandon, resolution, satisfaction and hours"),
+    ),
     Section("/console/reviews", N_("Reviews"), frozenset({R.qa}), N_("Recording samples and scorecards")),
     Section("/console/my-reviews", N_("My reviews"), frozenset({R.agent}), N_("QA reviews of your calls")),
     Section("/console/users", N_("Users"), frozenset(), N_("Accounts, roles and SIP endpoints")),

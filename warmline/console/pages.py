@@ -193,6 +193,7 @@ BUILT = {
     "/console/campaigns",
     "/console/my-day",
     "/console/shifts",
+    "/console/reports",
     "/console/wallboard",
     "/console/agents",
     "/console/alerts",
