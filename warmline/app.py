@@ -32,8 +32,10 @@ from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.cases import router as cases_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
+from warmline.console.reports import router as reports_console_router
 from warmline.console.reviews import router as reviews_console_router
 from warmline.console.settings import router as settings_console_router
+from warmline.console.shifts import router as shifts_console_router
 from warmline.features import collect
 from warmline.health import router as health_router
 from warmline.security import SecurityHeaders, add_admin_docs
@@ -52,6 +54,8 @@ CONSOLE_ROUTERS = (
     alerts_console_router,
     cases_console_router,
     settings_console_router,
+    shifts_console_router,
+    reports_console_router,
 )
 
 
