@@ -15,6 +15,7 @@ from sqlalchemy.exc import DataError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.auth.api import router as auth_router
+from core.auth.service import password_hasher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.deps import SignInRequired
@@ -67,6 +68,7 @@ def create_app(
     """The service: every feature's routes, plus the console; its workers run while it lives.
     `clock` is what sign-in throttling and session timeouts read (tests move it on)."""
     settings = settings or get_settings()
+    password_hasher()  # a bad WARMLINE_ARGON2_* stops the start, naming it, not a sign-in later
     database = db or Database(settings.db_url)
     registry = collect()
 
