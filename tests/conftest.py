@@ -42,8 +42,15 @@ def _pg(sql: str) -> None:
 # The test files that take longest (real calls in real time), started first so that test files
 # run side by side (pytest-xdist, a file per worker) all finish at about the same time.
 LONGEST_FIRST = (
+    "test_faults_db_bus_lab.py",
     "test_dialer_campaign.py",
+    "test_pacing_lab.py",
     "test_recording_chain_lab.py",
+    "test_help_lab.py",
+    "test_nailed_lab.py",
+    "test_ari_faults_lab.py",
+    "test_softphone_install.py",
+    "test_privacy_lab.py",
     "test_dialer_crash.py",
     "test_welfare_campaign_lab.py",
     "test_inbound_lab.py",
