@@ -43,6 +43,7 @@ LAB_SLOTS: dict[str, int] = {
     "transfer": 14,
     "sip": 15,
     "privacy": 16,
+    "faults_db_bus": 18,
 }
 
 

@@ -713,7 +713,14 @@ class DialerWorker:
             return {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
 
     async def publish_stats(self) -> None:
-        for name, fig in (await asyncio.to_thread(self._figures)).items():
+        if not self.watch.up:
+            return  # the last figures stay retained on the bus; the live page says why
+        try:
+            figures = await asyncio.to_thread(self._figures)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            return
+        for name, fig in figures.items():
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
 
