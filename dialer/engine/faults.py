@@ -206,3 +206,18 @@ def read_faults(
         return None
     state["age_s"] = round(age, 1)
     return state
+
+
+def campaign_faults(var_dir: Path) -> dict[str, Any]:
+    """What the campaign figures say of the dialer's faults: ``status`` ok, degraded, or unknown
+    (no dialer reported lately), what is degraded, whether new calls are held back, and how many
+    outcomes wait in the journal."""
+    state = read_faults(var_dir)
+    if state is None:
+        return {"status": "unknown", "degraded": [], "new_calls_paused": False, "journal_pending": 0}
+    return {
+        "status": state.get("status", "unknown"),
+        "degraded": list(state.get("degraded") or []),
+        "new_calls_paused": bool(state.get("new_calls_paused")),
+        "journal_pending": int((state.get("journal") or {}).get("pending") or 0),
+    }

@@ -637,6 +637,7 @@ class DialerWorker:
         except SQLAlchemyError as exc:
             self.watch.failed(exc)
             return
+        self._board_at = -1e18  # the fault board says what was replayed at the next pass
         for entry, outcome in written:
             self.closed_calls += 1
             await self._publish(
