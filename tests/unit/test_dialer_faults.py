@@ -27,6 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from core.db import Database
+from core.messages import BusMessage, CallEvent, ServiceHealth
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.faults import DatabaseWatch, FaultBoard, probe_database, read_faults
@@ -314,12 +315,28 @@ class FlakyDatabase:
             raise outage()
 
 
+class CapturingBus:
+    """Stands in for core.bus.Bus in the worker: what it publishes, connected throughout."""
+
+    connected = True
+    pending = 0
+    dropped = 0
+
+    def __init__(self) -> None:
+        self.messages: list[BusMessage] = []
+
+    async def publish(self, message: BusMessage) -> bool:
+        self.messages.append(message)
+        return True
+
+
 def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
     lab_settings: Settings, db: Database
 ) -> None:
     make_campaign(db, "9" * 6 + "0" * 6 + "1" * 6)
     flaky = FlakyDatabase(db)
     seen: dict[str, Any] = {}
+    bus = CapturingBus()
 
     async def main() -> DialerWorker:
         loop = asyncio.get_running_loop()
@@ -327,6 +344,7 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
         asterisk = FakeAsterisk(default=lab_callee)
         w = worker(lab_settings, db, asterisk, "worker")
         w.watch.probe = flaky.probe
+        w.bus = bus  # type: ignore[assignment]
 
         async def cut() -> None:
             await until(lambda: in_flow(asterisk) >= 6, FINISH_WITHIN, interval=0.1)
@@ -361,6 +379,13 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
     assert w.watch.outages == 1 and w.watch.up
     assert w.journal.replayed >= seen["pending"] and not w.journal.pending_ids()
     assert not set(a.id for a in attempts) & set(seen["asterisk"].channels), "no stray channel"
+    # Supervisors hear of it: the retained health/dialer went degraded, then ok again.
+    health = [(m.ok, m.detail) for m in bus.messages if isinstance(m, ServiceHealth)]
+    assert (False, "degraded: database; new calls paused") in health and health[-1] == (True, "ok"), health
+    # Every outcome reached the bus, the journalled ones after the replay.
+    outcomes = [m for m in bus.messages if isinstance(m, CallEvent) and m.kind == "outcome"]
+    assert sorted(m.call_id for m in outcomes) == sorted(a.id for a in attempts)
+    assert sum(bool(m.detail.get("journal")) for m in outcomes) == seen["pending"]
     faults = read_faults(lab_settings.var_dir, now=w.now())
     assert faults is not None and faults["status"] == "ok" and faults["database"]["outages"] == 1
 
