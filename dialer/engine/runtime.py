@@ -145,6 +145,7 @@ class DialerWorker:
         )
         self._replaying: asyncio.Task[Any] | None = None
         self._inflight: set[str] = set()  # outcomes being written by their own call right now
+        self._notes: dict[str, asyncio.Task[Any]] = {}  # each live call's last ledger note
         self._board_at = -1e18
         self._health_sent: bool | None = None
 
@@ -207,10 +208,12 @@ class DialerWorker:
                 self._spawn(self._reconcile(link))
             return
 
+        replayed: list[tuple[dict[str, Any], str]] = []
+
         def match() -> tuple[ReconcileReport, dict[str, tuple[Claimed, CallPlan] | None]]:
             # Outcomes journalled while the database was away first: reconciliation must not
             # close as "interrupted" a call whose real outcome waits on disk.
-            self._replay_now()
+            replayed.extend(self._replay_now())
             following = link.calls | self.journal.pending_ids()
             with self.db.session() as session:
                 report = reconcile(session, link.node.name, channels.keys(), self.now(), following=following)
@@ -226,6 +229,7 @@ class DialerWorker:
                 if not self._stopping:
                     self._spawn(self._reconcile(link))
                 return
+        await self._published_replay(replayed)
         log.info("reconciled %s: %s", link.node.name, report.summary())
         for attempt_id in report.hang_up:
             with contextlib.suppress(AriError):
@@ -472,9 +476,9 @@ class DialerWorker:
             # The ledger's notes run beside the call, never in its way (a slow database must not
             # delay the answer's way into AMD); the close writes what they would have.
             if kind in ("originated", "answered"):
-                self._spawn(self._mark(c.attempt_id, kind))
+                self._note(c.attempt_id, self._mark(c.attempt_id, kind))
             elif kind == "agent":
-                self._spawn(self._took(c.attempt_id, str(detail["agent"])))
+                self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -500,6 +504,7 @@ class DialerWorker:
             report = await call.run()
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
+            self._notes.pop(c.attempt_id, None)
             raise
         try:
             outcome = await self._close(c, report)
@@ -517,6 +522,18 @@ class DialerWorker:
                     detail={**base, "outcome": outcome},
                 )
             )
+
+    def _note(self, attempt_id: str, note: Awaitable[None]) -> None:
+        """Run a ledger note beside the call, after the attempt's earlier notes (their order is the
+        call's); `_close` waits for the last one, so a note never lands after the close."""
+        before = self._notes.get(attempt_id)
+
+        async def chained() -> None:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            await note
+
+        self._notes[attempt_id] = self._spawn(chained())
 
     async def _mark(self, attempt_id: str, kind: str) -> None:
         """The attempt's progress in the ledger. A failure is logged, never allowed to end the
@@ -556,6 +573,9 @@ class DialerWorker:
         """Journal the outcome (fsynced), then write it to the database. While the database is
         away the outcome waits in the journal and is written when it is back (`_replay`); the call
         itself was never held up for it. Returns the outcome once it is in the database."""
+        notes = self._notes.pop(c.attempt_id, None)
+        if notes is not None:
+            await asyncio.gather(notes, return_exceptions=True)
         entry = _journal_entry(c, report, self.now())
         self._inflight.add(c.attempt_id)
         try:
@@ -637,6 +657,9 @@ class DialerWorker:
         except SQLAlchemyError as exc:
             self.watch.failed(exc)
             return
+        await self._published_replay(written)
+
+    async def _published_replay(self, written: list[tuple[dict[str, Any], str]]) -> None:
         self._board_at = -1e18  # the fault board says what was replayed at the next pass
         for entry, outcome in written:
             self.closed_calls += 1

@@ -441,3 +441,31 @@ def test_the_tcp_proxy_cuts_and_restores() -> None:
     server.close()
     with pytest.raises(ValueError, match="loopback"):
         TcpProxy(("10.0.0.1", 5432))
+
+
+def test_a_journal_left_by_a_dead_worker_is_replayed_before_reconciliation(
+    lab_settings: Settings, db: Database
+) -> None:
+    """The worker died with an outcome journalled but not written (the database was away): its
+    successor writes that outcome, never closes the attempt as interrupted for want of a channel."""
+    attempt_id = _claimed_attempt(db, lab_settings)
+    OutcomeJournal(lab_settings.var_dir / "dialer").append(_entry(attempt_id))
+    bus = CapturingBus()
+
+    async def main() -> None:
+        asterisk = FakeAsterisk(default=lab_callee)
+        w = worker(lab_settings, db, asterisk, "worker")
+        w.bus = bus  # type: ignore[assignment]
+        async with asyncio.timeout(FINISH_WITHIN):
+            await w.run(
+                until=lambda: any(isinstance(m, CallEvent) for m in bus.messages) and campaign_over(db)
+            )
+
+    run_virtual(main())
+    with db.session() as session:
+        attempt = session.get(Attempt, attempt_id)
+        assert attempt is not None and attempt.state is AttemptState.ended and attempt.outcome == "confirmed"
+        assert session.scalars(select(Contact)).one().attempts == 1
+    assert [m.call_id for m in bus.messages if isinstance(m, CallEvent) and m.kind == "outcome"] == [
+        attempt_id
+    ]
