@@ -80,6 +80,7 @@ class DatabaseWatch:
     outages: int = 0
     longest_outage: float = 0.0
     last_probe: float = field(default=-1e18)
+    strikes: int = 0  # probes failed in a row
 
     def failed(self, exc: BaseException) -> bool:
         """Note a database error; True when it means an outage (the database is now down)."""
@@ -120,14 +121,20 @@ class DatabaseWatch:
         return not self.up and self.monotonic() - self.last_probe >= self.probe_every
 
     def check(self) -> bool:
-        """Probe now (blocking: call it in a thread); True when the database is up."""
+        """Probe now (blocking: call it in a thread); True when the database is up. A database
+        believed up is declared down by probes only after two failures in a row (one probe may
+        meet the dialer's own write holding SQLite's lock); a failed real write needs one."""
         self.last_probe = self.monotonic()
         try:
             self.probe()
         except Exception as exc:
+            self.strikes += 1
+            if self.up and self.strikes < 2:
+                return True
             if not self.failed(exc):  # not an outage kind of error: still say why
                 self.reason = f"{type(exc).__name__}: {exc}"[:300]
             return False
+        self.strikes = 0
         self.succeeded()
         return True
 

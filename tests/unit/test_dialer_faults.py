@@ -256,6 +256,10 @@ def test_the_watch_goes_down_probes_and_comes_back_on_its_clock() -> None:
     fail[0] = False
     assert watch.check() and watch.up and watch.longest_outage == 15.0
     assert [up for up, _ in changes] == [False, True] and "OperationalError" in changes[0][1]
+    # Up, one failed probe is not an outage (it may have met our own write); two in a row are.
+    fail[0] = True
+    assert watch.check() and watch.up
+    assert not watch.check() and not watch.up and watch.outages == 2
 
 
 def test_the_fault_board_says_what_is_degraded(tmp_path: Path) -> None:
