@@ -58,10 +58,10 @@ PORTS = lab_ports("faults_db_bus")
 WARMLINE = Path(sys.executable).with_name("warmline")
 LIVE = (AttemptState.created, AttemptState.dialing, AttemptState.answered)
 # 12 callees (lab callee behaviour by last digit): 2 who answer and hang up at once, 5 who confirm,
-# 5 who listen and hang up after the question: calls of some 20 s, so those answered before the
-# fault end during it (their outcomes must wait) after living through its start.
+# 5 who listen and hang up after the question: calls of some 35-40 s. The fault starts when calls
+# have been answered long enough that they end during it (their outcomes must wait) after living
+# through its start: `ripe_after` seconds, by the fault's length.
 DIGITS = "88" + "00000" + "11111"
-RIPE_AFTER = 8.0  # seconds a call has been answered when the fault starts
 FINISH = 150.0  # seconds: a safety net for the campaign's end, never what the test proves
 
 
@@ -139,9 +139,9 @@ def answered(db: Database) -> set[str]:
         return set(session.scalars(select(Attempt.id).where(Attempt.state == AttemptState.answered)))
 
 
-def ripe(db: Database) -> int:
-    """Live calls answered at least RIPE_AFTER seconds ago."""
-    since = datetime.now(UTC) - timedelta(seconds=RIPE_AFTER)
+def ripe(db: Database, after: float) -> int:
+    """Live calls answered at least `after` seconds ago."""
+    since = datetime.now(UTC) - timedelta(seconds=after)
     with db.session() as session:
         return int(
             session.scalar(
@@ -311,6 +311,7 @@ def run_campaign(
     fault: Callable[[], dict[str, Any]],
     *,
     broker: Mosquitto,
+    ripe_after: float,
     subscriber: Outcomes | None = None,
 ) -> tuple[dict[str, Any], Path]:
     """Dial the campaign; when a few calls are answered, inject `fault` (it returns its own figures);
@@ -327,7 +328,7 @@ def run_campaign(
     try:
         # The fault starts once the first calls have ended, with others still up: calls end
         # during the fault (their outcomes must wait) and calls live through it.
-        wait_for("calls answered a while", lambda: ripe(db) >= 3, 90, log)
+        wait_for("calls answered a while", lambda: ripe(db, ripe_after) >= 3, 90, log)
         live = answered(db)
         figures = fault()
         after = wait_for("the campaign to finish", lambda: campaign_over(db, var_dir), FINISH, log)
@@ -369,7 +370,7 @@ def test_postgresql_cut_for_15_s(
             proxy.restore()
             return {"fault": "postgresql cut 15 s (proxy)", "refused_during_cut": proxy.refused}
 
-        figures, log = run_campaign(lab, db, through, tmp_path, cut, broker=broker)
+        figures, log = run_campaign(lab, db, through, tmp_path, cut, broker=broker, ripe_after=22.0)
     check(figures, log)
     assert figures["db_outages_seen"] >= 1 and figures["journal_replayed"] >= 1, figures
 
@@ -388,7 +389,7 @@ def test_sqlite_locked_by_another_writer_for_35_s(
             other.close()
         return {"fault": "sqlite locked 35 s (BEGIN EXCLUSIVE)"}
 
-    figures, log = run_campaign(lab, db, db_url, tmp_path, lock, broker=broker)
+    figures, log = run_campaign(lab, db, db_url, tmp_path, lock, broker=broker, ripe_after=8.0)
     check(figures, log)
     assert figures["db_outages_seen"] >= 1, figures
 
@@ -407,7 +408,9 @@ def test_mosquitto_killed_and_restarted(
             broker.start()
             return {"fault": "mosquitto kill -9, 8 s, restarted"}
 
-        figures, log = run_campaign(lab, db, db_url, tmp_path, kill, broker=broker, subscriber=subscriber)
+        figures, log = run_campaign(
+            lab, db, db_url, tmp_path, kill, broker=broker, ripe_after=28.0, subscriber=subscriber
+        )
         with db.session() as session:
             closed = set(session.scalars(select(Attempt.id).where(Attempt.outcome.is_not(None))))
         wait_for("every outcome on the bus", lambda: closed <= set(subscriber.seen), 30)
