@@ -179,6 +179,17 @@ def faults(var_dir: Path) -> dict[str, Any]:
         return {}
 
 
+def bus_settled(var_dir: Path, since: datetime) -> bool:
+    """The dialer's fault board, written after `since`, says its bus is connected, outbox empty."""
+    state = faults(var_dir)
+    try:
+        fresh = datetime.fromisoformat(state["at"]) >= since
+    except (KeyError, ValueError):
+        return False
+    outbox = state.get("bus_outbox") or {}
+    return fresh and (state.get("bus") or {}).get("ok") is True and outbox.get("pending") == 0
+
+
 def verdict(db: Database, settings: Settings, live_at_fault: set[str]) -> dict[str, int]:
     """The ledger after the fault: what was lost, doubled, left open, cut."""
     with db.session() as session:
@@ -331,7 +342,10 @@ def run_campaign(
         wait_for("calls answered a while", lambda: ripe(db, ripe_after) >= 3, 90, log)
         live = answered(db)
         figures = fault()
+        fault_over = datetime.now(UTC)
         after = wait_for("the campaign to finish", lambda: campaign_over(db, var_dir), FINISH, log)
+        # The bus outbox is in memory: the dialer is stopped only once it has sent what it kept.
+        wait_for("the dialer's bus outbox sent", lambda: bus_settled(var_dir, fault_over), 30, log)
         state = faults(var_dir)
     finally:
         stop(proc)
