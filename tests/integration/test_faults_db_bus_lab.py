@@ -432,15 +432,16 @@ def test_mosquitto_killed_and_restarted(
         with db.session() as session:
             closed = set(session.scalars(select(Attempt.id).where(Attempt.outcome.is_not(None))))
             # Outcomes that came while the broker was away: they waited in the dialer's outbox.
-            figures_held = session.scalar(
-                select(func.count()).where(
-                    Attempt.ended_at >= outage["from"], Attempt.ended_at <= outage["to"]
-                )
-            )
+            ends = [e for e in session.scalars(select(Attempt.ended_at)) if e is not None]
+        figures_held = sum(outage["from"] <= e <= outage["to"] for e in ends)
         wait_for("every outcome on the bus", lambda: closed <= set(subscriber.seen), 30)
         figures["bus_outcomes_lost"] = len(closed - set(subscriber.seen))
         figures["bus_outcomes_received"] = len(subscriber.seen)
-        figures["bus_outcomes_during_outage"] = int(figures_held or 0)
+        figures["bus_outcomes_during_outage"] = figures_held
+        figures["outage_s"] = round((outage["to"] - outage["from"]).total_seconds(), 1)
+        figures["call_ends_from_kill_s"] = sorted(
+            round((e - outage["from"]).total_seconds(), 1) for e in ends
+        )
     finally:
         subscriber.close()
     check(figures, log)
