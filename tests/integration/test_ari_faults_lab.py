@@ -15,14 +15,14 @@ import itertools
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import select, update
 
 from core.ari import AriClient
-from core.db import Database, utcnow
+from core.db import Database
 from core.settings import AsteriskNode, Settings
 from dialer import campaigns as svc
 from dialer.engine.ledger import LIVE_STATES
@@ -31,6 +31,7 @@ from dialer.models import Attempt, Campaign, Contact, ContactState
 from tests.conftest import on_database
 from tests.lab import lab_client, lab_ports, private_lab
 from tests.utils.campaigns import make_running_campaign
+from tests.utils.clock import ScaledClock
 from tests.utils.faulty_proxy import FaultyProxy
 
 pytestmark = pytest.mark.integration
@@ -48,16 +49,6 @@ LIMIT_SECONDS = 240.0
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     with private_lab(tmp_path_factory.mktemp("ari-faults") / "var", PORTS) as settings:
         yield settings
-
-
-class ScaledClock:
-    def __init__(self, scale: float) -> None:
-        self.t0 = utcnow()
-        self.m0 = time.monotonic()
-        self.scale = scale
-
-    def __call__(self) -> datetime:
-        return self.t0 + timedelta(seconds=(time.monotonic() - self.m0) * self.scale)
 
 
 def campaign_over(db: Database, name: str) -> bool:

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
-from core.db import Database, utcnow
+from core.db import Database
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.models import Attempt, Contact, ContactState, DncGlobal
 from tests.conftest import on_database
 from tests.lab import lab_ports, private_lab
+from tests.utils.clock import ScaledClock
 from warmline.demo_campaign import behaviours, create_demo_campaign, outcome_table, run_campaign
 
 pytestmark = pytest.mark.integration
@@ -35,16 +35,6 @@ RETRY_MINUTES = 1.0
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     with private_lab(tmp_path_factory.mktemp("dialer-campaign") / "var", PORTS) as settings:
         yield settings
-
-
-class ScaledClock:
-    def __init__(self, scale: float) -> None:
-        self.t0 = utcnow()
-        self.m0 = time.monotonic()
-        self.scale = scale
-
-    def __call__(self) -> datetime:
-        return self.t0 + timedelta(seconds=(time.monotonic() - self.m0) * self.scale)
 
 
 @on_database("postgresql")
