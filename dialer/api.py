@@ -373,23 +373,33 @@ def export(
     user: WatcherUser,
     db: DatabaseDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    columns: Annotated[
+        Literal["codes", "names"],
+        Query(description="codes (for programs, the default) or names: titles in the reader's language"),
+    ] = "codes",
 ) -> StreamingResponse:
     """Contacts and outcomes as CSV or XLSX. Managers get full numbers; supervisors masked ones.
+    ``columns=names`` titles the columns in words (the list's own headers, the reader's language).
     Every export is written to the audit log."""
     from dialer.lists.export import export_contacts
 
     mask = user.role not in (Role.manager, Role.admin)
+    names = columns == "names"
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - handed to the response
     try:
         with db.session() as session:
             campaign = svc.require_campaign(session, name)
             if format == "csv":
                 text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
-                export_contacts(session, campaign, text, "csv", mask=mask, actor=user.name, via="api")
+                export_contacts(
+                    session, campaign, text, "csv", mask=mask, actor=user.name, via="api", names=names
+                )
                 text.flush()
                 text.detach()
             else:
-                export_contacts(session, campaign, spool, "xlsx", mask=mask, actor=user.name, via="api")
+                export_contacts(
+                    session, campaign, spool, "xlsx", mask=mask, actor=user.name, via="api", names=names
+                )
     except CampaignError as exc:
         spool.close()
         raise _http(exc) from exc
