@@ -11,7 +11,9 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.routing import ANY_SKILL
+from core.i18n import _
 from core.located_yaml import LocatedYamlError, load_located, validation_problems
+from core.validation import where_text
 from dialer.forms import Form
 from dialer.scripts import check_script
 
@@ -25,11 +27,11 @@ def _day_keys(key: str) -> tuple[str, ...]:
     if "-" in key:
         first, last = (k.strip() for k in key.split("-", 1))
         if first not in DAYS or last not in DAYS:
-            raise ValueError(f"unknown day range {key!r} (use mon..sun, e.g. mon-fri)")
+            raise ValueError(_("unknown day range '{key}' (use mon..sun, e.g. mon-fri)", key=key))
         i, j = DAYS.index(first), DAYS.index(last)
         return DAYS[i : j + 1] if i <= j else DAYS[i:] + DAYS[: j + 1]
     if key not in DAYS:
-        raise ValueError(f"unknown day {key!r} (use mon..sun, a range like mon-fri, or daily)")
+        raise ValueError(_("unknown day '{key}' (use mon..sun, a range like mon-fri, or daily)", key=key))
     return (key,)
 
 
@@ -37,9 +39,9 @@ def _span(text: str) -> tuple[time, time]:
     try:
         start, end = (time.fromisoformat(p.strip()) for p in text.split("-", 1))
     except ValueError as exc:
-        raise ValueError(f"opening hours {text!r}: write HH:MM-HH:MM") from exc
+        raise ValueError(_("opening hours '{text}': write HH:MM-HH:MM", text=text)) from exc
     if end <= start:
-        raise ValueError(f"opening hours {text!r}: the end is not after the start")
+        raise ValueError(_("opening hours '{text}': the end is not after the start", text=text))
     return start, end
 
 
@@ -80,7 +82,7 @@ class InboundNumber(BaseModel):
     @classmethod
     def _form(cls, v: Form | None) -> Form | None:
         if v is not None and v.record != "case":
-            raise ValueError("record: an inbound line's form is kept as a case record (record: case)")
+            raise ValueError("record: " + _("an inbound line's form is kept as a case record (record: case)"))
         return v
 
     @field_validator("hours")
@@ -123,7 +125,7 @@ class InboundConfigError(ValueError):
 
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{path}: invalid inbound settings:\n  " + "\n  ".join(problems))
+        super().__init__(f"{path}: " + _("invalid inbound settings:") + "\n  " + "\n  ".join(problems))
 
 
 def load_config(path: Path) -> InboundConfig:
@@ -134,12 +136,15 @@ def load_config(path: Path) -> InboundConfig:
     try:
         located = load_located(path.read_text(encoding="utf-8-sig"))
     except LocatedYamlError as exc:
-        where = f"line {exc.mark.line}: " if exc.mark else ""
-        raise InboundConfigError(path, [f"{where}not valid YAML ({exc.problem})"]) from exc
+        if exc.mark:
+            problem = _("line {line}: not valid YAML ({problem})", line=exc.mark.line, problem=exc.problem)
+        else:
+            problem = _("not valid YAML ({problem})", problem=exc.problem)
+        raise InboundConfigError(path, [problem]) from exc
     raw = located.data or {}
     lines = located.lines()
     if not isinstance(raw, dict):
-        raise InboundConfigError(path, ["the file must be a mapping (timezone:, numbers:)"])
+        raise InboundConfigError(path, [_("the file must be a mapping (timezone:, numbers:)")])
     numbers = {str(k): dict(v) if isinstance(v, dict) else v for k, v in (raw.get("numbers") or {}).items()}
     for key, line in numbers.items():
         if isinstance(line, dict) and "script_file" in line:
@@ -152,12 +157,12 @@ def load_config(path: Path) -> InboundConfig:
 
 def _script_file(path: Path, key: str, ref: object, lines: dict[tuple[str, ...], int]) -> str:
     line = lines.get(("numbers", key, "script_file"))
-    where = f"line {line}: numbers.{key}.script_file" if line else f"numbers.{key}.script_file"
     file = path.parent / str(ref)
     try:
         return file.read_text(encoding="utf-8-sig")
     except (FileNotFoundError, IsADirectoryError):
-        raise InboundConfigError(path, [f"{where}: no such file {file}"]) from None
+        problem = where_text(line, f"numbers.{key}.script_file", _("no such file {path}", path=file))
+        raise InboundConfigError(path, [problem]) from None
 
 
 def is_open(cfg: InboundNumber, now: datetime, tz: str) -> bool:
