@@ -44,8 +44,8 @@ MAX_UPLOAD_BYTES = 512 << 20
 
 
 def _http(exc: Exception) -> HTTPException:
-    """The error as `{"detail": {"code", "message", ...}}` (core.errors). dialer.campaigns words its
-    errors in English for now, so their codes are read from the words."""
+    """The error as `{"detail": {"code", "message", ...}}` (core.errors), the code the campaign's
+    error carries."""
     if isinstance(exc, SpecError):
         return http_error(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_campaign", str(exc), problems=exc.problems
@@ -53,11 +53,12 @@ def _http(exc: Exception) -> HTTPException:
     if isinstance(exc, ListFileError):
         return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_list_file", str(exc))
     message = str(exc)
-    if message.startswith("no campaign named"):
-        return http_error(status.HTTP_404_NOT_FOUND, "no_such_campaign", message)
-    if "already exists" in message:
-        return http_error(status.HTTP_409_CONFLICT, "campaign_exists", message)
-    return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "campaign_refused", message)
+    code = getattr(exc, "code", "campaign_refused")
+    if code == "no_such_campaign":
+        return http_error(status.HTTP_404_NOT_FOUND, code, message)
+    if code == "campaign_exists":
+        return http_error(status.HTTP_409_CONFLICT, code, message)
+    return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, code, message)
 
 
 def _upload(file: UploadFile) -> Any:

@@ -31,6 +31,7 @@ from agents.profiles import ProfileError, clean_languages, clean_skills
 from core.audit import audit
 from core.auth.models import ROLE_NAMES, Role
 from core.db import utcnow
+from core.errors import CodedError
 from core.i18n import N_, _
 from core.located_yaml import LocatedYamlError, load_located
 from core.validation import error_message, where_text
@@ -100,8 +101,11 @@ _TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 }
 
 
-class CampaignError(ValueError):
-    """A campaign request that cannot be carried out, with a message for a person."""
+class CampaignError(CodedError):
+    """A campaign request that cannot be carried out, with a message for a person (in the current
+    locale) and a stable code for programs."""
+
+    code = "campaign_refused"
 
 
 class StatusNotYours(CampaignError):
@@ -611,7 +615,7 @@ def get_campaign(session: Session, name: str) -> Campaign | None:
 def require_campaign(session: Session, name: str) -> Campaign:
     campaign = get_campaign(session, name)
     if campaign is None:
-        raise CampaignError(f"no campaign named {name!r}")
+        raise CampaignError(_("no campaign named '{name}'", name=name), code="no_such_campaign")
     return campaign
 
 
@@ -621,7 +625,7 @@ def list_campaigns(session: Session) -> list[Campaign]:
 
 def create_campaign(session: Session, spec: CampaignSpec, *, actor: str) -> Campaign:
     if get_campaign(session, spec.name) is not None:
-        raise CampaignError(f"campaign {spec.name!r} already exists")
+        raise CampaignError(_("campaign '{name}' already exists", name=spec.name), code="campaign_exists")
     campaign = Campaign(name=spec.name, created_by=actor, status=CampaignStatus.draft)
     _apply(campaign, spec)
     session.add(campaign)
@@ -642,9 +646,9 @@ def update_campaign(
     """Change some settings; the result is validated as a whole. A finished campaign is frozen."""
     campaign = require_campaign(session, name)
     if campaign.status is CampaignStatus.finished:
-        raise CampaignError(f"campaign {name!r} is finished; its settings can no longer change")
+        raise CampaignError(_("campaign '{name}' is finished; its settings can no longer change", name=name))
     if "name" in changes and changes["name"] != name:
-        raise CampaignError("a campaign cannot be renamed")
+        raise CampaignError(_("a campaign cannot be renamed"))
     current = spec_of(campaign).public()
     old_default = ELDER_WINDOWS if campaign.elder_welfare else DEFAULT_WINDOWS
     if "elder_welfare" in changes and "windows" not in changes and current["windows"] == old_default:
@@ -667,16 +671,23 @@ def set_status(
     if status == campaign.status:
         return campaign
     if status not in _TRANSITIONS[campaign.status]:
-        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[campaign.status])) or "none: it is finished"
-        raise CampaignError(
-            f"campaign {name!r} is {campaign.status.value}; it cannot become {status.value} (next: {allowed})"
+        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[campaign.status])) or _(
+            "none: it is finished"
         )
+        raise CampaignError(
+            _("campaign '{name}' is {status}; it cannot become {wanted} (next: {allowed})", name=name,
+              status=campaign.status.value, wanted=status.value, allowed=allowed),
+        )  # fmt: skip
     if status is CampaignStatus.running:
         spec = spec_of(campaign)
         today = utcnow().astimezone(ZoneInfo(spec.timezone)).date()
         if spec.end_date and spec.end_date < today:
             raise CampaignError(
-                f"campaign {name!r} ended on {spec.end_date}; change end_date to run it again"
+                _(
+                    "campaign '{name}' ended on {end}; change end_date to run it again",
+                    name=name,
+                    end=spec.end_date,
+                ),
             )
     before = campaign.status
     campaign.status = status

@@ -134,6 +134,7 @@ def test_yaml_read_with_places_twice_set_keys_and_words() -> None:
     assert spec.elder_welfare is True and spec.start_date == date(2026, 11, 24)
 
 
+@pytest.mark.usefixtures("english")
 def test_life_cycle_and_audit(db: Database) -> None:
     with db.session() as s:
         svc.create_campaign(s, load_spec_file(EXAMPLES / "elder-welfare.yaml", "welfare"), actor="mgr")
@@ -174,6 +175,7 @@ def test_elder_welfare_switch_follows_default_windows(db: Database) -> None:
         assert svc.require_campaign(s, "c1").spec.windows["mon"] == ["09:00-11:30", "14:30-17:00"]
 
 
+@pytest.mark.usefixtures("english")
 def test_a_campaign_past_its_end_date_cannot_start(db: Database) -> None:
     with db.session() as s:
         svc.create_campaign(s, load_spec_file(EXAMPLES / "vaccination-reminder.yaml", "flu2024"), actor="mgr")

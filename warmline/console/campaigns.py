@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 
 from agents.transfer.service import RESULTS, STATES
 from core.auth.models import Role, User
@@ -43,6 +44,7 @@ from dialer.results import contact_records
 from dialer.schedule import DAYS
 from dialer.staffing import check_staffing, report_staffing
 from warmline.console.pages import _section, render
+from warmline.console.templating import written
 
 router = APIRouter(include_in_schema=False)
 SECTION = _section("/console/campaigns")
@@ -156,11 +158,12 @@ TRANSFER_KIND_NAMES = {
 }
 
 
-def transfer_text(transfer: dict[str, Any]) -> str:
-    """What became of one transfer, in the reader's language (the agent's own words for it)."""
+def transfer_text(transfer: dict[str, Any]) -> Markup:
+    """What became of one transfer, in the reader's language (the agent's own words for it); a
+    target named in Chinese inside an English page is marked so."""
     outcome = str(transfer["outcome"])
     msgid = RESULTS.get(outcome) or STATES.get(outcome) or RESULTS["error"]
-    return _(msgid, target=transfer["target"])
+    return escape(_(msgid)).format(target=written(transfer["target"]))
 
 
 def _contact_rows(session: Any, campaign: Campaign) -> list[dict[str, Any]]:
