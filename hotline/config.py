@@ -15,9 +15,15 @@ from core.i18n import _
 from core.located_yaml import LocatedYamlError, load_located, validation_problems
 from core.validation import where_text
 from dialer.forms import Form
+from dialer.lists import phones
 from dialer.scripts import check_script
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def line_number(text: str, region: str = "CN") -> str | None:
+    """A line's listed outside number (or one an agent asked for) as E.164, or None."""
+    return phones.normalise(text, region, None).e164
 
 
 def _day_keys(key: str) -> tuple[str, ...]:
@@ -72,6 +78,18 @@ class InboundNumber(BaseModel):
     # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
     script: str | None = None
     form: Form | None = None
+    # Outside numbers agents may transfer this line's calls to, by name (docs/transfers.md).
+    transfer_numbers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("transfer_numbers")
+    @classmethod
+    def _transfer_numbers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, number in v.items():
+            if not name.strip() or len(name) > 64:
+                raise ValueError(_("a name of 1-64 characters for each number ('{name}')", name=name))
+            if line_number(str(number)) is None:
+                raise ValueError(_("'{number}' ({name}) is not a phone number", number=number, name=name))
+        return v
 
     @field_validator("script")
     @classmethod
