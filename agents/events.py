@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 
+import aiomqtt
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents.quality import record_quality
 from agents.states import current_state, record_state
-from core.bus import Bus
+from core.bus import Backoff, Bus
 from core.db import Database, utcnow
 from core.messages import AgentState, CallQuality
 
@@ -18,6 +20,7 @@ from core.messages import AgentState, CallQuality
 LAST_WILL_REASON = "connection_lost"
 
 log = logging.getLogger(__name__)
+RESUBSCRIBE = Backoff(initial=0.5, maximum=30.0)
 
 
 def keep_state(db: Database, state: AgentState) -> bool:
@@ -36,16 +39,32 @@ def keep_quality(db: Database, report: CallQuality) -> None:
         record_quality(session, report)
 
 
-async def record_agent_states(bus: Bus, db: Database) -> None:
+async def record_agent_states(
+    bus: Bus,
+    db: Database,
+    *,
+    backoff: Backoff = RESUBSCRIBE,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    stop: Callable[[], bool] = lambda: False,
+) -> None:
     """Runs for the life of the service; retained states re-delivered after a reconnect are no-ops.
-    The database work runs in a thread; one that fails is logged and the next state still kept."""
-    async with bus.subscribe(AgentState.pattern(), AgentState) as states:
-        async for _path, state in states:
-            try:
-                if await asyncio.to_thread(keep_state, db, state):
-                    log.info("agent %s is %s", state.agent, state.state)
-            except SQLAlchemyError:
-                log.exception("agent %s: state %s not kept", state.agent, state.state)
+    The database work runs in a thread. An error (the database away, the subscription broken) is
+    logged and the states are subscribed to again after a backoff: the broker re-delivers every
+    agent's retained state, so what could not be written is written then (docs/faults.md)."""
+    failures = 0
+    while not stop():
+        try:
+            async with bus.subscribe(AgentState.pattern(), AgentState) as states:
+                async for _path, state in states:
+                    if await asyncio.to_thread(keep_state, db, state):
+                        log.info("agent %s is %s", state.agent, state.state)
+                    failures = 0
+            log.warning("agent states: the subscription ended; subscribing again")
+        except (SQLAlchemyError, aiomqtt.MqttError, OSError, RuntimeError, ValueError) as exc:
+            log.warning("agent states not kept (%s: %s); subscribing again", type(exc).__name__, exc)
+        delay = backoff.delay(failures)
+        failures += 1
+        await sleep(delay)
 
 
 async def record_call_quality(bus: Bus, db: Database) -> None:

@@ -206,6 +206,15 @@ class AriClient:
         result: JSON = await self.request("GET", _path("channels", channel_id))
         return result
 
+    async def find_channel(self, channel_id: str) -> JSON | None:
+        """The channel as ARI lists it, or None when Asterisk has no such channel (404)."""
+        try:
+            return await self.get_channel(channel_id)
+        except AriError as exc:
+            if exc.status == 404:
+                return None
+            raise
+
     async def get_variable(self, channel_id: str, name: str) -> str:
         result: JSON = await self.request("GET", _path("channels", channel_id, "variable"), variable=name)
         return str(result.get("value", ""))

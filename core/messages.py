@@ -175,6 +175,31 @@ class CampaignStats(BusMessage):
     figures: dict[str, int] = Field(default_factory=dict)
 
 
+class CampaignPacing(BusMessage):
+    """A paced (progressive or predictive) campaign's pacer: what it decided last and why, and the
+    live figures it watches. `reason` is a code with `params` (rates as fractions), so every reader
+    says it in its own language; `reason_text` is the service's default language's sentence."""
+
+    topic_template: ClassVar[str] = "campaigns/{campaign}/pacing"
+    retained: ClassVar[bool] = True
+
+    campaign: TopicLevel
+    reason: str = Field(min_length=1)
+    params: dict[str, float | int | str] = Field(default_factory=dict)
+    reason_text: str = ""
+    calls: int = Field(default=0, ge=0)
+    abandon_rate: float = Field(default=0.0, ge=0, le=1)
+    abandon_limit: float = Field(default=0.03, gt=0, le=1)
+    window_hours: float = Field(default=24.0, gt=0)
+    live_answers: int = Field(default=0, ge=0)
+    abandoned: int = Field(default=0, ge=0)
+    occupancy: float | None = Field(default=None, ge=0, le=1)
+    agent_wait_s: float | None = Field(default=None, ge=0)
+    agents_free: int = Field(default=0, ge=0)
+    agents_busy: int = Field(default=0, ge=0)
+    agents_paused: int = Field(default=0, ge=0)
+
+
 class CallQuality(BusMessage):
     """A softphone's view of one call's audio, for remote support (retained: the latest per agent).
 
@@ -219,6 +244,7 @@ MESSAGE_TYPES: tuple[type[BusMessage], ...] = (
     ServiceHealth,
     CallEvent,
     CampaignStats,
+    CampaignPacing,
     CallQuality,
     WelfareAlert,
 )

@@ -97,6 +97,14 @@ class Settings(BaseSettings):
     dialer_stats_every: float = 3.0
     # Seconds a callee may ring before the originate gives up (outcome no_answer).
     dialer_ring_timeout: int = 30
+    # ARI faults (docs/faults.md): an ARI request slower than `dialer_ari_slow` seconds makes the
+    # dialer start fewer calls (dialer/engine/pressure.py); one unanswered after `dialer_ari_timeout`
+    # seconds is a timeout (an originate then is reconciled against Asterisk's channels).
+    dialer_ari_slow: float = 2.0
+    dialer_ari_timeout: float = 10.0
+    # One dialer worker per Asterisk node: the node's lease (dialer/engine/lease.py) lasts this many
+    # seconds, renewed by its holder; another worker waits until it is released or runs out.
+    dialer_lease_seconds: float = 30.0
     # A preview contact stays reserved to the agent it was shown to this long (then others may get it).
     preview_hold_seconds: int = 180
     # Seconds an agent's phone rings for a call they placed before the call is given up.

@@ -79,8 +79,8 @@ DEFAULT_CALLBACK_GRACE_MINUTES = 30.0
 MODE_TEXT = {
     "broadcast": N_("broadcast (the dialer dials)"),
     "preview": N_("preview (agents pull contacts and place the calls)"),
-    "progressive": N_("progressive (dialled as broadcast until its pacing is built)"),
-    "predictive": N_("predictive (dialled as broadcast until its pacing is built)"),
+    "progressive": N_("progressive (one call for each free agent)"),
+    "predictive": N_("predictive (the pacer dials ahead for agents, under the abandon cap)"),
 }
 
 _DAY_ALIASES: dict[str, tuple[str, ...]] = {
@@ -163,6 +163,44 @@ class Retention(BaseModel):
     recordings_days: int = Field(ge=1, le=3650, description="days a call recording is kept after the call")
 
 
+# Said to the callee (campaign content, like an IVR flow's text: in Chinese, not the catalogue's).
+DEFAULT_APOLOGY = (
+    "您好，很抱歉，我们的工作人员此刻都在忙，没能接听您的电话。如需联系我们，请回拨 {callback}。"
+    "我们稍后会再打给您。再见。"
+)
+
+
+class PacingSpec(BaseModel):
+    """How a progressive or predictive campaign is paced: the hard abandon cap and the 2-second
+    rule (docs/pacing.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    abandon_limit: float = Field(
+        default=0.03, gt=0, le=0.2, description="share of live answers that may find no agent (0.03 = 3%)"
+    )
+    window_hours: float = Field(
+        default=24.0, ge=1, le=720, description="the window the limit holds over (24 h; 720 = 30 days)"
+    )
+    grace_seconds: float = Field(
+        default=1.2,
+        ge=0.2,
+        le=2.0,
+        description="seconds after AMD's verdict a live answer waits for an agent before the apology"
+        " (AMD's 0.8 s of silence after the greeting is already gone: 1.2 s keeps the 2-second rule)",
+    )
+    apology: str = Field(
+        default=DEFAULT_APOLOGY,
+        min_length=4,
+        max_length=300,
+        description="what a callee hears when no agent is free within the grace; {callback} is the"
+        " caller ID's number, said digit by digit",
+    )
+    policy: Literal["predictive", "adapt"] = Field(
+        default="predictive", description="the predictive mode's pacer (adapt: VICIdial's ADAPT_TAPERED)"
+    )
+
+
 class CampaignSpec(BaseModel):
     """Everything a campaign is configured with. Unknown keys are errors (a typo is not ignored)."""
 
@@ -174,7 +212,7 @@ class CampaignSpec(BaseModel):
     mode: CampaignMode = Field(
         default=CampaignMode.broadcast,
         description="broadcast (the dialer dials), preview (agents pull contacts and place the calls),"
-        " progressive or predictive (the dialer dials for agents; their pacing is to come)",
+        " progressive or predictive (the dialer dials for agents, as many calls as the pacer says)",
     )
     manual_dial: bool = Field(
         default=False, description="agents with the manual-dial permission may dial a typed number"
@@ -227,6 +265,10 @@ class CampaignSpec(BaseModel):
     retention: Retention | None = Field(
         default=None,
         description="how long recordings are kept and for what purpose (None: the service's default)",
+    )
+    pacing: PacingSpec = Field(
+        default_factory=PacingSpec,
+        description="progressive and predictive modes: the abandon limit, its window, the grace, the apology",
     )
 
     _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
@@ -591,6 +633,7 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["form"] = campaign.form or None
     data["transfer_numbers"] = campaign.transfer_numbers or {}
     data["retention"] = campaign.retention or None
+    data["pacing"] = campaign.pacing or {}
     return CampaignSpec.model_validate(data)
 
 
@@ -606,6 +649,8 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.transfer_numbers = dict(spec.transfer_numbers) or None
     campaign.screen_pop = list(spec.screen_pop) if spec.screen_pop is not None else None
     campaign.retention = spec.retention.model_dump() if spec.retention else None
+    default = PacingSpec()
+    campaign.pacing = spec.pacing.model_dump() if spec.pacing != default else None
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:
@@ -788,6 +833,18 @@ def describe_text(info: Mapping[str, Any]) -> str:
             f"    {outcome}: after {rule['delay_minutes']:g} min{growth}{cap}; up to {rule['max_attempts']} attempts"
         )
     lines.append(f"  pacing: {info['max_channels']} channels, {info['calls_per_second']:g} calls/s")
+    if info["mode"] in ("progressive", "predictive") and info.get("pacing"):
+        p = info["pacing"]
+        lines.append(
+            "    "
+            + _(
+                "abandon cap {limit}% of live answers over {hours} h; an agent within {grace} s of AMD's"
+                " verdict, else the apology",
+                limit=format(100 * p["abandon_limit"], "g"),
+                hours=format(p["window_hours"], "g"),
+                grace=format(p["grace_seconds"], "g"),
+            )
+        )
     lines.append(f"  wrap-up (callbacks stay with their agent {info['callback_grace_minutes']:g} min):")
     for key, d in enumerate(info["dispositions"], start=1):
         english = f" ({d['label_en']})" if d["label_en"] else ""

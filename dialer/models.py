@@ -46,8 +46,8 @@ class CampaignMode(enum.StrEnum):
     """Who places a campaign's calls. ``broadcast``: the dialer dials and plays the IVR flow or
     hands an answered call to an agent (as ``kind`` says); ``preview``: agents pull contacts one by
     one and place the calls themselves (the dialer never dials them); ``progressive`` and
-    ``predictive``: the dialer dials for waiting agents -- their pacing is not built yet, so today
-    they dial as ``broadcast`` does with ``kind: agent``."""
+    ``predictive``: the dialer dials for waiting agents, as many calls at a time as the campaign's
+    pacer says (dialer.pacing), under the campaign's hard abandon cap."""
 
     broadcast = "broadcast"
     preview = "preview"
@@ -150,6 +150,12 @@ class Campaign(Base):
     # {"purpose": "...", "recordings_days": 90}: how long its recordings are kept and why (None:
     # Settings.recordings_retention_days). recordings.retention reads it through the table.
     retention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # Progressive and predictive campaigns: the abandon limit, its window, the grace and the
+    # apology (dialer.campaigns.PacingSpec); None: the defaults.
+    pacing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What the dialer's pacer last said and the live figures (abandon rate in the window,
+    # occupancy, agent wait), written by the worker so every process shows the same.
+    pacing_live: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -8,7 +8,8 @@ already following:
   answer or running AMD carries on as usual), or hung up when its campaign no longer runs;
 - the channel is gone → the attempt is closed as `reconciled` with outcome `interrupted` and the
   contact is rescheduled by the campaign's rules counted from now (the reconcile time), so nobody
-  is called again before their retry delay;
+  is called again before their retry delay -- unless an agent had taken the call (the attempt
+  names them): that conversation happened, it is closed as `agent` and not redialled;
 - a contact left in_progress without any live attempt goes back to pending.
 """
 
@@ -62,11 +63,11 @@ def reconcile(
     """
     report = ReconcileReport()
     rows = session.execute(
-        select(Attempt.id, Attempt.state, Attempt.answered_at, Campaign.status)
+        select(Attempt.id, Attempt.state, Attempt.answered_at, Campaign.status, Attempt.agent)
         .join(Campaign, Campaign.id == Attempt.campaign_id)
         .where(Attempt.node == node, Attempt.state.in_(LIVE_STATES))
     ).all()
-    for attempt_id, state, answered_at, status in rows:
+    for attempt_id, state, answered_at, status, agent in rows:
         if attempt_id in following:
             continue
         if attempt_id in channels:
@@ -79,9 +80,10 @@ def reconcile(
         close(
             session,
             attempt_id,
-            CallFacts(answered=answered),
+            CallFacts(answered=answered or agent is not None),
             now,
-            outcome=Outcome.interrupted,
+            # An agent had taken the call: that conversation happened, it is not redialled.
+            outcome=Outcome.agent if agent is not None else Outcome.interrupted,
             state=AttemptState.reconciled,
             detail={"reconciled": "no channel in Asterisk after a restart", "was": state.value},
         )

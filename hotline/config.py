@@ -75,6 +75,8 @@ class InboundNumber(BaseModel):
     # A line where speed must never be the target (the elder line): staffed so that agents are busy
     # at most this share of the time, with no answer-time target. None: by service level.
     max_occupancy: float | None = Field(default=None, gt=0, le=1)
+    # After the agent hangs up, the caller is asked to rate the call 1-5 (ivr.survey).
+    survey: bool = False
     # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
     script: str | None = None
     form: Form | None = None

@@ -43,6 +43,7 @@ from hotline.transfer_gate import line_gate
 from ivr.check import find_flow, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
+from ivr.survey import SURVEY_FLOW, run_survey, save_score
 from ivr.tts import PromptCache, media_uri, wav_seconds
 
 log = logging.getLogger(__name__)
@@ -205,11 +206,14 @@ class Hotline:
             ),
             announce=_announcer(call, flow.voice),
             number_gate=line_gate(call.db, _node(call), line.transfer_numbers),
+            keep_caller=line.survey,
         )
         handed = await call.handover.connect(request)
         result.bridge = handed
         if handed.outcome == "connected":
             result.outcome = "agent"
+            if handed.caller_kept:
+                await self._survey(call, events, line, handed, result)
         elif handed.outcome == "abandoned":
             result.outcome = "abandoned"
             result.callback_contact_id = await _callback(call, line, caller, "queue_timeout", None)
@@ -221,6 +225,34 @@ class Hotline:
             result.detail["error"] = handed.error
             with contextlib.suppress(AriError):
                 await call.ari.hangup(call.channel_id)
+
+    async def _survey(
+        self, call: InboundCall, events: ChannelEvents, line: InboundNumber, handed: HandoverResult,
+        result: InboundResult,
+    ) -> None:  # fmt: skip
+        """The agent hung up first: the caller rates the call 1-5; the score is kept with the call."""
+        try:
+            score = await run_survey(call.runner, call.channel_id, _flow(call.settings, SURVEY_FLOW), events)
+        finally:
+            with contextlib.suppress(AriError):
+                await call.ari.hangup(call.channel_id)
+        result.detail["survey"] = score
+        if score is None:
+            return
+        now = self.now()
+
+        def write() -> None:
+            with call.db.session() as session:
+                save_score(
+                    session,
+                    call_ref=call.channel_id,
+                    score=score,
+                    agent=handed.agent,
+                    line=line.name,
+                    now=now,
+                )
+
+        await asyncio.to_thread(write)
 
 
 def _node(call: InboundCall) -> AsteriskNode | None:

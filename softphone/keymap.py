@@ -68,7 +68,9 @@ BINDINGS: tuple[Binding, ...] = (
     ),
     Binding("break", ("Alt+b",), N_("Take a break: choose the reason with 1-6, then Enter"), N_("logged in")),
     Binding("logout", ("Alt+l",), N_("Log out of the phone (or back in)"), N_("any time")),
-    Binding("hours", ("Alt+w",), N_("Say today's and this week's working hours"), N_("any time")),
+    Binding(
+        "hours", ("Alt+w",), N_("My day: hear and see today's hours, calls and overtime"), N_("any time")
+    ),
     Binding("status", ("Alt+s",), N_("Say the current status again"), N_("any time")),
     Binding("script", ("Alt+p",), N_("Go to the call script and contact details"), N_("on a call")),
     Binding(

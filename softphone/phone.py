@@ -35,6 +35,7 @@ from softphone.events import (
     RegistrationChanged,
     TransferProgress,
 )
+from softphone.my_day import my_day_view
 from softphone.outbox import Delivery
 from softphone.placed_calls import PlacedCalls
 from softphone.presence import BREAK_REASONS, AgentStatus, StateError
@@ -245,6 +246,7 @@ class Softphone:
         self.last_quality: QualityReport | None = None
         self.announcements: deque[Announcement] = deque(maxlen=100)
         self.hours_text: str | None = None
+        self.my_day: dict[str, Any] | None = None  # My day as shown: facts and the target's progress
         self._ids = itertools.count(1)
         self._changed = asyncio.Condition()
         self._version = 0
@@ -346,6 +348,7 @@ class Softphone:
             },
             "break_reasons": {code: _(words) for code, words in BREAK_REASONS.items()},
             "hours": self.hours_text,
+            "my_day": self.my_day,
             "quality": asdict(self.last_quality) | {"verdict": self.last_quality.verdict}
             if self.last_quality
             else None,
@@ -970,12 +973,19 @@ class Softphone:
         )
 
     async def do_hours(self) -> None:
+        """My day (Alt+W, and the global hot key): hear and see today's pay-relevant counts."""
         if self.server is None or not self.server.signed_in:
             raise ActionError(_("Working hours are not available without the server."))
         try:
-            report = await self.server.hours()
+            report = await self.server.my_day()
+            self.my_day = my_day_view(report)
         except ProvisioningError as exc:
-            raise ActionError(_("Working hours could not be read: {error}", error=exc)) from exc
+            if exc.status != 404:  # a server without My day: the hours as before
+                raise ActionError(_("Working hours could not be read: {error}", error=exc)) from exc
+            try:
+                report = await self.server.hours()
+            except ProvisioningError as again:
+                raise ActionError(_("Working hours could not be read: {error}", error=again)) from again
         self.hours_text = str(report.get("spoken") or "")
         self.announce(self.hours_text or _("No working hours recorded yet."), cue="info")
 

@@ -127,6 +127,10 @@ class ServerClient:
     async def hours(self) -> dict[str, Any]:
         return cast(dict[str, Any], await self._call("GET", "/api/agents/me/hours"))
 
+    async def my_day(self) -> dict[str, Any]:
+        """Today's shift-day: hours by shift, night, calls, talk, the daily target, overtime."""
+        return cast(dict[str, Any], await self._call("GET", "/api/workforce/my-day"))
+
     async def set_state(self, state: str, reason: str | None) -> dict[str, Any]:
         body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
         return cast(dict[str, Any], body)

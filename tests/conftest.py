@@ -26,6 +26,11 @@ _PG_FILE = Path(__file__).resolve().parent.parent / "var" / "test-pg-url"  # wri
 PG_ADMIN = os.environ.get("WARMLINE_TEST_PG") or (
     _PG_FILE.read_text().strip() if _PG_FILE.exists() else "postgresql://postgres@127.0.0.1:5432/test"
 )
+# OWASP's 19 MiB × 2 argon2id profile instead of 64 MiB × 3: still argon2id, a fifth of the CPU per
+# sign-in (several hundred in a run). Services the tests start inherit it. The default profile is
+# checked in tests/unit/test_accounts.py.
+os.environ.setdefault("WARMLINE_ARGON2_MEMORY_KIB", "19456")
+os.environ.setdefault("WARMLINE_ARGON2_TIME_COST", "2")
 SA_PG = "postgresql+psycopg://" + PG_ADMIN.split("://", 1)[1].rsplit("/", 1)[0]
 
 
@@ -37,8 +42,15 @@ def _pg(sql: str) -> None:
 # The test files that take longest (real calls in real time), started first so that test files
 # run side by side (pytest-xdist, a file per worker) all finish at about the same time.
 LONGEST_FIRST = (
+    "test_faults_db_bus_lab.py",
     "test_dialer_campaign.py",
+    "test_pacing_lab.py",
     "test_recording_chain_lab.py",
+    "test_help_lab.py",
+    "test_nailed_lab.py",
+    "test_ari_faults_lab.py",
+    "test_softphone_install.py",
+    "test_privacy_lab.py",
     "test_dialer_crash.py",
     "test_welfare_campaign_lab.py",
     "test_inbound_lab.py",

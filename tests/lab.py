@@ -43,6 +43,9 @@ LAB_SLOTS: dict[str, int] = {
     "transfer": 14,
     "sip": 15,
     "privacy": 16,
+    "ari_faults": 17,
+    "survey": 19,
+    "pacing": 20,
 }
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.exc import DataError
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from core.auth.api import router as auth_router
+from core.auth.service import password_hasher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.deps import SignInRequired, request_locale
@@ -34,8 +35,10 @@ from warmline.console.campaigns import router as campaigns_console_router
 from warmline.console.cases import router as cases_console_router
 from warmline.console.live import router as live_console_router
 from warmline.console.pages import router as console_router
+from warmline.console.reports import router as reports_console_router
 from warmline.console.reviews import router as reviews_console_router
 from warmline.console.settings import router as settings_console_router
+from warmline.console.shifts import router as shifts_console_router
 from warmline.features import collect
 from warmline.health import router as health_router
 from warmline.security import SecurityHeaders, add_admin_docs
@@ -54,6 +57,8 @@ CONSOLE_ROUTERS = (
     alerts_console_router,
     cases_console_router,
     settings_console_router,
+    shifts_console_router,
+    reports_console_router,
 )
 
 
@@ -65,6 +70,7 @@ def create_app(
     """The service: every feature's routes, plus the console; its workers run while it lives.
     `clock` is what sign-in throttling and session timeouts read (tests move it on)."""
     settings = settings or get_settings()
+    password_hasher()  # a bad WARMLINE_ARGON2_* stops the start, naming it, not a sign-in later
     database = db or Database(settings.db_url)
     registry = collect()
 

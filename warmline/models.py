@@ -8,8 +8,10 @@ from core.db import Base
 from dialer import models as dialer_models
 from dialer.welfare import models as welfare_models
 from hotline import models as hotline_models
+from ivr import models as ivr_models
 from recordings import models as recordings_models
 from recordings.qa import models as qa_models
+from workforce import models as workforce_models
 
 __all__ = [
     "Base",
@@ -18,8 +20,10 @@ __all__ = [
     "auth_models",
     "dialer_models",
     "hotline_models",
+    "ivr_models",
     "qa_models",
     "recordings_models",
     "transfer_models",
     "welfare_models",
+    "workforce_models",
 ]

@@ -1,22 +1,36 @@
-"""Supervisors download the payroll export: ``GET /api/workforce/payroll`` (CSV or XLSX, audited)."""
+"""Workforce API: the payroll export (``GET /api/workforce/payroll``, CSV or XLSX, audited) and the
+shifts agents pick and managers publish (``/api/workforce/shifts``)."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import Annotated, Literal
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from pydantic import BaseModel, Field
 
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.deps import now as request_now
 from core.downloads import attachment
 from core.errors import http_error
 from core.i18n import _
+from hotline.config import InboundConfig, InboundConfigError, load_config
+from workforce.forecast import parse_week
+from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
+from workforce.reports import ReportError, report, to_csv
+from workforce.shifts import ShiftError, drop, monday_of, pick, publish, rota
 
 router = APIRouter(prefix="/api/workforce", tags=["workforce"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
+AgentUser = Annotated[User, Depends(Roles(Role.agent))]
+ReportUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
+RotaUser = Annotated[User, Depends(Roles(Role.agent, Role.supervisor, Role.manager))]
+PlannerUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
+Now = Annotated[datetime, Depends(request_now)]  # the app's clock (tests inject one)
 MEDIA = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -64,3 +78,153 @@ def payroll_export(
     body = export(session, user.name, rows, period, fmt)
     name = f"payroll-{first.isoformat()}-{last.isoformat()}.{fmt}"
     return Response(body, media_type=MEDIA[fmt], headers=attachment(name))
+
+
+# ---------------------------------------------------------------- shifts
+
+
+class ShiftRequest(BaseModel):
+    line: str = Field(min_length=1, max_length=64)
+    start: str = Field(min_length=1, max_length=40, description="2026-12-14T09:00, local")
+    agent: str | None = Field(default=None, max_length=64, description="supervisors only; else you")
+
+
+class PublishRequest(BaseModel):
+    line: str = Field(min_length=1, max_length=64)
+    week: str = Field(min_length=1, max_length=10, description="2026-W50")
+
+
+def inbound(settings: SettingsDep) -> InboundConfig:
+    try:
+        return load_config(settings.inbound_config)
+    except InboundConfigError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+
+
+def _week(text: str | None, config: InboundConfig, now: datetime) -> date:
+    if text is None:
+        return monday_of(now.astimezone(ZoneInfo(config.timezone)).date())
+    try:
+        return parse_week(text)
+    except ValueError as exc:
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_week", str(exc)) from exc
+
+
+def _shift_error(exc: ShiftError) -> HTTPException:
+    return http_error(exc.status, "shift_refused", str(exc))
+
+
+def _is_planner(user: User) -> bool:
+    return user.role in (Role.supervisor, Role.manager, Role.admin)
+
+
+@router.get("/shifts")
+def shifts_show(
+    user: RotaUser, session: SessionDep, settings: SettingsDep, clock: Now, line: str, week: str | None = None
+) -> dict[str, Any]:
+    """The line's week by the hour: needed (from the forecast), picked, open; published or not.
+    Agents see how many picked each hour and which are theirs; planners see who."""
+    config = inbound(settings)
+    try:
+        found = rota(session, config, line, _week(week, config, clock))
+    except ShiftError as exc:
+        raise _shift_error(exc) from exc
+    planner = _is_planner(user)
+    return found.as_dict(viewer=None if planner else user.name, names=planner)
+
+
+def _target(user: User, body: ShiftRequest) -> str:
+    if body.agent is None or body.agent == user.name:
+        return user.name
+    if not _is_planner(user):
+        raise http_error(
+            status.HTTP_403_FORBIDDEN, "not_yours", _("agents pick and drop their own shifts only")
+        )
+    return body.agent
+
+
+@router.post("/shifts/pick")
+def shifts_pick(
+    user: RotaUser, session: SessionDep, settings: SettingsDep, clock: Now, body: ShiftRequest
+) -> dict[str, Any]:
+    """Take an open hour (for yourself; a supervisor may name an agent)."""
+    agent = _target(user, body)
+    try:
+        hour = pick(session, inbound(settings), body.line, agent, body.start, actor=user.name, now=clock)
+    except ShiftError as exc:
+        raise _shift_error(exc) from exc
+    return {"agent": agent, "line": body.line, **hour.as_dict(viewer=agent, names=False)}
+
+
+@router.post("/shifts/drop")
+def shifts_drop(
+    user: RotaUser, session: SessionDep, settings: SettingsDep, clock: Now, body: ShiftRequest
+) -> dict[str, Any]:
+    """Give an hour back; after the week is published only a supervisor or manager can."""
+    agent = _target(user, body)
+    try:
+        drop(
+            session, inbound(settings), body.line, agent, body.start,
+            actor=user.name, now=clock, supervisor=_is_planner(user),
+        )  # fmt: skip
+    except ShiftError as exc:
+        raise _shift_error(exc) from exc
+    return {"agent": agent, "line": body.line, "start": body.start, "dropped": True}
+
+
+@router.post("/shifts/publish")
+def shifts_publish(
+    user: PlannerUser, session: SessionDep, settings: SettingsDep, clock: Now, body: PublishRequest
+) -> dict[str, Any]:
+    """Publish the line's week: the rota is final (agents may still fill its gaps)."""
+    try:
+        config = inbound(settings)
+        found = publish(
+            session, config, body.line, _week(body.week, config, clock), actor=user.name, now=clock
+        )
+    except ShiftError as exc:
+        raise _shift_error(exc) from exc
+    return found.as_dict()
+
+
+# ---------------------------------------------------------------- my day
+
+
+@router.get("/my-day")
+def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clock: Now) -> dict[str, Any]:
+    """Your current shift-day: hours by shift, night hours, calls, talk time, the daily target's
+    progress and the overtime warning; `spoken` says it aloud (the softphone's My day, Alt+W)."""
+    try:
+        rules = rules_from(settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
+    return my_day(session, user.name, rules, warn_before, clock).as_dict()
+
+
+# ---------------------------------------------------------------- reports
+
+
+@router.get("/reports", response_model=None)
+def reports_view(
+    user: ReportUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    clock: Now,
+    first: Annotated[date, Query(alias="from")],
+    last: Annotated[date, Query(alias="to")],
+    by: Literal["day", "week"] = "day",
+    group: Literal["line", "team", "agent"] = "line",
+    fmt: Annotated[Literal["json", "csv"], Query(alias="format")] = "json",
+) -> dict[str, Any] | Response:
+    """Per line, the team or agent, by day or week: service level, answer time, abandon, handle
+    time, resolution, satisfaction, hours, against each line's targets (JSON or CSV)."""
+    try:
+        rules = rules_from(settings)
+        data = report(session, inbound(settings), first, last, by=by, group=group, rules=rules, now=clock)
+    except ReportError as exc:
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_period", str(exc)) from exc
+    if fmt == "csv":
+        name = f"report-{group}-{by}-{first.isoformat()}-{last.isoformat()}.csv"
+        return Response(to_csv(data), media_type=MEDIA["csv"], headers=attachment(name))
+    return data

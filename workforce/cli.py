@@ -15,6 +15,7 @@ from hotline.config import load_config
 from workforce.erlang import Demand, required
 from workforce.forecast import forecast, parse_week
 from workforce.payroll import Period, export, payroll, rules_from
+from workforce.reports import report, to_csv
 
 staffing_app = typer.Typer(help="Staffing: agents needed per interval by Erlang C.", no_args_is_help=True)
 
@@ -128,6 +129,56 @@ def staffing_forecast(
                 calls=slot["calls"],
                 aht=slot["aht_s"],
                 agents=slot["agents"],
+            )
+        )
+    emit(data, as_json, "\n".join(text))
+
+
+def _percent(share: float | None) -> str:
+    return "—" if share is None else format(share, ".0%")
+
+
+@workforce_app.command("report")
+def workforce_report(
+    ctx: typer.Context,
+    first: Annotated[str, typer.Option("--from", help="First day, YYYY-MM-DD (local).")],
+    last: Annotated[str, typer.Option("--to", help="Last day, YYYY-MM-DD (local), included.")],
+    by: Annotated[str, typer.Option("--by", help="day or week.")] = "day",
+    group: Annotated[str, typer.Option("--group", help="line, team or agent.")] = "line",
+    output: Annotated[Path | None, typer.Option("--output", help="Write CSV here.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Service level, answer time, abandon, handle time, resolution, satisfaction and hours."""
+    if by not in ("day", "week"):
+        raise fail(_("--by {value}: day or week", value=by))
+    if group not in ("line", "team", "agent"):
+        raise fail(_("--group {value}: line, team or agent", value=group))
+    cli = cli_context(ctx)
+    try:
+        rules = rules_from(cli.settings)
+        config = load_config(cli.settings.inbound_config)
+        with cli.database().session() as session:
+            data = report(
+                session, config, _day(first, "--from"), _day(last, "--to"),
+                by=by, group=group, rules=rules, now=utcnow(),  # type: ignore[arg-type]
+            )  # fmt: skip
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+    if output is not None:
+        output.write_bytes(to_csv(data))
+    text = [_("{count} rows", count=len(data["rows"]))]
+    for row in data["rows"]:
+        text.append(
+            _(
+                "{name} {period}: {answered}/{offered} answered, service level {sl}, resolution {res}, "
+                "satisfaction {sat}",
+                name=row["name"],
+                period=row["period"],
+                answered=row["answered"],
+                offered=row["offered"],
+                sl=_percent(row["service_level"]),
+                res=_percent(row["resolution"]),
+                sat="—" if row["satisfaction"] is None else row["satisfaction"],
             )
         )
     emit(data, as_json, "\n".join(text))

@@ -50,6 +50,12 @@ class QueuePolicy:
     announce_every: float = 30.0
     moh: str | None = "default"  # music-on-hold class while waiting; None: silence
     poll_every: float = 1.0  # how often a waiting call re-checks for a free agent
+    # Paced campaigns (the 2-second rule): an agent's phone that has not answered this many seconds
+    # after it was rung is given up on at once (None: ``ring_timeout`` and a few seconds' slack).
+    answer_within: float | None = None
+    # Paced outbound calls: an agent an inbound caller waiting in any queue could take is theirs
+    # (blended agents serve inbound first).
+    inbound_first: bool = False
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,9 @@ class HandoverRequest:
     announce: Announce | None = None
     on_agent: AgentTook | None = None  # e.g. the dialer noting the agent on the attempt
     number_gate: NumberGate | None = None  # outside numbers the call may be transferred to
+    # When the agent hangs up first, leave the caller's channel up (out of the bridge, in Stasis)
+    # for what comes after the conversation: the post-call survey (ivr.survey).
+    keep_caller: bool = False
 
 
 @dataclass
@@ -79,6 +88,7 @@ class HandoverResult:
     wait_seconds: float = 0.0
     talk_seconds: float = 0.0
     ended_by: Literal["agent", "customer", "system"] | None = None
+    caller_kept: bool = False  # keep_caller: the agent left first, the caller's channel is still up
     customer_cause: int | None = None
     recording_id: str | None = None
     recording_path: Path | None = None  # absolute path of the stored stereo WAV (.wav.enc: encrypted)

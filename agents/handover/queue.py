@@ -57,6 +57,22 @@ class SkillQueues:
             needs.append(waiting.need)
         return []
 
+    def inbound_waiting(self, skill: str | None = None) -> int:
+        """Inbound callers (their need names a line) waiting for an agent with ``skill`` -- or for
+        any agent -- in any queue: the callers a blended agent of that skill is kept for."""
+        wanted = {None, "", "any", skill} if skill else None
+        return sum(
+            1
+            for queue in self._queues.values()
+            for w in queue
+            if w.need.line and (wanted is None or w.need.skill in wanted)
+        )
+
+    def inbound_needs(self) -> list[Need]:
+        """What every inbound caller waiting (in any queue) asks for, longest waiting first."""
+        waiting = sorted((w for q in self._queues.values() for w in q if w.need.line), key=lambda w: w.seq)
+        return [w.need for w in waiting]
+
     def waiting(self, skill: str | None = None) -> int:
         if skill is None:
             return sum(len(q) for q in self._queues.values())

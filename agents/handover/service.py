@@ -20,6 +20,8 @@ hotline (an inbound caller who chose a queue) both come here. What happens:
 4. When either side hangs up the other leg is hung up, the bridge destroyed, and the recording
    handed to ``recordings.capture`` (merged to stereo and registered). The agent goes to
    ``wrap_up`` unless their softphone has reported a newer state itself.
+   With ``keep_caller``, when the agent hangs up first the caller's leg is only taken out of the
+   bridge (``caller_kept``), for the post-call survey.
 5. No agent within ``timeout`` seconds: ``abandoned``, the caller's channel left up for the
    caller of :meth:`Handover.connect` to end or to offer a callback.
 
@@ -203,6 +205,8 @@ class _Run:
                 return
             position = self.deps.queues.position(self.skill, self.cid)
             ahead = self.deps.queues.ahead(self.skill, self.cid)
+            if self.policy.inbound_first:
+                ahead = ahead + self.deps.queues.inbound_needs()
             # Behind a call that asks for the same, nobody is for us: only the head looks.
             if position >= 1 and self.need not in ahead:
                 agent, reserved_at = await self._reserve(exclude, ahead)
@@ -318,7 +322,8 @@ class _Run:
 
     async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
         clock = self.clock
-        deadline = clock() + self.policy.ring_timeout + 5
+        within = self.policy.answer_within
+        deadline = clock() + (within if within is not None else self.policy.ring_timeout + 5)
         last_check = clock()
         while True:
             event = await self._next(min(deadline - clock(), self.policy.poll_every))
@@ -375,9 +380,14 @@ class _Run:
             self.result.talk_seconds = round(clock() - talk_started, 3)
             self.result.ended_by = self.result.ended_by or "system"
             self.result.customer_cause = talk.customer_cause or self.result.customer_cause
-            for channel in (*talk.live_legs(), self.cid):
+            keep = self.req.keep_caller and self.result.ended_by == "agent" and not talk.customer_gone
+            for channel in talk.live_legs() if keep else (*talk.live_legs(), self.cid):
                 with contextlib.suppress(AriError):
                     await self.ari.hangup(channel)
+            if keep:
+                with contextlib.suppress(AriError):
+                    await self.ari.remove_channel(bridge_id, self.cid)
+                self.result.caller_kept = await self._alive(self.cid)
             with contextlib.suppress(AriError):
                 await self.ari.destroy_bridge(bridge_id)
             await talk.close()

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
@@ -19,7 +21,40 @@ from core.db import utcnow
 from core.errors import CodedError
 from core.i18n import HTML_LANG, SUPPORTED_LOCALES, _, normalise
 
-_hasher = PasswordHasher()
+# argon2id with argon2-cffi's defaults (RFC 9106's low-memory choice: 64 MiB, 3 passes, 4 lanes). A
+# small server may pick a cheaper profile from OWASP's list (e.g. 19 MiB × 2 passes, down to 7 MiB × 5)
+# with WARMLINE_ARGON2_MEMORY_KIB and WARMLINE_ARGON2_TIME_COST; stored hashes keep their own
+# parameters and are re-hashed at the next sign-in. The test suite uses 19 MiB × 2 to save CPU.
+ARGON2_MIN_MEMORY_KIB = 7168
+ARGON2_MAX_TIME_COST = 10
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r}: not a whole number") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name}={value}: must be between {low} and {high}")
+    return value
+
+
+def password_hasher(env: Mapping[str, str] = os.environ) -> PasswordHasher:
+    """The argon2id hasher this process uses, from the environment (see above)."""
+    default = PasswordHasher()
+    memory = _env_int(env, "WARMLINE_ARGON2_MEMORY_KIB", default.memory_cost, ARGON2_MIN_MEMORY_KIB, 4 << 20)
+    passes = _env_int(env, "WARMLINE_ARGON2_TIME_COST", default.time_cost, 1, ARGON2_MAX_TIME_COST)
+    return PasswordHasher(memory_cost=memory, time_cost=passes)
+
+
+@functools.cache
+def _hasher() -> PasswordHasher:
+    return password_hasher()
+
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]{1,31}$")
 MIN_PASSWORD = 10
 # Longer passwords are refused before hashing: argon2 takes 64 MiB and its time grows with the input.
@@ -40,11 +75,11 @@ AUTO_LANGUAGE = "auto"
 def _dummy_hash() -> str:
     """Verified against for unknown users, so their sign-in costs what a known user's does.
     Made on first use: hashing takes a noticeable moment, which every command would pay at import."""
-    return _hasher.hash("warmline-timing-equaliser")
+    return _hasher().hash("warmline-timing-equaliser")
 
 
 def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+    return _hasher().hash(password)
 
 
 def check_password(password: str) -> None:
@@ -171,12 +206,12 @@ def authenticate(session: Session, name: str, password: str) -> User | None:
     check_password_length(password)
     user = get_user(session, name)
     try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+        _hasher().verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None or user.disabled:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
+    if _hasher().check_needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     return user
 

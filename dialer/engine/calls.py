@@ -22,6 +22,7 @@ from agents.handover.call import NumberGate
 from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
+from dialer.engine.originate import StrayWatch, locate, lost_answer
 from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, is_personal, render
 from ivr.runner import FlowResult, FlowRunner
@@ -36,6 +37,10 @@ AMD_ARG = "amd"
 END_WAIT = 10.0  # seconds to wait for ChannelDestroyed once the call is over for us
 MACHINE_BEEP_WAIT = 12.0  # seconds to wait for a machine's greeting and beep to finish
 MAX_CALL_SECONDS = 3600.0
+# A paced campaign's live answer goes to an agent found within the grace whose phone (auto-answer,
+# or kept on the line) answers within this many seconds of being rung; else the apology.
+PACED_ANSWER_WITHIN = 1.5
+PACED_RING_TIMEOUT = 2
 
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -58,6 +63,10 @@ class CallPlan:
     language: str | None = None
     # The list columns the agent's screen pop shows (the campaign's script's and `screen_pop`'s).
     pop_fields: tuple[str, ...] = ()
+    # Paced campaigns (progressive, predictive): a live answer waits this long after AMD's verdict
+    # for an agent, then hears `apology` and is abandoned (the 2-second rule, docs/pacing.md).
+    grace_s: float | None = None
+    apology: str | None = None
 
 
 @dataclass
@@ -123,8 +132,11 @@ class Call:
         origin: CallOrigin | None = None,
         epoch: Callable[[], int] = lambda: 0,
         number_gate: NumberGate | None = None,
+        strays: StrayWatch | None = None,
     ) -> None:
         self.ari = ari
+        self.strays = strays  # ids of originates given up on (hung up should they appear)
+        self._agent: str | None = None  # the agent who answered this call, once one has
         self.dispatcher = dispatcher
         self.runner = runner
         self.plan = plan
@@ -140,11 +152,14 @@ class Call:
         self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
         self.number_gate = number_gate  # outside numbers an agent may transfer this call to
         self._epoch0 = epoch()
+        self._events: ChannelEvents | None = None
+        self._verdict_at: float | None = None  # loop time of AMD's verdict
 
     # ------------------------------------------------------------ entry
 
     async def run(self) -> CallReport:
         events = self.dispatcher.subscribe(self.id)
+        self._events = events
         try:
             async with asyncio.timeout(MAX_CALL_SECONDS):
                 if self.resume is None:
@@ -160,6 +175,7 @@ class Call:
         except Exception as exc:  # a bug must not leave the attempt open or the channel up
             log.exception("call %s failed", self.id)
             self.report.detail["error"] = f"{type(exc).__name__}: {exc}"
+            self._keep_conversation()
             await self._hangup()
         finally:
             self.dispatcher.unsubscribe(self.id)
@@ -186,13 +202,14 @@ class Call:
                 caller_id=self.plan.caller_id,
             )
         except AriError as exc:
-            if prepare is not None:
-                prepare.cancel()
-            self.report.originate_error = str(exc)
-            self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
-            if exc.status == 0 and not self.report.not_dialled:
-                await self._hangup()  # the request may have got through (a timeout): end that call
-            return False
+            if lost_answer(exc) and await self._found_after_timeout(exc):
+                pass  # Asterisk did place it: followed like any other call, never dialled again
+            else:
+                if prepare is not None:
+                    prepare.cancel()
+                self.report.originate_error = str(exc)
+                self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
+                return False
         # Subscribed while it rings, so the answer costs one request (continue into AMD), not two:
         # every moment between the answer and AMD is a "喂？" AMD does not hear.
         with contextlib.suppress(AriError):
@@ -200,6 +217,20 @@ class Call:
             self._subscribed = True
         await self.notify("originated", {})
         return True
+
+    async def _found_after_timeout(self, exc: AriError) -> bool:
+        """The originate's answer was lost: does Asterisk have the channel? True: follow it. False:
+        it is watched from now on, and hung up should the originate still arrive (docs/faults.md)."""
+        found = await locate(self.ari, self.id)
+        self.report.detail["originate_timeout"] = found.state
+        log.warning("call %s: originate answer lost (%s); the channel is %s", self.id, exc, found.state)
+        if found.state == "exists":
+            return True
+        if self.strays is not None:
+            self.strays.add(self.id)
+        if found.state == "unknown":
+            await self._hangup()  # ARI could not say: end the call should it exist
+        return False
 
     async def _adopt(self, channel: JSON) -> None:
         """Follow a channel found alive after a restart. One waiting to be answered or running
@@ -295,6 +326,7 @@ class Call:
 
     async def _after_amd(self, events: ChannelEvents, args: list[str]) -> None:
         status = args[1] if len(args) > 1 else "NOTSURE"
+        self._verdict_at = asyncio.get_running_loop().time()
         self.report.amd_status = status
         self.report.amd_cause = args[2] if len(args) > 2 else None
         await self.notify("amd", {"status": status, "cause": self.report.amd_cause})
@@ -343,19 +375,39 @@ class Call:
             self.report.flow_outcome = "abandoned"
             await self._hangup()
             return
+        priority = transfer.priority if transfer is not None else 0
+        policy = QueuePolicy(priority=priority)
+        if self.plan.grace_s is not None:
+            # The 2-second rule: an agent within the grace, or the apology. No music in between:
+            # the caller has just said "喂？" and hears the agent or the message next.
+            policy = QueuePolicy(
+                priority=priority,
+                timeout=self.plan.grace_s,
+                moh=None,
+                poll_every=0.1,
+                ring_timeout=PACED_RING_TIMEOUT,
+                answer_within=PACED_ANSWER_WITHIN,
+                inbound_first=True,
+            )
         request = HandoverRequest(
             self.id,
             skill=None if skill == ANY_SKILL else skill,
             language=language,
             origin=self.origin,
-            policy=QueuePolicy(priority=transfer.priority if transfer is not None else 0),
+            policy=policy,
             on_agent=self._agent_took,
             number_gate=self.number_gate,
         )
         handed = await self.handover.connect(request)
+        if self.plan.grace_s is not None:
+            self.report.detail["agent_wait_s"] = (
+                handed.wait_seconds
+            )  # AMD's verdict to the agent, or given up
+        if handed.outcome == "abandoned" and self.plan.apology:
+            await self._apologise(self.plan.apology)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.
         # An error after the agent answered is still a conversation that happened.
-        self.report.flow_outcome = "agent" if handed.answered else "abandoned"
+        self.report.flow_outcome = "agent" if handed.answered or self._agent else "abandoned"
         self.report.detail["agent"] = str(handed)[:200]
         if handed.error:
             self.report.detail["agent_error"] = handed.error[:300]
@@ -365,10 +417,52 @@ class Call:
             self.report.detail["recording"] = handed.recording_id
         await self._hangup()
 
+    async def _apologise(self, text: str) -> None:
+        """No agent within the grace: the campaign's recorded apology (prepared when the campaign
+        was read, so this is a cache hit), then the call ends. What was played, and how long after
+        AMD's verdict it started, go into the attempt's detail."""
+        loop = asyncio.get_running_loop()
+        note: dict[str, Any] = {"played": False}
+        self.report.detail["apology"] = note
+        try:
+            path = await self.runner.prompts.speak(text)
+            playback_id = f"apology-{uuid.uuid4().hex}"
+            await self.ari.play(self.id, [media_uri(path)], playback_id=playback_id)
+        except Exception as exc:  # no prompt or the caller gone: the call is abandoned all the same
+            note["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            return
+        if self._verdict_at is not None:
+            note["after_s"] = round(loop.time() - self._verdict_at, 3)
+        if self._events is None:
+            return
+        deadline = loop.time() + 60.0
+        while not self._destroyed and loop.time() < deadline:
+            event = await self._events.wait_for(lambda e: True, timeout=deadline - loop.time())
+            if event is None:
+                return
+            await self._see(event)
+            playback = event.get("playback") or {}
+            if event.get("type") == "PlaybackStarted" and playback.get("id") == playback_id:
+                note["played"] = True
+            if event.get("type") == "PlaybackFinished" and playback.get("id") == playback_id:
+                note["played"] = playback.get("state") != "failed"
+                note["finished"] = True
+                return
+
     async def _agent_took(self, agent: str) -> None:
         """The agent answered: the attempt becomes theirs now, before the call ends, so their
         wrap-up (often posted before the dialer has closed the call) is known to be theirs."""
+        self._agent = agent
+        self.report.detail["agent_name"] = agent
         await self.notify("agent", {"agent": agent})
+
+    def _keep_conversation(self) -> None:
+        """An error once an agent had answered (the recording's merge, the database) does not undo
+        the conversation: the call stays the agent's, never `abandoned` and redialled."""
+        if self._agent is not None:
+            self.report.answered = True
+            self.report.flow_outcome = "agent"
+            self.report.detail.setdefault("agent_name", self._agent)
 
     async def _leave_message(self, events: ChannelEvents) -> None:
         """Wait for the machine's greeting and beep to end, then play the flow's message once."""

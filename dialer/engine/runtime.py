@@ -2,14 +2,17 @@
 
 Each pass (every `dialer_tick` seconds): for every running campaign, the number of calls it may
 start now is the smallest of its free channels (max_channels − live attempts), its calls-per-second
-tokens and the chosen node's free channels; that many due contacts are claimed (attempts committed
-first), then each is originated as its own task. When a call ends, its attempt and contact are
-closed in one transaction and the outcome goes onto the bus. Campaign figures are published
-(retained) every `dialer_stats_every` seconds.
+tokens, the chosen node's free channels and -- for a progressive or predictive campaign -- what
+its pacer says (dialer.engine.pacing: agents free and busy, calls in flight, the abandon budget
+left in the campaign's window, inbound callers waiting for the same agents); that many due
+contacts are claimed (attempts committed first), then each is originated as its own task. When a
+call ends, its attempt and contact are closed in one transaction and the outcome goes onto the
+bus. Campaign figures are published (retained) every `dialer_stats_every` seconds.
 
 Clocks are injected: `now()` (UTC, for due times and retries) and `monotonic()` (for pacing), so
-tests drive time themselves. One worker per Asterisk node: reconciliation after a restart treats
-every live attempt on its node as its own.
+tests drive time themselves. One worker per Asterisk node, held by a lease in the database
+(`dialer.engine.lease`): reconciliation after a restart treats every live attempt on its node as its
+own, so a second worker waits for the lease instead of connecting.
 """
 
 from __future__ import annotations
@@ -23,17 +26,18 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
+from agents.handover.service import PROCESS_QUEUES as HANDOVER_QUEUES
 from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
 from core.ari_events import EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
-from core.messages import BusMessage, CallEvent, CampaignStats
+from core.messages import BusMessage, CallEvent, CampaignPacing, CampaignStats
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.runner import (
@@ -46,6 +50,7 @@ from dialer.agent_dial.runner import (
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
+from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
     active_attempts,
@@ -55,9 +60,12 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
+from dialer.engine.originate import StrayWatch, hang_up_stray
+from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
+from dialer.engine.pressure import Pressure, instrument
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
-from dialer.outcomes import Outcome
-from dialer.pacing import Capacity, TokenBucket, calls_allowed
+from dialer.outcomes import Outcome, classify
+from dialer.pacing import Capacity, DialResult, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
 from dialer.scripts import pop_fields
 from dialer.stats import campaign_figures
@@ -68,6 +76,18 @@ from ivr.runner import FlowRunner
 from ivr.tts import PromptCache
 
 log = logging.getLogger(__name__)
+PACING_BUS_FIELDS = (
+    "abandon_rate",
+    "abandon_limit",
+    "window_hours",
+    "live_answers",
+    "abandoned",
+    "occupancy",
+    "agent_wait_s",
+    "agents_free",
+    "agents_busy",
+    "agents_paused",
+)
 
 JSON = dict[str, Any]
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
@@ -88,6 +108,8 @@ class NodeLink:
     connections: int = 0  # ARI (re)connections seen
     pump: asyncio.Task[None] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
+    strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
+    pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
 
 
 @dataclass
@@ -97,6 +119,9 @@ class CampaignState:
     flow: Flow | None
     bucket: TokenBucket
     error: str | None = None
+    pace: PaceTrack | None = None  # progressive and predictive campaigns: their pacer and calls
+    apology: str | None = None  # what a live answer with no agent within the grace hears
+    apology_ready: bool = False  # its prompt made (or being made) in the cache
 
 
 class DialerWorker:
@@ -124,19 +149,27 @@ class DialerWorker:
         self.stasis = dict(stasis or {})  # first Stasis argument -> handler (inbound calls)
         self.ari_factory = ari_factory or _real_ari
         self.closed_calls = 0
+        lease_seconds = settings.dialer_lease_seconds
+        self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
         self._stats_at = 0.0
         self._stopping = False
 
     # ------------------------------------------------------------ nodes
 
     def _link(self, node: AsteriskNode) -> NodeLink:
-        ari = self.ari_factory(node, self.settings)
+        pressure = Pressure(
+            slow=self.settings.dialer_ari_slow,
+            timeout=self.settings.dialer_ari_timeout,
+            max_window=node.max_channels,
+            clock=self.monotonic,
+        )
+        ari = instrument(self.ari_factory(node, self.settings), pressure)
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_settings(self.settings)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
         handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
-        return NodeLink(node, ari, dispatcher, runner, handover)
+        return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure)
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
@@ -146,6 +179,11 @@ class DialerWorker:
                 link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
+            return
+        link = self.nodes.get(node)
+        stray = None if link is None else link.strays.stray(event, following=link.calls, ready=link.ready)
+        if link is not None and stray is not None:
+            self._spawn(hang_up_stray(link.ari, stray))
         elif kind == "StasisStart":
             self._stasis_start(node, event)
 
@@ -173,7 +211,28 @@ class DialerWorker:
         for node in self.settings.asterisk_nodes:
             link = self._link(node)
             self.nodes[node.name] = link
-            link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{node.name}")
+            if self.leases is None:
+                self._pump(link)
+            else:  # connect only while holding the node's lease (dialer/engine/lease.py)
+                self._spawn(self._hold(link))
+
+    def _pump(self, link: NodeLink) -> None:
+        link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{link.node.name}")
+
+    async def _hold(self, link: NodeLink) -> None:
+        """Wait for the node's lease, follow its events while the lease is ours; should it be lost,
+        stop dialling there (the new holder reconciles its calls) and wait for it again."""
+        assert self.leases is not None
+        while not self._stopping:
+            await self.leases.wait_for(link.node.name)
+            self._pump(link)
+            await self.leases.keep(link.node.name)
+            link.ready = False
+            if link.pump is not None:
+                link.pump.cancel()
+                with contextlib.suppress(BaseException):
+                    await link.pump
+                link.pump = None
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
@@ -235,7 +294,7 @@ class DialerWorker:
     # ------------------------------------------------------------ campaigns
 
     def _campaign_state(self, campaign: Campaign) -> CampaignState:
-        key = (campaign.updated_at, campaign.flow, campaign.calls_per_second)
+        key = (campaign.updated_at, campaign.flow, campaign.calls_per_second, campaign.mode)
         state = self.campaigns.get(campaign.id)
         if state is not None and state.plan_key == key:
             return state
@@ -256,7 +315,18 @@ class DialerWorker:
         bucket = TokenBucket(campaign.calls_per_second, clock=self.monotonic)
         if state is not None and state.bucket.rate == campaign.calls_per_second:
             bucket = state.bucket
-        state = CampaignState(spec, key, flow, bucket, error)
+        pace = None
+        if is_paced(campaign):
+            # The pacer learns: it survives a settings change that leaves its mode and limits alone.
+            old = state.pace if state is not None else None
+            fresh = PaceTrack(spec, campaign.mode)
+            same = old is not None and old.mode is fresh.mode and old.config == fresh.config
+            pace = old if same else fresh
+            if old is not None and pace is fresh:
+                fresh.ringing, fresh.waiting = old.ringing, old.waiting
+        apology = apology_text(spec) if pace is not None else None
+        ready = state is not None and state.apology == apology and state.apology_ready
+        state = CampaignState(spec, key, flow, bucket, error, pace, apology, ready)
         self.campaigns[campaign.id] = state
         return state
 
@@ -274,6 +344,8 @@ class DialerWorker:
             skill=campaign.skill,
             language=campaign.language,
             pop_fields=tuple(pop_fields(campaign.script, campaign.screen_pop)),
+            grace_s=state.spec.pacing.grace_seconds if state.pace is not None else None,
+            apology=state.apology,
         )
 
     def _pick_node(self) -> NodeLink | None:
@@ -299,14 +371,30 @@ class DialerWorker:
         return [(c, self._campaign_state(c)) for c in running]
 
     def _claim(
-        self, campaign: Campaign, state: CampaignState, link: NodeLink
+        self,
+        campaign: Campaign,
+        state: CampaignState,
+        link: NodeLink,
+        paced: int | None = None,
+        live: dict[str, Any] | None = None,
     ) -> tuple[list[Claimed], dict[str, PlacedClaim]]:
         """Due contacts claimed, and which of them are callbacks kept for their agent (placed as
-        that agent's own call: their phone first)."""
+        that agent's own call: their phone first). `paced`: at most this many (the pacer's word);
+        `live`: the pacer's figures to store on the campaign."""
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
+            if live is not None:
+                # Figures, not settings: updated_at (the settings' version) stays as it is.
+                session.execute(
+                    update(Campaign)
+                    .where(Campaign.id == campaign.id)
+                    .values(pacing_live=live, updated_at=Campaign.updated_at)
+                )
             active = active_attempts(session, campaign.id)
             n = min(calls_allowed(Capacity(campaign.max_channels, active), state.bucket), free_on_node)
+            n = link.pressure.allowance(n)  # ARI slow: fewer new calls (dialer/engine/pressure.py)
+            if paced is not None:
+                n = min(n, paced)
             if n <= 0:
                 return [], {}
             claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
@@ -322,13 +410,28 @@ class DialerWorker:
             link = self._pick_node()
             if link is None:
                 break
+            paced: int | None = None
+            live: dict[str, Any] | None = None
+            if state.pace is not None:
+                try:
+                    paced, live = await self._pace(campaign, state)
+                except OperationalError as exc:
+                    log.info("pacing %s deferred: %s", campaign.name, exc)
+                    continue
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
-                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link)
+                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link, paced, live)
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     continue
                 link.calls.update(c.attempt_id for c in claimed)
+                if state.pace is not None:
+                    if live is not None:
+                        state.pace.stored = live
+                        self._spawn(self._publish_pacing(campaign.name, state.pace))
+                    for c in claimed:
+                        if c.attempt_id not in kept:  # a kept callback rings its agent first
+                            state.pace.claimed(c.attempt_id, self.monotonic())
             if claimed:
                 state.bucket.take(len(claimed))
             for c in claimed:
@@ -338,6 +441,68 @@ class DialerWorker:
                     self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
         return started + await self._take_placed()
+
+    # ------------------------------------------------------------ pacing
+
+    async def _pace(self, campaign: Campaign, state: CampaignState) -> tuple[int, dict[str, Any] | None]:
+        """Ask the campaign's pacer how many calls to start; the figures to store when they changed."""
+        pace = state.pace
+        assert pace is not None
+        if not state.apology_ready and state.apology:
+            state.apology_ready = True
+            self._spawn(self._prepare_apology(state.apology))
+
+        def read() -> Any:
+            with self.db.session() as session:
+                return read_facts(session, campaign, pace.config, self.now(), self.settings.timezone)
+
+        facts = await asyncio.to_thread(read)
+        inbound = HANDOVER_QUEUES.inbound_waiting(campaign.skill)
+        mine = frozenset(a.agent for a in facts.agents)
+        spoken_for = sum(
+            other.pace.in_flight
+            for cid, other in self.campaigns.items()
+            if cid != campaign.id and other.pace is not None and other.pace.agent_names & mine
+        )
+        decision = pace.decide(self.monotonic(), facts, inbound, spoken_for)
+        log.debug("pacing %s: %s (%s)", campaign.name, decision.calls_to_start, decision.reason_code)
+        live = dict(pace.live)
+        changed = shown_changed(pace.stored, live)
+        if changed:
+            live["at"] = self.now().isoformat()
+        return decision.calls_to_start, live if changed else None
+
+    async def _publish_pacing(self, name: str, pace: PaceTrack) -> None:
+        """The pacer's reason and figures on the bus (retained), when they changed."""
+        live, decision = pace.live, pace.decision
+        if self.bus is None or decision is None:
+            return
+        try:
+            message = CampaignPacing(
+                campaign=name,
+                reason=decision.reason_code,
+                params=dict(decision.reason_params),
+                reason_text=decision.reason_text(),
+                calls=decision.calls_to_start,
+                **{k: live[k] for k in PACING_BUS_FIELDS if live.get(k) is not None},
+            )
+        except ValueError as exc:
+            log.info("pacing of %s not published: %s", name, exc)
+            return
+        await self._publish(message)
+
+    async def _prepare_apology(self, text: str) -> None:
+        """Make the apology's prompt now, so a live answer with no agent hears it at once."""
+        for link in self.nodes.values():
+            try:
+                await link.runner.prompts.speak(text)
+            except Exception as exc:
+                log.warning("the apology prompt could not be made: %s", exc)
+            return
+
+    def _pace_of(self, campaign_id: int) -> PaceTrack | None:
+        state = self.campaigns.get(campaign_id)
+        return state.pace if state is not None else None
 
     # ------------------------------------------------------------ calls agents asked for
 
@@ -425,6 +590,19 @@ class DialerWorker:
         base = {"phone": masked, "attempt": c.attempt_no}
 
         async def notify(kind: str, detail: dict[str, Any]) -> None:
+            pace = self._pace_of(c.campaign_id)
+            if pace is not None and kind == "amd":
+                status = detail.get("status")
+                result = (
+                    DialResult.machine
+                    if status == "MACHINE"
+                    else DialResult.no_answer
+                    if status == "HANGUP"
+                    else DialResult.live
+                )
+                pace.resolved(c.attempt_id, self.monotonic(), result)
+            elif pace is not None and kind == "agent":
+                pace.agent_took(c.attempt_id)
             if kind in ("originated", "answered"):
                 await self._mark(c.attempt_id, kind)
             elif kind == "agent":
@@ -450,6 +628,7 @@ class DialerWorker:
                 number_gate=number_gate(
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
                 ),
+                strays=link.strays,
             )
             report = await call.run()
         except asyncio.CancelledError:
@@ -459,6 +638,12 @@ class DialerWorker:
             outcome = await self._close(c, report)
         finally:
             link.calls.discard(c.attempt_id)
+            pace = self._pace_of(c.campaign_id)
+            if pace is not None:
+                if report.not_dialled:
+                    pace.forget(c.attempt_id)
+                else:
+                    pace.ended(c.attempt_id, self.monotonic(), _ended_as(report))
         if report.not_dialled:
             link.down_until = self.monotonic() + 2.0
         if outcome is not None:
@@ -544,8 +729,22 @@ class DialerWorker:
             stmt = select(Campaign).where(Campaign.status != CampaignStatus.draft)
             return {c.name: campaign_figures(session, c, self.now()) for c in session.scalars(stmt)}
 
+    def ari_figures(self) -> dict[str, int]:
+        """ARI's state over this worker's nodes (the slowest node's): answer time, window, held back."""
+        out: dict[str, int] = {}
+        for link in self.nodes.values():
+            for key, value in link.pressure.figures().items():
+                out[key] = (
+                    value + out.get(key, 0) if key == "ari_held_back" else max(value, out.get(key, value))
+                )
+        if self.nodes:
+            out["ari_window"] = min(link.pressure.figures()["ari_window"] for link in self.nodes.values())
+        return out
+
     async def publish_stats(self) -> None:
+        ari = self.ari_figures()
         for name, fig in (await asyncio.to_thread(self._figures)).items():
+            fig = {**fig, **ari}
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
 
@@ -583,6 +782,8 @@ class DialerWorker:
                 with contextlib.suppress(BaseException):
                     await link.pump
             await link.ari.aclose()
+        if self.leases is not None:
+            await self.leases.release_all()  # the next worker need not wait for them to run out
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
@@ -590,11 +791,19 @@ class DialerWorker:
 
 def _override(report: CallReport) -> Outcome | None:
     """An outcome the call's facts alone would not give."""
+    if report.flow_outcome == "agent" and report.detail.get("agent_name"):
+        return Outcome.agent  # a conversation took place: whatever failed after it, it stays
     if report.interrupted:
         return Outcome.interrupted
     if report.originate_error or ("error" in report.detail and not report.answered):
         return Outcome.failed
     return None
+
+
+def _ended_as(report: CallReport) -> str:
+    """The outcome a call's report gives, for the pacer (the ledger's own may differ by retries)."""
+    override = _override(report)
+    return (override or classify(report.facts)).value
 
 
 def _close_detail(report: CallReport) -> dict[str, Any]:
@@ -622,7 +831,13 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
 
 
 def _real_ari(node: AsteriskNode, settings: Settings) -> AriClient:
-    return AriClient(node.ari_url, node.ari_user, settings.node_ari_password(node), node.app)
+    return AriClient(
+        node.ari_url,
+        node.ari_user,
+        settings.node_ari_password(node),
+        node.app,
+        timeout=settings.dialer_ari_timeout,
+    )
 
 
 def _contact_fields(c: Claimed) -> dict[str, str]:

@@ -111,7 +111,7 @@ ACTIONS: tuple[Action, ...] = (
     Action("mute", "Ctrl+Shift+F8", N_("Mute or unmute your microphone")),
     Action("repeat", "Ctrl+Shift+F9", N_("Say the last announcement again")),
     Action("status", "Ctrl+Shift+F10", N_("Say the current call and your state")),
-    Action("hours", "Ctrl+Shift+F11", N_("Say today's and this week's working hours")),
+    Action("hours", "Ctrl+Shift+F11", N_("My day: hear and see today's hours, calls and overtime")),
 )
 ACTION_NAMES = tuple(a.name for a in ACTIONS)
 

@@ -64,3 +64,53 @@ def test_live_figures_update_and_announce(
     expect(page.locator("#progress")).to_have_text("2 of 3 contacts finished; 1 calls in progress.")
     expect(page.locator("#progress")).to_have_attribute("aria-live", "polite")
     assert_accessible(page)
+
+
+def test_a_paced_campaign_shows_its_pacer_and_announces_a_new_reason(
+    page: Page, live_server: LiveServer, watcher: None, db: Database
+) -> None:
+    live = {
+        "mode": "predictive",
+        "policy": "predictive",
+        "calls": 2,
+        "reason": "predicting",
+        "params": {"calls": 2, "free": 1, "soon": 1, "answer_rate": 0.3},
+        "abandon_rate": 0.012,
+        "abandon_limit": 0.03,
+        "window_hours": 24.0,
+        "live_answers": 250,
+        "abandoned": 3,
+        "occupancy": 0.86,
+        "agent_wait_s": 14.0,
+        "agents_free": 1,
+        "agents_busy": 3,
+        "agents_paused": 0,
+        "ringing": 2,
+        "waiting": 0,
+        "inbound_waiting": 0,
+    }
+    with db.session() as s:
+        spec = {"name": "followup", "kind": "agent", "mode": "predictive"}
+        campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
+        campaign.status = CampaignStatus.running
+        campaign.pacing_live = dict(live)
+    sign_in(page, live_server, "sup")
+    page.goto(live_server.url + "/console/campaigns/followup/live")
+    pacing = page.get_by_role("table", name="Pacing")
+    expect(pacing.get_by_role("row", name="Agent occupancy")).to_contain_text("86%")
+    reason = page.locator("#pacing-reason")
+    expect(reason).to_have_attribute("aria-live", "polite")
+    expect(reason).to_have_text("predictive: 2 calls for 1 free agents and 1 expected free, live answers 30%")
+    assert_accessible(page)
+
+    with db.session() as s:
+        svc.require_campaign(s, "followup").pacing_live = {
+            **live,
+            "calls": 1,
+            "reason": "holding_back",
+            "params": {"rate": 0.027, "limit": 0.03},
+            "abandon_rate": 0.027,
+        }
+    expect(reason).to_have_text("holding back: abandon 2.7% of 3%")
+    expect(pacing.get_by_role("row", name="Abandon rate in the window")).to_contain_text("2.7% of 3%")
+    assert_accessible(page)

@@ -53,6 +53,8 @@ def worker(settings: Settings, name: str, log: Path) -> subprocess.Popen[bytes]:
         "WARMLINE_ASTERISK_NODES": json.dumps([{"ari_url": settings.asterisk_nodes[0].ari_url}]),
         "WARMLINE_TOPIC_PREFIX": f"warmline-test-{uuid.uuid4().hex[:8]}",
         "WARMLINE_DIALER_RING_TIMEOUT": "12",
+        # The killed worker's node lease runs out this soon, so the next worker takes over quickly.
+        "WARMLINE_DIALER_LEASE_SECONDS": "6",
     }
     out = log.open("ab")
     return subprocess.Popen(

@@ -184,7 +184,9 @@ def test_lab_status_running(lab_settings: Settings) -> None:
 
 def test_0_answers_after_2s_and_presses_1(calls: dict[str, Observed]) -> None:
     o = calls["0"]
-    assert o.answered_after is not None and 1.5 <= o.answered_after <= 4.0
+    # The callee rings 2 s before answering: never sooner. The upper bound only says "it answered
+    # while ringing", not how fast a loaded machine sets up the call, so it is generous.
+    assert o.answered_after is not None and 1.5 <= o.answered_after <= 12.0
     assert o.dtmf == ["1"]
 
 

@@ -2,8 +2,8 @@
 
 - Every dependency of the softphone resolves to wheels for Windows amd64 on Python 3.11 and 3.12
   (packaging/softphone/check_wheels.py: `pip download --only-binary=:all: --platform win_amd64`,
-  with the target's markers evaluated through the whole closure). Wheels are cached under var/, so
-  a second run is offline.
+  with the target's markers evaluated through the whole closure). Wheels are cached on the machine
+  (tests/utils/cache.py), so a second run, even from a fresh clone, is offline.
 - The Linux one-command install (packaging/softphone/install.sh) in an empty home: the wheel built
   by packaging/softphone/build.py installs into its own virtualenv without the server's packages,
   the server's address is kept in the settings file, the launcher and the autostart entry exist,
@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.utils import free_port
+from tests.utils.cache import cache_dir
 
 pytestmark = pytest.mark.integration
 
@@ -28,6 +29,7 @@ PACKAGING = ROOT / "packaging" / "softphone"
 
 
 def test_every_dependency_has_windows_wheels_for_python_311_and_312() -> None:
+    wheel_cache = cache_dir("softphone-wheels")
     done = subprocess.run(
         [
             *(sys.executable, str(PACKAGING / "check_wheels.py"), "--platform", "win_amd64"),
@@ -37,7 +39,7 @@ def test_every_dependency_has_windows_wheels_for_python_311_and_312() -> None:
                 "--python",
                 "3.12",
                 "--cache",
-                str(ROOT / "var" / "cache" / "softphone-wheels"),
+                str(wheel_cache),
             ),
         ],
         capture_output=True,
@@ -47,10 +49,7 @@ def test_every_dependency_has_windows_wheels_for_python_311_and_312() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     for tag in ("cp311", "cp312"):
-        wheels = {
-            p.name.split("-")[0].lower()
-            for p in (ROOT / "var/cache/softphone-wheels").glob(f"win_amd64-{tag}/*.whl")
-        }
+        wheels = {p.name.split("-")[0].lower() for p in wheel_cache.glob(f"win_amd64-{tag}/*.whl")}
         assert {"pjsua2_python", "cytolk", "comtypes", "sounddevice", "pydantic_core", "colorama"} <= wheels
         assert "python_xlib" not in wheels and "sqlalchemy" not in wheels
 

@@ -33,6 +33,18 @@ def test_password_is_argon2_and_verifies(db: Database) -> None:
         assert service.authenticate(s, "nobody", PW) is None
 
 
+def test_the_default_hash_is_argon2id_64_mib_3_passes_and_a_cheaper_profile_is_checked() -> None:
+    default = service.password_hasher({})
+    assert (default.memory_cost, default.time_cost) == (65536, 3)
+    owasp = service.password_hasher({"WARMLINE_ARGON2_MEMORY_KIB": "19456", "WARMLINE_ARGON2_TIME_COST": "2"})
+    assert owasp.hash(PW).startswith("$argon2id$v=19$m=19456,t=2,")
+    assert default.check_needs_rehash(owasp.hash(PW))  # a stronger profile upgrades at sign-in
+    with pytest.raises(ValueError, match="WARMLINE_ARGON2_MEMORY_KIB=1024: must be between 7168"):
+        service.password_hasher({"WARMLINE_ARGON2_MEMORY_KIB": "1024"})
+    with pytest.raises(ValueError, match="WARMLINE_ARGON2_TIME_COST='three': not a whole number"):
+        service.password_hasher({"WARMLINE_ARGON2_TIME_COST": "three"})
+
+
 @pytest.mark.parametrize(
     ("name", "password", "code", "message"),
     [

@@ -57,6 +57,16 @@ def test_campaign_create_with_a_mode(cli: CliRunner) -> None:
     assert refused.exit_code == 2 and "mode:" in refused.stderr
 
 
+def test_a_predictive_campaign_shows_its_abandon_cap(cli: CliRunner) -> None:
+    made = one_json(ok(cli, "campaign", "create", "epi", "--mode", "predictive", "--json"))
+    assert made["pacing"]["abandon_limit"] == 0.03 and made["pacing"]["window_hours"] == 24
+    shown = ok(cli, "campaign", "show", "epi").stdout
+    assert (
+        "abandon cap 3% of live answers over 24 h; an agent within 1.2 s of AMD's verdict, else the apology"
+        in shown
+    )
+
+
 def test_campaign_errors_exit_2_with_the_reason(cli: CliRunner, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("kind: broadcast\nmax_attempts: 0\n")

@@ -65,3 +65,45 @@ def test_cli_status(settings: Settings, db: Database, client: TestClient) -> Non
     text = runner.invoke(app, ["campaign", "status", "flu"], obj=given)
     assert "opted out" in text.output and text.exit_code == 0
     assert runner.invoke(app, ["campaign", "status", "nope"], obj=given).exit_code == 2
+
+
+PACING_LIVE = {
+    "mode": "predictive",
+    "policy": "predictive",
+    "calls": 1,
+    "reason": "holding_back",
+    "params": {"rate": 0.027, "limit": 0.03},
+    "abandon_rate": 0.027,
+    "abandon_limit": 0.03,
+    "window_hours": 24.0,
+    "live_answers": 150,
+    "abandoned": 4,
+    "occupancy": 0.8412,
+    "agent_wait_s": 12.4,
+    "agents_free": 1,
+    "agents_busy": 3,
+    "agents_paused": 1,
+    "ringing": 2,
+    "waiting": 0,
+    "inbound_waiting": 0,
+}
+
+
+def test_a_paced_campaign_shows_its_pacer_in_the_page_language(client: TestClient, db: Database) -> None:
+    with db.session() as s:
+        spec = {"name": "followup", "kind": "agent", "mode": "predictive"}
+        campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
+        campaign.pacing_live = dict(PACING_LIVE)
+    headers = login(client, "sup")
+    body = client.get("/api/campaigns/followup/stats", headers=headers).json()
+    pacing = body["pacing"]
+    assert pacing["reason"] == "holding_back" and pacing["abandon_rate"] == 0.027
+    assert pacing["reason_text"] == "放缓拨号：放弃率 2.7%，上限 3%"
+    assert pacing["shown"]["occupancy"] == "84.1%" and pacing["shown"]["agent_wait"] == "12 秒"
+    english = client.get("/api/campaigns/followup/stats", headers={**headers, "Accept-Language": "en"}).json()
+    assert english["pacing"]["reason_text"] == "holding back: abandon 2.7% of 3%"
+    assert client.get("/api/campaigns/flu/stats", headers=headers).json()["pacing"] is None, "not paced"
+    page = client.get("/console/campaigns/followup/live", headers=headers)
+    assert page.status_code == 200
+    assert 'id="pacing-reason" role="status" aria-live="polite"' in page.text
+    assert "放缓拨号：放弃率 2.7%，上限 3%" in page.text and "坐席占用率" in page.text

@@ -28,6 +28,7 @@ GROUPS = {
     "softphone",
     "staffing",
     "workforce",
+    "shifts",
     "transfers",
     "privacy",
 }

@@ -32,6 +32,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("workforce", "agents"),  # hours from the agents' state ledger and targets
         ("workforce", "hotline"),  # the lines and their service level targets
         ("workforce", "dialer"),  # overtime warnings are raised as alerts (dialer.welfare)
+        ("workforce", "ivr"),  # satisfaction in reports: the post-call survey's scores
     }
 )
 

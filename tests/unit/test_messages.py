@@ -15,6 +15,7 @@ from core.messages import (
     AgentState,
     BusMessage,
     CallEvent,
+    CampaignPacing,
     CampaignStats,
     ServiceHealth,
     check_topic_level,
@@ -55,6 +56,19 @@ def test_topics_and_retain_flags() -> None:
     assert stats.topic("site-b/warmline") == "site-b/warmline/campaigns/flu-2026/stats"
     assert [m.retained for m in (agent, health, call, stats)] == [True, True, False, True]
     assert agent.path == "agents/1001/state"
+
+
+def test_campaign_pacing_is_retained_per_campaign() -> None:
+    msg = CampaignPacing(
+        campaign="followup",
+        reason="holding_back",
+        params={"rate": 0.027, "limit": 0.03},
+        reason_text="放缓拨号：放弃率 2.7%，上限 3%",
+        abandon_rate=0.027,
+        occupancy=0.84,
+    )
+    assert msg.topic() == "warmline/campaigns/followup/pacing" and msg.retained
+    assert CampaignPacing.model_validate_json(msg.model_dump_json()) == msg
 
 
 def test_class_level_topic_helpers() -> None:

@@ -2,7 +2,9 @@
 
 The figures are rendered on the server (the page works without JavaScript: reload it); a small
 script fetches `/api/campaigns/{name}/stats` every few seconds and updates the table. A polite
-live region says how far the campaign is, and only when that sentence changes.
+live region says how far the campaign is, and only when that sentence changes. A progressive or
+predictive campaign also shows its pacer (abandon rate in the window, occupancy, agent wait) with
+the pacer's reason in a second polite live region ("放缓拨号：放弃率 2.7%，上限 3%").
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from core.deps import Roles, SessionDep
 from core.i18n import N_, _
 from dialer import campaigns as svc
 from dialer.campaigns import CampaignError
-from dialer.stats import FIGURES, campaign_stats
+from dialer.stats import FIGURES, PACING_LABELS, PACING_ORDER, campaign_stats
 from warmline.console.campaigns import status_name
 from warmline.console.pages import _section, render
 
@@ -77,6 +79,9 @@ def live_page(request: Request, name: str, session: SessionDep, user: WatcherPag
         user,
         stats=stats,
         figures=[(key, _(LABELS[key]), stats["figures"][key]) for key in FIGURES],
+        pacing=[(key, _(PACING_LABELS[key]), stats["pacing"]["shown"][key]) for key in PACING_ORDER]
+        if stats["pacing"]
+        else None,
         status_name=status_name,
         sentence=progress_sentence(stats["figures"]),
         api=f"/api/campaigns/{quote(name, safe='')}/stats",

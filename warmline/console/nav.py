@@ -25,6 +25,12 @@ SECTIONS: tuple[Section, ...] = (
     Section("/console", N_("Home"), frozenset(Role), N_("Your overview")),
     Section("/console/my-day", N_("My day"), frozenset({R.agent}), N_("Hours, calls and QA feedback")),
     Section(
+        "/console/shifts",
+        N_("Shifts"),
+        frozenset({R.agent, R.supervisor, R.manager}),
+        N_("Pick hours to work; the gaps against the forecast; publish the week"),
+    ),
+    Section(
         "/console/campaigns",
         N_("Campaigns"),
         frozenset({R.manager, R.supervisor}),
@@ -50,6 +56,12 @@ SECTIONS: tuple[Section, ...] = (
         N_("Cases"),
         frozenset({R.supervisor}),
         N_("Hotline cases handed to departments, until closed"),
+    ),
+    Section(
+        "/console/reports",
+        N_("Reports"),
+        frozenset({R.supervisor, R.manager}),
+        N_("Service level, answer time, abandon, resolution, satisfaction and hours"),
     ),
     Section("/console/reviews", N_("Reviews"), frozenset({R.qa}), N_("Recording samples and scorecards")),
     Section("/console/my-reviews", N_("My reviews"), frozenset({R.agent}), N_("QA reviews of your calls")),

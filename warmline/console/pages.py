@@ -192,6 +192,8 @@ BUILT = {
     "/console/users",
     "/console/campaigns",
     "/console/my-day",
+    "/console/shifts",
+    "/console/reports",
     "/console/wallboard",
     "/console/agents",
     "/console/alerts",

@@ -121,11 +121,25 @@
     renderPlaced(v.placed);
     renderTransfer(v.transfer);
     $("hours").textContent = v.hours || "";
+    renderMyDay(v.my_day);
     for (const a of v.announcements) {
       if (a.id > lastSaid) {
         lastSaid = a.id;
         if (!first) say(a);
       }
+    }
+  }
+  // -------------------------------------------------------------- my day (Alt+W)
+  function renderMyDay(day) {
+    $("my-day").hidden = !day;
+    if (!day) return;
+    $("day-progress").value = day.progress;
+    const dl = $("my-day-facts");
+    dl.replaceChildren();
+    for (const [name, value] of day.facts) {
+      const dt = document.createElement("dt"); dt.textContent = name;
+      const dd = document.createElement("dd"); dd.textContent = value;
+      dl.append(dt, dd);
     }
   }
   // -------------------------------------------------------------- calls I place (preview, callbacks)

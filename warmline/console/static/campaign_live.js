@@ -7,6 +7,8 @@
   const progress = document.getElementById("progress");
   const updated = document.getElementById("updated");
   const statusEl = document.getElementById("campaign-status");
+  const pacingTable = document.getElementById("pacing");
+  const pacingReason = document.getElementById("pacing-reason");
   // The same names as the server's (dialer.models.STATUS_NAMES).
   const STATUS = { draft: t("draft"), running: t("running"), paused: t("paused"), finished: t("finished") };
 
@@ -24,6 +26,14 @@
       for (const cell of table.querySelectorAll("td[data-figure]")) {
         const value = body.figures[cell.dataset.figure];
         if (value !== undefined && cell.textContent !== String(value)) cell.textContent = String(value);
+      }
+      // The pacer's figures and reason come said in the page's language (dialer.stats.pacing_figures).
+      if (body.pacing && pacingTable) {
+        for (const cell of pacingTable.querySelectorAll("td[data-pacing]")) {
+          const value = body.pacing.shown[cell.dataset.pacing];
+          if (value !== undefined && cell.textContent !== String(value)) cell.textContent = String(value);
+        }
+        if (pacingReason.textContent !== body.pacing.reason_text) pacingReason.textContent = body.pacing.reason_text;
       }
       const text = sentence(body.figures);
       if (progress.textContent !== text) progress.textContent = text;

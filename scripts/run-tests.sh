@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# `make test`: the whole suite, and the linters beside it rather than after it (the suite mostly
+# waits on real calls, so mypy's cold start costs no wall time there). Exit non-zero if either fails.
+#   usage: scripts/run-tests.sh WORKERS
+set -uo pipefail
+cd "$(dirname "$0")/.."
+workers=${1:-4}
+mkdir -p var
+lint_log=var/lint.log
+make --no-print-directory lint >"$lint_log" 2>&1 &
+lint_pid=$!
+.venv/bin/pytest -q -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile
+tests_rc=$?
+wait "$lint_pid"
+lint_rc=$?
+echo "--- lint (ruff, ruff format, mypy) ---"
+cat "$lint_log"
+if [ "$lint_rc" -ne 0 ]; then echo "lint failed (exit $lint_rc)"; fi
+[ "$tests_rc" -eq 0 ] && [ "$lint_rc" -eq 0 ]
