@@ -1,5 +1,10 @@
 """/healthz: is every part this service needs reachable right now? Checked live, in parallel.
-The detail (each part, its error, its version) is for administrators only."""
+The detail (each part, its error, its version) is for administrators only.
+
+`status` is ``ok``, or ``degraded`` when a part is down or the dialer reports a fault (its
+database or bus away: it then holds new calls back and keeps outcomes in its journal); the
+``dialer`` section is what the dialer last wrote to ``var/dialer/faults.json`` (None when no
+dialer reported in the last two minutes)."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from core.auth.models import Role, User
 from core.db import Database
 from core.deps import DatabaseDep, Public, SettingsDep, optional_user
 from core.settings import AsteriskNode, Settings
+from dialer.engine.faults import read_faults
 
 router = APIRouter(tags=["health"])
 CHECK_TIMEOUT = 3.0
@@ -31,9 +37,11 @@ class Check(BaseModel):
 
 class Health(BaseModel):
     ok: bool
+    status: str = "ok"
     database: Check
     bus: Check
     asterisk: dict[str, Check]
+    dialer: dict[str, Any] | None = None
 
 
 async def _timed(probe: Awaitable[str]) -> Check:
@@ -82,7 +90,16 @@ async def check_health(settings: Settings, db: Database) -> Health:
     database, bus, *asterisk = results
     per_node = {n.name: c for n, c in zip(nodes, asterisk, strict=True)}
     ok = database.ok and bus.ok and all(c.ok for c in per_node.values())
-    return Health(ok=ok, database=database, bus=bus, asterisk=per_node)
+    dialer = read_faults(settings.var_dir)
+    degraded = not ok or (dialer is not None and dialer.get("status") != "ok")
+    return Health(
+        ok=ok,
+        status="degraded" if degraded else "ok",
+        database=database,
+        bus=bus,
+        asterisk=per_node,
+        dialer=dialer,
+    )
 
 
 @router.get("/livez", dependencies=[Depends(Public())])
@@ -94,6 +111,7 @@ def livez() -> dict[str, bool]:
 
 class Status(BaseModel):
     ok: bool
+    status: str = "ok"
 
 
 @router.get("/healthz", dependencies=[Depends(Public())])
@@ -110,4 +128,4 @@ async def healthz(
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     if user is not None and user.role is Role.admin:
         return health
-    return Status(ok=health.ok)
+    return Status(ok=health.ok, status=health.status)

@@ -40,6 +40,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from agents import routing
 from agents.handover.call import AgentTook, HandoverRequest, HandoverResult
 from agents.handover.queue import SkillQueues
@@ -247,14 +249,23 @@ class _Run:
                     ahead=ahead,
                 )
 
-        return await asyncio.to_thread(pick), now
+        try:
+            return await asyncio.to_thread(pick), now
+        except SQLAlchemyError as exc:
+            # The database is away (or locked): the caller keeps their place in the queue and
+            # the next poll asks again; a database error never drops a waiting caller.
+            log.warning("call %s: no agent could be reserved, database error: %s", self.cid, exc)
+            return None, now
 
     async def _release(self, agent: str, state: str, reason: str, reserved_at: datetime) -> None:
         def write() -> None:
             with self.deps.db.session() as session:
                 routing.release_agent(session, agent, state, reason, reserved_at=reserved_at)
 
-        await asyncio.to_thread(write)
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            log.warning("agent %s could not be released (%s), database error: %s", agent, reason, exc)
 
     def _facts(self, agent: str) -> RecordingFacts:
         origin = self.req.origin

@@ -37,7 +37,7 @@ from core.ari_events import EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
-from core.messages import BusMessage, CallEvent, CampaignPacing, CampaignStats
+from core.messages import BusMessage, CallEvent, CampaignPacing, CampaignStats, ServiceHealth
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.runner import (
@@ -50,6 +50,8 @@ from dialer.agent_dial.runner import (
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
+from dialer.engine.faults import DatabaseWatch, FaultBoard, probe_database
+from dialer.engine.journal import OutcomeJournal, Rejected, is_outage
 from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
@@ -64,7 +66,7 @@ from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
 from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
-from dialer.outcomes import Outcome, classify
+from dialer.outcomes import CallFacts, Outcome, classify
 from dialer.pacing import Capacity, DialResult, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
 from dialer.scripts import pop_fields
@@ -90,6 +92,8 @@ PACING_BUS_FIELDS = (
 )
 
 JSON = dict[str, Any]
+HEALTH_PROBE_EVERY = 2.0  # seconds between probes of a database believed up
+BOARD_EVERY = 5.0  # seconds between rewrites of var/dialer/faults.json (and at every change)
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -153,6 +157,24 @@ class DialerWorker:
         self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
         self._stats_at = 0.0
         self._stopping = False
+        # Faults (dialer.engine.faults, dialer.engine.journal): every outcome is journalled before
+        # the database write; while the database is down no new call starts, live ones go on.
+        self.journal = OutcomeJournal(settings.var_dir / "dialer")
+        self.watch = DatabaseWatch(
+            probe=lambda: probe_database(db), monotonic=monotonic, on_change=self._db_changed
+        )
+        self.board = FaultBoard(
+            settings.var_dir / "dialer" / "faults.json",
+            self.watch,
+            bus_connected=lambda: None if self.bus is None else self.bus.connected,
+            extra=self._fault_counters,
+            now=now,
+        )
+        self._replaying: asyncio.Task[Any] | None = None
+        self._inflight: set[str] = set()  # outcomes being written by their own call right now
+        self._notes: dict[str, asyncio.Task[Any]] = {}  # each live call's last ledger note
+        self._board_at = -1e18
+        self._health_sent: bool | None = None
 
     # ------------------------------------------------------------ nodes
 
@@ -245,13 +267,28 @@ class DialerWorker:
                 self._spawn(self._reconcile(link))
             return
 
+        replayed: list[tuple[dict[str, Any], str]] = []
+
         def match() -> tuple[ReconcileReport, dict[str, tuple[Claimed, CallPlan] | None]]:
+            # Outcomes journalled while the database was away first: reconciliation must not
+            # close as "interrupted" a call whose real outcome waits on disk.
+            replayed.extend(self._replay_now())
+            following = link.calls | self.journal.pending_ids()
             with self.db.session() as session:
-                report = reconcile(session, link.node.name, channels.keys(), self.now(), following=link.calls)
+                report = reconcile(session, link.node.name, channels.keys(), self.now(), following=following)
                 return report, {aid: self._resume_info(session, aid) for aid in report.alive + report.hang_up}
 
         async with link.bookkeeping:
-            report, plans = await asyncio.to_thread(match)
+            try:
+                report, plans = await asyncio.to_thread(match)
+            except SQLAlchemyError as exc:
+                self.watch.failed(exc)
+                log.warning("reconcile %s: database error, retried: %s", link.node.name, exc)
+                await asyncio.sleep(1.0)
+                if not self._stopping:
+                    self._spawn(self._reconcile(link))
+                return
+        await self._published_replay(replayed)
         log.info("reconciled %s: %s", link.node.name, report.summary())
         for attempt_id in report.hang_up:
             with contextlib.suppress(AriError):
@@ -404,7 +441,15 @@ class DialerWorker:
         """One pass over running campaigns; returns how many calls it started. The database work
         runs in a thread: a slow or locked database delays new calls, never live ones."""
         started = 0
-        for campaign, state in await asyncio.to_thread(self._running_campaigns):
+        if not self.watch.up:
+            return 0  # the database is away: live calls go on, no new one starts
+        try:
+            running = await asyncio.to_thread(self._running_campaigns)
+        except SQLAlchemyError as exc:
+            if self.watch.failed(exc):
+                return 0
+            raise
+        for campaign, state in running:
             if state.error:
                 continue
             link = self._pick_node()
@@ -423,7 +468,8 @@ class DialerWorker:
                     claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link, paced, live)
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
-                    continue
+                    self.watch.failed(exc)
+                    return started
                 link.calls.update(c.attempt_id for c in claimed)
                 if state.pace is not None:
                     if live is not None:
@@ -440,6 +486,8 @@ class DialerWorker:
                 else:
                     self._spawn(self._call(link, self._plan(link, campaign, state, c.phone_e164), c))
                 started += 1
+        if not self.watch.up:
+            return started
         return started + await self._take_placed()
 
     # ------------------------------------------------------------ pacing
@@ -603,10 +651,12 @@ class DialerWorker:
                 pace.resolved(c.attempt_id, self.monotonic(), result)
             elif pace is not None and kind == "agent":
                 pace.agent_took(c.attempt_id)
+            # The ledger's notes run beside the call, never in its way (a slow database must not
+            # delay the answer's way into AMD); the close writes what they would have.
             if kind in ("originated", "answered"):
-                await self._mark(c.attempt_id, kind)
+                self._note(c.attempt_id, self._mark(c.attempt_id, kind))
             elif kind == "agent":
-                await self._took(c.attempt_id, str(detail["agent"]))
+                self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -633,6 +683,7 @@ class DialerWorker:
             report = await call.run()
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
+            self._notes.pop(c.attempt_id, None)
             raise
         try:
             outcome = await self._close(c, report)
@@ -657,18 +708,34 @@ class DialerWorker:
                 )
             )
 
+    def _note(self, attempt_id: str, note: Awaitable[None]) -> None:
+        """Run a ledger note beside the call, after the attempt's earlier notes (their order is the
+        call's); `_close` waits for the last one, so a note never lands after the close."""
+        before = self._notes.get(attempt_id)
+
+        async def chained() -> None:
+            if before is not None:
+                await asyncio.gather(before, return_exceptions=True)
+            await note
+
+        self._notes[attempt_id] = self._spawn(chained())
+
     async def _mark(self, attempt_id: str, kind: str) -> None:
         """The attempt's progress in the ledger. A failure is logged, never allowed to end the
         call: the attempt is closed with its outcome when the call is over."""
         state = AttemptState.dialing if kind == "originated" else AttemptState.answered
+        if not self.watch.up:
+            return
+        at = self.now()
 
         def write() -> None:
             with self.db.session() as session:
-                mark(session, attempt_id, state, self.now())
+                mark(session, attempt_id, state, at)
 
         try:
             await asyncio.to_thread(write)
         except SQLAlchemyError as exc:
+            self.watch.failed(exc)
             log.warning("attempt %s could not be marked %s: %s", attempt_id, state.value, exc)
 
     async def _took(self, attempt_id: str, agent: str) -> None:
@@ -679,41 +746,166 @@ class DialerWorker:
             with self.db.session() as session:
                 took_call(session, attempt_id, agent)
 
+        if not self.watch.up:
+            return
         try:
             await asyncio.to_thread(write)
         except SQLAlchemyError as exc:
+            self.watch.failed(exc)
             log.warning("attempt %s: agent %s could not be noted: %s", attempt_id, agent, exc)
 
     async def _close(self, c: Claimed, report: CallReport) -> str | None:
-        """Close the attempt with its outcome (or forget it when nothing was dialled), retrying
-        while the database is busy; reconciliation closes what still could not be."""
-        for delay in (0.2, 0.5, 1.0, 2.0, 4.0):
+        """Journal the outcome (fsynced), then write it to the database. While the database is
+        away the outcome waits in the journal and is written when it is back (`_replay`); the call
+        itself was never held up for it. Returns the outcome once it is in the database."""
+        notes = self._notes.pop(c.attempt_id, None)
+        if notes is not None:
+            await asyncio.gather(notes, return_exceptions=True)
+        entry = _journal_entry(c, report, self.now())
+        self._inflight.add(c.attempt_id)
+        try:
             try:
-                return await asyncio.to_thread(self._close_now, c, report)
-            except OperationalError as exc:
-                log.warning("closing attempt %s: %s; retrying in %.1f s", c.attempt_id, exc, delay)
-                await asyncio.sleep(delay)
-        log.error("attempt %s could not be closed; reconciliation will", c.attempt_id)
-        return None
+                await asyncio.to_thread(self.journal.append, entry)
+            except OSError:
+                log.exception("attempt %s: the outcome journal cannot be written", c.attempt_id)
+            if not self.watch.up:
+                return None  # kept in the journal; replayed when the database is back
+            try:
+                return await asyncio.to_thread(self._apply_done, entry)
+            except SQLAlchemyError as exc:
+                if self.watch.failed(exc):
+                    log.warning(
+                        "attempt %s: outcome kept in the journal, database away: %s", c.attempt_id, exc
+                    )
+                    return None
+                raise
+        finally:
+            self._inflight.discard(c.attempt_id)
 
-    def _close_now(self, c: Claimed, report: CallReport) -> str | None:
+    def _apply_done(self, entry: dict[str, Any]) -> str | None:
+        """Write one journal entry and mark it done; an entry refused for good is rejected."""
+        try:
+            outcome = self._apply(entry)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            self.journal.reject(entry, f"{type(exc).__name__}: {exc}")
+            self.journal.done(str(entry["attempt_id"]))
+            return None
+        self.journal.done(str(entry["attempt_id"]))
+        self.watch.succeeded()
+        return outcome
+
+    def _apply(self, entry: dict[str, Any]) -> str | None:
+        """One journal entry into the database, in one transaction; idempotent by attempt id."""
+        attempt_id = str(entry["attempt_id"])
         with self.db.session() as session:
-            if report.not_dialled:
-                forget_undialled(session, c.attempt_id, c.contact_id)
+            if entry.get("kind") == "forget":
+                forget_undialled(session, attempt_id, int(entry["contact_id"]))
                 return None
+            override = entry.get("outcome")
             closed = close(
                 session,
-                c.attempt_id,
-                report.facts,
-                self.now(),
-                outcome=_override(report),
-                digits=report.digits,
-                detail=_close_detail(report),
-                escalate=report.escalate,
+                attempt_id,
+                CallFacts(**entry["facts"]),
+                datetime.fromisoformat(entry["at"]),
+                outcome=Outcome(override) if override else None,
+                digits=entry.get("digits") or None,
+                detail=entry.get("detail") or None,
+                escalate=bool(entry.get("escalate")),
             )
-        if closed is not None and closed.alerts:
+        if closed is None:
+            raise Rejected(f"attempt {attempt_id} is not in the database")
+        if closed.alerts:
             welfare_events.wake()  # committed: announced now, not at the notifier's next poll
-        return closed.outcome if closed is not None else None
+        return None if closed.already else closed.outcome
+
+    def _replay_now(self) -> list[tuple[dict[str, Any], str]]:
+        """Replay the journal (blocking: in a thread). Returns what was written, for the bus."""
+        written: list[tuple[dict[str, Any], str]] = []
+
+        def apply(entry: dict[str, Any]) -> None:
+            outcome = self._apply(entry)
+            if outcome is not None:
+                written.append((entry, outcome))
+
+        report = self.journal.replay(apply, skip=set(self._inflight))
+        if report.applied or report.rejected:
+            self.watch.succeeded()
+        if report.left:
+            log.warning("outcome replay: %d left for the next recovery", report.left)
+        return written
+
+    async def _replay(self) -> None:
+        try:
+            written = await asyncio.to_thread(self._replay_now)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            return
+        await self._published_replay(written)
+
+    async def _published_replay(self, written: list[tuple[dict[str, Any], str]]) -> None:
+        self._board_at = -1e18  # the fault board says what was replayed at the next pass
+        for entry, outcome in written:
+            self.closed_calls += 1
+            await self._publish(
+                CallEvent(
+                    call_id=str(entry["attempt_id"]),
+                    campaign=entry.get("campaign"),
+                    kind="outcome",
+                    detail={"attempt": entry.get("attempt_no"), "outcome": outcome, "journal": True},
+                )
+            )
+
+    def _db_changed(self, up: bool, reason: str) -> None:
+        """Called from any thread when the database goes down or comes back."""
+        self._board_at = -1e18  # rewrite the fault board at the next pass
+
+    def _fault_counters(self) -> dict[str, Any]:
+        bus = self.bus
+        return {
+            "journal": {
+                "pending": len(self.journal.pending_ids()),
+                "appended": self.journal.appended,
+                "replayed": self.journal.replayed,
+                "rejected": self.journal.rejected,
+            },
+            "bus_outbox": {"pending": bus.pending, "dropped": bus.dropped} if bus is not None else None,
+            "live_calls": sum(len(link.calls) for link in self.nodes.values()),
+        }
+
+    async def _watch_faults(self) -> None:
+        """Each pass: probe the database when due (down: every second; up: every few seconds),
+        replay the journal on recovery, and publish what is degraded."""
+        was_up = self.watch.up
+        if self.watch.due() or (
+            self.watch.up and self.monotonic() - self.watch.last_probe >= HEALTH_PROBE_EVERY
+        ):
+            await self.watch.check_async()
+        replay_idle = self._replaying is None or self._replaying.done()
+        if self.watch.up and replay_idle and (not was_up or self.journal.pending_ids()):
+            self._replaying = self._spawn(self._replay())
+        if self.monotonic() - self._board_at >= BOARD_EVERY:
+            self._board_at = self.monotonic()
+            try:
+                state = await asyncio.to_thread(self.board.write)
+            except OSError as exc:
+                log.warning("dialer faults cannot be written: %s", exc)
+                state = self.board.state()
+            await self._announce_health(state)
+
+    async def _announce_health(self, state: dict[str, Any]) -> None:
+        """The retained ``health/dialer``: ok=False with what is degraded, for supervisors' alerts."""
+        if self.bus is None:
+            return
+        ok = state["status"] == "ok"
+        if ok == self._health_sent and ok:
+            return
+        detail = "ok" if ok else "degraded: " + ", ".join(state["degraded"])
+        if not ok and state.get("new_calls_paused"):
+            detail += "; new calls paused"
+        await self._publish(ServiceHealth(component="dialer", ok=ok, detail=detail))
+        self._health_sent = ok
 
     # ------------------------------------------------------------ bus and figures
 
@@ -742,8 +934,15 @@ class DialerWorker:
         return out
 
     async def publish_stats(self) -> None:
+        if not self.watch.up:
+            return  # the last figures stay retained on the bus; the live page says why
+        try:
+            figures = await asyncio.to_thread(self._figures)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            return
         ari = self.ari_figures()
-        for name, fig in (await asyncio.to_thread(self._figures)).items():
+        for name, fig in figures.items():
             fig = {**fig, **ari}
             with contextlib.suppress(ValueError):
                 await self._publish(CampaignStats(campaign=name, figures=fig))
@@ -756,6 +955,7 @@ class DialerWorker:
         try:
             while True:
                 try:
+                    await self._watch_faults()
                     await self.tick()
                 except Exception:
                     log.exception("dialer pass failed")
@@ -787,6 +987,38 @@ class DialerWorker:
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
+
+
+def _journal_entry(c: Claimed, report: CallReport, now: datetime) -> dict[str, Any]:
+    """What the database needs to close the attempt, as one JSON object (no phone number)."""
+    if report.not_dialled:
+        return {
+            "kind": "forget",
+            "attempt_id": c.attempt_id,
+            "contact_id": c.contact_id,
+            "at": now.isoformat(),
+        }
+    override = _override(report)
+    f = report.facts
+    return {
+        "kind": "close",
+        "attempt_id": c.attempt_id,
+        "attempt_no": c.attempt_no,
+        "contact_id": c.contact_id,
+        "campaign": c.campaign,
+        "at": now.isoformat(),
+        "facts": {
+            "answered": f.answered,
+            "hangup_cause": f.hangup_cause,
+            "amd_status": f.amd_status,
+            "flow_outcome": f.flow_outcome,
+            "message_left": f.message_left,
+        },
+        "outcome": override.value if override is not None else None,
+        "digits": report.digits,
+        "detail": _close_detail(report),
+        "escalate": report.escalate,
+    }
 
 
 def _override(report: CallReport) -> Outcome | None:

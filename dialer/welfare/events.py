@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import or_, select, update
+from sqlalchemy.exc import OperationalError
 
 from core.bus import Bus
 from core.db import Database, utcnow
@@ -142,7 +143,11 @@ class WelfareNotifier:
                 self._woken.clear()
                 try:
                     await self.deliver_pending()
-                except Exception:  # the database away, say: the next look tries again
+                except OperationalError as exc:  # the database away: one line, the next look tries again
+                    log.warning(
+                        "welfare notifier: database unreachable, alerts looked for again: %s", exc.orig
+                    )
+                except Exception:
                     log.exception("welfare notifier: looking for pending alerts failed")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._woken.wait(), self.poll_s)

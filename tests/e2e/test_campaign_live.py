@@ -11,6 +11,7 @@ from playwright.sync_api import Page, expect
 from core.auth import service
 from core.auth.models import Role
 from core.db import Database
+from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.ledger import claim, close
 from dialer.models import CampaignStatus, Contact
@@ -114,3 +115,33 @@ def test_a_paced_campaign_shows_its_pacer_and_announces_a_new_reason(
     expect(reason).to_have_text("holding back: abandon 2.7% of 3%")
     expect(pacing.get_by_role("row", name="Abandon rate in the window")).to_contain_text("2.7% of 3%")
     assert_accessible(page)
+
+
+def test_a_database_outage_is_announced_on_the_live_page(
+    page: Page, live_server: LiveServer, watcher: None, db: Database, settings: Settings
+) -> None:
+    """The dialer's fault board says the database is away: the page says so in an assertive live
+    region (without a reload), and says nothing once it is back; axe-clean both ways."""
+    from sqlalchemy.exc import OperationalError
+
+    from dialer.engine.faults import DatabaseWatch, FaultBoard
+
+    spec = {"name": "flu-faults", "kind": "broadcast", "flow": "vaccination_reminder"}
+    with db.session() as s:
+        svc.create_campaign(s, svc.build_spec(spec), actor="t")
+    watch = DatabaseWatch(lambda: None)
+    board = FaultBoard(settings.var_dir / "dialer" / "faults.json", watch, bus_connected=lambda: True)
+    board.write()
+    sign_in(page, live_server, "sup")
+    page.goto(live_server.url + "/console/campaigns/flu-faults/live")
+    notice = page.locator("#faults")
+    expect(notice).to_be_hidden()
+    watch.failed(OperationalError("SELECT 1", {}, Exception("refused")))
+    board.write()
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("The database is unreachable: no new call is started")
+    expect(notice).to_have_attribute("aria-live", "assertive")
+    assert_accessible(page)
+    watch.succeeded()
+    board.write()
+    expect(notice).to_be_hidden()

@@ -40,7 +40,8 @@ SCALE = 4.0  # dialer seconds per wall-clock second: a 20 s retry delay passes i
 RETRY_SECONDS = 20
 # 8 confirm, 3 busy, 2 congestion, 2 hang up at once, 1 opts out (the lab's callees by last digit).
 DIGITS = "0000000033344887"
-LIMIT_SECONDS = 80.0
+# A bound on a hang, not a speed test: about 70 s alone, more beside other labs on a loaded machine.
+LIMIT_SECONDS = 240.0
 
 
 @pytest.fixture(scope="module")

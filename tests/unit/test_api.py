@@ -106,15 +106,34 @@ def test_users_admin_only_and_agent_provisioned(client: TestClient) -> None:
 
 def test_healthz_reports_each_part_to_admins_only(client: TestClient) -> None:
     anonymous = client.get("/healthz")
-    assert anonymous.status_code == 503 and anonymous.json() == {"ok": False}, "no error text, no versions"
+    assert anonymous.status_code == 503 and anonymous.json() == {"ok": False, "status": "degraded"}, (
+        "no error text, no versions"
+    )
     agent = client.get("/healthz", headers=login(client, "agent1"))
-    assert agent.status_code == 503 and agent.json() == {"ok": False}
+    assert agent.status_code == 503 and agent.json() == {"ok": False, "status": "degraded"}
     resp = client.get("/healthz", headers=login(client, "root"))
     body = resp.json()
     assert body["database"]["ok"] is True
     assert body["bus"]["ok"] is True  # the real Mosquitto on 127.0.0.1:1883
     assert body["asterisk"]["nowhere"]["ok"] is False
     assert resp.status_code == 503 and body["ok"] is False
+    assert body["dialer"] is None, "no dialer reported"
+
+
+def test_healthz_says_degraded_with_the_dialers_faults(client: TestClient, settings: Settings) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from dialer.engine.faults import DatabaseWatch, FaultBoard
+
+    watch = DatabaseWatch(lambda: None)
+    watch.failed(OperationalError("SELECT 1", {}, Exception("refused")))
+    FaultBoard(settings.var_dir / "dialer" / "faults.json", watch, bus_connected=lambda: False).write()
+    assert client.get("/healthz").json() == {"ok": False, "status": "degraded"}
+    body = client.get("/healthz", headers=login(client, "root")).json()
+    assert body["status"] == "degraded"
+    assert body["dialer"]["degraded"] == ["database", "bus"] and body["dialer"]["new_calls_paused"] is True
+    page = client.get("/console/system", headers=login(client, "root") | {"Accept-Language": "en"}).text
+    assert "database unreachable: new calls paused, 0 outcomes kept in the journal" in page
 
 
 def test_openapi_and_docs_are_for_admins_only(client: TestClient) -> None:

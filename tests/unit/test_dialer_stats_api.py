@@ -107,3 +107,37 @@ def test_a_paced_campaign_shows_its_pacer_in_the_page_language(client: TestClien
     assert page.status_code == 200
     assert 'id="pacing-reason" role="status" aria-live="polite"' in page.text
     assert "放缓拨号：放弃率 2.7%，上限 3%" in page.text and "坐席占用率" in page.text
+
+
+def test_stats_and_the_live_page_say_what_the_dialer_reports_degraded(
+    settings: Settings, client: TestClient
+) -> None:
+    """The dialer's fault board (var/dialer/faults.json): the stats' `faults`, the live page's
+    notice (an assertive live region), and /healthz's `dialer` section for administrators."""
+    from sqlalchemy.exc import OperationalError
+
+    from dialer.engine.faults import DatabaseWatch, FaultBoard
+
+    mgr = login(client, "mgr")
+    assert client.get("/api/campaigns/flu/stats", headers=mgr).json()["faults"]["status"] == "unknown"
+    watch = DatabaseWatch(lambda: None)
+    board = FaultBoard(settings.var_dir / "dialer" / "faults.json", watch, bus_connected=lambda: True)
+    board.write()
+    assert client.get("/api/campaigns/flu/stats", headers=mgr).json()["faults"] == {
+        "status": "ok",
+        "degraded": [],
+        "new_calls_paused": False,
+        "journal_pending": 0,
+    }
+    page = client.get("/console/campaigns/flu/live", headers=mgr).text
+    assert 'id="faults"' in page and 'aria-live="assertive"' in page and " hidden>" in page
+    watch.failed(OperationalError("SELECT 1", {}, Exception("refused")))
+    board.write()
+    faults = client.get("/api/campaigns/flu/stats", headers=mgr).json()["faults"]
+    assert (
+        faults["status"] == "degraded" and faults["degraded"] == ["database"] and faults["new_calls_paused"]
+    )
+    page = client.get("/console/campaigns/flu/live", headers=mgr | {"Accept-Language": "en"}).text
+    assert "The database is unreachable: no new call is started" in page
+    page = client.get("/console/campaigns/flu/live", headers=mgr).text
+    assert "数据库无法连接" in page

@@ -9,17 +9,18 @@ the pacer's reason in a second polite live region ("放缓拨号：放弃率 2.7
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse
 
 from core.auth.models import Role, User
-from core.deps import Roles, SessionDep
+from core.deps import Roles, SessionDep, SettingsDep
 from core.i18n import N_, _
 from dialer import campaigns as svc
 from dialer.campaigns import CampaignError
+from dialer.engine.faults import campaign_faults
 from dialer.stats import FIGURES, PACING_LABELS, PACING_ORDER, campaign_stats
 from warmline.console.campaigns import status_name
 from warmline.console.pages import _section, render
@@ -56,8 +57,27 @@ def progress_sentence(figures: dict[str, int]) -> str:
     )
 
 
+def fault_notice(faults: dict[str, Any]) -> str:
+    """What a supervisor must know of the dialer's faults (campaign_live.js says the same); empty
+    when nothing is degraded."""
+    parts = []
+    if "database" in faults.get("degraded", []):
+        parts.append(
+            _(
+                "The database is unreachable: no new call is started, calls in progress go on and "
+                "their outcomes are kept until it is back ({n} waiting).",
+                n=faults.get("journal_pending", 0),
+            )
+        )
+    if "bus" in faults.get("degraded", []):
+        parts.append(_("The event bus is unreachable: events are kept and sent when it is back."))
+    return " ".join(parts)
+
+
 @router.get("/console/campaigns/{name}/live")
-def live_page(request: Request, name: str, session: SessionDep, user: WatcherPage) -> HTMLResponse:
+def live_page(
+    request: Request, name: str, session: SessionDep, settings: SettingsDep, user: WatcherPage
+) -> HTMLResponse:
     try:
         campaign = svc.require_campaign(session, name)
     except CampaignError as exc:
@@ -72,6 +92,7 @@ def live_page(request: Request, name: str, session: SessionDep, user: WatcherPag
         resp.status_code = 404
         return resp
     stats = campaign_stats(session, campaign)
+    faults = campaign_faults(settings.var_dir)
     return render(
         request,
         "campaign_live.html",
@@ -84,6 +105,7 @@ def live_page(request: Request, name: str, session: SessionDep, user: WatcherPag
         else None,
         status_name=status_name,
         sentence=progress_sentence(stats["figures"]),
+        notice=fault_notice(faults),
         api=f"/api/campaigns/{quote(name, safe='')}/stats",
         back=f"/console/campaigns/{quote(name, safe='')}",
     )

@@ -32,7 +32,7 @@ from core.deps import (
 from core.i18n import LANGUAGE_NAMES, _, normalise
 from warmline.console.nav import SECTIONS, Section, section_at, sections_for
 from warmline.console.templating import make_templates
-from warmline.health import check_health
+from warmline.health import Check, check_health
 
 templates = make_templates()
 templates.env.globals.update(
@@ -134,6 +134,21 @@ def _allowed(section: Section) -> Roles:
     return Roles(*section.roles, page=True)
 
 
+def dialer_check(faults: dict[str, Any] | None) -> Check:
+    """The dialer's row on the system page: what it last reported of its own faults."""
+    if faults is None:
+        return Check(ok=False, detail=_("no report from the dialer in the last two minutes"))
+    if faults.get("status") == "ok":
+        return Check(ok=True, detail=_("calls placed as usual"))
+    parts = []
+    if "database" in faults.get("degraded", []):
+        pending = int((faults.get("journal") or {}).get("pending") or 0)
+        parts.append(_("database unreachable: new calls paused, {n} outcomes kept in the journal", n=pending))
+    if "bus" in faults.get("degraded", []):
+        parts.append(_("event bus unreachable: events kept until it is back"))
+    return Check(ok=False, detail="; ".join(parts))
+
+
 @router.get("/console/system")
 async def system(
     request: Request,
@@ -144,8 +159,10 @@ async def system(
     from core.db import utcnow
 
     health = await check_health(settings, db)
-    checks = [(_("Database"), health.database), (_("Event bus"), health.bus)]
-    checks += [(_("Asterisk {name}", name=name), c) for name, c in health.asterisk.items()]
+    # (part, check, detail already in the reader's language)
+    checks = [(_("Database"), health.database, False), (_("Event bus"), health.bus, False)]
+    checks += [(_("Asterisk {name}", name=name), c, False) for name, c in health.asterisk.items()]
+    checks.append((_("Dialer"), dialer_check(health.dialer), True))
     return render(
         request,
         "system.html",

@@ -9,6 +9,7 @@
   const statusEl = document.getElementById("campaign-status");
   const pacingTable = document.getElementById("pacing");
   const pacingReason = document.getElementById("pacing-reason");
+  const faultsEl = document.getElementById("faults");
   // The same names as the server's (dialer.models.STATUS_NAMES).
   const STATUS = { draft: t("draft"), running: t("running"), paused: t("paused"), finished: t("finished") };
 
@@ -16,6 +17,20 @@
   function sentence(f) {
     return t("{done} of {contacts} contacts finished; {live} calls in progress.",
       { done: f.contacts - f.remaining, contacts: f.contacts, live: f.live });
+  }
+
+  // The same notice as the server's (warmline.console.live.fault_notice).
+  function notice(faults) {
+    const parts = [];
+    const degraded = (faults && faults.degraded) || [];
+    if (degraded.includes("database")) {
+      parts.push(t("The database is unreachable: no new call is started, calls in progress go on and their outcomes are kept until it is back ({n} waiting).",
+        { n: faults.journal_pending || 0 }));
+    }
+    if (degraded.includes("bus")) {
+      parts.push(t("The event bus is unreachable: events are kept and sent when it is back."));
+    }
+    return parts.join(" ");
   }
 
   async function refresh() {
@@ -39,6 +54,11 @@
       if (progress.textContent !== text) progress.textContent = text;
       const status = STATUS[body.status] || body.status;
       if (statusEl.textContent !== status) statusEl.textContent = status;
+      if (faultsEl) {
+        const said = notice(body.faults);
+        if (faultsEl.textContent !== said) faultsEl.textContent = said;
+        faultsEl.hidden = !said;
+      }
       updated.dateTime = body.at;
       updated.textContent = window.wl.time(body.at, true);
     } catch (err) {
