@@ -139,7 +139,7 @@ class Roles:
         self.page = page
 
     async def __call__(self, request: Request, user: Annotated[User | None, Depends(optional_user)]) -> User:
-        set_locale(request_locale(request, user))
+        request.state.locale = set_locale(request_locale(request, user))
         await check_cookie_request(request)
         if user is None and self.page:
             raise SignInRequired
@@ -165,7 +165,7 @@ class Public:
     """Marks a route as open to anyone, so the every-route-declares-roles check can tell."""
 
     async def __call__(self, request: Request) -> None:
-        set_locale(request_locale(request, None))
+        request.state.locale = set_locale(request_locale(request, None))
         check_same_origin(request)
 
 

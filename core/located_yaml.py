@@ -14,6 +14,8 @@ from typing import Any
 
 import yaml
 
+from core.i18n import _
+
 Path_ = tuple[str | int, ...]
 
 
@@ -67,9 +69,9 @@ def load_located(text: str) -> Located:
             where = exc.problem_mark or exc.context_mark
             mark = Mark(where.line + 1, where.column + 1) if where else None
             problem = str(exc.problem or exc)
-            raise LocatedYamlError(f"YAML syntax: {problem}", mark, problem) from exc
+            raise LocatedYamlError(_("YAML syntax: {problem}", problem=problem), mark, problem) from exc
         except yaml.YAMLError as exc:
-            raise LocatedYamlError(f"YAML: {exc}", None, str(exc)) from exc
+            raise LocatedYamlError(_("YAML: {problem}", problem=exc), None, str(exc)) from exc
         located = Located(None)
         if root is not None:
             located.data = _build(root, (), loader, located)
@@ -96,8 +98,8 @@ def _build(node: yaml.Node, path: Path_, loader: yaml.SafeLoader, out: Located) 
     try:
         value = loader.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError) as exc:  # 2026-13-45 looks like a date but is none
-        problem = f"{node.value!r} cannot be read ({exc})"
-        raise LocatedYamlError(f"YAML: {problem}", _mark(node), problem) from exc
+        problem = _("'{value}' cannot be read ({error})", value=node.value, error=exc)
+        raise LocatedYamlError(_("YAML: {problem}", problem=problem), _mark(node), problem) from exc
     if (
         isinstance(value, bool)
         and isinstance(node, yaml.ScalarNode)
@@ -119,14 +121,16 @@ def validation_problems(errors: list[Any], lines: dict[tuple[str, ...], int] | N
 
     A message that starts with a dotted key path (``questions.3.show_if: …``, as a model's own
     whole-object check words it) is placed at that key."""
+    from core.validation import error_message, where_text
+
     out = []
     for err in errors:
         loc = tuple(str(p) for p in err["loc"] if not str(p).startswith("function-"))
-        msg = str(err["msg"]).removeprefix("Value error, ")
+        msg = error_message(err)
         head, sep, rest = msg.partition(": ")
         if sep and " " not in head and lines and (*loc, *head.split(".")) in lines:
             loc, msg = (*loc, *head.split(".")), rest
         where = ".".join(loc) or "(top)"
         line = _line_of(loc, lines) if lines else None
-        out.append(f"line {line}: {where}: {msg}" if line else f"{where}: {msg}")
+        out.append(where_text(line, where, msg))
     return out

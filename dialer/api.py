@@ -44,8 +44,8 @@ MAX_UPLOAD_BYTES = 512 << 20
 
 
 def _http(exc: Exception) -> HTTPException:
-    """The error as `{"detail": {"code", "message", ...}}` (core.errors). dialer.campaigns words its
-    errors in English for now, so their codes are read from the words."""
+    """The error as `{"detail": {"code", "message", ...}}` (core.errors), the code the campaign's
+    error carries."""
     if isinstance(exc, SpecError):
         return http_error(
             status.HTTP_422_UNPROCESSABLE_CONTENT, "invalid_campaign", str(exc), problems=exc.problems
@@ -53,11 +53,12 @@ def _http(exc: Exception) -> HTTPException:
     if isinstance(exc, ListFileError):
         return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_list_file", str(exc))
     message = str(exc)
-    if message.startswith("no campaign named"):
-        return http_error(status.HTTP_404_NOT_FOUND, "no_such_campaign", message)
-    if "already exists" in message:
-        return http_error(status.HTTP_409_CONFLICT, "campaign_exists", message)
-    return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "campaign_refused", message)
+    code = getattr(exc, "code", "campaign_refused")
+    if code == "no_such_campaign":
+        return http_error(status.HTTP_404_NOT_FOUND, code, message)
+    if code == "campaign_exists":
+        return http_error(status.HTTP_409_CONFLICT, code, message)
+    return http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, code, message)
 
 
 def _upload(file: UploadFile) -> Any:
@@ -373,23 +374,33 @@ def export(
     user: WatcherUser,
     db: DatabaseDep,
     format: Annotated[Literal["csv", "xlsx"], Query()] = "csv",
+    columns: Annotated[
+        Literal["codes", "names"],
+        Query(description="codes (for programs, the default) or names: titles in the reader's language"),
+    ] = "codes",
 ) -> StreamingResponse:
     """Contacts and outcomes as CSV or XLSX. Managers get full numbers; supervisors masked ones.
+    ``columns=names`` titles the columns in words (the list's own headers, the reader's language).
     Every export is written to the audit log."""
     from dialer.lists.export import export_contacts
 
     mask = user.role not in (Role.manager, Role.admin)
+    names = columns == "names"
     spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - handed to the response
     try:
         with db.session() as session:
             campaign = svc.require_campaign(session, name)
             if format == "csv":
                 text = io.TextIOWrapper(spool, encoding="utf-8", newline="", write_through=True)
-                export_contacts(session, campaign, text, "csv", mask=mask, actor=user.name, via="api")
+                export_contacts(
+                    session, campaign, text, "csv", mask=mask, actor=user.name, via="api", names=names
+                )
                 text.flush()
                 text.detach()
             else:
-                export_contacts(session, campaign, spool, "xlsx", mask=mask, actor=user.name, via="api")
+                export_contacts(
+                    session, campaign, spool, "xlsx", mask=mask, actor=user.name, via="api", names=names
+                )
     except CampaignError as exc:
         spool.close()
         raise _http(exc) from exc

@@ -31,8 +31,10 @@ from agents.profiles import ProfileError, clean_languages, clean_skills
 from core.audit import audit
 from core.auth.models import ROLE_NAMES, Role
 from core.db import utcnow
+from core.errors import CodedError
 from core.i18n import N_, _
 from core.located_yaml import LocatedYamlError, load_located
+from core.validation import error_message, where_text
 from dialer.dispositions import Disposition, check_dispositions
 from dialer.forms import Form
 from dialer.models import (
@@ -99,8 +101,11 @@ _TRANSITIONS: dict[CampaignStatus, frozenset[CampaignStatus]] = {
 }
 
 
-class CampaignError(ValueError):
-    """A campaign request that cannot be carried out, with a message for a person."""
+class CampaignError(CodedError):
+    """A campaign request that cannot be carried out, with a message for a person (in the current
+    locale) and a stable code for programs."""
+
+    code = "campaign_refused"
 
 
 class StatusNotYours(CampaignError):
@@ -145,7 +150,7 @@ class SpecError(CampaignError):
         self.problems = problems
         self.source = source
         head = f"{source}: " if source else ""
-        super().__init__(head + "invalid campaign settings:\n  " + "\n  ".join(problems))
+        super().__init__(head + _("invalid campaign settings:") + "\n  " + "\n  ".join(problems))
 
 
 class Retention(BaseModel):
@@ -283,17 +288,17 @@ class CampaignSpec(BaseModel):
     def _name(cls, v: str) -> str:
         if not NAME_RE.match(v):
             raise ValueError(
-                "1-64 letters, digits, '_', '.', '-' (no spaces), starting with a letter or digit"
+                _("1-64 letters, digits, '_', '.', '-' (no spaces), starting with a letter or digit")
             )
         if v.isdigit() or re.fullmatch(r"\+?[\d\s().\-]{7,}", v):
-            raise ValueError("a name must not look like a phone number (add a word, e.g. flu-2024-11-20)")
+            raise ValueError(_("a name must not look like a phone number (add a word, e.g. flu-2024-11-20)"))
         return v
 
     @field_validator("flow")
     @classmethod
     def _flow(cls, v: str | None) -> str | None:
         if v is not None and not NAME_RE.match(v):
-            raise ValueError("a flow name: letters, digits, '_', '.', '-'")
+            raise ValueError(_("a flow name: letters, digits, '_', '.', '-'"))
         return v
 
     @field_validator("skill")
@@ -322,7 +327,9 @@ class CampaignSpec(BaseModel):
         try:
             ZoneInfo(v)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {v!r} (IANA names, e.g. Asia/Shanghai)") from None
+            raise ValueError(
+                _("unknown time zone '{zone}' (IANA names, e.g. Asia/Shanghai)", zone=v)
+            ) from None
         return v
 
     @field_validator("windows", mode="before")
@@ -331,13 +338,15 @@ class CampaignSpec(BaseModel):
         if v is None:
             return {}
         if not isinstance(v, Mapping):
-            raise ValueError("windows: a mapping of days to lists like ['09:00-11:30', '14:30-17:00']")
+            raise ValueError(
+                "windows: " + _("a mapping of days to lists like ['09:00-11:30', '14:30-17:00']")
+            )
         out: dict[str, list[str]] = {}
         for key, value in v.items():
             days = _days(str(key))
             texts = [value] if isinstance(value, str) else list(value or [])
             if not all(isinstance(t, str) for t in texts):
-                raise ValueError(f"{key}: write windows as text, e.g. '09:00-11:30'")
+                raise ValueError(f"{key}: " + _("write windows as text, e.g. '09:00-11:30'"))
             try:
                 normal = [format_window(w) for w in parse_day_windows(texts)]
             except ValueError as exc:
@@ -352,17 +361,26 @@ class CampaignSpec(BaseModel):
         if v is None:
             return {}
         if not isinstance(v, Mapping):
-            raise ValueError("retry: a mapping of outcomes to rules")
+            raise ValueError("retry: " + _("a mapping of outcomes to rules"))
         unknown = [k for k in v if k not in OUTCOMES]
         if unknown:
-            raise ValueError(f"unknown outcome {unknown[0]!r} (outcomes: {', '.join(OUTCOMES)})")
+            raise ValueError(
+                _(
+                    "unknown outcome '{outcome}' (outcomes: {outcomes})",
+                    outcome=unknown[0],
+                    outcomes=", ".join(OUTCOMES),
+                )
+            )
         merged: dict[str, Any] = {}
         for outcome, rule in v.items():
             if isinstance(rule, RetryRule):
                 merged[outcome] = rule
                 continue
             if not isinstance(rule, Mapping):
-                raise ValueError(f"{outcome}: a rule like {{delay: 10m, growth: 1.5, max_attempts: 3}}")
+                raise ValueError(
+                    f"{outcome}: "
+                    + _("a rule like {example}", example="{delay: 10m, growth: 1.5, max_attempts: 3}")
+                )
             base = dict(DEFAULT_RETRY[outcome])
             for short, full in (("delay", "delay_minutes"), ("max_delay", "max_delay_minutes")):
                 if short in rule:
@@ -374,7 +392,7 @@ class CampaignSpec(BaseModel):
     @classmethod
     def _caller_id(cls, v: str | None) -> str | None:
         if v is not None and not re.fullmatch(r"\+?\d{3,20}", v.replace(" ", "").replace("-", "")):
-            raise ValueError("digits, optionally starting with + (e.g. 12345 or +861012345678)")
+            raise ValueError(_("digits, optionally starting with + (e.g. 12345 or +861012345678)"))
         return v.replace(" ", "").replace("-", "") if v else v
 
     @field_validator("allowed_countries")
@@ -384,10 +402,10 @@ class CampaignSpec(BaseModel):
         for code in v:
             c = code.strip().upper()
             if c not in phonenumbers.SUPPORTED_REGIONS:
-                raise ValueError(f"{code!r} is not a region code (two letters, e.g. CN, HK, US)")
+                raise ValueError(_("'{code}' is not a region code (two letters, e.g. CN, HK, US)", code=code))
             out.append(c)
         if not out:
-            raise ValueError("at least one country, e.g. [CN]")
+            raise ValueError(_("at least one country, e.g. [CN]"))
         return sorted(set(out))
 
     @model_validator(mode="after")
@@ -397,15 +415,18 @@ class CampaignSpec(BaseModel):
         else:
             self.windows = {d: self.windows.get(d, []) for d in DAYS}
         if not any(self.windows.values()):
-            raise ValueError("windows: no calling window on any day; the campaign could never call")
+            raise ValueError("windows: " + _("no calling window on any day; the campaign could never call"))
         self.retry = {o: self.retry.get(o) or RetryRule.model_validate(DEFAULT_RETRY[o]) for o in OUTCOMES}
         if self.amd is None:
             self.amd = "leave_message" if self.kind is CampaignKind.broadcast else "retry"
         if self.kind is CampaignKind.broadcast and not self.flow:
-            raise ValueError("flow: a broadcast campaign needs the IVR flow it plays (flow: NAME)")
+            raise ValueError("flow: " + _("a broadcast campaign needs the IVR flow it plays (flow: NAME)"))
         self._check_mode()
         if self.start_date and self.end_date and self.end_date < self.start_date:
-            raise ValueError(f"end_date {self.end_date} is before start_date {self.start_date}")
+            raise ValueError(
+                "end_date: "
+                + _("{end} is before start_date {start}", end=self.end_date, start=self.start_date)
+            )
         self.skip_dates = sorted(set(self.skip_dates))
         try:
             self.dispositions = check_dispositions(self.dispositions)
@@ -449,7 +470,9 @@ def _days(key: str) -> tuple[str, ...]:
         a, b = DAYS.index(m.group(1)), DAYS.index(m.group(2))
         if a <= b:
             return DAYS[a : b + 1]
-    raise ValueError(f"{key!r} is not a day: mon … sun, a range like mon-fri, or daily/weekdays/weekend")
+    raise ValueError(
+        _("'{key}' is not a day: mon … sun, a range like mon-fri, or daily/weekdays/weekend", key=key)
+    )
 
 
 # --- validation with locations ------------------------------------------------------------------
@@ -463,7 +486,7 @@ def problems_of(exc: ValidationError, lines: Mapping[tuple[str, ...], int] | Non
     out = []
     for err in exc.errors():
         loc = tuple(str(p) for p in err["loc"])
-        msg = err["msg"].removeprefix("Value error, ")
+        msg = error_message(err)
         head, sep, rest = msg.partition(": ")
         named_field = not loc and head in CampaignSpec.model_fields
         # A message may start with the (dotted) key it is about: `questions.3.show_if: …`.
@@ -471,10 +494,10 @@ def problems_of(exc: ValidationError, lines: Mapping[tuple[str, ...], int] | Non
         if sep and " " not in head and (named_field or named_key):
             loc, msg = (*loc, *head.split(".")), rest
         if err["type"] == "extra_forbidden":
-            msg = f"unknown setting (settings: {', '.join(CampaignSpec.model_fields)})"
+            msg = _("unknown setting (settings: {names})", names=", ".join(CampaignSpec.model_fields))
         where = _loc_text(loc)
         line = _line_for(loc, lines) if lines else None
-        out.append(f"line {line}: {where}: {msg}" if line else f"{where}: {msg}")
+        out.append(where_text(line, where, msg))
     return out
 
 
@@ -502,14 +525,22 @@ def read_settings(text: str, source: str | None = None) -> tuple[dict[str, Any],
     try:
         located = load_located(text)
     except LocatedYamlError as exc:
-        where = f"line {exc.mark.line}, column {exc.mark.column}: " if exc.mark else ""
-        raise SpecError([f"{where}not valid YAML ({exc.problem})"], source) from exc
+        if exc.mark:
+            problem = _(
+                "line {line}, column {column}: not valid YAML ({problem})",
+                line=exc.mark.line,
+                column=exc.mark.column,
+                problem=exc.problem,
+            )
+        else:
+            problem = _("not valid YAML ({problem})", problem=exc.problem)
+        raise SpecError([problem], source) from exc
     data = {} if located.data is None else located.data
     if not isinstance(data, dict):
-        raise SpecError(["the file must be a mapping of settings (key: value lines)"], source)
+        raise SpecError([_("the file must be a mapping of settings (key: value lines)")], source)
     if located.duplicates:
         raise SpecError(
-            [f"line {m.line}: {_loc_text(path)}: set twice; keep one" for path, m in located.duplicates],
+            [where_text(m.line, _loc_text(path), _("set twice; keep one")) for path, m in located.duplicates],
             source,
         )
     return data, located.lines()
@@ -532,18 +563,37 @@ def with_script_file(
     data = dict(data)
     ref = data.pop("script_file")
     line = lines.get(("script_file",))
-    where = f"line {line}: script_file" if line else "script_file"
     if "script" in data:
-        raise SpecError([f"{where}: give the script or a script file, not both"], source)
+        raise SpecError(
+            [where_text(line, "script_file", _("give the script or a script file, not both"))], source
+        )
     if base is None or not isinstance(ref, str) or not ref.strip():
-        raise SpecError([f"{where}: a file name beside the settings file (e.g. welfare.script.md)"], source)
+        raise SpecError(
+            [
+                where_text(
+                    line, "script_file", _("a file name beside the settings file (e.g. welfare.script.md)")
+                )
+            ],
+            source,
+        )
     path = (base / ref).resolve()
     try:
         data["script"] = path.read_text(encoding="utf-8-sig")
     except (FileNotFoundError, IsADirectoryError):
-        raise SpecError([f"{where}: no such file {path}"], source) from None
+        raise SpecError(
+            [where_text(line, "script_file", _("no such file {path}", path=path))], source
+        ) from None
     except UnicodeDecodeError as exc:
-        raise SpecError([f"{where}: {path} is not UTF-8 text (byte {exc.start + 1})"], source) from exc
+        raise SpecError(
+            [
+                where_text(
+                    line,
+                    "script_file",
+                    _("{path} is not UTF-8 text (byte {byte})", path=path, byte=exc.start + 1),
+                )
+            ],
+            source,
+        ) from exc
     return data
 
 
@@ -552,9 +602,9 @@ def read_settings_file(path: Path) -> tuple[dict[str, Any], dict[tuple[str, ...]
     try:
         text = path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise SpecError(["no such file"], str(path)) from None
+        raise SpecError([_("no such file")], str(path)) from None
     except UnicodeDecodeError as exc:
-        raise SpecError([f"not UTF-8 text (byte {exc.start + 1})"], str(path)) from exc
+        raise SpecError([_("not UTF-8 text (byte {byte})", byte=exc.start + 1)], str(path)) from exc
     data, lines = read_settings(text, str(path))
     return with_script_file(data, lines, path.parent, str(path)), lines
 
@@ -610,7 +660,7 @@ def get_campaign(session: Session, name: str) -> Campaign | None:
 def require_campaign(session: Session, name: str) -> Campaign:
     campaign = get_campaign(session, name)
     if campaign is None:
-        raise CampaignError(f"no campaign named {name!r}")
+        raise CampaignError(_("no campaign named '{name}'", name=name), code="no_such_campaign")
     return campaign
 
 
@@ -620,7 +670,7 @@ def list_campaigns(session: Session) -> list[Campaign]:
 
 def create_campaign(session: Session, spec: CampaignSpec, *, actor: str) -> Campaign:
     if get_campaign(session, spec.name) is not None:
-        raise CampaignError(f"campaign {spec.name!r} already exists")
+        raise CampaignError(_("campaign '{name}' already exists", name=spec.name), code="campaign_exists")
     campaign = Campaign(name=spec.name, created_by=actor, status=CampaignStatus.draft)
     _apply(campaign, spec)
     session.add(campaign)
@@ -641,9 +691,9 @@ def update_campaign(
     """Change some settings; the result is validated as a whole. A finished campaign is frozen."""
     campaign = require_campaign(session, name)
     if campaign.status is CampaignStatus.finished:
-        raise CampaignError(f"campaign {name!r} is finished; its settings can no longer change")
+        raise CampaignError(_("campaign '{name}' is finished; its settings can no longer change", name=name))
     if "name" in changes and changes["name"] != name:
-        raise CampaignError("a campaign cannot be renamed")
+        raise CampaignError(_("a campaign cannot be renamed"))
     current = spec_of(campaign).public()
     old_default = ELDER_WINDOWS if campaign.elder_welfare else DEFAULT_WINDOWS
     if "elder_welfare" in changes and "windows" not in changes and current["windows"] == old_default:
@@ -666,16 +716,23 @@ def set_status(
     if status == campaign.status:
         return campaign
     if status not in _TRANSITIONS[campaign.status]:
-        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[campaign.status])) or "none: it is finished"
-        raise CampaignError(
-            f"campaign {name!r} is {campaign.status.value}; it cannot become {status.value} (next: {allowed})"
+        allowed = ", ".join(sorted(s.value for s in _TRANSITIONS[campaign.status])) or _(
+            "none: it is finished"
         )
+        raise CampaignError(
+            _("campaign '{name}' is {status}; it cannot become {wanted} (next: {allowed})", name=name,
+              status=campaign.status.value, wanted=status.value, allowed=allowed),
+        )  # fmt: skip
     if status is CampaignStatus.running:
         spec = spec_of(campaign)
         today = utcnow().astimezone(ZoneInfo(spec.timezone)).date()
         if spec.end_date and spec.end_date < today:
             raise CampaignError(
-                f"campaign {name!r} ended on {spec.end_date}; change end_date to run it again"
+                _(
+                    "campaign '{name}' ended on {end}; change end_date to run it again",
+                    name=name,
+                    end=spec.end_date,
+                ),
             )
     before = campaign.status
     campaign.status = status

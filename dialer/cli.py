@@ -552,6 +552,13 @@ def lists_export(
     out: Annotated[Path, typer.Option("--out", help="The file to write.")],
     fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or xlsx.")] = ExportFormat.csv,
     masked: Annotated[bool, typer.Option("--masked", help="Mask phone numbers (138****8000).")] = False,
+    column_names: Annotated[
+        bool,
+        typer.Option(
+            "--column-names",
+            help="Title the columns in words (the list's own headers, Chinese by default) instead of codes.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Export a campaign's contacts and their outcomes (safe to open in Excel). Audited."""
@@ -563,9 +570,13 @@ def lists_export(
             c = svc.require_campaign(session, campaign)
             if fmt is ExportFormat.csv:
                 with out.open("w", encoding="utf-8", newline="") as f:
-                    n = export_contacts(session, c, f, "csv", mask=masked, actor=CLI_ACTOR, via="cli")
+                    n = export_contacts(
+                        session, c, f, "csv", mask=masked, actor=CLI_ACTOR, via="cli", names=column_names
+                    )
             else:
-                n = export_contacts(session, c, out, "xlsx", mask=masked, actor=CLI_ACTOR, via="cli")
+                n = export_contacts(
+                    session, c, out, "xlsx", mask=masked, actor=CLI_ACTOR, via="cli", names=column_names
+                )
     emit(
         {"campaign": campaign, "format": fmt.value, "rows": n, "file": str(out), "masked": masked},
         as_json,

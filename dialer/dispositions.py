@@ -27,6 +27,8 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from core.i18n import _
+
 CODE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 MAX_DISPOSITIONS = 9  # one per number key, 1 to 9
 
@@ -55,7 +57,7 @@ class Disposition(BaseModel):
     def _code(cls, v: str) -> str:
         if not CODE_RE.match(v):
             raise ValueError(
-                "a code: 1-32 lower-case letters, digits or _, starting with a letter (call_back)"
+                _("a code: 1-32 lower-case letters, digits or _, starting with a letter (call_back)")
             )
         return v
 
@@ -87,11 +89,17 @@ def check_dispositions(items: Sequence[Disposition]) -> list[Disposition]:
     if not items:
         return list(DEFAULT_DISPOSITIONS)
     if len(items) > MAX_DISPOSITIONS:
-        raise ValueError(f"at most {MAX_DISPOSITIONS} (one per number key 1-9); this list has {len(items)}")
+        raise ValueError(
+            _(
+                "at most {most} (one per number key 1-9); this list has {n}",
+                most=MAX_DISPOSITIONS,
+                n=len(items),
+            )
+        )
     seen: set[str] = set()
     for item in items:
         if item.code in seen:
-            raise ValueError(f"code {item.code!r} is listed twice")
+            raise ValueError(_("code '{code}' is listed twice", code=item.code))
         seen.add(item.code)
     return list(items)
 

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from agents.transfer.models import Transfer
+from core.i18n import _, ngettext
 from core.phones import mask as mask_number
 from core.phones import mask_in_text
 from dialer.dispositions import DispositionAction
@@ -24,8 +26,9 @@ from dialer.models import Attempt, Campaign, Contact
 
 CONTACT_KEYS = (
     "contact_id", "phone", "state", "outcome", "attempts", "disposition", "note", "callback_at",
-    "callback_agent", "answers",
+    "callback_agent", "answers", "transfers",
 )  # fmt: skip
+TRANSFER_KEYS = ("kind", "target", "at", "outcome")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,47 @@ def latest_ivr_answers(session: Session, campaign_id: int) -> dict[int, dict[str
     return out
 
 
+def contact_transfers(
+    session: Session, campaign_id: int, *, mask: bool = True
+) -> dict[int, list[tuple[Transfer, str]]]:
+    """Every transfer or consult agents made on the campaign's calls, by contact id, oldest first:
+    the row and the target as the reader may see it (an outside number masked unless `mask` is
+    False; a colleague's name or a skill as it is)."""
+    stmt = (
+        select(Attempt.contact_id, Transfer)
+        .join(Transfer, Transfer.call_ref == Attempt.id)
+        .where(Attempt.campaign_id == campaign_id)
+        .order_by(Attempt.contact_id, Transfer.requested_at, Transfer.id)
+    )
+    out: dict[int, list[tuple[Transfer, str]]] = {}
+    for contact_id, row in session.execute(stmt):
+        target = row.target
+        if not mask and row.kind == "number" and row.number and any(ch.isdigit() for ch in row.number):
+            target = row.number
+        out.setdefault(contact_id, []).append((row, target))
+    return out
+
+
+def transfer_outcome(row: Transfer) -> str:
+    """How a transfer ended (its result code), or its state while it is under way."""
+    return row.result or row.state
+
+
+def transfer_record(row: Transfer, target: str, zone: ZoneInfo) -> dict[str, Any]:
+    """One transfer as `campaign contacts --json` shows it: exactly :data:`TRANSFER_KEYS`."""
+    return {
+        "kind": row.kind,
+        "target": target,
+        "at": _aware(row.requested_at).astimezone(zone).isoformat(),
+        "outcome": transfer_outcome(row),
+    }
+
+
+def _aware(at: datetime) -> datetime:
+    """A stored time (naive on SQLite) as UTC."""
+    return at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+
+
 def answer_keys(wrapups: dict[int, LatestWrapUp], form_keys: Sequence[str] = ()) -> list[str]:
     """One column per question: the form's in its order, then any other key answered."""
     keys: dict[str, None] = dict.fromkeys(form_keys)
@@ -103,8 +147,12 @@ def masked_text(value: Any, mask: bool) -> Any:
 def contact_records(session: Session, campaign: Campaign, *, mask: bool = True) -> Iterator[dict[str, Any]]:
     """One record per contact with exactly :data:`CONTACT_KEYS`, in the order of the lists.
 
-    `callback_at` is ISO 8601 in the callee's time zone (with its offset)."""
+    `callback_at` and each transfer's `at` are ISO 8601 in the callee's time zone (with its
+    offset); `transfers` lists every transfer or consult agents made on the contact's calls,
+    oldest first (:data:`TRANSFER_KEYS`; `outcome` is the transfer's result code, or its state
+    while under way)."""
     wrapups = latest_wrapups(session, campaign.id)
+    transfers = contact_transfers(session, campaign.id, mask=mask)
     stmt = (
         select(Contact)
         .where(Contact.campaign_id == campaign.id)
@@ -126,22 +174,36 @@ def contact_records(session: Session, campaign: Campaign, *, mask: bool = True) 
             "callback_at": callback_at.astimezone(zone).isoformat() if callback_at else None,
             "callback_agent": wrapup.callback_agent if wrapup else None,
             "answers": {k: masked_text(v, mask) for k, v in wrapup.answers.items()} if wrapup else {},
+            "transfers": [
+                transfer_record(row, target, zone) for row, target in transfers.get(contact.id, ())
+            ],
         }
 
 
 def record_text(record: dict[str, Any]) -> str:
-    """One contact on one line, for `campaign contacts` in a terminal."""
-    plural = "" if record["attempts"] == 1 else "s"
-    text = (
-        f"#{record['contact_id']} {record['phone']}: {record['state']}, outcome {record['outcome'] or '-'},"
-        f" {record['attempts']} attempt{plural}"
+    """One contact on one line, for `campaign contacts` in a terminal (in the reader's language)."""
+    text = _(
+        "#{id} {phone}: {state}, outcome {outcome}, {attempts}",
+        id=record["contact_id"],
+        phone=record["phone"],
+        state=record["state"],
+        outcome=record["outcome"] or "-",
+        attempts=ngettext("{n} attempt", "{n} attempts", record["attempts"]),
     )
     if record["disposition"]:
-        text += f"; wrap-up {record['disposition']}"
+        text += _("; wrap-up {disposition}", disposition=record["disposition"])
     if record["callback_at"]:
-        text += f", callback {record['callback_at'][:16].replace('T', ' ')} for {record['callback_agent'] or 'anyone'}"
+        when = record["callback_at"][:16].replace("T", " ")
+        if record["callback_agent"]:
+            text += _(", callback {at} for {agent}", at=when, agent=record["callback_agent"])
+        else:
+            text += _(", callback {at} for anyone", at=when)
     if record["note"]:
-        text += f"; note: {record['note']}"
+        text += _("; note: {note}", note=record["note"])
     if record["answers"]:
-        text += "; answers: " + ", ".join(f"{k}={v}" for k, v in record["answers"].items())
+        text += _("; answers: {answers}", answers=", ".join(f"{k}={v}" for k, v in record["answers"].items()))
+    if record.get("transfers"):
+        text += _("; transfers: {transfers}", transfers=", ".join(
+            f"{t['kind']} {t['target']} ({t['outcome']})" for t in record["transfers"]
+        ))  # fmt: skip
     return text

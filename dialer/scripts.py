@@ -25,6 +25,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+from core.i18n import _
 from core.phones import mask_in_text
 
 PLACEHOLDER = re.compile(r"\{\{|\}\}|\{([^{}\n]{1,64})\}")
@@ -117,5 +118,5 @@ def render_script(markdown: str, values: Mapping[str, Any]) -> RenderedScript:
 def check_script(markdown: str) -> str:
     """A script as given in settings, or ValueError saying why it cannot be one."""
     if len(markdown) > MAX_SCRIPT:
-        raise ValueError(f"at most {MAX_SCRIPT} characters (this one has {len(markdown)})")
+        raise ValueError(_("at most {most} characters (this one has {n})", most=MAX_SCRIPT, n=len(markdown)))
     return markdown

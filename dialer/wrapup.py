@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from agents.transfer.service import holder
 from core.audit import audit
+from core.i18n import _
 from core.phones import mask_in_text
 from dialer import dnc
 from dialer.campaigns import CampaignSpec, spec_of
@@ -63,22 +64,28 @@ class WrapUpRequest:
 
 
 class WrapUpError(Exception):
-    """A wrap-up the server cannot take; `status` is the HTTP answer, `field` the input at fault."""
+    """A wrap-up the server cannot take; `status` is the HTTP answer, `code` the stable reason for
+    programs, `message` the reason in the current locale, `field` the input at fault."""
 
     status = 422
+    code = "invalid_wrapup"
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(self, message: str, field: str | None = None, *, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.field = field
+        if code is not None:
+            self.code = code
 
 
 class UnknownCall(WrapUpError):
     status = 404
+    code = "unknown_call"
 
 
 class NotYourCall(WrapUpError):
     status = 403
+    code = "not_your_call"
 
 
 class InvalidWrapUp(WrapUpError):
@@ -87,6 +94,7 @@ class InvalidWrapUp(WrapUpError):
 
 class AlreadyWrappedUp(WrapUpError):
     status = 409
+    code = "already_wrapped_up"
 
 
 class InvalidAnswers(InvalidWrapUp):
@@ -95,7 +103,7 @@ class InvalidAnswers(InvalidWrapUp):
 
     def __init__(self, check: AnswerCheck) -> None:
         first = next(iter(check.errors))
-        super().__init__("; ".join(check.errors.values()), f"answers.{first}")
+        super().__init__("; ".join(check.errors.values()), f"answers.{first}", code="invalid_answers")
         self.errors = dict(check.errors)
         self.kept = dict(check.clean)
 
@@ -132,23 +140,38 @@ class WrapUpResult:
             due = f"{self.local(self.callback_at)} ({self.timezone})"
             asked = self.local(self.callback_requested) if self.callback_requested else ""
             if self.moved == "window":
-                head = f"{asked} is outside the calling window; the callback is moved to {due}."
+                head = _(
+                    "{asked} is outside the calling window; the callback is moved to {due}.",
+                    asked=asked,
+                    due=due,
+                )
             elif self.moved == "caps":
-                head = f"The contact's call limit is reached at {asked}; the callback is moved to {due}."
+                head = _(
+                    "The contact's call limit is reached at {asked}; the callback is moved to {due}.",
+                    asked=asked,
+                    due=due,
+                )
             elif self.moved == "past":
-                head = f"{asked} has passed; the callback is due at once, {due}."
+                head = _("{asked} has passed; the callback is due at once, {due}.", asked=asked, due=due)
             else:
-                head = f"Callback on {due}."
+                head = _("Callback on {due}.", due=due)
             if self.callback_agent_until is not None:
-                head += f" It is kept for {self.agent} until {self.local(self.callback_agent_until)}."
+                head += " " + _(
+                    "It is kept for {agent} until {until}.",
+                    agent=self.agent,
+                    until=self.local(self.callback_agent_until),
+                )
             return head
-        return {
-            DispositionAction.opt_out: "The number is on the do-not-call list.",
-            DispositionAction.welfare_concern: "A welfare alert is raised for the supervisors.",
-            DispositionAction.wrong_number: "The contact will not be called again.",
-            DispositionAction.done: "The contact is finished.",
-            DispositionAction.retry_later: "The contact will be called again after the campaign's retry delay.",
-        }.get(DispositionAction(action), "")
+        texts = {
+            DispositionAction.opt_out: _("The number is on the do-not-call list."),
+            DispositionAction.welfare_concern: _("A welfare alert is raised for the supervisors."),
+            DispositionAction.wrong_number: _("The contact will not be called again."),
+            DispositionAction.done: _("The contact is finished."),
+            DispositionAction.retry_later: _(
+                "The contact will be called again after the campaign's retry delay."
+            ),
+        }
+        return texts.get(DispositionAction(action), "")
 
     def public(self) -> dict[str, Any]:
         """The HTTP answer; times in ISO 8601, UTC."""
@@ -190,15 +213,22 @@ def record_wrapup(session: Session, request: WrapUpRequest, now: datetime) -> Wr
     # Locked on PostgreSQL, so a retry racing its original cannot act twice.
     attempt = session.get(Attempt, request.call_ref, with_for_update=postgres or None)
     if attempt is None:
-        raise UnknownCall(f"no call {request.call_ref!r} (the call_ref is the call's attempt id)", "call_ref")
+        raise UnknownCall(
+            _("There is no call '{call}' (call_ref is the call's attempt id).", call=request.call_ref),
+            "call_ref",
+        )
     # A transfer hands the call (and its wrap-up) to the colleague who took the caller.
     owner = holder(session, request.call_ref) or attempt.agent or (attempt.detail or {}).get("agent_name")
     if owner != request.agent:
-        raise NotYourCall(f"call {request.call_ref} was not taken by {request.agent}", "call_ref")
+        raise NotYourCall(
+            _("Call '{call}' was not taken by {agent}; only its agent wraps it up.", call=request.call_ref,
+              agent=request.agent),
+            "call_ref",
+        )  # fmt: skip
     contact = session.get(Contact, attempt.contact_id)
     campaign = session.get(Campaign, attempt.campaign_id)
     if contact is None or campaign is None:  # cascaded away with its campaign
-        raise UnknownCall(f"no call {request.call_ref!r}", "call_ref")
+        raise UnknownCall(_("There is no call '{call}'.", call=request.call_ref), "call_ref")
     spec = spec_of(campaign)
     zone = contact.timezone or spec.timezone
     note = (request.note or "").strip() or None
@@ -220,9 +250,11 @@ def record_wrapup(session: Session, request: WrapUpRequest, now: datetime) -> Wr
     if chosen is None:
         codes = ", ".join(d.code for d in spec.dispositions)
         raise InvalidWrapUp(
-            f"{request.disposition!r} is not a disposition of campaign {campaign.name} ({codes})",
+            _("'{code}' is not a wrap-up of campaign {campaign} ({codes}).", code=request.disposition,
+              campaign=campaign.name, codes=codes),
             "disposition",
-        )
+            code="unknown_disposition",
+        )  # fmt: skip
     result = WrapUpResult(
         call_ref=attempt.id,
         campaign=campaign.name,
@@ -237,18 +269,28 @@ def record_wrapup(session: Session, request: WrapUpRequest, now: datetime) -> Wr
     )
     if chosen.action is DispositionAction.callback:
         if requested is None:
-            raise InvalidWrapUp("a callback needs the time to call back", "callback_at")
+            raise InvalidWrapUp(
+                _("A callback needs the time to call back."), "callback_at", code="callback_time_missing"
+            )
         due, moved = callback_due(spec, requested, now, _starts(session, contact), contact.timezone)
         if due is None:
             raise InvalidWrapUp(
-                f"campaign {campaign.name} calls nobody after {spec.end_date}; choose an earlier time",
+                _("Campaign {campaign} calls nobody after {end}; choose an earlier time.", campaign=campaign.name,
+                  end=spec.end_date),
                 "callback_at",
-            )
+                code="callback_after_end",
+            )  # fmt: skip
         result.callback_at, result.moved = due, moved
         result.callback_agent_until = due + timedelta(minutes=spec.callback_grace_minutes)
     elif requested is not None:
         raise InvalidWrapUp(
-            f"only a callback takes a time; {chosen.code} is {chosen.action.value}", "callback_at"
+            _(
+                "Only a callback takes a time; {code} is {action}.",
+                code=chosen.code,
+                action=chosen.action.value,
+            ),
+            "callback_at",
+            code="callback_time_not_wanted",
         )
 
     attempt.agent = attempt.agent or request.agent
@@ -306,7 +348,7 @@ def callback_due(
     again (past its end date)."""
     moved = "past" if requested < now - PAST_TOLERANCE else None
     t = max(requested, now)
-    for _ in range(50):
+    for _step in range(50):
         allowed = next_allowed_by_caps(spec, starts, t, tz)
         opens = next_window_start(spec, allowed, tz)
         if opens is None:
@@ -342,10 +384,10 @@ def _repeat(
     )
     if not same:
         raise AlreadyWrappedUp(
-            f"call {attempt.id} was wrapped up as {attempt.disposition} at"
-            f" {attempt.wrapped_up_at.isoformat() if attempt.wrapped_up_at else '?'}; it cannot change",
+            _("Call '{call}' was wrapped up as {disposition} at {at}; it cannot change.", call=attempt.id,
+              disposition=attempt.disposition, at=attempt.wrapped_up_at.isoformat() if attempt.wrapped_up_at else "?"),
             "disposition",
-        )
+        )  # fmt: skip
     until = stored.get("callback_agent_until")
     assert attempt.wrapped_up_at is not None
     return WrapUpResult(

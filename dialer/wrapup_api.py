@@ -22,6 +22,8 @@ from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep
+from core.errors import http_error
+from core.i18n import _
 from core.messages import CallEvent
 from dialer import campaigns as svc
 from dialer.dispositions import DEFAULT_DISPOSITIONS, Disposition
@@ -65,12 +67,12 @@ class WrapUpIn(BaseModel):
     @classmethod
     def _answers(cls, v: dict[str, Answer]) -> dict[str, Answer]:
         if len(v) > MAX_ANSWERS:
-            raise ValueError(f"at most {MAX_ANSWERS} answers")
+            raise ValueError(_("At most {n} answers.", n=MAX_ANSWERS))
         for key, value in v.items():
             if not key.strip() or len(key) > 64:
-                raise ValueError(f"{key!r}: a question key is 1-64 characters")
+                raise ValueError(_("'{key}': a question key is 1-64 characters.", key=key))
             if isinstance(value, str) and len(value) > MAX_ANSWER_TEXT:
-                raise ValueError(f"{key}: at most {MAX_ANSWER_TEXT} characters")
+                raise ValueError(_("'{key}': at most {n} characters.", key=key, n=MAX_ANSWER_TEXT))
         return v
 
 
@@ -86,13 +88,20 @@ def answers_refusal(exc: InvalidAnswers) -> JSONResponse:
 
 
 def _refusal(exc: WrapUpError) -> HTTPException:
-    """The error as FastAPI words its own validation errors, so a client reads one shape."""
-    detail: Any = exc.message
+    """A 422 as FastAPI words its own validation errors (so a client reads one shape), with the
+    code beside; 403 (``not_your_call``), 404 (``unknown_call``) and 409 (``already_wrapped_up``)
+    as ``{"code", "message", "field"}``. The message is in the agent's language."""
     if exc.status == status.HTTP_422_UNPROCESSABLE_CONTENT:
-        detail = [{"loc": ["body", exc.field or "body"], "msg": exc.message, "type": "value_error"}]
-    elif exc.field:
-        detail = {"field": exc.field, "message": exc.message}
-    return HTTPException(exc.status, detail)
+        detail: Any = [
+            {
+                "loc": ["body", exc.field or "body"],
+                "msg": exc.message,
+                "type": "value_error",
+                "code": exc.code,
+            }
+        ]
+        return HTTPException(exc.status, detail)
+    return http_error(exc.status, exc.code, exc.message, field=exc.field)
 
 
 @router.post("/me/wrapup", response_model=None)
@@ -179,7 +188,7 @@ def _keyed(items: list[Disposition] | tuple[Disposition, ...]) -> list[Dispositi
 
 @router.get("/me/dispositions")
 def my_dispositions(
-    _: AgentUser,
+    _user: AgentUser,
     session: SessionDep,
     campaign: Annotated[str | None, Query(max_length=64, description="the call's campaign")] = None,
 ) -> dict[str, Any]:
@@ -188,5 +197,9 @@ def my_dispositions(
         return {"campaign": None, "dispositions": _keyed(DEFAULT_DISPOSITIONS)}
     found = svc.get_campaign(session, campaign)
     if found is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no campaign named {campaign!r}")
+        raise http_error(
+            status.HTTP_404_NOT_FOUND,
+            "unknown_campaign",
+            _("There is no campaign named '{name}'.", name=campaign),
+        )
     return {"campaign": found.name, "dispositions": _keyed(found.spec.dispositions)}

@@ -11,11 +11,19 @@ from zoneinfo import ZoneInfo
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from agents.routing import ANY_SKILL
+from core.i18n import _
 from core.located_yaml import LocatedYamlError, load_located, validation_problems
+from core.validation import where_text
 from dialer.forms import Form
+from dialer.lists import phones
 from dialer.scripts import check_script
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def line_number(text: str, region: str = "CN") -> str | None:
+    """A line's listed outside number (or one an agent asked for) as E.164, or None."""
+    return phones.normalise(text, region, None).e164
 
 
 def _day_keys(key: str) -> tuple[str, ...]:
@@ -25,11 +33,11 @@ def _day_keys(key: str) -> tuple[str, ...]:
     if "-" in key:
         first, last = (k.strip() for k in key.split("-", 1))
         if first not in DAYS or last not in DAYS:
-            raise ValueError(f"unknown day range {key!r} (use mon..sun, e.g. mon-fri)")
+            raise ValueError(_("unknown day range '{key}' (use mon..sun, e.g. mon-fri)", key=key))
         i, j = DAYS.index(first), DAYS.index(last)
         return DAYS[i : j + 1] if i <= j else DAYS[i:] + DAYS[: j + 1]
     if key not in DAYS:
-        raise ValueError(f"unknown day {key!r} (use mon..sun, a range like mon-fri, or daily)")
+        raise ValueError(_("unknown day '{key}' (use mon..sun, a range like mon-fri, or daily)", key=key))
     return (key,)
 
 
@@ -37,9 +45,9 @@ def _span(text: str) -> tuple[time, time]:
     try:
         start, end = (time.fromisoformat(p.strip()) for p in text.split("-", 1))
     except ValueError as exc:
-        raise ValueError(f"opening hours {text!r}: write HH:MM-HH:MM") from exc
+        raise ValueError(_("opening hours '{text}': write HH:MM-HH:MM", text=text)) from exc
     if end <= start:
-        raise ValueError(f"opening hours {text!r}: the end is not after the start")
+        raise ValueError(_("opening hours '{text}': the end is not after the start", text=text))
     return start, end
 
 
@@ -72,6 +80,18 @@ class InboundNumber(BaseModel):
     # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
     script: str | None = None
     form: Form | None = None
+    # Outside numbers agents may transfer this line's calls to, by name (docs/transfers.md).
+    transfer_numbers: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("transfer_numbers")
+    @classmethod
+    def _transfer_numbers(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, number in v.items():
+            if not name.strip() or len(name) > 64:
+                raise ValueError(_("a name of 1-64 characters for each number ('{name}')", name=name))
+            if line_number(str(number)) is None:
+                raise ValueError(_("'{number}' ({name}) is not a phone number", number=number, name=name))
+        return v
 
     @field_validator("script")
     @classmethod
@@ -82,7 +102,7 @@ class InboundNumber(BaseModel):
     @classmethod
     def _form(cls, v: Form | None) -> Form | None:
         if v is not None and v.record != "case":
-            raise ValueError("record: an inbound line's form is kept as a case record (record: case)")
+            raise ValueError("record: " + _("an inbound line's form is kept as a case record (record: case)"))
         return v
 
     @field_validator("hours")
@@ -125,7 +145,7 @@ class InboundConfigError(ValueError):
 
     def __init__(self, path: Path, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__(f"{path}: invalid inbound settings:\n  " + "\n  ".join(problems))
+        super().__init__(f"{path}: " + _("invalid inbound settings:") + "\n  " + "\n  ".join(problems))
 
 
 def load_config(path: Path) -> InboundConfig:
@@ -136,12 +156,15 @@ def load_config(path: Path) -> InboundConfig:
     try:
         located = load_located(path.read_text(encoding="utf-8-sig"))
     except LocatedYamlError as exc:
-        where = f"line {exc.mark.line}: " if exc.mark else ""
-        raise InboundConfigError(path, [f"{where}not valid YAML ({exc.problem})"]) from exc
+        if exc.mark:
+            problem = _("line {line}: not valid YAML ({problem})", line=exc.mark.line, problem=exc.problem)
+        else:
+            problem = _("not valid YAML ({problem})", problem=exc.problem)
+        raise InboundConfigError(path, [problem]) from exc
     raw = located.data or {}
     lines = located.lines()
     if not isinstance(raw, dict):
-        raise InboundConfigError(path, ["the file must be a mapping (timezone:, numbers:)"])
+        raise InboundConfigError(path, [_("the file must be a mapping (timezone:, numbers:)")])
     numbers = {str(k): dict(v) if isinstance(v, dict) else v for k, v in (raw.get("numbers") or {}).items()}
     for key, line in numbers.items():
         if isinstance(line, dict) and "script_file" in line:
@@ -154,12 +177,12 @@ def load_config(path: Path) -> InboundConfig:
 
 def _script_file(path: Path, key: str, ref: object, lines: dict[tuple[str, ...], int]) -> str:
     line = lines.get(("numbers", key, "script_file"))
-    where = f"line {line}: numbers.{key}.script_file" if line else f"numbers.{key}.script_file"
     file = path.parent / str(ref)
     try:
         return file.read_text(encoding="utf-8-sig")
     except (FileNotFoundError, IsADirectoryError):
-        raise InboundConfigError(path, [f"{where}: no such file {file}"]) from None
+        problem = where_text(line, f"numbers.{key}.script_file", _("no such file {path}", path=file))
+        raise InboundConfigError(path, [problem]) from None
 
 
 def is_open(cfg: InboundNumber, now: datetime, tz: str) -> bool:

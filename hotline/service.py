@@ -35,10 +35,11 @@ from core.ari import AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
 from core.db import Database, utcnow
 from core.features import StasisContext
-from core.settings import Settings
+from core.settings import AsteriskNode, Settings
 from hotline.callbacks import record_callback
 from hotline.config import InboundConfig, InboundNumber, is_open, load_config
 from hotline.models import InboundCallRecord
+from hotline.transfer_gate import line_gate
 from ivr.check import find_flow, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
@@ -77,6 +78,7 @@ class InboundCall:
     handover: Handover
     settings: Settings
     db: Database
+    node: str | None = None  # the Asterisk node the call is on (its name)
 
 
 def inbound_number(event: Mapping[str, Any]) -> str | None:
@@ -118,7 +120,9 @@ class Hotline:
             ctx.ari, PromptCache.for_settings(settings), recordings_dir=settings.recordings_dir
         )
         handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings))
-        call = InboundCall(channel_id, number, ctx.ari, ctx.dispatcher, runner, handover, settings, db)
+        call = InboundCall(
+            channel_id, number, ctx.ari, ctx.dispatcher, runner, handover, settings, db, node=ctx.node
+        )
         self.results.append(await self.handle(call))
 
     async def handle(self, call: InboundCall) -> InboundResult:
@@ -201,6 +205,7 @@ class Hotline:
                 announce_every=line.announce_every,
             ),
             announce=_announcer(call, flow.voice),
+            number_gate=line_gate(call.db, _node(call), line.transfer_numbers),
             keep_caller=line.survey,
         )
         handed = await call.handover.connect(request)
@@ -248,6 +253,12 @@ class Hotline:
                 )
 
         await asyncio.to_thread(write)
+
+
+def _node(call: InboundCall) -> AsteriskNode | None:
+    """The node the call is on (the first configured one when it did not say)."""
+    nodes = call.settings.asterisk_nodes
+    return next((n for n in nodes if n.name == call.node), nodes[0] if nodes else None)
 
 
 def _store(db: Database, result: InboundResult, arrived_at: datetime, ended_at: datetime) -> None:

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from core.i18n import _
 from core.located_yaml import Located, LocatedYamlError, Mark, Path_, load_located
+from core.validation import error_message
 from ivr.flow import (
     DTMF,
     NODE_ID,
@@ -49,8 +51,10 @@ class Problem(BaseModel):
         where = self.file or "<flow>"
         if self.line is not None:
             where += f":{self.line}:{self.column}"
-        node = f" node '{self.node}':" if self.node else ""
-        return f"{where}: [{self.code}]{node} {self.message}"
+        if self.node:
+            return _("{where}: [{code}] node '{node}': {message}", where=where, code=self.code, node=self.node,
+                     message=self.message)  # fmt: skip
+        return _("{where}: [{code}] {message}", where=where, code=self.code, message=self.message)
 
 
 class FlowError(ValueError):
@@ -103,16 +107,20 @@ class _Checker:
                 loc = loc[1:]
             kind = err["type"]
             if kind == "union_tag_invalid":
-                message = f"unknown node type {raw.get('type')!r}; use one of {', '.join(NODE_TYPES)}"
+                message = _(
+                    "unknown node type '{type}'; use one of {types}",
+                    type=raw.get("type"),
+                    types=", ".join(NODE_TYPES),
+                )
                 loc = ["type"]
             elif kind == "union_tag_not_found":
-                message = f"node has no `type`; use one of {', '.join(NODE_TYPES)}"
+                message = _("node has no `type`; use one of {types}", types=", ".join(NODE_TYPES))
             elif kind == "missing":
-                message = f"`{loc[-1]}` is required" if loc else "a value is required"
+                message = _("`{key}` is required", key=loc[-1]) if loc else _("a value is required")
             elif kind == "extra_forbidden":
-                message = f"unknown key `{loc[-1]}`"
+                message = _("unknown key `{key}`", key=loc[-1])
             else:
-                message = str(err["msg"]).removeprefix("Value error, ")
+                message = error_message(err)
                 if loc:
                     message = f"`{'.'.join(str(p) for p in loc)}`: {message}"
             self.add("schema", message, (*prefix, *loc), node)
@@ -122,11 +130,15 @@ class _Checker:
     def run(self) -> Flow | None:
         for path, mark in self.located.duplicates:
             self._add(
-                "duplicate_key", f"`{path[-1]}` is given twice; the later one would win", path, None, mark
+                "duplicate_key",
+                _("`{key}` is given twice; the later one would win", key=path[-1]),
+                path,
+                None,
+                mark,
             )
         data = self.located.data
         if not isinstance(data, dict):
-            self.add("schema", "a flow is a YAML mapping with name, start and nodes")
+            self.add("schema", _("a flow is a YAML mapping with name, start and nodes"))
             return None
         header: FlowHeader | None = None
         try:
@@ -135,14 +147,18 @@ class _Checker:
             self.schema_errors(exc, (), None, data)
         raw_nodes = data.get("nodes")
         if not isinstance(raw_nodes, dict) or not raw_nodes:
-            self.add("schema", "`nodes` must be a mapping of node id to node", ("nodes",))
+            self.add("schema", _("`nodes` must be a mapping of node id to node"), ("nodes",))
             return None
 
         nodes: dict[str, Any] = {}
         failed: dict[str, Any] = {}
         for node_id, raw in raw_nodes.items():
             if not re.match(NODE_ID, node_id):
-                self.add("schema", f"node id {node_id!r}: use letters, digits, _ and -", ("nodes", node_id))
+                self.add(
+                    "schema",
+                    _("node id '{node}': use letters, digits, _ and -", node=node_id),
+                    ("nodes", node_id),
+                )
             try:
                 node = _NODE.validate_python(raw)
             except ValidationError as exc:
@@ -172,8 +188,11 @@ class _Checker:
             if name not in self.cli_fields:
                 self.add(
                     "unknown_field",
-                    f"the flow needs field '{name}', which the list does not have "
-                    f"(list columns: {', '.join(self.cli_fields) or 'none'})",
+                    _(
+                        "the flow needs field '{name}', which the list does not have (list columns: {columns})",
+                        name=name,
+                        columns=", ".join(self.cli_fields) or _("none"),
+                    ),
                     ("fields", i),
                 )
         return self.cli_fields
@@ -191,7 +210,11 @@ class _Checker:
                 else:
                     self.add(
                         "unknown_node",
-                        f"`{'.'.join(where)}` goes to node '{target}', which does not exist",
+                        _(
+                            "`{key}` goes to node '{target}', which does not exist",
+                            key=".".join(where),
+                            target=target,
+                        ),
                         ("nodes", node_id, *where),
                         node_id,
                     )
@@ -200,7 +223,7 @@ class _Checker:
 
         start = header.start if header is not None else None
         if start is not None and start not in known:
-            self.add("unknown_node", f"start node '{start}' does not exist", ("start",))
+            self.add("unknown_node", _("start node '{start}' does not exist", start=start), ("start",))
             start = None
         if start is None:
             return
@@ -208,7 +231,10 @@ class _Checker:
         for node_id in edges:
             if node_id not in reached:
                 self.add(
-                    "unreachable", f"cannot be reached from start '{start}'", ("nodes", node_id), node_id
+                    "unreachable",
+                    _("cannot be reached from start '{start}'", start=start),
+                    ("nodes", node_id),
+                    node_id,
                 )
 
         endings = {n for n, node in nodes.items() if node.ends_call} | set(failed)
@@ -219,8 +245,12 @@ class _Checker:
                 dead_ends.add(node_id)
                 self.add(
                     "no_ending",
-                    f"{node.type} node has no `{missing}`: the call would stop here without an ending "
-                    f"(point `{missing}` at the next node, e.g. a hangup node)",
+                    _(
+                        "{type} node has no `{key}`: the call would stop here without an ending (point `{key}` at"
+                        " the next node, e.g. a hangup node)",
+                        type=node.type,
+                        key=missing,
+                    ),
                     ("nodes", node_id),
                     node_id,
                 )
@@ -240,13 +270,17 @@ class _Checker:
                 cycle = _cycle_text(first, members, edges)
                 self.add(
                     "loop_no_exit",
-                    f"loop with no exit: {cycle}; nothing in it leads to a hangup or transfer",
+                    _("loop with no exit: {cycle}; nothing in it leads to a hangup or transfer", cycle=cycle),
                     ("nodes", first),
                     first,
                 )
         unknown = any(p.code == "unknown_node" for p in self.problems)
         if start not in can_end and not dead_ends and not loops and not unknown:
-            self.add("no_ending", f"no path from start '{start}' leads to a hangup or transfer", ("start",))
+            self.add(
+                "no_ending",
+                _("no path from start '{start}' leads to a hangup or transfer", start=start),
+                ("start",),
+            )
 
     # ------------------------------------------------------------ per node
 
@@ -262,7 +296,7 @@ class _Checker:
         if (node.max_visits is None) != (node.over_limit is None):
             self.add(
                 "schema",
-                "`max_visits` and `over_limit` go together (how many visits, and where to go after)",
+                _("`max_visits` and `over_limit` go together (how many visits, and where to go after)"),
                 (*base, "max_visits" if node.max_visits is not None else "over_limit"),
                 node_id,
             )
@@ -277,8 +311,11 @@ class _Checker:
             if node.outcome not in known:
                 self.add(
                     "unknown_outcome",
-                    f"outcome '{node.outcome}' is neither standard ({', '.join(sorted(STANDARD_OUTCOMES))}) "
-                    "nor declared under `outcomes:`",
+                    _(
+                        "outcome '{outcome}' is neither standard ({standard}) nor declared under `outcomes:`",
+                        outcome=node.outcome,
+                        standard=", ".join(sorted(STANDARD_OUTCOMES)),
+                    ),
                     (*base, "outcome"),
                     node_id,
                 )
@@ -291,7 +328,11 @@ class _Checker:
                 looked = [str(d) for d in ([self.base_dir] if self.base_dir else []) + list(self.prompt_dirs)]
                 self.add(
                     "missing_prompt",
-                    f"prompt file '{file}' not found (looked in: {', '.join(looked) or 'nowhere'})",
+                    _(
+                        "prompt file '{file}' not found (looked in: {folders})",
+                        file=file,
+                        folders=", ".join(looked) or _("nowhere"),
+                    ),
                     path,
                     node_id,
                 )
@@ -302,7 +343,12 @@ class _Checker:
         for token in bad:
             self.add(
                 "placeholder",
-                f"malformed placeholder {token!r}; write {{field}} (or {{{{ for a brace)",
+                _(
+                    "malformed placeholder '{token}'; write {example} (or {brace} for a brace)",
+                    token=token,
+                    example="{field}",
+                    brace="{{",
+                ),
                 path,
                 node_id,
             )
@@ -312,7 +358,11 @@ class _Checker:
             if name not in fields:
                 self.add(
                     "unknown_field",
-                    f"{{{name}}} is not a field of the campaign's list (fields: {', '.join(fields) or 'none'})",
+                    _(
+                        "{placeholder} is not a field of the campaign's list (fields: {fields})",
+                        placeholder="{" + name + "}",
+                        fields=", ".join(fields) or _("none"),
+                    ),
                     path,
                     node_id,
                 )
@@ -321,19 +371,33 @@ class _Checker:
         base: Path_ = ("nodes", node_id)
         entries = node.valid_entries()
         if not entries:
-            self.add("no_valid_digits", "gather has no valid digits: give `valid:` or `on:`", base, node_id)
+            self.add(
+                "no_valid_digits", _("gather has no valid digits: give `valid:` or `on:`"), base, node_id
+            )
         for i, entry in enumerate(entries):
             where: Path_ = (*base, "valid", i) if node.valid is not None else (*base, "on", entry)
             if not DTMF.match(entry):
-                self.add("schema", f"'{entry}' is not a key sequence (0-9, * and #)", where, node_id)
+                self.add(
+                    "schema", _("'{entry}' is not a key sequence (0-9, * and #)", entry=entry), where, node_id
+                )
             elif len(entry) > node.max_digits:
-                self.add("schema", f"'{entry}' is longer than max_digits {node.max_digits}", where, node_id)
+                self.add(
+                    "schema",
+                    _("'{entry}' is longer than max_digits {most}", entry=entry, most=node.max_digits),
+                    where,
+                    node_id,
+                )
             elif node.terminator is not None and node.terminator in entry:
-                self.add("schema", f"'{entry}' contains the terminator {node.terminator}", where, node_id)
+                self.add(
+                    "schema",
+                    _("'{entry}' contains the terminator {key}", entry=entry, key=node.terminator),
+                    where,
+                    node_id,
+                )
             if node.target_for(entry) is None:
                 self.add(
                     "no_target",
-                    f"valid entry '{entry}' leads nowhere: add it to `on` or give `next`",
+                    _("valid entry '{entry}' leads nowhere: add it to `on` or give `next`", entry=entry),
                     where,
                     node_id,
                 )
@@ -342,7 +406,7 @@ class _Checker:
                 if digit not in node.valid:
                     self.add(
                         "invalid_digit",
-                        f"`on.{digit}` is not among the valid digits",
+                        _("`on.{digit}` is not among the valid digits", digit=digit),
                         (*base, "on", digit),
                         node_id,
                     )
@@ -355,15 +419,25 @@ class _Checker:
         if name.startswith("input."):
             gather = name.removeprefix("input.")
             if not isinstance(nodes.get(gather), GatherNode):
-                self.add("unknown_field", f"'{name}': there is no gather node '{gather}'", path, node_id)
+                self.add(
+                    "unknown_field",
+                    _("'{name}': there is no gather node '{gather}'", name=name, gather=gather),
+                    path,
+                    node_id,
+                )
             return
         if name in BUILTIN_VARS or fields is None:
             return
         if name not in fields:
             self.add(
                 "unknown_field",
-                f"branch on '{name}', which is not a field of the campaign's list "
-                f"(fields: {', '.join(fields) or 'none'}; variables: {', '.join(BUILTIN_VARS)}, input.<gather>)",
+                _(
+                    "branch on '{name}', which is not a field of the campaign's list (fields: {fields}; variables:"
+                    " {variables})",
+                    name=name,
+                    fields=", ".join(fields) or _("none"),
+                    variables=", ".join((*BUILTIN_VARS, "input.<gather>")),
+                ),
                 path,
                 node_id,
             )
@@ -477,7 +551,7 @@ def check_file(
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        return None, [Problem(code="file", message=f"cannot read: {exc}", file=str(path))]
+        return None, [Problem(code="file", message=_("cannot read: {error}", error=exc), file=str(path))]
     return check_text(text, source=path, fields=fields, prompt_dirs=prompt_dirs)
 
 

@@ -33,6 +33,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
+from core.i18n import _
+
 # Outcomes a flow may set without declaring them; they match what the dialer classifies.
 STANDARD_OUTCOMES: frozenset[str] = frozenset(
     {"confirmed", "completed", "reschedule", "opted_out", "agent", "help", "callback", "no_input"}
@@ -107,9 +109,9 @@ class Prompt(BaseModel):
     @model_validator(mode="after")
     def _exactly_one(self) -> Prompt:
         if (self.say is None) == (self.file is None):
-            raise ValueError("give exactly one of `say` (TTS text) or `file` (a recorded prompt)")
+            raise ValueError(_("give exactly one of `say` (TTS text) or `file` (a recorded prompt)"))
         if self.say is not None and not self.say.strip():
-            raise ValueError("`say` text is empty")
+            raise ValueError(_("`say` text is empty"))
         return self
 
 

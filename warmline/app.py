@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.exc import DataError
@@ -18,11 +19,12 @@ from core.auth.api import router as auth_router
 from core.auth.service import password_hasher
 from core.bus import Bus
 from core.db import Database, utcnow
-from core.deps import SignInRequired
+from core.deps import SignInRequired, request_locale
 from core.features import ServiceContext
-from core.i18n import N_, from_accept_language, translate
+from core.i18n import N_, from_accept_language, translate, use_locale
 from core.limits import BodyLimit
 from core.settings import Settings, get_settings
+from core.validation import localised_errors
 from warmline import __version__
 from warmline.api.audit import router as audit_router
 from warmline.api.users import router as users_router
@@ -115,6 +117,16 @@ def create_app(
         # request is wrong, not the service. The transaction is already rolled back.
         message = translate(from_accept_language(request.headers.get("accept-language")), OUT_OF_RANGE)
         return JSONResponse({"detail": {"code": "out_of_range", "message": message}}, status_code=422)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own 422 keeps its shape (detail[i].loc names the field), said in the reader's
+        # language with the error's type as a stable code. The body may fail before any route
+        # dependency chose the language: then the browser's own choice.
+        locale = getattr(request.state, "locale", None) or request_locale(request, None)
+        with use_locale(locale):
+            detail = localised_errors(exc.errors())
+        return JSONResponse({"detail": detail}, status_code=422)
 
     @app.exception_handler(SignInRequired)
     async def to_login(request: Request, _: SignInRequired) -> RedirectResponse:

@@ -21,9 +21,18 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.audit import audit
+from core.i18n import N_, _, current_locale, localised
 from core.phones import mask as mask_number
 from dialer.models import Campaign, Contact, ListImport
-from dialer.results import LatestWrapUp, answer_keys, latest_ivr_answers, latest_wrapups, masked_text
+from dialer.results import (
+    LatestWrapUp,
+    answer_keys,
+    contact_transfers,
+    latest_ivr_answers,
+    latest_wrapups,
+    masked_text,
+    transfer_outcome,
+)
 
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _E164 = re.compile(r"\+[1-9]\d{5,14}")
@@ -93,29 +102,96 @@ def write_xlsx(
 
 CONTACT_COLUMNS = (
     "phone", "name", "state", "attempts", "last_outcome", "last_attempt_at", "next_due_at", "timezone",
-    "import", "row", "disposition", "note", "callback_at", "callback_agent",
+    "import", "row", "disposition", "note", "callback_at", "callback_agent", "transfer_count", "transfers",
 )  # fmt: skip
 ANSWER_PREFIX = "answer."  # form answers' columns: answer.<question key>, apart from the list's own
 IVR_PREFIX = "ivr."  # keys pressed at the IVR's questions: ivr.<gather node>
 
 
+# Column titles for people (`names=True`: `columns=names` in the API, `--column-names` in the CLI),
+# in the reader's language; the phone and name columns keep the list's own header when it had one.
+COLUMN_TITLES: dict[str, str] = {
+    "phone": N_("Phone"),
+    "name": N_("Name"),
+    "state": N_("State"),
+    "attempts": N_("Attempts"),
+    "last_outcome": N_("Last outcome"),
+    "last_attempt_at": N_("Last attempt ({zone})"),
+    "next_due_at": N_("Next call due ({zone})"),
+    "timezone": N_("Time zone"),
+    "import": N_("Import"),
+    "row": N_("Row"),
+    "disposition": N_("Wrap-up"),
+    "note": N_("Note"),
+    "callback_at": N_("Callback at ({zone})"),
+    "callback_agent": N_("Callback agent"),
+    "transfer_count": N_("Number of transfers"),
+    "transfers": N_("Transfers"),
+    "extension": N_("Extension"),
+}
+
+
+def _list_header(label: Any) -> str | None:
+    """The header the list gave a column, from an import's mapping (``C (联系电话)``)."""
+    if not isinstance(label, str) or "(" not in label:
+        return None
+    inner = label.partition("(")[2].rpartition(")")[0].strip()
+    return inner or None
+
+
+def _titles(
+    session: Session, campaign: Campaign, field_names: list[str], answers: list[str], ivr_keys: list[str]
+) -> list[str]:
+    """The header in words: catalogue titles, the list's own headers, the form's question labels."""
+    zone = campaign.timezone
+    titles = {
+        key: _(msgid, zone=zone) if "{zone}" in msgid else _(msgid) for key, msgid in COLUMN_TITLES.items()
+    }
+    for mapping in session.scalars(
+        select(ListImport.mapping).where(ListImport.campaign_id == campaign.id).order_by(ListImport.id)
+    ):
+        for key in ("phone", "name"):
+            found = _list_header((mapping or {}).get(key))
+            if found:
+                titles[key] = found
+    labels: dict[str, str] = {}
+    for q in (campaign.form or {}).get("questions", []):
+        label = q.get("label_en") if current_locale() == "en" and q.get("label_en") else q.get("label")
+        if label:
+            labels[str(q.get("key"))] = localised(label)
+    header = [titles[k] for k in CONTACT_COLUMNS]
+    header.extend(titles[n] if n == "extension" else n for n in field_names)
+    header.extend(labels.get(k) or _("Answer: {key}", key=k) for k in answers)
+    header.extend(_("Keypad: {node}", node=k) for k in ivr_keys)
+    seen: dict[str, int] = {}
+    unique = []
+    for title in header:  # a list field may share a title with one of ours
+        seen[title] = seen.get(title, 0) + 1
+        unique.append(title if seen[title] == 1 else f"{title} ({seen[title]})")
+    return unique
+
+
 def contact_export_rows(
-    session: Session, campaign: Campaign, *, mask: bool
+    session: Session, campaign: Campaign, *, mask: bool, names: bool = False
 ) -> tuple[list[str], Iterator[list[Any]]]:
     """The header and a stream of rows: one per contact, its outcome so far, the agents' latest
     wrap-up (disposition, note, callback time and agent), its list fields, then one
-    ``answer.<key>`` column per form question answered in the campaign. Times are in the
+    ``answer.<key>`` column per form question answered in the campaign. ``transfer_count`` and
+    ``transfers`` (``2026-12-03 10:05 agent lin answered; …``: when, kind, target, result) say
+    what agents handed the contact's calls to, oldest first. Times are in the
     campaign's time zone (named in the header).
 
     `mask` (a supervisor's export) masks every personal column: the number (138****8000), the
-    name (王**), and withholds (***) the note, every list field and every answer but a choice."""
+    name (王**), and withholds (***) the note, every list field and every answer but a choice.
+    `names` titles the columns for people (see :data:`COLUMN_TITLES`) instead of with codes."""
     zone = ZoneInfo(campaign.timezone)
     field_names: list[str] = []
-    for names in session.scalars(
+    for listed in session.scalars(
         select(ListImport.field_names).where(ListImport.campaign_id == campaign.id).order_by(ListImport.id)
     ):
-        field_names.extend(n for n in names if n not in field_names)
+        field_names.extend(n for n in listed if n not in field_names)
     wrapups = latest_wrapups(session, campaign.id)
+    transfers = contact_transfers(session, campaign.id, mask=mask)
     questions = (campaign.form or {}).get("questions", [])
     form_keys = [str(q.get("key")) for q in questions]
     choices = {str(q.get("key")): {str(c.get("value")) for c in q.get("choices") or []} for q in questions}
@@ -136,6 +212,8 @@ def contact_export_rows(
         field_names.append("extension")
     header.extend(ANSWER_PREFIX + key for key in answers)
     header.extend(IVR_PREFIX + key for key in ivr_keys)
+    if names:
+        header = _titles(session, campaign, field_names, answers, ivr_keys)
 
     def local(dt: datetime | None) -> str:
         return dt.astimezone(zone).strftime("%Y-%m-%d %H:%M") if dt else ""
@@ -166,6 +244,11 @@ def contact_export_rows(
                 hide(wrapup.note or ""),
                 local(wrapup.callback_at),
                 wrapup.callback_agent or "",
+                len(transfers.get(c.id, ())),
+                "; ".join(
+                    f"{local(row.requested_at)} {row.kind} {target} {transfer_outcome(row)}"
+                    for row, target in transfers.get(c.id, ())
+                ),
                 *(hide(fields.get(n, "")) for n in field_names),
                 *(_cell(answer_shown(wrapup.answers.get(k), choices.get(k), mask)) for k in answers),
                 *(masked_text(keypad.get(c.id, {}).get(k, ""), mask) for k in ivr_keys),
@@ -211,11 +294,19 @@ def _cell(value: Any) -> Any:
 
 
 def export_contacts(
-    session: Session, campaign: Campaign, out: Any, fmt: str, *, mask: bool, actor: str, via: str
+    session: Session,
+    campaign: Campaign,
+    out: Any,
+    fmt: str,
+    *,
+    mask: bool,
+    actor: str,
+    via: str,
+    names: bool = False,
 ) -> int:
     """Write the campaign's contacts as CSV (`out` a text stream) or XLSX (`out` a path or binary
-    stream) and audit it. Returns the number of contacts written."""
-    header, rows = contact_export_rows(session, campaign, mask=mask)
+    stream) and audit it. Returns the number of contacts written. `names`: column titles in words."""
+    header, rows = contact_export_rows(session, campaign, mask=mask, names=names)
     if fmt == "csv":
         n = write_csv(out, header, rows)
     elif fmt == "xlsx":

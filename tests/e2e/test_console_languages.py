@@ -13,13 +13,14 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from agents.transfer.models import Transfer
 from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from core.i18n import PACKAGES
 from core.i18n_extract import extract
 from dialer import campaigns
-from dialer.models import Contact
+from dialer.models import Attempt, AttemptState, Contact
 from dialer.welfare import service as welfare
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
@@ -59,11 +60,24 @@ def english_sentences() -> set[str]:
 def centre(db: Database) -> None:
     with db.session() as s:
         service.create_user(s, "eve", Role.admin, PW, actor="test", display_name="Eve Lin")
-        spec = campaigns.build_spec({"name": "welfare-w48", "kind": "agent", "elder_welfare": True})
+        spec = campaigns.build_spec(
+            {"name": "welfare-w48", "kind": "agent", "elder_welfare": True, "mode": "preview", "manual_dial": True,
+             "transfer_numbers": {"社区卫生服务中心": "010-6555 0000"}}
+        )  # fmt: skip
         campaign = campaigns.create_campaign(s, spec, actor="test")
         contact = Contact(campaign_id=campaign.id, phone_e164="+8613800138000", name="Granny Wang", fields={})
         s.add(contact)
         s.flush()
+        # A call of the contact's handed to a colleague and to an outside number: the contact
+        # table's transfers column, in both languages.
+        s.add(Attempt(id="a-1", campaign_id=campaign.id, contact_id=contact.id, attempt_no=1, node="lab",
+                      state=AttemptState.ended, outcome="agent", agent="eve"))  # fmt: skip
+        s.flush()
+        for n, (kind, target, result) in enumerate(
+            (("agent", "lin", "cancelled"), ("number", "社区卫生服务中心", "answered"))
+        ):
+            s.add(Transfer(id=f"x{n}", call_ref="a-1", from_agent="eve", kind=kind, mode="attended",
+                           target=target, state="completed", result=result))  # fmt: skip
         welfare.raise_alert(s, campaign=campaign, contact=contact, attempt_id=None, kind="help", detail={})
 
 

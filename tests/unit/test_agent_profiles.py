@@ -283,14 +283,14 @@ def test_api_put_replaces_patch_changes_and_both_are_audited(client: TestClient,
 @pytest.mark.parametrize(
     ("method", "body", "field", "words"),
     [
-        ("put", {"skills": ["welfare"]}, "lines", "Field required"),
+        ("put", {"skills": ["welfare"]}, "lines", "This is required."),
         ("patch", {"daily_hours": 0}, "daily_hours", "0 is out of range: more than 0, at most 24 hours"),
         ("patch", {"daily_hours": 25}, "daily_hours", "25 is out of range"),
-        ("patch", {"daily_hours": "lots"}, "daily_hours", "valid number"),
+        ("patch", {"daily_hours": "lots"}, "daily_hours", "A number is expected here."),
         ("patch", {"languages": ["Cantonese!"]}, "languages", "not a language tag"),
         ("patch", {"skills": ["any"]}, "skills", "'any' is not a skill"),
-        ("patch", {"skills": "welfare"}, "skills", "valid list"),
-        ("patch", {"daily_target_hours": 4}, "daily_target_hours", "Extra inputs are not permitted"),
+        ("patch", {"skills": "welfare"}, "skills", "A list is expected here."),
+        ("patch", {"daily_target_hours": 4}, "daily_target_hours", "This setting is not known."),
     ],
 )
 def test_api_refuses_bad_profiles_naming_the_field(

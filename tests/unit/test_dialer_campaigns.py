@@ -39,6 +39,7 @@ def test_defaults_without_a_file() -> None:
     assert broadcast.amd == "leave_message"
 
 
+@pytest.mark.usefixtures("english")
 def test_modes_and_what_agents_need() -> None:
     assert CampaignSpec(name="hotline").mode.value == "broadcast", "as every campaign dialled before modes"
     preview = CampaignSpec(
@@ -53,7 +54,7 @@ def test_modes_and_what_agents_need() -> None:
         "mode: preview\nkind: broadcast\nflow: f\n": "line 1: mode: a preview campaign connects its calls to agents",
         "mode: preview\nflow: f\n": "flow: a preview campaign's calls go straight to the agent",
         "manual_dial: true\nkind: broadcast\nflow: f\n": "manual_dial: agents place calls only in an agent campaign",
-        "mode: fast\n": "line 1: mode: Input should be 'broadcast', 'preview', 'progressive' or 'predictive'",
+        "mode: fast\n": "line 1: mode: Must be one of: 'broadcast', 'preview', 'progressive' or 'predictive'.",
         "skill: any\n": "line 1: skill: 'any' is not a skill",
     }
     with use_locale("en"):
@@ -83,6 +84,7 @@ def test_partial_retry_rule_keeps_the_other_defaults() -> None:
     assert (spec.retry["no_answer"].delay_minutes, spec.retry["no_answer"].growth) == (120, 2.0)
 
 
+@pytest.mark.usefixtures("english")
 def test_errors_say_what_and_where() -> None:
     text = (
         "kind: broadcast\n"  # 1: needs a flow
@@ -119,6 +121,7 @@ def test_errors_say_what_and_where() -> None:
         svc.build_spec({"name": "has space"})
 
 
+@pytest.mark.usefixtures("english")
 def test_yaml_read_with_places_twice_set_keys_and_words() -> None:
     with pytest.raises(SpecError, match=r"line 3: priority: set twice"):
         load_spec_text("priority: 3\nmax_channels: 4\npriority: 9\n", "x")
@@ -131,6 +134,7 @@ def test_yaml_read_with_places_twice_set_keys_and_words() -> None:
     assert spec.elder_welfare is True and spec.start_date == date(2026, 11, 24)
 
 
+@pytest.mark.usefixtures("english")
 def test_life_cycle_and_audit(db: Database) -> None:
     with db.session() as s:
         svc.create_campaign(s, load_spec_file(EXAMPLES / "elder-welfare.yaml", "welfare"), actor="mgr")
@@ -171,6 +175,7 @@ def test_elder_welfare_switch_follows_default_windows(db: Database) -> None:
         assert svc.require_campaign(s, "c1").spec.windows["mon"] == ["09:00-11:30", "14:30-17:00"]
 
 
+@pytest.mark.usefixtures("english")
 def test_a_campaign_past_its_end_date_cannot_start(db: Database) -> None:
     with db.session() as s:
         svc.create_campaign(s, load_spec_file(EXAMPLES / "vaccination-reminder.yaml", "flu2024"), actor="mgr")

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from core.audit import AuditEntry
 from core.db import Database
+from core.i18n import use_locale
 from dialer import dnc
 from dialer.campaigns import CampaignSpec, create_campaign, require_campaign
 from dialer.lists.decode import ListFileError
@@ -260,6 +261,19 @@ def test_export_is_safe_and_complete(db: Database, campaign: str, tmp_path) -> N
     with db.session() as s:
         audits = list(s.scalars(select(AuditEntry).where(AuditEntry.action == "contacts.export")))
     assert [(a.actor, a.detail["masked"]) for a in audits] == [("mgr", False), ("sup", True)]
+
+
+def test_export_titles_columns_with_the_lists_own_headers(db: Database, campaign: str) -> None:
+    run(db, "姓名,手机,备注\n王秀英,13800138000,腿脚不便\n".encode())
+    with db.session() as s, use_locale("zh-CN"):
+        out = io.StringIO()
+        export_contacts(
+            s, require_campaign(s, "welfare"), out, "csv", mask=True, actor="sup", via="test", names=True
+        )
+    header = next(csv.reader(io.StringIO(out.getvalue().lstrip("\ufeff"))))
+    assert header[:3] == ["手机", "姓名", "状态"], "phone and name keep the list's headers; ours in Chinese"
+    assert "备注" in header and "备注 (2)" in header, "the list's field and our note column both kept"
+    assert "phone" not in header and "disposition" not in header
 
 
 @pytest.mark.parametrize(

@@ -51,6 +51,7 @@ def _form() -> Form:
     return spec.form
 
 
+@pytest.mark.usefixtures("english")
 def test_a_form_error_names_the_key_and_its_line() -> None:
     bad = FORM_YAML.replace("      max: 120\n", "      max: -1\n")
     with pytest.raises(SpecError) as err:
@@ -62,6 +63,7 @@ def test_a_form_error_names_the_key_and_its_line() -> None:
     assert "line 19: form.questions.2.type" in str(err.value)
 
 
+@pytest.mark.usefixtures("english")
 def test_a_condition_must_name_an_earlier_question_and_one_of_its_choices() -> None:
     later = FORM_YAML.replace('show_if: {reached: "yes"}', "show_if: {note: x}")
     with pytest.raises(SpecError) as err:
@@ -138,6 +140,7 @@ def test_the_shipped_examples_load() -> None:
     assert line.form is not None and line.form.record == "case" and line.script
 
 
+@pytest.mark.usefixtures("english")
 def test_an_inbound_form_error_names_its_line(tmp_path: Path) -> None:
     path = tmp_path / "hotline.yaml"
     path.write_text(

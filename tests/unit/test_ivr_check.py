@@ -11,6 +11,10 @@ from typer.testing import CliRunner
 from ivr.check import Problem, check_file, check_text
 from warmline.cli import app
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`); the Chinese
+# ones are read by test_cli_problems_in_chinese_with_stable_codes.
+pytestmark = pytest.mark.usefixtures("english")
+
 CONFIG = Path(__file__).resolve().parents[2] / "config" / "ivr"
 GOOD = """\
 name: ok
@@ -247,6 +251,18 @@ def test_cli_problems_exit_2_with_places(tmp_path: Path) -> None:
     res = CliRunner().invoke(app, ["ivr", "check", str(flow)])
     assert res.exit_code == 2
     assert f"{flow}:5:40: [unknown_node] node 'hello':" in res.output
+
+
+def test_cli_problems_in_chinese_with_stable_codes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WARMLINE_LANG", "zh-CN")
+    flow = tmp_path / "f.yaml"
+    flow.write_text(GOOD.replace("next: ask", "next: aks"))
+    res = CliRunner().invoke(app, ["ivr", "check", str(flow)])
+    assert res.exit_code == 2
+    assert f"{flow}:5:40：[unknown_node] 节点“hello”：`next` 指向节点“aks”，但该节点不存在" in res.output
+    data = json.loads(CliRunner().invoke(app, ["ivr", "check", str(flow), "--json"]).output)
+    assert {p["code"] for p in data["problems"]} >= {"unknown_node"}, "codes stay English for programs"
+    assert any("指向节点" in p["message"] for p in data["problems"])
 
 
 @pytest.mark.parametrize("fields", ["name,clinic,date", "phone"])

@@ -100,9 +100,9 @@ def test_placeholders_and_render() -> None:
 
 
 def test_prompt_needs_exactly_one_source() -> None:
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="必须且只能给一个"):
         Prompt(say="a", file="b.wav")
-    with pytest.raises(ValueError, match="exactly one"):
+    with pytest.raises(ValueError, match="必须且只能给一个"):
         Prompt()
     assert Prompt.model_validate("文本") == Prompt(say="文本")
 

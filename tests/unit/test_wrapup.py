@@ -31,6 +31,9 @@ from dialer.wrapup import (
 from softphone.phone import DEFAULT_DISPOSITIONS as PHONE_DEFAULTS
 from tests.unit.test_routing import cand
 
+# Written against the English messages (zh-CN is the default; see conftest's `english`).
+pytestmark = pytest.mark.usefixtures("english")
+
 T0 = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
 PHONE = "+8613800000001"
 TALKED = CallFacts(answered=True, amd_status="HUMAN", flow_outcome="agent")

@@ -79,7 +79,7 @@ def test_a_callback_outside_the_window_is_stored_moved_and_published(
     )
     assert body["callback_at"] == local(2024, 11, 5, 9).isoformat()
     assert body["callback_agent"] == "mei" and body["contact_state"] == "pending"
-    assert "outside the calling window" in body["message"] and body["published"] is True
+    assert "不在拨打时段内，回拨改到 2024-11-05 09:00" in body["message"] and body["published"] is True
     [event] = bus(client).sent
     assert isinstance(event, CallEvent) and (event.call_id, event.kind, event.campaign) == (
         aid,
@@ -95,17 +95,29 @@ def test_a_callback_outside_the_window_is_stored_moved_and_published(
     assert again.status_code == 200 and again.json()["already"] is True
     assert len(bus(client).sent) == 1, "a repeat is not announced again"
     other = post(client, mei, call_ref=aid, disposition="confirmed")
-    assert other.status_code == 409 and "wrapped up as callback" in other.json()["detail"]["message"]
+    assert other.status_code == 409 and other.json()["detail"]["code"] == "already_wrapped_up"
+    assert (
+        "已于" in other.json()["detail"]["message"] and "处理为 callback" in other.json()["detail"]["message"]
+    )
+    english = client.post(
+        "/api/agents/me/wrapup",
+        headers={**mei, "Accept-Language": "en"},
+        json={"call_ref": aid, "disposition": "confirmed"},
+    )
+    assert "was wrapped up as callback" in english.json()["detail"]["message"]
 
 
 def test_not_yours_unknown_and_bad_input(client: TestClient, db: Database) -> None:
     make(db)
     aid = taken(db)
     mei, lan, sup = login(client, "mei"), login(client, "lan"), login(client, "sup")
-    assert post(client, lan, call_ref=aid, disposition="confirmed").status_code == 403
+    not_hers = post(client, lan, call_ref=aid, disposition="confirmed")
+    assert not_hers.status_code == 403 and not_hers.json()["detail"]["code"] == "not_your_call"
+    assert "不是 lan 接听的" in not_hers.json()["detail"]["message"]
     assert post(client, sup, call_ref=aid, disposition="confirmed").status_code == 403  # not an agent
     missing = post(client, mei, call_ref="0f1e2d3c-0000-4000-8000-000000000000", disposition="confirmed")
-    assert missing.status_code == 404
+    assert missing.status_code == 404 and missing.json()["detail"]["code"] == "unknown_call"
+    assert missing.json()["detail"]["message"].startswith("没有通话")
     unknown = post(client, mei, call_ref=aid, disposition="maybe")
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "disposition"]
     no_time = post(client, mei, call_ref=aid, disposition="callback")

@@ -8,21 +8,25 @@ masked; full rejected rows and exports are downloads, which are audited.
 
 from __future__ import annotations
 
+from itertools import islice
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from markupsafe import Markup, escape
 
+from agents.transfer.service import RESULTS, STATES
 from core.auth.models import Role, User
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
 from core.formats import weekday
-from core.i18n import N_, _, name_of, ngettext
+from core.i18n import N_, _, current_locale, name_of, ngettext
 from core.phones import mask, mask_in_text
 from dialer import campaigns as svc
 from dialer import dnc
 from dialer.api import imported_event
-from dialer.campaigns import CampaignError, SpecError
+from dialer.campaigns import MODE_TEXT, CampaignError, SpecError
+from dialer.dispositions import find as find_disposition
 from dialer.events import CampaignStatusChanged, publish_from_thread
 from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
@@ -36,9 +40,11 @@ from dialer.models import (
     ListImport,
 )
 from dialer.outcomes import outcome_name
+from dialer.results import contact_records
 from dialer.schedule import DAYS
 from dialer.staffing import check_staffing, report_staffing
 from warmline.console.pages import _section, render
+from warmline.console.templating import written
 
 router = APIRouter(include_in_schema=False)
 SECTION = _section("/console/campaigns")
@@ -144,10 +150,46 @@ def create_campaign(
     return RedirectResponse(_url(spec.name) + "?created=1", status_code=303)
 
 
+CONTACT_ROWS = 50  # contacts shown on the campaign's page; the export has them all
+TRANSFER_KIND_NAMES = {
+    "agent": N_("to a colleague"),
+    "queue": N_("to a queue"),
+    "number": N_("to an outside number"),
+}
+
+
+def transfer_text(transfer: dict[str, Any]) -> Markup:
+    """What became of one transfer, in the reader's language (the agent's own words for it); a
+    target named in Chinese inside an English page is marked so."""
+    outcome = str(transfer["outcome"])
+    msgid = RESULTS.get(outcome) or STATES.get(outcome) or RESULTS["error"]
+    return escape(_(msgid)).format(target=written(transfer["target"]))
+
+
+def _contact_rows(session: Any, campaign: Campaign) -> list[dict[str, Any]]:
+    """The first contacts in the order of the lists, numbers masked, with their wrap-up's label."""
+    spec = svc.spec_of(campaign)
+    rows = []
+    for record in islice(contact_records(session, campaign, mask=True), CONTACT_ROWS):
+        chosen = find_disposition(spec.dispositions, record["disposition"] or "")
+        label = ""
+        if chosen is not None:
+            label = chosen.label_en if current_locale() == "en" and chosen.label_en else chosen.label
+        elif record["disposition"]:
+            label = record["disposition"]
+        rows.append({**record, "disposition_label": label})
+    return rows
+
+
 def _campaign_context(session: Any, name: str, user: User) -> dict[str, Any]:
     campaign = svc.require_campaign(session, name)
     info = svc.describe(session, campaign)
     info["windows_rows"] = [(weekday(i), info["windows"][d]) for i, d in enumerate(DAYS)]
+    info["mode_text"] = _(MODE_TEXT.get(info["mode"], MODE_TEXT["broadcast"]))
+    info["transfer_numbers_masked"] = [
+        (label, mask(number) if any(ch.isdigit() for ch in str(number)) else str(number))
+        for label, number in (info.get("transfer_numbers") or {}).items()
+    ]
     actions = [
         (value, _(label))
         for value, label in STATUS_ACTIONS[campaign.status]
@@ -158,6 +200,10 @@ def _campaign_context(session: Any, name: str, user: User) -> dict[str, Any]:
         "url": _url(campaign.name),
         "actions": actions,
         "imports": info["imports"],
+        "contact_rows": _contact_rows(session, campaign),
+        "contact_rows_max": CONTACT_ROWS,
+        "transfer_kind_name": lambda kind: name_of(TRANSFER_KIND_NAMES, kind),
+        "transfer_text": transfer_text,
         **LABELS,
     }
 

@@ -10,6 +10,8 @@ Templates get, beside `_()` / `{% trans %}` and `html_lang()` (core.i18n):
   in another language, so a screen reader reads it with an English voice rather than spelling it
   out in a Chinese one;
 - `say(text)`: a text from a configuration file (a scorecard's) in the reader's language;
+- `written(text)`: text people wrote (a label, a name), marked `lang="zh-CN"` when it is Chinese
+  inside an English page;
 - `js_catalogue()`: the page scripts' strings in the page's language, for `t("…")` (dom.js);
 - `csrf_field()`: the hidden input every POST form carries (core.csrf); the scripts send the same
   token as X-CSRF-Token (dom.js reads it from the page).
@@ -17,6 +19,7 @@ Templates get, beside `_()` / `{% trans %}` and `html_lang()` (core.i18n):
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -56,6 +59,18 @@ def english(text: object) -> Markup:
     if current_locale() == "en" or not str(text):
         return escape(text)
     return Markup('<span lang="en">{}</span>').format(text)
+
+
+_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+
+
+def written(text: object) -> Markup:
+    """Text people wrote (a label in a campaign's settings, a note): Chinese inside a page in
+    another language is marked `lang="zh-CN"`, so a screen reader reads it with a Chinese voice."""
+    value = "" if text is None else str(text)
+    if current_locale() != "en" or not _CJK.search(value):
+        return escape(value)
+    return Markup('<span lang="zh-CN">{}</span>').format(value)
 
 
 def kbd(key: str) -> Markup:
@@ -117,6 +132,7 @@ def make_templates() -> Jinja2Templates:
         phone=phone,
         code=code,
         english=english,
+        written=written,
         kbd=kbd,
         strong=strong,
         answer_text=answer_text,
