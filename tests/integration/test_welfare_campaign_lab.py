@@ -25,9 +25,9 @@ from dialer.models import CampaignStatus, Contact
 from dialer.welfare.events import run_notifier
 from dialer.welfare.models import Alert
 from tests.conftest import on_database
-from tests.integration.test_dialer_campaign import ScaledClock
 from tests.lab import lab_ports, private_lab
 from tests.utils import until
+from tests.utils.clock import ScaledClock
 from warmline.demo_campaign import run_campaign
 
 pytestmark = pytest.mark.integration
