@@ -44,6 +44,7 @@ LAB_SLOTS: dict[str, int] = {
     "sip": 15,
     "privacy": 16,
     "ari_faults": 17,
+    "help": 22,
 }
 
 
