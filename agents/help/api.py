@@ -137,35 +137,16 @@ async def ask_for_help(
     return answer
 
 
-async def _closing(request: Request, ari: AriClient, channels: list[str]) -> None:
-    """Play the courteous closing prompt to the caller's channels, then hang them up."""
+async def _closing_media(request: Request) -> str | None:
+    """The courteous closing prompt as Asterisk plays it (the IVR's text to speech, in Chinese)."""
     speak: Callable[[str], Awaitable[str]] | None = getattr(request.app.state, "speak", None)
-    media = None
-    if speak is not None:
-        try:
-            media = await speak(service.closing_prompt())
-        except Exception:  # no voice: the call still ends, without the prompt
-            log.exception("closing prompt")
-    for channel_id in channels:
-        if media is not None:
-            with contextlib.suppress(AriError):
-                playback = await ari.play(channel_id, media)
-                await _until_played(ari, str(playback.get("id", "")))
-        with contextlib.suppress(AriError):
-            await ari.hangup(channel_id)
-
-
-async def _until_played(ari: AriClient, playback_id: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PLAYBACK_WAIT_S
-    while loop.time() < deadline:
-        try:
-            playback = await ari.get_playback(playback_id)
-        except AriError:
-            return  # gone: finished
-        if playback.get("state") in ("done", "failed", "cancelled"):
-            return
-        await asyncio.sleep(0.1)
+    if speak is None:
+        return None
+    try:
+        return await speak(service.closing_prompt())
+    except Exception:  # no voice: the call still ends, without the prompt
+        log.exception("closing prompt")
+        return None
 
 
 @agent_router.post("/me/calls/{call_ref}/abusive")
@@ -191,20 +172,15 @@ async def end_abusive_call(
 
     cooldown, endpoint = await _in_session(db, keep)
     ended = False
-    if endpoint is not None:
+    if endpoint is not None and aris:
+        media = await _closing_media(request)
         for ari in aris:
             try:
-                leg = await coach.agent_channel(ari, endpoint)
-                bridge = await ari.bridge_of(leg) if leg else None
+                ended = await coach.end_courteously(ari, endpoint, media, wait_s=PLAYBACK_WAIT_S)
             except AriError as exc:
                 log.warning("abusive call %s: %s", call_ref, exc)
-                continue
-            if bridge is None:
-                continue
-            others = [c for c in bridge.get("channels", ()) if c != leg]
-            await _closing(request, ari, others)
-            ended = True
-            break
+            if ended:
+                break
     until = time_of_day(cooldown.until, settings.timezone)
     await _publish(
         request,

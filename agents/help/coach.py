@@ -15,6 +15,7 @@ snoop and the listening bridge down. The snoop enters the app as ``help-snoop`` 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass
@@ -98,6 +99,42 @@ async def coach(
             await _quietly_tear_down(ari, bridge_id, snoop_id)
         raise
     return Coaching(leg, snoop_id, bridge_id, supervisor_leg)
+
+
+async def end_courteously(
+    ari: AriClient, agent_endpoint: str, media: str | None, *, wait_s: float = 15.0, poll_s: float = 0.1
+) -> bool:
+    """End the agent's call politely: the others on it hear ``media`` (the closing prompt), then
+    their channels are hung up; the agent's own leg is left to the hand-over. True when a call was
+    found and ended."""
+    leg = await agent_channel(ari, agent_endpoint)
+    bridge = await ari.bridge_of(leg) if leg else None
+    if bridge is None:
+        return False
+    others = [str(c) for c in bridge.get("channels", ()) if c != leg]
+    if media is not None:
+        playbacks = []
+        for channel_id in others:
+            with contextlib.suppress(AriError):
+                playbacks.append(str((await ari.play(channel_id, media)).get("id", "")))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while playbacks and loop.time() < deadline:
+            still = []
+            for playback_id in playbacks:
+                try:
+                    playback = await ari.get_playback(playback_id)
+                except AriError:
+                    continue  # gone: it finished
+                if playback.get("state") not in ("done", "failed", "cancelled"):
+                    still.append(playback_id)
+            playbacks = still
+            if playbacks:
+                await asyncio.sleep(poll_s)
+    for channel_id in others:
+        with contextlib.suppress(AriError):
+            await ari.hangup(channel_id)
+    return True
 
 
 async def _quietly_tear_down(ari: AriClient, bridge_id: str, snoop_id: str | None) -> None:

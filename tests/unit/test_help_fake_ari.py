@@ -154,3 +154,32 @@ def test_no_call_no_snoop(settings: Settings, db: Database) -> None:
         assert asterisk.bridges == {} and asterisk.calls("originate") == []
 
     run_virtual(main())
+
+
+def test_an_abusive_call_ends_with_the_closing_prompt_to_the_caller_only(
+    settings: Settings, db: Database
+) -> None:
+    agent_endpoint = _world(db)
+
+    async def main() -> None:
+        asterisk = FakeAsterisk(play_seconds=4.0)
+        ari = asterisk.client()
+        dispatcher = EventDispatcher()
+        pump = asyncio.create_task(dispatcher.run(ari.events()))
+        await dispatcher.connected.wait()
+        await _call(asterisk, agent_endpoint, ari)
+        media = "sound:/var/prompts/tts/ab/closing"
+        ended = await coach.end_courteously(ari, agent_endpoint.removeprefix("PJSIP/"), media)
+        assert ended
+        [play] = asterisk.calls("play")
+        assert play.target == "caller-1" and play.params["media"] == media, "the caller hears the goodbye"
+        hangups = asterisk.calls("hangup")
+        assert [h.target for h in hangups] == ["caller-1"], (
+            "the caller's leg ends; the agent's is the hand-over's"
+        )
+        assert asterisk.requests.index(hangups[0]) > asterisk.requests.index(play), "after the prompt"
+        assert asterisk.calls("get_playback"), "the prompt was waited for"
+        assert not await coach.end_courteously(ari, "nobody", media), "no call: nothing ended"
+        pump.cancel()
+
+    run_virtual(main())
