@@ -151,3 +151,24 @@ def test_reserve_agent_skips_an_agent_in_cool_down(db: Database) -> None:
         assert chosen is not None and chosen.agent == "mei"
     with pytest.raises(ValueError, match="cool-down reason"), db.session() as s:
         service.start_cooldown(s, "mei", "bored", T0, 5)
+
+
+def test_no_transfer_reaches_an_agent_in_cool_down(db: Database) -> None:
+    from agents.transfer import service as transfers
+    from agents.transfer.service import TransferAsk, TransferRefused
+
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    with db.session() as s:
+        for name in ("mei", "lin"):
+            set_state(s, name, "available", "test", since=T0 - timedelta(minutes=5))
+        service.start_cooldown(s, "lin", "abusive", T0, 5)
+    with db.session() as s:
+        listed = transfers.targets(s, "mei", T0 + timedelta(minutes=1))
+        assert listed["colleagues"] == [
+            {"name": "lin", "display_name": "lin", "state": "cooldown", "available": False}
+        ]
+        assert listed["queues"] == [{"skill": "welfare", "available": 0}]
+        ask = TransferAsk(agent="mei", call_ref="att-5", kind="agent", target="lin", mode="blind")
+        with pytest.raises(TransferRefused) as refused:
+            transfers.request_transfer(s, ask, T0 + timedelta(minutes=1))
+        assert refused.value.code == "target_busy"
