@@ -2,8 +2,9 @@
 
 Rules, in order:
 
-1. the agent is ``available`` (their latest state in the ledger, agents.states) and not excluded
-   (already rung for this call, or reserved by another call in this process);
+1. the agent is ``available`` (their latest state in the ledger, agents.states), not resting after a
+   flagged call (a cool-down, agents.help) and not excluded (already rung for this call, or
+   reserved by another call in this process);
 2. the agent has the skill (``AgentProfile.skills``); an empty skill (or ``any``) means anyone;
    serves the call's inbound line (an agent who lists no lines serves every line; outbound calls
    have no line); and speaks the language the call asks for, if it asks (agents.profiles);
@@ -24,13 +25,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from agents.help.service import active_cooldowns
 from agents.models import AgentProfile, AgentStateChange, SipAccount
 from core.auth.models import Role, User
 from core.db import utcnow
@@ -63,6 +65,8 @@ class AgentCandidate:
     display_name: str | None = field(default=None, compare=False)
     lines: tuple[str, ...] = ()  # inbound lines served (name or number); () serves every line
     languages: tuple[str, ...] = ()  # language tags spoken
+    # Resting after a flagged (abusive, escalated, very long) call until then: offered no call.
+    cooldown_until: datetime | None = None
 
     def has_skill(self, skill: str | None) -> bool:
         return not skill or skill == ANY_SKILL or skill in self.skills
@@ -130,6 +134,7 @@ def eligible(
         r
         for r in rows
         if r.state == "available"
+        and r.cooldown_until is None
         and r.agent not in exclude
         and need.met_by(r)
         and not any(n.met_by(r) for n in ahead)
@@ -247,17 +252,21 @@ def candidates(
     )
     for change in recent:
         by_agent[change.agent].append(change)
+    resting = active_cooldowns(session, now, names)
     return [
-        summarise(
-            a.name,
-            a.endpoint,
-            a.skills,
-            by_agent[a.name],
-            now=now,
-            since_day=since_day,
-            display_name=a.display_name,
-            lines=a.lines,
-            languages=a.languages,
+        replace(
+            summarise(
+                a.name,
+                a.endpoint,
+                a.skills,
+                by_agent[a.name],
+                now=now,
+                since_day=since_day,
+                display_name=a.display_name,
+                lines=a.lines,
+                languages=a.languages,
+            ),
+            cooldown_until=resting.get(a.name),
         )
         for a in agents
     ]

@@ -290,6 +290,33 @@ class AriClient:
     async def destroy_bridge(self, bridge_id: str) -> None:
         await self.request("DELETE", _path("bridges", bridge_id))
 
+    async def bridges(self) -> list[JSON]:
+        result: list[JSON] = await self.request("GET", "/bridges")
+        return result
+
+    async def get_bridge(self, bridge_id: str) -> JSON:
+        result: JSON = await self.request("GET", _path("bridges", bridge_id))
+        return result
+
+    async def bridge_of(self, channel_id: str) -> JSON | None:
+        """The bridge a channel is in now (the call's), or None when it is in none."""
+        return next((b for b in await self.bridges() if channel_id in b.get("channels", ())), None)
+
+    async def spy(
+        self,
+        channel_id: str,
+        *,
+        whisper: bool = False,
+        snoop_id: str | None = None,
+        app_args: str | None = None,
+    ) -> JSON:
+        """A snoop channel that hears both directions of ``channel_id`` (what its phone says and
+        hears); with ``whisper`` what is said into the snoop is heard by that channel's phone only
+        (whisper ``out``: the far party of the call does not hear it) -- a supervisor's coaching."""
+        return await self.snoop(
+            channel_id, spy="both", whisper="out" if whisper else "none", snoop_id=snoop_id, app_args=app_args
+        )
+
     async def record_bridge(
         self,
         bridge_id: str,

@@ -105,6 +105,9 @@ class Settings(BaseSettings):
     # One dialer worker per Asterisk node: the node's lease (dialer/engine/lease.py) lasts this many
     # seconds, renewed by its holder; another worker waits until it is released or runs out.
     dialer_lease_seconds: float = 30.0
+    # Help in a hard call (agents.help): minutes an agent rests after flagging an abusive call,
+    # offered no call meanwhile.
+    help_cooldown_minutes: float = 5
     # A preview contact stays reserved to the agent it was shown to this long (then others may get it).
     preview_hold_seconds: int = 180
     # Seconds an agent's phone rings for a call they placed before the call is given up.

@@ -77,6 +77,13 @@ BINDINGS: tuple[Binding, ...] = (
         "form", ("Alt+i",), N_("Go to the call's form (its first question)"), N_("on a call or in wrap-up")
     ),
     Binding("save_form", ("Alt+v",), N_("Save the call's form"), N_("on a call or in wrap-up")),
+    Binding("ask_help", ("Alt+z",), N_("Ask a supervisor for help on this call"), N_("on a call")),
+    Binding(
+        "abusive",
+        ("F10",),
+        N_("End an abusive call: the caller hears a polite goodbye, you get a rest"),
+        N_("on a call"),
+    ),
     Binding("quality", ("Alt+q",), N_("Say the call quality"), N_("on a call")),
     Binding("large_text", ("Alt+g",), N_("Large text on or off"), N_("any time")),
     Binding("contrast", ("Alt+k",), N_("High contrast on or off"), N_("any time")),

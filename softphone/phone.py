@@ -1004,6 +1004,32 @@ class Softphone:
             parts.append(_("Wrap-up is open."))
         self.announce(_(" ").join(parts), cue="info")
 
+    async def do_ask_help(self) -> None:
+        """The help key: a supervisor is alerted (and may listen, whisper to me only, or join)."""
+        view = self._need_help_call()
+        answer = await self._help_server(lambda server: server.ask_help(view.ref))
+        self.announce(str(answer.get("message") or _("Help asked for.")), "assertive", cue="info")
+
+    async def do_abusive(self) -> None:
+        """End an abusive call: the server plays the caller a courteous goodbye and hangs up; my
+        cool-down (no call offered) is said, e.g. 您有5分钟休息时间."""
+        view = self._need_help_call()
+        answer = await self._help_server(lambda server: server.end_abusive(view.ref))
+        self.announce(str(answer.get("message") or ""), "assertive", cue="info")
+
+    def _need_help_call(self) -> CallView:
+        view = self._served()
+        if view is None or view.status not in ("connected", "held"):
+            raise ActionError(_("There is no call of the call centre's on this phone."))
+        return view
+
+    async def _help_server(self, ask: Callable[[ServerClient], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        assert self.server is not None  # _served() checked it
+        try:
+            return await ask(self.server)
+        except ProvisioningError as exc:
+            raise ActionError(str(exc)) from exc
+
     async def do_quality(self) -> None:
         view = self._need_main("connected", "held")
         report = await self.quality_of(view)

@@ -197,6 +197,18 @@ class ServerClient:
         path = f"/api/agents/me/transfers/{transfer_id}/{step}"
         return cast(dict[str, Any], await self._call("POST", path))
 
+    # -- help in a hard call
+
+    async def ask_help(self, call_ref: str) -> dict[str, Any]:
+        """The help key: the server stores it and alerts supervisors; ``message`` says so."""
+        body = {"call_ref": call_ref}
+        return cast(dict[str, Any], await self._call("POST", "/api/agents/me/help", json=body))
+
+    async def end_abusive(self, call_ref: str) -> dict[str, Any]:
+        """Flag the call as abusive: the server ends it courteously; ``message`` is my cool-down."""
+        path = f"/api/agents/me/calls/{quote(call_ref, safe='')}/abusive"
+        return cast(dict[str, Any], await self._call("POST", path))
+
 
 def _answer_errors(resp: httpx.Response) -> dict[str, str]:
     """A 422's failing form questions: `loc` body, answers, KEY -> its message."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -62,6 +62,19 @@ CONSOLE_ROUTERS = (
 )
 
 
+def _speaker(settings: Settings) -> Callable[[str], Awaitable[str]]:
+    """Text to a media URI Asterisk plays, by the IVR's text to speech (features that may not
+    import the IVR, such as the agents' abusive-call close, are given this)."""
+    from ivr.tts import PromptCache, media_uri
+
+    cache = PromptCache.for_settings(settings)
+
+    async def speak(text: str) -> str:
+        return media_uri(await cache.speak(text))
+
+    return speak
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -99,6 +112,7 @@ def create_app(
     app.state.settings = settings
     app.state.db = database
     app.state.clock = clock
+    app.state.speak = _speaker(settings)
     add_admin_docs(app)
     for router in (health_router, auth_router, users_router, audit_router, *registry.routers):
         app.include_router(router)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
+import agents.help.plugin
 import agents.plugin
 import agents.transfer.plugin
 import dialer.plugin
@@ -27,6 +28,7 @@ class Plugin(Protocol):
 
 FEATURES: tuple[Plugin, ...] = (
     agents.plugin,
+    agents.help.plugin,
     agents.transfer.plugin,
     dialer.plugin,
     hotline.plugin,

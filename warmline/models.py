@@ -1,6 +1,7 @@
 """Every feature's tables, imported so that `Base.metadata` is complete (Alembic, tests)."""
 
 from agents import models as agents_models
+from agents.help import models as help_models
 from agents.transfer import models as transfer_models
 from core import audit as audit_models
 from core.auth import models as auth_models
@@ -19,6 +20,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "dialer_models",
+    "help_models",
     "hotline_models",
     "ivr_models",
     "qa_models",

@@ -14,7 +14,7 @@ asker's language. Every request and step is audited; outside numbers are stored 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -137,7 +137,10 @@ def _agents(session: Session) -> dict[str, tuple[str, str | None]]:
 
 
 def _states(session: Session, now: datetime, tz: str | None) -> dict[str, routing.AgentCandidate]:
-    return {c.agent: c for c in routing.candidates(session, now=now, tz=tz)}
+    """Each agent's routing row; one resting after a hard call (agents.help) is offered no call,
+    so for transfers their state reads ``cooldown``."""
+    rows = routing.candidates(session, now=now, tz=tz)
+    return {c.agent: replace(c, state="cooldown") if c.cooldown_until is not None else c for c in rows}
 
 
 def _skills(session: Session) -> set[str]:

@@ -75,3 +75,39 @@ def test_wallboard_updates_and_announces(
         record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))
     expect(page.get_by_role("status")).to_have_text("Wang Mei 现在通话中。")
     expect(table).to_contain_text("通话中")
+
+
+def test_wallboard_help_panel_alerts_and_acts_by_keyboard(
+    page: Page, live_server: LiveServer, people: None, db: Database
+) -> None:
+    from sqlalchemy import select
+
+    from agents.help import service as help_service
+    from agents.help.models import SupervisorAction
+    from agents.service import ensure_sip_account
+    from core.auth.models import User
+
+    sign_in_by_keyboard(page, live_server, "boss", PW)
+    expect(page.get_by_role("heading", level=1)).to_have_text("首页")
+    page.goto(live_server.url + "/console/wallboard")
+    expect(page.get_by_role("heading", name="艰难通话求助")).to_be_visible()
+    expect(page.get_by_role("status")).to_have_text("已显示 1 名坐席。")
+    with db.session() as s:
+        mei = s.scalar(select(User).where(User.name == "mei"))
+        assert mei is not None
+        ensure_sip_account(s, mei, actor="test")
+        help_service.request_help(s, "mei", "att-77", utcnow())
+    # Announced assertively the moment it comes (a live region, not only a new row).
+    expect(page.locator("#help-alert")).to_have_text("mei 请求帮助。")
+    requests = page.get_by_role("list", name="正在求助的坐席")
+    expect(requests).to_contain_text("mei 自")
+    assert_accessible(page)
+    page.get_by_label("您的电话（端点），例如 PJSIP/sue").fill("PJSIP/boss-desk")
+    page.get_by_label("您的电话（端点），例如 PJSIP/sue").press("Tab")
+    requests.get_by_role("listitem").first.focus()
+    page.keyboard.press("w")
+    expect(page.locator("#help-alert")).not_to_have_text("mei 请求帮助。")
+    with db.session() as s:
+        action = s.scalar(select(SupervisorAction))
+        assert action is not None
+        assert (action.supervisor, action.action, action.endpoint) == ("boss", "whisper", "PJSIP/boss-desk")

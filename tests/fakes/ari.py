@@ -970,6 +970,12 @@ class FakeAsterisk:
         self.emit({"type": "BridgeCreated", "bridge": bridge.json()}, apps={client.app})
         return bridge.json()
 
+    def _op_bridges(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> list[JSON]:
+        return [b.json() for b in self.bridges.values()]
+
+    def _op_get_bridge(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> JSON:
+        return self._bridge(parts, "GET").json()
+
     def _bridge(self, parts: list[str], method: str) -> FakeBridge:
         bridge = self.bridges.get(parts[1])
         if bridge is None:
@@ -1070,9 +1076,9 @@ def _route(method: str, parts: list[str]) -> tuple[str, str | None]:
         return {"GET": "get_playback", "DELETE": "stop_playback"}.get(method, "unknown"), target
     if head == "bridges":
         if n == 1:
-            return ("create_bridge" if method == "POST" else "unknown"), None
+            return ("create_bridge" if method == "POST" else "bridges"), None
         if n == 2:
-            return ("destroy_bridge" if method == "DELETE" else "unknown"), target
+            return {"DELETE": "destroy_bridge", "GET": "get_bridge"}.get(method, "unknown"), target
         return {
             "addChannel": "add_channel",
             "removeChannel": "remove_channel",
