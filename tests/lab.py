@@ -46,6 +46,7 @@ LAB_SLOTS: dict[str, int] = {
     "ari_faults": 17,
     "survey": 19,
     "pacing": 20,
+    "nailed": 23,
 }
 
 

@@ -51,7 +51,11 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 NAILED_ARG = "nailed"
 NAILED_REASON = "nailed"
-DEFAULT_TONE = "tone:440/150"  # a short beep on the agent's leg when a callee is put through
+# The beep on the agent's leg when a callee is put through: the indications' "record" tone
+# (1400 Hz, 0.5 s, then silence), stopped after TONE_SECONDS: a tone playback never ends by itself
+# and, while it plays, the agent does not hear the bridge.
+DEFAULT_TONE = "tone:record"
+TONE_SECONDS = 0.4
 Publish = Callable[[CallEvent], Awaitable[Any]]
 
 
@@ -65,6 +69,7 @@ class NailedDeps:
     clock: Callable[[], float] | None = None
     now: Callable[[], datetime] = utcnow
     tone_media: str | None = DEFAULT_TONE
+    tone_seconds: float = TONE_SECONDS
     answer_timeout: int = 20  # seconds the agent's phone may ring when nailing up
 
 
@@ -91,6 +96,7 @@ class NailedAgents:
         self.legs: dict[str, NailedLeg] = {}  # agent -> their leg
         self._pending: set[str] = set()
         self._bridged: dict[str, asyncio.Event] = {}  # callee -> left the bridge / hung up
+        self._tones: set[asyncio.Task[None]] = set()
 
     def _clock(self) -> float:
         return (self.deps.clock or asyncio.get_running_loop().time)()
@@ -318,7 +324,11 @@ class NailedAgents:
         fields = {k.removeprefix("PJSIP_HEADER(add,X-Warmline-").removesuffix(")"): v for k, v in pop.items()}
         tasks: list[Awaitable[Any]] = []
         if self.deps.tone_media:
-            tasks.append(self.ari.play(nailed.leg, self.deps.tone_media))
+            tone_id = f"nailed-tone-{uuid.uuid4().hex[:12]}"
+            tasks.append(self.ari.play(nailed.leg, self.deps.tone_media, tone_id))
+            stop = asyncio.create_task(self._stop_tone(tone_id))
+            self._tones.add(stop)
+            stop.add_done_callback(self._tones.discard)
         if self.deps.publish is not None:
             event = CallEvent(
                 call_id=attempt,
@@ -330,6 +340,11 @@ class NailedAgents:
         for outcome in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 log.warning("tone or screen pop for agent %s: %s", nailed.agent, outcome)
+
+    async def _stop_tone(self, playback_id: str) -> None:
+        await asyncio.sleep(self.deps.tone_seconds)
+        with contextlib.suppress(AriError):
+            await self.ari.stop_playback(playback_id)
 
 
 def _caller_gone(result: HandoverResult) -> HandoverResult:
