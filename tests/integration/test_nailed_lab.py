@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
+import uuid
 from collections.abc import Iterator
 
 import numpy as np
@@ -29,7 +30,9 @@ from agents.models import SipAccount
 from agents.routing import set_state
 from agents.states import current_state
 from core.auth.models import Role, User
+from core.bus import Bus
 from core.db import Database, utcnow
+from core.messages import CallEvent
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.runtime import DialerWorker
@@ -150,9 +153,29 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     campaign_id = make_campaign(db)
     nailed_calls: dict[str, int] = {}
     nail_ups: list[int] = []
+    seen: list[tuple[float, CallEvent]] = []  # (arrival, event): AMD's verdicts and screen pops
+
+    async def listen(bus: Bus) -> None:
+        async with bus.subscribe("calls/+", CallEvent) as events:
+            async for _, event in events:
+                if event.kind in ("amd", "screen_pop"):
+                    seen.append((time.monotonic(), event))
 
     async def main() -> float:
-        worker = DialerWorker(lab, db, campaigns={"nailed-lab"})
+        prefix = f"test-nailed-{uuid.uuid4().hex[:8]}"
+        async with (
+            Bus(lab.mqtt_host, lab.mqtt_port, prefix=prefix, component="dialer") as bus,
+            Bus(lab.mqtt_host, lab.mqtt_port, prefix=prefix) as watcher,
+        ):
+            heard = asyncio.create_task(listen(watcher))
+            try:
+                return await run(bus)
+            finally:
+                heard.cancel()
+                await asyncio.gather(heard, return_exceptions=True)
+
+    async def run(bus: Bus) -> float:
+        worker = DialerWorker(lab, db, campaigns={"nailed-lab"}, bus=bus)
         readiness = asyncio.create_task(ready_after_wrap(db))
         started = time.monotonic()
         task = asyncio.create_task(worker.run())
@@ -177,6 +200,9 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     with db.session() as s:
         mine = list(s.scalars(select(Attempt).where(Attempt.campaign_id == campaign_id)))
     live = [a for a in mine if a.amd_status in ("HUMAN", "NOTSURE")]
+    verdicts = {e.call_id: t for t, e in seen if e.kind == "amd"}
+    pops = {e.call_id: (t, e) for t, e in seen if e.kind == "screen_pop"}
+    pop_after = sorted(pops[a][0] - verdicts[a] for a in verdicts if a in pops)
     waits = sorted(float(a.detail["agent_wait_s"]) for a in live if "agent_wait_s" in a.detail)
     FIGURES.update(
         wall_s=round(wall, 1),
@@ -187,6 +213,9 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
         verdict_to_bridge_median_ms=round(1000 * statistics.median(waits)) if waits else None,
         verdict_to_bridge_max_ms=round(1000 * max(waits)) if waits else None,
         verdict_to_bridge_all_ms=[round(1000 * w) for w in waits],
+        screen_pops=len(pops),
+        verdict_to_pop_on_bus_median_ms=round(1000 * statistics.median(pop_after)) if pop_after else None,
+        verdict_to_pop_on_bus_max_ms=round(1000 * max(pop_after)) if pop_after else None,
     )
     print("\nnailed lab:", FIGURES)
     assert len(mine) == len(DIGITS), "every contact dialled once"
@@ -195,4 +224,7 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     assert sorted(nailed_calls) == list(AGENTS), "both agents still nailed up at the end"
     assert sum(nailed_calls.values()) == len(live), "every live answer went into a nailed bridge"
     assert statistics.median(waits) <= TARGET_S, FIGURES
+    assert len(pops) == len(live), "a screen pop on the bus for every live answer"
+    assert all(pops[a.id][1].detail["agent"] == a.agent for a in live), "to the agent who took it"
+    assert all("13900" not in str(e.detail) for _, e in pops.values()), "the masked number only"
     assert max(waits) <= 2 * TARGET_S, FIGURES
