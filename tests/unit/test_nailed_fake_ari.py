@@ -173,6 +173,8 @@ def test_a_live_callee_is_bridged_in_with_no_ringing_a_tone_and_the_screen_pop(
     assert add.params["channel"] == cid, "the callee went into the agent's bridge"
     tone = w.asterisk.calls("play")[0]
     assert tone.target == leg and str(tone.params["media"]).startswith("tone:"), "the agent hears a tone"
+    stopped = w.asterisk.calls("stop_playback")
+    assert [r.target for r in stopped] == [tone.path.rsplit("/", 1)[-1]], "the tone is stopped (0.4 s)"
     (pop,) = [e for e in w.published if e.kind == "screen_pop"]
     assert pop.call_id == "att-7" and pop.campaign == "flu-2026" and pop.detail["agent"] == "mei"
     fields = {k: unquote(v) for k, v in pop.detail["fields"].items()}
