@@ -105,6 +105,10 @@ class NailedAgents:
         leg = self.legs.get(agent)
         return leg is not None and not leg.ended.is_set()
 
+    def held(self) -> set[str]:
+        """Agents whose phone is busy with a nailed leg (or being called for one): never rung."""
+        return {a for a, leg in self.legs.items() if not leg.ended.is_set()} | self._pending
+
     # ------------------------------------------------------------ nailing up
 
     async def nail_up(self, agent: str, endpoint: str) -> NailedLeg | None:

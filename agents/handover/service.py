@@ -204,7 +204,8 @@ class _Run:
         clock = self.clock
         deadline = self._t0 + self.policy.timeout
         next_announce = self._t0 + self.policy.announce_every
-        exclude: set[str] = set()
+        nailed = self.deps.nailed
+        exclude: set[str] = nailed.held() if nailed is not None else set()  # their phone is taken
         while True:
             if self.customer_gone or not await self._alive(self.cid):
                 self.customer_gone = True
