@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     dialer_stats_every: float = 3.0
     # Seconds a callee may ring before the originate gives up (outcome no_answer).
     dialer_ring_timeout: int = 30
+    # Agents kept on the line (agents/handover/nailed.py, docs/pacing.md): a free agent of a
+    # progressive or predictive campaign is called once and kept in a holding bridge, so a live
+    # answer reaches them with no ring.
+    dialer_nailed_agents: bool = False
     # ARI faults (docs/faults.md): an ARI request slower than `dialer_ari_slow` seconds makes the
     # dialer start fewer calls (dialer/engine/pressure.py); one unanswered after `dialer_ari_timeout`
     # seconds is a timeout (an originate then is reconciled against Asterisk's channels).

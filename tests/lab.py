@@ -48,6 +48,7 @@ LAB_SLOTS: dict[str, int] = {
     "survey": 19,
     "pacing": 20,
     "help": 22,
+    "nailed": 23,
 }
 
 

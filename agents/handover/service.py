@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -52,6 +52,9 @@ from core.call_tickets import mint, ticket_secret
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.capture import RecordingFacts, StereoCapture
+
+if TYPE_CHECKING:
+    from agents.handover.nailed import NailedAgents
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,9 @@ class HandoverDeps:
     queues: SkillQueues = PROCESS_QUEUES  # outbound and inbound callers wait in one line
     clock: Callable[[], float] | None = None  # seconds for waits and timeouts; None: the loop's clock
     now: Callable[[], datetime] = utcnow  # wall time for the agents' state ledger
+    # Agents kept on the line (agents.handover.nailed): a paced call goes into a free nailed
+    # agent's bridge with no ring before any agent is rung.
+    nailed: NailedAgents | None = None
 
 
 class Handover:
@@ -85,6 +91,11 @@ class Handover:
     async def connect(self, request: HandoverRequest) -> HandoverResult:
         """Queue, ring, bridge and record; returns when the conversation is over (``connected``),
         when no agent answered in time (``abandoned``) or when the caller left (``caller_hangup``)."""
+        nailed = self.deps.nailed
+        if nailed is not None and request.policy.inbound_first and nailed.legs:
+            through = await nailed.connect(request, ahead=self.deps.queues.inbound_needs())
+            if through is not None:
+                return through
         dispatcher = self.deps.dispatcher
         owned = request.channel_id not in dispatcher
         events = dispatcher.subscribe(request.channel_id)
@@ -195,7 +206,8 @@ class _Run:
         clock = self.clock
         deadline = self._t0 + self.policy.timeout
         next_announce = self._t0 + self.policy.announce_every
-        exclude: set[str] = set()
+        nailed = self.deps.nailed
+        exclude: set[str] = nailed.held() if nailed is not None else set()  # their phone is taken
         while True:
             if self.customer_gone or not await self._alive(self.cid):
                 self.customer_gone = True

@@ -30,6 +30,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
+from agents.handover.nailed import NailedAgents, NailedDeps
 from agents.handover.service import PROCESS_QUEUES as HANDOVER_QUEUES
 from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
@@ -62,6 +63,7 @@ from dialer.engine.ledger import (
     mark,
     took_call,
 )
+from dialer.engine.nailing import NailKeeper
 from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
@@ -114,6 +116,7 @@ class NodeLink:
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
     strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
     pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
+    keeper: NailKeeper | None = None  # settings.dialer_nailed_agents: agents kept on the line
 
 
 @dataclass
@@ -156,6 +159,7 @@ class DialerWorker:
         lease_seconds = settings.dialer_lease_seconds
         self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
         self._stats_at = 0.0
+        self._nailed_at = -1e9
         self._stopping = False
         # Faults (dialer.engine.faults, dialer.engine.journal): every outcome is journalled before
         # the database write; while the database is down no new call starts, live ones go on.
@@ -190,8 +194,12 @@ class DialerWorker:
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_settings(self.settings)
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
-        handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings))
-        return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure)
+        nailed = None
+        if self.settings.dialer_nailed_agents:
+            nailed = NailedAgents(NailedDeps(ari, dispatcher, self.db, self.settings, publish=self._publish))
+        handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed))
+        keeper = None if nailed is None else NailKeeper(nailed, self.db, self.settings.timezone)
+        return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure, keeper=keeper)
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
@@ -449,6 +457,7 @@ class DialerWorker:
             if self.watch.failed(exc):
                 return 0
             raise
+        self._keep_nailed({c.skill for c, st in running if st.pace is not None and not st.error})
         for campaign, state in running:
             if state.error:
                 continue
@@ -489,6 +498,16 @@ class DialerWorker:
         if not self.watch.up:
             return started
         return started + await self._take_placed()
+
+    def _keep_nailed(self, skills: set[str | None]) -> None:
+        """Agents kept on the line (dialer/engine/nailing.py), once a second, on a ready node."""
+        if not skills or self.monotonic() - self._nailed_at < 1.0:
+            return
+        link = self._pick_node()
+        if link is None or link.keeper is None:
+            return
+        self._nailed_at = self.monotonic()
+        self._spawn(link.keeper.keep(skills, self.now()))
 
     # ------------------------------------------------------------ pacing
 
@@ -977,6 +996,9 @@ class DialerWorker:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         for link in self.nodes.values():
+            if link.keeper is not None:
+                with contextlib.suppress(Exception):
+                    await link.keeper.nailed.close()  # the agents' held legs are hung up
             if link.pump is not None:
                 link.pump.cancel()
                 with contextlib.suppress(BaseException):

@@ -1,0 +1,276 @@
+"""Agents kept on the line (agents.handover.nailed) against the fake Asterisk, with the real
+EventDispatcher, routing and state ledger (SQLite and PostgreSQL). The loop clock is virtual."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+
+from agents.handover import (
+    CallOrigin,
+    Handover,
+    HandoverDeps,
+    HandoverRequest,
+    HandoverResult,
+    QueuePolicy,
+    SkillQueues,
+)
+from agents.handover.nailed import NailedAgents, NailedDeps
+from agents.states import current_state
+from core.db import Database
+from core.messages import CallEvent
+from core.settings import Settings
+from tests.fakes.ari import Callee, FakeAsterisk
+from tests.fakes.clock import run_virtual
+from tests.utils.agents import FakeNode, available, endpoint_of, fake_node, make_agents
+from tests.utils.waiting import until
+
+CUSTOMER = "Local/8613800138000@lab-pstn"
+ANSWERS = Callee(answer_after=0.5)
+PACED = QueuePolicy(
+    timeout=2.0, moh=None, poll_every=0.1, ring_timeout=10, answer_within=1.5, inbound_first=True
+)
+ORIGIN = CallOrigin(
+    campaign="flu-2026", attempt_id="att-7", contact_name="王奶奶", phone_masked="138****8000",
+    fields={"clinic": "朝阳社区"},
+)  # fmt: skip
+
+
+@dataclass
+class World:
+    node: FakeNode
+    nailed: NailedAgents
+    handover: Handover
+    db: Database
+    published: list[CallEvent]
+
+    @property
+    def asterisk(self) -> FakeAsterisk:
+        return self.node.asterisk
+
+    def customer(self, *, hangup_after: float | None = None) -> str:
+        channel_id = f"cust-{uuid.uuid4()}"
+        self.asterisk.place(channel_id, CUSTOMER, stage="stasis", callee=Callee())
+        if hangup_after is not None:
+            later(hangup_after, lambda: self.asterisk.hangup_by_callee(channel_id))
+        return channel_id
+
+    async def nail(self, agent: str) -> str:
+        leg = await self.nailed.nail_up(agent, endpoint_of(self.db, agent).removeprefix("PJSIP/"))
+        assert leg is not None
+        return leg.leg
+
+    def state(self, agent: str) -> tuple[str, str] | None:
+        with self.db.session() as s:
+            st = current_state(s, agent)
+            return (st.state, st.reason or "") if st is not None else None
+
+    async def connect(self, channel_id: str, **kw: Any) -> HandoverResult:
+        request = HandoverRequest(channel_id, skill="welfare", origin=ORIGIN, policy=PACED, **kw)
+        return await self.handover.connect(request)
+
+
+def later(seconds: float, action: Callable[[], object]) -> None:
+    asyncio.get_running_loop().call_later(seconds, action)
+
+
+@asynccontextmanager
+async def world(settings: Settings, db: Database, callees: dict[str, Callee]) -> AsyncIterator[World]:
+    published: list[CallEvent] = []
+
+    async def publish(event: CallEvent) -> bool:
+        published.append(event)
+        return True
+
+    async with fake_node(settings, db, callees) as node:
+        nailed = NailedAgents(NailedDeps(node.ari, node.dispatcher, db, settings, publish=publish))
+        deps = HandoverDeps(node.ari, node.dispatcher, db, settings, queues=SkillQueues(), nailed=nailed)
+        try:
+            yield World(node, nailed, Handover(deps), db, published)
+        finally:
+            await nailed.close()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, db: Database) -> Settings:
+    return Settings(var_dir=tmp_path / "var", database_url=db.url, _env_file=None)
+
+
+def scenario(
+    settings: Settings, db: Database, callees: dict[str, Callee], body: Callable[[World], Awaitable[Any]]
+) -> Any:
+    async def main() -> Any:
+        async with world(settings, db, callees) as w:
+            return await body(w)
+
+    return run_virtual(main())
+
+
+def test_a_free_agent_is_called_once_and_kept_in_a_bridge_of_their_own(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, str]:
+        leg = await w.nail("mei")
+        again = await w.nailed.nail_up("mei", "ignored")  # already nailed: no second call
+        assert again is not None and again.leg == leg
+        return w, leg, w.nailed.legs["mei"].bridge
+
+    w, _leg, bridge = scenario(settings, db, {"mei": ANSWERS}, body)
+    rings = w.asterisk.calls("originate")
+    assert len(rings) == 1, "called once"
+    assert rings[0].params["endpoint"] == endpoint_of(db, "mei")
+    assert rings[0].params["appArgs"] == ["nailed", "mei"], "into Stasis, not warmline-record"
+    assert [r.op for r in w.asterisk.requests if r.op in ("create_bridge", "add_channel")] == [
+        "create_bridge",
+        "add_channel",
+    ]
+    assert w.asterisk.calls("add_channel")[0].target == bridge
+    assert w.state("mei") == ("available", "test"), "kept on the line, still free"
+
+
+def test_a_live_callee_is_bridged_in_with_no_ringing_a_tone_and_the_screen_pop(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+    took: list[str] = []
+
+    async def on_agent(agent: str) -> None:
+        took.append(agent)
+
+    async def body(w: World) -> tuple[World, str, str, HandoverResult]:
+        leg = await w.nail("mei")
+        before = len(w.asterisk.requests)
+        cid = w.customer(hangup_after=20)
+        result = await w.connect(cid, on_agent=on_agent)
+        w.asterisk.requests[:] = w.asterisk.requests[before:]
+        return w, leg, cid, result
+
+    w, leg, cid, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.answered, result.ended_by) == (
+        "connected",
+        "mei",
+        True,
+        "customer",
+    )
+    assert result.wait_seconds < 0.05, "no ring: the verdict to the bridge is a request or two"
+    assert result.talk_seconds == pytest.approx(20, abs=0.1)
+    assert took == ["mei"]
+    ops = [r.op for r in w.asterisk.requests if r.op != "get_channel"]
+    assert "originate" not in ops and "start_moh" not in ops, "the agent's phone was not rung"
+    add = w.asterisk.calls("add_channel")[0]
+    assert add.params["channel"] == cid, "the callee went into the agent's bridge"
+    tone = w.asterisk.calls("play")[0]
+    assert tone.target == leg and str(tone.params["media"]).startswith("tone:"), "the agent hears a tone"
+    stopped = w.asterisk.calls("stop_playback")
+    assert [r.target for r in stopped] == [tone.path.rsplit("/", 1)[-1]], "the tone is stopped (0.4 s)"
+    (pop,) = [e for e in w.published if e.kind == "screen_pop"]
+    assert pop.call_id == "att-7" and pop.campaign == "flu-2026" and pop.detail["agent"] == "mei"
+    fields = {k: unquote(v) for k, v in pop.detail["fields"].items()}
+    assert fields["Phone"] == "138****8000" and fields["Field-Name"] == "王奶奶"
+    assert fields["Field-clinic"] == "朝阳社区" and "13800138000" not in str(pop.detail)
+    assert ops.index("add_channel") < ops.index("play"), "tone and pop at the bridge"
+
+
+def test_the_callee_hangs_up_and_the_agent_stays_nailed(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, list[HandoverResult], tuple[str, str] | None]:
+        leg = await w.nail("mei")
+        first = await w.connect(w.customer(hangup_after=5))
+        after_first = w.state("mei")
+        assert w.nailed.nailed("mei") and leg in w.asterisk.channels, "the agent's leg stays up"
+        available(db, "mei")  # the softphone: wrap-up done
+        second = await w.connect(w.customer(hangup_after=7))
+        assert w.nailed.nailed("mei") and leg in w.asterisk.channels, "still up after the second"
+        return w, leg, [first, second], after_first
+
+    w, _leg, results, after_first = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert [r.ended_by for r in results] == ["customer", "customer"]
+    assert [r.agent for r in results] == ["mei", "mei"]
+    assert after_first == ("wrap_up", "call_ended")
+    assert len(w.asterisk.calls("originate")) == 1, "one call to the agent for both callees"
+    assert all(r.params["channel"].startswith("cust-") for r in w.asterisk.calls("remove_channel"))
+
+
+def test_while_in_wrap_up_a_nailed_agent_is_not_offered_a_callee(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[HandoverResult, HandoverResult]:
+        await w.nail("mei")
+        first = await w.connect(w.customer(hangup_after=5))
+        second = await w.connect(w.customer())  # mei in wrap-up, nobody else: abandoned at 2 s
+        return first, second
+
+    first, second = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert first.outcome == "connected" and second.outcome == "abandoned"
+
+
+def test_the_agent_hanging_up_their_leg_ends_the_nailed_state(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, str, HandoverResult]:
+        leg = await w.nail("mei")
+        bridge = w.nailed.legs["mei"].bridge
+        w.asterisk.hangup_by_callee(leg)
+        await until(lambda: not w.nailed.nailed("mei"), what="mei no longer nailed")
+        cid = w.customer(hangup_after=5)
+        result = await w.connect(cid)  # rung as before
+        return w, leg, bridge, result
+
+    w, _leg, bridge, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert "mei" not in w.nailed.legs and bridge not in w.asterisk.bridges
+    rings = w.asterisk.calls("originate")
+    assert len(rings) == 2 and rings[1].params["context"] == "warmline-record", "back to ringing"
+    assert result.outcome == "connected" and result.agent == "mei" and result.wait_seconds >= 0.5
+
+
+def test_the_agent_hanging_up_mid_call_ends_the_call_and_the_nailed_state(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, HandoverResult]:
+        leg = await w.nail("mei")
+        cid = w.customer()
+        later(8, lambda: w.asterisk.hangup_by_callee(leg))
+        return w, cid, await w.connect(cid)
+
+    w, cid, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.ended_by) == ("connected", "agent")
+    assert result.talk_seconds == pytest.approx(8, abs=0.1)
+    assert cid in w.asterisk.destroyed and not w.nailed.legs
+    assert w.state("mei") == ("wrap_up", "call_ended")
+
+
+def test_with_no_nailed_agent_free_the_agent_is_rung(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    available(db, "mei", "lin")
+
+    async def body(w: World) -> tuple[World, list[HandoverResult]]:
+        await w.nail("mei")
+        first = w.connect(w.customer(hangup_after=10))
+        second = w.connect(w.customer(hangup_after=10))  # mei is busy with the first: lin is rung
+        return w, list(await asyncio.gather(first, second))
+
+    w, results = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    assert sorted(r.agent or "" for r in results) == ["lin", "mei"]
+    rings = w.asterisk.calls("originate")
+    assert [r.params.get("context") for r in rings] == [None, "warmline-record"]
+    assert rings[1].params["endpoint"] == endpoint_of(db, "lin")
+    assert "lin" not in w.nailed.legs
