@@ -53,6 +53,7 @@ class Pressure:
         self.cuts = 0
         self._last_cut = -math.inf
         self._last_refused = -math.inf  # when the narrowed window last refused a start
+        self._last_answer = -math.inf  # when ARI last answered (or timed out)
 
     # ---------------------------------------------------------------- what ARI did
 
@@ -69,6 +70,7 @@ class Pressure:
             seconds if self.average is None else SMOOTHING * seconds + (1 - SMOOTHING) * self.average
         )
         now = self.clock()
+        self._last_answer = now
         if timed_out:
             self._cut(1.0, now, "timeout")
         elif seconds >= self.slow:
@@ -111,9 +113,12 @@ class Pressure:
     def fault(self) -> dict[str, Any]:
         """The node's line on the fault board (dialer.engine.faults): slow or holding back is degraded."""
         holding = self.holding_back
+        # Slow as last measured, while that is recent or a request still waits (an idle dialer
+        # sends nothing that would say ARI is fast again: it is not shown degraded for ever).
+        slow = self.is_slow and (self.waiting > 0 or self.clock() - self._last_answer < HOLD_QUIET_S)
         return {
-            "degraded": self.is_slow or holding,
-            "slow": self.is_slow,
+            "degraded": slow or holding,
+            "slow": slow,
             "holding_back": holding,
             **self.figures(),
         }

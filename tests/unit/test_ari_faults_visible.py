@@ -82,6 +82,12 @@ def test_pressure_says_slow_and_holding_back_until_quiet() -> None:
     assert p.holding_back, "still within the quiet time"
     clock.t += 1
     assert not p.holding_back, "no start refused for HOLD_QUIET_S: no longer holding back"
+    assert p.fault()["slow"], "three originates still wait for ARI"
+    p.waiting = p.originating = 0  # (as if they had been answered then)
+    assert p.is_slow and not p.fault()["degraded"], "no answer for HOLD_QUIET_S: nothing says it is slow now"
+    p.sent(originate=False)
+    assert p.fault()["slow"], "a request waits for ARI"
+    p.answered(3.0, originate=False)
     for _ in range(30):
         p.sent(originate=True)
         p.answered(0.05, originate=True)
@@ -130,7 +136,9 @@ def client(settings: Settings, db: Database) -> Iterator[TestClient]:
         yield c
 
 
-def test_stats_healthz_system_and_live_page_say_ari_is_slow(settings: Settings, client: TestClient) -> None:
+def test_stats_healthz_system_and_live_page_say_ari_is_slow(
+    settings: Settings, db: Database, client: TestClient
+) -> None:
     clock = Clock()
     p = slowed(clock)
     held = p.held_back
@@ -162,6 +170,9 @@ def test_stats_healthz_system_and_live_page_say_ari_is_slow(settings: Settings, 
     )
     system = client.get("/console/system", headers=root | {"Accept-Language": "en"}).text
     assert f"Asterisk lab answering slowly (3000 ms): at most {window} calls started at once" in system
+    HeldBackAlerts(db).apply({"lab": p.fault()})
+    listed = client.get("/console/alerts", headers=login(client, "sup")).text
+    assert "Asterisk 节点 lab，响应缓慢：新呼叫正被暂缓。" in listed, "on the supervisors' alerts page"
 
 
 def held_back_alerts(db: Database) -> list[Alert]:
