@@ -8,8 +8,8 @@ writer counts as down too, with a short busy timeout so the probe never waits 30
 succeeds the database is *up* again: the recovery hook runs (the outcome journal's replay) and
 new calls start again.
 
-`FaultBoard` gathers the watch's and the bus's state into what `/healthz`, the campaign figures
-and the live pages show (`dialer` section), written to ``var/dialer/faults.json`` so the API
+`FaultBoard` gathers the watch's, the bus's and ARI's (per node: `Pressure.fault`) state into what
+`/healthz`, the campaign figures and the live pages show (`dialer` section), written to ``var/dialer/faults.json`` so the API
 process sees it without asking the dialer, and published as the retained ``health/dialer``.
 
 The clock is injected (`monotonic`), and the probe is a plain function, so tests drive both.
@@ -28,11 +28,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
 from core.db import Database
+from core.i18n import _
 from dialer.engine.journal import is_outage
+from dialer.welfare.models import Alert, AlertState
+from dialer.welfare.service import raise_alert
+from dialer.welfare.service import resolve as resolve_alert
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +172,7 @@ class FaultBoard:
     database: DatabaseWatch
     bus_connected: Callable[[], bool | None] = lambda: None  # None: the dialer has no bus
     extra: Callable[[], dict[str, Any]] = dict  # the journal's and the bus's counters
+    ari: Callable[[], dict[str, dict[str, Any]]] = dict  # node -> Pressure.fault()
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def state(self) -> dict[str, Any]:
@@ -176,12 +182,17 @@ class FaultBoard:
             degraded.append("database")
         if bus is False:
             degraded.append("bus")
+        nodes = self.ari()
+        if any(n.get("degraded") for n in nodes.values()):
+            degraded.append("ari_slow")
         return {
             "status": "degraded" if degraded else "ok",
             "degraded": degraded,
             "new_calls_paused": not self.database.up,
+            "calls_held_back": any(n.get("holding_back") for n in nodes.values()),
             "database": self.database.snapshot(),
             "bus": {"ok": bus},
+            "ari": nodes,
             **self.extra(),
             "at": self.now().isoformat(),
             "pid": os.getpid(),
@@ -217,14 +228,110 @@ def read_faults(
 
 def campaign_faults(var_dir: Path) -> dict[str, Any]:
     """What the campaign figures say of the dialer's faults: ``status`` ok, degraded, or unknown
-    (no dialer reported lately), what is degraded, whether new calls are held back, and how many
-    outcomes wait in the journal."""
+    (no dialer reported lately), what is degraded, whether new calls are paused (database) or held
+    back (ARI slow), how many outcomes wait in the journal, and -- while ARI is slow -- ``ari``: the
+    slowest node's answer time (ms), the narrowest window and the starts held back in all."""
     state = read_faults(var_dir)
     if state is None:
         return {"status": "unknown", "degraded": [], "new_calls_paused": False, "journal_pending": 0}
-    return {
+    out: dict[str, Any] = {
         "status": state.get("status", "unknown"),
         "degraded": list(state.get("degraded") or []),
         "new_calls_paused": bool(state.get("new_calls_paused")),
         "journal_pending": int((state.get("journal") or {}).get("pending") or 0),
     }
+    slow = {k: n for k, n in (state.get("ari") or {}).items() if isinstance(n, dict) and n.get("degraded")}
+    nodes = list(slow.values())
+    if "ari_slow" in out["degraded"] and nodes:
+        out["calls_held_back"] = bool(state.get("calls_held_back"))
+        out["ari"] = {
+            "ms": max(int(n.get("ari_ms") or 0) for n in nodes),
+            "window": min(int(n.get("ari_window") or 0) for n in nodes),
+            "held_back": sum(int(n.get("ari_held_back") or 0) for n in nodes),
+            "nodes": sorted(slow),
+        }
+    return out
+
+
+HELD_BACK_KIND = "calls_held_back"
+"""The supervisors' alert (``welfare_alerts``, the console's alerts page, the bus) while a node's
+slow ARI holds calls back; ``attempt_id`` is ``ari:<node>``, so each node has one at a time."""
+ALERT_ACTOR = "dialer"
+
+
+def held_back_key(node: str) -> str:
+    return f"ari:{node}"[:64]
+
+
+def raise_held_back(session: Session, node: str, fault: dict[str, Any]) -> int:
+    """Open the node's held-back alert unless one is unresolved already; its id."""
+    key = held_back_key(node)
+    existing = session.scalar(
+        select(Alert.id).where(
+            Alert.kind == HELD_BACK_KIND, Alert.attempt_id == key, Alert.state != AlertState.resolved
+        )
+    )
+    if existing is not None:
+        return int(existing)
+    detail = {
+        "node": node,
+        "ari_ms": fault.get("ari_ms", 0),
+        "ari_window": fault.get("ari_window", 0),
+        "ari_held_back": fault.get("ari_held_back", 0),
+    }
+    alert = raise_alert(
+        session, campaign=None, contact=None, attempt_id=key, kind=HELD_BACK_KIND, detail=detail,
+        actor=ALERT_ACTOR,
+    )  # fmt: skip
+    return alert.id
+
+
+def resolve_held_back(session: Session, node: str) -> list[int]:
+    """Resolve the node's unresolved held-back alert(s) (a supervisor may have resolved it already)."""
+    key = held_back_key(node)
+    ids = list(
+        session.scalars(
+            select(Alert.id).where(
+                Alert.kind == HELD_BACK_KIND, Alert.attempt_id == key, Alert.state != AlertState.resolved
+            )
+        )
+    )
+    for alert_id in ids:
+        resolve_alert(
+            session,
+            alert_id,
+            actor=ALERT_ACTOR,
+            resolution=_("ARI answers in time again: no call is held back any more."),
+        )
+    return ids
+
+
+@dataclass
+class HeldBackAlerts:
+    """Raises a node's alert once when its calls start being held back and resolves it when they
+    no longer are -- on transitions only, never every pass. A database error leaves the state as it
+    was, so the next pass tries again."""
+
+    db: Database
+    holding: dict[str, bool] = field(default_factory=dict)
+
+    def changes(self, nodes: dict[str, dict[str, Any]]) -> dict[str, bool]:
+        """The nodes whose held-back state differs from what the alerts say (node -> holding now)."""
+        return {
+            name: bool(f.get("holding_back"))
+            for name, f in nodes.items()
+            if bool(f.get("holding_back")) != self.holding.get(name, False)
+        }
+
+    def apply(self, nodes: dict[str, dict[str, Any]]) -> tuple[list[int], list[int]]:
+        """Blocking (run it in a thread): the alerts raised and resolved now."""
+        raised: list[int] = []
+        resolved: list[int] = []
+        for name, holding in self.changes(nodes).items():
+            with self.db.session() as session:
+                if holding:
+                    raised.append(raise_held_back(session, name, nodes[name]))
+                else:
+                    resolved.extend(resolve_held_back(session, name))
+            self.holding[name] = holding
+        return raised, resolved

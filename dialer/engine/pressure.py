@@ -25,6 +25,9 @@ from core.ari import AriClient, AriError, ParamValue
 log = logging.getLogger(__name__)
 
 SMOOTHING = 0.3  # weight of the newest answer time in the running average
+HOLD_QUIET_S = 30.0
+"""Calls stay "held back" (the fault board, the supervisors' alert) until the narrowed window has
+refused no start for this long, so one slow minute raises one alert, not one per refusal."""
 
 
 class Pressure:
@@ -49,6 +52,8 @@ class Pressure:
         self.held_back = 0  # starts the window refused, in all
         self.cuts = 0
         self._last_cut = -math.inf
+        self._last_refused = -math.inf  # when the narrowed window last refused a start
+        self._last_answer = -math.inf  # when ARI last answered (or timed out)
 
     # ---------------------------------------------------------------- what ARI did
 
@@ -65,6 +70,7 @@ class Pressure:
             seconds if self.average is None else SMOOTHING * seconds + (1 - SMOOTHING) * self.average
         )
         now = self.clock()
+        self._last_answer = now
         if timed_out:
             self._cut(1.0, now, "timeout")
         elif seconds >= self.slow:
@@ -94,7 +100,28 @@ class Pressure:
         allowed = min(wanted, free)
         if wanted > allowed:
             self.held_back += wanted - allowed
+            if self.window < self.max_window:  # refused by a slow ARI, not by the node's channels
+                self._last_refused = self.clock()
         return max(0, allowed)
+
+    @property
+    def holding_back(self) -> bool:
+        """Calls are being held back now: the window, narrowed by a slow ARI, refused a start within
+        the last `HOLD_QUIET_S` seconds."""
+        return self.window < self.max_window and self.clock() - self._last_refused < HOLD_QUIET_S
+
+    def fault(self) -> dict[str, Any]:
+        """The node's line on the fault board (dialer.engine.faults): slow or holding back is degraded."""
+        holding = self.holding_back
+        # Slow as last measured, while that is recent or a request still waits (an idle dialer
+        # sends nothing that would say ARI is fast again: it is not shown degraded for ever).
+        slow = self.is_slow and (self.waiting > 0 or self.clock() - self._last_answer < HOLD_QUIET_S)
+        return {
+            "degraded": slow or holding,
+            "slow": slow,
+            "holding_back": holding,
+            **self.figures(),
+        }
 
     def figures(self) -> dict[str, int]:
         return {

@@ -51,7 +51,7 @@ from dialer.agent_dial.runner import (
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
-from dialer.engine.faults import DatabaseWatch, FaultBoard, probe_database
+from dialer.engine.faults import DatabaseWatch, FaultBoard, HeldBackAlerts, probe_database
 from dialer.engine.journal import OutcomeJournal, Rejected, is_outage
 from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
@@ -172,8 +172,11 @@ class DialerWorker:
             self.watch,
             bus_connected=lambda: None if self.bus is None else self.bus.connected,
             extra=self._fault_counters,
+            ari=self._ari_faults,
             now=now,
         )
+        self.held_alerts = HeldBackAlerts(db)  # supervisors' alert while a slow ARI holds calls back
+        self._ari_seen: dict[str, bool] = {}  # node -> degraded, at the last board write
         self._replaying: asyncio.Task[Any] | None = None
         self._inflight: set[str] = set()  # outcomes being written by their own call right now
         self._notes: dict[str, asyncio.Task[Any]] = {}  # each live call's last ledger note
@@ -893,6 +896,29 @@ class DialerWorker:
             "live_calls": sum(len(link.calls) for link in self.nodes.values()),
         }
 
+    def _ari_faults(self) -> dict[str, dict[str, Any]]:
+        return {name: link.pressure.fault() for name, link in self.nodes.items()}
+
+    async def _watch_ari(self) -> None:
+        """ARI slow or holding calls back (dialer.engine.pressure): rewrite the board when a node's
+        state changes, and raise / resolve the supervisors' held-back alert on the transitions."""
+        nodes = self._ari_faults()
+        seen = {name: bool(f["degraded"]) or bool(f["holding_back"]) for name, f in nodes.items()}
+        if seen != self._ari_seen:
+            self._ari_seen = seen
+            self._board_at = -1e18
+        if not self.watch.up or not self.held_alerts.changes(nodes):
+            return
+        try:
+            raised, resolved = await asyncio.to_thread(self.held_alerts.apply, nodes)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)  # tried again at the next pass
+            return
+        if raised:
+            welfare_events.wake()  # the notifier announces it on the bus (and the webhook)
+        for alert_id in resolved:
+            await welfare_events.announce_change(self.bus, self.db, alert_id, by="dialer")
+
     async def _watch_faults(self) -> None:
         """Each pass: probe the database when due (down: every second; up: every few seconds),
         replay the journal on recovery, and publish what is degraded."""
@@ -904,6 +930,7 @@ class DialerWorker:
         replay_idle = self._replaying is None or self._replaying.done()
         if self.watch.up and replay_idle and (not was_up or self.journal.pending_ids()):
             self._replaying = self._spawn(self._replay())
+        await self._watch_ari()
         if self.monotonic() - self._board_at >= BOARD_EVERY:
             self._board_at = self.monotonic()
             try:
@@ -923,6 +950,8 @@ class DialerWorker:
         detail = "ok" if ok else "degraded: " + ", ".join(state["degraded"])
         if not ok and state.get("new_calls_paused"):
             detail += "; new calls paused"
+        if not ok and state.get("calls_held_back"):
+            detail += "; calls held back (ARI slow)"
         await self._publish(ServiceHealth(component="dialer", ok=ok, detail=detail))
         self._health_sent = ok
 

@@ -245,6 +245,7 @@ KIND_TEXT = {
     "help": N_("asked for help"),
     "no_input": N_("answered but pressed no key"),
     "overtime_near": N_("is near overtime"),
+    "calls_held_back": N_("answers slowly: new calls are being held back"),
 }
 STATE_NAMES = {
     AlertState.open: N_("open"),
@@ -261,7 +262,14 @@ def summary_text(alert: Alert, *, spoken: bool = False) -> str:
     """One sentence for a person: who, what, where. `spoken`: the masked number as a screen reader
     should say it, digit by digit (core.formats.spoken_phone), for a live region."""
     agent = alert.detail.get("agent") if alert.contact_id is None else None
-    who = alert.contact_name or (_("Agent {agent}", agent=agent) if agent else _("A contact"))
+    node = alert.detail.get("node") if alert.contact_id is None else None
+    who = alert.contact_name or (
+        _("Agent {agent}", agent=agent)
+        if agent
+        else _("Asterisk node {node}", node=node)
+        if node
+        else _("A contact")
+    )
     known = KIND_TEXT.get(alert.kind)
     what = _(known) if known else alert.kind.replace("_", " ")
     phone = spoken_phone(alert.phone_masked) if spoken else alert.phone_masked

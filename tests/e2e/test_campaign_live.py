@@ -145,3 +145,41 @@ def test_a_database_outage_is_announced_on_the_live_page(
     watch.succeeded()
     board.write()
     expect(notice).to_be_hidden()
+
+
+def test_a_slow_ari_is_announced_on_the_live_page(
+    page: Page, live_server: LiveServer, watcher: None, db: Database, settings: Settings
+) -> None:
+    """The board says a node's ARI is slow and holding calls back: campaign_live.js says the same
+    sentence as the server, without a reload, and nothing once ARI is fast again."""
+    from dialer.engine.faults import DatabaseWatch, FaultBoard
+
+    spec = {"name": "flu-ari", "kind": "broadcast", "flow": "vaccination_reminder"}
+    with db.session() as s:
+        svc.create_campaign(s, svc.build_spec(spec), actor="t")
+    nodes: dict[str, dict[str, object]] = {}
+    board = FaultBoard(
+        settings.var_dir / "dialer" / "faults.json",
+        DatabaseWatch(lambda: None),
+        bus_connected=lambda: True,
+        ari=lambda: nodes,
+    )
+    board.write()
+    sign_in(page, live_server, "sup")
+    page.goto(live_server.url + "/console/campaigns/flu-ari/live")
+    notice = page.locator("#faults")
+    expect(notice).to_be_hidden()
+    nodes["lab"] = {
+        "degraded": True, "slow": True, "holding_back": True, "ari_ms": 3000, "ari_window": 2,
+        "ari_held_back": 7, "ari_slow": 1,
+    }  # fmt: skip
+    board.write()
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text(
+        "Asterisk is answering slowly (3000 ms): new calls are slowed down, at most 2 started at once "
+        "(7 held back so far)."
+    )
+    assert_accessible(page)
+    nodes.clear()
+    board.write()
+    expect(notice).to_be_hidden()

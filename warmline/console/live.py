@@ -71,6 +71,17 @@ def fault_notice(faults: dict[str, Any]) -> str:
         )
     if "bus" in faults.get("degraded", []):
         parts.append(_("The event bus is unreachable: events are kept and sent when it is back."))
+    if "ari_slow" in faults.get("degraded", []):
+        ari = faults.get("ari") or {}
+        parts.append(
+            _(
+                "Asterisk is answering slowly ({ms} ms): new calls are slowed down, at most {window} "
+                "started at once ({held} held back so far).",
+                ms=ari.get("ms", 0),
+                window=ari.get("window", 0),
+                held=ari.get("held_back", 0),
+            )
+        )
     return " ".join(parts)
 
 

@@ -146,6 +146,19 @@ def dialer_check(faults: dict[str, Any] | None) -> Check:
         parts.append(_("database unreachable: new calls paused, {n} outcomes kept in the journal", n=pending))
     if "bus" in faults.get("degraded", []):
         parts.append(_("event bus unreachable: events kept until it is back"))
+    if "ari_slow" in faults.get("degraded", []):
+        for node, fault in sorted((faults.get("ari") or {}).items()):
+            if isinstance(fault, dict) and fault.get("degraded"):
+                parts.append(
+                    _(
+                        "Asterisk {node} answering slowly ({ms} ms): at most {window} calls started "
+                        "at once, {held} held back",
+                        node=node,
+                        ms=fault.get("ari_ms", 0),
+                        window=fault.get("ari_window", 0),
+                        held=fault.get("ari_held_back", 0),
+                    )
+                )
     return Check(ok=False, detail="; ".join(parts))
 
 

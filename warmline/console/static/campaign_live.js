@@ -30,6 +30,11 @@
     if (degraded.includes("bus")) {
       parts.push(t("The event bus is unreachable: events are kept and sent when it is back."));
     }
+    if (degraded.includes("ari_slow")) {
+      const ari = faults.ari || {};
+      parts.push(t("Asterisk is answering slowly ({ms} ms): new calls are slowed down, at most {window} started at once ({held} held back so far).",
+        { ms: ari.ms || 0, window: ari.window || 0, held: ari.held_back || 0 }));
+    }
     return parts.join(" ");
   }
 
