@@ -118,7 +118,8 @@ async def test_a_refused_key_is_named_and_the_others_listed(desk) -> None:
     d, _engine, phone, _backend, _voice = desk
     texts = [a.text for a in phone.announcements]
     assert any(
-        "“Say today's and this week's working hours” does not work: Ctrl+Shift+F11" in t for t in texts
+        "“My day: hear and see today's hours, calls and overtime” does not work: Ctrl+Shift+F11" in t
+        for t in texts
     )
     listing = next(t for t in texts if t.startswith("Keys from any window:"))
     assert "Ctrl+Shift+F2 Answer the ringing call" in listing and "F11" not in listing
