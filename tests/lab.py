@@ -47,6 +47,7 @@ LAB_SLOTS: dict[str, int] = {
     "faults_db_bus": 18,
     "survey": 19,
     "pacing": 20,
+    "load": 24,
 }
 
 
