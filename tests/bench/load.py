@@ -133,15 +133,15 @@ def campaign(
     with db.session() as session:
         svc.create_campaign(session, svc.build_spec(spec), actor="bench")
     prefix = number_prefix(name)
-    lines = ["name,phone,clinic,date"] + [f"x,{prefix}{i:06d}{digit},c,d" for i in range(n)]
+    lines = ["name,phone,clinic,date"] + [f"x,{prefix}{i:05d}{digit},c,d" for i in range(n)]
     import_list(db, name, io.BytesIO(("\n".join(lines) + "\n").encode()), f"{name}.csv", actor="bench")
     with db.session() as session:
         svc.set_status(session, name, CampaignStatus.running, actor="bench")
 
 
 def number_prefix(name: str) -> str:
-    """A 5-digit number prefix of its own for each campaign (1 + 4 digits from the name)."""
-    return "1" + f"{sum(map(ord, name)) * 7919 % 10000:04d}"
+    """A 5-digit prefix of its own for each campaign: 13 + 3 digits from the name (a valid mobile)."""
+    return "13" + f"{sum(map(ord, name)) * 7919 % 1000:03d}"
 
 
 @dataclass
@@ -204,13 +204,8 @@ async def hang_up_all(settings: Settings, *, within: float = 40.0) -> None:
                     with contextlib.suppress(AriError):
                         await ari.hangup(channel_id)
 
-            for _ in range(3):
-                channels = await ari.channels()
-                if not channels:
-                    return
-                await asyncio.gather(
-                    *(one(str(ch["id"])) for ch in channels if str(ch.get("name", "")).endswith(";2"))
-                )
+            while channels := await ari.channels():  # until Asterisk has none left
+                await asyncio.gather(*(one(str(ch["id"])) for ch in channels))
                 await asyncio.sleep(1)
 
     with contextlib.suppress(TimeoutError, AriError):
@@ -224,7 +219,7 @@ def asterisk_alone_ceiling(
     """Long callees (9) originated straight through ARI into the dialplan, where our side only waits
     (no dialer, no recording, no IVR): `cps` per second until an originate fails, ARI answers in
     more than 2 s, `max_calls` or `ramp_s`; then held `hold_s` seconds. Every call is hung up after."""
-    prefix = "19999"
+    prefix = "13999"
 
     async def ramp() -> Ceiling:
         placed = failed = 0
@@ -239,7 +234,7 @@ def asterisk_alone_ceiling(
                     t0 = in_flight[i] = time.monotonic()
                     try:
                         await ari.originate(
-                            f"Local/{prefix}{i:06d}9@lab-pstn",
+                            f"Local/{prefix}{i:05d}9@lab-pstn",
                             channel_id=f"alone-{uuid.uuid4().hex[:12]}",
                             context="lab-callee",
                             extension="2",  # our side: Ringing() then Wait(600), nothing played
