@@ -107,7 +107,8 @@ def calls_up(channels: list[dict[str, object]], prefix: str) -> int:
     n = 0
     for ch in channels:
         name = str(ch.get("name", ""))
-        if name.startswith(f"Local/{prefix}") and name.endswith(";2") and ch.get("state") == "Up":
+        number = name.removeprefix("Local/").removeprefix("86")  # the dialer dials E.164 digits
+        if number.startswith(prefix) and name.endswith(";2") and ch.get("state") == "Up":
             n += 1
     return n
 
