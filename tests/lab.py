@@ -49,6 +49,7 @@ LAB_SLOTS: dict[str, int] = {
     "pacing": 20,
     "help": 22,
     "nailed": 23,
+    "load": 24,
 }
 
 

@@ -10,7 +10,7 @@
 2. Concurrency: long callees (9: talks ~60 s, through the IVR flow) with max_channels raised to
    400 at 25 calls per second for at most ~100 s; the peak of calls up at once, and how many
    originates failed. Figures are printed; only pacing is asserted (within 5%).
-Lab on port base 56000 (ARI 64088, SIP 61060, RTP 62000-62999).
+The lab runs on the ports of its slot (PORTS below, from LAB_SLOTS in tests/lab.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,134 @@
+"""Load figures as ratios, measured in one run on one lab (issue 13, item 3).
+
+    flock /work/lab.lock .venv/bin/pytest -q -s -m bench -p no:cacheprovider tests/bench/test_load_bench.py
+
+1. Ceiling: long callees (9, talk ~60 s) originated straight through ARI with nothing on our side
+   (Asterisk alone), ramped at 20/s until an originate fails or ARI answers in more than 2 s (or
+   25 s pass), the peak held 5 s; then the same callees through the dialer, with the IVR saying a
+   sentence and recording the callee (flow bench_record), at the same rate for the same time.
+   Printed: both peaks and their ratio (target >= 80%). The Asterisk-alone peak is saved for
+   test_soak.py (tests/bench/load.py, CEILING_FILE).
+2. CPU per attempt: the dialer's (this process) over Asterisk's, for callees who hang up at once
+   (8; target <= 50%) and callees who hear the whole message (1; target <= 5%).
+Figures are printed, nothing about time is asserted; every attempt must be closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from core.db import Database
+from core.settings import Settings
+from dialer import campaigns as svc
+from dialer.engine.runtime import DialerWorker
+from dialer.models import Attempt, AttemptState
+from tests.bench.load import (
+    Sampler,
+    asterisk_alone_ceiling,
+    asterisk_pid,
+    campaign,
+    cpu_seconds,
+    hang_up_all,
+    load_lab,
+    number_prefix,
+    save_ceiling,
+)
+
+pytestmark = pytest.mark.bench
+
+RATE = 20  # calls per second, both routes
+RAMP_S = 25.0
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, Database]]:
+    with load_lab(Path(tmp_path_factory.mktemp("load-bench"))) as pair:
+        yield pair
+
+
+def test_dialer_holds_this_share_of_the_asterisk_alone_ceiling(lab: tuple[Settings, Database]) -> None:
+    settings, db = lab
+    t0 = time.monotonic()
+    alone = asterisk_alone_ceiling(settings, cps=RATE, ramp_s=RAMP_S, hold_s=5)
+    save_ceiling(alone)
+    t1 = time.monotonic()
+    print(
+        f"\n[load bench] Asterisk alone: peak {alone.peak} calls up, {alone.held} still up after a "
+        f"5 s hold; {alone.placed} originated at {RATE}/s, {alone.failed} failed, slowest ARI answer "
+        f"{alone.slowest:.2f} s; stopped: {alone.reason} ({t1 - t0:.0f} s)",
+        flush=True,
+    )
+
+    # Through the dialer: the same callees, the same rate, with IVR and recording. It is given enough
+    # calls for the whole ramp; its own back-pressure (dialer/engine/pressure.py) may hold some back.
+    name = "load-dialer"
+    n = max(alone.placed, RATE * int(RAMP_S))
+    campaign(db, name, "9", n, RATE, max_channels=1000, flow="bench_record")
+    worker = DialerWorker(settings, db, campaigns={name})
+    with Sampler(settings, number_prefix(name)) as sampler:
+        start = time.monotonic()
+
+        def until() -> bool:
+            return time.monotonic() - start > RAMP_S + 5
+
+        asyncio.run(worker.run(until=until))
+        asyncio.run(hang_up_all(settings))
+    with db.session() as session:
+        cid = svc.require_campaign(session, name).id
+        placed = session.scalar(select(func.count()).where(Attempt.campaign_id == cid)) or 0
+        failed = (
+            session.scalar(
+                select(func.count()).where(Attempt.campaign_id == cid, Attempt.outcome == "failed")
+            )
+            or 0
+        )
+    ratio = sampler.peak / alone.peak if alone.peak else 0.0
+    print(
+        f"[load bench] through the dialer (IVR + recording): peak {sampler.peak} calls up; {placed} "
+        f"attempts at {RATE}/s, {failed} failed, slowest ARI answer {sampler.slowest:.2f} s "
+        f"({time.monotonic() - t1:.0f} s)\n"
+        f"[load bench] dialer / Asterisk alone = {sampler.peak}/{alone.peak} = {ratio:.0%} (target >= 80%)"
+    )
+    assert alone.peak > 0
+
+
+@pytest.mark.parametrize(("digit", "cps", "n", "target"), [("8", 10, 80, 0.50), ("1", 5, 30, 0.05)])
+def test_dialer_cpu_per_attempt_over_asterisk(
+    lab: tuple[Settings, Database], digit: str, cps: int, n: int, target: float
+) -> None:
+    settings, db = lab
+    name = f"load-cpu-{digit}"
+    campaign(db, name, digit, n, cps, max_channels=300)
+    worker = DialerWorker(settings, db, campaigns={name})
+    pid = asterisk_pid(settings)
+    ast0, cpu0, wall0 = cpu_seconds(pid), time.process_time(), time.monotonic()
+    asyncio.run(worker.run(until=lambda: worker.closed_calls >= n or time.monotonic() - wall0 > 120))
+    ast1, cpu1, wall1 = cpu_seconds(pid), time.process_time(), time.monotonic()
+    with db.session() as session:
+        cid = svc.require_campaign(session, name).id
+        attempts = session.scalar(select(func.count()).where(Attempt.campaign_id == cid)) or 0
+        still_open = (
+            session.scalar(
+                select(func.count()).where(
+                    Attempt.campaign_id == cid,
+                    Attempt.state.not_in((AttemptState.ended, AttemptState.reconciled)),
+                )
+            )
+            or 0
+        )
+    dialer_ms = (cpu1 - cpu0) / attempts * 1000
+    asterisk_ms = (ast1 - ast0) / attempts * 1000
+    ratio = dialer_ms / asterisk_ms
+    print(
+        f"\n[load bench] callee {digit} at {cps}/s: {attempts} attempts in {wall1 - wall0:.1f} s; CPU per "
+        f"attempt: dialer {dialer_ms:.1f} ms, Asterisk {asterisk_ms:.1f} ms; dialer/Asterisk = {ratio:.0%} "
+        f"(target <= {target:.0%}{'' if ratio <= target else ', MISSED'})"
+    )
+    assert attempts == n
+    assert still_open == 0
