@@ -83,7 +83,7 @@ async def coach(
         await ari.create_bridge("mixing", bridge_id, name=f"help {action}")
         try:
             await ari.spy(leg, whisper=action == "whisper", snoop_id=snoop_id, app_args=SNOOP_ARG)
-            await ari.add_channel(bridge_id, snoop_id)
+            await _add_when_in_app(ari, bridge_id, snoop_id)
         except AriError:
             await _quietly_tear_down(ari, bridge_id, snoop_id)
             raise
@@ -135,6 +135,27 @@ async def end_courteously(
         with contextlib.suppress(AriError):
             await ari.hangup(channel_id)
     return True
+
+
+SNOOP_ENTRY_SECONDS = 5.0
+
+
+async def _add_when_in_app(ari: AriClient, bridge_id: str, channel_id: str) -> None:
+    """Add a new snoop channel to the bridge. ARI answers the snoop request before the channel has
+    entered the app, and a bridge takes only channels in the app ("Channel not in Stasis
+    application", 409/422): seen on a loaded machine. Retry briefly until it is in."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SNOOP_ENTRY_SECONDS
+    delay = 0.02
+    while True:
+        try:
+            await ari.add_channel(bridge_id, channel_id)
+            return
+        except AriError as exc:
+            if "not in Stasis" not in exc.message or loop.time() + delay > deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 async def _quietly_tear_down(ari: AriClient, bridge_id: str, snoop_id: str | None) -> None:

@@ -106,6 +106,39 @@ def test_listen_and_whisper_snoop_the_agents_leg_only(action: str, settings: Set
     run_virtual(main())
 
 
+def test_a_snoop_not_yet_in_the_app_is_added_once_it_is(settings: Settings, db: Database) -> None:
+    """ARI answers the snoop request before the snoop channel enters the app; adding it to the
+    listening bridge at once is refused (seen on a loaded machine). The set-up tries again."""
+    agent_endpoint = _world(db)
+    with db.session() as s:
+        service.request_help(s, "mei", "att-1", T0)
+        action_id = service.record_action(s, "sue", "att-1", "listen", SUPERVISOR, T0, agent="mei").id
+
+    async def main() -> FakeAsterisk:
+        asterisk = FakeAsterisk()
+        ari = asterisk.client()
+        dispatcher = EventDispatcher()
+        _router(settings, db, ari, dispatcher)
+        pump = asyncio.create_task(dispatcher.run(ari.events()))
+        await dispatcher.connected.wait()
+        await _call(asterisk, agent_endpoint, ari)
+        asterisk.fail("add_channel", 422, "Channel not in Stasis application", times=2)
+        done = await coach.coach(
+            ari,
+            "listen",
+            agent_endpoint=agent_endpoint.removeprefix("PJSIP/"),
+            supervisor_endpoint=SUPERVISOR,
+            action_id=action_id,
+        )
+        bridge = asterisk.bridges[done.bridge_id]
+        await until(lambda: done.supervisor_channel in bridge.channels, what="supervisor bridged")
+        assert done.snoop_channel in bridge.channels
+        pump.cancel()
+        return asterisk
+
+    run_virtual(main())
+
+
 def test_join_puts_the_supervisor_into_the_calls_bridge(settings: Settings, db: Database) -> None:
     agent_endpoint = _world(db)
 
