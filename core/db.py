@@ -6,10 +6,11 @@ share the file); PostgreSQL is the production database. Both run the same test s
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -42,6 +43,9 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is not None and value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value
+
+
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -89,6 +93,16 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    async def in_thread(self, work: Callable[[Session], T]) -> T:
+        """`work` in one unit of work on a worker thread, off the event loop (the caller's context
+        variables, such as the locale, go with it)."""
+
+        def run() -> T:
+            with self.session() as session:
+                return work(session)
+
+        return await asyncio.to_thread(run)
 
     def dispose(self) -> None:
         self.engine.dispose()

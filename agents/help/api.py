@@ -16,7 +16,6 @@ on Asterisk), 409 (the agent is on no call), 422 (bad input, with ``field``), 50
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -34,7 +33,7 @@ from agents.models import SipAccount
 from core.ari import AriClient, AriError
 from core.auth.models import Role, User
 from core.bus import Bus
-from core.db import Database, utcnow
+from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SettingsDep
 from core.errors import http_error
 from core.formats import time_of_day
@@ -97,14 +96,6 @@ async def _publish(request: Request, message: CallEvent) -> None:
             log.exception("publishing %s", message.kind)
 
 
-async def _in_session(db: Database, work: Callable[[Any], Any]) -> Any:
-    def run() -> Any:
-        with db.session() as session:
-            return work(session)
-
-    return await asyncio.to_thread(run)
-
-
 def _endpoint_of(session: Any, user_name: str) -> str | None:
     endpoint: str | None = session.scalar(
         select(SipAccount.endpoint).join(User, User.id == SipAccount.user_id).where(User.name == user_name)
@@ -123,7 +114,7 @@ async def ask_for_help(
         row = service.request_help(session, user.name, body.call_ref, at)
         return {"id": row.id, "call_ref": row.call_ref, "state": row.state, "at": row.at}
 
-    answer: dict[str, Any] = await _in_session(db, keep)
+    answer: dict[str, Any] = await db.in_thread(keep)
     alert = _(service.HELP_ALERT, agent=user.display_name or user.name)
     await _publish(
         request,
@@ -170,7 +161,7 @@ async def end_abusive_call(
             session, user.name
         )
 
-    cooldown, endpoint = await _in_session(db, keep)
+    cooldown, endpoint = await db.in_thread(keep)
     ended = False
     if endpoint is not None and aris:
         media = await _closing_media(request)
@@ -208,7 +199,7 @@ async def my_cooldown(
     user: AgentUser, db: DatabaseDep, settings: SettingsDep, now: ClockDep
 ) -> dict[str, Any]:
     at = now()
-    until = (await _in_session(db, lambda s: service.active_cooldowns(s, at, [user.name]))).get(user.name)
+    until = (await db.in_thread(lambda s: service.active_cooldowns(s, at, [user.name]))).get(user.name)
     if until is None:
         return {"cooldown_until": None, "message": None}
     minutes = max(1, round((until - at).total_seconds() / 60))
@@ -235,7 +226,7 @@ async def help_board(_: SupervisorUser, db: DatabaseDep, now: ClockDep) -> dict[
             ],
         }
 
-    result: dict[str, Any] = await _in_session(db, read)
+    result: dict[str, Any] = await db.in_thread(read)
     return result
 
 
@@ -285,7 +276,7 @@ async def supervise(
         row = service.record_action(session, user.name, call_ref, action, endpoint, at, agent=agent)
         return row.id, agent_endpoint, endpoint
 
-    action_id, agent_endpoint, endpoint = await _in_session(db, keep)
+    action_id, agent_endpoint, endpoint = await db.in_thread(keep)
     result: coach.Coaching | None = None
     failure = "no_call"
     for ari in aris:
@@ -306,7 +297,7 @@ async def supervise(
         else:
             row.state, row.snoop_channel, row.bridge_id = "ringing", result.snoop_channel, result.bridge_id
 
-    await _in_session(db, finish)
+    await db.in_thread(finish)
     if result is None:
         if failure in ("no_call", "not_bridged"):
             raise http_error(409, failure, _("the agent is on no call now"))

@@ -59,12 +59,8 @@ class TransferIn(BaseModel):
 
 
 async def _in_session(db: Database, work: Callable[[Session], T]) -> T:
-    def run() -> T:
-        with db.session() as session:
-            return work(session)
-
     try:
-        return await asyncio.to_thread(run)
+        return await db.in_thread(work)
     except TransferRefused as exc:
         raise http_error(exc.status, exc.code, exc.message, **exc.extra) from exc
 

@@ -15,7 +15,6 @@ asked for is stored (and audited) in the request; the dial is placed by a dialer
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, TypeVar
@@ -25,6 +24,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy.orm import Session
 
 from core.auth.models import Role, User
+from core.db import Database
 from core.deps import DatabaseDep, Roles, SettingsDep
 from core.i18n import _
 from dialer.agent_dial import service
@@ -56,16 +56,12 @@ class DialIn(BaseModel):
         return self
 
 
-async def _in_session(db: Any, work: Callable[[Session], T]) -> T:
+async def _in_session(db: Database, work: Callable[[Session], T]) -> T:
     """Run `work` in a transaction in a worker thread (the locale goes with it); a refusal is the
     HTTP answer, and nothing of the refused request is kept."""
 
-    def run() -> T:
-        with db.session() as session:
-            return work(session)
-
     try:
-        return await asyncio.to_thread(run)
+        return await db.in_thread(work)
     except DialRefused as exc:
         raise HTTPException(exc.status, exc.public()) from exc
 
