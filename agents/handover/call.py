@@ -53,6 +53,10 @@ class QueuePolicy:
     # Paced campaigns (the 2-second rule): an agent's phone that has not answered this many seconds
     # after it was rung is given up on at once (None: ``ring_timeout`` and a few seconds' slack).
     answer_within: float | None = None
+    # Paced campaigns: ``timeout`` bounds the agent's ring too. An agent still ringing when the
+    # caller's time is up is hung up and stays available (not their fault); the caller hears the
+    # apology at once instead of after the ring.
+    timeout_includes_ring: bool = False
     # Paced outbound calls: an agent an inbound caller waiting in any queue could take is theirs
     # (blended agents serve inbound first).
     inbound_first: bool = False

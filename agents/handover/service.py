@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -64,6 +64,13 @@ _RESERVE_LOCK = routing.RESERVE_LOCK  # one reservation at a time in this proces
 JSON = dict[str, Any]
 RECORD_CONTEXT = "warmline-record"
 LEG_GONE = frozenset({"ChannelDestroyed", "ChannelHangupRequest"})
+_BACKGROUND: set[asyncio.Task[None]] = set()  # clean-ups no caller waits for (kept from the GC)
+
+
+def _in_background(work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 @dataclass
@@ -321,8 +328,13 @@ class _Run:
             return True
         with contextlib.suppress(AriError):
             await self.ari.hangup(leg)
-        if verdict == "caller_gone":
-            await self._release(agent.agent, "available", "caller_gone", reserved_at)
+        if verdict == "caller_timeout":
+            # The caller's grace is over: they hear the apology now; the files of a leg that may
+            # have answered at the last instant are removed once MixMonitor has closed them.
+            await self._release(agent.agent, "available", verdict, reserved_at)
+            _in_background(capture.discard())
+        elif verdict == "caller_gone":
+            await self._release(agent.agent, "available", verdict, reserved_at)
             await capture.discard()
         else:
             log.info("agent %s did not answer", agent.agent)
@@ -343,10 +355,16 @@ class _Run:
         )
         return {"PJSIP_HEADER(add,X-Warmline-Ticket)": header_value(ticket)}
 
-    async def _await_answer(self, leg: str) -> Literal["answered", "no_answer", "caller_gone"]:
+    async def _await_answer(
+        self, leg: str
+    ) -> Literal["answered", "no_answer", "caller_gone", "caller_timeout"]:
         clock = self.clock
         within = self.policy.answer_within
         deadline = clock() + (within if within is not None else self.policy.ring_timeout + 5)
+        caller_deadline = self._t0 + self.policy.timeout
+        cut_by_caller = self.policy.timeout_includes_ring and caller_deadline < deadline
+        if cut_by_caller:
+            deadline = caller_deadline
         last_check = clock()
         while True:
             event = await self._next(min(deadline - clock(), self.policy.poll_every))
@@ -362,7 +380,7 @@ class _Run:
                 if not await self._alive(leg):  # gone before our subscription took effect
                     return "no_answer"
             if clock() >= deadline:
-                return "no_answer"
+                return "caller_timeout" if cut_by_caller else "no_answer"
 
     async def _talk(self, agent: routing.AgentCandidate, reserved_at: datetime) -> None:
         from agents.transfer.conversation import Conversation, Party, TalkDeps, TalkHooks

@@ -41,6 +41,7 @@ MAX_CALL_SECONDS = 3600.0
 # or kept on the line) answers within this many seconds of being rung; else the apology.
 PACED_ANSWER_WITHIN = 1.5
 PACED_RING_TIMEOUT = 2
+CALLER_LEFT = frozenset({"ChannelHangupRequest", "StasisEnd", "ChannelDestroyed"})
 
 Notify = Callable[[str, dict[str, Any]], Awaitable[None]]
 
@@ -133,8 +134,10 @@ class Call:
         epoch: Callable[[], int] = lambda: 0,
         number_gate: NumberGate | None = None,
         strays: StrayWatch | None = None,
+        ari_slow: Callable[[], bool] = lambda: False,
     ) -> None:
         self.ari = ari
+        self.ari_slow = ari_slow  # the node's ARI answers slowly now (dialer.engine.pressure)
         self.strays = strays  # ids of originates given up on (hung up should they appear)
         self._agent: str | None = None  # the agent who answered this call, once one has
         self.dispatcher = dispatcher
@@ -388,6 +391,7 @@ class Call:
                 ring_timeout=PACED_RING_TIMEOUT,
                 answer_within=PACED_ANSWER_WITHIN,
                 inbound_first=True,
+                timeout_includes_ring=True,
             )
         request = HandoverRequest(
             self.id,
@@ -433,19 +437,29 @@ class Call:
             return
         if self._verdict_at is not None:
             note["after_s"] = round(loop.time() - self._verdict_at, 3)
+        if self.ari_slow():  # Asterisk itself answered slowly: why the 2 s may have been missed
+            note["ari_slow"] = True
         if self._events is None:
             return
         deadline = loop.time() + 60.0
+        caller_left = False
         while not self._destroyed and loop.time() < deadline:
             event = await self._events.wait_for(lambda e: True, timeout=deadline - loop.time())
             if event is None:
                 return
             await self._see(event)
+            kind = event.get("type")
+            caller_left = caller_left or (kind in CALLER_LEFT and self._mine(event))
             playback = event.get("playback") or {}
-            if event.get("type") == "PlaybackStarted" and playback.get("id") == playback_id:
+            if kind == "PlaybackStarted" and playback.get("id") == playback_id:
                 note["played"] = True
-            if event.get("type") == "PlaybackFinished" and playback.get("id") == playback_id:
-                note["played"] = playback.get("state") != "failed"
+            if kind == "PlaybackFinished" and playback.get("id") == playback_id:
+                # Asterisk says "failed" also when the callee hangs up during it: heard, cut short.
+                failed = playback.get("state") == "failed"
+                cut_short = failed and note["played"] and (caller_left or not await self._alive())
+                note["played"] = not failed or cut_short
+                if cut_short:
+                    note["cut_short"] = True
                 note["finished"] = True
                 return
 

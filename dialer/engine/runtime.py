@@ -701,6 +701,7 @@ class DialerWorker:
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
                 ),
                 strays=link.strays,
+                ari_slow=lambda: link.pressure.is_slow,
             )
             report = await call.run()
         except asyncio.CancelledError:

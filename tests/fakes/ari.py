@@ -601,7 +601,8 @@ class FakeAsterisk:
         apps = channel.watchers()  # all of them hear the end, StasisEnd notwithstanding
         self.emit_about(channel, "ChannelHangupRequest", apps=apps, cause=cause)
         for playback in [p for p in self.playbacks.values() if p.target == channel.id]:
-            self._finish_playback(playback, "done", apps)
+            # As Asterisk's res_stasis_playback: a playback cut by the hang-up ends "failed".
+            self._finish_playback(playback, "failed" if playback.state == "playing" else "done", apps)
         for rec in [r for r in self.recordings.values() if r.target_uri == f"channel:{channel.id}"]:
             self._finish_recording(rec, "done")
         if channel.bridge is not None:

@@ -292,6 +292,33 @@ def test_agent_answering_after_the_ring_time_is_not_connected(settings: Settings
     assert not [c for c in w.asterisk.channels if c.startswith("agent-")], "the late leg was hung up"
 
 
+def test_a_paced_call_stops_ringing_at_the_grace_and_the_agent_stays_available(
+    settings: Settings, db: Database
+) -> None:
+    """The 2-second rule: the grace bounds the agent's ring too (a ring answered later than the
+    grace would be a conversation that broke the rule). The agent is not put on break for it."""
+    make_agents(db, {"mei": SKILLS["mei"]})
+    available(db, "mei")
+    slow_phone = Callee(answer_after=1.4)  # answers within answer_within (1.5 s), after the grace
+
+    async def body(w: World) -> tuple[HandoverResult, World]:
+        return await w.connect(
+            w.customer(),
+            timeout=1.2,
+            moh=None,
+            poll_every=0.1,
+            ring_timeout=2,
+            answer_within=1.5,
+            timeout_includes_ring=True,
+        ), w
+
+    result, w = scenario(settings, db, {"mei": slow_phone}, body)
+    assert (result.outcome, result.answered, result.agents_tried) == ("abandoned", False, ["mei"])
+    assert result.wait_seconds == pytest.approx(1.2, abs=0.15), "given up at the grace, not at 1.5 s"
+    assert w.state("mei") == ("available", "caller_timeout")
+    assert not [c for c in w.asterisk.channels if c.startswith("agent-")], "the ring was hung up"
+
+
 def test_ringing_an_agent_fails_and_the_next_is_tried(settings: Settings, db: Database) -> None:
     make_agents(db, {"mei": SKILLS["mei"], "lin": SKILLS["lin"]})
     available(db, "mei", "lin")

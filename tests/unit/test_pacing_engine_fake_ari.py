@@ -369,9 +369,10 @@ def test_the_abandon_window_counts_live_answers_from_the_ledger(db: Database) ->
 def test_a_live_answer_with_no_agent_within_the_grace_hears_the_apology_and_is_abandoned(
     tmp_path: Path, db: Database
 ) -> None:
-    """lin is free when the call starts, but her phone does not answer: 1.5 s after she is rung the
-    call is given up on, the callee hears the apology with the number to call back, the attempt is
-    abandoned (in the abandon window) and the contact is due again no sooner than 10 minutes."""
+    """lin is free when the call starts, but her phone does not answer: at the grace (1.2 s after
+    AMD's verdict, her ring included) the call is given up on, the callee hears the apology with the
+    number to call back, the attempt is abandoned (in the abandon window) and the contact is due
+    again no sooner than 10 minutes. lin stays available: the unanswered ring was cut short."""
     make_agents(db, {"lin": []})
     available(db, "lin")
     make_campaign(db, "progressive", contacts=1)
@@ -385,10 +386,11 @@ def test_a_live_answer_with_no_agent_within_the_grace_hears_the_apology_and_is_a
     [attempt] = attempts(db)
     assert attempt.outcome == "abandoned" and attempt.amd_status == "HUMAN"
     apology = attempt.detail["apology"]
-    assert apology["played"] is True and apology["after_s"] <= 2.0 + 1.0, apology
+    assert apology["played"] is True and apology["after_s"] <= 2.0, apology
+    assert "cut_short" not in apology and "ari_slow" not in apology
     plays = asterisk.calls("play", attempt.id)
     assert len(plays) == 1, "the apology, once"
-    assert attempt.detail["agent_wait_s"] <= 3.0
+    assert attempt.detail["agent_wait_s"] == pytest.approx(1.2, abs=0.15)
     with db.session() as s:
         contact = s.scalar(select(Contact).where(Contact.id == attempt.contact_id))
         assert contact is not None and contact.state is ContactState.pending
@@ -396,6 +398,33 @@ def test_a_live_answer_with_no_agent_within_the_grace_hears_the_apology_and_is_a
         assert contact.next_due_at >= attempt.ended_at + timedelta(minutes=10), "not retried sooner"
         [window] = abandon_windows(s, attempt.campaign_id, attempt.ended_at, [86_400.0], 0.0)
     assert (window.live_answers, window.abandoned) == (1, 1)
+
+
+def test_a_callee_who_hangs_up_during_the_apology_heard_it_cut_short(tmp_path: Path, db: Database) -> None:
+    """Asterisk ends a playback cut by the hang-up as "failed": the callee heard the apology (it
+    started), and the attempt says it was cut short, not that it could not be played."""
+    make_campaign(db, "progressive", contacts=1)
+    settings = settings_for(tmp_path, db)
+    make_agents(db, {"lin": []})
+    available(db, "lin")
+    asterisk = FakeAsterisk(
+        default=lambda endpoint: Callee(
+            answer_after=2.0, amd_seconds=1.5, hangup_on="prompt", hangup_prompt=1, hangup_after=0.5
+        )
+    )
+    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
+    asterisk.callee(endpoint_of(db, "lin"), Callee(answer_after=None))
+
+    run_worker(settings, db, asterisk, lambda: bool(attempts(db)) and attempts(db)[0].outcome is not None)
+
+    [attempt] = attempts(db)
+    assert attempt.outcome == "abandoned", attempt.detail
+    assert attempt.detail["apology"] == {
+        "played": True,
+        "after_s": pytest.approx(1.2, abs=0.2),
+        "cut_short": True,
+        "finished": True,
+    }
 
 
 def test_a_live_answer_an_agent_takes_at_once_hears_no_apology(tmp_path: Path, db: Database) -> None:
