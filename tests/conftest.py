@@ -41,36 +41,76 @@ def _pg(sql: str) -> None:
 
 # The test files that take longest (real calls in real time), started first so that test files
 # run side by side (pytest-xdist, a file per worker) all finish at about the same time.
+# Files by their time in a fresh-clone `make test` (4 workers, JUnit times, longest first). xdist
+# hands each worker whole files in this order, so the longest start first and the short ones fill
+# in at the end (longest-processing-time first). Browser files are spread among the rest: each
+# closes its Playwright with its module, so asyncio.run works again in that worker afterwards.
 LONGEST_FIRST = (
+    "test_agent_profiles.py",
+    "test_console_languages.py",
     "test_faults_db_bus_lab.py",
     "test_dialer_campaign.py",
     "test_pacing_lab.py",
-    "test_recording_chain_lab.py",
-    "test_help_lab.py",
-    "test_nailed_lab.py",
-    "test_ari_faults_lab.py",
+    "test_transfer_fake_ari.py",
+    "test_campaign_live.py",
+    "test_analytics.py",
+    "test_dialer_cli.py",
+    "test_sign_in_service.py",
+    "test_agent_dial_api.py",
     "test_softphone_install.py",
-    "test_privacy_lab.py",
-    "test_dialer_crash.py",
-    "test_welfare_campaign_lab.py",
+    "test_ari_faults_lab.py",
+    "test_sign_in_security.py",
+    "test_campaigns_page.py",
+    "test_nailed_lab.py",
+    "test_dialer_api.py",
+    "test_dialer_engine.py",
     "test_inbound_lab.py",
-    "test_ivr_lab.py",
+    "test_pacing_engine_fake_ari.py",
+    "test_transfer_lab.py",
+    "test_agents_pages.py",
+    "test_recording_chain_lab.py",
+    "test_api.py",
+    "test_ari_pressure.py",
     "test_softphone_lab.py",
+    "test_reports_page.py",
+    "test_reconcile_fake_ari.py",
+    "test_reviews_page.py",
+    "test_pacing_simulator.py",
+    "test_recordings_registry.py",
+    "test_wrapup.py",
+    "test_softphone_form.py",
+    "test_ivr_lab.py",
+    "test_privacy_lab.py",
+    "test_softphone_ui.py",
+    "test_welfare_campaign_lab.py",
+    "test_console.py",
+    "test_handover_fake_ari.py",
+    "test_agent_profiles_page.py",
+    "test_placed_calls_fake_ari.py",
+    "test_dialer_import.py",
+    "test_softphone_transfer.py",
+    "test_cases_page.py",
+    "test_help_lab.py",
+    "test_workforce_shifts.py",
+    "test_console_i18n.py",
+    "test_dialer_crash.py",
+    "test_accounts.py",
+    "test_dialer_stats_api.py",
+    "test_welfare.py",
+    "test_wrapup_api.py",
+    "test_least_privilege.py",
+    "test_profile_routing.py",
+    "test_shifts_page.py",
+    "test_survey_lab.py",
+    "test_dialer_lease.py",
     "test_lab.py",
 )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The longest files first; browser tests last: while Playwright's sync API runs, no other
-    test in that process can use asyncio.run."""
-
-    def order(item: pytest.Item) -> tuple[bool, int]:
-        name = item.path.name
-        return "/e2e/" in str(item.path), LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(
-            LONGEST_FIRST
-        )
-
-    items.sort(key=order)
+    """The longest files first (LONGEST_FIRST), then the rest in their own order."""
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
 
 
 @pytest.fixture(scope="session")

@@ -88,19 +88,22 @@ def demo_spec(
     }
 
 
-def demo_list(per_digit: int) -> bytes:
-    """A CSV list: `per_digit` numbers for each last digit 0-9, with the flow's fields."""
+def demo_list(per_digit: int, digits: str = "0123456789") -> bytes:
+    """A CSV list: `per_digit` numbers for each last digit in `digits`, with the flow's fields."""
     lines = ["姓名,电话,clinic,date"]
     for k in range(per_digit):
-        for d in "0123456789":
+        for d in digits:
             lines.append(f"{NAMES[int(d)]},138{k + 1:07d}{d},朝阳社区卫生服务中心,三月五日")
     return ("\n".join(lines) + "\n").encode()
 
 
-def create_demo_campaign(db: Database, name: str, per_digit: int, **spec_kw: Any) -> int:
+def create_demo_campaign(
+    db: Database, name: str, per_digit: int, digits: str = "0123456789", **spec_kw: Any
+) -> int:
     with db.session() as session:
         svc.create_campaign(session, svc.build_spec(demo_spec(name, **spec_kw)), actor=ACTOR)
-    report = import_list(db, name, io.BytesIO(demo_list(per_digit)), f"{name}.csv", actor=ACTOR)
+    listing = io.BytesIO(demo_list(per_digit, digits))
+    report = import_list(db, name, listing, f"{name}.csv", actor=ACTOR)
     with db.session() as session:
         svc.set_status(session, name, CampaignStatus.running, actor=ACTOR)
     return report.accepted

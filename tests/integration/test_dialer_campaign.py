@@ -29,6 +29,10 @@ pytestmark = pytest.mark.integration
 PORTS = lab_ports("dialer_campaign")
 SCALE = 6.0  # dialer seconds per wall-clock second
 RETRY_MINUTES = 1.0
+# Every callee behaviour but 9's (talks a minute, presses nothing): through the flow that is callee
+# 1's branch (no_input), and it would double the test's time; `make demo` dials it, and
+# tests/integration/test_lab.py proves its talk and recording.
+DIGITS = "012345678"
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +47,8 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
     name = "lab-every-behaviour"
     # Two calls a second, as a real campaign paces them: AMD listens to every answered call in real
     # time, and ten answering in one instant on a busy 2-core machine can starve it of frames.
-    assert create_demo_campaign(db, name, 1, retry_seconds=int(RETRY_MINUTES * 60), cps=2) == 10
+    made = create_demo_campaign(db, name, 1, DIGITS, retry_seconds=int(RETRY_MINUTES * 60), cps=2)
+    assert made == len(DIGITS)
     clock = ScaledClock(SCALE)
     asyncio.run(run_campaign(settings, db, name, now=clock, out=None, limit_seconds=400))
 
@@ -51,11 +56,12 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
     rows = {r["digit"]: r for r in outcome_table(db, name, agent=False)}
     assert {d: r["outcome"] for d, r in rows.items() if not r["match"]} == {}
     for digit, (_behaviour, expected) in behaviours(agent=False).items():
-        assert rows[digit]["outcome"] in expected
+        if digit in DIGITS:
+            assert rows[digit]["outcome"] in expected
     # Final outcomes stop at once; retryable ones (abandoned too) use both attempts (max_attempts 2).
     for digit in "057":
         assert rows[digit]["attempts"] == 1, rows[digit]
-    for digit in "1234689":
+    for digit in "123468":
         assert rows[digit]["attempts"] == 2, rows[digit]
 
     with db.session() as session:
