@@ -111,9 +111,14 @@ class Profile(BaseModel):
                 languages=_(", ").join(self.languages) or _("none"),
                 hours=hours_text(self.daily_target_minutes),
             )
-            + _("; level: {level}", level=level_text(self.level))
+            + self.level_said()
             + (_("; may dial typed numbers") if self.manual_dial else "")
         )
+
+
+    def level_said(self) -> str:
+        """'; level: trainee' for an agent below full level ('' for a full agent: the usual case)."""
+        return "" if self.level == FULL_LEVEL else _("; level: {level}", level=level_text(self.level))
 
 
 def level_text(level: str) -> str:

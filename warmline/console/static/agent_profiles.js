@@ -92,7 +92,7 @@
       lines: p.lines.join(t(", ")) || t("all"),
       languages: p.languages.join(t(", ")) || t("none"),
       hours: window.wl.duration(p.daily_target_minutes * 60),
-    }) + t("; level: {level}", { level: LEVELS[p.level] || p.level }) +
+    }) + (p.level === "agent" ? "" : t("; level: {level}", { level: LEVELS[p.level] || p.level })) +
       (p.manual_dial ? t("; may dial typed numbers") : "");
     status.textContent = t("Saved. {profile}.", { profile: profile });
   }
