@@ -115,7 +115,6 @@ class Profile(BaseModel):
             + (_("; may dial typed numbers") if self.manual_dial else "")
         )
 
-
     def level_said(self) -> str:
         """'; level: trainee' for an agent below full level ('' for a full agent: the usual case)."""
         return "" if self.level == FULL_LEVEL else _("; level: {level}", level=level_text(self.level))
