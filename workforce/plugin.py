@@ -9,7 +9,7 @@ from workforce.cli import staffing_app, workforce_app
 from workforce.practice.api import agent_router as practice_agent_router
 from workforce.practice.api import router as practice_router
 from workforce.practice.cli import practice_app
-from workforce.practice.service import PRACTICE_ARG, on_practice_leg
+from workforce.practice.service import PRACTICE_ARG, practice_handler
 from workforce.shifts_cli import shifts_app
 from workforce.warnings import serve_warnings
 
@@ -20,5 +20,5 @@ def register(registry: Registry) -> None:
     registry.commands("shifts", shifts_app)
     registry.commands("practice", practice_app)
     registry.router(router, practice_router, practice_agent_router)
-    registry.stasis_start(PRACTICE_ARG, on_practice_leg)
+    registry.stasis_start(PRACTICE_ARG, practice_handler())
     registry.worker("hours-warnings", serve_warnings)

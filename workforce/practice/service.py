@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -30,7 +31,7 @@ from agents.profiles import require_agent
 from core.ari import AriClient, AriError
 from core.audit import audit
 from core.db import Database, utcnow
-from core.features import StasisContext
+from core.features import StasisContext, StasisHandler
 from core.i18n import _
 from core.settings import Settings
 from ivr.tts import PromptCache, media_uri
@@ -164,21 +165,29 @@ def _finish_row(
 # ---------------------------------------------------------------- the call itself (Stasis)
 
 
-def _speaker(settings: Settings) -> Any:
-    cache = PromptCache.for_settings(settings)
+PromptsFor = Callable[[Settings], PromptCache]
+
+
+def practice_handler(prompts_for: PromptsFor = PromptCache.for_settings) -> StasisHandler:
+    """The Stasis handler for ``practice,<id>``; ``prompts_for`` makes the text to speech (tests
+    give silent prompts)."""
+
+    async def handle(ctx: StasisContext, event: dict[str, Any]) -> None:
+        await on_practice_leg(ctx, event, prompts_for(ctx.service.settings))
+
+    return handle
+
+
+async def on_practice_leg(ctx: StasisContext, event: dict[str, Any], prompts: PromptCache) -> None:
+    """The agent answered a practice call: play the scenario, hang up, register the recording."""
 
     async def speak(text: str, voice: str) -> str:
-        return media_uri(await cache.speak(text, voice))
+        return media_uri(await prompts.speak(text, voice))
 
-    return speak
-
-
-async def on_practice_leg(ctx: StasisContext, event: dict[str, Any]) -> None:
-    """The agent answered a practice call: play the scenario, hang up, register the recording."""
     channel = event.get("channel") or {}
     channel_id = str(channel.get("id", ""))
     args = [str(a) for a in event.get("args") or []]
-    settings, db = ctx.service.settings, ctx.service.db
+    db = ctx.service.db
     events = ctx.dispatcher.subscribe(channel_id)
     try:
         practice_id = int(args[1]) if len(args) > 1 and args[1].isdigit() else -1
@@ -200,7 +209,7 @@ async def on_practice_leg(ctx: StasisContext, event: dict[str, Any]) -> None:
             return
         row, chosen = found
         try:
-            result = await run_scenario(ctx.ari, channel_id, chosen, events, _speaker(settings))
+            result = await run_scenario(ctx.ari, channel_id, chosen, events, speak)
             said = f"{result.played}/{len(chosen.steps)} lines; ended by {result.ended_by}"
         except Exception as exc:  # the recording is still kept: whatever was said is practice
             log.exception("practice call %s", row.id)
