@@ -215,9 +215,12 @@ def test_no_answer_leaves_no_recording_and_asterisk_refusing_is_said(
         asterisk = FakeAsterisk(callees={tao: Callee(answer_after=None)})
         ari = asterisk.client()
         started = await service.start(db, settings, [ari], "tao", "census_household", actor="cli", now=T0)
-        asterisk.fail("originate", 0, "Allocation failed")
-        with pytest.raises(service.PracticeError) as refused:
+        with pytest.raises(service.PracticeError, match="已有"):
             await service.start(db, settings, [ari], "tao", "census_household", actor="cli", now=T0)
+        asterisk.fail("originate", 0, "Allocation failed")
+        later = T0 + timedelta(minutes=2)  # the first one was never answered: no longer ringing
+        with pytest.raises(service.PracticeError) as refused:
+            await service.start(db, settings, [ari], "tao", "census_household", actor="cli", now=later)
         return started, refused.value.code
 
     _started, code = run_virtual(main())
@@ -255,6 +258,8 @@ def test_a_trainee_starts_practice_from_the_desk_and_lists_their_own(client: Tes
     resp = client.post("/api/agents/me/practice", headers=tao, json={"scenario": "vaccination_question"})
     assert resp.status_code == 202, resp.text
     assert resp.json()["state"] == "ringing" and "没有真实市民" in resp.json()["message"]
+    again = client.post("/api/agents/me/practice", headers=tao, json={"scenario": "angry_caller"})
+    assert again.status_code == 409 and again.json()["detail"]["code"] == "busy", "one at a time"
     bad = client.post("/api/agents/me/practice", headers=tao, json={"scenario": "nope"})
     assert bad.status_code == 422 and bad.json()["detail"]["field"] == "scenario"
     [mine] = client.get("/api/agents/me/practice", headers=tao).json()

@@ -46,7 +46,7 @@ PRACTICE_ARG = "practice"  # the Stasis argument the practice dialplan enters wi
 PRACTICE_CONTEXT = "warmline-practice"
 RING_TIMEOUT_S = 30
 CALLER_ID = '"练习 practice" <practice>'
-LIVE_STATES = ("ringing", "playing")
+PLAYING_AT_MOST = timedelta(minutes=15)  # a practice call still "playing" after this is stale
 
 
 class PracticeError(Exception):
@@ -91,6 +91,10 @@ def begin(
     except ScenarioError as exc:
         raise PracticeError("no_such_scenario", str(exc)) from exc
     endpoint = _endpoint(session, agent)
+    if _live_call(session, agent, now) is not None:
+        raise PracticeError(
+            "busy", _("{agent} already has a practice call ringing or under way", agent=agent), 409
+        )
     capture = StereoCapture.plan(settings.recordings_dir, now=now)
     row = PracticeCall(
         agent=agent,
@@ -106,6 +110,18 @@ def begin(
     audit(session, actor, "practice.start", agent, practice_id=row.id, scenario=chosen.name)
     started = Started(row.id, agent, chosen.name, row.channel_id, endpoint, capture.rec_id)
     return started, capture
+
+
+def _live_call(session: Session, agent: str, now: datetime) -> PracticeCall | None:
+    """The agent's practice call still ringing or playing, if any (one at a time)."""
+    rows = session.scalars(
+        select(PracticeCall).where(
+            PracticeCall.agent == agent,
+            PracticeCall.state.in_(("ringing", "playing")),
+            PracticeCall.started_at > now - PLAYING_AT_MOST,
+        )
+    )
+    return next((r for r in rows if view(r, now)["state"] in ("ringing", "playing")), None)
 
 
 async def ring(aris: list[AriClient], started: Started, capture: StereoCapture) -> str | None:
