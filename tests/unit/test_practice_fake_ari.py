@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +24,7 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from typer.testing import CliRunner
 
 from agents import profiles
 from agents.help import api as help_api
@@ -41,7 +43,9 @@ from tests.fakes.clock import run_virtual
 from tests.fakes.prompts import SilentPrompts
 from tests.utils import login, until
 from tests.utils.agents import AGENT_PASSWORD, endpoint_of, make_agents
+from tests.utils.cli import ok
 from warmline.app import create_app
+from warmline.cli import app
 from workforce.practice import service
 from workforce.practice.models import PracticeCall
 from workforce.practice.runner import run_scenario
@@ -269,3 +273,19 @@ def test_a_trainee_starts_practice_from_the_desk_and_lists_their_own(client: Tes
     assert [c["agent"] for c in client.get("/api/practice?agent=tao", headers=qin).json()] == ["tao"]
     refused = client.post(f"/api/practice/{mine['id']}/review", headers=qin)
     assert refused.status_code == 409, "nothing recorded yet"
+
+
+# ------------------------------------------------------------------------------ the command line
+
+
+def test_the_command_line_lists_scenarios_and_refuses_an_unknown_one(cli: CliRunner, db: Database) -> None:
+    _trainee(db)
+    listed = json.loads(ok(cli, "practice", "scenarios", "--json").stdout)
+    assert [s["name"] for s in listed] == sorted(s["name"] for s in listed) and len(listed) == 4
+    assert "糊涂的老人" in ok(cli, "practice", "scenarios").stdout
+    result = cli.invoke(app, ["practice", "start", "--agent", "tao", "--scenario", "nope"])
+    assert result.exit_code == 2 and "nope" in result.stderr
+    result = cli.invoke(app, ["practice", "start", "--agent", "ghost", "--scenario", "angry_caller"])
+    assert result.exit_code == 2 and "ghost" in result.stderr
+    assert json.loads(ok(cli, "practice", "list", "--json").stdout) == []
+    assert cli.invoke(app, ["practice", "review", "7"]).exit_code == 2
