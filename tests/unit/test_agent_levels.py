@@ -31,7 +31,10 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from core.settings import Settings
+from dialer.agent_dial.service import desk_of
 from dialer.campaigns import build_spec
+from dialer.models import Campaign, CampaignKind
+from dialer.staffing import campaign_needs
 from hotline.config import InboundNumber
 from tests.fakes.ari import Callee
 from tests.fakes.clock import run_virtual
@@ -177,3 +180,21 @@ def test_the_hand_over_never_rings_a_trainee_for_a_line_that_asks_for_agents(
         assert rung == [], "only a trainee was free: nobody is rung, the caller waits"
     else:
         assert rung == [endpoint_of(db, "tao")], "no level asked: the trainee is rung (and does not answer)"
+
+
+def test_a_trainee_may_not_take_a_preview_campaign_that_asks_for_agents(
+    db: Database, settings: Settings
+) -> None:
+    people(db)
+    with db.session() as s:
+        profiles.update_profile(s, "tao", actor="test", level="trainee")
+    with db.session() as s:
+        trainee, full = desk_of(s, "tao"), desk_of(s, "an")
+    campaign = Campaign(
+        name="elder-2026", kind=CampaignKind.agent, skill=None, language=None, min_level="agent"
+    )
+    assert not trainee.may_take(campaign) and full.may_take(campaign)
+    needs, _problems = campaign_needs(settings, campaign)
+    assert [n.min_level for n in needs] == ["agent"], "the start-up check asks for the level too"
+    campaign.min_level = None
+    assert trainee.may_take(campaign)
