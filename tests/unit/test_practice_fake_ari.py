@@ -234,6 +234,8 @@ def test_no_answer_leaves_no_recording_and_asterisk_refusing_is_said(
         states = [c["state"] for c in service.practice_calls(s, later, "tao")]
         assert sorted(states) == ["failed", "not_answered"]
         assert s.scalar(select(CallRecording)) is None
+    left = [p for p in settings.recordings_dir.rglob("*") if p.is_file()]
+    assert left == [], "an unanswered practice call leaves nothing in the recordings folder"
     with pytest.raises(service.PracticeError, match="练习场景"), db.session() as s:
         service.begin(s, settings, "tao", "no-such", actor="cli", now=T0)
 

@@ -127,7 +127,6 @@ def _live_call(session: Session, agent: str, now: datetime) -> PracticeCall | No
 async def ring(aris: list[AriClient], started: Started, capture: StereoCapture) -> str | None:
     """Ring the agent's own phone into the practice dialplan; None when rung, else why not.
     Only ``PJSIP/<the agent's endpoint>`` is ever originated: no outside number, no trunk."""
-    await capture.begin(RecordingFacts(agent=started.agent, attempt_id=started.channel_id, practice=True))
     failure = _("no Asterisk node is configured")
     for ari in aris:
         try:
@@ -224,6 +223,8 @@ async def on_practice_leg(ctx: StasisContext, event: dict[str, Any], prompts: Pr
                 await ctx.ari.hangup(channel_id)
             return
         row, chosen = found
+        # Beside the recording at once: a crash mid-call is recovered as practice, never as a real call.
+        await _capture(ctx.service.settings, row).begin(_facts(row))
         try:
             result = await run_scenario(ctx.ari, channel_id, chosen, events, speak)
             said = f"{result.played}/{len(chosen.steps)} lines; ended by {result.ended_by}"
@@ -237,16 +238,23 @@ async def on_practice_leg(ctx: StasisContext, event: dict[str, Any], prompts: Pr
         ctx.dispatcher.unsubscribe(channel_id)
 
 
+def _capture(settings: Settings, row: PracticeCall) -> StereoCapture:
+    """The recording planned when the call started (its id and day are on the row)."""
+    assert row.recording_id is not None
+    files = recording_files(settings.recordings_dir.resolve(), row.recording_id, row.started_at)
+    return StereoCapture(row.recording_id, row.started_at, files)
+
+
+def _facts(row: PracticeCall) -> RecordingFacts:
+    return RecordingFacts(agent=row.agent, attempt_id=row.channel_id, practice=True)
+
+
 async def _recorded(ctx: StasisContext, row: PracticeCall, said: str) -> None:
     """Merge and register the practice recording (marked practice), and close the row."""
     settings, db = ctx.service.settings, ctx.service.db
-    assert row.recording_id is not None
-    files = recording_files(settings.recordings_dir.resolve(), row.recording_id, row.started_at)
-    capture = StereoCapture(row.recording_id, row.started_at, files)
-    facts = RecordingFacts(agent=row.agent, attempt_id=row.channel_id, practice=True)
     ended = utcnow()
     try:
-        rec_id = await capture.finish(db, settings, facts, ended_at=ended)
+        rec_id = await _capture(settings, row).finish(db, settings, _facts(row), ended_at=ended)
     except Exception:
         log.exception("practice call %s: the recording could not be registered", row.id)
         rec_id = None
