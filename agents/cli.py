@@ -3,7 +3,7 @@
 warmline agents list [--json]
 warmline agents show NAME [--json]
 warmline agents set NAME [--skills a,b] [--daily-hours 4] [--lines l1,l2] [--languages zh-CN,en]
-                         [--manual-dial/--no-manual-dial] [--json]
+                         [--manual-dial/--no-manual-dial] [--level trainee|supervised|agent] [--json]
 warmline agents rotate-sip NAME [--json]
 
 A list is comma-separated (a Chinese comma or 、 will do); an empty one (``--lines ""``) clears
@@ -33,6 +33,7 @@ OPTION = {
     "languages": "--languages",
     "daily_hours": "--daily-hours",
     "daily_target_minutes": "--daily-hours",
+    "level": "--level",
 }
 
 
@@ -64,14 +65,16 @@ def _table(rows: list[Profile]) -> str:
     if not rows:
         return _("no agents yet (add one: warmline users add NAME --role agent)")
     agent, skills, lines_, languages, daily = _("agent"), _("skills"), _("lines"), _("languages"), _("daily")
-    head = f"{agent:<16} {skills:<24} {lines_:<20} {languages:<14} {daily}"
+    level = _("level")
+    head = f"{agent:<16} {skills:<24} {lines_:<20} {languages:<14} {level:<10} {daily}"
     lines = [head]
     every, disabled = _("all"), _("(disabled)")
     for p in rows:
         name = p.name + (" " + disabled if p.disabled else "")
         lines.append(
             f"{name:<16} {','.join(p.skills) or '-':<24} {','.join(p.lines) or every:<20} "
-            f"{','.join(p.languages) or '-':<14} {profiles.hours_text(p.daily_target_minutes)}"
+            f"{','.join(p.languages) or '-':<14} {profiles.level_text(p.level):<10} "
+            f"{profiles.hours_text(p.daily_target_minutes)}"
         )
     return "\n".join(lines)
 
@@ -111,14 +114,21 @@ def agents_set(
             help="May dial typed numbers, in campaigns that allow it (manual_dial: true).",
         ),
     ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level",
+            help="trainee, supervised or agent: campaigns and lines with min_level take no one below it.",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Change the parts of an agent's profile that are given; the others stay as they are."""
-    if all(v is None for v in (skills, daily_hours, lines, languages, manual_dial)):
+    if all(v is None for v in (skills, daily_hours, lines, languages, manual_dial, level)):
         raise fail(
             _(
-                "agents set: nothing to change: give --skills, --daily-hours, --lines or --languages"
-                " (or --manual-dial / --no-manual-dial)"
+                "agents set: nothing to change: give --skills, --daily-hours, --lines, --languages"
+                " or --level (or --manual-dial / --no-manual-dial)"
             )
         )
     try:
@@ -133,6 +143,7 @@ def agents_set(
                 languages=profiles.split_list(languages) if languages is not None else None,
                 daily_hours=hours,
                 manual_dial=manual_dial,
+                level=level,
             )
     except ProfileError as exc:
         raise _error(exc, name) from exc

@@ -57,6 +57,8 @@ class AgentProfile(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=list, server_default=text("'[]'"))
     # May dial a typed number (in a campaign that allows it); a permission supervisors give.
     manual_dial: Mapped[bool] = mapped_column(default=False, server_default=text("false"))
+    # trainee, supervised or agent (agents.routing.LEVELS): campaigns and lines may ask for at least one.
+    level: Mapped[str] = mapped_column(String(16), default="agent", server_default="agent")
 
 
 class AgentStateChange(Base):

@@ -7,16 +7,17 @@
     PATCH /api/agents/{name}/profile   change the fields given          supervisor, admin
 
 A body has ``skills``, ``lines``, ``languages`` (lists of strings), ``daily_hours`` (a number,
-more than 0, at most 24) and ``manual_dial`` (true or false; PUT: false when left out); unknown
-fields are refused. A profile that cannot be set is answered
-422 in FastAPI's own shape (``detail[0].loc`` names the field, ``detail[0].msg`` says why); an
-unknown agent, or a user who is not an agent, 404 with ``detail.code`` (``no_such_user``,
-``not_an_agent``) and ``detail.message`` in the requester's language. Each change is audited (agents.profiles).
+more than 0, at most 24), ``manual_dial`` (true or false; PUT: false when left out) and ``level``
+(``trainee``, ``supervised`` or ``agent``; left out: as it is); unknown fields are refused. A
+profile that cannot be set is answered 422 in FastAPI's own shape (``detail[0].loc`` names the
+field, ``detail[0].msg`` says why); an unknown agent, or a user who is not an agent, 404 with
+``detail.code`` (``no_such_user``, ``not_an_agent``) and ``detail.message`` in the requester's
+language. Each change is audited (agents.profiles).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 from fastapi import APIRouter, Depends, HTTPException, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,6 +37,10 @@ AgentUser = Annotated[User, Depends(Roles(Role.agent))]
 # Checked by agents.profiles (more than 0, at most 24), so the API says it as the CLI does.
 Hours = Annotated[float, Field(description="daily target in hours: more than 0, at most 24")]
 Names = Annotated[list[str], Field(max_length=profiles.MAX_ITEMS)]
+Level = Annotated[
+    Literal["trainee", "supervised", "agent"],
+    Field(description="trainee < supervised < agent: campaigns and lines may ask for at least one"),
+]
 
 
 class ProfileIn(BaseModel):
@@ -47,6 +52,7 @@ class ProfileIn(BaseModel):
     languages: Names
     daily_hours: Hours
     manual_dial: bool = Field(default=False, description="may dial typed numbers (where a campaign allows)")
+    level: Level | None = None  # left out: as it is (a PUT never promotes or demotes by omission)
 
 
 class ProfilePatch(BaseModel):
@@ -58,6 +64,7 @@ class ProfilePatch(BaseModel):
     languages: Names | None = None
     daily_hours: Hours | None = None
     manual_dial: bool | None = None
+    level: Level | None = None
 
 
 class ProfileChanged(Profile):
@@ -109,6 +116,7 @@ def _update(session: SessionDep, name: str, user: User, body: ProfileIn | Profil
             languages=body.languages,
             daily_hours=body.daily_hours,
             manual_dial=body.manual_dial,
+            level=body.level,
         )
     except ProfileError as exc:
         _refuse(exc)

@@ -13,6 +13,9 @@ and the console's Agents page all come here).
   far they are.
 - **manual dial**: a permission: the agent may dial a typed number, in a campaign that allows it
   (``manual_dial: true``). Off unless a supervisor gives it.
+- **level**: ``trainee`` → ``supervised`` → ``agent`` (agents.routing.LEVELS). A campaign or an
+  inbound line may ask for at least a level (``min_level``); routing never offers its calls to an
+  agent below it. Anyone may take practice calls (workforce.practice). ``agent`` until set.
 
 Only users with the agent role have a profile. Every change is audited (``agent_profile.update``,
 with each changed field's value before and after) in the transaction that makes it.
@@ -30,11 +33,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agents.models import AgentProfile, SipAccount
-from agents.routing import ANY_SKILL
+from agents.routing import ANY_SKILL, FULL_LEVEL, LEVELS
 from core.audit import audit
 from core.auth.models import ROLE_NAMES, Role, User
 from core.formats import duration
-from core.i18n import _
+from core.i18n import N_, _
 
 DEFAULT_DAILY_MINUTES = 240
 MAX_DAILY_HOURS = 24.0
@@ -42,7 +45,8 @@ MAX_ITEMS = 32
 SEPARATORS = re.compile(r"[,，、;；]")  # a list typed with ASCII or Chinese commas
 _NAME = re.compile(r"^[^\s,，、;；]{1,64}$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*$")
-FIELDS = ("skills", "lines", "languages", "daily_target_minutes", "manual_dial")
+FIELDS = ("skills", "lines", "languages", "daily_target_minutes", "manual_dial", "level")
+LEVEL_NAMES = {"trainee": N_("trainee"), "supervised": N_("supervised"), "agent": N_("agent")}
 
 
 class ProfileError(ValueError):
@@ -91,20 +95,34 @@ class Profile(BaseModel):
     daily_target_minutes: int = DEFAULT_DAILY_MINUTES
     daily_hours: float = DEFAULT_DAILY_MINUTES / 60
     manual_dial: bool = False
+    level: str = FULL_LEVEL  # trainee, supervised or agent
 
     def text(self) -> str:
         """One line a person reads (and a screen reader says) about the profile."""
         who = f"{self.name} ({self.display_name})" if self.display_name else self.name
         if self.disabled:
             who = _("{who}, disabled", who=who)
-        return _(
-            "{who}: skills {skills}; lines {lines}; languages {languages}; {hours} a day",
-            who=who,
-            skills=_(", ").join(self.skills) or _("none"),
-            lines=_(", ").join(self.lines) or _("all"),
-            languages=_(", ").join(self.languages) or _("none"),
-            hours=hours_text(self.daily_target_minutes),
-        ) + (_("; may dial typed numbers") if self.manual_dial else "")
+        return (
+            _(
+                "{who}: skills {skills}; lines {lines}; languages {languages}; {hours} a day",
+                who=who,
+                skills=_(", ").join(self.skills) or _("none"),
+                lines=_(", ").join(self.lines) or _("all"),
+                languages=_(", ").join(self.languages) or _("none"),
+                hours=hours_text(self.daily_target_minutes),
+            )
+            + self.level_said()
+            + (_("; may dial typed numbers") if self.manual_dial else "")
+        )
+
+    def level_said(self) -> str:
+        """'; level: trainee' for an agent below full level ('' for a full agent: the usual case)."""
+        return "" if self.level == FULL_LEVEL else _("; level: {level}", level=level_text(self.level))
+
+
+def level_text(level: str) -> str:
+    """'见习' / 'trainee' (the level's name in the current locale)."""
+    return _(LEVEL_NAMES[level]) if level in LEVEL_NAMES else level
 
 
 def hours_text(minutes: int) -> str:
@@ -180,6 +198,13 @@ def clean_languages(values: Iterable[str]) -> list[str]:
     return out
 
 
+def clean_level(value: str) -> str:
+    level = str(value).strip().lower()
+    if level not in LEVELS:
+        raise ProfileError("level", _("'{value}' is not a level: trainee, supervised or agent", value=value))
+    return level
+
+
 def parse_hours(text: str) -> float:
     """What a person types for hours: ``4``, ``3.5``, ``4h``."""
     value = text.strip().lower().removesuffix("h").strip()
@@ -229,6 +254,7 @@ def _view(user: User, profile: AgentProfile | None, endpoint: str | None) -> Pro
         daily_target_minutes=minutes,
         daily_hours=round(minutes / 60, 2),
         manual_dial=bool(profile.manual_dial) if profile is not None else False,
+        level=(profile.level or FULL_LEVEL) if profile is not None else FULL_LEVEL,
     )
 
 
@@ -261,6 +287,7 @@ def update_profile(
     languages: Iterable[str] | None = None,
     daily_hours: float | None = None,
     manual_dial: bool | None = None,
+    level: str | None = None,
 ) -> tuple[Profile, list[str]]:
     """Set the given parts of an agent's profile (None: leave as is). Returns the profile and the
     fields that changed; a change is audited with each changed field's before and after."""
@@ -275,6 +302,8 @@ def update_profile(
         wanted["daily_target_minutes"] = hours_to_minutes(daily_hours)
     if manual_dial is not None:
         wanted["manual_dial"] = bool(manual_dial)
+    if level is not None:
+        wanted["level"] = clean_level(level)
     user = require_agent(session, name)
     profile = session.get(AgentProfile, user.id)
     if profile is None:
@@ -285,12 +314,14 @@ def update_profile(
             languages=[],
             daily_target_minutes=DEFAULT_DAILY_MINUTES,
             manual_dial=False,
+            level=FULL_LEVEL,
         )
         session.add(profile)
     changes: dict[str, dict[str, Any]] = {}
     for field, after in wanted.items():
         before = getattr(profile, field)
-        before = before if field in ("daily_target_minutes", "manual_dial") else list(before or [])
+        scalar = field in ("daily_target_minutes", "manual_dial", "level")
+        before = before if scalar else list(before or [])
         if before != after:
             changes[field] = {"before": before, "after": after}
             setattr(profile, field, after)

@@ -7,7 +7,8 @@ Rules, in order:
    reserved by another call in this process);
 2. the agent has the skill (``AgentProfile.skills``); an empty skill (or ``any``) means anyone;
    serves the call's inbound line (an agent who lists no lines serves every line; outbound calls
-   have no line); and speaks the language the call asks for, if it asks (agents.profiles);
+   have no line); speaks the language the call asks for, if it asks (agents.profiles); and is at
+   least the level the campaign or line asks for (``min_level``: trainee < supervised < agent);
 3. longest idle first: idle since the end of the agent's last call (the first state after their
    latest ``on_call``/``wrap_up``); an agent who has had no call yet counts from their login, and
    one who never had a call at all sorts first;
@@ -46,6 +47,10 @@ RESERVE_LOCK = threading.Lock()
 CALL_STATES = frozenset({"on_call", "wrap_up"})
 ANY_SKILL = "any"  # what a flow's transfer node names when any agent will do
 RESERVED_REASON = "routed"
+# An agent's level, lowest first: a trainee takes practice calls; a campaign or an inbound line may
+# ask for at least ``supervised`` or ``agent`` (``min_level``), and routing never offers it lower.
+LEVELS = ("trainee", "supervised", "agent")
+FULL_LEVEL = "agent"
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -67,6 +72,10 @@ class AgentCandidate:
     languages: tuple[str, ...] = ()  # language tags spoken
     # Resting after a flagged (abusive, escalated, very long) call until then: offered no call.
     cooldown_until: datetime | None = None
+    level: str = FULL_LEVEL  # trainee, supervised or agent (LEVELS)
+
+    def has_level(self, min_level: str | None) -> bool:
+        return level_at_least(self.level, min_level)
 
     def has_skill(self, skill: str | None) -> bool:
         return not skill or skill == ANY_SKILL or skill in self.skills
@@ -89,6 +98,16 @@ class AgentCandidate:
         return self.last_call_end
 
 
+def level_at_least(level: str, min_level: str | None) -> bool:
+    """Whether ``level`` is ``min_level`` or above (None asks for no level; an unknown level is
+    below every level, so a typo never lets a trainee onto a real call)."""
+    if not min_level:
+        return True
+    if level not in LEVELS:
+        return False
+    return LEVELS.index(level) >= LEVELS.index(min_level) if min_level in LEVELS else False
+
+
 def language_matches(asked: str, spoken: str) -> bool:
     """Whether an agent who lists ``spoken`` can take a call asking for ``asked``: the same tag
     (letter case aside), or ``asked`` is less specific (``zh`` is met by ``zh-CN``)."""
@@ -103,9 +122,15 @@ class Need:
     skill: str | None = None
     line: tuple[str, ...] = ()  # the names its inbound line goes by; () for an outbound call
     language: str | None = None
+    min_level: str | None = None  # the least agent level (LEVELS); None: any
 
     def met_by(self, row: AgentCandidate) -> bool:
-        return row.has_skill(self.skill) and row.serves_line(self.line) and row.speaks(self.language)
+        return (
+            row.has_skill(self.skill)
+            and row.serves_line(self.line)
+            and row.speaks(self.language)
+            and row.has_level(self.min_level)
+        )
 
     def __str__(self) -> str:
         """``an agent with skill 'welfare' on line '12345' who speaks 'yue'`` (current locale)."""
@@ -115,6 +140,8 @@ class Need:
             who = _("{who} on line '{line}'", who=who, line=self.line[0])
         if self.language:
             who = _("{who} who speaks '{language}'", who=who, language=self.language)
+        if self.min_level:
+            who = _("{who} of level '{level}' or above", who=who, level=self.min_level)
         return who
 
 
@@ -126,10 +153,11 @@ def eligible(
     line: Collection[str] = (),
     language: str | None = None,
     ahead: Collection[Need] = (),
+    min_level: str | None = None,
 ) -> list[AgentCandidate]:
     """Who may take the call now; ``ahead``: what the calls ahead of it in its queue ask for (an
     agent one of them could take is theirs)."""
-    need = Need(skill, tuple(line), language)
+    need = Need(skill, tuple(line), language, min_level)
     return [
         r
         for r in rows
@@ -155,10 +183,13 @@ def choose_agent(
     line: Collection[str] = (),
     language: str | None = None,
     ahead: Collection[Need] = (),
+    min_level: str | None = None,
 ) -> AgentCandidate | None:
     """The agent who gets the call, or None when nobody suitable is available. `prefer` (the agent
     who promised the callee a callback) gets it when eligible, whoever has been idle longest."""
-    ranked = rank(eligible(rows, skill, exclude, line=line, language=language, ahead=ahead))
+    ranked = rank(
+        eligible(rows, skill, exclude, line=line, language=language, ahead=ahead, min_level=min_level)
+    )
     preferred = next((r for r in ranked if r.agent == prefer), None) if prefer else None
     return preferred or (ranked[0] if ranked else None)
 
@@ -267,6 +298,7 @@ def candidates(
                 languages=a.languages,
             ),
             cooldown_until=resting.get(a.name),
+            level=a.level,
         )
         for a in agents
     ]
@@ -280,6 +312,7 @@ class _AgentRow:
     skills: tuple[str, ...]
     lines: tuple[str, ...]
     languages: tuple[str, ...]
+    level: str = FULL_LEVEL
 
 
 def _agent_rows(session: Session) -> list[_AgentRow]:
@@ -292,6 +325,7 @@ def _agent_rows(session: Session) -> list[_AgentRow]:
             AgentProfile.skills,
             AgentProfile.lines,
             AgentProfile.languages,
+            AgentProfile.level,
         )
         .join(SipAccount, SipAccount.user_id == User.id)
         .outerjoin(AgentProfile, AgentProfile.user_id == User.id)
@@ -299,8 +333,16 @@ def _agent_rows(session: Session) -> list[_AgentRow]:
         .order_by(User.name)
     )
     return [
-        _AgentRow(name, display, endpoint, tuple(skills or ()), tuple(lines or ()), tuple(langs or ()))
-        for name, display, endpoint, skills, lines, langs in rows
+        _AgentRow(
+            name,
+            display,
+            endpoint,
+            tuple(skills or ()),
+            tuple(lines or ()),
+            tuple(langs or ()),
+            level or FULL_LEVEL,  # no profile yet: full level, as before levels existed
+        )
+        for name, display, endpoint, skills, lines, langs, level in rows
     ]
 
 
@@ -314,6 +356,7 @@ def routable(session: Session) -> list[AgentCandidate]:
             display_name=a.display_name,
             lines=a.lines,
             languages=a.languages,
+            level=a.level,
         )
         for a in _agent_rows(session)
     ]
@@ -324,7 +367,7 @@ class Gap:
     """A need that no enabled agent can meet: what is missing first, and why, in words."""
 
     need: Need
-    missing: Literal["agent", "skill", "line", "language"]
+    missing: Literal["agent", "skill", "line", "language", "level"]
     reason: str
 
     def __str__(self) -> str:
@@ -357,13 +400,24 @@ def gap(rows: Sequence[AgentCandidate], need: Need) -> Gap | None:
             "{who} ({names}) do not serve line '{line}'", who=who, names=_names(skilled), line=need.line[0]
         )
         return Gap(need, "line", reason)
+    speaking = [r for r in on_line if r.speaks(need.language)]
+    if not speaking:
+        return Gap(
+            need,
+            "language",
+            _(
+                "none of the agents who could take it ({names}) speaks '{language}'",
+                names=_names(on_line),
+                language=need.language,
+            ),
+        )
     return Gap(
         need,
-        "language",
+        "level",
         _(
-            "none of the agents who could take it ({names}) speaks '{language}'",
-            names=_names(on_line),
-            language=need.language,
+            "none of the agents who could take it ({names}) is of level '{level}' or above",
+            names=_names(speaking),
+            level=need.min_level,
         ),
     )
 
@@ -399,9 +453,10 @@ def reserve_agent(
     line: Collection[str] = (),
     language: str | None = None,
     ahead: Collection[Need] = (),
+    min_level: str | None = None,
 ) -> AgentCandidate | None:
     """Choose an agent (`prefer` first when eligible) and mark them ``on_call`` (reason ``routed``)
-    in this transaction."""
+    in this transaction; never one below ``min_level``."""
     now = now or utcnow()
     chosen = choose_agent(
         candidates(session, now=now, tz=tz),
@@ -411,6 +466,7 @@ def reserve_agent(
         line=line,
         language=language,
         ahead=ahead,
+        min_level=min_level,
     )
     if chosen is not None:
         set_state(session, chosen.agent, "on_call", RESERVED_REASON, since=now)

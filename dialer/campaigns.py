@@ -219,6 +219,9 @@ class CampaignSpec(BaseModel):
     )
     skill: str | None = Field(default=None, description="the skill an agent needs for this campaign's calls")
     language: str | None = Field(default=None, description="the language an agent must speak for them")
+    min_level: Literal["trainee", "supervised", "agent"] | None = Field(
+        default=None, description="the least agent level (trainee < supervised < agent) that takes its calls"
+    )
     flow: str | None = Field(default=None, description="the IVR flow a broadcast plays (or agents' pre-flow)")
     elder_welfare: bool = False
     timezone: str = DEFAULT_TIMEZONE
@@ -620,7 +623,7 @@ _COLUMNS = (
     "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
     "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
     "calls_per_second", "allowed_countries", "callback_grace_minutes", "mode", "manual_dial", "skill",
-    "language", "script", "screen_pop",
+    "language", "script", "screen_pop", "min_level",
 )  # fmt: skip
 
 

@@ -140,6 +140,8 @@ class Campaign(Base):
     # agent campaign without an IVR flow): a skill and a language, as routing reads them.
     skill: Mapped[str | None] = mapped_column(String(64))
     language: Mapped[str | None] = mapped_column(String(35))
+    # The least agent level (trainee < supervised < agent) that may take its calls; None: any.
+    min_level: Mapped[str | None] = mapped_column(String(16))
     # The agents' call script (Markdown with {field} placeholders), the form they answer about a
     # call ({"title", "record", "questions": [...]}), the list columns the screen pop shows.
     script: Mapped[str | None] = mapped_column(Text)

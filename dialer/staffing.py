@@ -41,7 +41,7 @@ class Staffing:
 def campaign_needs(settings: Settings, campaign: Campaign) -> tuple[list[Need], list[str]]:
     """The needs of the campaign's agent calls, and the problems met reading its flow."""
     if not campaign.flow:
-        agents = Need(campaign.skill, (), campaign.language)
+        agents = Need(campaign.skill, (), campaign.language, campaign.min_level)
         return ([agents] if campaign.kind is CampaignKind.agent else []), []
     path = find_flow(settings.var_dir, campaign.flow)
     if path is None:
@@ -66,7 +66,7 @@ def campaign_needs(settings: Settings, campaign: Campaign) -> tuple[list[Need], 
             )
         ]
     needs = [
-        Need(None if node.skill == ANY_SKILL else node.skill, (), node.language)
+        Need(None if node.skill == ANY_SKILL else node.skill, (), node.language, campaign.min_level)
         for node in flow.nodes.values()
         if isinstance(node, TransferNode)
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 from pathlib import Path
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -64,6 +65,8 @@ class InboundNumber(BaseModel):
     skill: str = ANY_SKILL
     # Callers on this line ask for agents who speak it (a tag: zh-CN, yue, en); None: anyone.
     language: str | None = Field(default=None, pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$")
+    # The least agent level that may take this line's calls (trainee < supervised < agent); None: any.
+    min_level: Literal["trainee", "supervised", "agent"] | None = None
     after_hours_flow: str | None = "after_hours"
     callback_campaign: str = Field(default="hotline-callbacks", min_length=1, max_length=64)
     queue_timeout: float = Field(default=180.0, gt=0, le=3600)

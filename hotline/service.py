@@ -192,6 +192,7 @@ class Hotline:
             skill=None if skill == ANY_SKILL else skill,
             line=line.line_names(call.number),
             language=flow_result.transfer.language or line.language,
+            min_level=line.min_level,
             origin=CallOrigin(
                 attempt_id=call.channel_id,
                 line=line.name,

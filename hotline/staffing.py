@@ -54,7 +54,7 @@ def line_needs(settings: Settings, number: str, line: InboundNumber) -> tuple[li
         for node in flow.nodes.values():
             if isinstance(node, TransferNode):
                 skill = None if node.skill == ANY_SKILL else node.skill
-                needs.append(Need(skill, names, node.language or line.language))
+                needs.append(Need(skill, names, node.language or line.language, line.min_level))
     return list(dict.fromkeys(needs)), problems
 
 

@@ -38,6 +38,7 @@ from recordings.service import register_recording
 log = logging.getLogger(__name__)
 
 SOURCE = "agent-bridge"
+PRACTICE_SOURCE = "practice"
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class RecordingFacts:
     elder_welfare: bool = False
     contact_id: int | None = None
     attempt_id: str | None = None
+    practice: bool = False  # a practice call (workforce.practice): a scenario, no citizen on it
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,8 @@ def _register(
         agent=facts.agent,
         started_at=started_at,
         ended_at=ended_at,
-        source=SOURCE,
+        source=PRACTICE_SOURCE if facts.practice else SOURCE,
+        practice=facts.practice,
     )
 
 

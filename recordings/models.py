@@ -74,6 +74,9 @@ class CallRecording(Base):
     # recordings.analytics.CallAnalytics as JSON (segments included, for the reviewer's timeline).
     analytics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     analytics_error: Mapped[str | None] = mapped_column(String(500))
+    # A practice call (a scenario played to a trainee, no citizen on it): never sampled as a
+    # real call, never counted in real reports; scored only when a trainer puts it up.
+    practice: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class RecordingRetention(Base):

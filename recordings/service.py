@@ -86,6 +86,7 @@ def register_recording(
     escalated: bool = False,
     move: bool = False,
     actor: str = SYSTEM_ACTOR,
+    practice: bool = False,
 ) -> CallRecording:
     """Register a finished recording and return its row (added to `session`, not committed).
 
@@ -174,6 +175,7 @@ def register_recording(
     rec.registered_at = utcnow()
     rec.outcome = outcome or rec.outcome
     rec.escalated = escalated or bool(rec.escalated)
+    rec.practice = practice or bool(rec.practice)
     rec.analytics = figures
     rec.analytics_error = analytics_error
     session.flush()
@@ -187,6 +189,7 @@ def register_recording(
         agent=agent,
         duration_s=rec.duration_s,
         encrypted=encrypt,
+        practice=rec.practice,
     )
     return rec
 
@@ -444,6 +447,7 @@ def describe(rec: CallRecording) -> dict[str, Any]:
         "sha256": rec.sha256,
         "encrypted": rec.encrypted,
         "source": rec.source,
+        "practice": bool(rec.practice),
         "status": rec.status.value,
         "problem": rec.problem,
         "outcome": rec.outcome,

@@ -50,6 +50,7 @@ LAB_SLOTS: dict[str, int] = {
     "help": 22,
     "nailed": 23,
     "load": 24,
+    "practice": 26,
 }
 
 

@@ -13,6 +13,7 @@ from ivr import models as ivr_models
 from recordings import models as recordings_models
 from recordings.qa import models as qa_models
 from workforce import models as workforce_models
+from workforce.practice import models as practice_models
 
 __all__ = [
     "Base",
@@ -23,6 +24,7 @@ __all__ = [
     "help_models",
     "hotline_models",
     "ivr_models",
+    "practice_models",
     "qa_models",
     "recordings_models",
     "transfer_models",

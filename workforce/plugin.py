@@ -1,10 +1,15 @@
-"""Workforce's part of the service: ``warmline staffing``, ``warmline workforce`` and ``warmline shifts``, and their API."""
+"""Workforce's part of the service: ``warmline staffing``, ``warmline workforce``, ``warmline shifts`` and
+``warmline practice``, their API, and the Stasis handler that plays a practice call's scenario."""
 
 from __future__ import annotations
 
 from core.features import Registry
 from workforce.api import router
 from workforce.cli import staffing_app, workforce_app
+from workforce.practice.api import agent_router as practice_agent_router
+from workforce.practice.api import router as practice_router
+from workforce.practice.cli import practice_app
+from workforce.practice.service import PRACTICE_ARG, practice_handler
 from workforce.shifts_cli import shifts_app
 from workforce.warnings import serve_warnings
 
@@ -13,5 +18,7 @@ def register(registry: Registry) -> None:
     registry.commands("staffing", staffing_app)
     registry.commands("workforce", workforce_app)
     registry.commands("shifts", shifts_app)
-    registry.router(router)
+    registry.commands("practice", practice_app)
+    registry.router(router, practice_router, practice_agent_router)
+    registry.stasis_start(PRACTICE_ARG, practice_handler())
     registry.worker("hours-warnings", serve_warnings)

@@ -66,12 +66,14 @@ class QueuePolicy:
 class HandoverRequest:
     """One live call (in Stasis, answered) to be put through to an agent with ``skill``; an
     inbound call names its ``line`` (the line's name and number: an agent who lists lines takes
-    only theirs), and a call may ask for a ``language`` (only agents who speak it take it)."""
+    only theirs), and a call may ask for a ``language`` (only agents who speak it take it) and a
+    ``min_level`` (a campaign's or line's: no agent below it is ever offered the call)."""
 
     channel_id: str
     skill: str | None
     line: tuple[str, ...] = ()
     language: str | None = None
+    min_level: str | None = None
     origin: CallOrigin = field(default_factory=CallOrigin)
     policy: QueuePolicy = field(default_factory=QueuePolicy)
     announce: Announce | None = None

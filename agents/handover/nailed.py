@@ -236,6 +236,7 @@ class NailedAgents:
                     line=request.line,
                     language=request.language,
                     ahead=ahead,
+                    min_level=request.min_level,
                 )
                 if chosen is not None:
                     routing.set_state(session, chosen.agent, "on_call", NAILED_REASON, since=now)

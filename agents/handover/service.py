@@ -132,7 +132,7 @@ class _Run:
         self.policy = request.policy
         self.cid = request.channel_id
         self.skill = request.skill or None
-        self.need = routing.Need(self.skill, request.line, request.language)
+        self.need = routing.Need(self.skill, request.line, request.language, request.min_level)
         self.events = events
         self.headers = screen_pop_headers(
             request.origin,
@@ -266,6 +266,7 @@ class _Run:
                     line=need.line,
                     language=need.language,
                     ahead=ahead,
+                    min_level=need.min_level,
                 )
 
         try:

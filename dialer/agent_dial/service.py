@@ -31,7 +31,7 @@ from sqlalchemy import case, or_, select, update
 from sqlalchemy.orm import Session
 
 from agents.models import AgentProfile, SipAccount
-from agents.routing import AgentCandidate, Need, day_start
+from agents.routing import FULL_LEVEL, AgentCandidate, Need, day_start
 from agents.states import current_state
 from core.audit import audit, note_ref
 from core.auth.models import Role, User
@@ -91,7 +91,7 @@ class Desk:
     manual_dial: bool = False
 
     def may_take(self, campaign: Campaign) -> bool:
-        return Need(campaign.skill, (), campaign.language).met_by(self.candidate)
+        return Need(campaign.skill, (), campaign.language, campaign.min_level).met_by(self.candidate)
 
 
 def desk_of(session: Session, name: str) -> Desk:
@@ -110,6 +110,7 @@ def desk_of(session: Session, name: str) -> Desk:
         skills=tuple(profile.skills or ()) if profile else (),
         languages=tuple(profile.languages or ()) if profile else (),
         lines=tuple(profile.lines or ()) if profile else (),
+        level=(profile.level or FULL_LEVEL) if profile else FULL_LEVEL,
     )
     return Desk(name, endpoint, candidate, bool(profile.manual_dial) if profile else False)
 
@@ -542,6 +543,7 @@ def _campaign_open(campaign: Campaign, desk: Desk) -> None:
     if not desk.may_take(campaign):
         needs = [_("skill {skill}", skill=campaign.skill) if campaign.skill else ""]
         needs.append(_("speaks {language}", language=campaign.language) if campaign.language else "")
+        needs.append(_("level {level} or above", level=campaign.min_level) if campaign.min_level else "")
         raise DialRefused(
             403, "not_eligible",
             _("Campaign {campaign} is for agents with: {needs}.", campaign=campaign.name,

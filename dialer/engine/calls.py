@@ -62,6 +62,7 @@ class CallPlan:
     # What an agent needs to take an answered call of an agent campaign without a flow.
     skill: str | None = None
     language: str | None = None
+    min_level: str | None = None  # the campaign's least agent level (agents.routing.LEVELS)
     # The list columns the agent's screen pop shows (the campaign's script's and `screen_pop`'s).
     pop_fields: tuple[str, ...] = ()
     # Paced campaigns (progressive, predictive): a live answer waits this long after AMD's verdict
@@ -397,6 +398,7 @@ class Call:
             self.id,
             skill=None if skill == ANY_SKILL else skill,
             language=language,
+            min_level=self.plan.min_level,
             origin=self.origin,
             policy=policy,
             on_agent=self._agent_took,

@@ -112,7 +112,7 @@ def campaign_agents(
     return tuple(
         AgentNow(c.agent, c.state, c.state_since)
         for c in routing.candidates(session, now=now, tz=tz)
-        if c.has_skill(campaign.skill) and c.speaks(campaign.language)
+        if c.has_skill(campaign.skill) and c.speaks(campaign.language) and c.has_level(campaign.min_level)
     )
 
 

@@ -391,6 +391,7 @@ class DialerWorker:
             elder_welfare=campaign.elder_welfare,
             skill=campaign.skill,
             language=campaign.language,
+            min_level=campaign.min_level,
             pop_fields=tuple(pop_fields(campaign.script, campaign.screen_pop)),
             grace_s=state.spec.pacing.grace_seconds if state.pace is not None else None,
             apology=state.apology,

@@ -19,6 +19,7 @@ def _enum(cls: type[enum.StrEnum]) -> Enum:
 class SampleKind(enum.StrEnum):
     random = "random"  # drawn by the stratified sample: counts in the averages
     targeted = "targeted"  # picked by a rule (short call, dead air, ...): kept out of the averages
+    practice = "practice"  # a practice call a trainer put up for scoring: never a real call's figure
 
 
 class ItemStatus(enum.StrEnum):

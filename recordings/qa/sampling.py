@@ -279,6 +279,12 @@ def reason_text(reason: dict[str, Any]) -> str:
     """Why a call was picked, for a person, in the current locale (from the stored reason)."""
     if "rules" in reason:
         return _targeted_text(reason["rules"])
+    if reason.get("practice"):
+        return _(
+            "practice call: scenario '{scenario}', put up by {by}",
+            scenario=reason.get("scenario", "-"),
+            by=reason.get("by", "-"),
+        )
     return _random_text(reason)
 
 

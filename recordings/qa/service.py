@@ -107,6 +107,7 @@ def candidates(session: Session, start: Any, end: Any) -> list[Candidate]:
             CallRecording.started_at < end,
             CallRecording.agent.is_not(None),
             CallRecording.status != RecordingStatus.purged,
+            CallRecording.practice.is_(False),  # a practice call is never sampled as a real one
         )
         .order_by(CallRecording.id)
     )

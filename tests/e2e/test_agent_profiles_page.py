@@ -103,14 +103,26 @@ def test_supervisor_edits_a_profile_by_keyboard(
     assert page.evaluate("window.__samePage") is True, "saved without leaving the page"
     assert_accessible(page)
 
+    level = page.get_by_role("combobox", name="级别")
+    tab_to(page, level)
+    expect(level).to_have_accessible_description(
+        "见习、带教或正式坐席：要求级别的来电只分给达到该级别的坐席。"
+    )
+    level.select_option("trainee")
+    tab_to(page, page.get_by_role("button", name="保存"))
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("；级别：见习")
+    expect(row.locator('[data-field="level"]')).to_have_text("见习")
+    assert_accessible(page)
+
     with db.session() as s:
         saved = profiles.get_profile(s, "mei")
-        assert (saved.skills, saved.lines, saved.languages, saved.daily_target_minutes) == (
-            ["welfare", "vaccination"], ["12345"], ["zh-CN", "yue"], 210,
+        assert (saved.skills, saved.lines, saved.languages, saved.daily_target_minutes, saved.level) == (
+            ["welfare", "vaccination"], ["12345"], ["zh-CN", "yue"], 210, "trainee",
         )  # fmt: skip
         who = s.scalars(
             select(AuditEntry.actor).where(
                 AuditEntry.action == "agent_profile.update", AuditEntry.target == "mei"
             )
         )
-        assert list(who) == ["boss"]
+        assert list(who) == ["boss", "boss"]

@@ -177,7 +177,7 @@ def test_cli_set_show_list(cli: CliRunner, db: Database) -> None:
     listed = json.loads(ok(cli, "agents", "list", "--json").stdout)
     assert [(a["name"], a["skills"]) for a in listed] == [("lin", []), ("mei", ["welfare", "vaccination"])]
     table = ok(cli, "agents", "list").stdout.splitlines()
-    assert table[0].split() == ["agent", "skills", "lines", "languages", "daily"]
+    assert table[0].split() == ["agent", "skills", "lines", "languages", "level", "daily"]
     assert table[2].split()[:3] == ["mei", "welfare,vaccination", "all"]
     assert [(a.actor, a.target) for a in audits(db)] == [("cli", "mei"), ("cli", "mei")]
 
@@ -208,7 +208,7 @@ def test_the_manual_dial_permission_is_given_and_taken_back(cli: CliRunner, db: 
         (["set", "mei", "--daily-hours", "lots"], "--daily-hours: 'lots' is not a number of hours"),
         (["set", "mei", "--languages", "zh CN"], "--languages: 'zh CN' is not a language tag"),
         (["set", "mei", "--skills", "any"], "--skills: 'any' is not a skill"),
-        (["set", "mei"], "nothing to change: give --skills, --daily-hours, --lines or --languages"),
+        (["set", "mei"], "nothing to change: give --skills, --daily-hours, --lines, --languages or --level"),
     ],
 )
 def test_cli_errors_say_what_and_where(cli: CliRunner, db: Database, args: list[str], says: str) -> None:
@@ -264,8 +264,8 @@ def test_api_put_replaces_patch_changes_and_both_are_audited(client: TestClient,
     assert put.json() | {"display_name": None, "endpoint": "(random)"} == {
         "name": "mei", "display_name": None, "disabled": False, "endpoint": "(random)",
         "skills": ["welfare", "vaccination"], "lines": ["12345"], "languages": ["zh-CN", "yue"],
-        "daily_target_minutes": 180, "daily_hours": 3.0, "manual_dial": False,
-        "changed": ["skills", "lines", "languages", "daily_target_minutes"],
+ "daily_target_minutes": 180, "daily_hours": 3.0, "manual_dial": False,
+        "level": "agent", "changed": ["skills", "lines", "languages", "daily_target_minutes"],
     }  # fmt: skip
     patched = client.patch("/api/agents/mei/profile", headers=boss, json={"lines": []}).json()
     assert (patched["lines"], patched["skills"], patched["changed"]) == (

@@ -29,6 +29,7 @@ GROUPS = {
     "staffing",
     "workforce",
     "shifts",
+    "practice",
     "transfers",
     "privacy",
 }
@@ -49,7 +50,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "recording-retention",
         "prompt-retention",
     }
-    assert "inbound" in registry.stasis
+    assert "inbound" in registry.stasis and "practice" in registry.stasis
     routes = [
         (getattr(route, "path", ""), method)
         for router in registry.routers

@@ -33,6 +33,7 @@ ALLOWED: frozenset[tuple[str, str]] = frozenset(
         ("workforce", "hotline"),  # the lines and their service level targets
         ("workforce", "dialer"),  # overtime warnings are raised as alerts (dialer.welfare)
         ("workforce", "ivr"),  # satisfaction in reports: the post-call survey's scores
+        ("workforce", "recordings"),  # practice calls are recorded and scored like any call
     }
 )
 

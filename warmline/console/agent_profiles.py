@@ -34,6 +34,7 @@ FIELD_NAMES = {
     "lines": N_("Lines"),
     "languages": N_("Languages"),
     "daily_hours": N_("Daily target hours"),
+    "level": N_("Level"),
 }
 
 
@@ -71,6 +72,7 @@ def _page(
             "lines": ", ".join(chosen.lines),
             "languages": ", ".join(chosen.languages),
             "daily_hours": _hours(chosen),
+            "level": chosen.level,
         }
         if chosen is not None
         else {}
@@ -87,6 +89,7 @@ def _page(
         values=values,
         status=status,
         field_names={key: _(name) for key, name in FIELD_NAMES.items()},
+        level_names={key: _(name) for key, name in profiles.LEVEL_NAMES.items()},
         error=error,
     )
     resp.status_code = code
@@ -120,9 +123,16 @@ def save_profile(
     lines: Annotated[str, Form()] = "",
     languages: Annotated[str, Form()] = "",
     daily_hours: Annotated[str, Form()] = "",
+    level: Annotated[str, Form()] = "",
 ) -> Response:
     """The form's target without JavaScript: save, then back to the page saying what was saved."""
-    form = {"skills": skills, "lines": lines, "languages": languages, "daily_hours": daily_hours}
+    form = {
+        "skills": skills,
+        "lines": lines,
+        "languages": languages,
+        "daily_hours": daily_hours,
+        "level": level,
+    }
     try:
         profiles.update_profile(
             session,
@@ -132,6 +142,7 @@ def save_profile(
             lines=profiles.split_list(lines),
             languages=profiles.split_list(languages),
             daily_hours=profiles.parse_hours(daily_hours),
+            level=level or None,
         )
     except ProfileError as exc:
         session.rollback()

@@ -20,7 +20,9 @@
     languages: t("Languages"),
     daily_hours: t("Daily target hours"),
     daily_target_minutes: t("Daily target hours"),
+    level: t("Level"),
   };
+  const LEVELS = { trainee: t("trainee"), supervised: t("supervised"), agent: t("agent") };
   const english = document.documentElement.lang === "en";
 
   function split(text) {
@@ -34,7 +36,7 @@
   function clearError() {
     errorBox.hidden = true;
     errorBox.replaceChildren();
-    for (const input of form.querySelectorAll("input")) {
+    for (const input of form.querySelectorAll("input, select")) {
       input.removeAttribute("aria-invalid");
       input.setAttribute("aria-describedby", input.id + "-help");
     }
@@ -77,6 +79,7 @@
     codes(cell("lines"), p.lines, t("all"));
     codes(cell("languages"), p.languages, "—");
     cell("daily_hours").textContent = window.wl.duration(p.daily_target_minutes * 60);
+    cell("level").textContent = LEVELS[p.level] || p.level;
   }
 
   // The same sentence as the server's (agents.profiles.Profile.text).
@@ -89,7 +92,8 @@
       lines: p.lines.join(t(", ")) || t("all"),
       languages: p.languages.join(t(", ")) || t("none"),
       hours: window.wl.duration(p.daily_target_minutes * 60),
-    });
+    }) + (p.level === "agent" ? "" : t("; level: {level}", { level: LEVELS[p.level] || p.level })) +
+      (p.manual_dial ? t("; may dial typed numbers") : "");
     status.textContent = t("Saved. {profile}.", { profile: profile });
   }
 
@@ -107,6 +111,7 @@
       lines: split(value("lines")),
       languages: split(value("languages")),
       daily_hours: hours,
+      level: value("level"),
     };
     let resp;
     try {
