@@ -67,7 +67,7 @@ from dialer.engine.nailing import NailKeeper
 from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
-from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
+from dialer.models import Attempt, AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import CallFacts, Outcome, classify
 from dialer.pacing import Capacity, DialResult, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
@@ -180,6 +180,9 @@ class DialerWorker:
         self._replaying: asyncio.Task[Any] | None = None
         self._inflight: set[str] = set()  # outcomes being written by their own call right now
         self._notes: dict[str, asyncio.Task[Any]] = {}  # each live call's last ledger note
+        # Calls' progress (dialing, answered) waits here for the pass's one commit, not one each.
+        self._progress: dict[str, tuple[AttemptState, datetime]] = {}
+        self._progress_writing: tuple[set[str], asyncio.Task[Any]] | None = None
         self._board_at = -1e18
         self._health_sent: bool | None = None
 
@@ -316,8 +319,6 @@ class DialerWorker:
         link.ready = True
 
     def _resume_info(self, session: Any, attempt_id: str) -> tuple[Claimed, CallPlan] | None:
-        from dialer.models import Attempt
-
         attempt = session.get(Attempt, attempt_id)
         if attempt is None:
             return None
@@ -676,7 +677,7 @@ class DialerWorker:
             # The ledger's notes run beside the call, never in its way (a slow database must not
             # delay the answer's way into AMD); the close writes what they would have.
             if kind in ("originated", "answered"):
-                self._note(c.attempt_id, self._mark(c.attempt_id, kind))
+                self._progress_note(c.attempt_id, kind)
             elif kind == "agent":
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             await self._publish(
@@ -706,6 +707,7 @@ class DialerWorker:
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
             self._notes.pop(c.attempt_id, None)
+            self._progress.pop(c.attempt_id, None)
             raise
         try:
             outcome = await self._close(c, report)
@@ -741,6 +743,48 @@ class DialerWorker:
             await note
 
         self._notes[attempt_id] = self._spawn(chained())
+
+    def _progress_note(self, attempt_id: str, kind: str) -> None:
+        """Note a call's progress for the pass's batch (`_write_progress`); the later note wins."""
+        if not self.watch.up:
+            return  # the close writes what it would have
+        state = AttemptState.dialing if kind == "originated" else AttemptState.answered
+        held = self._progress.get(attempt_id)
+        if held is None or held[0] is not AttemptState.answered:
+            self._progress[attempt_id] = (state, self.now())
+
+    def _flush_progress(self) -> None:
+        """Once a pass: the progress noted since the last one, in one transaction beside the calls."""
+        busy = self._progress_writing is not None and not self._progress_writing[1].done()
+        if not self._progress or busy or not self.watch.up:
+            return
+        batch, self._progress = self._progress, {}
+        self._progress_writing = (set(batch), self._spawn(self._write_progress(batch)))
+
+    async def _write_progress(self, batch: dict[str, tuple[AttemptState, datetime]]) -> None:
+        """A failure is logged, never allowed to end a call: each close writes its own outcome."""
+
+        def write() -> None:
+            with self.db.session() as session:
+                list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))  # one read for all
+                for attempt_id, (state, at) in batch.items():
+                    mark(session, attempt_id, state, at)
+
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            log.warning("progress of %d attempts could not be noted: %s", len(batch), exc)
+
+    async def _progress_settled(self, attempt_id: str) -> datetime | None:
+        """Before a close: the attempt's progress note is taken off the batch (the close writes it:
+        the answer's time is returned) or, already being written, waited for -- a note must never
+        land after the close."""
+        held = self._progress.pop(attempt_id, None)
+        writing = self._progress_writing
+        if writing is not None and attempt_id in writing[0]:
+            await asyncio.gather(writing[1], return_exceptions=True)
+        return held[1] if held is not None and held[0] is AttemptState.answered else None
 
     async def _mark(self, attempt_id: str, kind: str) -> None:
         """The attempt's progress in the ledger. A failure is logged, never allowed to end the
@@ -783,7 +827,8 @@ class DialerWorker:
         notes = self._notes.pop(c.attempt_id, None)
         if notes is not None:
             await asyncio.gather(notes, return_exceptions=True)
-        entry = _journal_entry(c, report, self.now())
+        answered_at = await self._progress_settled(c.attempt_id)
+        entry = _journal_entry(c, report, self.now(), answered_at)
         self._inflight.add(c.attempt_id)
         try:
             try:
@@ -835,6 +880,9 @@ class DialerWorker:
                 digits=entry.get("digits") or None,
                 detail=entry.get("detail") or None,
                 escalate=bool(entry.get("escalate")),
+                answered_at=datetime.fromisoformat(entry["answered_at"])
+                if entry.get("answered_at")
+                else None,
             )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
@@ -1005,6 +1053,7 @@ class DialerWorker:
                 try:
                     await self._watch_faults()
                     await self.tick()
+                    self._flush_progress()
                 except Exception:
                     log.exception("dialer pass failed")
                 if (
@@ -1021,6 +1070,9 @@ class DialerWorker:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._flush_progress()  # what the calls noted last (the live ones are reconciled next time)
+        if self._progress_writing is not None:
+            await asyncio.gather(self._progress_writing[1], return_exceptions=True)
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -1040,7 +1092,9 @@ class DialerWorker:
         return not any(link.calls for link in self.nodes.values())
 
 
-def _journal_entry(c: Claimed, report: CallReport, now: datetime) -> dict[str, Any]:
+def _journal_entry(
+    c: Claimed, report: CallReport, now: datetime, answered_at: datetime | None = None
+) -> dict[str, Any]:
     """What the database needs to close the attempt, as one JSON object (no phone number)."""
     if report.not_dialled:
         return {
@@ -1069,6 +1123,7 @@ def _journal_entry(c: Claimed, report: CallReport, now: datetime) -> dict[str, A
         "digits": report.digits,
         "detail": _close_detail(report),
         "escalate": report.escalate,
+        **({"answered_at": answered_at.isoformat()} if answered_at is not None else {}),
     }
 
 
