@@ -96,6 +96,7 @@ PACING_BUS_FIELDS = (
 JSON = dict[str, Any]
 HEALTH_PROBE_EVERY = 2.0  # seconds between probes of a database believed up
 BOARD_EVERY = 5.0  # seconds between rewrites of var/dialer/faults.json (and at every change)
+DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is looked at again
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -129,6 +130,7 @@ class CampaignState:
     pace: PaceTrack | None = None  # progressive and predictive campaigns: their pacer and calls
     apology: str | None = None  # what a live answer with no agent within the grace hears
     apology_ready: bool = False  # its prompt made (or being made) in the cache
+    drained_until: float = -1e18  # its last claim found fewer due contacts than it could call
 
 
 class DialerWorker:
@@ -426,10 +428,10 @@ class DialerWorker:
         link: NodeLink,
         paced: int | None = None,
         live: dict[str, Any] | None = None,
-    ) -> tuple[list[Claimed], dict[str, PlacedClaim]]:
-        """Due contacts claimed, and which of them are callbacks kept for their agent (placed as
-        that agent's own call: their phone first). `paced`: at most this many (the pacer's word);
-        `live`: the pacer's figures to store on the campaign."""
+    ) -> tuple[list[Claimed], dict[str, PlacedClaim], int]:
+        """Due contacts claimed, which of them are callbacks kept for their agent (placed as that
+        agent's own call: their phone first), and how many were asked for. `paced`: at most this
+        many (the pacer's word); `live`: the pacer's figures to store on the campaign."""
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
             if live is not None:
@@ -445,9 +447,9 @@ class DialerWorker:
             if paced is not None:
                 n = min(n, paced)
             if n <= 0:
-                return [], {}
+                return [], {}, 0
             claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
-            return claimed, kept_callbacks(session, claimed)
+            return claimed, kept_callbacks(session, claimed), n
 
     async def tick(self) -> int:
         """One pass over running campaigns; returns how many calls it started. The database work
@@ -476,13 +478,19 @@ class DialerWorker:
                 except OperationalError as exc:
                     log.info("pacing %s deferred: %s", campaign.name, exc)
                     continue
+            if live is None and not self._worth_a_claim(state):
+                continue
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
-                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link, paced, live)
+                    claimed, kept, asked = await asyncio.to_thread(
+                        self._claim, campaign, state, link, paced, live
+                    )
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     self.watch.failed(exc)
                     return started
+                if len(claimed) < asked:
+                    state.drained_until = self.monotonic() + DRAINED_RECHECK
                 link.calls.update(c.attempt_id for c in claimed)
                 if state.pace is not None:
                     if live is not None:
@@ -502,6 +510,12 @@ class DialerWorker:
         if not self.watch.up:
             return started
         return started + await self._take_placed()
+
+    def _worth_a_claim(self, state: CampaignState) -> bool:
+        """A claim's transaction may start a call: a token is free and the campaign had due
+        contacts when last looked at (one drained is looked at again after DRAINED_RECHECK: a list
+        imported meanwhile waits that long, a pass costs no transaction for nothing)."""
+        return state.bucket.available > 0 and self.monotonic() >= state.drained_until
 
     def _keep_nailed(self, skills: set[str | None]) -> None:
         """Agents kept on the line (dialer/engine/nailing.py), once a second, on a ready node."""
