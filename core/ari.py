@@ -97,10 +97,12 @@ class AriClient:
         self._password = password
         # Requests go through the lean keep-alive client (core/ari_http.py: httpx's per-request work
         # cost more CPU than Asterisk's per call); an injected httpx transport (tests) goes through httpx.
-        self._lean = AriHttp(self.base_url, user, password, timeout=timeout) if transport is None else None
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=(user, password), timeout=timeout, transport=transport
-        )
+        self._lean = AriHttp(self.base_url, user, password, timeout=timeout)
+        self._http: httpx.AsyncClient | None = None
+        if transport is not None:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url, auth=(user, password), timeout=timeout, transport=transport
+            )
 
     async def __aenter__(self) -> Self:
         return self
@@ -114,9 +116,9 @@ class AriClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._lean is not None:
-            self._lean.close()
-        await self._http.aclose()
+        self._lean.close()
+        if self._http is not None:
+            await self._http.aclose()
 
     # ------------------------------------------------------------ HTTP
 
@@ -127,7 +129,7 @@ class AriClient:
         query = build_params(params)
         target = path + ("?" + urlencode(query) if query else "")
         content = None if body is None else _json_bytes(body)
-        if self._lean is not None:
+        if self._http is None:
             try:
                 answer = await self._lean.request(method, target, content)
             except AriHttpError as exc:
