@@ -21,6 +21,8 @@ import httpx
 import websockets
 from websockets.exceptions import WebSocketException
 
+from core.ari_http import AriHttp, AriHttpError
+
 log = logging.getLogger(__name__)
 
 JSON = dict[str, Any]
@@ -54,16 +56,21 @@ def build_params(params: Mapping[str, ParamValue]) -> dict[str, str]:
     return {key: _param(value) for key, value in params.items() if value is not None}
 
 
-def _error_message(resp: httpx.Response) -> str:
+def _error_message(content: bytes, reason: str) -> str:
+    text = content.decode("utf-8", "replace").strip()
     try:
-        body = resp.json()
+        body = json.loads(content)
     except ValueError:
-        return resp.text.strip() or resp.reason_phrase
+        return text or reason
     if isinstance(body, dict) and "message" in body:
         return str(body["message"])
     if isinstance(body, dict) and "error" in body:
         return str(body["error"])
-    return resp.text.strip() or resp.reason_phrase
+    return text or reason
+
+
+def _json_bytes(body: Mapping[str, Any]) -> bytes:
+    return json.dumps(body, ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode()
 
 
 def _path(*parts: str) -> str:
@@ -88,9 +95,14 @@ class AriClient:
         self.user = user
         self.app = app
         self._password = password
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url, auth=(user, password), timeout=timeout, transport=transport
-        )
+        # Requests go through the lean keep-alive client (core/ari_http.py: httpx's per-request work
+        # cost more CPU than Asterisk's per call); an injected httpx transport (tests) goes through httpx.
+        self._lean = AriHttp(self.base_url, user, password, timeout=timeout)
+        self._http: httpx.AsyncClient | None = None
+        if transport is not None:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url, auth=(user, password), timeout=timeout, transport=transport
+            )
 
     async def __aenter__(self) -> Self:
         return self
@@ -104,7 +116,9 @@ class AriClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._lean.close()
+        if self._http is not None:
+            await self._http.aclose()
 
     # ------------------------------------------------------------ HTTP
 
@@ -112,16 +126,29 @@ class AriClient:
         self, method: str, path: str, *, body: Mapping[str, Any] | None = None, **params: ParamValue
     ) -> Any:
         """One ARI call; returns the decoded JSON body (None when empty). Raises AriError."""
-        url = self.base_url + path
-        try:
-            resp = await self._http.request(method, url, params=build_params(params), json=body)
-        except httpx.HTTPError as exc:
-            raise AriError(0, method, path, f"{type(exc).__name__}: {exc}") from exc
-        if resp.status_code >= 400:
-            raise AriError(resp.status_code, method, path, _error_message(resp))
-        if not resp.content:
+        query = build_params(params)
+        target = path + ("?" + urlencode(query) if query else "")
+        content = None if body is None else _json_bytes(body)
+        if self._http is None:
+            try:
+                answer = await self._lean.request(method, target, content)
+            except AriHttpError as exc:
+                raise AriError(0, method, path, str(exc)) from exc
+            status, data, reason = answer.status, answer.body, answer.reason
+        else:
+            headers = {"Content-Type": "application/json"} if content is not None else None
+            try:
+                resp = await self._http.request(
+                    method, self.base_url + target, content=content, headers=headers
+                )
+            except httpx.HTTPError as exc:
+                raise AriError(0, method, path, f"{type(exc).__name__}: {exc}") from exc
+            status, data, reason = resp.status_code, resp.content, resp.reason_phrase
+        if status >= 400:
+            raise AriError(status, method, path, _error_message(data, reason))
+        if not data:
             return None
-        return resp.json()
+        return json.loads(data)
 
     async def info(self) -> JSON:
         result: JSON = await self.request("GET", "/asterisk/info")

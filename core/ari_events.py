@@ -34,6 +34,7 @@ log = logging.getLogger(__name__)
 JSON = dict[str, Any]
 CONNECTION_EVENTS = frozenset({CONNECTED, RECONNECTED})
 HANGUP_EVENTS = frozenset({"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"})
+ENDING_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed"})  # the channel itself ends
 
 
 def event_ids(event: JSON) -> set[str]:
@@ -60,8 +61,13 @@ class ChannelEvents:
         self.ids: set[str] = {channel_id}
         self._queue: asyncio.Queue[JSON] = asyncio.Queue()
         self.closed = False
+        self.hung_up = False  # a hang-up of the call's own channel has arrived (read or not yet)
 
     def put(self, event: JSON) -> None:
+        if event.get("type") in ENDING_EVENTS:
+            channel = event.get("channel")
+            if isinstance(channel, dict) and channel.get("id") == self.channel_id:
+                self.hung_up = True
         self._queue.put_nowait(event)
 
     async def get(self) -> JSON:

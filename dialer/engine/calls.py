@@ -215,12 +215,18 @@ class Call:
                 self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
                 return False
         # Subscribed while it rings, so the answer costs one request (continue into AMD), not two:
-        # every moment between the answer and AMD is a "喂？" AMD does not hear.
-        with contextlib.suppress(AriError):
-            await self._subscribe_channel()
-            self._subscribed = True
+        # every moment between the answer and AMD is a "喂？" AMD does not hear. A channel already
+        # hung up (its hang-up is in the queue already) has nothing left to subscribe to.
+        if not self._hung_up():
+            with contextlib.suppress(AriError):
+                await self._subscribe_channel()
+                self._subscribed = True
         await self.notify("originated", {})
         return True
+
+    def _hung_up(self) -> bool:
+        """The channel's hang-up has arrived: a request on it would only fail (and cost CPU)."""
+        return self._events is not None and self._events.hung_up
 
     async def _found_after_timeout(self, exc: AriError) -> bool:
         """The originate's answer was lost: does Asterisk have the channel? True: follow it. False:
@@ -319,12 +325,14 @@ class Call:
         if not self.report.answered:
             self.report.answered = True
             await self.notify("answered", {})
+        if self._hung_up():
+            return  # answered and hung up at once (its end is in the queue): no AMD to run
         try:
             if not self._subscribed:
                 await self._subscribe_channel()  # keep its events while it runs AMD in the dialplan
             await self.ari.continue_in_dialplan(self.id, AMD_CONTEXT, "s", 1)
         except AriError as exc:
-            if await self._alive():
+            if exc.status not in (404, 422) and await self._alive():  # the channel is gone (422: subscribe)
                 raise
             log.debug("call %s gone before AMD: %s", self.id, exc)
 

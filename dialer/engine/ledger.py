@@ -263,10 +263,12 @@ def close(
     digits: str | None = None,
     detail: dict[str, Any] | None = None,
     escalate: bool = False,
+    answered_at: datetime | None = None,
 ) -> Closed | None:
     """Close an attempt and update its contact in the caller's transaction (commit it after).
 
-    `outcome` overrides the classification (reconciliation's `failed`). Returns None for an
+    `outcome` overrides the classification (reconciliation's `failed`). `answered_at`: when the
+    call was answered, if no progress note wrote it (default: `now`). Returns None for an
     unknown attempt; `already=True` when it had been closed before (nothing changes).
     """
     attempt = session.get(Attempt, attempt_id)
@@ -284,7 +286,7 @@ def close(
     attempt.state = state
     attempt.ended_at = now
     if facts.answered and attempt.answered_at is None:
-        attempt.answered_at = now
+        attempt.answered_at = answered_at or now
     attempt.hangup_cause = facts.hangup_cause
     attempt.amd_status = facts.amd_status
     attempt.flow_outcome = facts.flow_outcome

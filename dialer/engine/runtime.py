@@ -67,7 +67,7 @@ from dialer.engine.nailing import NailKeeper
 from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
-from dialer.models import AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
+from dialer.models import Attempt, AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
 from dialer.outcomes import CallFacts, Outcome, classify
 from dialer.pacing import Capacity, DialResult, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
@@ -96,6 +96,7 @@ PACING_BUS_FIELDS = (
 JSON = dict[str, Any]
 HEALTH_PROBE_EVERY = 2.0  # seconds between probes of a database believed up
 BOARD_EVERY = 5.0  # seconds between rewrites of var/dialer/faults.json (and at every change)
+DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is looked at again
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -129,6 +130,7 @@ class CampaignState:
     pace: PaceTrack | None = None  # progressive and predictive campaigns: their pacer and calls
     apology: str | None = None  # what a live answer with no agent within the grace hears
     apology_ready: bool = False  # its prompt made (or being made) in the cache
+    drained_until: float = -1e18  # its last claim found fewer due contacts than it could call
 
 
 class DialerWorker:
@@ -180,6 +182,9 @@ class DialerWorker:
         self._replaying: asyncio.Task[Any] | None = None
         self._inflight: set[str] = set()  # outcomes being written by their own call right now
         self._notes: dict[str, asyncio.Task[Any]] = {}  # each live call's last ledger note
+        # Calls' progress (dialing, answered) waits here for the pass's one commit, not one each.
+        self._progress: dict[str, tuple[AttemptState, datetime]] = {}
+        self._progress_writing: tuple[set[str], asyncio.Task[Any]] | None = None
         self._board_at = -1e18
         self._health_sent: bool | None = None
 
@@ -316,8 +321,6 @@ class DialerWorker:
         link.ready = True
 
     def _resume_info(self, session: Any, attempt_id: str) -> tuple[Claimed, CallPlan] | None:
-        from dialer.models import Attempt
-
         attempt = session.get(Attempt, attempt_id)
         if attempt is None:
             return None
@@ -426,10 +429,10 @@ class DialerWorker:
         link: NodeLink,
         paced: int | None = None,
         live: dict[str, Any] | None = None,
-    ) -> tuple[list[Claimed], dict[str, PlacedClaim]]:
-        """Due contacts claimed, and which of them are callbacks kept for their agent (placed as
-        that agent's own call: their phone first). `paced`: at most this many (the pacer's word);
-        `live`: the pacer's figures to store on the campaign."""
+    ) -> tuple[list[Claimed], dict[str, PlacedClaim], int]:
+        """Due contacts claimed, which of them are callbacks kept for their agent (placed as that
+        agent's own call: their phone first), and how many were asked for. `paced`: at most this
+        many (the pacer's word); `live`: the pacer's figures to store on the campaign."""
         free_on_node = link.node.max_channels - len(link.calls)
         with self.db.session() as session:
             if live is not None:
@@ -445,9 +448,9 @@ class DialerWorker:
             if paced is not None:
                 n = min(n, paced)
             if n <= 0:
-                return [], {}
+                return [], {}, 0
             claimed = claim(session, campaign, n, self.now(), node=link.node.name, spec=state.spec)
-            return claimed, kept_callbacks(session, claimed)
+            return claimed, kept_callbacks(session, claimed), n
 
     async def tick(self) -> int:
         """One pass over running campaigns; returns how many calls it started. The database work
@@ -476,13 +479,19 @@ class DialerWorker:
                 except OperationalError as exc:
                     log.info("pacing %s deferred: %s", campaign.name, exc)
                     continue
+            if live is None and not self._worth_a_claim(state):
+                continue
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
-                    claimed, kept = await asyncio.to_thread(self._claim, campaign, state, link, paced, live)
+                    claimed, kept, asked = await asyncio.to_thread(
+                        self._claim, campaign, state, link, paced, live
+                    )
                 except OperationalError as exc:  # SQLite busy with another writer: next pass
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     self.watch.failed(exc)
                     return started
+                if len(claimed) < asked:
+                    state.drained_until = self.monotonic() + DRAINED_RECHECK
                 link.calls.update(c.attempt_id for c in claimed)
                 if state.pace is not None:
                     if live is not None:
@@ -502,6 +511,12 @@ class DialerWorker:
         if not self.watch.up:
             return started
         return started + await self._take_placed()
+
+    def _worth_a_claim(self, state: CampaignState) -> bool:
+        """A claim's transaction may start a call: a token is free and the campaign had due
+        contacts when last looked at (one drained is looked at again after DRAINED_RECHECK: a list
+        imported meanwhile waits that long, a pass costs no transaction for nothing)."""
+        return state.bucket.available > 0 and self.monotonic() >= state.drained_until
 
     def _keep_nailed(self, skills: set[str | None]) -> None:
         """Agents kept on the line (dialer/engine/nailing.py), once a second, on a ready node."""
@@ -677,7 +692,7 @@ class DialerWorker:
             # The ledger's notes run beside the call, never in its way (a slow database must not
             # delay the answer's way into AMD); the close writes what they would have.
             if kind in ("originated", "answered"):
-                self._note(c.attempt_id, self._mark(c.attempt_id, kind))
+                self._progress_note(c.attempt_id, kind)
             elif kind == "agent":
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             await self._publish(
@@ -708,6 +723,7 @@ class DialerWorker:
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
             self._notes.pop(c.attempt_id, None)
+            self._progress.pop(c.attempt_id, None)
             raise
         try:
             outcome = await self._close(c, report)
@@ -743,6 +759,48 @@ class DialerWorker:
             await note
 
         self._notes[attempt_id] = self._spawn(chained())
+
+    def _progress_note(self, attempt_id: str, kind: str) -> None:
+        """Note a call's progress for the pass's batch (`_write_progress`); the later note wins."""
+        if not self.watch.up:
+            return  # the close writes what it would have
+        state = AttemptState.dialing if kind == "originated" else AttemptState.answered
+        held = self._progress.get(attempt_id)
+        if held is None or held[0] is not AttemptState.answered:
+            self._progress[attempt_id] = (state, self.now())
+
+    def _flush_progress(self) -> None:
+        """Once a pass: the progress noted since the last one, in one transaction beside the calls."""
+        busy = self._progress_writing is not None and not self._progress_writing[1].done()
+        if not self._progress or busy or not self.watch.up:
+            return
+        batch, self._progress = self._progress, {}
+        self._progress_writing = (set(batch), self._spawn(self._write_progress(batch)))
+
+    async def _write_progress(self, batch: dict[str, tuple[AttemptState, datetime]]) -> None:
+        """A failure is logged, never allowed to end a call: each close writes its own outcome."""
+
+        def write() -> None:
+            with self.db.session() as session:
+                list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))  # one read for all
+                for attempt_id, (state, at) in batch.items():
+                    mark(session, attempt_id, state, at)
+
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            log.warning("progress of %d attempts could not be noted: %s", len(batch), exc)
+
+    async def _progress_settled(self, attempt_id: str) -> datetime | None:
+        """Before a close: the attempt's progress note is taken off the batch (the close writes it:
+        the answer's time is returned) or, already being written, waited for -- a note must never
+        land after the close."""
+        held = self._progress.pop(attempt_id, None)
+        writing = self._progress_writing
+        if writing is not None and attempt_id in writing[0]:
+            await asyncio.gather(writing[1], return_exceptions=True)
+        return held[1] if held is not None and held[0] is AttemptState.answered else None
 
     async def _mark(self, attempt_id: str, kind: str) -> None:
         """The attempt's progress in the ledger. A failure is logged, never allowed to end the
@@ -785,7 +843,8 @@ class DialerWorker:
         notes = self._notes.pop(c.attempt_id, None)
         if notes is not None:
             await asyncio.gather(notes, return_exceptions=True)
-        entry = _journal_entry(c, report, self.now())
+        answered_at = await self._progress_settled(c.attempt_id)
+        entry = _journal_entry(c, report, self.now(), answered_at)
         self._inflight.add(c.attempt_id)
         try:
             try:
@@ -837,6 +896,9 @@ class DialerWorker:
                 digits=entry.get("digits") or None,
                 detail=entry.get("detail") or None,
                 escalate=bool(entry.get("escalate")),
+                answered_at=datetime.fromisoformat(entry["answered_at"])
+                if entry.get("answered_at")
+                else None,
             )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
@@ -1007,6 +1069,7 @@ class DialerWorker:
                 try:
                     await self._watch_faults()
                     await self.tick()
+                    self._flush_progress()
                 except Exception:
                     log.exception("dialer pass failed")
                 if (
@@ -1023,6 +1086,9 @@ class DialerWorker:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._flush_progress()  # what the calls noted last (the live ones are reconciled next time)
+        if self._progress_writing is not None:
+            await asyncio.gather(self._progress_writing[1], return_exceptions=True)
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -1042,7 +1108,9 @@ class DialerWorker:
         return not any(link.calls for link in self.nodes.values())
 
 
-def _journal_entry(c: Claimed, report: CallReport, now: datetime) -> dict[str, Any]:
+def _journal_entry(
+    c: Claimed, report: CallReport, now: datetime, answered_at: datetime | None = None
+) -> dict[str, Any]:
     """What the database needs to close the attempt, as one JSON object (no phone number)."""
     if report.not_dialled:
         return {
@@ -1071,6 +1139,7 @@ def _journal_entry(c: Claimed, report: CallReport, now: datetime) -> dict[str, A
         "digits": report.digits,
         "detail": _close_detail(report),
         "escalate": report.escalate,
+        **({"answered_at": answered_at.isoformat()} if answered_at is not None else {}),
     }
 
 

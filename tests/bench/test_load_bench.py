@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,6 +89,14 @@ def test_dialer_holds_this_share_of_the_asterisk_alone_ceiling(lab: tuple[Settin
             )
             or 0
         )
+        reasons = Counter(
+            str((detail or {}).get("originate_error") or f"hangup cause {cause}")[:80]
+            for detail, cause in session.execute(
+                select(Attempt.detail, Attempt.hangup_cause).where(
+                    Attempt.campaign_id == cid, Attempt.outcome == "failed"
+                )
+            )
+        )
     ratio = sampler.peak / alone.peak if alone.peak else 0.0
     print(
         f"[load bench] through the dialer (IVR + recording): peak {sampler.peak} calls up; {placed} "
@@ -95,6 +104,8 @@ def test_dialer_holds_this_share_of_the_asterisk_alone_ceiling(lab: tuple[Settin
         f"({time.monotonic() - t1:.0f} s)\n"
         f"[load bench] dialer / Asterisk alone = {sampler.peak}/{alone.peak} = {ratio:.0%} (target >= 80%)"
     )
+    if reasons:  # why calls failed, so a low figure says what it measured
+        print(f"[load bench] failed attempts by reason: {dict(reasons.most_common(5))}")
     assert alone.peak > 0
 
 

@@ -284,6 +284,20 @@ def test_the_callee_hangs_up(
     assert call.asterisk.channels == {}
 
 
+def test_a_callee_who_hangs_up_at_once_costs_two_requests(tmp_path: Path) -> None:
+    """Answered and hung up with no ringing (the lab's callee 8) while the subscribe was on its
+    way: the originate and that subscribe; with its hang-up in the queue when the answer is read,
+    no continue into AMD and no look-up of the channel."""
+
+    def setup(asterisk: FakeAsterisk, ari: FakeAri) -> None:
+        asterisk.delay("subscribe", 0.05)  # ARI's round trip: the callee is gone meanwhile
+
+    call = dial(tmp_path, Callee(answer_after=0, hangup_on="answer"), setup=setup)
+    assert call.outcome is Outcome.hangup_early and call.report.hangup_cause == 16
+    assert call.ops == ["originate", "subscribe"]
+    assert call.notes == ["originated", "answered"]
+
+
 # ------------------------------------------------------------------ ARI errors
 
 
