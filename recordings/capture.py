@@ -141,6 +141,12 @@ class StereoCapture:
         """The MixMonitor file name (``WARMLINE_REC_FILE``), relative to the recordings folder."""
         return self.files.base
 
+    def stored_path(self) -> Path:
+        """The registered stereo file: registered in place, encrypted beside it when that is on."""
+        plain = self.files.wav
+        sealed = plain.with_name(plain.name + ".enc")
+        return sealed if sealed.exists() else plain
+
     async def begin(self, facts: RecordingFacts) -> None:
         """Note the call's facts beside the recording before it starts (no phone number in them)."""
 
@@ -151,14 +157,25 @@ class StereoCapture:
         await asyncio.to_thread(write)
 
     async def finish(
-        self, db: Database, settings: Settings, facts: RecordingFacts, *, ended_at: datetime
+        self,
+        db: Database,
+        settings: Settings,
+        facts: RecordingFacts,
+        *,
+        ended_at: datetime,
+        mixed: bool = True,
     ) -> str | None:
         """Merge the two sides and register the stereo file; its id, or None when MixMonitor
-        wrote nothing (the leg never reached the recording dialplan)."""
+        wrote nothing (the leg never reached the recording dialplan). ``mixed``: MixMonitor also
+        writes ``base.wav`` (replaced by the merge once it is closed); False for two sides recorded
+        another way (a nailed call's snoops)."""
         if not await file_settled(self.files.agent):
             log.warning("recording %s did not appear (MixMonitor)", self.rec_id)
             return None
-        await file_settled(self.files.wav)
+        if mixed:
+            await file_settled(self.files.wav)
+        else:
+            await file_settled(self.files.customer)
         await asyncio.to_thread(merge_stereo, self.files.agent, self.files.customer, self.files.wav)
 
         def write() -> None:
