@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
-from zoneinfo import ZoneInfo
-
 from urllib.parse import unquote
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
@@ -21,9 +20,9 @@ from agents.service import SIP_REALM
 from agents.states import HoursReport, hours_report, record_state
 from agents.wallboard import Wallboard, wallboard
 from core.audit import audit
-from core.call_tickets import mint, ticket_secret
 from core.auth.models import Role, User
 from core.bus import Bus
+from core.call_tickets import mint, ticket_secret
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
 from core.errors import http_error

@@ -11,7 +11,8 @@ of its own (``nailed-<agent>-…``), where the agent hears silence. When a calle
 ringing hand-over, only among nailed agents) and adds the callee's channel to that agent's bridge:
 no INVITE, no ring. At that instant the agent hears a short tone (``tone_media`` played on their
 leg) and the screen pop (the ``X-Warmline-*`` fields the ringing hand-over sends as SIP headers,
-here as a ``CallEvent`` of kind ``screen_pop`` on the bus, topic ``calls/<attempt>``) is published; the agent's softphone fetches it from the API (agents.screen_pops), and the end
+here as a ``CallEvent`` of kind ``screen_pop`` on the bus, topic ``calls/<attempt>``) is
+published; the agent's softphone fetches it from the API (agents.screen_pops), and the end
 (``screen_pop_end``) when the callee leaves. The agent's leg is called with ``X-Warmline-Nailed``
 so the softphone knows it for the open line, not a call.
 
