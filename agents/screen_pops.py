@@ -61,6 +61,11 @@ class ScreenPopBox:
     def last(self) -> int:
         return self._last
 
+    @property
+    def polls(self) -> int:
+        """Polls waiting for a pop now (not those woken and looking)."""
+        return sum(not waiting.is_set() for waiting in self._waiting)
+
     def put(self, event: CallEvent) -> HeldPop | None:
         """Keep a bus event if it is a pop for an agent; wake the polls."""
         agent = event.detail.get("agent")
