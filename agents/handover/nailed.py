@@ -314,6 +314,8 @@ class NailedAgents:
                 with contextlib.suppress(AriError):
                     await self.ari.remove_channel(nailed.bridge, cid)
             await self._release(nailed.agent, "wrap_up", "call_ended", reserved_at)
+            self._bridged.pop(cid, None)
+            nailed.callee = None  # free for the next callee once "ready", while the file is made
             await self._publish_end(nailed, request, result)
             await self._keep_recording(recording, result)
             recording = None

@@ -16,7 +16,8 @@ recordings are started together; they start within a frame or two of each other 
 nailed lab, docs/pacing.md).
 
 The snoops end with the callee's channel; :meth:`SnoopRecording.stop` hangs them up anyway (the
-callee may only have left the bridge) and waits for ARI to close both files.
+callee may only have left the bridge) and takes both files once they stop growing, as the rung
+call's MixMonitor files are taken.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ SNOOP_ARG = "nailed-rec"  # the snoops' Stasis argument: subscribed before they 
 # (the agent), "in" what the callee says.
 SIDES = {"agent": "out", "customer": "in"}
 IN_APP_WITHIN = 5.0  # seconds a snoop may take to enter the app (a loaded machine)
-CLOSED_WITHIN = 5.0  # seconds ARI may take to close a recording once its snoop hangs up
 
 
 def recording_facts(origin: CallOrigin, agent: str) -> RecordingFacts:
@@ -101,17 +101,15 @@ class SnoopRecording:
         except (AriError, OSError) as exc:
             log.warning("recording the nailed call of %s (%s) failed: %s", facts.agent, callee, exc)
             await recording._hang_up()
-            for snoop in snoops.values():
-                deps.dispatcher.unsubscribe(snoop)
             await capture.discard()  # a side that had started closes its file as its snoop goes
             return None
         return recording
 
     async def stop(self) -> str | None:
         """End both recordings, merge them to stereo and register the file; its id (None when
-        nothing was written, logged)."""
+        nothing was written, logged). The snoops usually went with the callee's channel, and
+        with them the recordings' events: the files are taken once they stop growing."""
         await self._hang_up()
-        await asyncio.gather(*(self._closed(side) for side in SIDES))
         deps = self.deps
         try:
             return await self.capture.finish(
@@ -128,16 +126,11 @@ class SnoopRecording:
     async def discard(self) -> None:
         """The call never started: no files, no row."""
         await self._hang_up()
-        await asyncio.gather(*(self._closed(side) for side in SIDES))
-        await self.capture.discard(grace=0)
-
-    async def _closed(self, side: str) -> None:
-        finished = {"RecordingFinished", "RecordingFailed"}
-        await self.events[side].wait_for(lambda e: e.get("type") in finished, CLOSED_WITHIN)
-        self.deps.dispatcher.unsubscribe(self.snoops[side])
+        await self.capture.discard()  # ARI closes the files as the snoops go
 
     async def _hang_up(self) -> None:
         for snoop in self.snoops.values():
+            self.deps.dispatcher.unsubscribe(snoop)
             with contextlib.suppress(AriError):
                 await self.deps.ari.hangup(snoop)
 

@@ -20,7 +20,7 @@ from softphone.server_pops import ScreenPopFeed
 from tests.fakes.clock import run_virtual
 
 NAILED = {"nailed": "1"}
-POP = {
+POP: dict[str, Any] = {
     "seq": 3,
     "kind": "screen_pop",
     "attempt": "att-7",
@@ -93,6 +93,10 @@ def scenario(server: Server, body: Any, *, locale: str = "en") -> Softphone:
         return run_virtual(main())
 
 
+def state_of(phone: Softphone) -> str:
+    return phone.status.state  # read afresh: the phone changes it as calls come and go
+
+
 def said(phone: Softphone) -> list[str]:
     return [a.text for a in phone.announcements]
 
@@ -109,12 +113,12 @@ def test_a_pop_for_the_open_line_is_shown_spoken_and_looked_up_as_a_ringing_call
     async def body(phone: Softphone, engine: FakeEngine, client: ServerClient) -> None:
         call = await open_line(phone, engine)
         assert phone.calls[call].open_line and phone.calls[call].status == "connected"
-        assert phone.status.state == "available", "the open line is not a call: the agent stays free"
+        assert state_of(phone) == "available", "the open line is not a call: the agent stays free"
         feed = ScreenPopFeed(client, phone)
         await feed.deliver(POP)
         await asyncio.sleep(0.1)
         view = phone.calls[call]
-        assert (view.ref, view.remote, phone.status.state) == ("att-7", "138****8000", "on_call")
+        assert (view.ref, view.remote, state_of(phone)) == ("att-7", "138****8000", "on_call")
         assert view.pop is not None and view.pop.campaign == "flu-2026"
         assert view.pop.fields == {"phone": "138****8000", "name": "王奶奶"}
         assert phone.view()["calls"][0]["pop"]["fields"] == view.pop.fields, "the page shows it"
@@ -124,7 +128,7 @@ def test_a_pop_for_the_open_line_is_shown_spoken_and_looked_up_as_a_ringing_call
         assert call in phone.calls and call in engine.live, "the line stays open"
         assert phone.calls[call].pop is None and phone.calls[call].ref != "att-7"
         assert phone.wrapup is not None and phone.wrapup.call_ref == "att-7"
-        assert phone.wrapup.campaign == "flu-2026" and phone.status.state == "wrap_up"
+        assert phone.wrapup.campaign == "flu-2026" and state_of(phone) == "wrap_up"
         # The same fields in a ringing call's INVITE make the same pop.
         rung = engine.ring("warmline", {k.lower(): v for k, v in POP["fields"].items()})
         await asyncio.sleep(0.1)
