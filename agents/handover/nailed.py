@@ -317,8 +317,10 @@ class NailedAgents:
             self._bridged.pop(cid, None)
             nailed.callee = None  # free for the next callee once "ready", while the file is made
             await self._publish_end(nailed, request, result)
-            await self._keep_recording(recording, result)
-            recording = None
+            # Handed over first: a cancellation from here on leaves the two sides for start-up's
+            # recovery (recordings.capture.recover_orphans), never deletes a registered file.
+            started, recording = recording, None
+            await self._keep_recording(started, result)
             return result
         finally:
             if watch is not None:
