@@ -1,7 +1,7 @@
 """Agents kept on the line against the real lab (slot "nailed" in tests/lab.py).
 
-Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, silent),
-as in tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each
+Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, each sending
+a faint tone of its own: silence to the lab callees), as in tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each
 free agent once and keeps their leg in a holding bridge; a progressive campaign calls 10 lab
 contacts who all answer (6 talks ~10 s, 7 listens 15 s, 1 hangs up after a few seconds) and every
 live answer is put into a nailed agent's bridge with no ring. After each call the test plays the
@@ -26,6 +26,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
@@ -47,7 +48,7 @@ from recordings.service import open_recording
 from tests.integration.test_bridge_lab import band_energy, client, endpoint_online, rms_dbfs
 from tests.integration.test_pacing_lab import over
 from tests.lab import lab_ports, private_lab
-from tests.utils.baresip import Baresip, BaresipPhone, start_baresip, tone_wav
+from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
 from warmline import accounts
 from warmline.lab import lab_status
 from warmline.migrate import upgrade
@@ -82,6 +83,15 @@ def db(lab: Settings) -> Iterator[Database]:
     database.dispose()
 
 
+def faint_tone(path: Path, hz: int) -> Path:
+    """Ten minutes of the agent's own tone (baresip ends a call when its source file ends) at
+    -46 dBFS: under Asterisk's silence threshold (mean level 256), so the lab callees' "wait for
+    silence" steps run as with a quiet agent, and still plain in a recording's band energy."""
+    t = np.arange(8000 * 600) / 8000
+    sf.write(path, (160 * np.sin(2 * np.pi * hz * t)).astype(np.int16), 8000, subtype="PCM_16")
+    return path
+
+
 @pytest.fixture(scope="module")
 def phones(
     lab: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory
@@ -99,9 +109,7 @@ def phones(
                 assert account is not None
                 endpoint, secret = account.endpoint, account.secret
             endpoints.append(endpoint)
-            # baresip ends a call when its source file ends: ten minutes of the agent's own tone
-            # keep the nailed leg up and tell whose voice is on which side of a recording.
-            source = tone_wav(tmp / f"{name}-tone.wav", AGENTS[name], seconds=600)
+            source = faint_tone(tmp / f"{name}-tone.wav", AGENTS[name])
             sip = Baresip(endpoint, secret, st.sip_tls_port, st.ca_file)
             made.append(start_baresip(tmp / name, sip, source=source))
 
@@ -193,7 +201,10 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
         task = asyncio.create_task(worker.run())
         try:
             while not over(db, campaign_id):
-                assert time.monotonic() - started < RUN_LIMIT_S, "the campaign did not finish in time"
+                assert time.monotonic() - started < RUN_LIMIT_S, (
+                    "the campaign did not finish in time",
+                    where(db),
+                )
                 assert not task.done(), task
                 await asyncio.sleep(0.5)
             wall = time.monotonic() - started
@@ -241,6 +252,13 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     assert all("13900" not in str(e.detail) for _, e in pops.values()), "the masked number only"
     assert max(waits) <= 2 * TARGET_S, FIGURES
     check_recordings(lab, db, live, sides)
+
+
+def where(db: Database) -> dict[str, int]:
+    """How the attempts stand (state/outcome: count), for a run that did not finish."""
+    with db.session() as s:
+        found = [f"{a.state}/{a.outcome}" for a in s.scalars(select(Attempt))]
+    return {k: found.count(k) for k in sorted(set(found))}
 
 
 def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: list[tuple[int, int]]) -> None:
