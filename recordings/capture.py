@@ -76,9 +76,11 @@ def recording_files(recordings_dir: Path, rec_id: str, when: datetime) -> Record
     )
 
 
-def merge_stereo(agent: Path, customer: Path, out: Path) -> float:
+def merge_stereo(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
     """Two aligned mono recordings into one stereo WAV: left = agent, right = customer.
-    Returns the duration in seconds. The mono files are removed."""
+    Returns the duration in seconds. The mono files are removed. The shorter side is padded with
+    silence at its end; with ``align_end``, at its start (two recordings that ended together but
+    were started one after the other: a nailed call's snoops)."""
     import numpy as np
     import soundfile as sf
 
@@ -90,8 +92,9 @@ def merge_stereo(agent: Path, customer: Path, out: Path) -> float:
         raise ValueError(f"{agent.name} is {rate} Hz but {customer.name} is {rate_r} Hz")
     frames = max(left.shape[0], right.shape[0])
     stereo = np.zeros((frames, 2), dtype=np.int16)
-    stereo[: left.shape[0], 0] = left
-    stereo[: right.shape[0], 1] = right
+    for side, samples in enumerate((left, right)):
+        start = frames - samples.shape[0] if align_end else 0
+        stereo[start : start + samples.shape[0], side] = samples
     tmp = out.with_name(out.stem + ".tmp.wav")
     sf.write(tmp, stereo, rate, subtype="PCM_16", format="WAV")
     tmp.replace(out)
@@ -168,7 +171,8 @@ class StereoCapture:
         """Merge the two sides and register the stereo file; its id, or None when MixMonitor
         wrote nothing (the leg never reached the recording dialplan). ``mixed``: MixMonitor also
         writes ``base.wav`` (replaced by the merge once it is closed); False for two sides recorded
-        another way (a nailed call's snoops)."""
+        another way (a nailed call's snoops: started one after the other, ended together, so
+        aligned at their ends)."""
         if not await file_settled(self.files.agent):
             log.warning("recording %s did not appear (MixMonitor)", self.rec_id)
             return None
@@ -176,7 +180,8 @@ class StereoCapture:
             await file_settled(self.files.wav)
         else:
             await file_settled(self.files.customer)
-        await asyncio.to_thread(merge_stereo, self.files.agent, self.files.customer, self.files.wav)
+        files = self.files
+        await asyncio.to_thread(merge_stereo, files.agent, files.customer, files.wav, align_end=not mixed)
 
         def write() -> None:
             with db.session() as session:

@@ -1,10 +1,11 @@
 """Agents kept on the line against the real lab (slot "nailed" in tests/lab.py).
 
-Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, each sending
-a faint tone of its own: silence to the lab callees), as in tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each
-free agent once and keeps their leg in a holding bridge; a progressive campaign calls 10 lab
-contacts who all answer (6 talks ~10 s, 7 listens 15 s, 1 hangs up after a few seconds) and every
-live answer is put into a nailed agent's bridge with no ring. After each call the test plays the
+Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, each
+sending a faint tone of its own: silence to the lab callees), as in
+tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each free
+agent once and keeps their leg in a holding bridge; a progressive campaign calls 10 lab contacts
+who all answer (6 talks ~10 s, 7 listens 15 s, 1 hangs up after a few seconds) and every live
+answer is put into a nailed agent's bridge with no ring. After each call the test plays the
 agent pressing "ready" after a 1 s wrap-up.
 
 Each nailed call's recording is checked as a rung call's is (tests/integration/test_bridge_lab.py):
@@ -162,9 +163,9 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     sides: list[tuple[int, int]] = []  # (agent's, callee's) frames of each call, as ARI wrote them
     merge = capture.merge_stereo
 
-    def measured_merge(agent: Path, customer: Path, out: Path) -> float:
+    def measured_merge(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
         sides.append((sf.info(agent).frames, sf.info(customer).frames if customer.exists() else 0))
-        return merge(agent, customer, out)
+        return merge(agent, customer, out, align_end=align_end)
 
     monkeypatch.setattr(capture, "merge_stereo", measured_merge)
     with db.session() as s:
