@@ -12,8 +12,10 @@ hears what the callee hears (the agent), ``spy=in`` what the callee says. Each i
 -- ARI's recording folder and the monitor folder are both the recordings folder -- and
 :class:`recordings.capture.StereoCapture` merges and registers them exactly as for a rung call (left
 the agent, right the callee; the same facts; sampling, QA and encryption at rest unchanged). The two
-recordings are started together; they start within a frame or two of each other (measured in the
-nailed lab, docs/pacing.md).
+recordings are started together and end together (with the callee), so the merge aligns them at
+their ends. A snoop passes only the frames that come: a side that sends nothing for a while has
+that stretch missing, where MixMonitor fills it with silence (measured in the nailed lab,
+docs/pacing.md).
 
 The snoops end with the callee's channel; :meth:`SnoopRecording.stop` hangs them up anyway (the
 callee may only have left the bridge) and takes both files once they stop growing, as the rung
