@@ -282,13 +282,13 @@ def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: li
             contact = s.get(Contact, attempt.contact_id)
             if contact is not None and contact.phone_e164.endswith("6"):
                 talker_dbfs.append(rms_dbfs(right))
-    offsets = sorted(round(1000 * abs(a - c) / 8000) for a, c in sides)
+    offsets = sorted(round(1000 * (a - c) / 8000) for a, c in sides)  # > 0: the callee's side shorter
     FIGURES.update(
         recordings=len(shares),
         left_tone_share_min=round(min(share[0] for share in shares), 3),
         right_tone_share_max=round(max(share[1] for share in shares), 3),
         talking_callee_right_dbfs=[round(d, 1) for d in talker_dbfs],
-        sides_length_difference_ms=offsets,
+        agent_side_longer_by_ms=offsets,
     )
     print("nailed lab recordings:", FIGURES)
     assert all(left > 0.8 for left, _ in shares), "the agent's tone fills the left channel"
