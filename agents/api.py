@@ -6,20 +6,23 @@ from __future__ import annotations
 
 import asyncio
 from typing import Annotated
+from urllib.parse import unquote
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from agents.models import SipAccount
 from agents.quality import latest_per_agent, record_quality
+from agents.screen_pops import PROCESS_POPS, HeldPop, ScreenPopBox
 from agents.service import SIP_REALM
 from agents.states import HoursReport, hours_report, record_state
 from agents.wallboard import Wallboard, wallboard
 from core.audit import audit
 from core.auth.models import Role, User
 from core.bus import Bus
+from core.call_tickets import mint, ticket_secret
 from core.db import utcnow
 from core.deps import DatabaseDep, Roles, SessionDep, SettingsDep
 from core.errors import http_error
@@ -150,3 +153,64 @@ def agents_quality(_: SupervisorUser, session: SessionDep) -> list[CallQuality]:
 def agents_wallboard(_: SupervisorUser, session: SessionDep, settings: SettingsDep) -> Wallboard:
     """Every active agent's state, time in state, talk time today and latest line quality."""
     return wallboard(session, utcnow(), ZoneInfo(settings.timezone))
+
+
+# ---------------------------------------------------------------- screen pops of nailed calls
+
+POLL_SECONDS = 25.0  # the longest a softphone's poll is held (under common proxies' 30-60 s)
+
+
+def screen_pop_box() -> ScreenPopBox:
+    """The process's box (agents.screen_pops); tests give their own."""
+    return PROCESS_POPS
+
+
+class ScreenPopOut(BaseModel):
+    """A nailed call's screen pop (``screen_pop``) or its end (``screen_pop_end``): the same
+    ``X-Warmline-*`` fields a rung call's INVITE carries (names without the prefix, values
+    percent-encoded), the ticket among them, minted for the agent who asks."""
+
+    seq: int
+    kind: str
+    attempt: str
+    campaign: str | None
+    fields: dict[str, str]
+
+
+class ScreenPopsOut(BaseModel):
+    pops: list[ScreenPopOut]
+    last: int  # ask `after` this next time
+
+
+def _pop_out(pop: HeldPop, agent: str, settings: Settings) -> ScreenPopOut:
+    fields = dict(pop.fields)
+    if pop.kind == "screen_pop":
+        # The same ticket rules as the rung hand-over's header: this call, this agent, its campaign
+        # or line. Minted here, for the agent signed in: a ticket never travels on the bus.
+        line = fields.get("Line")
+        fields["Ticket"] = mint(
+            ticket_secret(settings.var_dir),
+            call_ref=pop.attempt,
+            agent=agent,
+            now=utcnow(),
+            campaign=pop.campaign,
+            line=unquote(line) if line else None,
+        )
+    return ScreenPopOut(seq=pop.seq, kind=pop.kind, attempt=pop.attempt, campaign=pop.campaign, fields=fields)
+
+
+@router.get("/me/screen-pops")
+async def my_screen_pops(
+    user: AgentUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    box: Annotated[ScreenPopBox, Depends(screen_pop_box)],
+    after: Annotated[int | None, Query(ge=0)] = None,
+    wait: Annotated[float, Query(ge=0, le=POLL_SECONDS)] = POLL_SECONDS,
+) -> ScreenPopsOut:
+    """The screen pops of the agent's nailed calls after ``after`` (a long poll: held up to
+    ``wait`` seconds until one comes). Without ``after``: the pops of calls still going, at once,
+    and ``last`` to ask after from then on."""
+    session.commit()  # signed in: the poll holds no database connection while it waits
+    pops = await box.wait(user.name, after, wait)
+    return ScreenPopsOut(pops=[_pop_out(p, user.name, settings) for p in pops], last=box.last)

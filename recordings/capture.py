@@ -78,9 +78,11 @@ def recording_files(recordings_dir: Path, rec_id: str, when: datetime) -> Record
     )
 
 
-def merge_stereo(agent: Path, customer: Path, out: Path) -> float:
+def merge_stereo(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
     """Two aligned mono recordings into one stereo WAV: left = agent, right = customer.
-    Returns the duration in seconds. The mono files are removed."""
+    Returns the duration in seconds. The mono files are removed. The shorter side is padded with
+    silence at its end; with ``align_end``, at its start (two recordings that ended together but
+    were started one after the other: a nailed call's snoops)."""
     import numpy as np
     import soundfile as sf
 
@@ -92,8 +94,9 @@ def merge_stereo(agent: Path, customer: Path, out: Path) -> float:
         raise ValueError(f"{agent.name} is {rate} Hz but {customer.name} is {rate_r} Hz")
     frames = max(left.shape[0], right.shape[0])
     stereo = np.zeros((frames, 2), dtype=np.int16)
-    stereo[: left.shape[0], 0] = left
-    stereo[: right.shape[0], 1] = right
+    for side, samples in enumerate((left, right)):
+        start = frames - samples.shape[0] if align_end else 0
+        stereo[start : start + samples.shape[0], side] = samples
     tmp = out.with_name(out.stem + ".tmp.wav")
     sf.write(tmp, stereo, rate, subtype="PCM_16", format="WAV")
     tmp.replace(out)
@@ -143,6 +146,12 @@ class StereoCapture:
         """The MixMonitor file name (``WARMLINE_REC_FILE``), relative to the recordings folder."""
         return self.files.base
 
+    def stored_path(self) -> Path:
+        """The registered stereo file: registered in place, encrypted beside it when that is on."""
+        plain = self.files.wav
+        sealed = plain.with_name(plain.name + ".enc")
+        return sealed if sealed.exists() else plain
+
     async def begin(self, facts: RecordingFacts) -> None:
         """Note the call's facts beside the recording before it starts (no phone number in them)."""
 
@@ -153,15 +162,28 @@ class StereoCapture:
         await asyncio.to_thread(write)
 
     async def finish(
-        self, db: Database, settings: Settings, facts: RecordingFacts, *, ended_at: datetime
+        self,
+        db: Database,
+        settings: Settings,
+        facts: RecordingFacts,
+        *,
+        ended_at: datetime,
+        mixed: bool = True,
     ) -> str | None:
         """Merge the two sides and register the stereo file; its id, or None when MixMonitor
-        wrote nothing (the leg never reached the recording dialplan)."""
+        wrote nothing (the leg never reached the recording dialplan). ``mixed``: MixMonitor also
+        writes ``base.wav`` (replaced by the merge once it is closed); False for two sides recorded
+        another way (a nailed call's snoops: started one after the other, ended together, so
+        aligned at their ends)."""
         if not await file_settled(self.files.agent):
             log.warning("recording %s did not appear (MixMonitor)", self.rec_id)
             return None
-        await file_settled(self.files.wav)
-        await asyncio.to_thread(merge_stereo, self.files.agent, self.files.customer, self.files.wav)
+        if mixed:
+            await file_settled(self.files.wav)
+        else:
+            await file_settled(self.files.customer)
+        files = self.files
+        await asyncio.to_thread(merge_stereo, files.agent, files.customer, files.wav, align_end=not mixed)
 
         def write() -> None:
             with db.session() as session:

@@ -15,7 +15,7 @@ import logging
 import time
 import uuid
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -185,6 +185,9 @@ class CallView:
     served: bool = False  # the service rang us with this call (X-Warmline-Attempt): it transfers it
     transfer_id: str | None = None  # a colleague's transfer (or consult) rang us with it
     transfer_from: str | None = None
+    # The open line (X-Warmline-Nailed): the service keeps this call up and puts callees through
+    # it with no ring; each one's pop comes from the server (softphone.server_pops).
+    open_line: bool = False
 
 
 @dataclass
@@ -436,23 +439,14 @@ class Softphone:
         if e.headers.get("transfer-id"):
             view.transfer_id = decode_header(e.headers["transfer-id"])
             view.transfer_from = decode_header(e.headers.get("transfer-from", ""))
+        if e.headers.get("nailed"):
+            await self._open_line_rings(view)
+            return
         placed = self.placed.rings(e.headers)
         if placed is not None:  # the call the agent asked for: their leg first, answered at once
             view.direction, view.remote = "out", placed.who
         self.calls[e.call] = view
-        if e.headers.get("attempt") or e.headers.get("ticket"):
-            if e.headers.get("ticket"):
-                self._tickets[view.ref] = decode_header(e.headers["ticket"])
-            self.desk = CallDesk(
-                view.ref, campaign=pop.campaign if pop else None, line=pop.line if pop else None
-            )
-            lookup = asyncio.create_task(self._load_desk(self.desk), name="desk")
-            self._lookups.add(lookup)
-            lookup.add_done_callback(self._lookups.discard)
-        if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
-            lookup = asyncio.create_task(self._learn_choices(pop.campaign), name="dispositions")
-            self._lookups.add(lookup)
-            lookup.add_done_callback(self._lookups.discard)
+        self._look_up_call(view, e.headers, pop)
         if placed is not None:
             self.announce(_("Dialling {who}; you will hear it ring.", who=placed.who), cue="dialing")
             await self.engine.answer(e.call)
@@ -469,11 +463,87 @@ class Softphone:
         if self.options.auto_answer:
             await self.engine.answer(e.call)
 
+    def _look_up_call(self, view: CallView, headers: dict[str, str], pop: ScreenPop | None) -> None:
+        """Ask the server, while the call rings (or as it is put through), for its script and form
+        (with the call's ticket) and its campaign's wrap-up choices."""
+        if headers.get("attempt") or headers.get("ticket"):
+            if headers.get("ticket"):
+                self._tickets[view.ref] = decode_header(headers["ticket"])
+            self.desk = CallDesk(
+                view.ref, campaign=pop.campaign if pop else None, line=pop.line if pop else None
+            )
+            self._spawn_lookup(self._load_desk(self.desk), "desk")
+        if pop is not None and pop.campaign and pop.campaign not in self.campaign_choices:
+            self._spawn_lookup(self._learn_choices(pop.campaign), "dispositions")
+
+    def _spawn_lookup(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        lookup = asyncio.create_task(work, name=name)
+        self._lookups.add(lookup)
+        lookup.add_done_callback(self._lookups.discard)
+
+    # -- the open line (nailed up): callees put through with no ring -----------------------------
+
+    async def _open_line_rings(self, view: CallView) -> None:
+        view.open_line, view.remote = True, _("the call centre")
+        self.calls[view.id] = view
+        self.announce(
+            _(
+                "The call centre is opening your line: calls will come through without ringing. Press F2 to answer."
+            ),
+            "assertive",
+            cue="ring",
+        )
+        if self.options.auto_answer:
+            await self.engine.answer(view.id)
+
+    def _open_line(self) -> CallView | None:
+        return next((c for c in self.calls.values() if c.open_line and c.status == "connected"), None)
+
+    async def put_through(self, headers: dict[str, str]) -> bool:
+        """A callee put through on the open line (the server's screen pop, softphone.server_pops):
+        shown, spoken and looked up as a ringing call's pop; the agent is on a call. False when
+        the phone has no open line (the pop is not for a call it has)."""
+        view = self._open_line()
+        if view is None or not headers.get("attempt"):
+            log.warning("a screen pop came with no open line to put it through: ignored")
+            return False
+        pop = ScreenPop.from_headers(headers)
+        phone = decode_header(headers.get("phone", ""))
+        view.ref, view.pop = decode_header(headers["attempt"]), pop
+        view.remote = mask_in_text(phone) if phone else _("the call centre")
+        view.connected_at = time.monotonic()  # the talk is timed from the callee's arrival
+        self._look_up_call(view, headers, pop)
+        with contextlib.suppress(StateError):
+            await self.status.change("on_call")
+        text = _("Call put through from {who}.", who=view.remote)
+        if pop is not None and pop.spoken():
+            text += _(" {details}.", details=pop.spoken())
+        self.announce(text, "assertive", cue="connected")
+        return True
+
+    async def put_through_ended(self, attempt: str) -> bool:
+        """The callee put through on the open line left (the line stays open): the wrap-up, as
+        after any call. False when no open line has that call."""
+        view = self._open_line()
+        if view is None or view.pop is None or view.ref != attempt or view.connected_at is None:
+            return False
+        talked = int(time.monotonic() - view.connected_at)
+        await self._send_quality(view, final=True)
+        self.announce(_("Call ended after {duration}.", duration=_duration(talked)), cue="ended")
+        await self._begin_wrapup(view, talked)
+        view.ref, view.pop, view.connected_at = str(uuid.uuid4()), None, None
+        view.remote = _("the call centre")
+        self._bump()
+        return True
+
     async def _on_call_state(self, e: CallStateChanged) -> None:
         view = self.calls.get(e.call)
         if view is None:
             return
-        if e.state == "confirmed" and view.status in ("ringing", "dialing"):
+        if e.state == "confirmed" and view.status == "ringing" and view.open_line:
+            view.status = "connected"  # not a call yet: the agent stays free for one
+            self.announce(_("Line open: calls will come through without ringing."), cue="connected")
+        elif e.state == "confirmed" and view.status in ("ringing", "dialing"):
             view.status = "connected"
             view.connected_at = time.monotonic()
             if view.role == "main" and self.status.state != "on_call":
@@ -497,6 +567,9 @@ class Softphone:
         if view.role == "main" and view.served and await self._handed_on(view):
             return
         if view.role == "main" and view.transfer_id and await self._only_consulted(view):
+            return
+        if view.open_line and view.pop is None:  # no callee on it: nothing to wrap up
+            self.announce(_("Your open line was closed; calls will ring again."), cue="ended")
             return
         talked = int(time.monotonic() - view.connected_at) if view.connected_at else 0
         await self._send_quality(view, final=True)
@@ -528,6 +601,9 @@ class Softphone:
             consult.role = "main"
         if view.connected_at is None:
             return
+        await self._begin_wrapup(view, talked)
+
+    async def _begin_wrapup(self, view: CallView, talked: int) -> None:
         campaign = view.pop.campaign if view.pop else None
         self.wrapup = WrapUp(
             call_ref=view.ref,

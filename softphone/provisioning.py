@@ -145,6 +145,14 @@ class ServerClient:
         body = await self._call("GET", "/api/agents/me/dispositions", params=params)
         return [dict(d) for d in body["dispositions"]]
 
+    async def screen_pops(self, after: int | None, *, wait: float) -> dict[str, Any]:
+        """Nailed calls' screen pops after ``after`` (a long poll held up to ``wait`` seconds):
+        ``{"pops": [{"seq", "kind", "attempt", "campaign", "fields"}], "last": n}``."""
+        params: dict[str, Any] = {"wait": wait} | ({"after": after} if after is not None else {})
+        timeout = httpx.Timeout(10.0, read=wait + 10.0)  # the server holds the answer back
+        body = await self._call("GET", "/api/agents/me/screen-pops", params=params, timeout=timeout)
+        return cast(dict[str, Any], body)
+
     async def call_script(self, call_ref: str, ticket: str | None) -> dict[str, Any]:
         """The call's screen pop fields, script (HTML), form and the answers saved so far."""
         headers = {"X-Warmline-Ticket": ticket} if ticket else {}

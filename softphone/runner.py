@@ -27,6 +27,7 @@ from softphone.outbox import WrapUpOutbox
 from softphone.phone import Announcement, PhoneOptions, Softphone
 from softphone.presence import AgentBus, AgentStatus, BusPublisher, HttpPublisher, StatePublisher
 from softphone.provisioning import ServerClient
+from softphone.server_pops import ScreenPopFeed
 
 log = logging.getLogger(__name__)
 
@@ -157,13 +158,20 @@ async def run(opts: RunOptions, stop: asyncio.Event | None = None) -> int:
     printer = _printer(opts.out, phone)
     ui_task: asyncio.Task[None] | None = None
     desk = _desk(opts, phone)
+    pops: asyncio.Task[None] | None = None
     try:
         await desk.start()
         await phone.start(sip)
+        # Calls put through the open line (nailed up) bring no INVITE: their pops come from here.
+        pops = asyncio.create_task(ScreenPopFeed(server, phone).run(), name="screen-pops")
         if not opts.headless:
             ui_task = asyncio.create_task(_serve_ui(opts, phone, engine, desk.focus), name="ui")
         await stop.wait()
     finally:
+        if pops is not None:
+            pops.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pops
         await desk.close()
         if ui_task is not None:
             ui_task.cancel()

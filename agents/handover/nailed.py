@@ -11,7 +11,10 @@ of its own (``nailed-<agent>-…``), where the agent hears silence. When a calle
 ringing hand-over, only among nailed agents) and adds the callee's channel to that agent's bridge:
 no INVITE, no ring. At that instant the agent hears a short tone (``tone_media`` played on their
 leg) and the screen pop (the ``X-Warmline-*`` fields the ringing hand-over sends as SIP headers,
-here as a ``CallEvent`` of kind ``screen_pop`` on the bus, topic ``calls/<attempt>``) is published.
+here as a ``CallEvent`` of kind ``screen_pop`` on the bus, topic ``calls/<attempt>``) is
+published; the agent's softphone fetches it from the API (agents.screen_pops), and the end
+(``screen_pop_end``) when the callee leaves. The agent's leg is called with ``X-Warmline-Nailed``
+so the softphone knows it for the open line, not a call.
 
 When the callee hangs up, the agent's leg stays in its bridge (still nailed) and the agent goes
 to ``wrap_up`` as after any call; they are offered the next callee once they are ``available``
@@ -22,8 +25,9 @@ up): the agent is rung normally again until they are nailed up anew.
 verdict, in the dialer) to the answer of the ``add_channel`` request that put the callee in the
 agent's bridge.
 
-Not done yet (docs/pacing.md): the stereo recording of nailed calls (MixMonitor starts in
-``warmline-record`` on a rung leg; a nailed leg would need ARI recording).
+The call is recorded in stereo from the moment the callee is in the bridge until they leave it
+(agents.handover.nailed_recording: two snoops on the callee recorded by ARI, merged and registered
+as a rung call's MixMonitor recording is); the result names the recording.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ from typing import Any
 
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
+from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
 from agents.handover.screen_pop import screen_pop_headers
 from core.ari import AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
@@ -55,6 +60,7 @@ NAILED_REASON = "nailed"
 # (1400 Hz, 0.5 s, then silence), stopped after TONE_SECONDS: a tone playback never ends by itself
 # and, while it plays, the agent does not hear the bridge.
 DEFAULT_TONE = "tone:record"
+NAILED_HEADER = "PJSIP_HEADER(add,X-Warmline-Nailed)"
 TONE_SECONDS = 0.4
 Publish = Callable[[CallEvent], Awaitable[Any]]
 
@@ -126,6 +132,7 @@ class NailedAgents:
                     f"PJSIP/{endpoint}",
                     channel_id=leg,
                     app_args=[NAILED_ARG, agent],
+                    variables={NAILED_HEADER: "1"},  # the softphone: the open line, not a call
                     timeout=self.deps.answer_timeout,
                     caller_id='"warmline" <warmline>',
                 )
@@ -275,6 +282,7 @@ class NailedAgents:
         owned = cid not in self.deps.dispatcher
         events = self.deps.dispatcher.subscribe(cid)  # the dialer's call's own queue when it has one
         watch: asyncio.Task[None] | None = None
+        recording: asyncio.Task[SnoopRecording | None] | None = None
         try:
             try:
                 await self.ari.add_channel(nailed.bridge, cid)
@@ -287,6 +295,8 @@ class NailedAgents:
             result.answered, result.outcome = True, "connected"
             result.wait_seconds = round(bridged - t0, 3)
             nailed.calls += 1
+            # Recorded from the moment the callee is in the bridge, as the agent is told of them.
+            recording = asyncio.create_task(self._record(nailed, request), name=f"nailed-rec-{cid}")
             await self._announce(nailed, request)
             if request.on_agent is not None:
                 try:
@@ -305,15 +315,54 @@ class NailedAgents:
                 with contextlib.suppress(AriError):
                     await self.ari.remove_channel(nailed.bridge, cid)
             await self._release(nailed.agent, "wrap_up", "call_ended", reserved_at)
+            self._bridged.pop(cid, None)
+            nailed.callee = None  # free for the next callee once "ready", while the file is made
+            await self._publish_end(nailed, request, result)
+            # Handed over first: a cancellation from here on leaves the two sides for start-up's
+            # recovery (recordings.capture.recover_orphans), never deletes a registered file.
+            started, recording = recording, None
+            await self._keep_recording(started, result)
             return result
         finally:
             if watch is not None:
                 watch.cancel()
+            if recording is not None:  # the call failed on the way: keep nothing half made
+                await self._drop_recording(recording)
             self._bridged.pop(cid, None)
             if nailed.callee == cid:
                 nailed.callee = None
             if owned:
                 self.deps.dispatcher.unsubscribe(cid)
+
+    async def _record(self, nailed: NailedLeg, request: HandoverRequest) -> SnoopRecording | None:
+        deps = self.deps
+        facts = recording_facts(request.origin, nailed.agent)
+        rec_deps = RecordingDeps(self.ari, deps.dispatcher, deps.db, deps.settings, now=deps.now)
+        return await SnoopRecording.start(rec_deps, request.channel_id, facts)
+
+    async def _keep_recording(
+        self, started: asyncio.Task[SnoopRecording | None], result: HandoverResult
+    ) -> None:
+        """The callee left: stop the recording, merge and register it (the call's result names it)."""
+        try:
+            recording = await started
+        except Exception:
+            log.exception("recording of %s's nailed call failed", result.agent)
+            return
+        if recording is None:
+            return
+        result.recording_id = await recording.stop()
+        if result.recording_id is not None:
+            result.recording_path = recording.capture.stored_path()
+
+    async def _drop_recording(self, started: asyncio.Task[SnoopRecording | None]) -> None:
+        try:
+            recording = await started
+        except Exception:
+            log.exception("recording of a nailed call failed")
+            return
+        if recording is not None:
+            await recording.discard()
 
     async def _watch_callee(self, events: ChannelEvents, cid: str, gone: asyncio.Event) -> None:
         while not gone.is_set():
@@ -345,6 +394,22 @@ class NailedAgents:
         for outcome in await asyncio.gather(*tasks, return_exceptions=True):
             if isinstance(outcome, BaseException):
                 log.warning("tone or screen pop for agent %s: %s", nailed.agent, outcome)
+
+    async def _publish_end(self, nailed: NailedLeg, request: HandoverRequest, result: HandoverResult) -> None:
+        """The callee left: the agent's phone ends the call's pop and starts its wrap-up."""
+        if self.deps.publish is None:
+            return
+        origin = request.origin
+        event = CallEvent(
+            call_id=origin.attempt_id or request.channel_id,
+            campaign=origin.campaign,
+            kind="screen_pop_end",
+            detail={"agent": nailed.agent, "nailed": True, "ended_by": result.ended_by},
+        )
+        try:
+            await self.deps.publish(event)
+        except Exception as exc:  # the bus is away: the call has ended all the same
+            log.warning("end of screen pop for agent %s: %s", nailed.agent, exc)
 
     async def _stop_tone(self, playback_id: str) -> None:
         await asyncio.sleep(self.deps.tone_seconds)

@@ -44,6 +44,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from agents import routing
 from agents.handover.call import AgentTook, HandoverRequest, HandoverResult
+from agents.handover.nailed_recording import recording_facts
 from agents.handover.queue import SkillQueues
 from agents.handover.screen_pop import header_value, screen_pop_headers
 from core.ari import AriClient, AriError
@@ -288,15 +289,7 @@ class _Run:
             log.warning("agent %s could not be released (%s), database error: %s", agent, reason, exc)
 
     def _facts(self, agent: str) -> RecordingFacts:
-        origin = self.req.origin
-        return RecordingFacts(
-            agent=agent,
-            campaign=origin.campaign,
-            campaign_id=origin.campaign_id,
-            elder_welfare=origin.elder_welfare,
-            contact_id=origin.contact_id,
-            attempt_id=origin.attempt_id,
-        )
+        return recording_facts(self.req.origin, agent)
 
     async def _ring(self, agent: routing.AgentCandidate, reserved_at: datetime) -> bool:
         """Ring the agent; True once their leg is answered and in Stasis (else they are released)."""
@@ -437,9 +430,7 @@ class _Run:
             first = talk.first
             if first.recording_id is not None and self.capture is not None:
                 self.result.recording_id = first.recording_id
-                plain = self.capture.files.wav  # registered in place: encrypted beside it when on
-                sealed = plain.with_name(plain.name + ".enc")
-                self.result.recording_path = sealed if sealed.exists() else plain
+                self.result.recording_path = self.capture.stored_path()
 
     async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
         """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and

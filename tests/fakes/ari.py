@@ -386,6 +386,8 @@ class FakeAsterisk:
         self.bridges: dict[str, FakeBridge] = {}
         self.playbacks: dict[str, FakePlayback] = {}
         self.recordings: dict[str, FakeRecording] = {}
+        # Called as a live recording starts (e.g. to write the file Asterisk would write).
+        self.on_record: Callable[[FakeRecording], None] | None = None
         self.requests: list[Request] = []
         self.events: list[JSON] = []  # every event Asterisk sent (to whoever listened), in order
         self.destroyed: dict[str, int] = {}  # channel id -> hang-up cause, for every channel that ended
@@ -938,6 +940,8 @@ class FakeAsterisk:
             raise AriError(409, "POST", "/".join(parts), "Recording with the same name is in progress")
         rec = FakeRecording(name, str(params.get("format", "wav")), target_uri)
         self.recordings[name] = rec
+        if self.on_record is not None:
+            self.on_record(rec)
         self.emit({"type": "RecordingStarted", "recording": rec.json()}, apps=self._watchers_of(target_uri))
         max_seconds = float(params.get("maxDurationSeconds") or 0)
         if max_seconds > 0:

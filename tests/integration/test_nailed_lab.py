@@ -1,11 +1,16 @@
 """Agents kept on the line against the real lab (slot "nailed" in tests/lab.py).
 
-Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, silent),
-as in tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each
-free agent once and keeps their leg in a holding bridge; a progressive campaign calls 10 lab
-contacts who all answer (6 talks ~10 s, 7 listens 15 s, 1 hangs up after a few seconds) and every
-live answer is put into a nailed agent's bridge with no ring. After each call the test plays the
+Two agents are headless softphones (Debian's baresip over TLS + SRTP, auto-answering, each
+sending a faint tone of its own: silence to the lab callees), as in
+tests/integration/test_pacing_lab.py. With ``dialer_nailed_agents`` on, the dialer calls each free
+agent once and keeps their leg in a holding bridge; a progressive campaign calls 10 lab contacts
+who all answer (6 talks ~10 s, 7 listens 15 s, 1 hangs up after a few seconds) and every live
+answer is put into a nailed agent's bridge with no ring. After each call the test plays the
 agent pressing "ready" after a 1 s wrap-up.
+
+Each nailed call's recording is checked as a rung call's is (tests/integration/test_bridge_lab.py):
+one stereo file per live answer, registered with the agent, campaign and attempt, the agent's tone
+(each phone sends its own) on the left, the callee on the right.
 
 Measured: AMD's live verdict to the callee in the agent's bridge (the attempt's ``agent_wait_s``:
 from the dialer's hand-over, started at the verdict, to the answer of the ``add_channel``
@@ -20,6 +25,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,7 +43,10 @@ from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.runtime import DialerWorker
 from dialer.models import Attempt, CampaignStatus, Contact
-from tests.integration.test_bridge_lab import client, endpoint_online
+from recordings import capture
+from recordings.models import CallRecording
+from recordings.service import open_recording
+from tests.integration.test_bridge_lab import band_energy, client, endpoint_online, rms_dbfs
 from tests.integration.test_pacing_lab import over
 from tests.lab import lab_ports, private_lab
 from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
@@ -48,7 +57,7 @@ from warmline.migrate import upgrade
 pytestmark = pytest.mark.integration
 PW = "correct horse battery"
 PORTS = lab_ports("nailed")
-AGENTS = ("an", "bo")
+AGENTS = {"an": 700, "bo": 1000}  # each agent's phone sends a tone of its own (Hz)
 DIGITS = "6716716761"  # every contact answers: 6 talks ~10 s, 7 listens 15 s, 1 hangs up early
 WRAP_S = 1.0
 RUN_LIMIT_S = 110.0
@@ -75,14 +84,20 @@ def db(lab: Settings) -> Iterator[Database]:
     database.dispose()
 
 
+def faint_tone(path: Path, hz: int) -> Path:
+    """Ten minutes of the agent's own tone (baresip ends a call when its source file ends) at
+    -46 dBFS: under Asterisk's silence threshold (mean level 256), so the lab callees' "wait for
+    silence" steps run as with a quiet agent, and still plain in a recording's band energy."""
+    t = np.arange(8000 * 600) / 8000
+    sf.write(path, (160 * np.sin(2 * np.pi * hz * t)).astype(np.int16), 8000, subtype="PCM_16")
+    return path
+
+
 @pytest.fixture(scope="module")
 def phones(
     lab: Settings, db: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[list[BaresipPhone]]:
     tmp = tmp_path_factory.mktemp("nailed-agents")
-    quiet = tmp / "silence.wav"
-    # baresip ends a call when its source file ends: ten minutes of silence keep the nailed leg up.
-    sf.write(quiet, np.zeros(8000 * 600, dtype=np.int16), 8000, subtype="PCM_16")
     st = lab_status(lab)
     endpoints: list[str] = []
     made: list[BaresipPhone] = []
@@ -95,11 +110,9 @@ def phones(
                 assert account is not None
                 endpoint, secret = account.endpoint, account.secret
             endpoints.append(endpoint)
-            made.append(
-                start_baresip(
-                    tmp / name, Baresip(endpoint, secret, st.sip_tls_port, st.ca_file), source=quiet
-                )
-            )
+            source = faint_tone(tmp / f"{name}-tone.wav", AGENTS[name])
+            sip = Baresip(endpoint, secret, st.sip_tls_port, st.ca_file)
+            made.append(start_baresip(tmp / name, sip, source=source))
 
         async def online() -> None:
             async with client(lab) as ari:
@@ -145,8 +158,16 @@ async def ready_after_wrap(db: Database) -> None:
 
 
 def test_live_answers_go_to_nailed_agents_with_no_ring(
-    lab: Settings, db: Database, phones: list[BaresipPhone]
+    lab: Settings, db: Database, phones: list[BaresipPhone], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    sides: list[tuple[int, int]] = []  # (agent's, callee's) frames of each call, as ARI wrote them
+    merge = capture.merge_stereo
+
+    def measured_merge(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
+        sides.append((sf.info(agent).frames, sf.info(customer).frames if customer.exists() else 0))
+        return merge(agent, customer, out, align_end=align_end)
+
+    monkeypatch.setattr(capture, "merge_stereo", measured_merge)
     with db.session() as s:
         for name in AGENTS:
             set_state(s, name, "available", "test")
@@ -181,7 +202,10 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
         task = asyncio.create_task(worker.run())
         try:
             while not over(db, campaign_id):
-                assert time.monotonic() - started < RUN_LIMIT_S, "the campaign did not finish in time"
+                assert time.monotonic() - started < RUN_LIMIT_S, (
+                    "the campaign did not finish in time",
+                    where(db),
+                )
                 assert not task.done(), task
                 await asyncio.sleep(0.5)
             wall = time.monotonic() - started
@@ -221,10 +245,52 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     assert len(mine) == len(DIGITS), "every contact dialled once"
     assert len(live) >= 8, FIGURES
     assert all(a.outcome == "agent" for a in live), FIGURES
-    assert sorted(nailed_calls) == list(AGENTS), "both agents still nailed up at the end"
+    assert sorted(nailed_calls) == sorted(AGENTS), "both agents still nailed up at the end"
     assert sum(nailed_calls.values()) == len(live), "every live answer went into a nailed bridge"
     assert statistics.median(waits) <= TARGET_S, FIGURES
     assert len(pops) == len(live), "a screen pop on the bus for every live answer"
     assert all(pops[a.id][1].detail["agent"] == a.agent for a in live), "to the agent who took it"
     assert all("13900" not in str(e.detail) for _, e in pops.values()), "the masked number only"
     assert max(waits) <= 2 * TARGET_S, FIGURES
+    check_recordings(lab, db, live, sides)
+
+
+def where(db: Database) -> dict[str, int]:
+    """How the attempts stand (state/outcome: count), for a run that did not finish."""
+    with db.session() as s:
+        found = [f"{a.state}/{a.outcome}" for a in s.scalars(select(Attempt))]
+    return {k: found.count(k) for k in sorted(set(found))}
+
+
+def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: list[tuple[int, int]]) -> None:
+    """Every nailed call is recorded as a rung one: one stereo file, the agent (their tone) on the
+    left, the callee on the right, registered with the call's facts."""
+    shares: list[tuple[float, float]] = []
+    talker_dbfs: list[float] = []
+    with db.session() as s:
+        for attempt in live:
+            row = s.scalar(select(CallRecording).where(CallRecording.attempt_id == attempt.id))
+            assert row is not None, f"attempt {attempt.id} recorded"
+            assert (row.agent, row.campaign_id, row.channels) == (attempt.agent, attempt.campaign_id, 2)
+            assert row.source == "agent-bridge" and row.status.value == "ok" and row.encrypted
+            with open_recording(lab, row) as f:
+                audio, rate = sf.read(f, dtype="int16")
+            assert rate == 8000 and audio.ndim == 2
+            left, right = audio[:, 0], audio[:, 1]
+            hz = AGENTS[str(row.agent)]
+            shares.append((band_energy(left, hz), band_energy(right, hz)))
+            contact = s.get(Contact, attempt.contact_id)
+            if contact is not None and contact.phone_e164.endswith("6"):
+                talker_dbfs.append(rms_dbfs(right))
+    offsets = sorted(round(1000 * (a - c) / 8000) for a, c in sides)  # > 0: the callee's side shorter
+    FIGURES.update(
+        recordings=len(shares),
+        left_tone_share_min=round(min(share[0] for share in shares), 3),
+        right_tone_share_max=round(max(share[1] for share in shares), 3),
+        talking_callee_right_dbfs=[round(d, 1) for d in talker_dbfs],
+        agent_side_longer_by_ms=offsets,
+    )
+    print("nailed lab recordings:", FIGURES)
+    assert all(left > 0.8 for left, _ in shares), "the agent's tone fills the left channel"
+    assert all(right < 0.02 for _, right in shares), "the callee's channel does not carry the agent"
+    assert talker_dbfs and all(d > -45 for d in talker_dbfs), "a talking callee is on the right"

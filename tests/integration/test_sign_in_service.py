@@ -32,11 +32,12 @@ class Service:
 
     def __init__(self, db_url: str, var: Path) -> None:
         self.port = free_port()
+        self.topic_prefix = f"warmline-test-{uuid.uuid4().hex[:8]}"  # tests never hear each other
         env = os.environ | {
             "WARMLINE_DATABASE_URL": db_url,
             "WARMLINE_VAR_DIR": str(var),
             "WARMLINE_DIALER_ENABLED": "false",
-            "WARMLINE_TOPIC_PREFIX": f"warmline-test-{uuid.uuid4().hex[:8]}",
+            "WARMLINE_TOPIC_PREFIX": self.topic_prefix,
             "WARMLINE_ASTERISK_NODES": json.dumps(
                 [{"name": "nowhere", "ari_url": "http://127.0.0.1:9/ari", "ari_password": "x"}]
             ),

@@ -41,6 +41,7 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
     assert set(registry.workers) == {
         "agent-states",
         "call-quality",
+        "screen-pops",
         "sip-guard",
         "dialer",
         "welfare-notifier",

@@ -72,6 +72,18 @@ def test_merge_puts_the_agent_left_and_pads_the_shorter_side(tmp_path: Path) -> 
     assert not (tmp_path / "a-agent.wav").exists() and not (tmp_path / "a-customer.wav").exists()
 
 
+def test_sides_that_ended_together_are_aligned_at_their_ends(tmp_path: Path) -> None:
+    tone(tmp_path / "a-agent.wav", 700, 2.0)
+    tone(tmp_path / "a-customer.wav", 300, 1.5)  # its recording started 0.5 s later
+    seconds = merge_stereo(
+        tmp_path / "a-agent.wav", tmp_path / "a-customer.wav", tmp_path / "a.wav", align_end=True
+    )
+    audio, _rate = sf.read(tmp_path / "a.wav", dtype="int16")
+    assert seconds == 2.0 and audio.shape == (16000, 2)
+    assert not audio[:4000, 1].any() and audio[4000:, 1].any(), "the later side starts 0.5 s in"
+    assert audio[:4000, 0].any(), "the earlier side from the start"
+
+
 def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) -> None:
     settings = Settings(var_dir=tmp_path / "var", database_url=db.url, _env_file=None)
     # The crash was days ago (relative to the machine's clock: a fixed date may lie in its future):

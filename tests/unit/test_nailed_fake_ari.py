@@ -1,5 +1,7 @@
 """Agents kept on the line (agents.handover.nailed) against the fake Asterisk, with the real
-EventDispatcher, routing and state ledger (SQLite and PostgreSQL). The loop clock is virtual."""
+EventDispatcher, routing and state ledger (SQLite and PostgreSQL), and the nailed call's stereo
+recording (agents.handover.nailed_recording) through the real capture and registry. The loop
+clock is virtual."""
 
 from __future__ import annotations
 
@@ -7,12 +9,14 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from agents.handover import (
     CallOrigin,
@@ -28,9 +32,11 @@ from agents.states import current_state
 from core.db import Database
 from core.messages import CallEvent
 from core.settings import Settings
+from recordings.models import CallRecording
+from recordings.service import open_recording
 from tests.fakes.ari import Callee, FakeAsterisk
 from tests.fakes.clock import run_virtual
-from tests.utils.agents import FakeNode, available, endpoint_of, fake_node, make_agents
+from tests.utils.agents import FakeNode, available, endpoint_of, fake_node, make_agents, write_ari_recordings
 from tests.utils.waiting import until
 
 CUSTOMER = "Local/8613800138000@lab-pstn"
@@ -91,6 +97,7 @@ async def world(settings: Settings, db: Database, callees: dict[str, Callee]) ->
         return True
 
     async with fake_node(settings, db, callees) as node:
+        node.asterisk.on_record = write_ari_recordings(settings)
         nailed = NailedAgents(NailedDeps(node.ari, node.dispatcher, db, settings, publish=publish))
         deps = HandoverDeps(node.ari, node.dispatcher, db, settings, queues=SkillQueues(), nailed=nailed)
         try:
@@ -274,3 +281,116 @@ def test_with_no_nailed_agent_free_the_agent_is_rung(settings: Settings, db: Dat
     assert [r.params.get("context") for r in rings] == [None, "warmline-record"]
     assert rings[1].params["endpoint"] == endpoint_of(db, "lin")
     assert "lin" not in w.nailed.legs
+
+
+# ---------------------------------------------------------------- the nailed call's recording
+
+
+def stereo_of(settings: Settings, db: Database, rec_id: str) -> tuple[CallRecording, Any]:
+    with db.session() as s:
+        row = s.get(CallRecording, rec_id)
+        assert row is not None
+        s.expunge(row)
+        with open_recording(settings, row) as f:
+            audio, rate = sf.read(f, dtype="int16")
+    assert rate == 8000 and audio.shape[1] == 2
+    return row, audio
+
+
+def tone_hz(samples: Any) -> float:
+    spectrum = np.abs(np.fft.rfft(samples.astype(float)))
+    return float(np.argmax(spectrum) * 8000 / len(samples))
+
+
+def test_a_nailed_call_is_recorded_in_stereo_by_two_snoops_on_the_callee(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, HandoverResult]:
+        await w.nail("mei")
+        cid = w.customer(hangup_after=20)
+        request = HandoverRequest(
+            cid, skill="welfare", origin=replace(ORIGIN, elder_welfare=True, campaign_id=None), policy=PACED
+        )
+        return w, cid, await w.handover.connect(request)
+
+    w, cid, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert result.outcome == "connected" and result.recording_id is not None
+    snoops = w.asterisk.calls("snoop")
+    assert [(r.target, r.params["spy"]) for r in snoops] == [(cid, "out"), (cid, "in")], (
+        "what the callee hears (the agent) and what the callee says"
+    )
+    names = sorted(str(r.params["name"]) for r in w.asterisk.calls("record_channel"))
+    assert [n.rsplit("-", 1)[-1] for n in names] == ["agent", "customer"]
+    assert names[0].removesuffix("-agent") == names[1].removesuffix("-customer"), "one call's two sides"
+    snoop_ids = {r.path.rsplit("/", 1)[-1] for r in snoops}
+    assert snoop_ids <= set(w.asterisk.destroyed) and not w.asterisk.recordings, "snoops and recordings ended"
+    row, audio = stereo_of(settings, db, result.recording_id)
+    assert (tone_hz(audio[:, 0]), tone_hz(audio[:, 1])) == (700, 300), "agent left, callee right"
+    assert (row.agent, row.campaign, row.attempt_id, row.elder_welfare) == ("mei", "flu-2026", "att-7", True)
+    assert row.source == "agent-bridge" and row.channels == 2 and row.sha256 and row.encrypted
+    assert result.recording_path is not None and result.recording_path.name.endswith(".wav.enc")
+    assert [p.name for p in settings.recordings_dir.resolve().rglob("*.*")] == [result.recording_path.name], (
+        "no side, facts note or plain copy left"
+    )
+    assert not any(s in w.node.dispatcher for s in snoop_ids), "the snoops' subscriptions are gone"
+
+
+def test_each_nailed_call_has_its_own_recording_and_the_agent_hanging_up_ends_it(
+    settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> list[HandoverResult]:
+        leg = await w.nail("mei")
+        first = await w.connect(w.customer(hangup_after=5))
+        available(db, "mei")
+        cid = w.customer()
+        later(8, lambda: w.asterisk.hangup_by_callee(leg))
+        return [first, await w.connect(cid)]
+
+    results = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert [r.ended_by for r in results] == ["customer", "agent"]
+    ids = [r.recording_id for r in results]
+    assert None not in ids and len(set(ids)) == 2, "one recording per callee on the same leg"
+    with db.session() as s:
+        assert s.query(CallRecording).count() == 2
+
+
+@pytest.mark.parametrize("op", ["snoop", "record_channel"])
+def test_a_refused_recording_leaves_the_call_going_and_no_files(
+    op: str, settings: Settings, db: Database
+) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, HandoverResult]:
+        await w.nail("mei")
+        w.asterisk.fail(op, 500, "Internal Server Error")
+        return w, await w.connect(w.customer(hangup_after=10))
+
+    w, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.ended_by, result.recording_id) == ("connected", "customer", None)
+    assert result.talk_seconds == pytest.approx(10, abs=0.1), "the call went on"
+    assert not list(settings.recordings_dir.resolve().rglob("*.*")), "no half recording left"
+    with db.session() as s:
+        assert s.query(CallRecording).count() == 0
+    live = [c for c in w.asterisk.channels if c.startswith("nailed-rec-")]
+    assert not live and not w.asterisk.recordings, "no snoop or recording left running"
+
+
+def test_a_snoop_that_never_enters_the_app_is_given_up(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> HandoverResult:
+        await w.nail("mei")
+        w.asterisk.enter_stasis = lambda *a, **k: None  # type: ignore[method-assign]
+        return await w.connect(w.customer(hangup_after=10))
+
+    result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.recording_id) == ("connected", None)
+    assert not list(settings.recordings_dir.resolve().rglob("*.*"))

@@ -151,6 +151,7 @@ def test_screen_fields_decode_and_mask() -> None:
         }
     )
     assert fields == {"phone": "138****8000", "name": "王奶奶", "note": "call 139****5678"}
+    assert screen_fields({"phone": "138****8000"}) == {"phone": "138****8000"}, "masked once, not shrunk"
 
 
 def test_warmline_headers_from_a_sip_message() -> None:

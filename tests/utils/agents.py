@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import zlib
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from core.auth.models import Role, User
 from core.auth.service import create_user
 from core.db import Database, utcnow
 from core.settings import Settings
-from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel
+from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel, FakeRecording
 
 AGENT_PASSWORD = "correct horse battery"
 
@@ -66,6 +67,21 @@ def record_and_enter_stasis(settings: Settings, asterisk: FakeAsterisk) -> Calla
         asterisk.enter_stasis(channel.id, ["agent-leg"])
 
     return run
+
+
+def write_ari_recordings(settings: Settings) -> Callable[[FakeRecording], None]:
+    """What Asterisk writes for an ARI recording (``FakeAsterisk.on_record``) into the recordings
+    folder (ARI's spool/recording): 1 s of tone, 700 Hz a ``…-agent`` side, 300 Hz any other."""
+
+    def write(recording: FakeRecording) -> None:
+        path = settings.recordings_dir.resolve() / f"{recording.name}.{recording.format}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        hz = 700 if recording.name.endswith("-agent") else 300
+        level = 0.3 + (zlib.crc32(recording.name.encode()) % 1000) / 1e5  # each call's audio its own
+        t = np.arange(8000) / 8000
+        sf.write(path, (level * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16), 8000, subtype="PCM_16")
+
+    return write
 
 
 @dataclass
