@@ -57,6 +57,7 @@ LONGEST_FIRST = (
     "test_analytics.py",
     "test_dialer_cli.py",
     "test_sign_in_service.py",
+    "test_nailed_screen_pop_service.py",
     "test_agent_dial_api.py",
     "test_softphone_install.py",
     "test_ari_faults_lab.py",
