@@ -120,6 +120,11 @@ def attempts(db: Database) -> list[Attempt]:
         return list(s.scalars(select(Attempt).order_by(Attempt.attempt_no)))
 
 
+def recorded(db: Database) -> set[str | None]:
+    with db.session() as s:
+        return set(s.scalars(select(CallRecording.attempt_id)))
+
+
 def contact(db: Database, contact_id: int) -> Contact:
     with db.session() as s:
         found = s.get(Contact, contact_id)
@@ -232,6 +237,9 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
         # 6. the callee opts out: on the do-not-call list at once, and never dialled again
         await phone.act("wrapup", disposition="opt_out")
         await until(lambda: attempts(w.db)[-1].ended_at is not None, 30, what="the second call closed")
+        # The wrap-up can close the attempt while the recording is still being merged (seconds on
+        # a loaded machine); stopping the service then would leave it to the next start's recovery.
+        await until(lambda: len(recorded(w.db)) == 2, 60, what="both calls' recordings registered")
         refused = await http.post("/api/agents/me/dial", headers=auth, json={"contact_id": w.contact_id})
         typed = await http.post(
             "/api/agents/me/dial", headers=auth, json={"number": "138-0013-8009", "campaign": "w48"}
