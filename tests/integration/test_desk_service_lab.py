@@ -50,6 +50,7 @@ from softphone.engine import Engine, EngineConfig
 from softphone.events import IncomingCall, RegistrationChanged
 from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
+from softphone.privacy import decode_header
 from tests.e2e.conftest import LiveServer
 from tests.integration.test_softphone_lab import next_event
 from tests.lab import lab_ports, private_lab
@@ -338,7 +339,7 @@ async def test_an_inbound_call_goes_to_a_number_its_line_lists_and_not_to_anothe
         await line.play(caller, f"tone:{CALLER_HZ}")  # the caller talks into the hotline
 
         ring: IncomingCall = await next_event(desk.events, IncomingCall, timeout=30)
-        call_ref = ring.headers["attempt"]  # the inbound channel
+        call_ref = decode_header(ring.headers["attempt"])  # the inbound channel ("caller-…;2")
         await phone.act("answer")
         await until(lambda: any(c.status == "connected" for c in phone.calls.values()), 30, what="connected")
 
@@ -357,8 +358,12 @@ async def test_an_inbound_call_goes_to_a_number_its_line_lists_and_not_to_anothe
         # the office, by the name the line gives it: mei consults, then joins them and leaves
         await phone.act("transfer_choose", kind="number", target=OFFICE, mode="attended")
         asked = time.monotonic()
-        await until(lambda: (t := to_office(world.db, call_ref)) is not None
-                    and t.state == "consulting", 30, interval=0.1, what="the office answered")  # fmt: skip
+        await until(lambda: (t := to_office(world.db, call_ref)) is not None and t.state != "requested"
+                    and t.state != "ringing", 30, interval=0.1, what="the office answered")  # fmt: skip
+        office = to_office(world.db, call_ref)
+        assert office is not None and office.state == "consulting", (
+            (office.state, office.result) if office else None
+        )
         FIGURES["ask_to_office_consulting_s"] = time.monotonic() - asked
         [(leg, dialled)] = [
             (c["id"], c["name"]) for c in await line.channels() if str(c["id"]).startswith("xfer-")
