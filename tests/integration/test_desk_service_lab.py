@@ -20,6 +20,7 @@ test_transfer_fake_ari).
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -365,8 +366,8 @@ async def test_an_inbound_call_goes_to_a_number_its_line_lists_and_not_to_anothe
             (office.state, office.result) if office else None
         )
         FIGURES["ask_to_office_consulting_s"] = time.monotonic() - asked
-        [(leg, dialled)] = [
-            (c["id"], c["name"]) for c in await line.channels() if str(c["id"]).startswith("xfer-")
+        [(leg, dialled)] = [  # the leg in the service's app, not its Local channel's other half (;2)
+            (c["id"], c["name"]) for c in await line.channels() if re.fullmatch(r"xfer-[0-9a-f-]+", c["id"])
         ]
         assert "1065550009@lab-pstn" in dialled, "the number the line lists for the office is dialled"
         consult_ear = await channel_hears(world.settings, leg, seconds=2.0)
