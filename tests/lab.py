@@ -47,6 +47,7 @@ LAB_SLOTS: dict[str, int] = {
     "faults_db_bus": 18,
     "survey": 19,
     "pacing": 20,
+    "desk_service": 21,
     "help": 22,
     "nailed": 23,
     "load": 24,

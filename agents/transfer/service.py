@@ -48,7 +48,7 @@ RESULTS: dict[str, str] = {
     "no_agent": N_("Nobody in queue {target} is free now."),
     "caller_hangup": N_("The caller hung up during the transfer."),
     "not_your_call": N_("This call is not yours to transfer."),
-    "not_allowed": N_("This campaign does not allow transfers to {target}."),
+    "not_allowed": N_("This call may not be transferred to {target}."),
     "dnc": N_("{target} is on a do-not-call list."),
     "outside_window": N_("{target} may not be called at this hour."),
     "not_taken": N_("The call ended before the transfer could start."),

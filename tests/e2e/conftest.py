@@ -52,7 +52,7 @@ class LiveServer:
     ) -> None:
         """`warmline up` in a thread; `overrides` replaces FastAPI dependencies (a test's clock)."""
         self.port = free_port()
-        app = create_app(settings, db)
+        self.app = app = create_app(settings, db)  # a test may read its state (app.state.bus)
         app.dependency_overrides.update(overrides or {})
         config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
         self.server = uvicorn.Server(config)

@@ -1,7 +1,7 @@
 """The supervisors' Cases page (12345 工单) in Chromium, by keyboard alone: open cases listed with
-the follow-up due first and their labels in Chinese, one closed with a note, said in the live
-region and gone from the list (audited); a case already closed elsewhere is said in an alert with
-the field marked; axe-clean throughout."""
+the follow-up due first and their labels in Chinese, and the hotline calls agents handed on; one
+closed with a note, said in the live region and gone from the list (audited); a case already
+closed elsewhere is said in an alert with the field marked; axe-clean throughout."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select
 
+from agents.transfer.models import Transfer
 from core.audit import AuditEntry
 from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from hotline.cases import close_case, save_case
+from hotline.models import InboundCallRecord
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import LiveServer
 from tests.e2e.test_agent_profiles_page import tab_to
@@ -39,6 +41,11 @@ def cases(db: Database) -> tuple[int, int]:
             s, call_ref="c-2", line="community-hotline", agent="mei", now=AT,
             answers=CASE | {"summary": "噪音扰民，电话13800138000", "follow_up_date": "2026-12-05"},
         )  # fmt: skip
+        # an inbound call mei handed to the district office (the line lists it)
+        s.add(InboundCallRecord(channel_id="in-1", number="12345", line="community-hotline", arrived_at=AT,
+                                outcome="agent", agent="mei", queued=True))  # fmt: skip
+        s.add(Transfer(id="x-in", call_ref="in-1", from_agent="mei", kind="number", mode="attended",
+                       target="区民政局", state="completed", result="answered", requested_at=AT))  # fmt: skip
         return sooner.id, later.id
 
 
@@ -57,6 +64,12 @@ def test_supervisor_closes_a_case_by_keyboard(
     expect(rows.nth(0)).to_contain_text("住建局")
     expect(rows.nth(0)).to_contain_text("138****8000")
     assert "13800138000" not in page.content()
+    handed_on = page.locator("#inbound-transfers tbody tr")
+    expect(handed_on).to_have_count(1)  # inbound calls' transfers are shown here
+    expect(handed_on.nth(0)).to_contain_text("community-hotline")
+    expect(handed_on.nth(0)).to_contain_text(
+        "to an outside number: The transfer is complete: 区民政局 has the caller."
+    )
     assert_accessible(page)
 
     tab_to(page, page.locator(f"#note-{sooner}"))

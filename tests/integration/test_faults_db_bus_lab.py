@@ -49,7 +49,7 @@ from dialer.lists.importer import import_list
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState
 from tests.conftest import on_database
 from tests.lab import lab_client, lab_ports, private_lab
-from tests.utils import free_port
+from tests.utils.mosquitto import Mosquitto
 from tests.utils.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -231,47 +231,6 @@ def check(figures: dict[str, Any], log: Path) -> None:
     for key in ("lost", "doubled", "unclosed", "cut", "stray"):
         assert figures[key] == 0, (key, figures, tail)
     assert figures["live_at_fault"] >= 2, ("the fault must meet live calls", figures)
-
-
-class Mosquitto:
-    """A private broker on a free port (never the machine's), killable with -9, persistent so a
-    subscriber's session (and its QoS 1 queue) survives the restart."""
-
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self.conf = root / "mosquitto.conf"
-        self.conf.write_text(
-            f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence true\n"
-            f"persistence_location {root}/\nautosave_interval 1\nlog_dest file {root}/mosquitto.log\n"
-        )
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["mosquitto", "-c", str(self.conf)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        import socket
-
-        def listening() -> bool:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
-                return True
-            except OSError:
-                return False
-
-        wait_for("mosquitto to listen", listening, 10)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(5)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(5)
 
 
 class Outcomes:

@@ -56,6 +56,7 @@ from tests.e2e.conftest import LiveServer
 from tests.integration.test_softphone_lab import next_event
 from tests.lab import lab_ports, private_lab
 from tests.utils import signed_in, until
+from tests.utils.lab_audio import channel_hears, dbfs, tone_file, tone_share
 from warmline import accounts, migrate
 from warmline.lab import lab_status
 
@@ -76,12 +77,6 @@ class World:
     url: str
     contact_id: int
     lin_heard: Path
-
-
-def tone_file(path: Path, hz: int) -> Path:
-    t = np.arange(8000 * 120) / 8000
-    sf.write(path, (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16), 8000, subtype="PCM_16")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -210,41 +205,6 @@ def read_recording(settings: Settings, rec: CallRecording) -> tuple[np.ndarray, 
     return data, rate
 
 
-def tone_share(x: np.ndarray, hz: int, rate: int = 8000) -> float:
-    """How much of the signal's energy is the tone at ``hz``."""
-    spectrum = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(x.size, 1 / rate)
-    return float(spectrum[(freqs > hz - 8) & (freqs < hz + 8)].sum() / max(float(spectrum.sum()), 1e-9))
-
-
-def dbfs(x: np.ndarray) -> float:
-    return float(20 * np.log10(max(float(np.sqrt(np.mean((x.astype(np.float64) / 32768.0) ** 2))), 1e-9)))
-
-
-async def callee_hears(w: World, call_ref: str, seconds: float = 3.0) -> Path:
-    """Record what Asterisk sends to the callee: a snoop (spy out) of their channel, in an app of
-    the test's own, recorded like any channel."""
-    st = lab_status(w.settings)
-    async with AriClient(st.ari_url, st.ari_user, st.ari_password, "transfer-ear") as ear:
-        events = ear.events()
-        assert (await anext(events))["type"] == "WarmlineConnected"
-        snoop = f"ear-{uuid.uuid4().hex[:8]}"
-        name = f"ear-{uuid.uuid4().hex[:8]}"
-        await ear.snoop(call_ref, spy="out", snoop_id=snoop)
-        async with asyncio.timeout(10):
-            async for event in events:
-                if event.get("type") == "StasisStart" and event["channel"]["id"] == snoop:
-                    break
-        await ear.record_channel(snoop, name, max_duration=int(seconds))
-        async with asyncio.timeout(seconds + 10):
-            async for event in events:
-                if event.get("type") in ("RecordingFinished", "RecordingFailed"):
-                    break
-        await ear.hangup(snoop)
-        await events.aclose()
-    return w.settings.recordings_dir / f"{name}.wav"
-
-
 async def scenario(w: World, tmp: Path) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     server, sip = await signed_in(w.url, "mei", PASSWORD)
@@ -278,7 +238,7 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
         await waiting(w, "back with the callee",
                       lambda: (t := the_transfer(w.db)) is not None and t.state == "cancelled")  # fmt: skip
         await asyncio.sleep(1)
-        seen["ear_back"] = await callee_hears(w, call_ref, seconds=2.0)
+        seen["ear_back"] = await channel_hears(w.settings, call_ref, seconds=2.0)
         await waiting(w, "lin free again", lambda: state_of(w.db, "lin") == "available")
 
         # consult lin from the chooser: colleague, lin, attended
@@ -302,7 +262,7 @@ async def scenario(w: World, tmp: Path) -> dict[str, Any]:
         seen["mei_wrapup"] = phone.wrapup
         seen["said"] = [a.text for a in phone.announcements]
         await asyncio.sleep(1)
-        seen["ear"] = await callee_hears(w, call_ref)
+        seen["ear"] = await channel_hears(w.settings, call_ref)
         st = lab_status(w.settings)
         async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.app) as ari:
             with contextlib.suppress(AriError):
@@ -407,7 +367,7 @@ async def blind_to_queue(w: World, tmp: Path) -> dict[str, Any]:
         FIGURES["blind_to_queue_answered_s"] = time.monotonic() - started
         seen["mei_wrapup"] = phone.wrapup
         await asyncio.sleep(1)
-        seen["ear"] = await callee_hears(w, call_ref)
+        seen["ear"] = await channel_hears(w.settings, call_ref)
         st = lab_status(w.settings)
         async with AriClient(st.ari_url, st.ari_user, st.ari_password, st.app) as ari:
             with contextlib.suppress(AriError):

@@ -13,9 +13,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from core.auth.models import User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
-from core.i18n import _
+from core.i18n import _, name_of
+from hotline.call_transfers import inbound_transfers
 from hotline.cases import CaseError, close_case, list_cases
 from hotline.cases_api import described
+from warmline.console.campaigns import TRANSFER_KIND_NAMES, transfer_text
 from warmline.console.pages import _section, render
 
 router = APIRouter(include_in_schema=False)
@@ -30,9 +32,14 @@ def _page(
     today = utcnow().astimezone(ZoneInfo(settings.timezone)).date()
     open_cases = described(settings, list_cases(session, open_only=True), today)
     closed = [c for c in described(settings, list_cases(session, limit=50), today) if c["closed_at"]][:20]
+    handed_on = [
+        {**vars(t), "kind_name": name_of(TRANSFER_KIND_NAMES, t.kind), "what": transfer_text(vars(t))}
+        for t in inbound_transfers(session)
+    ]
     resp = render(
         request, "cases.html", _("Cases"), user, section=SECTION, cases=open_cases, closed=closed,
         status=status or _("{n} open cases.", n=len(open_cases)), error=error, error_id=error_id,
+        handed_on=handed_on,
     )  # fmt: skip
     resp.status_code = code
     return resp
