@@ -107,6 +107,16 @@ LONGEST_FIRST = (
     "test_survey_lab.py",
     "test_dialer_lease.py",
     "test_lab.py",
+    "test_desk_service_lab.py",
+    "test_sip_tls_lab.py",
+    "test_alerts_page.py",
+    "test_softphone_my_day.py",
+    "test_desk_lab.py",
+    "test_preview_dial_lab.py",
+    "test_bridge_lab.py",
+    "test_agent_states.py",
+    "test_softphone_real_call.py",
+    "test_provisioning_lab.py",
 )
 
 
