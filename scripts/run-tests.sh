@@ -14,7 +14,7 @@ unset PYTHONDONTWRITEBYTECODE
 lint_log=var/lint.log
 make --no-print-directory lint >"$lint_log" 2>&1 &
 lint_pid=$!
-.venv/bin/pytest -q -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile
+.venv/bin/pytest -q -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile --no-loadscope-reorder
 tests_rc=$?
 wait "$lint_pid"
 lint_rc=$?
