@@ -1,0 +1,28 @@
+"""post-call surveys on campaigns: campaigns.survey (the callee rates the call 1-5 after the agent
+hangs up, as on an inbound line)
+
+Existing campaigns ask for no survey. The downgrade drops the column.
+
+Revision ID: 2480
+Revises: 2470
+Create Date: 2026-12-03 10:50:00
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "2480"
+down_revision: str | None = "2470"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("campaigns", sa.Column("survey", sa.Boolean(), nullable=False, server_default=sa.false()))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("campaigns") as batch:
+        batch.drop_column("survey")
