@@ -26,7 +26,7 @@ from dialer.engine.originate import StrayWatch, locate, lost_answer
 from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, is_personal, render
 from ivr.runner import FlowResult, FlowRunner
-from ivr.survey import run_survey
+from ivr.survey import SurveyAnswer, run_survey
 from ivr.tts import media_uri
 
 log = logging.getLogger(__name__)
@@ -444,13 +444,16 @@ class Call:
         if self.plan.survey is None or self._events is None:
             return
         try:
-            score = await run_survey(self.runner, self.id, self.plan.survey, self._events)
+            answer = await run_survey(self.runner, self.id, self.plan.survey, self._events)
         except AriError as exc:  # the callee left during it: no score
             log.debug("call %s: survey cut short: %s", self.id, exc)
-            score = None
-        self.report.detail["survey"] = score
-        if score is not None:
-            await self.notify("survey", {"score": score, "agent": agent or self._agent})
+            answer = SurveyAnswer(None)
+        self.report.detail["survey"] = answer.score
+        if answer.comment:
+            self.report.detail["survey_comment"] = answer.comment
+        if answer.score is not None:
+            notice = {"score": answer.score, "agent": agent or self._agent, "comment": answer.comment}
+            await self.notify("survey", notice)
 
     async def _apologise(self, text: str) -> None:
         """No agent within the grace: the campaign's recorded apology (prepared when the campaign

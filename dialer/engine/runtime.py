@@ -77,7 +77,7 @@ from dialer.welfare import events as welfare_events
 from ivr.check import find_flow, flow_dirs, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowRunner
-from ivr.survey import SURVEY_FLOW, save_score
+from ivr.survey import SURVEY_FLOW, save_score, survey_flow
 from ivr.tts import PromptCache
 
 log = logging.getLogger(__name__)
@@ -380,7 +380,7 @@ class DialerWorker:
         apology = apology_text(spec) if pace is not None else None
         ready = state is not None and state.apology == apology and state.apology_ready
         state = CampaignState(spec, key, flow, bucket, error, pace, apology, ready)
-        state.survey = self._survey_flow() if spec.survey else None
+        state.survey = self._survey_flow(spec.survey_comment_seconds) if spec.survey else None
         self.campaigns[campaign.id] = state
         return state
 
@@ -404,14 +404,15 @@ class DialerWorker:
             survey=state.survey,
         )
 
-    def _survey_flow(self) -> Flow | None:
-        """The post-call survey flow (config/ivr/post_call_survey.yaml or var/flows'); missing or
-        broken: the campaign's calls go on without the survey, and the log says why."""
+    def _survey_flow(self, comment_seconds: int | None) -> Flow | None:
+        """The post-call survey flow (config/ivr/post_call_survey.yaml or var/flows'), with the
+        recorded comment when the campaign asks for one; missing or broken: the campaign's calls go
+        on without the survey, and the log says why."""
         path = find_flow(self.settings.var_dir, SURVEY_FLOW)
         try:
             if path is None:
                 raise FileNotFoundError(f"flow {SURVEY_FLOW!r} not found")
-            return load_flow(path)
+            return survey_flow(load_flow(path), comment_seconds)
         except Exception as exc:
             log.error("post-call survey unavailable: %s", exc)
             return None
@@ -712,7 +713,7 @@ class DialerWorker:
             elif kind == "agent":
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             elif kind == "survey":
-                self._note(c.attempt_id, self._scored(c, int(detail["score"]), detail.get("agent")))
+                self._note(c.attempt_id, self._scored(c, detail))
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -854,14 +855,26 @@ class DialerWorker:
             self.watch.failed(exc)
             log.warning("attempt %s: agent %s could not be noted: %s", attempt_id, agent, exc)
 
-    async def _scored(self, c: Claimed, score: int, agent: str | None) -> None:
-        """Store the callee's survey score with the attempt, the agent and the campaign."""
-        now = self.now()
+    async def _scored(self, c: Claimed, detail: Mapping[str, Any]) -> None:
+        """Store the callee's survey score (and recorded comment) with the attempt, the agent and
+        the campaign."""
+        now, score, agent, comment = (
+            self.now(),
+            int(detail["score"]),
+            detail.get("agent"),
+            detail.get("comment"),
+        )
 
         def write() -> None:
             with self.db.session() as session:
                 save_score(
-                    session, call_ref=c.attempt_id, score=score, agent=agent, campaign=c.campaign, now=now
+                    session,
+                    call_ref=c.attempt_id,
+                    score=score,
+                    agent=agent,
+                    campaign=c.campaign,
+                    comment=comment,
+                    now=now,
                 )
 
         try:

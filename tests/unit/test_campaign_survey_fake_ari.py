@@ -31,7 +31,7 @@ from hotline.config import InboundConfig
 from ivr.check import REPO_FLOWS, load_flow
 from ivr.models import CallSurvey
 from ivr.runner import FlowRunner
-from ivr.survey import SURVEY_FLOW
+from ivr.survey import SURVEY_FLOW, survey_flow
 from tests.fakes.ari import Callee
 from tests.fakes.clock import run_virtual
 from tests.fakes.prompts import SilentPrompts
@@ -44,6 +44,7 @@ CALLEE = "Local/8613900000001@lab-pstn"
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 AGENT_HANGS_UP = Callee(answer_after=0.5, hangup_on="answer", hangup_after=20)
 SURVEY = load_flow(REPO_FLOWS / f"{SURVEY_FLOW}.yaml")
+COMMENT_SECONDS = 8
 
 
 @pytest.fixture
@@ -67,14 +68,16 @@ def campaign(db: Database, survey: bool) -> Claimed:
     return claimed
 
 
-def plan(survey: bool) -> CallPlan:
+def plan(survey: bool, comment: int | None = None) -> CallPlan:
     return CallPlan(
         campaign=CAMPAIGN, endpoint=CALLEE, app="warmline", amd_policy="retry", flow=None,
-        caller_id=None, ring_timeout=30, agent_campaign=True, survey=SURVEY if survey else None,
+        caller_id=None, ring_timeout=30, agent_campaign=True, survey=survey_flow(SURVEY, comment) if survey else None,
     )  # fmt: skip
 
 
-def run(settings: Settings, db: Database, c: Claimed, survey: bool, key: str | None) -> CallReport:
+def run(
+    settings: Settings, db: Database, c: Claimed, survey: bool, key: str | None, comment: int | None = None
+) -> CallReport:
     worker = DialerWorker(settings, db, now=lambda: NOW)
 
     async def main() -> CallReport:
@@ -84,12 +87,19 @@ def run(settings: Settings, db: Database, c: Claimed, survey: bool, key: str | N
 
             async def notify(kind: str, detail: dict[str, Any]) -> None:
                 if kind == "survey":  # as the runtime's notify does
-                    notes.append(asyncio.create_task(worker._scored(c, detail["score"], detail["agent"])))
+                    notes.append(asyncio.create_task(worker._scored(c, detail)))
 
             runner = FlowRunner(node.ari, SilentPrompts(settings.var_dir / "prompts"))
             handover = Handover(HandoverDeps(node.ari, node.dispatcher, db, settings, queues=SkillQueues()))
             call = Call(
-                node.ari, node.dispatcher, runner, plan(survey), c.attempt_id, {}, notify, handover=handover
+                node.ari,
+                node.dispatcher,
+                runner,
+                plan(survey, comment),
+                c.attempt_id,
+                {},
+                notify,
+                handover=handover,
             )
             task = asyncio.create_task(call.run())
 
@@ -146,3 +156,24 @@ def test_the_campaign_survey_key_is_validated_like_the_lines() -> None:
     assert spec.survey and not CampaignSpec(name=CAMPAIGN).survey
     with pytest.raises(ValidationError, match="survey"):
         CampaignSpec(name=CAMPAIGN, survey="sometimes")
+
+
+def test_the_callee_leaves_a_recorded_comment_after_the_score(settings: Settings, db: Database) -> None:
+    c = campaign(db, survey=True)
+    available(db, "mei")
+    done = run(settings, db, c, survey=True, key="5", comment=COMMENT_SECONDS)
+    assert done.detail["survey"] == 5
+    name = done.detail["survey_comment"]
+    assert name.startswith("ivr-"), "an IVR voice message: sealed at rest like the others"
+    with db.session() as s:
+        [row] = s.scalars(select(CallSurvey))
+        assert (row.call_ref, row.score, row.comment_recording) == (c.attempt_id, 5, name)
+
+
+def test_without_comment_seconds_the_score_goes_straight_to_the_thanks() -> None:
+    plain, asked = survey_flow(SURVEY, None), survey_flow(SURVEY, COMMENT_SECONDS)
+    assert getattr(plain.nodes["rate"], "next", None) == "thanks"
+    assert getattr(asked.nodes["rate"], "next", None) == "comment"
+    assert getattr(asked.nodes["comment"], "max_seconds", None) == COMMENT_SECONDS
+    with pytest.raises(ValidationError, match="survey_comment_seconds"):
+        CampaignSpec(name=CAMPAIGN, survey=True, survey_comment_seconds=600)

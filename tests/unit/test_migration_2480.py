@@ -1,5 +1,5 @@
-"""Migration 2480 on SQLite and PostgreSQL: campaigns.survey appears (existing campaigns ask for no
-survey) and goes again on the way down."""
+"""Migration 2480 on SQLite and PostgreSQL: campaigns.survey and survey_comment_seconds and
+call_surveys.comment_recording appear (existing campaigns ask for no survey) and go on the way down."""
 
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ def test_2480_adds_the_campaign_survey_and_takes_it_away(db_url: str) -> None:
         assert "survey" not in _columns(engine, "campaigns")
         migrate.upgrade(db_url, "2480")
         engine.dispose()
-        assert "survey" in _columns(engine, "campaigns")
+        assert {"survey", "survey_comment_seconds"} <= _columns(engine, "campaigns")
+        assert "comment_recording" in _columns(engine, "call_surveys")
         migrate.downgrade(db_url, "2470")
         engine.dispose()
         assert "survey" not in _columns(engine, "campaigns")
+        assert "comment_recording" not in _columns(engine, "call_surveys")
         migrate.upgrade(db_url, "head")
     finally:
         engine.dispose()
