@@ -206,7 +206,8 @@ def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clo
     except ValueError as exc:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
-    return my_day(session, user.name, rules, warn_before, clock).as_dict()
+    praise = settings.survey_compliment_score
+    return my_day(session, user.name, rules, warn_before, clock, compliment_score=praise).as_dict()
 
 
 # ---------------------------------------------------------------- reports
