@@ -119,7 +119,9 @@ class Hotline:
         runner = FlowRunner(
             ctx.ari, PromptCache.for_settings(settings), recordings_dir=settings.recordings_dir
         )
-        handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings))
+        bus = ctx.service.bus
+        publish = bus.publish if bus is not None else None
+        handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings, publish=publish))
         call = InboundCall(
             channel_id, number, ctx.ari, ctx.dispatcher, runner, handover, settings, db, node=ctx.node
         )

@@ -207,7 +207,9 @@ class DialerWorker:
         nailed = None
         if self.settings.dialer_nailed_agents:
             nailed = NailedAgents(NailedDeps(ari, dispatcher, self.db, self.settings, publish=self._publish))
-        handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed))
+        handover = Handover(
+            HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed, publish=self._publish)
+        )
         keeper = None if nailed is None else NailKeeper(nailed, self.db, self.settings.timezone)
         return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure, keeper=keeper)
 
