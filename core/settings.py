@@ -112,6 +112,13 @@ class Settings(BaseSettings):
     # Help in a hard call (agents.help): minutes an agent rests after flagging an abusive call,
     # offered no call meanwhile.
     help_cooldown_minutes: float = 5
+    # ... also after a call escalated to a supervisor (the help key pressed on it), and after a call
+    # longer than `long_call_minutes` (None: no limit); the supervisor is asked to check in.
+    escalated_cooldown_minutes: float = 5
+    long_call_minutes: float | None = 30
+    long_call_cooldown_minutes: float = 5
+    # A post-call survey score at or above this is a compliment: the agent hears of it on My day.
+    survey_compliment_score: int = 5
     # A preview contact stays reserved to the agent it was shown to this long (then others may get it).
     preview_hold_seconds: int = 180
     # Seconds an agent's phone rings for a call they placed before the call is given up.

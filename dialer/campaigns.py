@@ -223,6 +223,16 @@ class CampaignSpec(BaseModel):
         default=None, description="the least agent level (trainee < supervised < agent) that takes its calls"
     )
     flow: str | None = Field(default=None, description="the IVR flow a broadcast plays (or agents' pre-flow)")
+    survey: bool = Field(
+        default=False,
+        description="after the agent hangs up, the callee is asked to rate the call 1-5 (as on an inbound line)",
+    )
+    survey_comment_seconds: int | None = Field(
+        default=None,
+        ge=5,
+        le=120,
+        description="with the survey: the callee may then leave a recorded comment this long at most",
+    )
     elder_welfare: bool = False
     timezone: str = DEFAULT_TIMEZONE
     windows: dict[str, list[str]] = Field(default_factory=dict)
@@ -623,7 +633,8 @@ _COLUMNS = (
     "description", "kind", "flow", "elder_welfare", "timezone", "windows", "start_date", "end_date",
     "caller_id", "max_attempts", "daily_cap", "rolling_cap", "priority", "amd", "max_channels",
     "calls_per_second", "allowed_countries", "callback_grace_minutes", "mode", "manual_dial", "skill",
-    "language", "script", "screen_pop", "min_level",
+    "language", "script", "screen_pop", "min_level", "survey",
+    "survey_comment_seconds",
 )  # fmt: skip
 
 

@@ -142,6 +142,10 @@ class Campaign(Base):
     language: Mapped[str | None] = mapped_column(String(35))
     # The least agent level (trainee < supervised < agent) that may take its calls; None: any.
     min_level: Mapped[str | None] = mapped_column(String(16))
+    # After the agent hangs up, the callee is asked to rate the call 1-5 (ivr.survey; migration 2480).
+    survey: Mapped[bool] = mapped_column(default=False)
+    # ... and may then leave a recorded comment of at most this many seconds (None: no comment).
+    survey_comment_seconds: Mapped[int | None] = mapped_column(Integer)
     # The agents' call script (Markdown with {field} placeholders), the form they answer about a
     # call ({"title", "record", "questions": [...]}), the list columns the screen pop shows.
     script: Mapped[str | None] = mapped_column(Text)

@@ -23,6 +23,7 @@ from core.phones import mask as mask_number
 from core.phones import mask_in_text
 from dialer.dispositions import DispositionAction
 from dialer.models import Attempt, Campaign, Contact
+from ivr.models import CallSurvey
 
 CONTACT_KEYS = (
     "contact_id", "phone", "state", "outcome", "attempts", "disposition", "note", "callback_at",
@@ -88,6 +89,17 @@ def latest_ivr_answers(session: Session, campaign_id: int) -> dict[int, dict[str
         if isinstance(digits, dict) and digits:
             out[contact_id] = {str(k): str(v) for k, v in digits.items()}
     return out
+
+
+def survey_scores(session: Session, campaign_id: int) -> dict[int, int]:
+    """Each contact's latest post-call survey score (1-5), from the scores linked to its attempts."""
+    stmt = (
+        select(Attempt.contact_id, CallSurvey.score)
+        .join(CallSurvey, CallSurvey.call_ref == Attempt.id)
+        .where(Attempt.campaign_id == campaign_id)
+        .order_by(Attempt.contact_id, Attempt.attempt_no)
+    )
+    return {contact_id: score for contact_id, score in session.execute(stmt)}
 
 
 def contact_transfers(

@@ -80,6 +80,8 @@ class InboundNumber(BaseModel):
     max_occupancy: float | None = Field(default=None, gt=0, le=1)
     # After the agent hangs up, the caller is asked to rate the call 1-5 (ivr.survey).
     survey: bool = False
+    # ... and may then leave a recorded comment of at most this many seconds; None: no comment.
+    survey_comment_seconds: int | None = Field(default=None, ge=5, le=120)
     # What the agent reads and fills in on this line's calls (see docs/campaigns.md).
     script: str | None = None
     form: Form | None = None

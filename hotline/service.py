@@ -43,7 +43,7 @@ from hotline.transfer_gate import line_gate
 from ivr.check import find_flow, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowResult, FlowRunner
-from ivr.survey import SURVEY_FLOW, run_survey, save_score
+from ivr.survey import SURVEY_FLOW, run_survey, save_score, survey_flow
 from ivr.tts import PromptCache, media_uri, wav_seconds
 
 log = logging.getLogger(__name__)
@@ -119,7 +119,9 @@ class Hotline:
         runner = FlowRunner(
             ctx.ari, PromptCache.for_settings(settings), recordings_dir=settings.recordings_dir
         )
-        handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings))
+        bus = ctx.service.bus
+        publish = bus.publish if bus is not None else None
+        handover = Handover(HandoverDeps(ctx.ari, ctx.dispatcher, db, settings, publish=publish))
         call = InboundCall(
             channel_id, number, ctx.ari, ctx.dispatcher, runner, handover, settings, db, node=ctx.node
         )
@@ -233,11 +235,15 @@ class Hotline:
     ) -> None:  # fmt: skip
         """The agent hung up first: the caller rates the call 1-5; the score is kept with the call."""
         try:
-            score = await run_survey(call.runner, call.channel_id, _flow(call.settings, SURVEY_FLOW), events)
+            flow = survey_flow(_flow(call.settings, SURVEY_FLOW), line.survey_comment_seconds)
+            answer = await run_survey(call.runner, call.channel_id, flow, events)
         finally:
             with contextlib.suppress(AriError):
                 await call.ari.hangup(call.channel_id)
+        score = answer.score
         result.detail["survey"] = score
+        if answer.comment:
+            result.detail["survey_comment"] = answer.comment
         if score is None:
             return
         now = self.now()
@@ -250,6 +256,7 @@ class Hotline:
                     score=score,
                     agent=handed.agent,
                     line=line.name,
+                    comment=answer.comment,
                     now=now,
                 )
 

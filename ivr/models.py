@@ -20,4 +20,6 @@ class CallSurvey(Base):
     line: Mapped[str | None] = mapped_column(String(64), index=True)  # the inbound line's name
     campaign: Mapped[str | None] = mapped_column(String(64))
     score: Mapped[int]  # 1-5
+    # The caller's recorded comment after the score (an IVR voice message, ivr-<hex>; migration 2480).
+    comment_recording: Mapped[str | None] = mapped_column(String(64))
     answered_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)

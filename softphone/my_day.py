@@ -44,5 +44,6 @@ def my_day_view(report: dict[str, Any]) -> dict[str, Any]:
             ),
         ),
         (_("Overtime"), overtime),
+        (_("Compliments from callers"), str(int(report.get("compliments", 0)))),
     ]
     return {"facts": [list(f) for f in facts], "progress": progress, "warning": warning}

@@ -3,13 +3,16 @@ shifts agents pick and managers publish (``/api/workforce/shifts``)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
+from core.audit import audit
 from core.auth.models import Role, User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
@@ -18,11 +21,15 @@ from core.downloads import attachment
 from core.errors import http_error
 from core.i18n import _
 from hotline.config import InboundConfig, InboundConfigError, load_config
+from ivr.models import CallSurvey
+from recordings.at_rest import open_voice_message
+from recordings.storage import CHUNK
 from workforce.forecast import parse_week
 from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
 from workforce.reports import ReportError, report, to_csv
 from workforce.shifts import ShiftError, drop, monday_of, pick, publish, rota
+from workforce.surveys import survey_row, surveys_between
 
 router = APIRouter(prefix="/api/workforce", tags=["workforce"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
@@ -199,7 +206,8 @@ def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clo
     except ValueError as exc:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
-    return my_day(session, user.name, rules, warn_before, clock).as_dict()
+    praise = settings.survey_compliment_score
+    return my_day(session, user.name, rules, warn_before, clock, compliment_score=praise).as_dict()
 
 
 # ---------------------------------------------------------------- reports
@@ -228,3 +236,43 @@ def reports_view(
         name = f"report-{group}-{by}-{first.isoformat()}-{last.isoformat()}.csv"
         return Response(to_csv(data), media_type=MEDIA["csv"], headers=attachment(name))
     return data
+
+
+# ---------------------------------------------------------------- survey comments
+
+ReviewerUser = Annotated[User, Depends(Roles(Role.qa, Role.supervisor))]
+
+
+@router.get("/surveys")
+def surveys_view(
+    user: ReviewerUser,
+    session: SessionDep,
+    first: Annotated[date, Query(alias="from")],
+    last: Annotated[date, Query(alias="to")],
+) -> dict[str, Any]:
+    """The post-call survey scores of a period (UTC days), newest first, each with its recorded
+    comment's address when the caller left one (supervisors and QA)."""
+    if last < first or (last - first).days > MAX_PERIOD_DAYS:
+        raise http_error(status.HTTP_422_UNPROCESSABLE_CONTENT, "bad_period", _("the period is not valid"))
+    return {"surveys": [survey_row(row) for row in surveys_between(session, first, last)]}
+
+
+@router.get("/surveys/{survey_id}/comment")
+def survey_comment(
+    survey_id: int, session: SessionDep, settings: SettingsDep, user: ReviewerUser
+) -> StreamingResponse:
+    """A caller's recorded comment (decrypted as it streams; each play audited)."""
+    row = session.get(CallSurvey, survey_id)
+    if row is None or not row.comment_recording:
+        raise http_error(status.HTTP_404_NOT_FOUND, "no_comment", _("no recorded comment for this survey"))
+    try:
+        audio = open_voice_message(settings, row.comment_recording)
+    except FileNotFoundError as exc:
+        raise http_error(status.HTTP_410_GONE, "purged", _("the recorded comment is no longer kept")) from exc
+    audit(session, user.name, "survey.comment.play", str(row.id), call_ref=row.call_ref, role=user.role.value)
+
+    def body() -> Iterator[bytes]:
+        with audio:
+            yield from iter(lambda: audio.read(CHUNK), b"")
+
+    return StreamingResponse(body(), media_type="audio/wav", headers={"Cache-Control": "no-store"})

@@ -4,21 +4,25 @@ Today is the agent's current shift-day (:mod:`workforce.hours`): a night shift t
 yesterday at 20:00 and is still running is today's, so it never splits at midnight. Counted over
 that shift-day's shifts: worked time (breaks excluded), night time, calls (times on a call) and talk
 time; the progress towards the agent's daily target (the 4-hour rule); and the overtime warning, the
-same one supervisors get (``near`` within ``warn_before`` of the day limit, ``over`` past it).
+same one supervisors get (``near`` within ``warn_before`` of the day limit, ``over`` past it); and
+the compliments: callers who rated the agent's calls at least ``compliment_score`` (post-call
+survey, 1-5) since the shift-day began, so praise reaches the agent, not only the reports.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any, Literal
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from agents.ledger import spoken_duration
 from agents.states import target_minutes, transitions
 from core.formats import duration
-from core.i18n import _, current_locale
+from core.i18n import _, current_locale, ngettext
+from ivr.models import CallSurvey
 from workforce.hours import HoursRules, Shift, shifts
 
 Warning = Literal["near", "over"]
@@ -50,6 +54,8 @@ class MyDay:
     day_limit_s: int = 0
     overtime_s: int = 0
     warning: Warning | None = None
+    compliments: int = 0  # callers' top survey scores since the shift-day began
+    latest_compliment_at: str | None = None  # the newest one's time (a client may tell what is new)
     spoken: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -89,11 +95,37 @@ def spoken(day: MyDay) -> str:
     elif day.warning == "near":
         left = max(0, day.day_limit_s - day.worked_s)
         parts.append(_("Overtime begins in {left}.", left=spoken_duration(left)))
+    if day.compliments:
+        parts.append(
+            ngettext(
+                "{n} caller praised your service today. Thank you!",
+                "{n} callers praised your service today. Thank you!",
+                day.compliments,
+            )
+        )
     return ("" if current_locale().startswith("zh") else " ").join(parts)  # Chinese: no spaces
 
 
-def my_day(session: Session, agent: str, rules: HoursRules, warn_before: timedelta, now: datetime) -> MyDay:
-    """The agent's current shift-day: hours by shift, night, calls, talk, target and overtime."""
+def compliments(session: Session, agent: str, since: datetime, score: int) -> tuple[int, datetime | None]:
+    """How many survey scores of at least `score` the agent's calls had since `since`, and the newest's time."""
+    count, latest = session.execute(
+        select(func.count(CallSurvey.id), func.max(CallSurvey.answered_at)).where(
+            CallSurvey.agent == agent, CallSurvey.score >= score, CallSurvey.answered_at >= since
+        )
+    ).one()
+    return int(count or 0), latest
+
+
+def my_day(
+    session: Session,
+    agent: str,
+    rules: HoursRules,
+    warn_before: timedelta,
+    now: datetime,
+    compliment_score: int = 5,
+) -> MyDay:
+    """The agent's current shift-day: hours by shift, night, calls, talk, target, overtime and the
+    callers' compliments."""
     found = shifts(transitions(session, agent, now - LOOK_BACK, now), now, rules)
     day = shift_day(found, now, rules)
     todays = [s for s in found if s.day(rules.tz) == day]
@@ -116,6 +148,8 @@ def my_day(session: Session, agent: str, rules: HoursRules, warn_before: timedel
         )
         for s in todays
     ]
+    began = min([s.start for s in todays], default=datetime.combine(day, time(), rules.tz))
+    praised, latest = compliments(session, agent, began, compliment_score)
     # Whole minutes, so that worked + left always make the target when said aloud.
     worked_min = int(worked // 60)
     result = MyDay(
@@ -132,5 +166,7 @@ def my_day(session: Session, agent: str, rules: HoursRules, warn_before: timedel
         day_limit_s=round(limit),
         overtime_s=round(max(0.0, worked - limit)),
         warning=warning,
+        compliments=praised,
+        latest_compliment_at=latest.isoformat() if latest else None,
     )
     return MyDay(**{**result.__dict__, "spoken": spoken(result)})

@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,12 +47,18 @@ from agents.handover.call import AgentTook, HandoverRequest, HandoverResult
 from agents.handover.nailed_recording import recording_facts
 from agents.handover.queue import SkillQueues
 from agents.handover.screen_pop import header_value, screen_pop_headers
+from agents.help.service import CHECK_IN_AFTER, COOLDOWN_MESSAGE, Cooldown, RestRules, after_call
 from core.ari import AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
 from core.call_tickets import mint, ticket_secret
 from core.db import Database, utcnow
+from core.formats import time_of_day
+from core.i18n import DEFAULT_LOCALE, translate
+from core.messages import CallEvent
 from core.settings import Settings
 from recordings.capture import RecordingFacts, StereoCapture
+
+Publish = Callable[[CallEvent], Awaitable[Any]]  # the bus's publish
 
 if TYPE_CHECKING:
     from agents.handover.nailed import NailedAgents
@@ -88,6 +94,9 @@ class HandoverDeps:
     # Agents kept on the line (agents.handover.nailed): a paced call goes into a free nailed
     # agent's bridge with no ring before any agent is rung.
     nailed: NailedAgents | None = None
+    # The bus, for the check-in alert when a call earns its agent a rest; None: the wallboard's
+    # help panel (it polls) shows the rest all the same.
+    publish: Publish | None = None
 
 
 class Handover:
@@ -112,6 +121,25 @@ class Handover:
         finally:
             if owned:
                 dispatcher.unsubscribe(request.channel_id)
+
+
+async def _check_in(publish: Publish, call_ref: str, rest: Cooldown, timezone: str) -> None:
+    """The check-in alert on the bus (as after an abusive call): supervisors read it, the agent's
+    softphone may say the rest (both in Chinese, the centre's language)."""
+    detail = {
+        "agent": rest.agent,
+        "reason": rest.reason,
+        "until": rest.until.isoformat(),
+        "minutes": rest.minutes,
+        "message": translate(DEFAULT_LOCALE, CHECK_IN_AFTER[rest.reason], agent=rest.agent),
+        "agent_message": translate(
+            DEFAULT_LOCALE, COOLDOWN_MESSAGE, minutes=rest.minutes, until=time_of_day(rest.until, timezone)
+        ),
+    }
+    try:
+        await publish(CallEvent(call_id=call_ref, kind="check_in", detail=detail))
+    except Exception:  # the cool-down row is the record; the wallboard's poll shows it
+        log.exception("check-in alert for %s", rest.agent)
 
 
 def _is_hangup(event: JSON, channel_id: str) -> bool:
@@ -427,10 +455,34 @@ class _Run:
                 await self.ari.destroy_bridge(bridge_id)
             await talk.close()
             self.result.agent = talk.last_agent or agent.agent
+            await self._rest_after(talk.call_ref, self.result.agent, self.result.talk_seconds)
             first = talk.first
             if first.recording_id is not None and self.capture is not None:
                 self.result.recording_id = first.recording_id
                 self.result.recording_path = self.capture.stored_path()
+
+    async def _rest_after(self, call_ref: str, agent: str, talk_seconds: float) -> None:
+        """A call escalated to a supervisor or longer than the limit gives its agent a cool-down
+        (no call offered meanwhile) and asks supervisors to check in (agents.help). Never the
+        call's failure: a database error is logged."""
+        settings, now = self.deps.settings, self.deps.now()
+        rules = RestRules(
+            settings.escalated_cooldown_minutes,
+            settings.long_call_minutes,
+            settings.long_call_cooldown_minutes,
+        )
+
+        def write() -> Cooldown | None:
+            with self.deps.db.session() as session:
+                return after_call(session, agent, call_ref, talk_seconds, now, rules)
+
+        try:
+            rest = await asyncio.to_thread(write)
+        except SQLAlchemyError:
+            log.exception("cool-down after call %s of %s", call_ref, agent)
+            return
+        if rest is not None and self.deps.publish is not None:
+            await _check_in(self.deps.publish, call_ref, rest, settings.timezone)
 
     async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
         """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and

@@ -222,7 +222,14 @@ async def help_board(_: SupervisorUser, db: DatabaseDep, now: ClockDep) -> dict[
                 for r in service.open_requests(session)
             ],
             "cooldowns": [
-                {"agent": a, "until": u} for a, u in sorted(service.active_cooldowns(session, at).items())
+                {
+                    "agent": c.agent,
+                    "until": c.until,
+                    "reason": c.reason,
+                    "call_ref": c.call_ref,
+                    "message": service.check_in_message(c.reason, c.agent),
+                }
+                for c in service.resting(session, at)
             ],
         }
 

@@ -23,6 +23,10 @@ COOLDOWN_MESSAGE = N_("You have {minutes} minutes' rest. No call will be offered
 # What supervisors read when an agent needs them.
 HELP_ALERT = N_("{agent} asks for help on a call.")
 CHECK_IN = N_("{agent} ended an abusive call: please check in with them.")
+CHECK_IN_AFTER = {
+    "escalated": N_("{agent} ended a call escalated to a supervisor: please check in with them."),
+    "long_call": N_("{agent} ended a very long call: please check in with them."),
+}
 # What the caller hears before an abusive call ends (spoken by the IVR's text to speech).
 CLOSING_PROMPT = N_(
     "We are ending this call now. If you need help, please call again later. Thank you, goodbye."
@@ -75,6 +79,44 @@ def flag_abusive(
     return start_cooldown(session, agent, "abusive", now, cooldown_minutes, call_ref=call_ref)
 
 
+@dataclass(frozen=True)
+class RestRules:
+    """When a call that has just ended earns its agent a rest (settings: ``escalated_cooldown_minutes``,
+    ``long_call_minutes``, ``long_call_cooldown_minutes``)."""
+
+    escalated_minutes: float = 5
+    long_call_minutes: float | None = 30  # None: no call is too long
+    long_call_rest_minutes: float = 5
+
+
+def after_call(
+    session: Session, agent: str, call_ref: str, talk_seconds: float, now: datetime, rules: RestRules
+) -> Cooldown | None:
+    """A call of ``agent``'s has ended: escalated to a supervisor (the help key was pressed on it)
+    or longer than the limit, it earns a cool-down (the longer rest when both); None otherwise."""
+    escalated = session.scalar(
+        select(HelpRequest.id)
+        .where(HelpRequest.call_ref == call_ref, HelpRequest.agent == agent, HelpRequest.kind == "help")
+        .limit(1)
+    )
+    rests: list[tuple[float, str]] = []
+    if escalated is not None:
+        rests.append((rules.escalated_minutes, "escalated"))
+    limit = rules.long_call_minutes
+    if limit is not None and talk_seconds >= limit * 60:
+        rests.append((rules.long_call_rest_minutes, "long_call"))
+    rests = [r for r in rests if r[0] > 0]
+    if not rests:
+        return None
+    minutes, reason = max(rests)
+    return start_cooldown(session, agent, reason, now, minutes, call_ref=call_ref)
+
+
+def check_in_message(reason: str, agent: str) -> str:
+    """What supervisors read when an agent's cool-down starts: check in with them."""
+    return _(CHECK_IN_AFTER.get(reason, CHECK_IN), agent=agent)
+
+
 def start_cooldown(
     session: Session, agent: str, reason: str, now: datetime, minutes: float, *, call_ref: str | None = None
 ) -> Cooldown:
@@ -89,6 +131,18 @@ def start_cooldown(
         session, "system", "agent.cooldown", agent, reason=reason, until=until.isoformat(), call_ref=call_ref
     )
     return Cooldown(agent, until, round(minutes), reason)
+
+
+def resting(session: Session, now: datetime) -> list[AgentCooldown]:
+    """The cool-downs running at ``now``, one per agent (the one ending last), by agent."""
+    rows = session.scalars(
+        select(AgentCooldown).where(AgentCooldown.started_at <= now, AgentCooldown.until > now)
+    )
+    last: dict[str, AgentCooldown] = {}
+    for row in rows:
+        if row.agent not in last or row.until > last[row.agent].until:
+            last[row.agent] = row
+    return [last[a] for a in sorted(last)]
 
 
 def active_cooldowns(

@@ -26,6 +26,7 @@ from dialer.engine.originate import StrayWatch, locate, lost_answer
 from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, is_personal, render
 from ivr.runner import FlowResult, FlowRunner
+from ivr.survey import SurveyAnswer, run_survey
 from ivr.tts import media_uri
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,9 @@ class CallPlan:
     # for an agent, then hears `apology` and is abandoned (the 2-second rule, docs/pacing.md).
     grace_s: float | None = None
     apology: str | None = None
+    # The campaign's post-call survey flow (``survey: true``): the callee is kept on the line when
+    # the agent hangs up first and rates the call 1-5 (ivr.survey); None: no survey.
+    survey: Flow | None = None
 
 
 @dataclass
@@ -411,6 +415,7 @@ class Call:
             policy=policy,
             on_agent=self._agent_took,
             number_gate=self.number_gate,
+            keep_caller=self.plan.survey is not None,
         )
         handed = await self.handover.connect(request)
         if self.plan.grace_s is not None:
@@ -429,7 +434,26 @@ class Call:
             self.report.detail["agent_name"] = handed.agent
         if handed.recording_id:
             self.report.detail["recording"] = handed.recording_id
+        if handed.caller_kept:
+            await self._survey(handed.agent)
         await self._hangup()
+
+    async def _survey(self, agent: str | None) -> None:
+        """The agent hung up first: the callee rates the call 1-5; the runtime stores the score
+        with the attempt, the agent and the campaign (the `survey` notice)."""
+        if self.plan.survey is None or self._events is None:
+            return
+        try:
+            answer = await run_survey(self.runner, self.id, self.plan.survey, self._events)
+        except AriError as exc:  # the callee left during it: no score
+            log.debug("call %s: survey cut short: %s", self.id, exc)
+            answer = SurveyAnswer(None)
+        self.report.detail["survey"] = answer.score
+        if answer.comment:
+            self.report.detail["survey_comment"] = answer.comment
+        if answer.score is not None:
+            notice = {"score": answer.score, "agent": agent or self._agent, "comment": answer.comment}
+            await self.notify("survey", notice)
 
     async def _apologise(self, text: str) -> None:
         """No agent within the grace: the campaign's recorded apology (prepared when the campaign

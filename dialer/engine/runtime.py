@@ -77,6 +77,7 @@ from dialer.welfare import events as welfare_events
 from ivr.check import find_flow, flow_dirs, load_flow
 from ivr.flow import Flow
 from ivr.runner import FlowRunner
+from ivr.survey import SURVEY_FLOW, save_score, survey_flow
 from ivr.tts import PromptCache
 
 log = logging.getLogger(__name__)
@@ -131,6 +132,7 @@ class CampaignState:
     apology: str | None = None  # what a live answer with no agent within the grace hears
     apology_ready: bool = False  # its prompt made (or being made) in the cache
     drained_until: float = -1e18  # its last claim found fewer due contacts than it could call
+    survey: Flow | None = None  # the post-call survey flow, when the campaign asks for it
 
 
 class DialerWorker:
@@ -205,7 +207,9 @@ class DialerWorker:
         nailed = None
         if self.settings.dialer_nailed_agents:
             nailed = NailedAgents(NailedDeps(ari, dispatcher, self.db, self.settings, publish=self._publish))
-        handover = Handover(HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed))
+        handover = Handover(
+            HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed, publish=self._publish)
+        )
         keeper = None if nailed is None else NailKeeper(nailed, self.db, self.settings.timezone)
         return NodeLink(node, ari, dispatcher, runner, handover, pressure=pressure, keeper=keeper)
 
@@ -378,6 +382,7 @@ class DialerWorker:
         apology = apology_text(spec) if pace is not None else None
         ready = state is not None and state.apology == apology and state.apology_ready
         state = CampaignState(spec, key, flow, bucket, error, pace, apology, ready)
+        state.survey = self._survey_flow(spec.survey_comment_seconds) if spec.survey else None
         self.campaigns[campaign.id] = state
         return state
 
@@ -398,7 +403,21 @@ class DialerWorker:
             pop_fields=tuple(pop_fields(campaign.script, campaign.screen_pop)),
             grace_s=state.spec.pacing.grace_seconds if state.pace is not None else None,
             apology=state.apology,
+            survey=state.survey,
         )
+
+    def _survey_flow(self, comment_seconds: int | None) -> Flow | None:
+        """The post-call survey flow (config/ivr/post_call_survey.yaml or var/flows'), with the
+        recorded comment when the campaign asks for one; missing or broken: the campaign's calls go
+        on without the survey, and the log says why."""
+        path = find_flow(self.settings.var_dir, SURVEY_FLOW)
+        try:
+            if path is None:
+                raise FileNotFoundError(f"flow {SURVEY_FLOW!r} not found")
+            return survey_flow(load_flow(path), comment_seconds)
+        except Exception as exc:
+            log.error("post-call survey unavailable: %s", exc)
+            return None
 
     def _pick_node(self) -> NodeLink | None:
         now = self.monotonic()
@@ -695,6 +714,8 @@ class DialerWorker:
                 self._progress_note(c.attempt_id, kind)
             elif kind == "agent":
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
+            elif kind == "survey":
+                self._note(c.attempt_id, self._scored(c, detail))
             await self._publish(
                 CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
             )
@@ -835,6 +856,34 @@ class DialerWorker:
         except SQLAlchemyError as exc:
             self.watch.failed(exc)
             log.warning("attempt %s: agent %s could not be noted: %s", attempt_id, agent, exc)
+
+    async def _scored(self, c: Claimed, detail: Mapping[str, Any]) -> None:
+        """Store the callee's survey score (and recorded comment) with the attempt, the agent and
+        the campaign."""
+        now, score, agent, comment = (
+            self.now(),
+            int(detail["score"]),
+            detail.get("agent"),
+            detail.get("comment"),
+        )
+
+        def write() -> None:
+            with self.db.session() as session:
+                save_score(
+                    session,
+                    call_ref=c.attempt_id,
+                    score=score,
+                    agent=agent,
+                    campaign=c.campaign,
+                    comment=comment,
+                    now=now,
+                )
+
+        try:
+            await asyncio.to_thread(write)
+        except SQLAlchemyError as exc:
+            self.watch.failed(exc)
+            log.warning("attempt %s: survey score %s could not be stored: %s", c.attempt_id, score, exc)
 
     async def _close(self, c: Claimed, report: CallReport) -> str | None:
         """Journal the outcome (fsynced), then write it to the database. While the database is

@@ -31,6 +31,7 @@ from dialer.results import (
     latest_ivr_answers,
     latest_wrapups,
     masked_text,
+    survey_scores,
     transfer_outcome,
 )
 
@@ -128,6 +129,7 @@ COLUMN_TITLES: dict[str, str] = {
     "transfer_count": N_("Number of transfers"),
     "transfers": N_("Transfers"),
     "extension": N_("Extension"),
+    "survey": N_("Survey score (1-5)"),
 }
 
 
@@ -163,6 +165,8 @@ def _titles(
     header.extend(titles[n] if n == "extension" else n for n in field_names)
     header.extend(labels.get(k) or _("Answer: {key}", key=k) for k in answers)
     header.extend(_("Keypad: {node}", node=k) for k in ivr_keys)
+    if campaign.survey:
+        header.append(titles["survey"])
     seen: dict[str, int] = {}
     unique = []
     for title in header:  # a list field may share a title with one of ours
@@ -212,6 +216,10 @@ def contact_export_rows(
         field_names.append("extension")
     header.extend(ANSWER_PREFIX + key for key in answers)
     header.extend(IVR_PREFIX + key for key in ivr_keys)
+    # The callee's post-call survey score (campaigns with `survey: true`), the latest call's.
+    scores = survey_scores(session, campaign.id) if campaign.survey else None
+    if scores is not None:
+        header.append("survey")
     if names:
         header = _titles(session, campaign, field_names, answers, ivr_keys)
 
@@ -252,6 +260,7 @@ def contact_export_rows(
                 *(hide(fields.get(n, "")) for n in field_names),
                 *(_cell(answer_shown(wrapup.answers.get(k), choices.get(k), mask)) for k in answers),
                 *(masked_text(keypad.get(c.id, {}).get(k, ""), mask) for k in ivr_keys),
+                *([scores.get(c.id, "")] if scores is not None else []),
             ]
 
     return header, rows()

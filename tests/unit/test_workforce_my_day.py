@@ -14,10 +14,11 @@ from fastapi.testclient import TestClient
 from agents.states import record_state
 from core.auth import service as auth
 from core.auth.models import Role
-from core.db import Database
+from core.db import Database, utcnow
 from core.i18n import use_locale
 from core.messages import AgentState
 from core.settings import Settings
+from ivr.survey import save_score
 from tests.utils import PASSWORD, login
 from warmline.app import create_app
 from workforce.hours import HoursRules
@@ -96,3 +97,29 @@ def test_the_api_answers_the_agent_about_their_own_day(client: TestClient) -> No
     assert (data["agent"], data["worked_s"], data["shifts"], data["target_s"]) == ("mei", 0, [], 4 * 3600)
     assert data["spoken"]
     assert client.get("/api/workforce/my-day", headers=login(client, "boss")).status_code == 403
+
+
+def test_compliments_reach_the_agent_on_my_day(client: TestClient, settings: Settings, db: Database) -> None:
+    """Callers' top scores today are on the agent's My day and spoken (zh-CN, the default); a lower
+    score, another agent's, or yesterday's is not; the threshold is a setting."""
+    now = utcnow()
+    with db.session() as s:
+        save_score(s, call_ref="a-1", score=5, agent="mei", campaign="flu", now=now)
+        save_score(s, call_ref="in-1", score=5, agent="mei", line="community-hotline", now=now)
+        save_score(s, call_ref="in-2", score=4, agent="mei", line="community-hotline", now=now)
+        save_score(s, call_ref="in-3", score=5, agent="lin", line="community-hotline", now=now)
+        save_score(
+            s, call_ref="in-0", score=5, agent="mei", line="community-hotline", now=now - timedelta(days=2)
+        )
+    data = client.get("/api/workforce/my-day", headers=login(client, "mei")).json()
+    assert data["compliments"] == 2 and data["latest_compliment_at"]
+    assert "今天有2位来电者给您的服务打了好评，谢谢您！" in data["spoken"]
+    settings.survey_compliment_score = 4
+    assert client.get("/api/workforce/my-day", headers=login(client, "mei")).json()["compliments"] == 3
+
+
+def test_no_compliment_is_not_mentioned(db: Database) -> None:
+    with db.session() as session, use_locale("en"):
+        day = my_day(session, "mei", RULES, WARN, at(3, 15))
+    assert (day.compliments, day.latest_compliment_at) == (0, None)
+    assert "praised" not in day.spoken
