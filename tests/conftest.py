@@ -43,10 +43,11 @@ def _pg(sql: str) -> None:
 # The test files that take longest (real calls in real time), started first so that test files
 # run side by side (pytest-xdist, a file per worker) all finish at about the same time.
 # Files by their time in a fresh-clone `make test` (4 workers, JUnit times, longest first). xdist
-# hands each worker whole files in this order (`--no-loadscope-reorder` in scripts/run-tests.sh:
-# by default it reorders files by their number of tests, which put the one-test labs last), so the longest start first and the short ones fill
-# in at the end (longest-processing-time first). Browser files are spread among the rest: each
-# closes its Playwright with its module, so asyncio.run works again in that worker afterwards.
+# hands each worker whole files in this order (`--no-loadscope-reorder` in scripts/run-tests.sh: by
+# default it sorts files by their number of tests, which put the one-test labs last), so the longest
+# start first and the short ones fill in at the end (longest-processing-time first). Browser files
+# are among the rest: each closes its Playwright with its module, so asyncio.run works again in that
+# worker afterwards.
 LONGEST_FIRST = (
     "test_agent_profiles.py",
     "test_console_languages.py",
