@@ -33,6 +33,7 @@ from tests.integration.test_bridge_lab import band_energy, customer_call, endpoi
 from tests.lab import lab_ports, private_lab
 from tests.utils import login
 from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
+from tests.utils.lab_audio import channel_hears
 from warmline import accounts
 from warmline.app import create_app
 from warmline.lab import lab_status
@@ -74,27 +75,6 @@ def phone(lab: Settings, db: Database, tmp: Path, name: str, role: Role, hz: int
     return endpoint, start_baresip(
         tmp / name, Baresip(endpoint, secret, st.sip_tls_port, st.ca_file), tone_hz=hz
     )
-
-
-async def record_out(settings: Settings, channel_id: str, seconds: float) -> Path:
-    """What Asterisk sends to ``channel_id`` (the callee's ear): a snoop, spy out, recorded."""
-    async with client(settings, "help-ear") as ear:
-        events = ear.events()
-        assert (await anext(events))["type"] == "WarmlineConnected"
-        snoop, name = f"ear-{uuid.uuid4().hex[:8]}", f"ear-{uuid.uuid4().hex[:8]}"
-        await ear.snoop(channel_id, spy="out", snoop_id=snoop)
-        async with asyncio.timeout(10):
-            async for event in events:
-                if event.get("type") == "StasisStart" and event["channel"]["id"] == snoop:
-                    break
-        await ear.record_channel(snoop, name, max_duration=int(seconds))
-        async with asyncio.timeout(seconds + 10):
-            async for event in events:
-                if event.get("type") in ("RecordingFinished", "RecordingFailed"):
-                    break
-        await ear.hangup(snoop)
-        await events.aclose()
-    return settings.recordings_dir / f"{name}.wav"
 
 
 async def until_bridged(ari: AriClient, bridge_id: str, channel_id: str) -> None:
@@ -190,7 +170,7 @@ def test_supervisor_listens_then_whispers_to_the_agent_only(
                 sup_leg = f"help-{listen['id']}-supervisor"
                 await until_bridged(ari, str(listen["bridge_id"]), sup_leg)
                 seen["listen_window"] = (time.monotonic() - answered, 0.0)
-                seen["listen_callee"] = await record_out(lab, customer, 4)
+                seen["listen_callee"] = await channel_hears(lab, customer, 4)
                 # The agent's phone records from its first audio frame, which a loaded machine
                 # delays past `answered`: this window's end is kept a second clear of the whisper
                 # that follows it in the agent's file.
@@ -203,7 +183,7 @@ def test_supervisor_listens_then_whispers_to_the_agent_only(
                 )
                 await until_bridged(ari, str(whisper["bridge_id"]), f"help-{whisper['id']}-supervisor")
                 start = time.monotonic() - answered
-                seen["whisper_callee"] = await record_out(lab, customer, 4)
+                seen["whisper_callee"] = await channel_hears(lab, customer, 4)
                 seen["whisper_window"] = (start, time.monotonic() - answered)
                 await ari.hangup(f"help-{whisper['id']}-supervisor")
                 await until_gone(ari, str(whisper["bridge_id"]))
