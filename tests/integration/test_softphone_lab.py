@@ -353,7 +353,10 @@ async def _caller_bridged_to_mei(
     await phone.act("answer")
     await board.wait(lambda e: e["type"] == "StasisStart" and e["channel"]["id"] == agent)
     await board.bridge(callee, agent)
-    await next_event(q, MediaChanged, status="active")
+    await next_event(q, MediaChanged, call=incoming.call, status="active")
+    # the phone reads the engine's events on its own queue: wait until it, too, knows the call is
+    # up (on a loaded machine it lagged this queue and refused Alt+C as "ringing")
+    await until(lambda: phone.calls[incoming.call].status == "connected", timeout=30)
     return callee, incoming.call
 
 
