@@ -20,6 +20,7 @@ from core.db import Database
 from core.i18n import use_locale
 from core.settings import Settings
 from tests.utils.cli import cli_runner
+from tests.utils.pg_pool import PgDatabasePool
 from warmline import migrate
 
 _PG_FILE = Path(__file__).resolve().parent.parent / "var" / "test-pg-url"  # written by scripts/services.sh
@@ -144,6 +145,14 @@ def pg_template() -> Iterator[str]:
     _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+@pytest.fixture(scope="session")
+def pg_pool(pg_template: str) -> Iterator[PgDatabasePool]:
+    """This worker's PostgreSQL test databases, emptied and reused rather than made and dropped."""
+    pool = PgDatabasePool(PG_ADMIN, SA_PG, pg_template)
+    yield pool
+    pool.close()
+
+
 def on_database(kind: str) -> pytest.MarkDecorator:
     """Run a real-time lab test on one database only. For tests whose subject is Asterisk (media,
     AMD, a recording's channels), not the database: the same logic runs on both databases in the
@@ -153,17 +162,16 @@ def on_database(kind: str) -> pytest.MarkDecorator:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A migrated, empty database of each kind, private to the test."""
+    """A migrated, empty database of each kind, private to the test (PostgreSQL's reused, emptied)."""
     if request.param == "sqlite":
         path = tmp_path / "warmline.db"
         shutil.copy(request.getfixturevalue("sqlite_template"), path)
         yield f"sqlite:///{path}"
         return
-    template = request.getfixturevalue("pg_template")
-    name = f"wl_t_{uuid.uuid4().hex[:12]}"
-    _pg(f"CREATE DATABASE {name} TEMPLATE {template}")
+    pool: PgDatabasePool = request.getfixturevalue("pg_pool")
+    name = pool.take()
     yield f"{SA_PG}/{name}"
-    _pg(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    pool.give_back(name)
 
 
 @pytest.fixture
