@@ -14,12 +14,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from typer.testing import CliRunner
 
 from core.db import Database
 from core.i18n import use_locale
 from core.settings import Settings
-from tests.utils.cli import cli_runner
+from tests.utils.cli import CliRunner, cli_runner
 from tests.utils.pg_pool import PgDatabasePool
 from warmline import migrate
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from typer.testing import CliRunner
 
 from agents.service import active_accounts, ensure_sip_account, md5_credential, render_endpoints
 from core.audit import AuditEntry, audit, recent
@@ -17,6 +16,7 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database, utcnow
 from core.settings import get_settings
+from tests.utils.cli import CliRunner
 from warmline.cli import app
 
 PW = "correct horse battery"

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents import profiles
 from agents.handover import Handover, HandoverDeps, HandoverRequest, QueuePolicy, SkillQueues
@@ -40,7 +39,7 @@ from tests.fakes.ari import Callee
 from tests.fakes.clock import run_virtual
 from tests.utils import PASSWORD, login
 from tests.utils.agents import endpoint_of, fake_node, make_agents
-from tests.utils.cli import ok, run
+from tests.utils.cli import CliRunner, ok, run
 from warmline.app import create_app
 
 pytestmark = pytest.mark.usefixtures("english")

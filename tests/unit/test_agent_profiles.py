@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents import profiles
 from agents.models import AgentProfile
@@ -25,7 +24,7 @@ from core.i18n import use_locale
 from core.settings import Settings
 from tests.utils import PASSWORD, login
 from tests.utils import console_login as sign_in_to_console
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 from warmline.cli import app
 

@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
 
 from recordings import analytics, timeline, vad
 from recordings.analytics import MONO_NOTE, AnalysisSettings, AnalyticsError, CallAnalytics, analyze_file
@@ -50,6 +49,7 @@ from tests.audio_fixtures import (
     render,
     scripted_call,
 )
+from tests.utils.cli import CliRunner
 
 needs_tools = pytest.mark.skipif(not have_tools(), reason="espeak-ng and sox make the labelled audio")
 

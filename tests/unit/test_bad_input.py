@@ -15,7 +15,6 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
-from typer.testing import CliRunner
 
 from core.auth import service
 from core.auth.models import Role
@@ -26,7 +25,7 @@ from dialer.lists import decode
 from dialer.lists.decode import ListFileError, inspect
 from dialer.models import Contact
 from tests.utils import PASSWORD, console_login, login
-from tests.utils.cli import run
+from tests.utils.cli import CliRunner, run
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 

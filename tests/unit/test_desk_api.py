@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from core.audit import AuditEntry
 from core.auth import service
@@ -34,6 +33,7 @@ from hotline.models import Case
 from tests.unit.test_forms_scripts import FORM_YAML
 from tests.unit.test_wrapup import PHONE, T0, hang_up, make, taken
 from tests.utils import PASSWORD, login
+from tests.utils.cli import CliRunner
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 

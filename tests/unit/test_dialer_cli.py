@@ -8,10 +8,10 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 from tests.unit.test_dialer_import import MESSY
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.cli import app
 
 # Written against the English messages (zh-CN is the default; see conftest's `english`).

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from core.auth import service
 from core.auth.models import Role
@@ -20,6 +19,7 @@ from dialer.engine.ledger import claim, close
 from dialer.models import CampaignStatus, Contact
 from dialer.outcomes import CallFacts
 from tests.utils import PASSWORD, login
+from tests.utils.cli import CliRunner
 from warmline.app import create_app
 from warmline.cli import app
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
-from tests.utils.cli import ok, run
+from tests.utils.cli import CliRunner, ok, run
 from warmline.cli import app
 from workforce.erlang import Demand, by_occupancy, erlang_b, erlang_c, required, staffing_for
 

@@ -4,11 +4,11 @@ and the context the root command hands its commands."""
 from __future__ import annotations
 
 import typer
-from typer.testing import CliRunner
 
 from core.cli import CliContext, cli_context
 from core.db import Database
 from core.settings import Settings
+from tests.utils.cli import CliRunner
 from warmline.cli import app
 from warmline.features import collect
 

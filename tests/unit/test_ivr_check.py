@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from ivr.check import Problem, check_file, check_text
+from tests.utils.cli import CliRunner
 from warmline.cli import app
 
 # Written against the English messages (zh-CN is the default; see conftest's `english`); the Chinese

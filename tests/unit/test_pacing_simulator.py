@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from typer.testing import CliRunner
 
 from dialer.pacing import PacingConfig, Policy, PredictivePacer, PredictiveSettings
 from dialer.pacing.simulator import JSON_KEYS, Simulation, Staffing, Traffic, simulate
 from dialer.pacing.simulator.traffic import callee, shift
+from tests.utils.cli import CliRunner
 from warmline.cli import app
 
 

@@ -24,7 +24,6 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents import profiles
 from agents.help import api as help_api
@@ -43,7 +42,7 @@ from tests.fakes.clock import run_virtual
 from tests.fakes.prompts import SilentPrompts
 from tests.utils import login, until
 from tests.utils.agents import AGENT_PASSWORD, endpoint_of, make_agents
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 from warmline.cli import app
 from workforce.practice import service

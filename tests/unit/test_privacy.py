@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from core.audit import AuditEntry, AuditNote
 from core.db import Database
@@ -34,7 +33,7 @@ from recordings import service, storage
 from recordings.models import CallRecording, RecordingStatus
 from recordings.retention import retention_worker
 from tests.unit.test_ivr_tts import ToneEngine
-from tests.utils.cli import run
+from tests.utils.cli import CliRunner, run
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 PHONE = "+8613800138000"

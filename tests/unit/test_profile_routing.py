@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents import profiles
 from agents.handover import SkillQueues
@@ -34,7 +33,7 @@ from core.settings import Settings
 from hotline.staffing import check_lines, log_unstaffed
 from tests.utils import PASSWORD, console_login, login
 from tests.utils.agents import make_agents
-from tests.utils.cli import cli_runner
+from tests.utils.cli import CliRunner, cli_runner
 from warmline.app import create_app
 from warmline.cli import app
 

@@ -15,7 +15,6 @@ import pytest
 import soundfile as sf
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from core.audit import AuditEntry
 from core.auth import service as auth
@@ -28,7 +27,7 @@ from recordings.models import CallRecording, RecordingStatus
 from recordings.qa.models import QaItem, QaReview, QaSample, SampleKind
 from tests import audio_fixtures as af
 from tests.utils import PASSWORD, login
-from tests.utils.cli import run
+from tests.utils.cli import CliRunner, run
 from warmline.app import create_app
 from warmline.cli import app as cli_app
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from agents.service import active_accounts, ensure_sip_account, render_endpoints, sip_display_name
 from agents.sip_guard import (
@@ -32,7 +31,7 @@ from core.auth.models import Role
 from core.db import Database
 from core.settings import AsteriskNode, Settings
 from tests.utils import until
-from tests.utils.cli import run
+from tests.utils.cli import CliRunner, run
 from warmline.cli import app
 
 T0 = datetime(2026, 12, 2, 12, 0, tzinfo=UTC)

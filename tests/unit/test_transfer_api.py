@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents.routing import set_state
 from agents.transfer import api as transfer_api
@@ -34,7 +33,7 @@ from dialer.wrapup import NotYourCall, WrapUpRequest, record_wrapup
 from tests.unit.test_wrapup_api import RecordingBus
 from tests.utils import login
 from tests.utils.agents import make_agents
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 
 T0 = datetime(2026, 3, 2, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai

@@ -8,11 +8,10 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from typer.testing import CliRunner
 
 from core.db import Database
 from hotline.models import InboundCallRecord
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.cli import app
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -14,7 +14,6 @@ import openpyxl
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents.states import record_state
 from core.audit import AuditEntry, recent
@@ -24,7 +23,7 @@ from core.db import Database
 from core.messages import AgentState
 from core.settings import Settings
 from tests.utils import PASSWORD, login
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 from warmline.cli import app
 

@@ -15,7 +15,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
-from typer.testing import CliRunner
 
 from agents.states import record_state
 from core.auth import service as auth
@@ -28,7 +27,7 @@ from hotline.models import Case, InboundCallRecord
 from ivr.models import CallSurvey
 from tests.unit.test_wrapup import PHONE, T0, hang_up, make, taken, wrap
 from tests.utils import PASSWORD, login
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 from workforce.hours import HoursRules
 from workforce.reports import report

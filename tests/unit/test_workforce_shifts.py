@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents.profiles import update_profile
 from core.audit import AuditEntry
@@ -21,7 +20,7 @@ from core.db import Database
 from core.settings import Settings
 from hotline.models import InboundCallRecord
 from tests.utils import PASSWORD, login
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.app import create_app
 from warmline.cli import app
 

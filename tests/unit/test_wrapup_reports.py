@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import select
-from typer.testing import CliRunner
 
 from agents.transfer.models import Transfer
 from core.audit import AuditEntry
@@ -18,7 +17,7 @@ from core.db import Database
 from dialer.models import Attempt
 from dialer.results import CONTACT_KEYS, TRANSFER_KEYS
 from tests.unit.test_wrapup import PHONE, T0, hang_up, local, make, taken, wrap
-from tests.utils.cli import ok
+from tests.utils.cli import CliRunner, ok
 from warmline.cli import app
 
 SECOND = "+8613800000002"
