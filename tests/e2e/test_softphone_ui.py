@@ -120,7 +120,12 @@ def phone_page(browser: Browser, phone_server: PhoneServer) -> Iterator[Page]:
 
 def said(page: Page, text: str, assertive: bool = False) -> None:
     region = page.locator("#say-assertive" if assertive else "#say-polite")
-    expect(region).to_contain_text(text)
+    try:
+        expect(region).to_contain_text(text)
+    except AssertionError as missing:
+        # what the phone said instead, in the other region too (a refusal or a server timeout)
+        other = page.locator("#say-polite" if assertive else "#say-assertive").text_content()
+        raise AssertionError(f"{missing}\nthe other region said: {other!r}") from None
 
 
 def test_whole_call_by_keyboard_alone(phone_page: Page, phone_server: PhoneServer) -> None:

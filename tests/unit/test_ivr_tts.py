@@ -105,9 +105,13 @@ def test_concurrent_callers_share_one_synthesis_and_never_see_half_a_file(tmp_pa
     stop = threading.Event()
 
     def watch() -> None:
-        while not stop.is_set():
+        # one last look after the callers are done, so a watcher the scheduler starved still sees the file
+        while True:
+            done = stop.is_set()
             with contextlib.suppress(FileNotFoundError):
                 seen_sizes.add(target.stat().st_size)
+            if done:
+                return
 
     watcher = threading.Thread(target=watch)
     watcher.start()
