@@ -131,6 +131,10 @@ class ServerClient:
         """Today's shift-day: hours by shift, night, calls, talk, the daily target, overtime."""
         return cast(dict[str, Any], await self._call("GET", "/api/workforce/my-day"))
 
+    async def my_cooldown(self) -> dict[str, Any]:
+        """My cool-down now: ``remaining_s``, ``reason``, ``cooldown_until`` (nulls when none)."""
+        return cast(dict[str, Any], await self._call("GET", "/api/agents/me/cooldown"))
+
     async def set_state(self, state: str, reason: str | None) -> dict[str, Any]:
         body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
         return cast(dict[str, Any], body)
