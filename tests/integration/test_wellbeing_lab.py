@@ -8,8 +8,9 @@ auto-answering, as in test_bridge_lab):
   mei's report (the inbound line's case is test_survey_lab);
 - a flagged call: mei flags a live call as abusive through the service's API
   (``POST /api/agents/me/calls/{ref}/abusive``); the call ends with the closing prompt, her cool-down
-  starts; the next caller is not offered to her (her phone never rings, the caller waits and gives
-  up), and once the rest is over the next caller is put through to her again.
+  starts; the next caller is not offered to her although she is available (her phone never rings,
+  the caller waits and gives up). That calls come again once the rest is over is on the fake
+  Asterisk (tests/unit/test_cooldown_after_call_fake_ari.py), not worth half a minute of lab here.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from agents.handover import CallOrigin, Handover, HandoverDeps, HandoverRequest,
 from agents.help.models import AgentCooldown
 from agents.routing import set_state
 from agents.states import current_state
-from core.db import Database
+from core.db import Database, utcnow
 from core.settings import Settings
 from dialer import campaigns as svc
 from dialer.engine.runtime import DialerWorker
@@ -50,7 +51,7 @@ PORTS = lab_ports("wellbeing")
 CAMPAIGN = "survey-out"
 SURVEY_CALLEE = "+8619999000004"  # lab-survey: presses 4
 TALK_S = 3.0
-REST_MIN = 0.2  # 12 s of rest after the flagged call
+REST_MIN = 0.5  # 30 s of rest after the flagged call: the next caller comes and goes within it
 
 
 def on_call(db: Database, name: str) -> bool:
@@ -152,28 +153,18 @@ def test_a_flagged_call_rests_mei_and_no_call_is_offered_until_the_rest_is_over(
             make_available(db, "mei")  # her phone says she is ready: routing must still hold back
             _, second = await offer(4)
             waited = await asyncio.wait_for(second, 30)
+            over, done_at = time.monotonic(), utcnow()
             with db.session() as s:
                 rest = s.scalar(select(AgentCooldown))
-                assert rest is not None
-                left = (rest.until - datetime.now(rest.until.tzinfo)).total_seconds()
-            await asyncio.sleep(max(0.0, left) + 0.5)  # the rest runs out
-            make_available(db, "mei")
-            _, third = await offer(30)
-            await until(
-                lambda: third.done() or on_call(db, "mei"), timeout=60, what="mei is offered a call again"
-            )
-            for leg in [c["id"] for c in await ari.channels() if str(c["id"]).startswith("agent-")]:
-                await ari.hangup(leg)
-            again = await asyncio.wait_for(third, 30)
             return {
-                "answer": answer.json(), "first": ended[0], "second": waited, "third": again, "rest": rest,
+                "answer": answer.json(), "first": ended[0], "second": waited, "rest": rest,
+                "second_over_after_s": over - ended[1], "second_done_at": done_at,
             }  # fmt: skip
 
     api = TestClient(app)  # requests only: no workers (the test's runtime is the one ARI event stream)
-    if True:
-        got = api.post("/api/auth/token", json={"username": "mei", "password": PW})
-        token = {"Authorization": f"Bearer {got.json()['access_token']}", "Accept-Language": "zh-CN"}
-        seen = asyncio.run(scenario(api, token))
+    got = api.post("/api/auth/token", json={"username": "mei", "password": PW})
+    token = {"Authorization": f"Bearer {got.json()['access_token']}", "Accept-Language": "zh-CN"}
+    seen = asyncio.run(scenario(api, token))
     assert seen["answer"]["ended"] is True, "the service found mei's call and ended it"
     assert "分钟休息时间" in seen["answer"]["message"]
     assert seen["first"].outcome == "connected" and seen["first"].agent == "mei"
@@ -181,4 +172,7 @@ def test_a_flagged_call_rests_mei_and_no_call_is_offered_until_the_rest_is_over(
     assert (rest.agent, rest.reason) == ("mei", "abusive")
     assert seen["second"].outcome == "abandoned", seen["second"]
     assert seen["second"].agents_tried == [], "mei's phone never rang during her rest"
-    assert seen["third"].outcome == "connected" and seen["third"].agent == "mei", "calls again afterwards"
+    assert seen["second_done_at"] < rest.until, "all of it within the rest"
+    print(
+        f"\nflagged call: the next caller waited and gave up {seen['second_over_after_s']:.1f} s after it ended"
+    )
