@@ -4,7 +4,9 @@ on the fake Asterisk, no lab needed) runs past ``long_call_minutes``; its end wr
 (agents.help.notices), holds it for the agent and answers the softphone's long poll
 (agents.screen_pops); the softphone (the real Softphone over HTTP, the FakeEngine for SIP) says the
 rest in Chinese, "say my state" includes it (from ``GET /api/agents/me/cooldown``), no callee is put
-through meanwhile, and when it ends the phone says so. On SQLite and PostgreSQL."""
+through meanwhile, and when it ends the phone says so. Then a caller's 5 for her (stored as the survey
+stores it) is said on her phone as it happens, politely (workforce.compliments); a 3 is not.
+On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -18,9 +20,10 @@ import pytest
 from agents.handover import CallOrigin, HandoverRequest, QueuePolicy
 from agents.handover.nailed import NailedAgents, NailedDeps
 from core.bus import Bus
-from core.db import Database
+from core.db import Database, utcnow
 from core.i18n import use_locale
 from core.settings import Settings
+from ivr.survey import save_score
 from softphone.fake import FakeEngine
 from softphone.phone import PhoneOptions, Softphone
 from softphone.presence import AgentStatus, HttpPublisher
@@ -66,7 +69,7 @@ def test_a_long_nailed_call_rests_the_agent_and_her_phone_says_so(
     settings.long_call_minutes = 0.05
     settings.long_call_cooldown_minutes = REST_MIN
 
-    async def main() -> tuple[Softphone, float, float, bool]:
+    async def main() -> tuple[Softphone, float, float, bool, float]:
         async with Bus.from_settings(settings, component="dialer") as bus:
             await asyncio.wait_for(bus.wait_connected(), 10)
             server = ServerClient(service.url)
@@ -126,9 +129,20 @@ def test_a_long_nailed_call_rests_the_agent_and_her_phone_says_so(
                         offered = await nailed.connect(HandoverRequest(second, skill="welfare", policy=PACED))
                         await until(lambda: said(phone, "冷静期结束"), timeout=30, what="the end of the rest")
                         rested = time.monotonic() - ended
+                        # A caller's 5 after the call reaches her phone as it happens (a 3 does not).
+                        with db.session() as s:
+                            save_score(
+                                s, call_ref="att-meh", score=3, agent="mei", campaign="c1", now=utcnow()
+                            )
+                            save_score(
+                                s, call_ref="att-good", score=5, agent="mei", campaign="c1", now=utcnow()
+                            )
+                        scored = time.monotonic()
+                        await until(lambda: said(phone, "打了5分"), timeout=15, what="the compliment said")
+                        complimented = time.monotonic() - scored
                     finally:
                         await nailed.close()
-                return phone, heard, rested, offered is not None
+                return phone, heard, rested, offered is not None, complimented
             finally:
                 feed.cancel()
                 await asyncio.gather(feed, return_exceptions=True)
@@ -136,7 +150,7 @@ def test_a_long_nailed_call_rests_the_agent_and_her_phone_says_so(
                 await server.aclose()
 
     with use_locale("zh_CN"):
-        phone, heard, rested, offered = asyncio.run(main())
+        phone, heard, rested, offered, complimented = asyncio.run(main())
     assert not offered, "no callee offered during the rest"
     texts = [a.text for a in phone.announcements]
     assert len([t for t in texts if t.startswith("冷静期（")]) == 1, texts
@@ -144,3 +158,7 @@ def test_a_long_nailed_call_rests_the_agent_and_her_phone_says_so(
     print(f"\ncool-down: said {heard:.1f} s after the callee hung up; its end said after {rested:.1f} s")
     assert heard < 5.0
     assert rested >= REST_MIN * 60 - 1
+    [compliment] = [a for a in phone.announcements if "满分5分" in a.text]
+    assert compliment.politeness == "polite" and "打了5分" in compliment.text, "the 3 is no compliment"
+    print(f"compliment: said {complimented:.1f} s after the score was stored")
+    assert complimented < 5.0
