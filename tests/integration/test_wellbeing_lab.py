@@ -5,7 +5,8 @@ auto-answering, as in test_bridge_lab):
   callee (config/asterisk/extensions.conf, ``lab-survey``: numbers 8619999…, pressing the number's
   last digit, here 4), hands the live answer to mei, mei hangs up first, the callee is kept, hears
   the survey and presses 4; the score is stored with the attempt, mei and the campaign, and is on
-  mei's report (the inbound line's case is test_survey_lab);
+  mei's report (the inbound line's case is test_survey_lab); the comment the callee recorded after
+  the score is erased with their number (the file gone, the erasure audited, the score kept);
 - a flagged call: mei flags a live call as abusive through the service's API
   (``POST /api/agents/me/calls/{ref}/abusive``); the call ends with the closing prompt, her cool-down
   starts; the next caller is not offered to her although she is available (her phone never rings,
@@ -29,6 +30,7 @@ from agents.handover import CallOrigin, Handover, HandoverDeps, HandoverRequest,
 from agents.help.models import AgentCooldown
 from agents.routing import set_state
 from agents.states import current_state
+from core.audit import AuditEntry
 from core.db import Database, utcnow
 from core.settings import Settings
 from dialer import campaigns as svc
@@ -36,11 +38,13 @@ from dialer.engine.runtime import DialerWorker
 from dialer.models import Attempt, CampaignStatus, Contact
 from hotline.config import InboundConfig
 from ivr.models import CallSurvey
+from recordings.at_rest import voice_message_files
 from tests.integration import test_bridge_lab as bridge
 from tests.integration.test_bridge_lab import PW, customer_call, make_available, runtime
 from tests.lab import lab_ports
 from tests.utils import until
 from warmline.app import create_app
+from warmline.privacy import service as privacy
 from workforce.reports import report
 
 pytestmark = pytest.mark.integration
@@ -50,7 +54,7 @@ agents = bridge.agents
 PORTS = lab_ports("wellbeing")
 CAMPAIGN = "survey-out"
 SURVEY_CALLEE = "+8619999000004"  # lab-survey: presses 4
-TALK_S = 3.0
+TALK_S = 1.0
 REST_MIN = 0.5  # 30 s of rest after the flagged call: the next caller comes and goes within it
 
 
@@ -63,6 +67,7 @@ def on_call(db: Database, name: str) -> bool:
 def make_campaign(db: Database) -> int:
     spec = {
         "name": CAMPAIGN, "kind": "agent", "mode": "progressive", "skill": "vaccination", "survey": True,
+        "survey_comment_seconds": 5,
         "caller_id": "4001234567", "windows": {"daily": ["00:00-24:00"]}, "max_attempts": 1,
     }  # fmt: skip
     with db.session() as s:
@@ -120,6 +125,21 @@ def test_the_callee_of_an_outbound_agent_call_presses_4_and_it_is_on_mei_s_repor
     mei = next(r for r in rows if r["name"] == "mei")
     assert (mei["satisfaction"], mei["surveys"]) == (4.0, 1), mei
 
+    # The callee's recorded comment (Asterisk recorded it after the score) is theirs: erased with
+    # their number (warmline.privacy, as `warmline privacy erase` runs it), audited; the score stays.
+    comment = row.comment_recording
+    assert comment is not None and comment.startswith("ivr-"), "the callee left a comment"
+    assert voice_message_files(lab, comment), "its file is on disk"
+    with db.session() as s:
+        found = privacy.find(s, SURVEY_CALLEE)
+        assert privacy.erase(s, lab, found, actor="test", dry_run=False)["recordings"] >= 1
+    assert voice_message_files(lab, comment) == [], "the caller's voice is gone"
+    with db.session() as s:
+        [kept] = s.scalars(select(CallSurvey))
+        assert (kept.score, kept.agent, kept.comment_recording) == (4, "mei", None)
+        log = s.scalars(select(AuditEntry).where(AuditEntry.action == "privacy.erase")).one()
+        assert log.detail["survey_comments"] == 1
+
 
 def test_a_flagged_call_rests_mei_and_no_call_is_offered_until_the_rest_is_over(
     lab: Settings, db: Database, agents: dict[str, object]
@@ -151,7 +171,7 @@ def test_a_flagged_call_rests_mei_and_no_call_is_offered_until_the_rest_is_over(
             assert answer.status_code == 200, answer.text
             ended = (await asyncio.wait_for(first, 30), time.monotonic())
             make_available(db, "mei")  # her phone says she is ready: routing must still hold back
-            _, second = await offer(4)
+            _, second = await offer(3)
             waited = await asyncio.wait_for(second, 30)
             over, done_at = time.monotonic(), utcnow()
             with db.session() as s:
