@@ -270,6 +270,7 @@ class Softphone:
         self._tickets: dict[str, str] = {}  # call_ref -> the call's ticket (never shown on the page)
         # Cool-downs and compliments the server tells of (softphone.wellbeing).
         self.wellbeing = Wellbeing(self.announce, self.in_call)
+        self._practice_turn = 0  # F3 takes the server's practice scenarios in turn
 
     # -- life --------------------------------------------------------------------------------
 
@@ -1100,6 +1101,29 @@ class Softphone:
         if rest is not None:
             parts.append(rest)
         self.announce(_(" ").join(parts), cue="info")
+
+    async def do_practice(self, scenario: str = "") -> None:
+        """A practice call (F3): the server rings this phone with a simulated caller, recorded as
+        practice (workforce.practice); each press takes the next of the server's scenarios."""
+        if self.server is None or not self.server.signed_in:
+            raise ActionError(_("Practice calls need the call centre's server."))
+        if self.in_call():
+            raise ActionError(_("Finish the call before a practice call."))
+        title = scenario
+        try:
+            if not scenario:
+                found = await self.server.practice_scenarios()
+                if not found:
+                    raise ActionError(_("The call centre has no practice scenarios."))
+                chosen = found[self._practice_turn % len(found)]
+                self._practice_turn += 1
+                scenario, title = str(chosen["name"]), str(chosen.get("title") or chosen["name"])
+            answer = await self.server.start_practice(scenario)
+        except ProvisioningError as exc:
+            raise ActionError(_("No practice call: {error}", error=exc)) from exc
+        self.announce(
+            _("Practice call: {title}. {message}", title=title, message=answer.get("message") or ""), cue="info"
+        )
 
     async def _ask_cooldown(self) -> None:
         """The server's word on my cool-down (what the phone heard stands when it cannot say)."""
