@@ -1122,7 +1122,8 @@ class Softphone:
         except ProvisioningError as exc:
             raise ActionError(_("No practice call: {error}", error=exc)) from exc
         self.announce(
-            _("Practice call: {title}. {message}", title=title, message=answer.get("message") or ""), cue="info"
+            _("Practice call: {title}. {message}", title=title, message=answer.get("message") or ""),
+            cue="info",
         )
 
     async def _ask_cooldown(self) -> None:

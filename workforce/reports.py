@@ -321,22 +321,22 @@ def team_table(session: Session, config: InboundConfig, first: date, last: date)
             InboundCallRecord.arrived_at < end,
         )
     ):
-        calls[agent] += 1
-        talk[agent] += talk_s or 0.0
+        calls[str(agent)] += 1
+        talk[str(agent)] += talk_s or 0.0
     for agent, answered, ended in session.execute(
         select(Attempt.agent, Attempt.answered_at, Attempt.ended_at).where(
             Attempt.agent.is_not(None), Attempt.answered_at >= start, Attempt.answered_at < end
         )
     ):
-        calls[agent] += 1
-        if ended is not None:
-            talk[agent] += (ended - answered).total_seconds()
+        calls[str(agent)] += 1
+        if ended is not None and answered is not None:
+            talk[str(agent)] += (ended - answered).total_seconds()
     for agent, score in session.execute(
         select(CallSurvey.agent, CallSurvey.score).where(
             CallSurvey.agent.is_not(None), CallSurvey.answered_at >= start, CallSurvey.answered_at < end
         )
     ):
-        scores[agent].append(score)
+        scores[str(agent)].append(score)
     for (agent,) in session.execute(
         select(AgentCooldown.agent).where(AgentCooldown.started_at >= start, AgentCooldown.started_at < end)
     ):
