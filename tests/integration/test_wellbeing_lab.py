@@ -54,7 +54,7 @@ agents = bridge.agents
 PORTS = lab_ports("wellbeing")
 CAMPAIGN = "survey-out"
 SURVEY_CALLEE = "+8619999000004"  # lab-survey: presses 4
-TALK_S = 1.0
+TALK_S = 3.0
 REST_MIN = 0.5  # 30 s of rest after the flagged call: the next caller comes and goes within it
 
 
@@ -171,7 +171,7 @@ def test_a_flagged_call_rests_mei_and_no_call_is_offered_until_the_rest_is_over(
             assert answer.status_code == 200, answer.text
             ended = (await asyncio.wait_for(first, 30), time.monotonic())
             make_available(db, "mei")  # her phone says she is ready: routing must still hold back
-            _, second = await offer(3)
+            _, second = await offer(4)
             waited = await asyncio.wait_for(second, 30)
             over, done_at = time.monotonic(), utcnow()
             with db.session() as s:
