@@ -2,8 +2,8 @@
 and end, and callers' compliments.
 
 The notices come with the nailed calls' screen pops (softphone.server_pops: kinds ``cooldown``,
-``cooldown_end``, ``compliment``, their ``fields`` the server's detail as text). Each cool-down is
-said once (two service processes may both publish it). A compliment is said politely and never
+``cooldown_end``, ``compliment``, their ``fields`` the server's detail as text). Each cool-down and
+each compliment is said once (two service processes may both publish it). A compliment is said politely and never
 over a call: one that comes during a call waits until the phone has no call.
 """
 
@@ -143,6 +143,10 @@ class Wellbeing:
         return {"until": self.rest.until.isoformat(), "reason": self.rest.reason, "text": text}
 
     def compliment(self, fields: dict[str, Any]) -> None:
+        ident = str(fields.get("survey_id") or fields.get("call_ref") or "")
+        if ident and ("compliment", ident) in self._said:
+            return  # a second service process published it too
+        self._said.add(("compliment", ident))
         try:
             score = int(str(fields.get("score") or "5"))
         except ValueError:
