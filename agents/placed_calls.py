@@ -38,7 +38,7 @@ from typing import Any, Literal
 from agents import routing
 from agents.handover.call import AgentTook, CallOrigin, HandoverRequest, HandoverResult, NumberGate
 from agents.handover.screen_pop import screen_pop_headers
-from agents.handover.service import LEG_GONE, RECORD_CONTEXT, Handover, HandoverDeps
+from agents.handover.service import LEG_GONE, RECORD_CONTEXT, Handover, HandoverDeps, rest_after
 from core.ari import AriError
 from core.ari_events import ChannelEvents
 from recordings.capture import RecordingFacts, StereoCapture
@@ -357,6 +357,12 @@ class PlacedCall:
             await talk.close()
             self.result.agent = talk.last_agent or self.req.agent
             self.result.recording_id = talk.first.recording_id
+            # An escalated or very long call rests its agent, as a call the service rang them with.
+            deps = self.deps
+            await rest_after(
+                deps.db, deps.settings, deps.now(), deps.publish, call_id, self.result.agent,
+                self.result.talk_seconds,
+            )  # fmt: skip
 
     async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
         """The caller goes into a skill's queue (a blind transfer to it, or one nobody answered)."""

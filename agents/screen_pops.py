@@ -1,11 +1,12 @@
-"""Screen pops of nailed calls, held for the agents' softphones to fetch over HTTP.
+"""Screen pops of nailed calls (and notices for the agent), held for the softphones to fetch over HTTP.
 
 A rung call's screen pop reaches the agent's phone as the INVITE's ``X-Warmline-*`` headers. A
 nailed call (agents.handover.nailed) makes no INVITE: its pop is published on the bus as a
 ``CallEvent`` of kind ``screen_pop`` (and ``screen_pop_end`` when the callee leaves), and home PCs
 do not reach the bus. So the service follows those events (:func:`follow_screen_pops`, a worker of
 every ``warmline up`` process) into a :class:`ScreenPopBox`, and the agent's phone asks for its own
-with a long poll (``GET /api/agents/me/screen-pops``, agents.api).
+with a long poll (``GET /api/agents/me/screen-pops``, agents.api). The same feed carries the agent's
+notices (:data:`NOTICE_KINDS`): a cool-down's start and end, a caller's compliment.
 
 The box is in memory: a pop is for the next seconds, not for the record. Each agent's last
 :data:`KEEP_PER_AGENT` events are kept for :data:`KEEP_SECONDS`; numbers (``seq``) only grow
@@ -29,6 +30,10 @@ from core.messages import CallEvent
 log = logging.getLogger(__name__)
 
 POP_KINDS = frozenset({"screen_pop", "screen_pop_end"})
+# Notices for the agent the same feed carries: a cool-down's start and end (agents.help.notices) and a
+# caller's compliment (workforce.compliments). Their ``fields`` are the event's detail, as text.
+NOTICE_KINDS = frozenset({"cooldown", "cooldown_end", "compliment"})
+HELD_KINDS = POP_KINDS | NOTICE_KINDS
 KEEP_PER_AGENT = 20
 KEEP_SECONDS = 60.0
 
@@ -69,10 +74,10 @@ class ScreenPopBox:
     def put(self, event: CallEvent) -> HeldPop | None:
         """Keep a bus event if it is a pop for an agent; wake the polls."""
         agent = event.detail.get("agent")
-        if event.kind not in POP_KINDS or not isinstance(agent, str) or not agent:
+        if event.kind not in HELD_KINDS or not isinstance(agent, str) or not agent:
             return None
-        raw = event.detail.get("fields") or {}
-        fields = {str(k): str(v) for k, v in raw.items()} if isinstance(raw, dict) else {}
+        raw = (event.detail.get("fields") or {}) if event.kind in POP_KINDS else event.detail
+        fields = {str(k): str(v) for k, v in raw.items() if v is not None} if isinstance(raw, dict) else {}
         self._last = next(self._seq)
         pop = HeldPop(self._last, agent, event.kind, event.call_id, event.campaign, fields, self.clock())
         self._held.setdefault(agent, deque(maxlen=KEEP_PER_AGENT)).append(pop)
@@ -118,5 +123,5 @@ async def follow_screen_pops(bus: Bus, box: ScreenPopBox = PROCESS_POPS) -> None
     """Keep every nailed call's pop the bus carries until the service stops."""
     async with bus.subscribe(CallEvent.topic_template.format(call_id="+"), CallEvent) as calls:
         async for _path, event in calls:
-            if event.kind in POP_KINDS:
+            if event.kind in HELD_KINDS:
                 box.put(event)

@@ -85,6 +85,12 @@ BINDINGS: tuple[Binding, ...] = (
         N_("on a call"),
     ),
     Binding("quality", ("Alt+q",), N_("Say the call quality"), N_("on a call")),
+    Binding(
+        "practice",
+        ("F3",),
+        N_("Practice call: your phone rings with a simulated caller (each press: the next scenario)"),
+        N_("no call"),
+    ),
     Binding("large_text", ("Alt+g",), N_("Large text on or off"), N_("any time")),
     Binding("contrast", ("Alt+k",), N_("High contrast on or off"), N_("any time")),
     Binding("help", ("F1", "Alt+slash"), N_("List these keys"), N_("any time")),

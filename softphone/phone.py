@@ -44,6 +44,7 @@ from softphone.provisioning import ProvisioningError, ServerClient
 from softphone.quality import QUALITY_VERDICTS, QualityReport, StreamSample, assess
 from softphone.script_view import clean_script_html
 from softphone.transfers import Transfers
+from softphone.wellbeing import Wellbeing
 
 log = logging.getLogger(__name__)
 
@@ -267,6 +268,9 @@ class Softphone:
         self.transfers = Transfers(self.announce, self._bump, lambda: self.status.agent, lambda: self.server)
         self.desk: CallDesk | None = None
         self._tickets: dict[str, str] = {}  # call_ref -> the call's ticket (never shown on the page)
+        # Cool-downs and compliments the server tells of (softphone.wellbeing).
+        self.wellbeing = Wellbeing(self.announce, self.in_call)
+        self._practice_turn = 0  # F3 takes the server's practice scenarios in turn
 
     # -- life --------------------------------------------------------------------------------
 
@@ -358,6 +362,7 @@ class Softphone:
             "announcements": [asdict(a) for a in self.announcements],
             "placed": self.placed.view(),
             "transfer": {**self.transfers.view(), "server": self._served() is not None},
+            "cooldown": self.wellbeing.view(),
         }
 
     def _wrapup_json(self) -> dict[str, Any] | None:
@@ -521,6 +526,17 @@ class Softphone:
         self.announce(text, "assertive", cue="connected")
         return True
 
+    def in_call(self) -> bool:
+        """A call is going on: anything but an open line waiting for its next callee."""
+        return any(not (c.open_line and c.pop is None) for c in self.calls.values())
+
+    async def notice(self, kind: str, fields: dict[str, str]) -> bool:
+        """A notice from the server for this agent (a cool-down's start or end, a compliment);
+        False when the phone does not know the kind."""
+        known = self.wellbeing.deliver(kind, fields)
+        self._bump()
+        return known
+
     async def put_through_ended(self, attempt: str) -> bool:
         """The callee put through on the open line left (the line stays open): the wrap-up, as
         after any call. False when no open line has that call."""
@@ -533,6 +549,7 @@ class Softphone:
         await self._begin_wrapup(view, talked)
         view.ref, view.pop, view.connected_at = str(uuid.uuid4()), None, None
         view.remote = _("the call centre")
+        self.wellbeing.say_held()
         self._bump()
         return True
 
@@ -559,6 +576,7 @@ class Softphone:
             self.announce(text, cue="connected")
         elif e.state == "disconnected":
             await self._on_ended(view, e)
+            self.wellbeing.say_held()  # compliments that came during the call
         self._bump()
 
     async def _on_ended(self, view: CallView, e: CallStateChanged) -> None:
@@ -1078,7 +1096,44 @@ class Softphone:
                 parts.append(_("Call with {who}: {status}.", who=c.remote, status=status))
         if self.wrapup is not None:
             parts.append(_("Wrap-up is open."))
+        await self._ask_cooldown()
+        rest = self.wellbeing.state_text()
+        if rest is not None:
+            parts.append(rest)
         self.announce(_(" ").join(parts), cue="info")
+
+    async def do_practice(self, scenario: str = "") -> None:
+        """A practice call (F3): the server rings this phone with a simulated caller, recorded as
+        practice (workforce.practice); each press takes the next of the server's scenarios."""
+        if self.server is None or not self.server.signed_in:
+            raise ActionError(_("Practice calls need the call centre's server."))
+        if self.in_call():
+            raise ActionError(_("Finish the call before a practice call."))
+        title = scenario
+        try:
+            if not scenario:
+                found = await self.server.practice_scenarios()
+                if not found:
+                    raise ActionError(_("The call centre has no practice scenarios."))
+                chosen = found[self._practice_turn % len(found)]
+                self._practice_turn += 1
+                scenario, title = str(chosen["name"]), str(chosen.get("title") or chosen["name"])
+            answer = await self.server.start_practice(scenario)
+        except ProvisioningError as exc:
+            raise ActionError(_("No practice call: {error}", error=exc)) from exc
+        self.announce(
+            _("Practice call: {title}. {message}", title=title, message=answer.get("message") or ""),
+            cue="info",
+        )
+
+    async def _ask_cooldown(self) -> None:
+        """The server's word on my cool-down (what the phone heard stands when it cannot say)."""
+        if self.server is None or not self.server.signed_in:
+            return
+        try:
+            self.wellbeing.learn(await self.server.my_cooldown())
+        except ProvisioningError as exc:
+            log.info("cool-down not read: %s", exc)
 
     async def do_ask_help(self) -> None:
         """The help key: a supervisor is alerted (and may listen, whisper to me only, or join)."""

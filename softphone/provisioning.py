@@ -131,6 +131,19 @@ class ServerClient:
         """Today's shift-day: hours by shift, night, calls, talk, the daily target, overtime."""
         return cast(dict[str, Any], await self._call("GET", "/api/workforce/my-day"))
 
+    async def practice_scenarios(self) -> list[dict[str, Any]]:
+        """The practice scenarios (name, title in my language, description), in the server's order."""
+        return [dict(s) for s in await self._call("GET", "/api/practice/scenarios")]
+
+    async def start_practice(self, scenario: str) -> dict[str, Any]:
+        """Ring my own phone with a simulated caller; the answer says what to do."""
+        body = await self._call("POST", "/api/agents/me/practice", json={"scenario": scenario})
+        return cast(dict[str, Any], body)
+
+    async def my_cooldown(self) -> dict[str, Any]:
+        """My cool-down now: ``remaining_s``, ``reason``, ``cooldown_until`` (nulls when none)."""
+        return cast(dict[str, Any], await self._call("GET", "/api/agents/me/cooldown"))
+
     async def set_state(self, state: str, reason: str | None) -> dict[str, Any]:
         body = await self._call("POST", "/api/agents/me/state", json={"state": state, "reason": reason})
         return cast(dict[str, Any], body)

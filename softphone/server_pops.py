@@ -6,6 +6,8 @@ INVITE per callee) has its pop fetched here: a long poll of ``GET /api/agents/me
 (agents.screen_pops on the server), whose answers carry the same fields, the call's ticket among
 them. A ``screen_pop`` goes to :meth:`Softphone.put_through` (shown, spoken and looked up as a
 ringing call's pop), a ``screen_pop_end`` to :meth:`Softphone.put_through_ended` (the wrap-up).
+The same feed brings the agent's notices (a cool-down's start and end, a caller's compliment) to
+:meth:`Softphone.notice` (softphone.wellbeing).
 
 The poll runs while the phone runs; a server that is away is asked again after a growing pause
 (1, 2, 4 ... 30 s); a server without the feed (404) or a session that ended (401) stops it.
@@ -30,6 +32,7 @@ STOP_STATUSES = frozenset({401, 403, 404})
 class PutThrough(Protocol):
     async def put_through(self, headers: dict[str, str]) -> bool: ...
     async def put_through_ended(self, attempt: str) -> bool: ...
+    async def notice(self, kind: str, fields: dict[str, str]) -> bool: ...
 
 
 class ScreenPopFeed:
@@ -74,3 +77,6 @@ class ScreenPopFeed:
             await self.phone.put_through(headers)
         elif kind == "screen_pop_end":
             await self.phone.put_through_ended(str(pop.get("attempt") or ""))
+        elif isinstance(kind, str):  # the agent's notices: cool-downs, compliments
+            fields = {str(k): str(v) for k, v in (pop.get("fields") or {}).items()}
+            await self.phone.notice(kind, fields)

@@ -51,6 +51,7 @@ LAB_SLOTS: dict[str, int] = {
     "help": 22,
     "nailed": 23,
     "load": 24,
+    "wellbeing": 25,
     "practice": 26,
 }
 

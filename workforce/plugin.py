@@ -1,11 +1,13 @@
 """Workforce's part of the service: ``warmline staffing``, ``warmline workforce``, ``warmline shifts`` and
-``warmline practice``, their API, and the Stasis handler that plays a practice call's scenario."""
+``warmline practice``, their API, the Stasis handler that plays a practice call's scenario, and the workers that warn of
+overtime and carry callers' compliments to their agents' phones."""
 
 from __future__ import annotations
 
 from core.features import Registry
 from workforce.api import router
 from workforce.cli import staffing_app, workforce_app
+from workforce.compliments import serve_compliments
 from workforce.practice.api import agent_router as practice_agent_router
 from workforce.practice.api import router as practice_router
 from workforce.practice.cli import practice_app
@@ -22,3 +24,4 @@ def register(registry: Registry) -> None:
     registry.router(router, practice_router, practice_agent_router)
     registry.stasis_start(PRACTICE_ARG, practice_handler())
     registry.worker("hours-warnings", serve_warnings)
+    registry.worker("compliments", serve_compliments)

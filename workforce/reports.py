@@ -299,6 +299,61 @@ def _hours(
             accs[(key, window.period(shift.start))].worked_s += shift.worked_s
 
 
+def team_table(session: Session, config: InboundConfig, first: date, last: date) -> list[dict[str, Any]]:
+    """Per agent over the whole period, the team table supervisors read beside the report: ``calls``
+    taken (inbound calls they answered, campaign calls handed to them or placed by them), ``talk_s``
+    (their talk time on those), ``satisfaction`` (mean survey score) with ``surveys``, and
+    ``cooldowns`` (rests after flagged, escalated or very long calls, agents.help). By name."""
+    from agents.help.models import AgentCooldown  # the rests are the help feature's records
+
+    if last < first:
+        raise ReportError(_("to {last} is before from {first}", last=last, first=first))
+    start, end = Window(first, last, "day", ZoneInfo(config.timezone)).bounds()
+    calls: dict[str, int] = defaultdict(int)
+    talk: dict[str, float] = defaultdict(float)
+    scores: dict[str, list[int]] = defaultdict(list)
+    rests: dict[str, int] = defaultdict(int)
+    for agent, talk_s in session.execute(
+        select(InboundCallRecord.agent, InboundCallRecord.talk_s).where(
+            InboundCallRecord.outcome == "agent",
+            InboundCallRecord.agent.is_not(None),
+            InboundCallRecord.arrived_at >= start,
+            InboundCallRecord.arrived_at < end,
+        )
+    ):
+        calls[str(agent)] += 1
+        talk[str(agent)] += talk_s or 0.0
+    for agent, answered, ended in session.execute(
+        select(Attempt.agent, Attempt.answered_at, Attempt.ended_at).where(
+            Attempt.agent.is_not(None), Attempt.answered_at >= start, Attempt.answered_at < end
+        )
+    ):
+        calls[str(agent)] += 1
+        if ended is not None and answered is not None:
+            talk[str(agent)] += (ended - answered).total_seconds()
+    for agent, score in session.execute(
+        select(CallSurvey.agent, CallSurvey.score).where(
+            CallSurvey.agent.is_not(None), CallSurvey.answered_at >= start, CallSurvey.answered_at < end
+        )
+    ):
+        scores[str(agent)].append(score)
+    for (agent,) in session.execute(
+        select(AgentCooldown.agent).where(AgentCooldown.started_at >= start, AgentCooldown.started_at < end)
+    ):
+        rests[agent] += 1
+    return [
+        {
+            "agent": agent,
+            "calls": calls[agent],
+            "talk_s": round(talk[agent]),
+            "satisfaction": _r(_mean(scores[agent]), 2),
+            "surveys": len(scores[agent]),
+            "cooldowns": rests[agent],
+        }
+        for agent in sorted(set(calls) | set(scores) | set(rests))
+    ]
+
+
 def to_csv(data: dict[str, Any]) -> bytes:
     """The rows as CSV (UTF-8 with a BOM, so Excel shows Chinese names)."""
     text = io.StringIO(newline="")

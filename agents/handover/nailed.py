@@ -18,8 +18,10 @@ so the softphone knows it for the open line, not a call.
 
 When the callee hangs up, the agent's leg stays in its bridge (still nailed) and the agent goes
 to ``wrap_up`` as after any call; they are offered the next callee once they are ``available``
-again. When the agent hangs up their leg, the nailed state ends (a callee in the bridge is hung
-up): the agent is rung normally again until they are nailed up anew.
+again; a call escalated to a supervisor or longer than the limit rests them first, as a rung
+call does (agents.handover.service.rest_after: a cool-down, no callee offered). When the agent
+hangs up their leg, the nailed state ends (a callee in the bridge is hung up): the agent is rung
+normally again until they are nailed up anew.
 
 ``bridge_ms`` in the result's ``detail`` is the time from the call to :meth:`connect` (AMD's live
 verdict, in the dialer) to the answer of the ``add_channel`` request that put the callee in the
@@ -45,6 +47,7 @@ from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
 from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
 from agents.handover.screen_pop import screen_pop_headers
+from agents.handover.service import rest_after
 from core.ari import AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
 from core.db import Database, utcnow
@@ -315,6 +318,12 @@ class NailedAgents:
                 with contextlib.suppress(AriError):
                     await self.ari.remove_channel(nailed.bridge, cid)
             await self._release(nailed.agent, "wrap_up", "call_ended", reserved_at)
+            # An escalated or very long call rests its agent as a rung call does (agents.help).
+            deps = self.deps
+            call_ref = request.origin.attempt_id or cid
+            await rest_after(
+                deps.db, deps.settings, deps.now(), deps.publish, call_ref, nailed.agent, result.talk_seconds
+            )
             self._bridged.pop(cid, None)
             nailed.callee = None  # free for the next callee once "ready", while the file is made
             await self._publish_end(nailed, request, result)

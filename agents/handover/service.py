@@ -142,6 +142,39 @@ async def _check_in(publish: Publish, call_ref: str, rest: Cooldown, timezone: s
         log.exception("check-in alert for %s", rest.agent)
 
 
+async def rest_after(
+    db: Database,
+    settings: Settings,
+    now: datetime,
+    publish: Publish | None,
+    call_ref: str,
+    agent: str,
+    talk_seconds: float,
+) -> Cooldown | None:
+    """A call escalated to a supervisor or longer than the limit gives its agent a cool-down (no
+    call offered meanwhile) and asks supervisors to check in (agents.help): after a rung call,
+    a nailed call (agents.handover.nailed) and a call the agent placed (agents.placed_calls).
+    Never the call's failure: a database error is logged."""
+    rules = RestRules(
+        settings.escalated_cooldown_minutes,
+        settings.long_call_minutes,
+        settings.long_call_cooldown_minutes,
+    )
+
+    def write() -> Cooldown | None:
+        with db.session() as session:
+            return after_call(session, agent, call_ref, talk_seconds, now, rules)
+
+    try:
+        rest = await asyncio.to_thread(write)
+    except SQLAlchemyError:
+        log.exception("cool-down after call %s of %s", call_ref, agent)
+        return None
+    if rest is not None and publish is not None:
+        await _check_in(publish, call_ref, rest, settings.timezone)
+    return rest
+
+
 def _is_hangup(event: JSON, channel_id: str) -> bool:
     return event.get("type") in HANGUP_EVENTS and event.get("channel", {}).get("id") == channel_id
 
@@ -462,27 +495,8 @@ class _Run:
                 self.result.recording_path = self.capture.stored_path()
 
     async def _rest_after(self, call_ref: str, agent: str, talk_seconds: float) -> None:
-        """A call escalated to a supervisor or longer than the limit gives its agent a cool-down
-        (no call offered meanwhile) and asks supervisors to check in (agents.help). Never the
-        call's failure: a database error is logged."""
-        settings, now = self.deps.settings, self.deps.now()
-        rules = RestRules(
-            settings.escalated_cooldown_minutes,
-            settings.long_call_minutes,
-            settings.long_call_cooldown_minutes,
-        )
-
-        def write() -> Cooldown | None:
-            with self.deps.db.session() as session:
-                return after_call(session, agent, call_ref, talk_seconds, now, rules)
-
-        try:
-            rest = await asyncio.to_thread(write)
-        except SQLAlchemyError:
-            log.exception("cool-down after call %s of %s", call_ref, agent)
-            return
-        if rest is not None and self.deps.publish is not None:
-            await _check_in(self.deps.publish, call_ref, rest, settings.timezone)
+        deps = self.deps
+        await rest_after(deps.db, deps.settings, deps.now(), deps.publish, call_ref, agent, talk_seconds)
 
     async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
         """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and

@@ -3,7 +3,8 @@
     POST /api/agents/me/help                      {"call_ref"}: the help key -- supervisors alerted
     POST /api/agents/me/calls/{call_ref}/abusive  end an abusive call with a courteous closing
                                                   prompt; the agent's cool-down starts
-    GET  /api/agents/me/cooldown                  my cool-down now, if any, and what to say
+    GET  /api/agents/me/cooldown                  my cool-down now, if any: seconds left, reason,
+                                                  and what to say
     GET  /api/supervisor/help                     open help requests and running cool-downs
     POST /api/supervisor/calls/{call_ref}/listen|whisper|join  {"endpoint"?, "agent"?}
 
@@ -198,15 +199,22 @@ async def end_abusive_call(
 async def my_cooldown(
     user: AgentUser, db: DatabaseDep, settings: SettingsDep, now: ClockDep
 ) -> dict[str, Any]:
+    """My cool-down now: ``remaining_s`` (seconds left), ``reason`` (abusive, escalated, long_call),
+    ``cooldown_until``, ``minutes`` and the sentence to say; all null (remaining 0) when none runs."""
     at = now()
-    until = (await db.in_thread(lambda s: service.active_cooldowns(s, at, [user.name]))).get(user.name)
-    if until is None:
-        return {"cooldown_until": None, "message": None}
-    minutes = max(1, round((until - at).total_seconds() / 60))
+    rest = next(
+        (c for c in await db.in_thread(lambda s: service.resting(s, at)) if c.agent == user.name), None
+    )
+    if rest is None:
+        return {"cooldown_until": None, "remaining_s": 0, "reason": None, "minutes": None, "message": None}
+    remaining = max(1, round((rest.until - at).total_seconds()))
+    minutes = max(1, round(remaining / 60))
     return {
-        "cooldown_until": until,
+        "cooldown_until": rest.until,
+        "remaining_s": remaining,
+        "reason": rest.reason,
         "minutes": minutes,
-        "message": service.cooldown_message(minutes, time_of_day(until, settings.timezone)),
+        "message": service.cooldown_message(minutes, time_of_day(rest.until, settings.timezone)),
     }
 
 

@@ -33,6 +33,7 @@ from softphone.fake import FakeEngine
 from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from softphone.provisioning import ServerClient
+from softphone.server_pops import ScreenPopFeed
 from softphone.ui.app import create_ui
 from tests.e2e.a11y import assert_accessible
 from tests.e2e.conftest import SERVER_START_S, LiveServer, new_page, wait_phone_ready
@@ -43,15 +44,17 @@ pytestmark = pytest.mark.e2e
 
 
 class PhoneServer:
-    def __init__(self, server_url: str | None = None, locale: str = "en") -> None:
+    def __init__(self, server_url: str | None = None, locale: str = "en", *, feed: bool = False) -> None:
         self.engine = FakeEngine()
         self.publisher = NullPublisher()
         self.server_url = server_url  # a live warmline API the phone signs in to, when given
+        self.feed = feed  # follow the server's screen pops and notices (softphone.server_pops)
         self.wrapups: list[dict[str, Any]] = []
         self.phone = Softphone(self.engine, AgentStatus("mei", self.publisher), on_wrapup=self._keep)
         self.app = create_ui(self.phone, token="test-token")
         self.port = free_port()
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.follower: asyncio.Task[None] | None = None
         self.app.router.on_startup.append(self._startup)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
@@ -73,6 +76,8 @@ class PhoneServer:
             server = ServerClient(self.server_url)
             await server.login("mei", AGENT_PASSWORD)
             self.phone.server = self.phone.placed.server = server
+            if self.feed:
+                self.follower = asyncio.create_task(ScreenPopFeed(server, self.phone).run())
         await self.phone.start(SipAccountSettings("mei", "pw", "sip:127.0.0.1:5060"))
 
     def far_end(self, fn: Callable[[], Any]) -> Any:

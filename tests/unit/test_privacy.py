@@ -385,3 +385,57 @@ async def test_voice_messages_are_sealed_by_the_worker_and_erased_with_the_calle
         assert [p.read_bytes() for p in privacy.export_audio(settings, found, tmp_path / "out")] == [audio]
         assert privacy.erase(s, settings, found, actor="t", dry_run=False)["recordings"] == 1
     assert not sealed.exists()
+
+
+def test_erasure_takes_the_callers_survey_comments_and_keeps_the_scores(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """The comment a caller recorded after the post-call survey (an outbound call to them, an inbound
+    call from them) is theirs: exported, then erased with their number (the files, sealed or not,
+    and the row's link), audited as ``survey_comments``; the scores stay for the agents' reports;
+    another caller's comment is untouched."""
+    from hotline.models import InboundCallRecord
+    from ivr.models import CallSurvey
+    from warmline.privacy import service as privacy
+
+    now = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    with db.session() as s:
+        c = create_campaign(s, CampaignSpec(name="flu-followup"), actor="t")
+        mine = Contact(campaign_id=c.id, phone_e164=PHONE, name="王秀英")
+        other = Contact(campaign_id=c.id, phone_e164="+8613900139000", name="李四")
+        s.add_all([mine, other])
+        s.flush()
+        s.add_all([
+            Attempt(id="a-mine", campaign_id=c.id, contact_id=mine.id, attempt_no=1, node="lab", outcome="agent"),
+            Attempt(id="a-other", campaign_id=c.id, contact_id=other.id, attempt_no=1, node="lab", outcome="agent"),
+            InboundCallRecord(channel_id="in-mine", number="13800138000", line="community-hotline",
+                              arrived_at=now, outcome="agent", agent="mei"),
+        ])  # fmt: skip
+        s.flush()
+        s.add_all([
+            CallSurvey(call_ref="a-mine", agent="mei", campaign="flu-followup", score=5,
+                       comment_recording="ivr-0000a1", answered_at=now),
+            CallSurvey(call_ref="in-mine", agent="lin", line="community-hotline", score=2,
+                       comment_recording="ivr-0000b2", answered_at=now),
+            CallSurvey(call_ref="a-other", agent="mei", campaign="flu-followup", score=4,
+                       comment_recording="ivr-0000c3", answered_at=now),
+        ])  # fmt: skip
+    settings.recordings_dir.mkdir(parents=True)
+    outbound = tone(settings.recordings_dir / "ivr-0000a1.wav", seconds=0.5, seed=1)
+    inbound = settings.recordings_dir / "ivr-0000b2.wav.enc"  # as the retention worker seals it
+    inbound.write_bytes(b"sealed")
+    theirs = tone(settings.recordings_dir / "ivr-0000c3.wav", seconds=0.5, seed=2)
+
+    with db.session() as s:
+        found = privacy.find(s, PHONE)
+        data = privacy.export(s, settings, found, actor="t")
+        assert sorted(v["comment"] for v in data["survey_comments"]) == ["ivr-0000a1", "ivr-0000b2"]
+        assert privacy.erase(s, settings, found, actor="t", dry_run=False)["recordings"] == 2
+    assert not outbound.exists() and not inbound.exists(), "the caller's voice is gone"
+    assert theirs.exists(), "another caller's comment stays"
+    with db.session() as s:
+        rows = {v.call_ref: (v.score, v.comment_recording) for v in s.scalars(select(CallSurvey))}
+        assert rows == {"a-mine": (5, None), "in-mine": (2, None), "a-other": (4, "ivr-0000c3")}
+        log = s.scalars(select(AuditEntry).where(AuditEntry.action == "privacy.erase")).one()
+        assert log.detail["survey_comments"] == 2 and log.target is None
+        assert "ivr-0000a1" not in json.dumps(log.detail)

@@ -161,3 +161,40 @@ def test_the_api_and_the_command(client: TestClient, db: Database, cli: CliRunne
     )  # fmt: skip
     assert {r["name"] for r in shown["rows"]} == {"mei", "li"}
     assert out.read_bytes().startswith(b"\xef\xbb\xbfgroup,name,period")
+
+
+def test_the_team_table_per_agent_calls_talk_satisfaction_and_rests(db: Database) -> None:
+    """Per agent over the period: inbound calls answered and campaign calls taken, their talk, the
+    mean survey score, and the cool-downs started (agents.help); another day's rest is left out."""
+    from agents.help.service import start_cooldown
+    from dialer.models import Attempt
+    from workforce.reports import team_table
+
+    seed(db)
+    with db.session() as s:
+        start_cooldown(s, "mei", "abusive", T0, 5)
+        start_cooldown(s, "mei", "long_call", T0 + timedelta(hours=1), 5)
+        start_cooldown(s, "li", "escalated", T0 + timedelta(days=2), 5)  # outside the day
+        campaign_talk = sum(
+            (a.ended_at - a.answered_at).total_seconds()
+            for a in s.query(Attempt).filter(Attempt.agent == "mei")
+            if a.ended_at is not None and a.answered_at is not None
+        )
+        team = {row["agent"]: row for row in team_table(s, CONFIG, DAY, DAY)}
+    assert team["mei"] == {
+        "agent": "mei", "calls": 6, "talk_s": round(1600 + campaign_talk), "satisfaction": 4.0, "surveys": 1,
+        "cooldowns": 2,
+    }  # fmt: skip
+    assert team["li"] == {
+        "agent": "li",
+        "calls": 1,
+        "talk_s": 200,
+        "satisfaction": 5.0,
+        "surveys": 1,
+        "cooldowns": 0,
+    }
+    with db.session() as s:
+        later = {
+            row["agent"]: row["cooldowns"] for row in team_table(s, CONFIG, DAY, DAY + timedelta(days=3))
+        }
+    assert later == {"mei": 2, "li": 1}

@@ -1,5 +1,6 @@
 """The reports page: per line, the team or each agent, by day or week; a chart (SVG) with the table
-of every figure beside it for screen readers, and the same as CSV. Supervisors and managers."""
+of every figure beside it for screen readers, and the same as CSV; below, the team table (per agent:
+calls, talk time, satisfaction, rests). Supervisors and managers."""
 
 from __future__ import annotations
 
@@ -14,11 +15,12 @@ from fastapi.responses import HTMLResponse
 from core.auth.models import User
 from core.db import utcnow
 from core.deps import Roles, SessionDep, SettingsDep
+from core.formats import duration
 from core.i18n import _
 from hotline.config import load_config
 from warmline.console.pages import _section, render
 from workforce.payroll import rules_from
-from workforce.reports import ReportError, report
+from workforce.reports import ReportError, report, team_table
 
 router = APIRouter(include_in_schema=False)
 SECTION = _section("/console/reports")
@@ -63,12 +65,13 @@ def reports_page(
     today = utcnow().astimezone(ZoneInfo(config.timezone)).date()
     last = last or today
     first = first or last - timedelta(days=6)
-    error, rows, code = None, [], 200
+    error, rows, team, code = None, [], [], 200
     try:
         data = report(
             session, config, first, last, by=by, group=group, rules=rules_from(settings), now=utcnow()
         )
         rows = data["rows"]
+        team = [{**a, "talk_text": duration(a["talk_s"])} for a in team_table(session, config, first, last)]
     except ReportError as exc:
         error, code = str(exc), 422
     query = urlencode({"from": first.isoformat(), "to": last.isoformat(), "by": by, "group": group})
@@ -87,7 +90,7 @@ def reports_page(
         request, "reports.html", _("Reports"), user, section=SECTION, rows=shown, bars=_bars(rows),
         first=first.isoformat(), last=last.isoformat(), by=by, group=group, error=error,
         csv_url=f"/api/workforce/reports?{query}&format=csv", status=status, bar_w=BAR_W,
-        chart_h=40 + 44 * len(rows),
+        chart_h=40 + 44 * len(rows), team=team,
     )  # fmt: skip
     resp.status_code = code
     return resp

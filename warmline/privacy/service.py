@@ -8,7 +8,10 @@ right to deletion, PIPL art. 45 and 47).
 What is theirs: the contacts with that number in every campaign, the call attempts to those
 contacts, the recordings of those calls (the files too), the answers agents wrote in forms about
 those calls and in the cases of inbound calls from the number, the welfare alerts raised about
-them, and the notes people wrote about any of those (``audit_notes``). Inbound call rows keep their
+them, the comments they recorded after a post-call survey (``call_surveys.comment_recording``, an
+IVR voice message; counted with the recordings; no transcript of them is ever made), and the notes
+people wrote about any of those (``audit_notes``). A survey's score stays without its comment: it is
+the agent's figure, and the call it belonged to is gone. Inbound call rows keep their
 figures for staffing forecasts but lose the number.
 
 Kept on purpose: do-not-call entries (erasing one would make the dialer call the person again,
@@ -38,6 +41,7 @@ from dialer.lists.phones import normalise
 from dialer.models import Attempt, Campaign, Contact, ImportReject, PreviewSkip
 from dialer.welfare.models import Alert
 from hotline.models import Case, InboundCallRecord
+from ivr.models import CallSurvey
 from recordings.at_rest import open_voice_message, voice_message_files
 from recordings.models import CallRecording, RecordingStatus
 from recordings.service import describe as describe_recording
@@ -72,10 +76,15 @@ class Found:
     cases: list[Case] = field(default_factory=list)
     inbound: list[InboundCallRecord] = field(default_factory=list)
     skips: list[PreviewSkip] = field(default_factory=list)
+    surveys: list[CallSurvey] = field(default_factory=list)  # their survey answers with a recorded comment
 
     def voice_messages(self) -> list[str]:
-        """The names of the voice messages they left on an IVR (a hotline callback keeps it)."""
-        return [str(c.fields["message"]) for c in self.contacts if (c.fields or {}).get("message")]
+        """The names of the voice messages they left on an IVR: a hotline callback's message, a
+        survey's recorded comment."""
+        return [
+            *(str(c.fields["message"]) for c in self.contacts if (c.fields or {}).get("message")),
+            *(str(v.comment_recording) for v in self.surveys if v.comment_recording),
+        ]
 
     @property
     def form_answers(self) -> int:
@@ -117,6 +126,13 @@ def find(session: Session, e164: str) -> Found:
     refs = attempt_ids + [i.channel_id for i in found.inbound]
     if refs:
         found.cases = list(session.scalars(select(Case).where(Case.call_ref.in_(refs)).order_by(Case.id)))
+        found.surveys = list(
+            session.scalars(
+                select(CallSurvey)
+                .where(CallSurvey.call_ref.in_(refs), CallSurvey.comment_recording.is_not(None))
+                .order_by(CallSurvey.id)
+            )
+        )
     by_call = [CallRecording.contact_id.in_(ids)] if ids else []
     if attempt_ids:
         by_call.append(CallRecording.attempt_id.in_(attempt_ids))
@@ -190,6 +206,10 @@ def export(session: Session, settings: Settings, found: Found, *, actor: str) ->
         "inbound_calls": [
             {"line": i.line, "arrived_at": _iso(i.arrived_at), "outcome": i.outcome} for i in found.inbound
         ],
+        "survey_comments": [
+            {"score": v.score, "answered_at": _iso(v.answered_at), "comment": v.comment_recording}
+            for v in found.surveys
+        ],
     }  # fmt: skip
     audit(session, actor, "privacy.export", None, request=uuid.uuid4().hex[:12], **found.counts())
     return data
@@ -235,6 +255,8 @@ def erase(session: Session, settings: Settings, found: Found, *, actor: str, dry
     for message in found.voice_messages():
         for path in voice_message_files(settings, message):
             path.unlink(missing_ok=True)
+    for survey in found.surveys:  # the score stays, the caller's voice goes
+        survey.comment_recording = None
     for rec in found.recordings:
         file_of(settings, rec).unlink(missing_ok=True)
         session.delete(rec)
@@ -256,7 +278,10 @@ def erase(session: Session, settings: Settings, found: Found, *, actor: str, dry
         )
     rejects = _erase_rejects(session, found.e164)
     session.flush()
-    audit(session, actor, "privacy.erase", None, notes=notes, import_rejects=rejects, **counts)
+    audit(
+        session, actor, "privacy.erase", None, notes=notes, import_rejects=rejects,
+        survey_comments=len(found.surveys), **counts,
+    )  # fmt: skip
     return counts
 
 
