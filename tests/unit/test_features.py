@@ -50,6 +50,8 @@ def test_collect_names_every_group_worker_and_route_once() -> None:
         "hours-warnings",
         "recording-retention",
         "prompt-retention",
+        "cooldown-notices",
+        "compliments",
     }
     assert "inbound" in registry.stasis and "practice" in registry.stasis
     routes = [
