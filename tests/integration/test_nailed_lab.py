@@ -161,11 +161,20 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     lab: Settings, db: Database, phones: list[BaresipPhone], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sides: list[tuple[int, int]] = []  # (agent's, callee's) frames of each call, as ARI wrote them
+    timings: dict[str, capture.SideTiming | None] = {}  # recording id -> where its sides were put
     merge = capture.merge_stereo
 
-    def measured_merge(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
+    def measured_merge(
+        agent: Path,
+        customer: Path,
+        out: Path,
+        *,
+        align_end: bool = False,
+        timing: capture.SideTiming | None = None,
+    ) -> float:
         sides.append((sf.info(agent).frames, sf.info(customer).frames if customer.exists() else 0))
-        return merge(agent, customer, out, align_end=align_end)
+        timings[out.stem] = timing
+        return merge(agent, customer, out, align_end=align_end, timing=timing)
 
     monkeypatch.setattr(capture, "merge_stereo", measured_merge)
     with db.session() as s:
@@ -252,7 +261,7 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     assert all(pops[a.id][1].detail["agent"] == a.agent for a in live), "to the agent who took it"
     assert all("13900" not in str(e.detail) for _, e in pops.values()), "the masked number only"
     assert max(waits) <= 2 * TARGET_S, FIGURES
-    check_recordings(lab, db, live, sides)
+    check_recordings(lab, db, live, sides, timings)
 
 
 def where(db: Database) -> dict[str, int]:
@@ -262,11 +271,23 @@ def where(db: Database) -> dict[str, int]:
     return {k: found.count(k) for k in sorted(set(found))}
 
 
-def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: list[tuple[int, int]]) -> None:
+def check_recordings(
+    lab: Settings,
+    db: Database,
+    live: list[Attempt],
+    sides: list[tuple[int, int]],
+    timings: dict[str, capture.SideTiming | None],
+) -> None:
     """Every nailed call is recorded as a rung one: one stereo file, the agent (their tone) on the
-    left, the callee on the right, registered with the call's facts."""
+    left, the callee on the right, registered with the call's facts. The two sides are aligned in
+    the call's bridged span (the callee entering the agent's bridge to their hang-up, from ARI's
+    events): the file is that span, and the agent's tone (sent all the time) starts where the
+    agent's recording started and runs to the call's end, on the same clock as the callee's."""
     shares: list[tuple[float, float]] = []
     talker_dbfs: list[float] = []
+    misplaced_ms: list[int] = []  # the agent's tone onset against its recording's start
+    short_ms: list[int] = []  # the span's end against the end of the agent's tone
+    span_vs_file_ms: list[int] = []
     with db.session() as s:
         for attempt in live:
             row = s.scalar(select(CallRecording).where(CallRecording.attempt_id == attempt.id))
@@ -279,6 +300,12 @@ def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: li
             left, right = audio[:, 0], audio[:, 1]
             hz = AGENTS[str(row.agent)]
             shares.append((band_energy(left, hz), band_energy(right, hz)))
+            timing = timings.get(row.id)
+            assert timing is not None and timing.span_s is not None, f"{row.id} placed in its span"
+            span_vs_file_ms.append(round(1000 * (audio.shape[0] / rate - timing.span_s)))
+            heard = np.flatnonzero(np.abs(left) > 40)  # the tone's amplitude is 160
+            misplaced_ms.append(round(1000 * (heard[0] / rate - timing.agent_start_s)))
+            short_ms.append(round(1000 * (audio.shape[0] - 1 - heard[-1]) / rate))
             contact = s.get(Contact, attempt.contact_id)
             if contact is not None and contact.phone_e164.endswith("6"):
                 talker_dbfs.append(rms_dbfs(right))
@@ -289,8 +316,14 @@ def check_recordings(lab: Settings, db: Database, live: list[Attempt], sides: li
         right_tone_share_max=round(max(share[1] for share in shares), 3),
         talking_callee_right_dbfs=[round(d, 1) for d in talker_dbfs],
         agent_side_longer_by_ms=offsets,
+        file_minus_span_ms=span_vs_file_ms,
+        agent_onset_minus_recording_start_ms=sorted(misplaced_ms),
+        agent_tone_ends_before_call_end_ms=sorted(short_ms),
     )
     print("nailed lab recordings:", FIGURES)
     assert all(left > 0.8 for left, _ in shares), "the agent's tone fills the left channel"
     assert all(right < 0.02 for _, right in shares), "the callee's channel does not carry the agent"
     assert talker_dbfs and all(d > -45 for d in talker_dbfs), "a talking callee is on the right"
+    assert all(abs(ms) <= 20 for ms in span_vs_file_ms), "the file is the call's bridged span"
+    assert all(abs(ms) <= 100 for ms in misplaced_ms), "the agent's tone starts where it was recorded"
+    assert all(ms <= 100 for ms in short_ms), "both channels run to the call's end (within 100 ms)"
