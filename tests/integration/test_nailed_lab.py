@@ -21,20 +21,26 @@ the whole campaign, every live answer went to a nailed agent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import statistics
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import soundfile as sf
 from sqlalchemy import select
 
+from agents.handover.nailed import NailedAgents
 from agents.models import SipAccount
 from agents.routing import set_state
 from agents.states import current_state
+from agents.transfer.models import Transfer
+from agents.transfer.service import TransferAsk, request_step, request_transfer
+from core.ari import AriClient
 from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import Database, utcnow
@@ -327,3 +333,153 @@ def check_recordings(
     assert all(abs(ms) <= 20 for ms in span_vs_file_ms), "the file is the call's bridged span"
     assert all(abs(ms) <= 100 for ms in misplaced_ms), "the agent's tone starts where it was recorded"
     assert all(ms <= 100 for ms in short_ms), "both channels run to the call's end (within 100 ms)"
+
+
+def add_contact(db: Database, campaign_id: int, index: int, digit: str) -> None:
+    with db.session() as s:
+        s.add(Contact(campaign_id=campaign_id, phone_e164=f"+86138{index:07d}{digit}", name=f"转接{index}"))
+
+
+def xfer_campaign(db: Database) -> int:
+    spec = {
+        "name": "nailed-xfer",
+        "kind": "agent",
+        "mode": "progressive",
+        "caller_id": "4001234567",
+        "windows": {"daily": ["00:00-24:00"]},
+        "max_attempts": 1,
+        "max_channels": 2,
+        "calls_per_second": 2,
+    }
+    with db.session() as s:
+        campaign = svc.create_campaign(s, svc.build_spec(spec), actor="test")
+        campaign.status = CampaignStatus.running
+        s.flush()
+        return campaign.id
+
+
+async def until_true(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:  # noqa: ASYNC109
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def test_a_nailed_agent_transfers_blind_and_after_a_consult_and_goes_back_to_the_holding_bridge(
+    lab: Settings, db: Database, phones: list[BaresipPhone]
+) -> None:
+    """A callee put through to a nailed agent is transferred to the colleague, blind (call 1)
+    and after a consult (call 2), as a rung call is (tests/integration/test_transfer_lab.py): the
+    colleague's phone, nailed too, is freed and rung, takes the caller; the agent who handed the
+    call on is back alone in their holding bridge, still nailed, free for the next callee."""
+    with db.session() as s:
+        for name in AGENTS:
+            set_state(s, name, "available", "test")
+    campaign_id = xfer_campaign(db)
+    seen: dict[str, object] = {}
+
+    async def main() -> None:
+        worker = DialerWorker(lab, db, campaigns={"nailed-xfer"})
+        readiness = asyncio.create_task(ready_after_wrap(db))
+        task = asyncio.create_task(worker.run())
+        try:
+            async with client(lab) as ari:
+                await scenario(worker, ari)
+        finally:
+            for t in (task, readiness):
+                t.cancel()
+            await asyncio.gather(task, readiness, return_exceptions=True)
+
+    def keeper(worker: DialerWorker) -> NailedAgents | None:
+        links = list(worker.nodes.values())
+        return links[0].keeper.nailed if links and links[0].keeper is not None else None
+
+    def with_callee(worker: DialerWorker) -> tuple[str, str, str, str] | None:
+        nailed = keeper(worker)
+        for agent, leg in (nailed.legs if nailed else {}).items():
+            if leg.callee is not None:
+                return agent, leg.callee, leg.leg, leg.bridge
+        return None
+
+    def both_nailed(worker: DialerWorker) -> bool:
+        nailed = keeper(worker)
+        return nailed is not None and all(nailed.nailed(a) and nailed.legs[a].callee is None for a in AGENTS)
+
+    def attempt_of(index: int) -> str | None:
+        with db.session() as s:
+            row = s.scalar(
+                select(Attempt)
+                .join(Contact)
+                .where(Contact.campaign_id == campaign_id, Contact.name == f"转接{index}")
+            )
+            return row.id if row is not None else None
+
+    def in_state(ref: str, *states: str) -> Transfer | None:
+        found = transfer(ref)
+        return found if found is not None and found.state in states else None
+
+    def transfer(ref: str) -> Transfer | None:
+        with db.session() as s:
+            return s.scalar(
+                select(Transfer).where(Transfer.call_ref == ref).order_by(Transfer.requested_at.desc())
+            )
+
+    async def ask(agent: str, ref: str, target: str, mode: str) -> None:
+        with db.session() as s:
+            request_transfer(s, TransferAsk(agent, ref, "agent", target, mode), utcnow())
+
+    async def home_alone(ari: AriClient, agent: str, leg: str, bridge: str) -> None:
+        found = await ari.get_bridge(bridge)
+        assert found["channels"] == [leg], (f"{agent}'s holding bridge holds only their leg", found)
+
+    async def scenario(worker: DialerWorker, ari: AriClient) -> None:
+        for index, mode in enumerate(("blind", "attended")):
+            await until_true("both agents nailed up and free", lambda: both_nailed(worker), 30)
+            add_contact(db, campaign_id, index, "9")  # answers and talks ~60 s
+            agent, callee, leg, bridge = await until_true(
+                "the callee in a nailed bridge", lambda: with_callee(worker), 30
+            )
+            colleague = next(a for a in AGENTS if a != agent)
+            ref: str = await until_true("the attempt", functools.partial(attempt_of, index))
+            await ask(agent, ref, colleague, mode)
+            if mode == "attended":
+                await until_true("consulting", functools.partial(in_state, ref, "consulting"))
+                found = await ari.get_bridge(bridge)
+                assert leg not in found["channels"] and callee not in found["channels"], found
+                with db.session() as s:
+                    xfer = transfer(ref)
+                    assert xfer is not None
+                    request_step(s, agent, xfer.id, "complete", utcnow())
+            done: Transfer = await until_true(
+                f"{mode} transfer over", functools.partial(in_state, ref, "completed", "failed", "cancelled")
+            )
+            assert (done.state, done.result, done.to_agent) == ("completed", "answered", colleague), done
+            nailed = keeper(worker)
+            assert nailed is not None and nailed.nailed(agent), f"{agent} still nailed up"
+            assert nailed.legs[agent].leg == leg and nailed.legs[agent].callee is None, "the same leg, free"
+            await home_alone(ari, agent, leg, bridge)
+            with db.session() as s:
+                state = current_state(s, agent)
+                assert state is not None and state.state == "available", (agent, state)
+                row = s.get(Attempt, ref)
+                assert row is not None and row.agent == colleague, (
+                    "the call and its wrap-up are the colleague's"
+                )
+            seen[mode] = (agent, colleague)
+            await ari.hangup(callee)  # the callee's call with the colleague ends
+        await until_true("both agents nailed up and free again", lambda: both_nailed(worker), 30)
+        nailed = keeper(worker)
+        seen["nailed_calls"] = {a: leg.calls for a, leg in nailed.legs.items()} if nailed else {}
+
+    started = time.monotonic()
+    asyncio.run(main())
+    FIGURES["transfer_test_s"] = round(time.monotonic() - started, 1)
+    FIGURES["transfers"] = seen
+    print("\nnailed lab transfers:", FIGURES)
+    with db.session() as s:
+        parts = list(s.scalars(select(CallRecording).where(CallRecording.campaign_id == campaign_id)))
+    by = {(r.attempt_id, r.agent) for r in parts}
+    assert len(parts) >= 4 and len(by) >= 4, ("each agent's part of each call recorded", by)
