@@ -284,7 +284,7 @@ class NailedAgents:
             return None
         cid = request.channel_id
         nailed.callee = cid
-        result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent])
+        result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent], nailed=True)
         owned = cid not in self.deps.dispatcher
         events = self.deps.dispatcher.subscribe(cid)  # the dialer's call's own queue when it has one
         self._bridged[cid] = events
