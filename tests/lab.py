@@ -52,6 +52,7 @@ LAB_SLOTS: dict[str, int] = {
     "nailed": 23,
     "load": 24,
     "practice": 26,
+    "pacing_bench": 27,
 }
 
 
