@@ -59,6 +59,14 @@ GHOST = "gui"  # an agent marked free whose phone is not there
 PATTERN = "6667123458"  # one contact per digit, repeated: 5 in 10 are live answers
 CONTACTS = 60
 WRAP_S = 2.0
+# The agent ends each conversation after TALK_S. Rung, the agents' phones used to do it by
+# themselves: baresip ends a call when its source file ends, and the file was 5 s of silence, so
+# every call lasted 5 s (the lab's 150 s were sized on that). Kept on the line, an agent's call to
+# their phone must outlast the run (a ten-minute file), and the lab callees' own conversations run
+# 17-22 s (6: greeting, the wait for the agent, DTMF, a 13 s talk): 60 contacts then take ~160 s of
+# calls, not of ARI (measured: every ARI request answered within 0.75 s). The test plays the agent
+# ending the call at TALK_S, as a nailed agent does: the callee leaves, the agent stays on the line.
+TALK_S = 5.0
 RUN_LIMIT_S = 150.0
 LIMIT = 0.03
 FIGURES: dict[str, object] = {}
@@ -276,10 +284,27 @@ def run_campaign(
             await asyncio.sleep(0.05)
             profile.loop_late.append(time.monotonic() - t0 - 0.05)
 
+    async def end_calls(worker: DialerWorker) -> None:
+        """Each agent kept on the line ends their conversation TALK_S after it began."""
+        began: dict[str, float] = {}
+        async with client(lab) as ari:
+            while True:
+                for link in worker.nodes.values():
+                    nailed = link.keeper.nailed if link.keeper is not None else None
+                    for leg in (nailed.legs if nailed is not None else {}).values():
+                        callee = leg.callee
+                        if callee is None:
+                            continue
+                        if time.monotonic() - began.setdefault(callee, time.monotonic()) >= TALK_S:
+                            with contextlib.suppress(Exception):
+                                await ari.hangup(callee)
+                await asyncio.sleep(0.2)
+
     async def main() -> float:
         worker = DialerWorker(lab, db, campaigns={name})
         readiness = asyncio.create_task(ready_after_wrap(db, agents))
         late = asyncio.create_task(lateness())
+        ending = asyncio.create_task(end_calls(worker))
         started = time.monotonic()
         task = asyncio.create_task(worker.run())
         try:
@@ -297,9 +322,9 @@ def run_campaign(
                 if link.keeper is not None:
                     profile.nailed = {a: leg.calls for a, leg in link.keeper.nailed.legs.items()}
                     profile.nail_ups = len(link.keeper.tried)
-            for t in (task, readiness, late):
+            for t in (task, readiness, late, ending):
                 t.cancel()
-            await asyncio.gather(task, readiness, late, return_exceptions=True)
+            await asyncio.gather(task, readiness, late, ending, return_exceptions=True)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(AriClient, "request", timed)
