@@ -10,7 +10,10 @@ campaigns), answer the open line, take their calls' screen pops and wrap up by t
 campaign is predictive over CONTACTS lab contacts of mixed behaviours (the last digit: 6 talks
 ~10 s, 7 listens 15 s, 1 hangs up after a few seconds, 2 never answers, 3 busy, 4 congestion,
 5 answering machine, 8 answers and hangs up at once), with the day's earlier calls in its ledger
-(300 live answers, 3 abandoned) so the pacer may dial ahead within the cap.
+(300 live answers, 3 abandoned) so the pacer may dial ahead within the cap. Three times
+(BREAKS) one agent steps away the moment they are free again -- a break through the API, as the
+desk's break key sends it, while the call dialled for them rings -- and comes back BREAK_S later:
+a live answer dialled for them may find nobody within the grace and hear the apology.
 
 Figures, all from the database the service wrote: the abandon rate in the window (the attempts
 ledger, as the pacer's hard cap reads it) and in this run alone; every abandoned callee's apology
@@ -39,6 +42,7 @@ from typing import Any
 import httpx
 import pytest
 
+from agents.states import current_state
 from core.auth.models import Role
 from core.db import Database, utcnow
 from core.settings import Settings
@@ -61,6 +65,8 @@ CONTACTS = 80
 LIMIT = 0.03
 RUN_LIMIT_S = 900.0
 TARGET_BRIDGE_S = 0.300
+BREAKS = (45.0, 90.0, 135.0)  # seconds into the campaign: the next time the agent is free, a break
+BREAK_S = 15.0
 
 
 @pytest.fixture(scope="module")
@@ -180,6 +186,20 @@ def make_campaign(db: Database) -> int:
         return campaign.id
 
 
+AWAY = AGENTS[-1]  # the agent who steps away
+
+
+def free(db: Database, agent: str) -> bool:
+    with db.session() as s:
+        found = current_state(s, agent)
+        return found is not None and found.state == "available"
+
+
+async def state(http: httpx.AsyncClient, auth: dict[str, str], name: str) -> None:
+    answer = await http.post("/api/agents/me/state", headers=auth, json={"state": name, "reason": "bench"})
+    assert answer.status_code == 200, answer.text
+
+
 def start(db: Database, campaign_id: int) -> None:
     with db.session() as s:
         campaign = s.get(Campaign, campaign_id)
@@ -210,10 +230,23 @@ def test_predictive_campaign_through_warmline_up_with_four_softphone_agents(
         start(db, campaign_id)
 
         async def run() -> None:
-            while not over(db, campaign_id):
-                assert time.monotonic() - started < RUN_LIMIT_S, "the campaign did not finish in time"
-                assert up.proc.poll() is None, "warmline up exited"
-                await asyncio.sleep(1.0)
+            async with httpx.AsyncClient(base_url=up.url, timeout=30) as http:
+                login = await http.post("/api/auth/token", json={"username": AWAY, "password": PASSWORD})
+                auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
+                pending = list(BREAKS)
+                back_at: float | None = None
+                while not over(db, campaign_id):
+                    elapsed = time.monotonic() - started
+                    assert elapsed < RUN_LIMIT_S, "the campaign did not finish in time"
+                    assert up.proc.poll() is None, "warmline up exited"
+                    if back_at is None and pending and elapsed >= pending[0] and free(db, AWAY):
+                        pending.pop(0)
+                        await state(http, auth, "break")
+                        back_at = elapsed + BREAK_S
+                    elif back_at is not None and elapsed >= back_at:
+                        await state(http, auth, "available")
+                        back_at = None
+                    await asyncio.sleep(0.1)
 
         asyncio.run(run())
         wall = time.monotonic() - started
@@ -253,6 +286,7 @@ def test_predictive_campaign_through_warmline_up_with_four_softphone_agents(
         "occupancy": pacing.get("occupancy"),
         "agent_wait_between_calls_s": pacing.get("agent_wait_s"),
         "last_reason": pacing.get("reason"),
+        "breaks": len(BREAKS),
     }
     print(
         "\npacing lab bench (warmline up, 4 softphones, predictive):", json.dumps(figures, ensure_ascii=False)
