@@ -67,6 +67,7 @@ RUN_LIMIT_S = 900.0
 TARGET_BRIDGE_S = 0.300
 BREAKS = (45.0, 90.0, 135.0)  # seconds into the campaign: the next time the agent is free, a break
 BREAK_S = 15.0
+DIALLED_S = 0.8
 
 
 @pytest.fixture(scope="module")
@@ -235,11 +236,22 @@ def test_predictive_campaign_through_warmline_up_with_four_softphone_agents(
                 auth = {"Authorization": f"Bearer {login.json()['access_token']}"}
                 pending = list(BREAKS)
                 back_at: float | None = None
+                free_since: float | None = None
                 while not over(db, campaign_id):
                     elapsed = time.monotonic() - started
                     assert elapsed < RUN_LIMIT_S, "the campaign did not finish in time"
                     assert up.proc.poll() is None, "warmline up exited"
-                    if back_at is None and pending and elapsed >= pending[0] and free(db, AWAY):
+                    is_free = free(db, AWAY)
+                    free_since = (free_since or elapsed) if is_free else None
+                    # Free for DIALLED_S: the pacer has dialled for them (a pass every 0.2 s), the
+                    # callee rings; the agent steps away before it is answered.
+                    due = pending and elapsed >= pending[0]
+                    if (
+                        back_at is None
+                        and due
+                        and free_since is not None
+                        and elapsed - free_since >= DIALLED_S
+                    ):
                         pending.pop(0)
                         await state(http, auth, "break")
                         back_at = elapsed + BREAK_S
