@@ -99,8 +99,9 @@ class Settings(BaseSettings):
     dialer_ring_timeout: int = 30
     # Agents kept on the line (agents/handover/nailed.py, docs/pacing.md): a free agent of a
     # progressive or predictive campaign is called once and kept in a holding bridge, so a live
-    # answer reaches them with no ring.
-    dialer_nailed_agents: bool = False
+    # answer reaches them with no ring. On by default; a campaign says `nailed: false` to ring its
+    # agents instead, and false here turns it off for the whole service.
+    dialer_nailed_agents: bool = True
     # ARI faults (docs/faults.md): an ARI request slower than `dialer_ari_slow` seconds makes the
     # dialer start fewer calls (dialer/engine/pressure.py); one unanswered after `dialer_ari_timeout`
     # seconds is a timeout (an originate then is reconciled against Asterisk's channels).

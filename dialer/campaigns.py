@@ -283,6 +283,11 @@ class CampaignSpec(BaseModel):
         default_factory=PacingSpec,
         description="progressive and predictive modes: the abandon limit, its window, the grace, the apology",
     )
+    nailed: bool = Field(
+        default=True,
+        description="progressive and predictive modes: keep the campaign's free agents on the line"
+        " (nailed up, no ring between calls); false: ring them for each call",
+    )
 
     _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
 
@@ -647,7 +652,9 @@ def spec_of(campaign: Campaign) -> CampaignSpec:
     data["form"] = campaign.form or None
     data["transfer_numbers"] = campaign.transfer_numbers or {}
     data["retention"] = campaign.retention or None
-    data["pacing"] = campaign.pacing or {}
+    pacing = dict(campaign.pacing or {})
+    data["nailed"] = bool(pacing.pop("nailed", True))  # kept beside the pacing settings (no column)
+    data["pacing"] = pacing
     return CampaignSpec.model_validate(data)
 
 
@@ -664,7 +671,8 @@ def _apply(campaign: Campaign, spec: CampaignSpec) -> None:
     campaign.screen_pop = list(spec.screen_pop) if spec.screen_pop is not None else None
     campaign.retention = spec.retention.model_dump() if spec.retention else None
     default = PacingSpec()
-    campaign.pacing = spec.pacing.model_dump() if spec.pacing != default else None
+    pacing = spec.pacing.model_dump() if spec.pacing != default else None
+    campaign.pacing = pacing if spec.nailed else {**(pacing or {}), "nailed": False}
 
 
 def get_campaign(session: Session, name: str) -> Campaign | None:

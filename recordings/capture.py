@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import json
 import logging
 import time
@@ -28,6 +29,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.orm import Session
 
@@ -78,11 +80,48 @@ def recording_files(recordings_dir: Path, rec_id: str, when: datetime) -> Record
     )
 
 
-def merge_stereo(agent: Path, customer: Path, out: Path, *, align_end: bool = False) -> float:
+@dataclass(frozen=True)
+class SideTiming:
+    """Where two separately started recordings sit in the call they record: each side's first
+    frame in seconds from the start of the call's span (the callee entering the agent's bridge),
+    and the span's length (None: as long as the longer side reaches). Measured on Asterisk's
+    clock (the ARI events' timestamps), so the server's own delays do not enter. A side never
+    starts before its recording did; one shorter than the rest of the span (its channel sent no
+    frames for a while) ends with the span, its missing stretch as silence before it."""
+
+    agent_start_s: float
+    customer_start_s: float
+    span_s: float | None = None
+
+
+def place_side(samples: Any, start_s: float, frames: int, rate: int) -> Any:
+    """``samples`` put at ``start_s`` into ``frames`` frames of silence: padded before and after,
+    anything before the span's start or past its end cut off."""
+    import numpy as np
+
+    placed = np.zeros(frames, dtype=np.int16)
+    offset = round(start_s * rate)
+    src = samples[max(0, -offset) :]
+    first = max(0, offset)
+    count = max(0, min(src.shape[0], frames - first))
+    placed[first : first + count] = src[:count]
+    return placed
+
+
+def merge_stereo(
+    agent: Path,
+    customer: Path,
+    out: Path,
+    *,
+    align_end: bool = False,
+    timing: SideTiming | None = None,
+) -> float:
     """Two aligned mono recordings into one stereo WAV: left = agent, right = customer.
     Returns the duration in seconds. The mono files are removed. The shorter side is padded with
     silence at its end; with ``align_end``, at its start (two recordings that ended together but
-    were started one after the other: a nailed call's snoops)."""
+    were started one after the other, when nothing says when each started). With ``timing``
+    (a nailed call's snoops) each side is placed at its own start within the call's span, and the
+    file is the span: both sides padded or cut to it."""
     import numpy as np
     import soundfile as sf
 
@@ -92,11 +131,27 @@ def merge_stereo(agent: Path, customer: Path, out: Path, *, align_end: bool = Fa
         right = np.zeros_like(left)
     if rate_r != rate:
         raise ValueError(f"{agent.name} is {rate} Hz but {customer.name} is {rate_r} Hz")
-    frames = max(left.shape[0], right.shape[0])
-    stereo = np.zeros((frames, 2), dtype=np.int16)
-    for side, samples in enumerate((left, right)):
-        start = frames - samples.shape[0] if align_end else 0
-        stereo[start : start + samples.shape[0], side] = samples
+    if timing is not None:
+        starts = (timing.agent_start_s, timing.customer_start_s)
+        if timing.span_s is not None:
+            frames = round(timing.span_s * rate)
+        else:
+            frames = max(round(st * rate) + n.shape[0] for st, n in zip(starts, (left, right), strict=True))
+        stereo = np.zeros((max(frames, 0), 2), dtype=np.int16)
+        for side, (samples, start_s) in enumerate(zip((left, right), starts, strict=True)):
+            if timing.span_s is not None:
+                # Both snoops end with the callee: a side shorter than the time from its start to
+                # the span's end lacks stretches its channel sent nothing in; it is put to end
+                # with the call (the missing silence before it), as the old merge did.
+                start_s = max(start_s, timing.span_s - samples.shape[0] / rate)
+            stereo[:, side] = place_side(samples, start_s, stereo.shape[0], rate)
+        frames = stereo.shape[0]
+    else:
+        frames = max(left.shape[0], right.shape[0])
+        stereo = np.zeros((frames, 2), dtype=np.int16)
+        for side, samples in enumerate((left, right)):
+            start = frames - samples.shape[0] if align_end else 0
+            stereo[start : start + samples.shape[0], side] = samples
     tmp = out.with_name(out.stem + ".tmp.wav")
     sf.write(tmp, stereo, rate, subtype="PCM_16", format="WAV")
     tmp.replace(out)
@@ -169,12 +224,13 @@ class StereoCapture:
         *,
         ended_at: datetime,
         mixed: bool = True,
+        timing: SideTiming | None = None,
     ) -> str | None:
         """Merge the two sides and register the stereo file; its id, or None when MixMonitor
         wrote nothing (the leg never reached the recording dialplan). ``mixed``: MixMonitor also
         writes ``base.wav`` (replaced by the merge once it is closed); False for two sides recorded
-        another way (a nailed call's snoops: started one after the other, ended together, so
-        aligned at their ends)."""
+        another way (a nailed call's snoops: started one after the other, placed by ``timing`` in the
+        call's span, or aligned at their ends when their starts are not known)."""
         if not await file_settled(self.files.agent):
             log.warning("recording %s did not appear (MixMonitor)", self.rec_id)
             return None
@@ -183,7 +239,12 @@ class StereoCapture:
         else:
             await file_settled(self.files.customer)
         files = self.files
-        await asyncio.to_thread(merge_stereo, files.agent, files.customer, files.wav, align_end=not mixed)
+        await asyncio.to_thread(
+            functools.partial(merge_stereo, align_end=not mixed, timing=timing),
+            files.agent,
+            files.customer,
+            files.wav,
+        )
 
         def write() -> None:
             with db.session() as session:

@@ -53,6 +53,7 @@ LAB_SLOTS: dict[str, int] = {
     "load": 24,
     "wellbeing": 25,
     "practice": 26,
+    "pacing_bench": 27,
 }
 
 

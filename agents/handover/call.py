@@ -100,6 +100,7 @@ class HandoverResult:
     recording_path: Path | None = None  # absolute path of the stored stereo WAV (.wav.enc: encrypted)
     agents_tried: list[str] = field(default_factory=list)
     error: str | None = None
+    nailed: bool = False  # put through an agent kept on the line (agents.handover.nailed): no ring
 
     def __str__(self) -> str:
         if self.outcome == "connected":

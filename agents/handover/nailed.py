@@ -41,11 +41,11 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
-from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
+from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, event_time, recording_facts
 from agents.handover.screen_pop import screen_pop_headers
 from agents.handover.service import rest_after
 from core.ari import AriClient, AriError
@@ -53,6 +53,9 @@ from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
+
+if TYPE_CHECKING:  # agents.transfer imports the hand-over: imported where used
+    from agents.transfer.conversation import Conversation, Party, Requeue
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +107,7 @@ class NailedAgents:
         self.ari = deps.ari
         self.legs: dict[str, NailedLeg] = {}  # agent -> their leg
         self._pending: set[str] = set()
-        self._bridged: dict[str, asyncio.Event] = {}  # callee -> left the bridge / hung up
+        self._bridged: dict[str, ChannelEvents] = {}  # callee -> their call's events (told of the leg's end)
         self._tones: set[asyncio.Task[None]] = set()
 
     def _clock(self) -> float:
@@ -202,10 +205,10 @@ class NailedAgents:
         if self.legs.get(nailed.agent) is nailed:
             del self.legs[nailed.agent]
         self.deps.dispatcher.unsubscribe(nailed.leg)
-        if nailed.callee is not None:
-            gone = self._bridged.get(nailed.callee)
-            if gone is not None:
-                gone.set()
+        if nailed.callee is not None:  # the call learns its agent's leg went (their conversation ends)
+            call = self._bridged.get(nailed.callee)
+            if call is not None:
+                call.put({"type": "ChannelHangupRequest", "channel": {"id": nailed.leg}, "nailed": True})
         with contextlib.suppress(AriError):
             await self.ari.hangup(nailed.leg)
         with contextlib.suppress(AriError):
@@ -269,22 +272,25 @@ class NailedAgents:
         await asyncio.to_thread(write)
 
     async def connect(
-        self, request: HandoverRequest, *, ahead: Collection[routing.Need] = ()
+        self,
+        request: HandoverRequest,
+        *,
+        ahead: Collection[routing.Need] = (),
+        requeue: Requeue | None = None,
     ) -> HandoverResult | None:
         """Put the live callee into a free nailed agent's bridge; None when no nailed agent is free
-        (the caller rings one as before). Returns when the conversation is over."""
+        (the caller rings one as before). Returns when the conversation is over, transfers
+        included (``requeue``: the hand-over's queue, for a blind transfer to a skill)."""
         t0 = self._clock()
         nailed, reserved_at = await self._reserve(request, ahead)
         if nailed is None:
             return None
         cid = request.channel_id
         nailed.callee = cid
-        gone = asyncio.Event()
-        self._bridged[cid] = gone
-        result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent])
+        result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent], nailed=True)
         owned = cid not in self.deps.dispatcher
         events = self.deps.dispatcher.subscribe(cid)  # the dialer's call's own queue when it has one
-        watch: asyncio.Task[None] | None = None
+        self._bridged[cid] = events
         recording: asyncio.Task[SnoopRecording | None] | None = None
         try:
             try:
@@ -306,35 +312,60 @@ class NailedAgents:
                     await request.on_agent(nailed.agent)
                 except Exception:
                     log.exception("noting agent %s on call %s failed", nailed.agent, cid)
-            watch = asyncio.create_task(self._watch_callee(events, cid, gone))
-            await gone.wait()
-            result.talk_seconds = round(self._clock() - bridged, 3)
-            if nailed.ended.is_set():
-                result.ended_by = "agent"
-                with contextlib.suppress(AriError):
-                    await self.ari.hangup(cid)
-            else:
-                result.ended_by = "customer"
+            span: dict[str, datetime | None] = {}
+            finished: list[asyncio.Task[None]] = []
+
+            async def left_call(party: Party) -> None:
+                """The agent handed the caller on (a transfer): their line is free for the next
+                callee, their part of the call is recorded and its pop ends."""
+                nonlocal recording
+                self._bridged.pop(cid, None)
+                nailed.callee = None
+                result.talk_seconds = round(self._clock() - bridged, 3)
+                if recording is not None:
+                    started, recording = recording, None
+                    finished.append(asyncio.create_task(self._keep_recording(started, result, dict(span))))
+                await self._publish_end(nailed, request, "transferred")
+
+            talk = self._conversation(nailed, request, events, reserved_at, span, left_call, requeue)
+            try:
+                result.ended_by = await talk.run()
+            finally:
+                still_mine = not talk.first.done  # the nailed agent had the caller to the end
+                if still_mine:
+                    result.talk_seconds = round(self._clock() - bridged, 3)
+                gone = talk.customer_gone or (events.hung_up and result.ended_by == "customer")
+                for leg in talk.live_legs() if gone else (*talk.live_legs(), cid):
+                    with contextlib.suppress(AriError):
+                        await self.ari.hangup(leg)
                 with contextlib.suppress(AriError):
                     await self.ari.remove_channel(nailed.bridge, cid)
-            await self._release(nailed.agent, "wrap_up", "call_ended", reserved_at)
-            # An escalated or very long call rests its agent as a rung call does (agents.help).
-            deps = self.deps
-            call_ref = request.origin.attempt_id or cid
-            await rest_after(
-                deps.db, deps.settings, deps.now(), deps.publish, call_ref, nailed.agent, result.talk_seconds
-            )
+                await talk.close()  # the nailed agent (if still on it) to wrap_up; their leg stays up
+                result.agent = talk.last_agent or nailed.agent
             self._bridged.pop(cid, None)
-            nailed.callee = None  # free for the next callee once "ready", while the file is made
-            await self._publish_end(nailed, request, result)
+            if still_mine:
+                # An escalated or very long call rests its agent as a rung call does (agents.help).
+                deps = self.deps
+                call_ref = request.origin.attempt_id or cid
+                await rest_after(
+                    deps.db,
+                    deps.settings,
+                    deps.now(),
+                    deps.publish,
+                    call_ref,
+                    nailed.agent,
+                    result.talk_seconds,
+                )
+                nailed.callee = None  # free for the next callee once "ready", while the file is made
+                await self._publish_end(nailed, request, result.ended_by or "system")
             # Handed over first: a cancellation from here on leaves the two sides for start-up's
             # recovery (recordings.capture.recover_orphans), never deletes a registered file.
-            started, recording = recording, None
-            await self._keep_recording(started, result)
+            if recording is not None:
+                started, recording = recording, None
+                await self._keep_recording(started, result, span)
+            await asyncio.gather(*finished)
             return result
         finally:
-            if watch is not None:
-                watch.cancel()
             if recording is not None:  # the call failed on the way: keep nothing half made
                 await self._drop_recording(recording)
             self._bridged.pop(cid, None)
@@ -343,6 +374,58 @@ class NailedAgents:
             if owned:
                 self.deps.dispatcher.unsubscribe(cid)
 
+    def _conversation(
+        self,
+        nailed: NailedLeg,
+        request: HandoverRequest,
+        events: ChannelEvents,
+        reserved_at: datetime,
+        span: dict[str, datetime | None],
+        left_call: Callable[[Party], Awaitable[None]],
+        requeue: Requeue | None,
+    ) -> Conversation:
+        """The call from here on, as a rung call's (agents.transfer.conversation): the agent may
+        transfer it, blind or after a consult; their leg stays nailed in its bridge throughout."""
+        from agents.transfer.conversation import Conversation, Party, TalkDeps, TalkHooks, facts_for
+
+        deps = self.deps
+        cid = request.channel_id
+
+        def seen(event: JSON) -> None:
+            """The callee's bridged span (Asterisk's timestamps), where the recording's sides go."""
+            if event.get("channel", {}).get("id") != cid:
+                return
+            kind = event.get("type")
+            ours = event.get("bridge", {}).get("id") == nailed.bridge
+            if kind == "ChannelEnteredBridge" and ours:
+                if span.get("entered") is None:
+                    span["entered"] = event_time(event)
+                span["left"] = None  # back with the agent after a consult
+            elif ((kind == "ChannelLeftBridge" and ours) or kind in HANGUP_EVENTS) and span.get(
+                "left"
+            ) is None:
+                span["left"] = event_time(event)
+
+        return Conversation(
+            TalkDeps(self.ari, deps.dispatcher, deps.db, deps.settings, self._clock, deps.now),
+            events,
+            call_ref=request.origin.attempt_id or cid,
+            customer=cid,
+            bridge=nailed.bridge,
+            origin=request.origin,
+            skill=request.skill,
+            first=Party(nailed.agent, nailed.leg, reserved_at, home=nailed.bridge),
+            hooks=TalkHooks(
+                facts=facts_for(recording_facts(request.origin, nailed.agent)),
+                on_agent=request.on_agent,
+                requeue=requeue,
+                number_gate=request.number_gate,
+                left_call=left_call,
+                free_phone=self.release,
+                seen=seen,
+            ),
+        )
+
     async def _record(self, nailed: NailedLeg, request: HandoverRequest) -> SnoopRecording | None:
         deps = self.deps
         facts = recording_facts(request.origin, nailed.agent)
@@ -350,7 +433,10 @@ class NailedAgents:
         return await SnoopRecording.start(rec_deps, request.channel_id, facts)
 
     async def _keep_recording(
-        self, started: asyncio.Task[SnoopRecording | None], result: HandoverResult
+        self,
+        started: asyncio.Task[SnoopRecording | None],
+        result: HandoverResult,
+        span: dict[str, datetime | None],
     ) -> None:
         """The callee left: stop the recording, merge and register it (the call's result names it)."""
         try:
@@ -360,7 +446,7 @@ class NailedAgents:
             return
         if recording is None:
             return
-        result.recording_id = await recording.stop()
+        result.recording_id = await recording.stop(entered=span.get("entered"), left=span.get("left"))
         if result.recording_id is not None:
             result.recording_path = recording.capture.stored_path()
 
@@ -372,12 +458,6 @@ class NailedAgents:
             return
         if recording is not None:
             await recording.discard()
-
-    async def _watch_callee(self, events: ChannelEvents, cid: str, gone: asyncio.Event) -> None:
-        while not gone.is_set():
-            event = await events.get()
-            if event.get("channel", {}).get("id") == cid and event.get("type") in HANGUP_EVENTS:
-                gone.set()
 
     async def _announce(self, nailed: NailedLeg, request: HandoverRequest) -> None:
         """The tone on the agent's leg and the screen pop on the bus, at the moment of the bridge."""
@@ -404,7 +484,7 @@ class NailedAgents:
             if isinstance(outcome, BaseException):
                 log.warning("tone or screen pop for agent %s: %s", nailed.agent, outcome)
 
-    async def _publish_end(self, nailed: NailedLeg, request: HandoverRequest, result: HandoverResult) -> None:
+    async def _publish_end(self, nailed: NailedLeg, request: HandoverRequest, ended_by: str) -> None:
         """The callee left: the agent's phone ends the call's pop and starts its wrap-up."""
         if self.deps.publish is None:
             return
@@ -413,7 +493,7 @@ class NailedAgents:
             call_id=origin.attempt_id or request.channel_id,
             campaign=origin.campaign,
             kind="screen_pop_end",
-            detail={"agent": nailed.agent, "nailed": True, "ended_by": result.ended_by},
+            detail={"agent": nailed.agent, "nailed": True, "ended_by": ended_by},
         )
         try:
             await self.deps.publish(event)

@@ -12,10 +12,14 @@ hears what the callee hears (the agent), ``spy=in`` what the callee says. Each i
 -- ARI's recording folder and the monitor folder are both the recordings folder -- and
 :class:`recordings.capture.StereoCapture` merges and registers them exactly as for a rung call (left
 the agent, right the callee; the same facts; sampling, QA and encryption at rest unchanged). The two
-recordings are started together and end together (with the callee), so the merge aligns them at
-their ends. A snoop passes only the frames that come: a side that sends nothing for a while has
-that stretch missing, where MixMonitor fills it with silence (measured in the nailed lab,
-docs/pacing.md).
+snoops and their recordings start tens to hundreds of ms apart and after the callee is in the
+bridge, so the merge places each side where its ``RecordingStarted`` event says it began, within
+the callee's bridged span (``ChannelEnteredBridge`` to their leaving), both on Asterisk's clock:
+the stereo file is that span, each side padded or cut to it. A snoop passes only the frames that
+come: a side that sends nothing for a while has that stretch missing (MixMonitor fills it with
+silence); such a side is put to end with the call, its missing stretch as silence just after its
+start (the lab callees' pause is their wait for the agent's greeting, at the start), never before
+its recording began (measured in the nailed lab, docs/pacing.md).
 
 The snoops end with the callee's channel; :meth:`SnoopRecording.stop` hangs them up anyway (the
 callee may only have left the bridge) and takes both files once they stop growing, as the rung
@@ -28,15 +32,16 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from agents.handover.call import CallOrigin
 from core.ari import AriClient, AriError
 from core.ari_events import ChannelEvents, EventDispatcher
 from core.db import Database, utcnow
 from core.settings import Settings
-from recordings.capture import RecordingFacts, StereoCapture
+from recordings.capture import RecordingFacts, SideTiming, StereoCapture
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,7 @@ class SnoopRecording:
     facts: RecordingFacts
     snoops: dict[str, str]
     events: dict[str, ChannelEvents]
+    started: dict[str, datetime | None] = field(default_factory=dict)  # side -> RecordingStarted
 
     @classmethod
     async def start(cls, deps: RecordingDeps, callee: str, facts: RecordingFacts) -> SnoopRecording | None:
@@ -100,6 +106,11 @@ class SnoopRecording:
                     for side in SIDES
                 )
             )
+            # When each file's first frame was written, on Asterisk's clock: the merge places the
+            # sides by it (the two snoops and recordings start tens to hundreds of ms apart).
+            for side in SIDES:
+                begun = await events[side].wait_for(_recording_started, IN_APP_WITHIN)
+                recording.started[side] = event_time(begun)
         except (AriError, OSError) as exc:
             log.warning("recording the nailed call of %s (%s) failed: %s", facts.agent, callee, exc)
             await recording._hang_up()
@@ -107,15 +118,37 @@ class SnoopRecording:
             return None
         return recording
 
-    async def stop(self) -> str | None:
+    def timing(self, entered: datetime | None, left: datetime | None) -> SideTiming | None:
+        """Where the two files sit in the call: each from its RecordingStarted, within the span
+        from the callee entering the agent's bridge to their leaving it (or hanging up). None when
+        a start is unknown (the merge then aligns the sides at their ends, as before)."""
+        agent, customer = self.started.get("agent"), self.started.get("customer")
+        if agent is None or customer is None:
+            return None
+        origin = entered if entered is not None else min(agent, customer)
+        span = (left - origin).total_seconds() if left is not None and left > origin else None
+        return SideTiming(
+            agent_start_s=(agent - origin).total_seconds(),
+            customer_start_s=(customer - origin).total_seconds(),
+            span_s=span,
+        )
+
+    async def stop(self, *, entered: datetime | None = None, left: datetime | None = None) -> str | None:
         """End both recordings, merge them to stereo and register the file; its id (None when
         nothing was written, logged). The snoops usually went with the callee's channel, and
-        with them the recordings' events: the files are taken once they stop growing."""
+        with them the recordings' events: the files are taken once they stop growing.
+        ``entered``/``left``: the callee's bridged span on Asterisk's clock; the stereo file is
+        that span, each side placed where its recording started."""
         await self._hang_up()
         deps = self.deps
         try:
             return await self.capture.finish(
-                deps.db, deps.settings, self.facts, ended_at=deps.now(), mixed=False
+                deps.db,
+                deps.settings,
+                self.facts,
+                ended_at=deps.now(),
+                mixed=False,
+                timing=self.timing(entered, left),
             )
         except Exception:
             log.exception(
@@ -143,3 +176,23 @@ def _stasis_start(snoop: str) -> Callable[[dict[str, object]], bool]:
         return event.get("type") == "StasisStart" and isinstance(channel, dict) and channel.get("id") == snoop
 
     return entered
+
+
+def _recording_started(event: dict[str, object]) -> bool:
+    return event.get("type") == "RecordingStarted"
+
+
+def event_time(event: dict[str, Any] | None) -> datetime | None:
+    """An ARI event's ``timestamp`` (Asterisk's clock, e.g. ``2026-12-03T12:55:01.123+0000``)."""
+    raw = event.get("timestamp") if event is not None else None
+    if not isinstance(raw, str):
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None

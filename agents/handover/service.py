@@ -62,6 +62,7 @@ Publish = Callable[[CallEvent], Awaitable[Any]]  # the bus's publish
 
 if TYPE_CHECKING:
     from agents.handover.nailed import NailedAgents
+    from agents.transfer.conversation import Requeue
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +111,9 @@ class Handover:
         when no agent answered in time (``abandoned``) or when the caller left (``caller_hangup``)."""
         nailed = self.deps.nailed
         if nailed is not None and request.policy.inbound_first and nailed.legs:
-            through = await nailed.connect(request, ahead=self.deps.queues.inbound_needs())
+            through = await nailed.connect(
+                request, ahead=self.deps.queues.inbound_needs(), requeue=self._requeue_for(request)
+            )
             if through is not None:
                 return through
         dispatcher = self.deps.dispatcher
@@ -121,6 +124,16 @@ class Handover:
         finally:
             if owned:
                 dispatcher.unsubscribe(request.channel_id)
+
+    def _requeue_for(self, request: HandoverRequest) -> Requeue:
+        """A call's blind transfer to a skill: the caller (back) into this hand-over's queue."""
+
+        async def requeue(skill: str | None, took: AgentTook) -> HandoverResult:
+            origin = replace(request.origin, preferred_agent=None)
+            again = replace(request, skill=skill, origin=origin, on_agent=took, announce=None)
+            return await Handover(self.deps).connect(again)
+
+        return requeue
 
 
 async def _check_in(publish: Publish, call_ref: str, rest: Cooldown, timezone: str) -> None:
@@ -461,6 +474,7 @@ class _Run:
                 on_agent=self.req.on_agent,
                 requeue=self._requeue,
                 number_gate=self.req.number_gate,
+                free_phone=self.deps.nailed.release if self.deps.nailed is not None else None,
             ),
         )
         talk_started = clock()

@@ -18,6 +18,14 @@ from agents.transfer.inbox). Every leg stays in Stasis under the service's contr
   the call). A blind transfer whose target does not answer goes to the call's queue, so the caller
   is still helped.
 - The caller hanging up at any point ends everything; the agents' legs are hung up.
+- **A nailed-up agent** (agents.handover.nailed: the caller came into the agent's holding bridge)
+  is a party with a ``home``, that bridge: their leg is never hung up by the call. Leaving the
+  call (a transfer done, blind or completed) puts the leg back in its home and tells the call's
+  owner (``left_call``: the agent takes the next callee there); a consult takes the leg out of
+  its home and a cancel puts it back with the caller. The caller never joins a colleague in the
+  agent's home: the first time a target takes the caller, the caller gets a bridge of its own.
+- A target whose phone holds a nailed leg is rung all the same: ``free_phone`` hangs that leg up
+  first (the agent is nailed up again at their next availability).
 
 Each step and its end are written on the transfer's row. The agent who has the caller at the end
 wraps the call up: ``on_agent`` tells the call's owner (the dialer notes the agent on the attempt).
@@ -77,6 +85,7 @@ class Party:
     capture: StereoCapture | None = None
     recording_id: str | None = None
     done: bool = False
+    home: str | None = None  # a nailed-up agent's holding bridge: the leg lives there, never hung up
 
 
 @dataclass
@@ -99,6 +108,9 @@ class TalkHooks:
     on_agent: AgentTook | None = None  # the call is this agent's now (their wrap-up)
     requeue: Requeue | None = None
     number_gate: NumberGate | None = None
+    left_call: Callable[[Party], Awaitable[None]] | None = None  # a nailed agent is off the call
+    free_phone: Callable[[str], Awaitable[None]] | None = None  # hang up the agent's nailed leg
+    seen: Callable[[JSON], None] | None = None  # every Asterisk event of the call, as it is read
 
 
 @dataclass
@@ -135,6 +147,7 @@ class Conversation:
     requeued: HandoverResult | None = None
     customer_cause: int | None = None
     holders: list[str] = field(default_factory=list)  # the agents who had the caller, in turn
+    bridges: list[str] = field(default_factory=list)  # bridges made for the caller (destroyed at close)
     _moh: bool = False
     _recording: list[asyncio.Task[None]] = field(default_factory=list)  # recordings being finished
 
@@ -151,7 +164,8 @@ class Conversation:
         return self.holders[-1] if self.holders else self.first.agent
 
     def live_legs(self) -> list[str]:
-        return [p.leg for p in self.parties if not p.done]
+        """The legs still on the call that end with it (a nailed agent's leg never does)."""
+        return [p.leg for p in self.parties if not p.done and p.home is None]
 
     # ---------------------------------------------------------------- the loop
 
@@ -174,6 +188,8 @@ class Conversation:
                 elif event.get("type") == TRANSFER_EVENT:
                     ended = await self._step(event["transfer"])
                 else:
+                    if self.hooks.seen is not None:
+                        self.hooks.seen(event)
                     ended = await self._on_event(event)
             except AriError as exc:  # a leg went away mid-step: the agent keeps the caller if they can
                 log.warning("call %s: transfer step failed: %s", self.call_ref, exc)
@@ -282,6 +298,11 @@ class Conversation:
             result = "busy" if name else "no_agent"
             await self._mark(pending.id, state="failed", result=result, ended=True)
             return None
+        if self.hooks.free_phone is not None:  # reserved now: their nailed leg (if any) can go
+            try:
+                await self.hooks.free_phone(agent.agent)
+            except Exception:
+                log.exception("freeing %s's phone for transfer %s failed", agent.agent, pending.id)
         return f"PJSIP/{agent.endpoint}", agent
 
     async def _ring(self, pending: _Pending, target: tuple[str, routing.AgentCandidate | None]) -> bool:
@@ -379,6 +400,8 @@ class Conversation:
             await self._remove(pending.bridge, party.leg)
             with contextlib.suppress(AriError):
                 await self.deps.ari.destroy_bridge(pending.bridge)
+        if any(p.home == self.bridge for p in self.parties):
+            await self._own_bridge()
         await self._unhold_caller()
         await self.deps.ari.add_channel(self.bridge, [self.customer, party.leg])
         self.pending = None
@@ -458,15 +481,44 @@ class Conversation:
         return None
 
     async def _agent_leaves(self, party: Party, *, handed_to: str) -> None:
-        """The agent's part is over: their leg ends, their recording is kept; they are free again
-        when a colleague takes the caller, and wrap up when an outside number does."""
+        """The agent's part is over: their leg ends (a nailed agent's goes back to its holding
+        bridge), their recording is kept; they are free again when a colleague takes the caller,
+        and wrap up when an outside number does."""
         self.active = None
-        with contextlib.suppress(AriError):
-            await self.deps.ari.hangup(party.leg)
+        if party.home is not None:
+            await self._go_home(party)
+        else:
+            with contextlib.suppress(AriError):
+                await self.deps.ari.hangup(party.leg)
         if handed_to == "number":
             await self._finish(party, "wrap_up", TRANSFERRED)
         else:
             await self._finish(party, "available", TRANSFERRED)
+        if party.home is not None and self.hooks.left_call is not None:
+            try:
+                await self.hooks.left_call(party)
+            except Exception:
+                log.exception("call %s: freeing %s's nailed line failed", self.call_ref, party.agent)
+
+    async def _go_home(self, party: Party) -> None:
+        """A nailed agent's leg back into their holding bridge, out of the call's bridges."""
+        assert party.home is not None
+        pending = self.pending
+        if pending is not None and pending.bridge is not None:
+            await self._remove(pending.bridge, party.leg)
+        if self.bridge != party.home:
+            await self._remove(self.bridge, party.leg)
+        with contextlib.suppress(AriError):
+            await self.deps.ari.add_channel(party.home, party.leg)
+
+    async def _own_bridge(self) -> None:
+        """The caller leaves a nailed agent's holding bridge for one of the call's own."""
+        bridge = f"call-{uuid.uuid4()}"
+        self.deps.dispatcher.alias(self.customer, bridge)
+        await self.deps.ari.create_bridge("mixing", bridge_id=bridge, name=f"call-{self.call_ref}"[:60])
+        old, self.bridge = self.bridge, bridge
+        self.bridges.append(bridge)
+        await self._remove(old, self.customer)
 
     async def _to_queue(self, pending: _Pending, active: Party, skill: str) -> Ended | None:
         """A blind transfer to a skill queue: the hand-over's queue takes the caller."""
@@ -529,9 +581,13 @@ class Conversation:
         for party in self.parties:
             if party.done:
                 continue
-            with contextlib.suppress(AriError):
-                await self.deps.ari.hangup(party.leg)
+            if party.home is None:
+                with contextlib.suppress(AriError):
+                    await self.deps.ari.hangup(party.leg)
             await self._finish(party, state, reason)
+        for bridge in self.bridges:
+            with contextlib.suppress(AriError):
+                await self.deps.ari.destroy_bridge(bridge)
         await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def _finish(self, party: Party, state: str, reason: str, *, keep_recording: bool = True) -> None:

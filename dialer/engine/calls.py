@@ -422,6 +422,8 @@ class Call:
             self.report.detail["agent_wait_s"] = (
                 handed.wait_seconds
             )  # AMD's verdict to the agent, or given up
+            if handed.nailed:
+                self.report.detail["nailed"] = True  # put through an agent kept on the line
         if handed.outcome == "abandoned" and self.plan.apology:
             await self._apologise(self.plan.apology)
         # connected: talked to an agent; abandoned / caller_hangup: answered, but no agent took it.

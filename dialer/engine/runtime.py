@@ -483,7 +483,9 @@ class DialerWorker:
             if self.watch.failed(exc):
                 return 0
             raise
-        self._keep_nailed({c.skill for c, st in running if st.pace is not None and not st.error})
+        self._keep_nailed(
+            {c.skill for c, st in running if st.pace is not None and st.spec.nailed and not st.error}
+        )
         for campaign, state in running:
             if state.error:
                 continue

@@ -142,6 +142,7 @@ def test_agent_gets_sip_account_others_do_not(db: Database) -> None:
     assert f"[{endpoint}]" in text_ and "context=agents" in text_ and "agent7" not in text_
     assert "transport=transport-tls" in text_ and "media_encryption=sdes" in text_
     assert "media_encryption_optimistic=no" in text_, "SRTP is required, not merely offered"
+    assert "rtp_timeout=15" in text_, "a dead phone's call (a nailed line among them) ends"
     assert secret not in text_, "the rendered config holds the digest, never the secret"
     assert md5_credential(endpoint, secret) in text_
     with db.session() as s:

@@ -13,10 +13,11 @@ import numpy as np
 import soundfile as sf
 
 from agents.handover import CallOrigin, SkillQueues
+from agents.handover.nailed_recording import SnoopRecording, event_time
 from agents.handover.screen_pop import screen_pop_headers
 from core.db import Database
 from core.settings import Settings
-from recordings.capture import merge_stereo, recording_files, recover_orphans
+from recordings.capture import SideTiming, merge_stereo, recording_files, recover_orphans
 from recordings.models import CallRecording
 from softphone.privacy import screen_fields
 
@@ -82,6 +83,65 @@ def test_sides_that_ended_together_are_aligned_at_their_ends(tmp_path: Path) -> 
     assert seconds == 2.0 and audio.shape == (16000, 2)
     assert not audio[:4000, 1].any() and audio[4000:, 1].any(), "the later side starts 0.5 s in"
     assert audio[:4000, 0].any(), "the earlier side from the start"
+
+
+def test_snoop_sides_are_placed_in_the_bridged_span_by_their_starts(tmp_path: Path) -> None:
+    """A nailed call's two snoops: the agent's file started 0.3 s into the call and runs 1.5 s
+    (0.6 s short of the span's end: its channel sent nothing for that long), the callee's started
+    0.1 s in and runs to the end: the file is the span, the callee from 0.1 s, the agent's side
+    ending with the call (its missing stretch before it)."""
+    tone(tmp_path / "a-agent.wav", 700, 1.5)
+    tone(tmp_path / "a-customer.wav", 300, 2.3)
+    timing = SideTiming(agent_start_s=0.3, customer_start_s=0.1, span_s=2.4)
+    seconds = merge_stereo(
+        tmp_path / "a-agent.wav", tmp_path / "a-customer.wav", tmp_path / "a.wav", timing=timing
+    )
+    audio, _rate = sf.read(tmp_path / "a.wav", dtype="int16")
+    assert seconds == 2.4 and audio.shape == (19200, 2), "the call's span, not the longer side"
+    onset = [int(np.flatnonzero(audio[:, side])[0]) for side in (0, 1)]
+    assert abs(onset[0] - 7200) <= 1 and abs(onset[1] - 800) <= 1
+    assert audio[-40:, 0].any() and audio[-40:, 1].any(), "both sides end with the call"
+    # with no end known (the agent hung up first), each side starts where its recording did
+    tone(tmp_path / "c-agent.wav", 700, 1.5)
+    tone(tmp_path / "c-customer.wav", 300, 2.0)
+    open_end = SideTiming(agent_start_s=0.3, customer_start_s=0.1)
+    merge_stereo(tmp_path / "c-agent.wav", tmp_path / "c-customer.wav", tmp_path / "c.wav", timing=open_end)
+    audio, _rate = sf.read(tmp_path / "c.wav", dtype="int16")
+    assert audio.shape == (16800, 2) and int(np.flatnonzero(audio[:, 0])[0]) in (2400, 2401)
+    # a side that ran past the span's end (the snoop hung up after the callee left) is cut
+    tone(tmp_path / "b-agent.wav", 700, 3.0)
+    tone(tmp_path / "b-customer.wav", 300, 3.0)
+    late = SideTiming(agent_start_s=-0.2, customer_start_s=0.05, span_s=2.0)
+    assert (
+        merge_stereo(tmp_path / "b-agent.wav", tmp_path / "b-customer.wav", tmp_path / "b.wav", timing=late)
+        == 2.0
+    )
+    audio, _rate = sf.read(tmp_path / "b.wav", dtype="int16")
+    assert audio.shape == (16000, 2)
+    assert audio[:40, 0].any(), "the agent's side from the span's first ms (its head cut off)"
+    assert not audio[:400, 1].any() and audio[400:440, 1].any(), "the callee's 50 ms in"
+
+
+def test_snoop_timing_comes_from_asterisk_timestamps() -> None:
+    started = {
+        "agent": event_time({"timestamp": "2026-12-03T12:55:01.400+0000"}),
+        "customer": event_time({"timestamp": "2026-12-03T12:55:01.250+0000"}),
+    }
+    entered = event_time({"timestamp": "2026-12-03T12:55:01.100+0000"})
+    left = event_time({"timestamp": "2026-12-03T12:55:11.100+0000"})
+    recording = SnoopRecording.__new__(SnoopRecording)
+    recording.started = started
+    timing = recording.timing(entered, left)
+    assert timing is not None
+    assert (round(timing.agent_start_s, 3), round(timing.customer_start_s, 3), timing.span_s) == (
+        0.3,
+        0.15,
+        10.0,
+    )
+    unknown = SnoopRecording.__new__(SnoopRecording)
+    unknown.started = {"agent": started["agent"], "customer": None}
+    assert unknown.timing(entered, left) is None, "a start not seen: aligned at the ends as before"
+    assert event_time({"timestamp": "2026-01-01T00:00:01.500+00:00"}) is not None, "the fake's form"
 
 
 def test_orphaned_pairs_are_merged_and_registered(tmp_path: Path, db: Database) -> None:

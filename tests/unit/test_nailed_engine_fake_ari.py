@@ -9,7 +9,10 @@ from pathlib import Path
 
 from agents.routing import AgentCandidate
 from core.db import Database
+from core.settings import Settings
+from dialer.campaigns import build_spec, spec_of
 from dialer.engine.nailing import NailKeeper
+from dialer.models import Campaign
 from tests.fakes.ari import Callee, FakeAsterisk
 from tests.unit.test_pacing_engine_fake_ari import (
     attempts,
@@ -23,8 +26,8 @@ from tests.utils.agents import available, endpoint_of, make_agents, record_and_e
 def test_a_live_answer_goes_into_the_nailed_agents_bridge_with_no_ring(tmp_path: Path, db: Database) -> None:
     make_agents(db, {"lin": []})
     available(db, "lin")
-    make_campaign(db, "progressive", contacts=1)
-    settings = settings_for(tmp_path, db).model_copy(update={"dialer_nailed_agents": True})
+    make_campaign(db, "progressive", contacts=1, nailed=None)  # nothing said: kept on the line
+    settings = settings_for(tmp_path, db)  # the service's default: on
     asterisk = FakeAsterisk(
         default=lambda endpoint: Callee(answer_after=2.0, hangup_on="answer", hangup_after=20)
     )
@@ -37,11 +40,44 @@ def test_a_live_answer_goes_into_the_nailed_agents_bridge_with_no_ring(tmp_path:
     [attempt] = attempts(db)
     assert attempt.outcome == "agent" and attempt.agent == "lin"
     assert attempt.detail["agent_wait_s"] < 0.1, "AMD's verdict to the nailed bridge: no ring"
+    assert attempt.detail["nailed"] is True, "the attempt says it went to an agent kept on the line"
     to_lin = [r for r in asterisk.calls("originate") if r.params["endpoint"] == lin]
     assert len(to_lin) == 1 and to_lin[0].params["appArgs"] == ["nailed", "lin"], "called once, nailed"
     bridged = [r for r in asterisk.calls("add_channel") if r.params["channel"] == attempt.id]
     assert len(bridged) == 1 and (bridged[0].target or "").startswith("nailed-bridge-")
     assert asterisk.calls("play", attempt.id) == [], "no apology"
+
+
+def test_a_campaign_that_says_nailed_false_rings_its_agent(tmp_path: Path, db: Database) -> None:
+    make_agents(db, {"lin": []})
+    available(db, "lin")
+    campaign_id = make_campaign(db, "predictive", contacts=1, nailed=False)
+    with db.session() as s:
+        campaign = s.get(Campaign, campaign_id)
+        assert campaign is not None and spec_of(campaign).nailed is False, "kept with the campaign"
+    settings = settings_for(tmp_path, db)
+    asterisk = FakeAsterisk(
+        default=lambda endpoint: Callee(answer_after=2.0, hangup_on="answer", hangup_after=20)
+    )
+    asterisk.dialplan["warmline-record"] = record_and_enter_stasis(settings, asterisk)
+    lin = endpoint_of(db, "lin")
+    asterisk.callee(lin, Callee(answer_after=0.3))
+
+    run_worker(settings, db, asterisk, lambda: bool(attempts(db)) and attempts(db)[0].outcome is not None)
+
+    [attempt] = attempts(db)
+    assert attempt.outcome == "agent" and attempt.agent == "lin"
+    to_lin = [r for r in asterisk.calls("originate") if r.params["endpoint"] == lin]
+    assert len(to_lin) == 1 and to_lin[0].params.get("appArgs") != ["nailed", "lin"], "rung for the call"
+    assert not any((r.target or "").startswith("nailed-bridge-") for r in asterisk.calls("add_channel"))
+    assert "nailed" not in attempt.detail
+
+
+def test_nailed_is_on_unless_the_campaign_says_otherwise() -> None:
+    base = {"name": "c", "kind": "agent", "mode": "predictive", "caller_id": "4001234567"}
+    assert build_spec(base).nailed is True
+    assert build_spec({**base, "nailed": False}).nailed is False
+    assert Settings(_env_file=None).dialer_nailed_agents is True
 
 
 def row(agent: str, state: str, since: datetime) -> AgentCandidate:

@@ -17,6 +17,7 @@ from urllib.parse import unquote
 import numpy as np
 import pytest
 import soundfile as sf
+from sqlalchemy import select
 
 from agents.handover import (
     CallOrigin,
@@ -29,7 +30,9 @@ from agents.handover import (
 )
 from agents.handover.nailed import NailedAgents, NailedDeps
 from agents.states import current_state
-from core.db import Database
+from agents.transfer.models import Transfer
+from agents.transfer.service import TransferAsk, request_step, request_transfer
+from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
 from recordings.models import CallRecording
@@ -394,3 +397,76 @@ def test_a_snoop_that_never_enters_the_app_is_given_up(settings: Settings, db: D
     result = scenario(settings, db, {"mei": ANSWERS}, body)
     assert (result.outcome, result.recording_id) == ("connected", None)
     assert not list(settings.recordings_dir.resolve().rglob("*.*"))
+
+
+def the_transfer(db: Database) -> Transfer:
+    with db.session() as s:
+        row = s.scalar(select(Transfer).order_by(Transfer.requested_at.desc()))
+        assert row is not None
+        s.expunge(row)
+        return row
+
+
+def ask(db: Database, mode: str) -> str:
+    with db.session() as s:
+        return request_transfer(s, TransferAsk("mei", "att-7", "agent", "lin", mode), utcnow()).id
+
+
+@pytest.mark.parametrize("mode", ["blind", "attended"])
+def test_a_nailed_agent_transfers_and_goes_back_to_her_holding_bridge(
+    settings: Settings, db: Database, mode: str
+) -> None:
+    """mei (nailed) has the callee and hands them to lin (nailed too): lin's held leg is hung up
+    and her phone rung; the caller joins lin in a bridge of the call's own; mei's leg is back
+    alone in her holding bridge, still nailed, free, and takes the next callee there."""
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    available(db, "mei")
+    available(db, "lin")
+
+    async def body(w: World) -> dict[str, Any]:
+        leg = await w.nail("mei")
+        await w.nail("lin")
+        home = w.nailed.legs["mei"].bridge
+        cid = w.customer(hangup_after=30)
+        origin = replace(ORIGIN, preferred_agent="mei")
+        call = asyncio.create_task(
+            w.handover.connect(HandoverRequest(cid, "welfare", origin=origin, policy=PACED))
+        )
+        await until(lambda: w.nailed.legs["mei"].callee == cid, 5, what="mei has the callee")
+        xfer = await asyncio.to_thread(ask, db, mode)
+        seen: dict[str, Any] = {"leg": leg, "home": home, "cid": cid}
+        if mode == "attended":
+            await until(lambda: the_transfer(db).state == "consulting", 10, what="consulting")
+            seen["home_while_consulting"] = list(w.asterisk.bridges[home].channels)
+            with db.session() as s:
+                request_step(s, "mei", xfer, "complete", utcnow())
+        await until(lambda: the_transfer(db).state == "completed", 10, what="completed")
+        await until(lambda: w.nailed.legs["mei"].callee is None, 5, what="mei free again")
+        seen["home_after"] = list(w.asterisk.bridges[home].channels)
+        seen["mei_after"] = w.state("mei")
+        seen["lin_nailed"] = w.nailed.nailed("lin")
+        seen["caller_bridge"] = w.asterisk.channels[cid].bridge
+        second = w.customer(hangup_after=5)
+        seen["second"] = await w.connect(second)  # mei, on the same leg, in the same bridge
+        seen["second_in"] = [
+            r.target for r in w.asterisk.calls("add_channel") if r.params["channel"] == second
+        ]
+        seen["first"] = await call
+        seen["lin_after"] = w.state("lin")
+        seen["legs_hung_up"] = [r.target for r in w.asterisk.calls("hangup")]
+        return seen
+
+    seen = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    row = the_transfer(db)
+    assert (row.state, row.result, row.to_agent, row.mode) == ("completed", "answered", "lin", mode)
+    if mode == "attended":
+        assert seen["home_while_consulting"] == [], "mei consults lin outside her holding bridge"
+    assert seen["home_after"] == [seen["leg"]], "mei alone in her holding bridge again"
+    assert seen["caller_bridge"] not in (None, seen["home"]), "the caller and lin in a bridge of their own"
+    assert seen["mei_after"] == ("available", "transferred")
+    assert not seen["lin_nailed"], "lin's held leg was hung up for the ring"
+    assert seen["leg"] not in seen["legs_hung_up"], "mei's leg is never hung up"
+    assert (seen["second"].agent, seen["second_in"]) == ("mei", [seen["home"]]), "the next callee to mei"
+    first = seen["first"]
+    assert (first.outcome, first.agent, first.ended_by) == ("connected", "lin", "customer")
+    assert seen["lin_after"] == ("wrap_up", "call_ended"), "the call and its wrap-up are lin's"

@@ -63,7 +63,9 @@ def settings_for(tmp_path: Path, db: Database) -> Settings:
     )
 
 
-def make_campaign(db: Database, mode: str, contacts: int, name: str = "followup", **pacing: Any) -> int:
+def make_campaign(
+    db: Database, mode: str, contacts: int, name: str = "followup", nailed: bool | None = False, **pacing: Any
+) -> int:
     spec = {
         "name": name,
         "kind": "agent",
@@ -75,6 +77,8 @@ def make_campaign(db: Database, mode: str, contacts: int, name: str = "followup"
         "calls_per_second": 20,
         "pacing": pacing,
     }
+    if nailed is not None:  # None: the default (kept on the line); here rung unless asked
+        spec["nailed"] = nailed
     with db.session() as s:
         campaign = svc.create_campaign(s, svc.build_spec(spec), actor="t")
         campaign.status = CampaignStatus.running
