@@ -13,6 +13,7 @@ test controls. Invariants kept here:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -100,6 +101,20 @@ def _take(session: Session, contact_id: int) -> bool:
     return int(getattr(res, "rowcount", 0) or 0) == 1
 
 
+def _take_all(session: Session, contact_ids: list[int]) -> set[int]:
+    """`_take` for several contacts in one guarded UPDATE: the ids this transaction took."""
+    if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one at a time
+        return {cid for cid in contact_ids if _take(session, cid)}
+    stmt = (
+        update(Contact)
+        .where(Contact.id.in_(contact_ids), Contact.state == ContactState.pending)
+        .values(state=ContactState.in_progress)
+        .returning(Contact.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt))
+
+
 def claim(
     session: Session,
     campaign: Campaign,
@@ -138,9 +153,30 @@ def claim(
     starts = _attempt_starts(session, [c.id for c in candidates], now - timedelta(days=2))
     blocked = dnc.blocked_numbers(session, campaign.id, [c.phone_e164 for c in candidates])
     claimed: list[Claimed] = []
+    chosen: list[tuple[Contact, str | None]] = []  # passed every check, not yet taken
+
+    def take_chosen() -> None:
+        """The chosen contacts taken at once (only those still pending: another worker may have
+        been faster), and their attempts written."""
+        if not chosen:
+            return
+        if postgres:
+            taken = {c.id for c, _ in chosen}  # locked by the claim's SELECT ... FOR UPDATE
+        else:
+            session.flush()  # earlier parked contacts first, then the guarded UPDATE
+            taken = _take_all(session, [c.id for c, _ in chosen])
+        for contact, kept_for in chosen:
+            if contact.id not in taken:
+                session.refresh(contact)
+                continue
+            claimed.append(_attempt(session, campaign, contact, kept_for, now, node))
+        chosen.clear()
+
     for contact in candidates:
-        if len(claimed) >= limit:
-            break
+        if len(claimed) + len(chosen) >= limit:
+            take_chosen()
+            if len(claimed) >= limit:
+                break
         tz = contact.timezone
         if not in_window(spec, now, tz):
             opens = next_window_start(spec, now, tz)
@@ -160,39 +196,40 @@ def claim(
             assert contact.assigned_until is not None
             contact.next_due_at = min(now + ASSIGNED_RECHECK, contact.assigned_until)
             continue
-        if not postgres:
-            session.flush()  # earlier parked contacts first, then the guarded UPDATE
-            if not _take(session, contact.id):
-                session.refresh(contact)
-                continue
-        contact.state = ContactState.in_progress
-        contact.last_attempt_at = now
-        attempt = Attempt(
-            id=str(uuid.uuid4()),
-            campaign_id=campaign.id,
-            contact_id=contact.id,
-            attempt_no=contact.attempts + 1,
-            node=node,
-            state=AttemptState.created,
-            created_at=now,
-            detail={},
-        )
-        session.add(attempt)
-        claimed.append(
-            Claimed(
-                attempt_id=attempt.id,
-                attempt_no=attempt.attempt_no,
-                campaign_id=campaign.id,
-                campaign=campaign.name,
-                contact_id=contact.id,
-                phone_e164=contact.phone_e164,
-                name=contact.name,
-                fields=dict(contact.fields or {}),
-                assigned_agent=kept_for,
-            )
-        )
+        chosen.append((contact, kept_for))
+    take_chosen()
     session.flush()
     return claimed
+
+
+def _attempt(
+    session: Session, campaign: Campaign, contact: Contact, kept_for: str | None, now: datetime, node: str
+) -> Claimed:
+    """A taken contact's attempt, added to the session."""
+    contact.state = ContactState.in_progress
+    contact.last_attempt_at = now
+    attempt = Attempt(
+        id=str(uuid.uuid4()),
+        campaign_id=campaign.id,
+        contact_id=contact.id,
+        attempt_no=contact.attempts + 1,
+        node=node,
+        state=AttemptState.created,
+        created_at=now,
+        detail={},
+    )
+    session.add(attempt)
+    return Claimed(
+        attempt_id=attempt.id,
+        attempt_no=attempt.attempt_no,
+        campaign_id=campaign.id,
+        campaign=campaign.name,
+        contact_id=contact.id,
+        phone_e164=contact.phone_e164,
+        name=contact.name,
+        fields=dict(contact.fields or {}),
+        assigned_agent=kept_for,
+    )
 
 
 def _kept_for(contact: Contact, now: datetime) -> str | None:
