@@ -77,14 +77,14 @@ def active_attempts(session: Session, campaign_id: int | None = None) -> int:
 
 
 def _attempt_starts(
-    session: Session, contact_ids: Sequence[int], since: datetime
+    session: Session, contact_ids: Sequence[int], since: datetime | None
 ) -> dict[int, list[datetime]]:
     out: dict[int, list[datetime]] = defaultdict(list)
     if not contact_ids:
         return out
-    stmt = select(Attempt.contact_id, Attempt.created_at).where(
-        Attempt.contact_id.in_(contact_ids), Attempt.created_at >= since
-    )
+    stmt = select(Attempt.contact_id, Attempt.created_at).where(Attempt.contact_id.in_(contact_ids))
+    if since is not None:
+        stmt = stmt.where(Attempt.created_at >= since)
     for cid, at in session.execute(stmt):
         out[cid].append(at)
     return out
@@ -290,6 +290,11 @@ def _outcome_attempts(counts: dict[str, int], rule: str) -> int:
     )
 
 
+def attempt_starts(session: Session, contact_ids: Sequence[int]) -> dict[int, list[datetime]]:
+    """Every attempt's start time for each of these contacts (for `close(starts=...)`)."""
+    return dict(_attempt_starts(session, contact_ids, None))
+
+
 def close(
     session: Session,
     attempt_id: str,
@@ -302,12 +307,16 @@ def close(
     detail: dict[str, Any] | None = None,
     escalate: bool = False,
     answered_at: datetime | None = None,
+    specs: dict[int, CampaignSpec] | None = None,
+    starts: dict[int, list[datetime]] | None = None,
 ) -> Closed | None:
     """Close an attempt and update its contact in the caller's transaction (commit it after).
 
     `outcome` overrides the classification (reconciliation's `failed`). `answered_at`: when the
     call was answered, if no progress note wrote it (default: `now`). Returns None for an
     unknown attempt; `already=True` when it had been closed before (nothing changes).
+    Closing several in one transaction: `specs` keeps each campaign's spec for the next close,
+    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read.
     """
     attempt = session.get(Attempt, attempt_id)
     if attempt is None:
@@ -343,7 +352,11 @@ def close(
     contact.last_outcome = result.value
     closed = Closed(attempt.id, result.value, "", None)
 
-    spec = spec_of(campaign)
+    spec = specs.get(campaign.id) if specs is not None else None
+    if spec is None:
+        spec = spec_of(campaign)
+        if specs is not None:
+            specs[campaign.id] = spec
     if result is Outcome.opted_out:
         dnc.add_numbers(
             session,
@@ -360,16 +373,22 @@ def close(
         contact.next_due_at = None
     else:
         rule = rule_name(result)
-        starts = [
-            a for (a,) in session.execute(select(Attempt.created_at).where(Attempt.contact_id == contact.id))
-        ]
+        if starts is not None and contact.id in starts:
+            contact_starts = starts[contact.id]
+        else:
+            contact_starts = [
+                a
+                for (a,) in session.execute(
+                    select(Attempt.created_at).where(Attempt.contact_id == contact.id)
+                )
+            ]
         due = next_attempt_at(
             spec,
             rule,
             _outcome_attempts(counts, rule),
             contact.attempts,
             now,
-            starts,
+            contact_starts,
             tz=contact.timezone,
         )
         if due is None:

@@ -57,6 +57,7 @@ from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
     active_attempts,
+    attempt_starts,
     claim,
     close,
     forget_undialled,
@@ -98,6 +99,9 @@ JSON = dict[str, Any]
 HEALTH_PROBE_EVERY = 2.0  # seconds between probes of a database believed up
 BOARD_EVERY = 5.0  # seconds between rewrites of var/dialer/faults.json (and at every change)
 DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is looked at again
+# A campaign paced by its calls per second alone claims this many seconds' worth of calls at once
+# (at most its bucket's burst): one claim's transaction serves several calls, not one or two a pass.
+CLAIM_SPAN = 0.5
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -536,10 +540,11 @@ class DialerWorker:
         return started + await self._take_placed()
 
     def _worth_a_claim(self, state: CampaignState) -> bool:
-        """A claim's transaction may start a call: a token is free and the campaign had due
+        """A claim's transaction may start calls: CLAIM_SPAN's worth of tokens is free (one, for a
+        paced campaign or a slow one) and the campaign had due
         contacts when last looked at (one drained is looked at again after DRAINED_RECHECK: a list
         imported meanwhile waits that long, a pass costs no transaction for nothing)."""
-        return state.bucket.available > 0 and self.monotonic() >= state.drained_until
+        return state.bucket.available >= _claim_batch(state) and self.monotonic() >= state.drained_until
 
     def _keep_nailed(self, skills: set[str | None]) -> None:
         """Agents kept on the line (dialer/engine/nailing.py), once a second, on a ready node."""
@@ -958,9 +963,11 @@ class DialerWorker:
         try:
             with self.db.session() as session:
                 held = _prefetch(session, [str(e["attempt_id"]) for e in entries])
+                starts = attempt_starts(session, [a.contact_id for a in held if isinstance(a, Attempt)])
+                specs: dict[int, CampaignSpec] = {}
                 outcomes: list[str | None] = []
                 for entry in entries:
-                    outcome, alerted = self._apply_in(session, entry)
+                    outcome, alerted = self._apply_in(session, entry, specs, starts)
                     outcomes.append(outcome)
                     alerts = alerts or alerted
                 del held
@@ -996,7 +1003,13 @@ class DialerWorker:
             welfare_events.wake()  # committed: announced now, not at the notifier's next poll
         return outcome
 
-    def _apply_in(self, session: Any, entry: dict[str, Any]) -> tuple[str | None, bool]:
+    def _apply_in(
+        self,
+        session: Any,
+        entry: dict[str, Any],
+        specs: dict[int, CampaignSpec] | None = None,
+        starts: dict[int, list[datetime]] | None = None,
+    ) -> tuple[str | None, bool]:
         """One journal entry in the caller's transaction: the outcome written (None: nothing new)
         and whether it raised an alert. Raises Rejected for an attempt the database does not have."""
         attempt_id = str(entry["attempt_id"])
@@ -1014,6 +1027,8 @@ class DialerWorker:
             detail=entry.get("detail") or None,
             escalate=bool(entry.get("escalate")),
             answered_at=datetime.fromisoformat(entry["answered_at"]) if entry.get("answered_at") else None,
+            specs=specs,
+            starts=starts,
         )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
@@ -1229,6 +1244,15 @@ class DialerWorker:
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
+
+
+def _claim_batch(state: CampaignState) -> int:
+    """Tokens a campaign waits for before it claims: CLAIM_SPAN's worth of its calls per second
+    when nothing else paces it; one for a paced campaign (its pacer decides each pass)."""
+    if state.pace is not None:
+        return 1
+    bucket = state.bucket
+    return max(1, min(int(bucket.burst), int(bucket.rate * CLAIM_SPAN)))
 
 
 def _prefetch(session: Any, attempt_ids: list[str]) -> list[Any]:
