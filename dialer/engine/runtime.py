@@ -43,6 +43,7 @@ from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.runner import (
     PlacedClaim,
+    anyone_asked,
     close_placed,
     kept_callbacks,
     placed_request,
@@ -439,15 +440,18 @@ class DialerWorker:
                 best = link
         return best
 
-    def _running_campaigns(self) -> list[tuple[Campaign, CampaignState]]:
+    def _running_campaigns(self) -> tuple[list[tuple[Campaign, CampaignState]], bool]:
+        """The running campaigns, best first, and whether agents asked for calls (`_take_placed`):
+        the pass's reads in one transaction."""
         with self.db.session() as session:
             # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
             stmt = select(Campaign).where(
                 Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
             )
             running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
+            asked = anyone_asked(session)
         running.sort(key=lambda c: -c.priority)
-        return [(c, self._campaign_state(c)) for c in running]
+        return [(c, self._campaign_state(c)) for c in running], asked
 
     def _claim(
         self,
@@ -486,7 +490,7 @@ class DialerWorker:
         if not self.watch.up:
             return 0  # the database is away: live calls go on, no new one starts
         try:
-            running = await asyncio.to_thread(self._running_campaigns)
+            running, placed_asked = await asyncio.to_thread(self._running_campaigns)
         except SQLAlchemyError as exc:
             if self.watch.failed(exc):
                 return 0
@@ -537,7 +541,7 @@ class DialerWorker:
                 started += 1
         if not self.watch.up:
             return started
-        return started + await self._take_placed()
+        return started + (await self._take_placed() if placed_asked else 0)
 
     def _worth_a_claim(self, state: CampaignState) -> bool:
         """A claim's transaction may start calls: CLAIM_SPAN's worth of tokens is free (one, for a
