@@ -9,12 +9,12 @@ imported before the opt-out; the importer scrubs every new list against both lis
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, BinaryIO, cast
 
-from sqlalchemy import ColumnElement, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, select, union, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -322,6 +322,20 @@ def list_entries(
     found = cast(list[DncGlobal | DncCampaign], list(session.scalars(stmt)))
     entries = [DncEntry(e.phone_e164, name, e.source, e.reason, e.added_by, e.added_at) for e in found]
     return total, entries
+
+
+def blocked_numbers(session: Session, campaign_id: int, numbers: Collection[str]) -> set[str]:
+    """Which of `numbers` are on either list: `is_blocked` for a claim's candidates in one query."""
+    wanted = sorted(set(numbers))
+    if not wanted:
+        return set()
+    stmt = union(
+        select(DncGlobal.phone_e164).where(DncGlobal.phone_e164.in_(wanted)),
+        select(DncCampaign.phone_e164).where(
+            DncCampaign.campaign_id == campaign_id, DncCampaign.phone_e164.in_(wanted)
+        ),
+    )
+    return set(session.scalars(stmt))
 
 
 def is_blocked(session: Session, campaign_id: int, e164: str) -> bool:

@@ -55,10 +55,15 @@ class PlacedClaim:
     by_dialer: bool = False  # a callback the dialer places for the agent who promised it
 
 
+def anyone_asked(session: Session) -> bool:
+    """Is a requested call waiting for a node? (The usual pass: no, in one query.)"""
+    asked = select(Attempt.id).where(Attempt.node == UNASSIGNED, Attempt.state == AttemptState.created)
+    return session.scalar(asked.limit(1)) is not None
+
+
 def take_requests(session: Session, node: str, now: datetime, limit: int = 20) -> list[PlacedClaim]:
     """The requested calls this node places now (its own from here on: reconciliation follows them)."""
-    asked = select(Attempt.id).where(Attempt.node == UNASSIGNED, Attempt.state == AttemptState.created)
-    if session.scalar(asked.limit(1)) is None:
+    if not anyone_asked(session):
         return []  # the usual pass: nobody asked, so nothing to take or to expire (one query)
     expire_unplaced(session, now)
     waiting = session.scalars(

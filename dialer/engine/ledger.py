@@ -13,6 +13,7 @@ test controls. Invariants kept here:
 from __future__ import annotations
 
 import logging
+import sqlite3
 import uuid
 from collections import defaultdict
 from collections.abc import Sequence
@@ -76,14 +77,14 @@ def active_attempts(session: Session, campaign_id: int | None = None) -> int:
 
 
 def _attempt_starts(
-    session: Session, contact_ids: Sequence[int], since: datetime
+    session: Session, contact_ids: Sequence[int], since: datetime | None
 ) -> dict[int, list[datetime]]:
     out: dict[int, list[datetime]] = defaultdict(list)
     if not contact_ids:
         return out
-    stmt = select(Attempt.contact_id, Attempt.created_at).where(
-        Attempt.contact_id.in_(contact_ids), Attempt.created_at >= since
-    )
+    stmt = select(Attempt.contact_id, Attempt.created_at).where(Attempt.contact_id.in_(contact_ids))
+    if since is not None:
+        stmt = stmt.where(Attempt.created_at >= since)
     for cid, at in session.execute(stmt):
         out[cid].append(at)
     return out
@@ -98,6 +99,20 @@ def _take(session: Session, contact_id: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return int(getattr(res, "rowcount", 0) or 0) == 1
+
+
+def _take_all(session: Session, contact_ids: list[int]) -> set[int]:
+    """`_take` for several contacts in one guarded UPDATE: the ids this transaction took."""
+    if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one at a time
+        return {cid for cid in contact_ids if _take(session, cid)}
+    stmt = (
+        update(Contact)
+        .where(Contact.id.in_(contact_ids), Contact.state == ContactState.pending)
+        .values(state=ContactState.in_progress)
+        .returning(Contact.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(session.scalars(stmt))
 
 
 def claim(
@@ -136,10 +151,32 @@ def claim(
         stmt = stmt.with_for_update(skip_locked=True, of=Contact)
     candidates = list(session.scalars(stmt))
     starts = _attempt_starts(session, [c.id for c in candidates], now - timedelta(days=2))
+    blocked = dnc.blocked_numbers(session, campaign.id, [c.phone_e164 for c in candidates])
     claimed: list[Claimed] = []
+    chosen: list[tuple[Contact, str | None]] = []  # passed every check, not yet taken
+
+    def take_chosen() -> None:
+        """The chosen contacts taken at once (only those still pending: another worker may have
+        been faster), and their attempts written."""
+        if not chosen:
+            return
+        if postgres:
+            taken = {c.id for c, _ in chosen}  # locked by the claim's SELECT ... FOR UPDATE
+        else:
+            session.flush()  # earlier parked contacts first, then the guarded UPDATE
+            taken = _take_all(session, [c.id for c, _ in chosen])
+        for contact, kept_for in chosen:
+            if contact.id not in taken:
+                session.refresh(contact)
+                continue
+            claimed.append(_attempt(session, campaign, contact, kept_for, now, node))
+        chosen.clear()
+
     for contact in candidates:
-        if len(claimed) >= limit:
-            break
+        if len(claimed) + len(chosen) >= limit:
+            take_chosen()
+            if len(claimed) >= limit:
+                break
         tz = contact.timezone
         if not in_window(spec, now, tz):
             opens = next_window_start(spec, now, tz)
@@ -149,7 +186,7 @@ def claim(
             allowed = next_allowed_by_caps(spec, starts.get(contact.id, []), now, tz)
             park(contact, next_window_start(spec, allowed, tz), "caps")
             continue
-        if dnc.is_blocked(session, campaign.id, contact.phone_e164):
+        if contact.phone_e164 in blocked:  # the last check before the dial (one query for all)
             contact.state = ContactState.cancelled
             contact.last_outcome = "dnc"
             contact.next_due_at = None
@@ -159,39 +196,40 @@ def claim(
             assert contact.assigned_until is not None
             contact.next_due_at = min(now + ASSIGNED_RECHECK, contact.assigned_until)
             continue
-        if not postgres:
-            session.flush()  # earlier parked contacts first, then the guarded UPDATE
-            if not _take(session, contact.id):
-                session.refresh(contact)
-                continue
-        contact.state = ContactState.in_progress
-        contact.last_attempt_at = now
-        attempt = Attempt(
-            id=str(uuid.uuid4()),
-            campaign_id=campaign.id,
-            contact_id=contact.id,
-            attempt_no=contact.attempts + 1,
-            node=node,
-            state=AttemptState.created,
-            created_at=now,
-            detail={},
-        )
-        session.add(attempt)
-        claimed.append(
-            Claimed(
-                attempt_id=attempt.id,
-                attempt_no=attempt.attempt_no,
-                campaign_id=campaign.id,
-                campaign=campaign.name,
-                contact_id=contact.id,
-                phone_e164=contact.phone_e164,
-                name=contact.name,
-                fields=dict(contact.fields or {}),
-                assigned_agent=kept_for,
-            )
-        )
+        chosen.append((contact, kept_for))
+    take_chosen()
     session.flush()
     return claimed
+
+
+def _attempt(
+    session: Session, campaign: Campaign, contact: Contact, kept_for: str | None, now: datetime, node: str
+) -> Claimed:
+    """A taken contact's attempt, added to the session."""
+    contact.state = ContactState.in_progress
+    contact.last_attempt_at = now
+    attempt = Attempt(
+        id=str(uuid.uuid4()),
+        campaign_id=campaign.id,
+        contact_id=contact.id,
+        attempt_no=contact.attempts + 1,
+        node=node,
+        state=AttemptState.created,
+        created_at=now,
+        detail={},
+    )
+    session.add(attempt)
+    return Claimed(
+        attempt_id=attempt.id,
+        attempt_no=attempt.attempt_no,
+        campaign_id=campaign.id,
+        campaign=campaign.name,
+        contact_id=contact.id,
+        phone_e164=contact.phone_e164,
+        name=contact.name,
+        fields=dict(contact.fields or {}),
+        assigned_agent=kept_for,
+    )
 
 
 def _kept_for(contact: Contact, now: datetime) -> str | None:
@@ -252,6 +290,11 @@ def _outcome_attempts(counts: dict[str, int], rule: str) -> int:
     )
 
 
+def attempt_starts(session: Session, contact_ids: Sequence[int]) -> dict[int, list[datetime]]:
+    """Every attempt's start time for each of these contacts (for `close(starts=...)`)."""
+    return dict(_attempt_starts(session, contact_ids, None))
+
+
 def close(
     session: Session,
     attempt_id: str,
@@ -264,12 +307,16 @@ def close(
     detail: dict[str, Any] | None = None,
     escalate: bool = False,
     answered_at: datetime | None = None,
+    specs: dict[int, CampaignSpec] | None = None,
+    starts: dict[int, list[datetime]] | None = None,
 ) -> Closed | None:
     """Close an attempt and update its contact in the caller's transaction (commit it after).
 
     `outcome` overrides the classification (reconciliation's `failed`). `answered_at`: when the
     call was answered, if no progress note wrote it (default: `now`). Returns None for an
     unknown attempt; `already=True` when it had been closed before (nothing changes).
+    Closing several in one transaction: `specs` keeps each campaign's spec for the next close,
+    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read.
     """
     attempt = session.get(Attempt, attempt_id)
     if attempt is None:
@@ -305,7 +352,11 @@ def close(
     contact.last_outcome = result.value
     closed = Closed(attempt.id, result.value, "", None)
 
-    spec = spec_of(campaign)
+    spec = specs.get(campaign.id) if specs is not None else None
+    if spec is None:
+        spec = spec_of(campaign)
+        if specs is not None:
+            specs[campaign.id] = spec
     if result is Outcome.opted_out:
         dnc.add_numbers(
             session,
@@ -322,16 +373,22 @@ def close(
         contact.next_due_at = None
     else:
         rule = rule_name(result)
-        starts = [
-            a for (a,) in session.execute(select(Attempt.created_at).where(Attempt.contact_id == contact.id))
-        ]
+        if starts is not None and contact.id in starts:
+            contact_starts = starts[contact.id]
+        else:
+            contact_starts = [
+                a
+                for (a,) in session.execute(
+                    select(Attempt.created_at).where(Attempt.contact_id == contact.id)
+                )
+            ]
         due = next_attempt_at(
             spec,
             rule,
             _outcome_attempts(counts, rule),
             contact.attempts,
             now,
-            starts,
+            contact_starts,
             tz=contact.timezone,
         )
         if due is None:

@@ -43,6 +43,7 @@ from core.phones import mask
 from core.settings import AsteriskNode, Settings
 from dialer.agent_dial.runner import (
     PlacedClaim,
+    anyone_asked,
     close_placed,
     kept_callbacks,
     placed_request,
@@ -57,6 +58,7 @@ from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
     active_attempts,
+    attempt_starts,
     claim,
     close,
     forget_undialled,
@@ -98,6 +100,9 @@ JSON = dict[str, Any]
 HEALTH_PROBE_EVERY = 2.0  # seconds between probes of a database believed up
 BOARD_EVERY = 5.0  # seconds between rewrites of var/dialer/faults.json (and at every change)
 DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is looked at again
+# A campaign paced by its calls per second alone claims this many seconds' worth of calls at once
+# (at most its bucket's burst): one claim's transaction serves several calls, not one or two a pass.
+CLAIM_SPAN = 0.5
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -187,6 +192,10 @@ class DialerWorker:
         # Calls' progress (dialing, answered) waits here for the pass's one commit, not one each.
         self._progress: dict[str, tuple[AttemptState, datetime]] = {}
         self._progress_writing: tuple[set[str], asyncio.Task[Any]] | None = None
+        # Calls' outcomes, journalled, wait here for the pass's one transaction (`_flush_closes`).
+        self._to_close: list[tuple[dict[str, Any], asyncio.Future[str | None]]] = []
+        self._closes_writing: asyncio.Task[Any] | None = None
+        self._passing = False  # run()'s loop is on: it flushes the closes once a pass
         self._board_at = -1e18
         self._health_sent: bool | None = None
 
@@ -431,15 +440,18 @@ class DialerWorker:
                 best = link
         return best
 
-    def _running_campaigns(self) -> list[tuple[Campaign, CampaignState]]:
+    def _running_campaigns(self) -> tuple[list[tuple[Campaign, CampaignState]], bool]:
+        """The running campaigns, best first, and whether agents asked for calls (`_take_placed`):
+        the pass's reads in one transaction."""
         with self.db.session() as session:
             # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
             stmt = select(Campaign).where(
                 Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
             )
             running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
+            asked = anyone_asked(session)
         running.sort(key=lambda c: -c.priority)
-        return [(c, self._campaign_state(c)) for c in running]
+        return [(c, self._campaign_state(c)) for c in running], asked
 
     def _claim(
         self,
@@ -478,7 +490,7 @@ class DialerWorker:
         if not self.watch.up:
             return 0  # the database is away: live calls go on, no new one starts
         try:
-            running = await asyncio.to_thread(self._running_campaigns)
+            running, placed_asked = await asyncio.to_thread(self._running_campaigns)
         except SQLAlchemyError as exc:
             if self.watch.failed(exc):
                 return 0
@@ -531,13 +543,14 @@ class DialerWorker:
                 started += 1
         if not self.watch.up:
             return started
-        return started + await self._take_placed()
+        return started + (await self._take_placed() if placed_asked else 0)
 
     def _worth_a_claim(self, state: CampaignState) -> bool:
-        """A claim's transaction may start a call: a token is free and the campaign had due
+        """A claim's transaction may start calls: CLAIM_SPAN's worth of tokens is free (one, for a
+        paced campaign or a slow one) and the campaign had due
         contacts when last looked at (one drained is looked at again after DRAINED_RECHECK: a list
         imported meanwhile waits that long, a pass costs no transaction for nothing)."""
-        return state.bucket.available > 0 and self.monotonic() >= state.drained_until
+        return state.bucket.available >= _claim_batch(state) and self.monotonic() >= state.drained_until
 
     def _keep_nailed(self, skills: set[str | None]) -> None:
         """Agents kept on the line (dialer/engine/nailing.py), once a second, on a ready node."""
@@ -805,9 +818,11 @@ class DialerWorker:
 
         def write() -> None:
             with self.db.session() as session:
-                list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))  # one read for all
+                # One read for all, held while marking (the session holds its objects weakly).
+                held = list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))
                 for attempt_id, (state, at) in batch.items():
                     mark(session, attempt_id, state, at)
+                del held
 
         try:
             await asyncio.to_thread(write)
@@ -888,9 +903,10 @@ class DialerWorker:
             log.warning("attempt %s: survey score %s could not be stored: %s", c.attempt_id, score, exc)
 
     async def _close(self, c: Claimed, report: CallReport) -> str | None:
-        """Journal the outcome (fsynced), then write it to the database. While the database is
-        away the outcome waits in the journal and is written when it is back (`_replay`); the call
-        itself was never held up for it. Returns the outcome once it is in the database."""
+        """Journal the outcome (fsynced), then write it to the database with the other outcomes of
+        the pass, in one transaction (`_flush_closes`). While the database is away the outcome
+        waits in the journal and is written when it is back (`_replay`); the call itself was never
+        held up for it. Returns the outcome once it is in the database."""
         notes = self._notes.pop(c.attempt_id, None)
         if notes is not None:
             await asyncio.gather(notes, return_exceptions=True)
@@ -904,17 +920,72 @@ class DialerWorker:
                 log.exception("attempt %s: the outcome journal cannot be written", c.attempt_id)
             if not self.watch.up:
                 return None  # kept in the journal; replayed when the database is back
-            try:
-                return await asyncio.to_thread(self._apply_done, entry)
-            except SQLAlchemyError as exc:
-                if self.watch.failed(exc):
-                    log.warning(
-                        "attempt %s: outcome kept in the journal, database away: %s", c.attempt_id, exc
-                    )
-                    return None
-                raise
+            written: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            self._to_close.append((entry, written))
+            if not self._passing:  # no pass will come to write it: at once
+                self._flush_closes()
+            return await written
         finally:
             self._inflight.discard(c.attempt_id)
+
+    def _flush_closes(self) -> None:
+        """Once a pass: the outcomes journalled since the last one into the database, in one
+        transaction beside the calls (each is on disk already: a crash before the commit replays it)."""
+        busy = self._closes_writing is not None and not self._closes_writing.done()
+        if not self._to_close or busy:
+            return
+        batch, self._to_close = self._to_close, []
+        self._closes_writing = self._spawn(self._write_closes(batch))
+
+    async def _write_closes(self, batch: list[tuple[dict[str, Any], asyncio.Future[str | None]]]) -> None:
+        entries = [entry for entry, _ in batch]
+        outcomes: list[str | None] = [None] * len(batch)
+        try:
+            if self.watch.up:
+                outcomes = await asyncio.to_thread(self._apply_batch, entries)
+        except SQLAlchemyError as exc:
+            if not self.watch.failed(exc):
+                for _, written in batch:
+                    if not written.done():
+                        written.set_exception(exc)
+                return
+            log.warning("%d outcomes kept in the journal, database away: %s", len(batch), exc)
+        except BaseException as exc:
+            for _, written in batch:
+                if not written.done():
+                    written.set_exception(exc)
+            raise
+        for (_, written), outcome in zip(batch, outcomes, strict=True):
+            if not written.done():
+                written.set_result(outcome)
+
+    def _apply_batch(self, entries: list[dict[str, Any]]) -> list[str | None]:
+        """Journal entries into the database in one transaction, then marked done together. An
+        entry the database refuses for good spoils the transaction: then each is written alone
+        (`_apply_done`), so only that one is rejected. An outage is raised: all stay pending."""
+        if len(entries) == 1:
+            return [self._apply_done(entries[0])]
+        alerts = False
+        try:
+            with self.db.session() as session:
+                held = _prefetch(session, [str(e["attempt_id"]) for e in entries])
+                starts = attempt_starts(session, [a.contact_id for a in held if isinstance(a, Attempt)])
+                specs: dict[int, CampaignSpec] = {}
+                outcomes: list[str | None] = []
+                for entry in entries:
+                    outcome, alerted = self._apply_in(session, entry, specs, starts)
+                    outcomes.append(outcome)
+                    alerts = alerts or alerted
+                del held
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            return [self._apply_done(entry) for entry in entries]
+        if alerts:
+            welfare_events.wake()  # committed: announced now, not at the notifier's next poll
+        self.journal.done_all([str(e["attempt_id"]) for e in entries])
+        self.watch.succeeded()
+        return outcomes
 
     def _apply_done(self, entry: dict[str, Any]) -> str | None:
         """Write one journal entry and mark it done; an entry refused for good is rejected."""
@@ -932,30 +1003,42 @@ class DialerWorker:
 
     def _apply(self, entry: dict[str, Any]) -> str | None:
         """One journal entry into the database, in one transaction; idempotent by attempt id."""
-        attempt_id = str(entry["attempt_id"])
         with self.db.session() as session:
-            if entry.get("kind") == "forget":
-                forget_undialled(session, attempt_id, int(entry["contact_id"]))
-                return None
-            override = entry.get("outcome")
-            closed = close(
-                session,
-                attempt_id,
-                CallFacts(**entry["facts"]),
-                datetime.fromisoformat(entry["at"]),
-                outcome=Outcome(override) if override else None,
-                digits=entry.get("digits") or None,
-                detail=entry.get("detail") or None,
-                escalate=bool(entry.get("escalate")),
-                answered_at=datetime.fromisoformat(entry["answered_at"])
-                if entry.get("answered_at")
-                else None,
-            )
+            outcome, alerts = self._apply_in(session, entry)
+        if alerts:
+            welfare_events.wake()  # committed: announced now, not at the notifier's next poll
+        return outcome
+
+    def _apply_in(
+        self,
+        session: Any,
+        entry: dict[str, Any],
+        specs: dict[int, CampaignSpec] | None = None,
+        starts: dict[int, list[datetime]] | None = None,
+    ) -> tuple[str | None, bool]:
+        """One journal entry in the caller's transaction: the outcome written (None: nothing new)
+        and whether it raised an alert. Raises Rejected for an attempt the database does not have."""
+        attempt_id = str(entry["attempt_id"])
+        if entry.get("kind") == "forget":
+            forget_undialled(session, attempt_id, int(entry["contact_id"]))
+            return None, False
+        override = entry.get("outcome")
+        closed = close(
+            session,
+            attempt_id,
+            CallFacts(**entry["facts"]),
+            datetime.fromisoformat(entry["at"]),
+            outcome=Outcome(override) if override else None,
+            digits=entry.get("digits") or None,
+            detail=entry.get("detail") or None,
+            escalate=bool(entry.get("escalate")),
+            answered_at=datetime.fromisoformat(entry["answered_at"]) if entry.get("answered_at") else None,
+            specs=specs,
+            starts=starts,
+        )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
-        if closed.alerts:
-            welfare_events.wake()  # committed: announced now, not at the notifier's next poll
-        return None if closed.already else closed.outcome
+        return (None if closed.already else closed.outcome), bool(closed.alerts)
 
     def _replay_now(self) -> list[tuple[dict[str, Any], str]]:
         """Replay the journal (blocking: in a thread). Returns what was written, for the bus."""
@@ -1043,7 +1126,10 @@ class DialerWorker:
         ):
             await self.watch.check_async()
         replay_idle = self._replaying is None or self._replaying.done()
-        if self.watch.up and replay_idle and (not was_up or self.journal.pending_ids()):
+        # Entries being written by their own call right now are not the replay's (it skips them):
+        # a pass while calls close must not read the journal for nothing.
+        orphaned = self.journal.pending_ids() - self._inflight
+        if self.watch.up and replay_idle and (not was_up or orphaned):
             self._replaying = self._spawn(self._replay())
         await self._watch_ari()
         if self.monotonic() - self._board_at >= BOARD_EVERY:
@@ -1115,12 +1201,14 @@ class DialerWorker:
     async def run(self, *, until: Callable[[], bool] | None = None) -> None:
         """Run until cancelled (or until `until()` says so, checked after each pass)."""
         await self.start()
+        self._passing = True
         try:
             while True:
                 try:
                     await self._watch_faults()
                     await self.tick()
                     self._flush_progress()
+                    self._flush_closes()
                 except Exception:
                     log.exception("dialer pass failed")
                 if (
@@ -1137,9 +1225,14 @@ class DialerWorker:
 
     async def stop(self) -> None:
         self._stopping = True
+        self._passing = False
         self._flush_progress()  # what the calls noted last (the live ones are reconciled next time)
         if self._progress_writing is not None:
             await asyncio.gather(self._progress_writing[1], return_exceptions=True)
+        while self._to_close or (self._closes_writing is not None and not self._closes_writing.done()):
+            if self._closes_writing is not None:  # outcomes journalled: into the database first
+                await asyncio.gather(self._closes_writing, return_exceptions=True)
+            self._flush_closes()
         for task in list(self.tasks):
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
@@ -1157,6 +1250,30 @@ class DialerWorker:
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
+
+
+def _claim_batch(state: CampaignState) -> int:
+    """Tokens a campaign waits for before it claims: CLAIM_SPAN's worth of its calls per second
+    when nothing else paces it; one for a paced campaign (its pacer decides each pass)."""
+    if state.pace is not None:
+        return 1
+    bucket = state.bucket
+    return max(1, min(int(bucket.burst), int(bucket.rate * CLAIM_SPAN)))
+
+
+def _prefetch(session: Any, attempt_ids: list[str]) -> list[Any]:
+    """The attempts, their contacts and campaigns in three reads, so the closes find them in the
+    session instead of reading each by its key. The caller keeps the list while it works: the
+    session holds its objects weakly, an object nobody refers to is gone (and read again)."""
+    attempts = list(session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids))))
+    contact_ids = {a.contact_id for a in attempts}
+    campaign_ids = {a.campaign_id for a in attempts}
+    held: list[Any] = list(attempts)
+    if contact_ids:
+        held += session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
+    if campaign_ids:
+        held += session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
+    return held
 
 
 def _journal_entry(

@@ -1,0 +1,111 @@
+"""The dialer's CPU per trivial call against the fake Asterisk, without a lab (issue 13, item 3).
+
+    .venv/bin/python -m tests.bench.dialer_cpu_fake [CALLS] [--tick S] [--virtual]
+
+A broadcast campaign of CALLS callees (default 200) who answer and hang up at once, at 10 calls a
+second, through a DialerWorker on a fresh SQLite file; prints this process's CPU per attempt (the
+worker, the database, and the fake Asterisk's own work, which is small). The lab bench
+(test_load_bench.py -k cpu) gives the figure against Asterisk's; this one needs no lab lock, so it
+is the quick way to see what a change to the dialer's per-call work does. For a profile, run it
+under ``py-spy record -r 200 --format raw -o out.txt -- .venv/bin/python -m tests.bench.dialer_cpu_fake``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from core.db import Database
+from core.settings import AsteriskNode, Settings
+from dialer import campaigns as svc
+from dialer.engine import runtime
+from dialer.engine.runtime import DialerWorker
+from dialer.lists.importer import import_list
+from dialer.models import CampaignStatus
+from tests.fakes.ari import Callee, FakeAsterisk
+from tests.fakes.clock import run_virtual
+from tests.fakes.prompts import SilentPrompts
+from warmline import migrate
+
+CALLEE = Callee(answer_after=0.0, hangup_on="answer")  # the lab's callee 8
+
+
+class _SilentPromptCache:
+    @staticmethod
+    def for_settings(settings: Any, *args: Any, **kw: Any) -> SilentPrompts:
+        return SilentPrompts(settings.var_dir / "prompts")
+
+
+def measure(calls: int, tick: float, virtual: bool) -> float:
+    """CPU milliseconds of this process per attempt over `calls` trivial calls."""
+    runtime.PromptCache = _SilentPromptCache  # type: ignore[attr-defined,assignment]
+    tmp = Path(tempfile.mkdtemp(prefix="dialer-cpu-"))
+    url = f"sqlite:///{tmp / 'bench.db'}"
+    migrate.upgrade(url)
+    db = Database(url)
+    node = AsteriskNode(name="fake", ari_password="unused")
+    settings = Settings(
+        var_dir=tmp / "var",
+        database_url=url,
+        dialer_enabled=True,
+        asterisk_nodes=[node],
+        dialer_ring_timeout=15,
+        dialer_tick=tick,
+        _env_file=None,
+    )
+    spec = {
+        "name": "cpu",
+        "kind": "broadcast",
+        "flow": "vaccination_reminder",
+        "windows": {"daily": ["00:00-24:00"]},
+        "max_attempts": 1,
+        "max_channels": 300,
+        "calls_per_second": 10,
+    }
+    with db.session() as session:
+        svc.create_campaign(session, svc.build_spec(spec), actor="bench")
+    lines = ["name,phone,clinic,date"] + [f"x,137{i:07d}8,c,d" for i in range(calls)]
+    import_list(db, "cpu", io.BytesIO(("\n".join(lines) + "\n").encode()), "cpu.csv", actor="bench")
+    with db.session() as session:
+        svc.set_status(session, "cpu", CampaignStatus.running, actor="bench")
+
+    async def main() -> float:
+        asterisk = FakeAsterisk(default=lambda _endpoint: CALLEE)
+        loop = asyncio.get_running_loop()
+        t0, start = loop.time(), datetime.now(UTC)
+        worker = DialerWorker(
+            settings,
+            db,
+            campaigns={"cpu"},
+            now=lambda: start + timedelta(seconds=loop.time() - t0),
+            monotonic=loop.time,
+            ari_factory=lambda n, _s: asterisk.client(n.app, "bench"),
+        )
+        cpu0 = time.process_time()
+        await worker.run(until=lambda: worker.closed_calls >= calls)
+        return (time.process_time() - cpu0) / calls * 1000
+
+    try:
+        return run_virtual(main()) if virtual else asyncio.run(main())
+    finally:
+        db.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("calls", type=int, nargs="?", default=200)
+    parser.add_argument("--tick", type=float, default=Settings.model_fields["dialer_tick"].default)
+    parser.add_argument("--virtual", action="store_true", help="on the tests' virtual clock")
+    args = parser.parse_args()
+    ms = measure(args.calls, args.tick, args.virtual)
+    print(f"[fake bench] {args.calls} trivial calls at 10/s: dialer CPU per attempt {ms:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
