@@ -283,10 +283,11 @@ class CampaignSpec(BaseModel):
         default_factory=PacingSpec,
         description="progressive and predictive modes: the abandon limit, its window, the grace, the apology",
     )
-    nailed: bool = Field(
-        default=True,
+    nailed: bool | None = Field(
+        default=None,
         description="progressive and predictive modes: keep the campaign's free agents on the line"
-        " (nailed up, no ring between calls); false: ring them for each call",
+        " (nailed up, no ring between calls); false: ring them for each call. Default: true, false"
+        " for a campaign with the survey (a nailed call's callee leaves with the agent)",
     )
 
     _grace = field_validator("callback_grace_minutes", mode="before")(parse_minutes)
@@ -440,6 +441,17 @@ class CampaignSpec(BaseModel):
         if self.kind is CampaignKind.broadcast and not self.flow:
             raise ValueError("flow: " + _("a broadcast campaign needs the IVR flow it plays (flow: NAME)"))
         self._check_mode()
+        if self.nailed is None:
+            self.nailed = not self.survey
+        elif self.nailed and self.survey:
+            # the agent's hang-up on a nailed line ends the callee's side too: no one would be surveyed
+            raise ValueError(
+                "nailed: "
+                + _(
+                    "a campaign with the survey rings its agents (nailed: false):"
+                    " a nailed call's callee leaves with the agent, before the survey"
+                )
+            )
         if self.start_date and self.end_date and self.end_date < self.start_date:
             raise ValueError(
                 "end_date: "

@@ -23,6 +23,24 @@ from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_sto
 FIRST_PORT = 10000
 SLOT_WIDTH = 400
 EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
+# The default lab's ports (`make demo`, `warmline lab start`: SIP 15060 and SIP/TLS 15061, ARI 18088,
+# RTP 31000-31999). A demo's lab left running must not fail the suite, so no slot's block holds
+# them: slots are numbered over the blocks clear of these (fresh run 3 found the pacing lab's ARI
+# on 18088 beside a demo's lab).
+DEFAULT_LAB_PORTS = (range(15060, 15062), range(18088, 18089), range(31000, 32000))
+
+
+def _clear_blocks() -> list[int]:
+    """The first port of each SLOT_WIDTH block below the ephemeral range that the default lab leaves free."""
+    bases = range(FIRST_PORT, EPHEMERAL_START - SLOT_WIDTH + 1, SLOT_WIDTH)
+    return [
+        base
+        for base in bases
+        if not any(r.start < base + SLOT_WIDTH and base < r.stop for r in DEFAULT_LAB_PORTS)
+    ]
+
+
+BLOCKS = _clear_blocks()
 
 # One slot per module that starts a lab; a new lab module takes the next free number.
 LAB_SLOTS: dict[str, int] = {
@@ -65,7 +83,7 @@ class LabPorts:
 
     @property
     def base(self) -> int:
-        return FIRST_PORT + self.slot * SLOT_WIDTH
+        return BLOCKS[self.slot]
 
     @property
     def sip(self) -> int:

@@ -181,3 +181,14 @@ def test_a_campaign_past_its_end_date_cannot_start(db: Database) -> None:
         svc.create_campaign(s, load_spec_file(EXAMPLES / "vaccination-reminder.yaml", "flu2024"), actor="mgr")
     with db.session() as s, pytest.raises(CampaignError, match="ended on 2024-12-15"):
         svc.set_status(s, "flu2024", CampaignStatus.running, actor="mgr")
+
+
+@pytest.mark.usefixtures("english")
+def test_a_survey_campaign_rings_its_agents_and_refuses_to_be_nailed() -> None:
+    """Agents are kept on the line by default, but a nailed call's callee leaves with the agent,
+    so a campaign with the survey rings its agents; asking for both is refused, naming the field."""
+    base = {"name": "w", "kind": "agent", "mode": "progressive", "skill": "welfare"}
+    assert svc.build_spec(base).nailed is True
+    assert svc.build_spec({**base, "survey": True}).nailed is False
+    with pytest.raises(SpecError, match=r"nailed: a campaign with the survey rings its agents"):
+        svc.build_spec({**base, "survey": True, "nailed": True})

@@ -10,7 +10,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from tests.lab import EPHEMERAL_START, LAB_SLOTS, lab_ports
+from tests.lab import DEFAULT_LAB_PORTS, EPHEMERAL_START, LAB_SLOTS, lab_ports
 
 TESTS = Path(__file__).resolve().parents[1]
 
@@ -22,6 +22,13 @@ def test_every_slot_number_is_used_once_and_below_the_ephemeral_range() -> None:
         ports = lab_ports(name)
         assert ports.all().stop <= EPHEMERAL_START, name
         assert {ports.sip, ports.ari, ports.rtp_start, ports.rtp_end} <= set(ports.all())
+
+
+def test_no_slot_takes_a_port_of_the_default_lab() -> None:
+    """`make demo` leaves its lab (the default ports) running; `make test` after it must pass."""
+    default = {port for ports in DEFAULT_LAB_PORTS for port in ports}
+    for name in LAB_SLOTS:
+        assert not default & set(lab_ports(name).all()), name
 
 
 def test_slots_never_overlap() -> None:
