@@ -24,7 +24,7 @@ from hotline.config import InboundConfig, InboundConfigError, load_config
 from ivr.models import CallSurvey
 from recordings.at_rest import open_voice_message
 from recordings.storage import CHUNK
-from workforce.breaks import breaks
+from workforce.breaks import breaks, team_breaks
 from workforce.forecast import parse_week
 from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
@@ -223,6 +223,20 @@ def my_breaks(user: AgentUser, session: SessionDep, settings: SettingsDep, clock
     except ValueError as exc:
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     return breaks(session, user.name, rules, settings.break_allowance_minutes, clock).as_dict()
+
+
+@router.get("/breaks")
+def breaks_view(
+    user: SupervisorUser, session: SessionDep, settings: SettingsDep, clock: Now
+) -> dict[str, Any]:
+    """Each agent's break minutes in their current shift against the allowance, and who is over
+    (the wallboard's Breaks column)."""
+    try:
+        rules = rules_from(settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    found = team_breaks(session, rules, settings.break_allowance_minutes, clock)
+    return {"allowance_min": round(settings.break_allowance_minutes), "agents": [b.as_dict() for b in found]}
 
 
 # ---------------------------------------------------------------- reports

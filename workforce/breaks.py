@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from agents.ledger import BREAK
 from agents.models import AgentStateChange
 from agents.states import transitions
+from core.auth.models import Role, User
 from workforce.hours import HoursRules, Shift, shifts
 
 LOOK_BACK = timedelta(days=2)  # enough for any shift still running
@@ -81,3 +82,11 @@ def breaks(session: Session, agent: str, rules: HoursRules, allowance_min: float
         over=taken > allowance,
         by_reason={reason: int(s // 60) for reason, s in sorted(seconds.items())},
     )
+
+
+def team_breaks(session: Session, rules: HoursRules, allowance_min: float, now: datetime) -> list[Breaks]:
+    """Every active agent's breaks in their current shift, by name: the wallboard's fairness column."""
+    names = session.scalars(
+        select(User.name).where(User.role == Role.agent, User.disabled.is_(False)).order_by(User.name)
+    )
+    return [breaks(session, name, rules, allowance_min, now) for name in names]

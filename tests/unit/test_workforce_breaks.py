@@ -113,3 +113,27 @@ def test_the_api_answers_the_agent_about_their_breaks(client: TestClient, db: Da
     assert client.get("/api/agents/me/breaks", headers=login(client, "boss")).status_code == 403
     day = client.get("/api/workforce/my-day", headers=login(client, "mei")).json()
     assert day["break_allowance_min"] == 20
+
+
+def test_supervisors_see_every_agents_breaks_and_who_is_over(client: TestClient, db: Database) -> None:
+    now = utcnow()
+    with db.session() as s:
+        auth.create_user(s, "lin", Role.agent, PASSWORD, actor="test")
+    states(
+        db,
+        "mei",
+        (now - timedelta(hours=1), "available", None),
+        (now - timedelta(minutes=25), "break", "meal"),
+    )
+    boss = login(client, "boss")
+    resp = client.get("/api/workforce/breaks", headers=boss)
+    assert resp.status_code == 200, resp.text
+    rows = {row["agent"]: row for row in resp.json()["agents"]}
+    assert resp.json()["allowance_min"] == 20
+    assert (rows["mei"]["over"], rows["lin"]["taken_min"], rows["lin"]["over"]) == (True, 0, False)
+    assert client.get("/api/workforce/breaks", headers=login(client, "mei")).status_code == 403
+    page = client.get("/console/wallboard", headers=boss)
+    assert page.status_code == 200 and "本班休息" in page.text
+    assert (
+        "Breaks this shift" in client.get("/console/wallboard", headers=boss | {"Accept-Language": "en"}).text
+    )
