@@ -149,6 +149,8 @@ class Settings(BaseSettings):
     hours_period_limit: float = 166.6
     # An agent and their supervisors are warned when a shift-day comes this close to overtime.
     hours_warn_before_minutes: float = 30
+    # Break minutes each agent may take per shift (workforce.breaks); more is shown as over.
+    break_allowance_minutes: float = 30
 
     @property
     def db_url(self) -> str:

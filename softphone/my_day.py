@@ -45,5 +45,13 @@ def my_day_view(report: dict[str, Any]) -> dict[str, Any]:
         ),
         (_("Overtime"), overtime),
         (_("Compliments from callers"), str(int(report.get("compliments", 0)))),
+        (
+            _("Breaks this shift"),
+            _(
+                "{taken} of {allowance} minutes used",
+                taken=int(report.get("break_taken_min", 0)),
+                allowance=int(report.get("break_allowance_min", 0)),
+            ),
+        ),
     ]
     return {"facts": [list(f) for f in facts], "progress": progress, "warning": warning}

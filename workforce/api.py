@@ -24,6 +24,7 @@ from hotline.config import InboundConfig, InboundConfigError, load_config
 from ivr.models import CallSurvey
 from recordings.at_rest import open_voice_message
 from recordings.storage import CHUNK
+from workforce.breaks import breaks, team_breaks
 from workforce.forecast import parse_week
 from workforce.my_day import my_day
 from workforce.payroll import Period, export, payroll, rules_from
@@ -32,6 +33,7 @@ from workforce.shifts import ShiftError, drop, monday_of, pick, publish, rota
 from workforce.surveys import survey_row, surveys_between
 
 router = APIRouter(prefix="/api/workforce", tags=["workforce"])
+agent_router = APIRouter(prefix="/api/agents", tags=["workforce"])
 SupervisorUser = Annotated[User, Depends(Roles(Role.supervisor))]
 AgentUser = Annotated[User, Depends(Roles(Role.agent))]
 ReportUser = Annotated[User, Depends(Roles(Role.supervisor, Role.manager))]
@@ -207,7 +209,34 @@ def my_day_view(user: AgentUser, session: SessionDep, settings: SettingsDep, clo
         raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
     warn_before = timedelta(minutes=settings.hours_warn_before_minutes)
     praise = settings.survey_compliment_score
-    return my_day(session, user.name, rules, warn_before, clock, compliment_score=praise).as_dict()
+    allowance = settings.break_allowance_minutes
+    return my_day(
+        session, user.name, rules, warn_before, clock, compliment_score=praise, break_allowance_min=allowance
+    ).as_dict()
+
+
+@agent_router.get("/me/breaks")
+def my_breaks(user: AgentUser, session: SessionDep, settings: SettingsDep, clock: Now) -> dict[str, Any]:
+    """Your breaks in the current shift: minutes taken, the allowance, what remains, by reason code."""
+    try:
+        rules = rules_from(settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    return breaks(session, user.name, rules, settings.break_allowance_minutes, clock).as_dict()
+
+
+@router.get("/breaks")
+def breaks_view(
+    user: SupervisorUser, session: SessionDep, settings: SettingsDep, clock: Now
+) -> dict[str, Any]:
+    """Each agent's break minutes in their current shift against the allowance, and who is over
+    (the wallboard's Breaks column)."""
+    try:
+        rules = rules_from(settings)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR, str(exc)) from exc
+    found = team_breaks(session, rules, settings.break_allowance_minutes, clock)
+    return {"allowance_min": round(settings.break_allowance_minutes), "agents": [b.as_dict() for b in found]}
 
 
 # ---------------------------------------------------------------- reports

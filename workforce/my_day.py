@@ -23,6 +23,7 @@ from agents.states import target_minutes, transitions
 from core.formats import duration
 from core.i18n import _, current_locale, ngettext
 from ivr.models import CallSurvey
+from workforce.breaks import breaks
 from workforce.hours import HoursRules, Shift, shifts
 
 Warning = Literal["near", "over"]
@@ -56,6 +57,8 @@ class MyDay:
     warning: Warning | None = None
     compliments: int = 0  # callers' top survey scores since the shift-day began
     latest_compliment_at: str | None = None  # the newest one's time (a client may tell what is new)
+    break_taken_min: int = 0  # in the current shift (workforce.breaks)
+    break_allowance_min: int = 0
     spoken: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -95,6 +98,13 @@ def spoken(day: MyDay) -> str:
     elif day.warning == "near":
         left = max(0, day.day_limit_s - day.worked_s)
         parts.append(_("Overtime begins in {left}.", left=spoken_duration(left)))
+    parts.append(
+        _(
+            "Break: {taken} of {allowance} minutes used.",
+            taken=day.break_taken_min,
+            allowance=day.break_allowance_min,
+        )
+    )
     if day.compliments:
         parts.append(
             ngettext(
@@ -123,6 +133,7 @@ def my_day(
     warn_before: timedelta,
     now: datetime,
     compliment_score: int = 5,
+    break_allowance_min: float = 30,
 ) -> MyDay:
     """The agent's current shift-day: hours by shift, night, calls, talk, target, overtime and the
     callers' compliments."""
@@ -150,6 +161,7 @@ def my_day(
     ]
     began = min([s.start for s in todays], default=datetime.combine(day, time(), rules.tz))
     praised, latest = compliments(session, agent, began, compliment_score)
+    took = breaks(session, agent, rules, break_allowance_min, now)
     # Whole minutes, so that worked + left always make the target when said aloud.
     worked_min = int(worked // 60)
     result = MyDay(
@@ -168,5 +180,7 @@ def my_day(
         warning=warning,
         compliments=praised,
         latest_compliment_at=latest.isoformat() if latest else None,
+        break_taken_min=took.taken_min,
+        break_allowance_min=took.allowance_min,
     )
     return MyDay(**{**result.__dict__, "spoken": spoken(result)})

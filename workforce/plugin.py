@@ -5,7 +5,7 @@ overtime and carry callers' compliments to their agents' phones."""
 from __future__ import annotations
 
 from core.features import Registry
-from workforce.api import router
+from workforce.api import agent_router, router
 from workforce.cli import staffing_app, workforce_app
 from workforce.compliments import serve_compliments
 from workforce.practice.api import agent_router as practice_agent_router
@@ -21,7 +21,7 @@ def register(registry: Registry) -> None:
     registry.commands("workforce", workforce_app)
     registry.commands("shifts", shifts_app)
     registry.commands("practice", practice_app)
-    registry.router(router, practice_router, practice_agent_router)
+    registry.router(router, agent_router, practice_router, practice_agent_router)
     registry.stasis_start(PRACTICE_ARG, practice_handler())
     registry.worker("hours-warnings", serve_warnings)
     registry.worker("compliments", serve_compliments)

@@ -59,8 +59,13 @@ def test_my_day_says_the_hours(
 def test_wallboard_updates_and_announces(
     page: Page, live_server: LiveServer, people: None, db: Database
 ) -> None:
+    now = utcnow()
     with db.session() as s:
-        record_state(s, AgentState(agent="mei", state="available", since=utcnow() - timedelta(minutes=95)))
+        record_state(s, AgentState(agent="mei", state="available", since=now - timedelta(minutes=95)))
+        record_state(
+            s, AgentState(agent="mei", state="break", reason="rest", since=now - timedelta(minutes=40))
+        )
+        record_state(s, AgentState(agent="mei", state="available", since=now - timedelta(minutes=30)))
     sign_in_by_keyboard(page, live_server, "boss", PW)
     expect(page.get_by_role("heading", level=1)).to_have_text("首页")
     page.goto(live_server.url + "/console/wallboard")
@@ -70,6 +75,7 @@ def test_wallboard_updates_and_announces(
     expect(table).to_contain_text("Wang Mei")
     expect(table).to_contain_text("空闲")
     expect(table).to_contain_text("0分钟")  # talking today: none yet
+    expect(table).to_contain_text("已用10分钟，共30分钟")  # breaks this shift, of the allowance
     assert_accessible(page)
     with db.session() as s:
         record_state(s, AgentState(agent="mei", state="on_call", since=utcnow()))

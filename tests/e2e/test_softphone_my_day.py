@@ -41,6 +41,8 @@ def test_alt_w_says_and_shows_my_day(browser: Browser, settings: Settings, db: D
             expect(facts).to_contain_text("已工作3小时")
             expect(facts).to_contain_text("通话数1")
             expect(facts).to_contain_text("3小时/4小时（75%）")
+            expect(facts).to_contain_text("本班休息已用0分钟，共30分钟")
+            said(page, "休息已用0分钟，共30分钟。")
             expect(page.locator("#day-progress")).to_have_attribute("value", "0.75")
             assert_accessible(page)
         finally:

@@ -57,6 +57,7 @@ def test_a_night_shift_is_one_day_past_midnight(db: Database) -> None:
     assert (day.target_s, day.left_s, day.progress, day.warning) == (4 * 3600, 0, 1.0, None)
     assert day.spoken == (
         "Today you worked 5 h, 3 h of it at night. 2 calls, talk time 30 min. Your 4-hour day is done."
+        " Break: 30 of 30 minutes used."
     )
     with db.session() as session:  # zh-CN, everyone's default
         said = my_day(session, "mei", RULES, WARN, at(4, 1, 30)).spoken
@@ -73,11 +74,11 @@ def test_short_day_progress_and_the_overtime_warning(db: Database) -> None:
     assert (short.worked_s, short.left_s, short.progress, short.shifts[0].end) == (
         3 * 3600, 3600, 0.75, "2026-11-03T11:00+08:00",
     )  # fmt: skip
-    assert short.spoken.endswith("1 h to your 4-hour day.")
+    assert short.spoken.endswith("1 h to your 4-hour day. Break: 0 of 30 minutes used.")
     assert (near.warning, near.overtime_s) == ("near", 0)
-    assert near.spoken.endswith("Overtime begins in 20 min.")
+    assert near.spoken.endswith("Overtime begins in 20 min. Break: 0 of 30 minutes used.")
     assert (over.warning, over.overtime_s) == ("over", 75 * 60)
-    assert over.spoken.endswith("Overtime so far: 1 h 15 min.")
+    assert over.spoken.endswith("Overtime so far: 1 h 15 min. Break: 0 of 30 minutes used.")
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@
   const stale = document.getElementById("stale");
   const freshness = document.getElementById("freshness");
   const wl = window.wl;
-  let previous = null, lastOk = 0, staleShown = false;
+  let previous = null, lastOk = 0, staleShown = false, breaks = {};
 
   // The same names as the server's (agents.ledger.STATE_NAMES).
   const STATES = {
@@ -34,6 +34,23 @@
     return a.poor_line ? t("{mos} (poor line)", { mos: mos }) : mos;
   }
 
+  // Break minutes of the allowance this shift; over it is said in words, not only in colour.
+  function breakText(a) {
+    const b = breaks[a.agent];
+    if (!b) return "";
+    const used = { taken: b.taken_min, allowance: b.allowance_min };
+    return b.over ? t("{taken} of {allowance} min (over)", used) : t("{taken} of {allowance} min", used);
+  }
+
+  async function pollBreaks() {
+    try {  // a missing breaks column must not stop the states from updating
+      const resp = await fetch("/api/workforce/breaks", { credentials: "same-origin" });
+      if (resp.ok) breaks = Object.fromEntries((await resp.json()).agents.map((b) => [b.agent, b]));
+    } catch (err) {
+      breaks = {};
+    }
+  }
+
   function draw(agents) {
     body.replaceChildren(...agents.map((a) => {
       const tr = document.createElement("tr");
@@ -42,6 +59,7 @@
       cell(tr, wl.time(a.since));
       cell(tr, wl.duration(a.talking_today_s));
       cell(tr, quality(a), a.poor_line ? "poor" : "");
+      cell(tr, breakText(a), breaks[a.agent] && breaks[a.agent].over ? "over" : "");
       return tr;
     }));
   }
@@ -61,6 +79,7 @@
       const resp = await fetch("/api/agents/wallboard", { credentials: "same-origin" });
       if (!resp.ok) throw new Error(t("the server answered {status}", { status: resp.status }));
       const data = await resp.json();
+      await pollBreaks();
       announce(data.agents);
       previous = Object.fromEntries(data.agents.map((a) => [a.agent, a.state]));
       draw(data.agents);
