@@ -372,8 +372,12 @@ def check_recordings(
     # Placed by Asterisk's timestamps, the agent's voice starts within 0.1 s of the beep's end in
     # most calls; the snoops lose frames now and then on a loaded machine (their audiohook flushes
     # to stay in sync), and a side that lost some is put to end with the call, so its start can be
-    # off by that much (measured up to 0.67 s, docs/pacing.md). Within a second, not 0.1 s.
-    assert all(abs(ms) <= 1000 for ms in misplaced_ms), "the agent's voice lands when the callee heard it"
+    # off by that much (measured up to 1.25 s in a fresh-clone run, docs/pacing.md). So: the
+    # typical call within 0.15 s (a misplaced side would move them all), every call within 2 s.
+    assert sorted(abs(ms) for ms in misplaced_ms)[len(misplaced_ms) // 2] <= 150, (
+        "the agent's voice lands when the callee heard it, in the typical call"
+    )
+    assert all(abs(ms) <= 2000 for ms in misplaced_ms), "the agent's voice lands within the call's span"
     assert all(ms <= 100 for ms in short_ms), "both channels run to the call's end (within 100 ms)"
 
 
