@@ -49,6 +49,7 @@ from dialer.agent_dial.runner import (
     placed_request,
     take_requests,
 )
+from dialer.agent_dial.service import asked_count
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
@@ -103,6 +104,10 @@ DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is
 # A campaign paced by its calls per second alone claims this many seconds' worth of calls at once
 # (at most its bucket's burst): one claim's transaction serves several calls, not one or two a pass.
 CLAIM_SPAN = 0.5
+# The running campaigns are read when a claim is due (or a paced campaign runs: its pacer decides
+# each pass), when an agent in this process asked for a call, and at least this often otherwise
+# (a campaign started, agents' requests stored by another process).
+RUNNING_RECHECK = 1.0
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 
 
@@ -198,6 +203,10 @@ class DialerWorker:
         self._passing = False  # run()'s loop is on: it flushes the closes once a pass
         self._board_at = -1e18
         self._health_sent: bool | None = None
+        self._running: list[CampaignState] = []  # the running campaigns at the last read
+        self._running_at = -1e18  # when they were read (monotonic)
+        self._asked_seen = 0  # agent_dial.service.asked_count() at that read
+        self._placed_waiting = False  # agents' requests were waiting at that read
 
     # ------------------------------------------------------------ nodes
 
@@ -489,12 +498,17 @@ class DialerWorker:
         started = 0
         if not self.watch.up:
             return 0  # the database is away: live calls go on, no new one starts
+        if not self._reads_due():
+            return 0  # no claim due, nothing asked: the pass costs no transaction
+        self._running_at, self._asked_seen = self.monotonic(), asked_count()
         try:
             running, placed_asked = await asyncio.to_thread(self._running_campaigns)
         except SQLAlchemyError as exc:
             if self.watch.failed(exc):
                 return 0
             raise
+        self._running = [state for _, state in running]
+        self._placed_waiting = placed_asked
         self._keep_nailed(
             {c.skill for c, st in running if st.pace is not None and st.spec.nailed and not st.error}
         )
@@ -544,6 +558,20 @@ class DialerWorker:
         if not self.watch.up:
             return started
         return started + (await self._take_placed() if placed_asked else 0)
+
+    def _reads_due(self) -> bool:
+        """The pass reads the running campaigns only when it may act on them: a claim is due (or a
+        paced campaign's pacer decides), agents' requests wait or one was stored in this process,
+        or RUNNING_RECHECK passed since the last read. A claim always follows a fresh read, so a
+        campaign paused meanwhile starts no call."""
+        if self._placed_waiting or asked_count() != self._asked_seen:
+            return True
+        if self.monotonic() - self._running_at >= RUNNING_RECHECK:
+            return True
+        return any(
+            state.pace is not None or (not state.error and self._worth_a_claim(state))
+            for state in self._running
+        )
 
     def _worth_a_claim(self, state: CampaignState) -> bool:
         """A claim's transaction may start calls: CLAIM_SPAN's worth of tokens is free (one, for a
