@@ -384,6 +384,13 @@ class AriClient:
         coming while a channel runs dialplan outside Stasis."""
         await self.request("POST", _path("applications", self.app, "subscription"), eventSource=event_source)
 
+    async def filter_events(self, disallowed: Sequence[str]) -> None:
+        """Asterisk stops sending the app events of these types (``PUT .../eventFilter``): it
+        neither writes them to the websocket nor has us read them. For the app as a whole, until
+        Asterisk restarts (so set again at every (re)connection)."""
+        body = {"disallowed": [{"type": kind} for kind in disallowed]}
+        await self.request("PUT", _path("applications", self.app, "eventFilter"), body=body)
+
     async def get_endpoint(self, technology: str, resource: str) -> JSON:
         result: JSON = await self.request("GET", _path("endpoints", technology, resource))
         return result

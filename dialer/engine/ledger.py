@@ -309,6 +309,7 @@ def close(
     answered_at: datetime | None = None,
     specs: dict[int, CampaignSpec] | None = None,
     starts: dict[int, list[datetime]] | None = None,
+    flush: bool = True,
 ) -> Closed | None:
     """Close an attempt and update its contact in the caller's transaction (commit it after).
 
@@ -316,7 +317,8 @@ def close(
     call was answered, if no progress note wrote it (default: `now`). Returns None for an
     unknown attempt; `already=True` when it had been closed before (nothing changes).
     Closing several in one transaction: `specs` keeps each campaign's spec for the next close,
-    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read.
+    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read,
+    `flush=False` leaves the rows to the transaction's one flush (its UPDATEs batched by the ORM).
     """
     attempt = session.get(Attempt, attempt_id)
     if attempt is None:
@@ -424,7 +426,8 @@ def close(
                 detail={"outcome": result.value, "attempts": contact.attempts},
             )
             closed.alerts.append(kind)
-    session.flush()
+    if flush:
+        session.flush()
     return closed
 
 

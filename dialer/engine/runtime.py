@@ -34,7 +34,7 @@ from agents.handover.nailed import NailedAgents, NailedDeps
 from agents.handover.service import PROCESS_QUEUES as HANDOVER_QUEUES
 from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
-from core.ari_events import EventDispatcher
+from core.ari_events import UNUSED_EVENTS, EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
@@ -296,6 +296,8 @@ class DialerWorker:
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
+        with contextlib.suppress(AriError):  # an Asterisk without event filters sends them all
+            await link.ari.filter_events(UNUSED_EVENTS)
         try:
             channels = {c["id"]: c for c in await link.ari.channels()}
         except AriError as exc:
@@ -759,9 +761,10 @@ class DialerWorker:
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             elif kind == "survey":
                 self._note(c.attempt_id, self._scored(c, detail))
-            await self._publish(
-                CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
-            )
+            if self.bus is not None:  # no bus (a bench, the demo): no message to build
+                await self._publish(
+                    CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
+                )
 
         report = CallReport()
         try:
@@ -803,6 +806,7 @@ class DialerWorker:
             link.down_until = self.monotonic() + 2.0
         if outcome is not None:
             self.closed_calls += 1
+        if outcome is not None and self.bus is not None:
             await self._publish(
                 CallEvent(
                     call_id=c.attempt_id,
@@ -1063,6 +1067,7 @@ class DialerWorker:
             answered_at=datetime.fromisoformat(entry["answered_at"]) if entry.get("answered_at") else None,
             specs=specs,
             starts=starts,
+            flush=specs is None,  # a batch's rows go in its one flush, at the commit
         )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
