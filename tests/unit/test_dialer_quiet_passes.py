@@ -23,6 +23,7 @@ from tests.fakes.ari import FakeAsterisk
 from tests.fakes.clock import run_virtual
 from tests.unit.test_dialer_faults import Clock
 from tests.unit.test_reconcile_fake_ari import NODE, SilentPromptCache, lab_callee, worker
+from tests.utils import until
 
 
 def test_a_pass_reads_the_running_campaigns_only_when_it_may_act(settings: Settings, db: Database) -> None:
@@ -60,22 +61,20 @@ def test_asterisk_is_asked_not_to_send_the_events_nobody_reads(
     async def main() -> tuple[FakeAsterisk, list[str]]:
         asterisk = FakeAsterisk(default=lab_callee)
         only = worker(lab, db, asterisk, "worker")
-        link: list[runtime.NodeLink] = []
         passes = itertools.count(1)
 
-        def until() -> bool:
-            link[:] = [only.nodes[NODE.name]]
-            return link[0].connections >= 2 and link[0].ready and next(passes) > 2
+        def reconnected() -> bool:
+            link = only.nodes[NODE.name]
+            return link.connections >= 2 and link.ready and next(passes) > 2
 
         async def restart() -> None:
-            while not (only.nodes.get(NODE.name) and only.nodes[NODE.name].ready):
-                await asyncio.sleep(0.5)
+            await until(lambda: NODE.name in only.nodes and only.nodes[NODE.name].ready, 60, interval=0.5)
             asterisk.stop()  # Asterisk forgets the filter with everything else
             await asyncio.sleep(2.0)
             asterisk.start()
 
         restarting = asyncio.create_task(restart())
-        await only.run(until=until)
+        await only.run(until=reconnected)
         await restarting
         # The fake delivers what Asterisk would: a filtered type is not sent to the app.
         listener = asterisk.client(NODE.app, "listener")
