@@ -539,6 +539,8 @@ class DialerWorker:
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     self.watch.failed(exc)
                     return started
+                if claimed:
+                    self.watch.succeeded()  # a write worked: no probe needed for a while
                 if len(claimed) < asked:
                     state.drained_until = self.monotonic() + DRAINED_RECHECK
                 link.calls.update(c.attempt_id for c in claimed)
@@ -778,7 +780,7 @@ class DialerWorker:
                 notify,
                 resume=resume,
                 handover=link.handover,
-                origin=_origin(c, plan),
+                origin=_origin(c, plan, masked),
                 epoch=lambda: link.connections,  # a reconnect mid-call means Asterisk may have restarted
                 number_gate=number_gate(
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
@@ -1154,9 +1156,10 @@ class DialerWorker:
         """Each pass: probe the database when due (down: every second; up: every few seconds),
         replay the journal on recovery, and publish what is degraded."""
         was_up = self.watch.up
-        if self.watch.due() or (
-            self.watch.up and self.monotonic() - self.watch.last_probe >= HEALTH_PROBE_EVERY
-        ):
+        # Up: probed when neither a probe nor a write worked for HEALTH_PROBE_EVERY (a busy
+        # dialer's claims and closes say as much as a probe, a locked database stops them).
+        checked = max(self.watch.last_probe, self.watch.last_write)
+        if self.watch.due() or (self.watch.up and self.monotonic() - checked >= HEALTH_PROBE_EVERY):
             await self.watch.check_async()
         replay_idle = self._replaying is None or self._replaying.done()
         # Entries being written by their own call right now are not the replay's (it skips them):
@@ -1370,7 +1373,7 @@ def _close_detail(report: CallReport) -> dict[str, Any]:
     return detail
 
 
-def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
+def _origin(c: Claimed, plan: CallPlan, masked: str) -> CallOrigin:
     """What the agent's screen pop and the recording say about this attempt (number masked)."""
     return CallOrigin(
         campaign=c.campaign,
@@ -1379,7 +1382,7 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
         attempt_id=c.attempt_id,
         contact_id=c.contact_id,
         contact_name=c.name,
-        phone_masked=mask(c.phone_e164),
+        phone_masked=masked,
         fields={k: c.fields[k] for k in plan.pop_fields if k != "phone" and c.fields.get(k)},
         preferred_agent=c.assigned_agent,
     )
