@@ -2,7 +2,7 @@
 
 A pass reads the running campaigns only when it may act on them (a claim due, a paced campaign,
 agents' requests, once a second otherwise); Asterisk is asked not to send the event types no
-feature reads, at every connection.
+feature reads, at every connection; the database is not probed while writes work.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.db import Database
 from core.settings import Settings
 from dialer.agent_dial import service as agent_dial
 from dialer.engine import runtime
-from dialer.engine.runtime import RUNNING_RECHECK, CampaignState
+from dialer.engine.runtime import HEALTH_PROBE_EVERY, RUNNING_RECHECK, CampaignState
 from dialer.pacing import TokenBucket
 from tests.fakes.ari import FakeAsterisk
 from tests.fakes.clock import run_virtual
@@ -94,3 +94,20 @@ def test_asterisk_is_asked_not_to_send_the_events_nobody_reads(
     assert len(filters) == 2, "set at the first connection and again after Asterisk's restart"
     assert all(f.body == {"disallowed": [{"type": t} for t in UNUSED_EVENTS]} for f in filters)
     assert seen == ["WarmlineConnected", "ChannelStateChange"]
+
+
+def test_no_database_probe_while_writes_work(settings: Settings, db: Database) -> None:
+    clock = Clock()
+    w = runtime.DialerWorker(settings, db, monotonic=clock)
+    probes: list[float] = []
+    w.watch.probe = lambda: probes.append(clock())
+
+    async def passes() -> None:
+        w.watch.succeeded()  # a claim or a batch of closes was written just now
+        await w._watch_faults()
+        assert probes == [], "a write that worked says as much as a probe"
+        clock.t += HEALTH_PROBE_EVERY  # nothing written since (a locked database stops writes)
+        await w._watch_faults()
+        assert probes == [clock()]
+
+    asyncio.run(passes())
