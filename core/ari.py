@@ -18,7 +18,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-import websockets
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from core.ari_http import AriHttp, AriHttpError
@@ -426,7 +426,9 @@ class AriClient:
         connected_before = False
         while True:
             try:
-                async with websockets.connect(
+                # Imported with this module, not by websockets' lazy import at the first connect:
+                # a worker's first connection must not also pay for loading the client's modules.
+                async with ws_connect(
                     url, additional_headers=self._auth_header(), open_timeout=5, max_size=2**22
                 ) as ws:
                     yield {"type": RECONNECTED if connected_before else CONNECTED, "application": self.app}
