@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any
 
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
-from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, event_time, recording_facts
+from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
 from agents.handover.screen_pop import screen_pop_headers
 from agents.handover.service import rest_after
 from core.ari import AriClient, AriError
-from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher, event_time
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
