@@ -117,6 +117,10 @@ class NailedAgents:
         leg = self.legs.get(agent)
         return leg is not None and not leg.ended.is_set()
 
+    def any_free(self) -> bool:
+        """A nailed agent with no callee in their bridge (whether available is the ledger's say)."""
+        return any(n.callee is None and not n.ended.is_set() for n in self.legs.values())
+
     def held(self) -> set[str]:
         """Agents whose phone is busy with a nailed leg (or being called for one): never rung."""
         return {a for a, leg in self.legs.items() if not leg.ended.is_set()} | self._pending
@@ -240,7 +244,7 @@ class NailedAgents:
         def pick() -> routing.AgentCandidate | None:
             with routing.RESERVE_LOCK, self.deps.db.session() as session:
                 rows = routing.candidates(session, now=now, tz=self.deps.settings.timezone)
-                exclude = {row.agent for row in rows if row.agent not in free}
+                exclude = {row.agent for row in rows if row.agent not in free} | request.passed_on
                 chosen = routing.choose_agent(
                     rows,
                     request.skill or None,
@@ -277,14 +281,19 @@ class NailedAgents:
         *,
         ahead: Collection[routing.Need] = (),
         requeue: Requeue | None = None,
+        reserved: Callable[[], Awaitable[None]] | None = None,
     ) -> HandoverResult | None:
         """Put the live callee into a free nailed agent's bridge; None when no nailed agent is free
         (the caller rings one as before). Returns when the conversation is over, transfers
-        included (``requeue``: the hand-over's queue, for a blind transfer to a skill)."""
+        included (``requeue``: the hand-over's queue, for a blind transfer to a skill).
+        ``reserved`` runs once an agent is reserved, before the callee joins them (a caller
+        waiting in the queue leaves it and their music stops)."""
         t0 = self._clock()
         nailed, reserved_at = await self._reserve(request, ahead)
         if nailed is None:
             return None
+        if reserved is not None:
+            await reserved()
         cid = request.channel_id
         nailed.callee = cid
         result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent], nailed=True)
