@@ -18,8 +18,8 @@ the earlier runs had no abandoned callee and no apology to time. What abandons a
 a real floor is an agent who leaves while the call the dialer started for them is being picked
 up. So one agent (AWAY) steps away -- a break through the API, as the desk's break key sends it
 -- at such a moment: they are free, the other three are on calls, and a callee of the campaign
-has just answered (the ledger's `answered`, AMD still listening; with the others talking, it is
-the call dialled for the one who leaves). They come back BREAK_S later. If AMD says the callee
+has just answered (the ledger's `answered`, AMD still listening) that was dialled after AWAY went
+free: the call dialled for the one who leaves. They come back BREAK_S later. If AMD says the callee
 is a person, nobody is free within the grace and the callee hears the apology; a machine, an
 early hang-up or another agent coming free in time abandon nobody, and the agent steps away
 again at the next such moment, until ABANDONS callees were abandoned (within the cap: 3 + 3 of
@@ -48,7 +48,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -204,19 +204,22 @@ def make_campaign(db: Database) -> int:
 AWAY = AGENTS[-1]  # the agent who steps away
 
 
-def states(db: Database) -> dict[str, str | None]:
+def states(db: Database) -> dict[str, tuple[str, datetime] | None]:
     with db.session() as s:
-        return {name: getattr(current_state(s, name), "state", None) for name in AGENTS}
+        found = {name: current_state(s, name) for name in AGENTS}
+        return {name: (row.state, row.since) if row is not None else None for name, row in found.items()}
 
 
-def picking_up(db: Database, campaign_id: int) -> int:
-    """Callees of the campaign who answered less than PICKING_UP_S ago: AMD is still listening
-    (the ledger has the answer within a pass, 0.2 s; the verdict only when the call ends)."""
+def picking_up(db: Database, campaign_id: int, dialled_since: datetime) -> int:
+    """Callees of the campaign dialled since `dialled_since` who answered less than PICKING_UP_S
+    ago: AMD is still listening (the ledger has the answer within a pass, 0.2 s; the verdict
+    only when the call ends)."""
     with db.session() as s:
         found = s.scalar(
             select(func.count(Attempt.id)).where(
                 Attempt.campaign_id == campaign_id,
                 Attempt.state == AttemptState.answered,
+                Attempt.created_at >= dialled_since,
                 Attempt.answered_at >= utcnow() - timedelta(seconds=PICKING_UP_S),
             )
         )
@@ -234,10 +237,16 @@ def abandoned_so_far(db: Database, campaign_id: int) -> int:
 
 
 def a_moment_to_step_away(db: Database, campaign_id: int) -> bool:
-    """AWAY free, the others on calls, a callee picking up: the call dialled for AWAY."""
+    """AWAY free, the others on calls, a callee dialled since AWAY went free picking up: the
+    call dialled for AWAY (the others' calls were dialled before they took them)."""
     now = states(db)
-    others_busy = all(now[name] in ("on_call", "wrap_up") for name in AGENTS if name != AWAY)
-    return now[AWAY] == "available" and others_busy and picking_up(db, campaign_id) > 0
+    away = now[AWAY]
+    others_busy = all(
+        (row := now[name]) is not None and row[0] in ("on_call", "wrap_up") for name in AGENTS if name != AWAY
+    )
+    if away is None or away[0] != "available" or not others_busy:
+        return False
+    return picking_up(db, campaign_id, away[1]) > 0
 
 
 async def state(http: httpx.AsyncClient, auth: dict[str, str], name: str) -> None:
