@@ -220,9 +220,13 @@ class NailedAgents:
         log.info("agent %s no longer nailed up", nailed.agent)
 
     async def release(self, agent: str) -> None:
-        """Hang up the agent's nailed leg (a break, logging out, the campaign paused)."""
+        """Hang up the agent's nailed leg (a break, logging out, the campaign paused). Its watcher
+        is cancelled: left waiting on the leg's unsubscribed queue, it was destroyed pending (the
+        pacing bench's service log said so after each break)."""
         nailed = self.legs.get(agent)
         if nailed is not None:
+            if nailed.watcher is not None and nailed.watcher is not asyncio.current_task():
+                nailed.watcher.cancel()
             await self._unnail(nailed)
 
     async def close(self) -> None:

@@ -257,6 +257,23 @@ def test_a_nailed_agent_free_again_within_the_grace_takes_the_callee(
     assert 0.8 <= result.wait_seconds <= 1.0, result.wait_seconds
 
 
+def test_a_break_hangs_up_the_nailed_leg_and_ends_its_watcher(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[bool, bool, list[str]]:
+        leg = await w.nail("mei")
+        watcher = w.nailed.legs["mei"].watcher
+        assert watcher is not None and not watcher.done()
+        await w.nailed.release("mei")  # the keeper, on mei's break
+        await asyncio.sleep(0.1)
+        return watcher.done(), w.nailed.nailed("mei"), [r.target for r in w.asterisk.calls("hangup")] + [leg]
+
+    done, still, hung = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert done, "no watcher left waiting on a queue nobody feeds (destroyed pending at exit)"
+    assert not still and hung[0] == hung[-1], "the leg hung up"
+
+
 def test_the_agent_hanging_up_their_leg_ends_the_nailed_state(settings: Settings, db: Database) -> None:
     make_agents(db, {"mei": ["welfare"]})
     available(db, "mei")
