@@ -364,9 +364,12 @@ class PlacedCall:
                 self.result.talk_seconds,
             )  # fmt: skip
 
-    async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
-        """The caller goes into a skill's queue (a blind transfer to it, or one nobody answered)."""
-        request = HandoverRequest(self.req.call_id, skill=skill, origin=self.req.origin, on_agent=took)
+    async def _requeue(self, skill: str | None, took: AgentTook, passed_on: frozenset[str]) -> HandoverResult:
+        """The caller goes into a skill's queue (a blind transfer to it, or one nobody answered),
+        never offered back to who handed them on."""
+        request = HandoverRequest(
+            self.req.call_id, skill=skill, origin=self.req.origin, on_agent=took, passed_on=passed_on
+        )
         return await Handover(self.deps).connect(request)
 
     # ---------------------------------------------------- small parts

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 from typing import Any
 
 from core.ari import CONNECTED, RECONNECTED
@@ -50,6 +51,22 @@ UNUSED_EVENTS = (
     "ChannelToneDetected",
     "Dial",
 )
+
+
+def event_time(event: JSON | None) -> datetime | None:
+    """An ARI event's ``timestamp`` (Asterisk's clock, e.g. ``2026-12-03T12:55:01.123+0000``)."""
+    raw = event.get("timestamp") if event is not None else None
+    if not isinstance(raw, str):
+        return None
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(raw, fmt)
+        except ValueError:
+            continue
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        return None
 
 
 def event_ids(event: JSON) -> set[str]:

@@ -62,6 +62,15 @@ class QueuePolicy:
     inbound_first: bool = False
 
 
+def queued_by_agent(policy: QueuePolicy) -> QueuePolicy:
+    """How a caller an agent handed to a queue waits there: as the queue's own callers do (music,
+    the queue's timeout, agents rung as usual) -- not under the 2-second rule of a paced call's
+    first hand-over, whose grace (1.2 s, no music) would hang them up as soon as nobody is free.
+    The priority is kept, and so is ``inbound_first``: a paced call's caller is still offered to
+    agents kept on the line first."""
+    return QueuePolicy(priority=policy.priority, inbound_first=policy.inbound_first)
+
+
 @dataclass(frozen=True)
 class HandoverRequest:
     """One live call (in Stasis, answered) to be put through to an agent with ``skill``; an
@@ -82,6 +91,8 @@ class HandoverRequest:
     # When the agent hangs up first, leave the caller's channel up (out of the bridge, in Stasis)
     # for what comes after the conversation: the post-call survey (ivr.survey).
     keep_caller: bool = False
+    # The agents who handed this caller on (a transfer to a queue): never offered them again.
+    passed_on: frozenset[str] = frozenset()
 
 
 @dataclass

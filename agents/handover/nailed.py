@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING, Any
 
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
-from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, event_time, recording_facts
+from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
 from agents.handover.screen_pop import screen_pop_headers
 from agents.handover.service import rest_after
 from core.ari import AriClient, AriError
-from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher
+from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher, event_time
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
@@ -116,6 +116,10 @@ class NailedAgents:
     def nailed(self, agent: str) -> bool:
         leg = self.legs.get(agent)
         return leg is not None and not leg.ended.is_set()
+
+    def any_free(self) -> bool:
+        """A nailed agent with no callee in their bridge (whether available is the ledger's say)."""
+        return any(n.callee is None and not n.ended.is_set() for n in self.legs.values())
 
     def held(self) -> set[str]:
         """Agents whose phone is busy with a nailed leg (or being called for one): never rung."""
@@ -216,9 +220,13 @@ class NailedAgents:
         log.info("agent %s no longer nailed up", nailed.agent)
 
     async def release(self, agent: str) -> None:
-        """Hang up the agent's nailed leg (a break, logging out, the campaign paused)."""
+        """Hang up the agent's nailed leg (a break, logging out, the campaign paused). Its watcher
+        is cancelled: left waiting on the leg's unsubscribed queue, it was destroyed pending (the
+        pacing bench's service log said so after each break)."""
         nailed = self.legs.get(agent)
         if nailed is not None:
+            if nailed.watcher is not None and nailed.watcher is not asyncio.current_task():
+                nailed.watcher.cancel()
             await self._unnail(nailed)
 
     async def close(self) -> None:
@@ -240,7 +248,7 @@ class NailedAgents:
         def pick() -> routing.AgentCandidate | None:
             with routing.RESERVE_LOCK, self.deps.db.session() as session:
                 rows = routing.candidates(session, now=now, tz=self.deps.settings.timezone)
-                exclude = {row.agent for row in rows if row.agent not in free}
+                exclude = {row.agent for row in rows if row.agent not in free} | request.passed_on
                 chosen = routing.choose_agent(
                     rows,
                     request.skill or None,
@@ -277,14 +285,19 @@ class NailedAgents:
         *,
         ahead: Collection[routing.Need] = (),
         requeue: Requeue | None = None,
+        reserved: Callable[[], Awaitable[None]] | None = None,
     ) -> HandoverResult | None:
         """Put the live callee into a free nailed agent's bridge; None when no nailed agent is free
         (the caller rings one as before). Returns when the conversation is over, transfers
-        included (``requeue``: the hand-over's queue, for a blind transfer to a skill)."""
+        included (``requeue``: the hand-over's queue, for a blind transfer to a skill).
+        ``reserved`` runs once an agent is reserved, before the callee joins them (a caller
+        waiting in the queue leaves it and their music stops)."""
         t0 = self._clock()
         nailed, reserved_at = await self._reserve(request, ahead)
         if nailed is None:
             return None
+        if reserved is not None:
+            await reserved()
         cid = request.channel_id
         nailed.callee = cid
         result = HandoverResult(outcome="error", agent=nailed.agent, agents_tried=[nailed.agent], nailed=True)

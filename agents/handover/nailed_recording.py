@@ -34,11 +34,10 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from agents.handover.call import CallOrigin
 from core.ari import AriClient, AriError
-from core.ari_events import ChannelEvents, EventDispatcher
+from core.ari_events import ChannelEvents, EventDispatcher, event_time
 from core.db import Database, utcnow
 from core.settings import Settings
 from recordings.capture import RecordingFacts, SideTiming, StereoCapture
@@ -180,19 +179,3 @@ def _stasis_start(snoop: str) -> Callable[[dict[str, object]], bool]:
 
 def _recording_started(event: dict[str, object]) -> bool:
     return event.get("type") == "RecordingStarted"
-
-
-def event_time(event: dict[str, Any] | None) -> datetime | None:
-    """An ARI event's ``timestamp`` (Asterisk's clock, e.g. ``2026-12-03T12:55:01.123+0000``)."""
-    raw = event.get("timestamp") if event is not None else None
-    if not isinstance(raw, str):
-        return None
-    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
-        try:
-            return datetime.strptime(raw, fmt)
-        except ValueError:
-            continue
-    try:
-        return datetime.fromisoformat(raw)
-    except ValueError:
-        return None

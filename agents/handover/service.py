@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy.exc import SQLAlchemyError
 
 from agents import routing
-from agents.handover.call import AgentTook, HandoverRequest, HandoverResult
+from agents.handover.call import AgentTook, HandoverRequest, HandoverResult, queued_by_agent
 from agents.handover.nailed_recording import recording_facts
 from agents.handover.queue import SkillQueues
 from agents.handover.screen_pop import header_value, screen_pop_headers
@@ -128,12 +128,22 @@ class Handover:
     def _requeue_for(self, request: HandoverRequest) -> Requeue:
         """A call's blind transfer to a skill: the caller (back) into this hand-over's queue."""
 
-        async def requeue(skill: str | None, took: AgentTook) -> HandoverResult:
-            origin = replace(request.origin, preferred_agent=None)
-            again = replace(request, skill=skill, origin=origin, on_agent=took, announce=None)
-            return await Handover(self.deps).connect(again)
+        async def requeue(skill: str | None, took: AgentTook, passed_on: frozenset[str]) -> HandoverResult:
+            return await Handover(self.deps).connect(requeued(request, skill, took, passed_on))
 
         return requeue
+
+
+def requeued(
+    request: HandoverRequest, skill: str | None, took: AgentTook, passed_on: frozenset[str]
+) -> HandoverRequest:
+    """The caller an agent handed to a skill's queue (or whose transfer nobody answered): waiting
+    as a queue's caller, never offered back to who handed them on."""
+    origin = replace(request.origin, preferred_agent=None)
+    return replace(
+        request, skill=skill, origin=origin, on_agent=took, announce=None,
+        policy=queued_by_agent(request.policy), passed_on=request.passed_on | passed_on,
+    )  # fmt: skip
 
 
 async def _check_in(publish: Publish, call_ref: str, rest: Cooldown, timezone: str) -> None:
@@ -289,8 +299,10 @@ class _Run:
         deadline = self._t0 + self.policy.timeout
         next_announce = self._t0 + self.policy.announce_every
         nailed = self.deps.nailed
-        exclude: set[str] = nailed.held() if nailed is not None else set()  # their phone is taken
+        exclude = set(self.req.passed_on)  # they handed this caller on
         while True:
+            if nailed is not None:
+                exclude |= nailed.held()  # their phone is taken (nailed up since, too)
             if self.customer_gone or not await self._alive(self.cid):
                 self.customer_gone = True
                 self._drain()
@@ -305,6 +317,10 @@ class _Run:
                 ahead = ahead + self.deps.queues.inbound_needs()
             # Behind a call that asks for the same, nobody is for us: only the head looks.
             if position >= 1 and self.need not in ahead:
+                through = await self._nailed_agent(ahead)
+                if through is not None:
+                    self.result = through
+                    return
                 agent, reserved_at = await self._reserve(exclude, ahead)
                 if agent is not None:
                     self.result.agents_tried.append(agent.agent)
@@ -322,6 +338,23 @@ class _Run:
                 finally:
                     await self._hold(True)
             await self._next(max(0.05, min(self.policy.poll_every, deadline - clock())))
+
+    async def _nailed_agent(self, ahead: list[routing.Need]) -> HandoverResult | None:
+        """An agent kept on the line who came free while the caller waits (a paced call inside
+        its grace; a caller its agent handed to a queue): into their bridge, no ring. None: none."""
+        nailed = self.deps.nailed
+        if nailed is None or not self.policy.inbound_first or not nailed.any_free():
+            return None
+        waited = self.clock() - self._t0
+
+        async def put_through() -> None:  # reserved: out of the queue, the music off
+            self.deps.queues.leave(self.skill, self.cid)
+            await self._hold(False)
+
+        through = await nailed.connect(self.req, ahead=ahead, requeue=self._requeue, reserved=put_through)
+        if through is not None:
+            through.wait_seconds = round(through.wait_seconds + waited, 3)
+        return through
 
     async def _reserve(
         self, exclude: set[str], ahead: list[routing.Need]
@@ -512,12 +545,10 @@ class _Run:
         deps = self.deps
         await rest_after(deps.db, deps.settings, deps.now(), deps.publish, call_ref, agent, talk_seconds)
 
-    async def _requeue(self, skill: str | None, took: AgentTook) -> HandoverResult:
+    async def _requeue(self, skill: str | None, took: AgentTook, passed_on: frozenset[str]) -> HandoverResult:
         """The caller goes (back) into a skill's queue: the hand-over's own, the screen pop and
         script going with the call."""
-        origin = replace(self.req.origin, preferred_agent=None)
-        request = replace(self.req, skill=skill, origin=origin, on_agent=took, announce=None)
-        return await Handover(self.deps).connect(request)
+        return await Handover(self.deps).connect(requeued(self.req, skill, took, passed_on))
 
     async def _tell_agent_took(self, agent: str) -> None:
         """The caller learns who took the call; its failure is logged, never the call's end."""

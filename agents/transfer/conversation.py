@@ -70,8 +70,9 @@ TRANSFERRED = "transferred"  # the state reason of an agent who handed the calle
 NumberGate = Callable[[str, str], Awaitable[str]]
 """(call_ref, number or directory name) -> the ARI endpoint to dial; raises TransferRefused (code
 ``not_allowed``, ``dnc``, ``outside_window``) when the call's campaign does not allow it now."""
-Requeue = Callable[[str | None, AgentTook], Awaitable[HandoverResult]]
-"""Put the caller in a skill's queue (the hand-over); returns when that call is over."""
+Requeue = Callable[[str | None, AgentTook, frozenset[str]], Awaitable[HandoverResult]]
+"""Put the caller in a skill's queue (the hand-over), never offered again to the agents named (who
+handed them on); returns when that call is over."""
 Ended = Literal["agent", "customer", "system"]
 
 
@@ -528,9 +529,14 @@ class Conversation:
         await self._remove(self.bridge, self.customer)
         await self._agent_leaves(active, handed_to="queue")
         await self._mark(pending.id, state="ringing")
-        return await self._requeue(skill, pending.id)
+        # Who handed the caller to the queue is not offered them back (a transfer nobody answered
+        # goes to the call's queue, where its own agent may help the caller after all).
+        handed_by = frozenset({active.agent} if active.agent is not None else ())
+        return await self._requeue(skill, pending.id, handed_by)
 
-    async def _requeue(self, skill: str | None, xfer: str | None) -> Ended:
+    async def _requeue(
+        self, skill: str | None, xfer: str | None, passed_on: frozenset[str] = frozenset()
+    ) -> Ended:
         async def took(agent: str) -> None:
             if xfer is not None:
                 await self._mark(xfer, state="completed", result="answered", to_agent=agent,
@@ -540,7 +546,7 @@ class Conversation:
 
         assert self.hooks.requeue is not None
         await self._unhold_caller()  # the queue plays its own music
-        result = await self.hooks.requeue(skill, took)
+        result = await self.hooks.requeue(skill, took, passed_on)
         self.requeued = result
         if xfer is not None and not result.answered:
             failure = "caller_hangup" if result.outcome == "caller_hangup" else "no_agent"

@@ -21,7 +21,7 @@ from agents.handover import CallOrigin, Handover, HandoverRequest, QueuePolicy
 from agents.handover.call import NumberGate
 from agents.routing import ANY_SKILL
 from core.ari import RECONNECTED, AriClient, AriError
-from core.ari_events import ChannelEvents, EventDispatcher
+from core.ari_events import ChannelEvents, EventDispatcher, event_time
 from dialer.engine.originate import StrayWatch, locate, lost_answer
 from dialer.outcomes import CallFacts
 from ivr.flow import Flow, PlayNode, is_personal, render
@@ -107,6 +107,12 @@ def endpoint_for(template: str, e164: str) -> str:
     return template.format(number=digits)
 
 
+def _seconds_between(first: JSON | None, then: JSON) -> float | None:
+    """Seconds from one ARI event to another on Asterisk's clock (their ``timestamp``s)."""
+    start, end = event_time(first), event_time(then)
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
+
+
 def first_message(flow: Flow) -> PlayNode | None:
     """The flow's message for an answering machine: the first play node on the path from start."""
     seen: set[str] = set()
@@ -162,6 +168,7 @@ class Call:
         self._epoch0 = epoch()
         self._events: ChannelEvents | None = None
         self._verdict_at: float | None = None  # loop time of AMD's verdict
+        self._verdict_event: JSON | None = None  # the StasisStart that brought it (Asterisk's clock)
 
     # ------------------------------------------------------------ entry
 
@@ -321,6 +328,7 @@ class Call:
                 if args[:1] == [DIAL_ARG]:
                     await self._answered_in_stasis()
                 elif args[:1] == [AMD_ARG]:
+                    self._verdict_event = event
                     await self._after_amd(events, args)
                     await self._wait_end(events)
                     return
@@ -460,7 +468,9 @@ class Call:
     async def _apologise(self, text: str) -> None:
         """No agent within the grace: the campaign's recorded apology (prepared when the campaign
         was read, so this is a cache hit), then the call ends. What was played, and how long after
-        AMD's verdict it started, go into the attempt's detail."""
+        AMD's verdict it started, go into the attempt's detail: ``after_s`` on the dialer's clock
+        (the verdict seen to the play request answered), ``heard_after_s`` on Asterisk's (the
+        channel's StasisStart with the verdict to its PlaybackStarted: what the callee heard)."""
         loop = asyncio.get_running_loop()
         note: dict[str, Any] = {"played": False}
         self.report.detail["apology"] = note
@@ -489,6 +499,9 @@ class Call:
             playback = event.get("playback") or {}
             if kind == "PlaybackStarted" and playback.get("id") == playback_id:
                 note["played"] = True
+                heard = _seconds_between(self._verdict_event, event)
+                if heard is not None:
+                    note["heard_after_s"] = heard
             if kind == "PlaybackFinished" and playback.get("id") == playback_id:
                 # Asterisk says "failed" also when the callee hangs up during it: heard, cut short.
                 failed = playback.get("state") == "failed"

@@ -36,14 +36,14 @@ import soundfile as sf
 from sqlalchemy import select
 
 from agents.handover.nailed import NailedAgents
-from agents.handover.nailed_recording import SnoopRecording, event_time
+from agents.handover.nailed_recording import SnoopRecording
 from agents.models import SipAccount
 from agents.routing import set_state
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
 from core.ari import AriClient
-from core.ari_events import EventDispatcher
+from core.ari_events import EventDispatcher, event_time
 from core.auth.models import Role, User
 from core.bus import Bus
 from core.db import Database, utcnow

@@ -13,8 +13,9 @@ import numpy as np
 import soundfile as sf
 
 from agents.handover import CallOrigin, SkillQueues
-from agents.handover.nailed_recording import SnoopRecording, event_time
+from agents.handover.nailed_recording import SnoopRecording
 from agents.handover.screen_pop import screen_pop_headers
+from core.ari_events import event_time
 from core.db import Database
 from core.settings import Settings
 from recordings.capture import SideTiming, merge_stereo, recording_files, recover_orphans

@@ -29,6 +29,7 @@ from agents.handover import (
     SkillQueues,
 )
 from agents.handover.nailed import NailedAgents, NailedDeps
+from agents.routing import set_state
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
@@ -89,6 +90,11 @@ class World:
 
 def later(seconds: float, action: Callable[[], object]) -> None:
     asyncio.get_running_loop().call_later(seconds, action)
+
+
+def set_agent(db: Database, agent: str, state: str) -> None:
+    with db.session() as s:
+        set_state(s, agent, state, "test")
 
 
 @asynccontextmanager
@@ -227,6 +233,46 @@ def test_while_in_wrap_up_a_nailed_agent_is_not_offered_a_callee(settings: Setti
 
     first, second = scenario(settings, db, {"mei": ANSWERS}, body)
     assert first.outcome == "connected" and second.outcome == "abandoned"
+
+
+def test_a_nailed_agent_free_again_within_the_grace_takes_the_callee(
+    settings: Settings, db: Database
+) -> None:
+    """mei is wrapping up when the live answer comes (no agent free: the grace starts); she is
+    ready 0.8 s later, inside the grace: the callee goes into her bridge then, no ring and no
+    apology, and the wait (AMD's verdict to the bridge) says so."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> HandoverResult:
+        leg = await w.nail("mei")
+        await asyncio.to_thread(set_agent, db, "mei", "wrap_up")
+        later(0.8, lambda: available(db, "mei"))
+        result = await w.connect(w.customer(hangup_after=5))
+        assert w.asterisk.channels[leg].bridge == w.nailed.legs["mei"].bridge, "still nailed"
+        return result
+
+    result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert (result.outcome, result.agent, result.nailed) == ("connected", "mei", True)
+    assert 0.8 <= result.wait_seconds <= 1.0, result.wait_seconds
+
+
+def test_a_break_hangs_up_the_nailed_leg_and_ends_its_watcher(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[bool, bool, bool]:
+        leg = await w.nail("mei")
+        watcher = w.nailed.legs["mei"].watcher
+        assert watcher is not None and not watcher.done()
+        await w.nailed.release("mei")  # the keeper, on mei's break
+        await asyncio.sleep(0.1)
+        hung_up = leg in [r.target for r in w.asterisk.calls("hangup")]
+        return watcher.done(), w.nailed.nailed("mei"), hung_up
+
+    done, still, hung_up = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert done, "no watcher left waiting on a queue nobody feeds (destroyed pending at exit)"
+    assert not still and hung_up, "the leg hung up"
 
 
 def test_the_agent_hanging_up_their_leg_ends_the_nailed_state(settings: Settings, db: Database) -> None:
@@ -470,3 +516,81 @@ def test_a_nailed_agent_transfers_and_goes_back_to_her_holding_bridge(
     first = seen["first"]
     assert (first.outcome, first.agent, first.ended_by) == ("connected", "lin", "customer")
     assert seen["lin_after"] == ("wrap_up", "call_ended"), "the call and its wrap-up are lin's"
+
+
+@pytest.mark.parametrize("lin_free_after", [0.0, 6.0])
+def test_a_nailed_agent_blind_transfers_to_a_queue_goes_home_and_another_agent_takes_the_caller(
+    settings: Settings, db: Database, lin_free_after: float
+) -> None:
+    """mei (nailed) hands the callee to the welfare queue, blind: her leg goes back alone to her
+    holding bridge, she is available at once (and takes the next callee there), and the caller
+    waits in the queue -- never offered back to mei, who handed them on -- until lin, nailed too,
+    is free: at once, or 6 s later (past a paced call's grace: the caller now waits as a queue's
+    caller does, with music). The caller joins lin in her holding bridge, no ring, and the
+    transfer is lin's."""
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    available(db, "mei")
+    available(db, "lin", idle_minutes={"lin": 5})
+
+    async def body(w: World) -> dict[str, Any]:
+        leg = await w.nail("mei")
+        await w.nail("lin")
+        home, lins = w.nailed.legs["mei"].bridge, w.nailed.legs["lin"].bridge
+        if lin_free_after:
+            await asyncio.to_thread(set_agent, db, "lin", "on_call")  # on a call of her own
+        cid = w.customer(hangup_after=40)
+        origin = replace(ORIGIN, preferred_agent="mei")
+        call = asyncio.create_task(
+            w.handover.connect(HandoverRequest(cid, "welfare", origin=origin, policy=PACED))
+        )
+        await until(lambda: w.nailed.legs["mei"].callee == cid, 5, what="mei has the callee")
+
+        def ask_queue() -> str:
+            with db.session() as s:
+                ask = TransferAsk("mei", "att-7", "queue", "welfare", "blind")
+                return request_transfer(s, ask, utcnow()).id
+
+        await asyncio.to_thread(ask_queue)
+        await until(lambda: w.nailed.legs["mei"].callee is None, 5, what="mei free again")
+        seen: dict[str, Any] = {"leg": leg, "home": home, "lins": lins, "cid": cid}
+        seen["home_after"] = list(w.asterisk.bridges[home].channels)
+        seen["mei_after"] = w.state("mei")
+        if lin_free_after:
+            await asyncio.sleep(lin_free_after / 2)
+            seen["waiting"] = (w.asterisk.channels[cid].bridge, w.asterisk.channels[cid].moh)
+            seen["state_waiting"] = the_transfer(db).state
+            await asyncio.sleep(lin_free_after / 2)
+            await asyncio.to_thread(set_agent, db, "lin", "available")
+        await until(lambda: w.nailed.legs["lin"].callee == cid, 10, what="lin has the caller")
+        seen["caller_bridge"] = w.asterisk.channels[cid].bridge
+        seen["moh_with_lin"] = w.asterisk.channels[cid].moh
+        seen["rung"] = [r.params.get("endpoint") for r in w.asterisk.calls("originate")]
+        seen["first"] = await call
+        seen["lin_after"] = w.state("lin")
+        seen["lin_nailed"] = w.nailed.nailed("lin")
+        seen["legs_hung_up"] = [r.target for r in w.asterisk.calls("hangup")]
+        second = w.customer(hangup_after=5)
+        seen["second"] = await w.connect(second)  # mei, on the same leg, in the same bridge
+        seen["second_in"] = [
+            r.target for r in w.asterisk.calls("add_channel") if r.params["channel"] == second
+        ]
+        return seen
+
+    seen = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    row = the_transfer(db)
+    assert (row.kind, row.mode, row.state, row.result, row.to_agent) == (
+        "queue", "blind", "completed", "answered", "lin"
+    )  # fmt: skip
+    assert seen["home_after"] == [seen["leg"]], "mei alone in her holding bridge again"
+    assert seen["mei_after"] == ("available", "transferred")
+    if lin_free_after:
+        assert seen["waiting"] == (None, "default"), "the caller waits in the queue with music"
+        assert seen["state_waiting"] == "ringing", "the transfer waits for an agent of the queue"
+    assert seen["caller_bridge"] == seen["lins"], "into lin's holding bridge: no ring"
+    assert seen["moh_with_lin"] is None, "the music stops when lin has the caller"
+    assert len(seen["rung"]) == 2, ("only the two nailing calls: nobody rung", seen["rung"])
+    first = seen["first"]
+    assert (first.outcome, first.agent, first.ended_by) == ("connected", "lin", "customer")
+    assert seen["lin_after"] == ("wrap_up", "call_ended") and seen["lin_nailed"], "lin wraps up, still nailed"
+    assert seen["leg"] not in seen["legs_hung_up"], "mei's leg is never hung up"
+    assert (seen["second"].agent, seen["second_in"]) == ("mei", [seen["home"]]), "the next callee to mei"

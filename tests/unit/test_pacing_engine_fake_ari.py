@@ -391,6 +391,8 @@ def test_a_live_answer_with_no_agent_within_the_grace_hears_the_apology_and_is_a
     assert attempt.outcome == "abandoned" and attempt.amd_status == "HUMAN"
     apology = attempt.detail["apology"]
     assert apology["played"] is True and apology["after_s"] <= 2.0, apology
+    # On Asterisk's clock: the verdict's StasisStart to the channel's PlaybackStarted.
+    assert apology["heard_after_s"] == pytest.approx(apology["after_s"], abs=0.05), apology
     assert "cut_short" not in apology and "ari_slow" not in apology
     plays = asterisk.calls("play", attempt.id)
     assert len(plays) == 1, "the apology, once"
@@ -426,6 +428,7 @@ def test_a_callee_who_hangs_up_during_the_apology_heard_it_cut_short(tmp_path: P
     assert attempt.detail["apology"] == {
         "played": True,
         "after_s": pytest.approx(1.2, abs=0.2),
+        "heard_after_s": pytest.approx(1.2, abs=0.2),
         "cut_short": True,
         "finished": True,
     }
