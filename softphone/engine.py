@@ -435,6 +435,11 @@ class PjThread:
             self.sink.connect(audio)
         elif self.player is not None:
             self.player.startTransmit(audio)
+        elif self.config.headless:
+            # Nothing to say: the null device's silence keeps RTP flowing. With no source at all
+            # pjsua sends no packets, and Asterisk hangs up an agent's leg after 15 s without RTP
+            # (rtp_timeout): a headless agent's open line was cut between every two callees.
+            self.ep.audDevManager().getCaptureDevMedia().startTransmit(audio)
         record_dir = self.config.record_dir
         if record_dir is not None and call.cid not in self.recorders:
             record_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -194,6 +195,7 @@ async def _agent_answers_the_form(
                 seen["header_fields"] = dict(main.pop.fields) if main.pop else {}
                 seen["script_html"], seen["fields"] = desk.script_html, dict(desk.fields)
                 await until(lambda: main.status == "connected", timeout=30, what="connected")
+                seen["tx_packets"] = await packets_sent(engine, main.id)
                 seen["refused"] = not await phone.save_form({"reached": "yes", "age": "130"})
                 seen["errors"] = dict(desk.errors)
                 seen["saved"] = await phone.save_form({"reached": "yes", "age": "81"})
@@ -206,6 +208,18 @@ async def _agent_answers_the_form(
     finally:
         await server.aclose()
     return seen
+
+
+async def packets_sent(engine: Engine, call: int, enough: int = 25) -> int:
+    """RTP packets the phone has sent on `call`, once `enough` have gone (or what went in 10 s): a
+    headless phone with nothing to play still sends (silence), or Asterisk's rtp_timeout cuts it."""
+    sent = 0
+    deadline = time.monotonic() + 10
+    while sent < enough and time.monotonic() < deadline:
+        sample = await engine.stats(call)
+        sent = sample.tx_packets if sample else 0
+        await asyncio.sleep(0.1)
+    return sent
 
 
 @on_database("postgresql")
@@ -239,6 +253,7 @@ def test_a_real_call_carries_the_script_and_its_form_reaches_the_export(db_url: 
             assert "<h2>开场白</h2>" in seen["script_html"] and "杨磊您好" in seen["script_html"]
             assert "朝阳社区" in seen["script_html"]
             assert seen["refused"] and list(seen["errors"]) == ["age"] and seen["saved"]
+            assert seen["tx_packets"] >= 25, "the headless phone sends RTP with nothing to play"
             with db.session() as session:
                 campaign = svc.require_campaign(session, name)
                 header, rows = contact_export_rows(session, campaign, mask=False)
