@@ -25,7 +25,7 @@ import functools
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ import soundfile as sf
 from sqlalchemy import select
 
 from agents.handover.nailed import NailedAgents
-from agents.handover.nailed_recording import SnoopRecording, event_time
+from agents.handover.nailed_recording import MixMonitorRecording, SnoopRecording, event_time
 from agents.models import SipAccount
 from agents.routing import set_state
 from agents.states import current_state
@@ -191,7 +191,11 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     # And where each call's span starts (the callee entering the bridge, Asterisk's clock).
     beeps: list[tuple[str, datetime]] = []  # (agent's leg, the beep's PlaybackFinished: Asterisk's clock)
     entered: dict[str, datetime] = {}  # attempt -> the callee in the agent's bridge
-    dispatch, stop = EventDispatcher.dispatch, SnoopRecording.stop
+    dispatch = EventDispatcher.dispatch
+    stops: dict[type, Callable[..., Awaitable[str | None]]] = {
+        MixMonitorRecording: MixMonitorRecording.stop,
+        SnoopRecording: SnoopRecording.stop,
+    }
 
     def watched(self: EventDispatcher, event: dict[str, Any]) -> int:
         playback = event.get("playback") or {}
@@ -201,13 +205,19 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
                 beeps.append((str(playback.get("target_uri", "")).removeprefix("channel:"), when))
         return dispatch(self, event)
 
-    async def timed_stop(self: SnoopRecording, **span: datetime | None) -> str | None:
-        if span.get("entered") is not None and self.facts.attempt_id:
-            entered[self.facts.attempt_id] = span["entered"]  # type: ignore[assignment]
-        return await stop(self, **span)
+    def timed(kind: type[MixMonitorRecording] | type[SnoopRecording]) -> Callable[..., Any]:
+        async def timed_stop(
+            self: MixMonitorRecording | SnoopRecording, **span: datetime | None
+        ) -> str | None:
+            if span.get("entered") is not None and self.facts.attempt_id:
+                entered[self.facts.attempt_id] = span["entered"]  # type: ignore[assignment]
+            return await stops[kind](self, **span)
+
+        return timed_stop
 
     monkeypatch.setattr(EventDispatcher, "dispatch", watched)
-    monkeypatch.setattr(SnoopRecording, "stop", timed_stop)
+    for kind in stops:
+        monkeypatch.setattr(kind, "stop", timed(kind))
     with db.session() as s:
         for name in AGENTS:
             set_state(s, name, "available", "test")
@@ -282,6 +292,12 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
         screen_pops=len(pops),
         verdict_to_pop_on_bus_median_ms=round(1000 * statistics.median(pop_after)) if pop_after else None,
         verdict_to_pop_on_bus_max_ms=round(1000 * max(pop_after)) if pop_after else None,
+        recorded_via={
+            v: sum(a.detail.get("recording_via") == v for a in live) for v in ("mixmonitor", "snoop")
+        },
+        mixmonitor_start_in_span_ms=sorted(
+            round(1000 * t.agent_start_s) for t in timings.values() if t is not None
+        ),
     )
     print("\nnailed lab:", FIGURES)
     assert len(mine) == len(DIGITS), "every contact dialled once"
