@@ -65,6 +65,7 @@ class LabStatus(BaseModel):
     ari_user: str
     ari_password: str
     app: str
+    ami_port: int | None = None  # AMI on 127.0.0.1 (manager.conf); None: off
     sip_host: str
     sip_port: int
     sip_tls_port: int
@@ -505,6 +506,7 @@ def _status(settings: Settings, pid: int | None, install: AsteriskInstall | None
         ari_user=node.ari_user,
         ari_password=_ari_password(settings, node),
         app=node.app,
+        ami_port=node.ami_port,
         sip_host=sip_host,
         sip_port=sip_port,
         sip_tls_port=settings.sips_port,
