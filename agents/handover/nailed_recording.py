@@ -127,7 +127,7 @@ class MixMonitorRecording:
     ami: AmiClient
     capture: StereoCapture
     facts: RecordingFacts
-    channel: str
+    channel: str  # as AMI knows it: the callee's id (or name)
     monitor_id: str  # MixMonitorID: StopMixMonitor stops this one only
 
     @classmethod
@@ -141,14 +141,14 @@ class MixMonitorRecording:
         options = f"r({base}-customer.wav)t({base}-agent.wav)i({MIXMON_VAR})"
         try:
             await capture.begin(facts)
-            reply = await ami.action("MixMonitor", Channel=callee, Options=options)
-        except (AmiError, OSError) as exc:
+            reply, channel = await _mixmonitor(deps.ari, ami, callee, options)
+        except (AmiError, AriError, OSError) as exc:
             log.warning("MixMonitor for the nailed call of %s (%s) failed: %s", facts.agent, callee, exc)
             with contextlib.suppress(AmiError):  # no reply is not "not started"
                 await ami.action("StopMixMonitor", Channel=callee)
             await capture.discard()
             return None
-        return cls(deps, ami, capture, facts, callee, reply.get("MixMonitorID", ""))
+        return cls(deps, ami, capture, facts, channel, reply.get("MixMonitorID", ""))
 
     def timing(
         self, entered: datetime | None, left: datetime | None, began: datetime | None
@@ -307,6 +307,23 @@ class SnoopRecording:
             self.deps.dispatcher.unsubscribe(snoop)
             with contextlib.suppress(AriError):
                 await self.deps.ari.hangup(snoop)
+
+
+async def _mixmonitor(
+    ari: AriClient, ami: AmiClient, callee: str, options: str
+) -> tuple[dict[str, str], str]:
+    """AMI's MixMonitor for the channel ARI calls ``callee``, and how AMI was told the channel: AMI
+    finds a channel by its name or its unique id (ARI's id); should it know only names, the name
+    ARI gives is tried once."""
+    try:
+        return await ami.action("MixMonitor", Channel=callee, Options=options), callee
+    except AmiError as exc:
+        if "no such channel" not in exc.message.lower():
+            raise
+        name = str((await ari.get_channel(callee)).get("name") or "")
+        if not name or name == callee:
+            raise
+        return await ami.action("MixMonitor", Channel=name, Options=options), name
 
 
 def _stasis_start(snoop: str) -> Callable[[dict[str, object]], bool]:
