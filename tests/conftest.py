@@ -22,6 +22,9 @@ from tests.utils.cli import CliRunner, cli_runner
 from tests.utils.pg_pool import PgDatabasePool
 from warmline import migrate
 
+# `--cpu-report`: CPU per test file, for tuning the suite's time (tests/utils/cpu_report.py).
+pytest_plugins = ["tests.utils.cpu_report"]
+
 _PG_FILE = Path(__file__).resolve().parent.parent / "var" / "test-pg-url"  # written by scripts/services.sh
 PG_ADMIN = os.environ.get("WARMLINE_TEST_PG") or (
     _PG_FILE.read_text().strip() if _PG_FILE.exists() else "postgresql://postgres@127.0.0.1:5432/test"

@@ -199,7 +199,11 @@ def test_1_listens_and_hangs_up_without_keys(calls: dict[str, Observed]) -> None
     o = calls["1"]
     assert o.answered_after is not None
     assert o.dtmf == []
-    assert not o.we_hung_up and o.cause == 16
+    # The callee hung up, not we. Its cause is 16 on our side of the Local channel, or 0 when the
+    # Local channel's two halves hang up at once and ours never got the callee's (seen once, in a
+    # fresh-clone run at load 10: "ended_after=5.15, cause=0"); the product reads an answered call
+    # ended by the callee the same either way.
+    assert not o.we_hung_up and o.cause in (16, 0)
 
 
 def test_2_never_answers(calls: dict[str, Observed]) -> None:

@@ -91,9 +91,12 @@ def start_baresip(
     lines = [
         f"module_path\t{MODULES}",
         f"sip_listen\t{account.host}:0",
-        # baresip 1.0 has no file player: a null ALSA device plays, and sndfile writes what was
-        # decoded (heard) and encoded (said) to WAV files in the folder.
-        "audio_player\talsa,null",
+        # baresip 1.0 has no file player, and ALSA's null device never blocks: its player thread
+        # spun at ~80% of a core for every call in progress (measured, two phones in a call), a
+        # tenth of the suite's CPU. aubridge's player with no source of the same name is never
+        # started, so nothing plays; sndfile still writes what was decoded (heard) and encoded
+        # (said) to WAV files in the folder, as the frames arrive and leave.
+        "audio_player\taubridge,unplayed",
         f"snd_path\t{folder}",
         f"audio_source\taufile,{source}",
         "ausrc_srate\t8000",
@@ -102,7 +105,7 @@ def start_baresip(
         "auplay_channels\t1",
         "module\tg711.so",
         "module\taufile.so",
-        "module\talsa.so",
+        "module\taubridge.so",
         "module\tsndfile.so",
         "module_app\taccount.so",
         "module_app\tmenu.so",
