@@ -10,6 +10,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -29,7 +30,7 @@ from agents.handover import (
     SkillQueues,
 )
 from agents.handover.nailed import NailedAgents, NailedDeps
-from agents.handover.nailed_recording import MIXMON_VAR
+from agents.handover.nailed_recording import MIXMON_VAR, MixMonitorRecording
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
@@ -37,6 +38,7 @@ from core.ami import AmiClient
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
+from recordings.capture import RecordingFacts, SideTiming, StereoCapture
 from recordings.models import CallRecording
 from recordings.service import open_recording
 from tests.fakes.ami import FakeAmi
@@ -592,3 +594,17 @@ def test_a_nailed_agent_transfers_and_goes_back_to_her_holding_bridge(
     first = seen["first"]
     assert (first.outcome, first.agent, first.ended_by) == ("connected", "lin", "customer")
     assert seen["lin_after"] == ("wrap_up", "call_ended"), "the call and its wrap-up are lin's"
+
+
+def test_mixmonitor_files_are_placed_where_the_mixmonitor_began_in_the_span(tmp_path: Path) -> None:
+    """Both files begin together at the MixMonitor's start (its ChannelVarset) within the callee's
+    bridged span; with the start unknown, at 0 (the merge puts them to end with the span); with
+    the span's start unknown, no placement (the merge aligns their ends)."""
+    entered = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
+    capture = StereoCapture.plan(tmp_path, now=entered)
+    recording = MixMonitorRecording(None, None, capture, RecordingFacts(), "cust-1", "0x1")  # type: ignore[arg-type]
+    began, left = entered + timedelta(milliseconds=12), entered + timedelta(seconds=30)
+    assert recording.timing(entered, left, began) == SideTiming(0.012, 0.012, 30.0)
+    assert recording.timing(entered, left, None) == SideTiming(0.0, 0.0, 30.0)
+    assert recording.timing(entered, None, began) == SideTiming(0.012, 0.012, None)
+    assert recording.timing(None, left, began) is None
