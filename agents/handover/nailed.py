@@ -317,7 +317,7 @@ class NailedAgents:
             result.wait_seconds = round(bridged - t0, 3)
             nailed.calls += 1
             # Recorded from the moment the callee is in the bridge, as the agent is told of them.
-            recording = asyncio.create_task(self._record(nailed, request), name=f"nailed-rec-{cid}")
+            recording = asyncio.create_task(self._record(nailed, request, bridged), name=f"nailed-rec-{cid}")
             await self._announce(nailed, request)
             if request.on_agent is not None:
                 try:
@@ -442,13 +442,18 @@ class NailedAgents:
             ),
         )
 
-    async def _record(self, nailed: NailedLeg, request: HandoverRequest) -> NailedRecording | None:
+    async def _record(
+        self, nailed: NailedLeg, request: HandoverRequest, bridged: float
+    ) -> NailedRecording | None:
         deps = self.deps
         facts = recording_facts(request.origin, nailed.agent)
         rec_deps = RecordingDeps(
             self.ari, deps.dispatcher, deps.db, deps.settings, now=deps.now, ami=deps.ami
         )
-        return await start_recording(rec_deps, request.channel_id, facts)
+        recording = await start_recording(rec_deps, request.channel_id, facts)
+        if recording is not None:  # how long after the bridge it began, on our clock (no ChannelVarset)
+            recording.after_bridge_s = self._clock() - bridged
+        return recording
 
     async def _keep_recording(
         self,

@@ -92,6 +92,7 @@ class NailedRecording(Protocol):
     """One nailed call's recording, however it is made."""
 
     via: ClassVar[str]  # "mixmonitor" or "snoop": the attempt's detail says which
+    after_bridge_s: float | None  # seconds from the bridge to its start, on our clock
 
     @property
     def capture(self) -> StereoCapture: ...
@@ -129,6 +130,7 @@ class MixMonitorRecording:
     facts: RecordingFacts
     channel: str  # as AMI knows it: the callee's id (or name)
     monitor_id: str  # MixMonitorID: StopMixMonitor stops this one only
+    after_bridge_s: float | None = None  # bridge answered to MixMonitor's reply, on our clock
 
     @classmethod
     async def start(
@@ -154,10 +156,16 @@ class MixMonitorRecording:
         self, entered: datetime | None, left: datetime | None, began: datetime | None
     ) -> SideTiming | None:
         """Both files begin together, where the MixMonitor began (``began``, its ChannelVarset) in
-        the callee's bridged span; unknown: at 0 (the merge then puts them to end with the span)."""
+        the callee's bridged span. Without that event (an Asterisk asked not to send ChannelVarset:
+        core.ari_events.UNUSED_EVENTS) the time from the bridge's answer to MixMonitor's reply on
+        our clock stands in (a few ms late: the reply's way back); neither known: at 0 (the merge
+        then puts them to end with the span)."""
         if entered is None:
             return None
-        start = (began - entered).total_seconds() if began is not None else 0.0
+        if began is not None:
+            start = (began - entered).total_seconds()
+        else:
+            start = self.after_bridge_s if self.after_bridge_s is not None else 0.0
         span = (left - entered).total_seconds() if left is not None and left > entered else None
         return SideTiming(agent_start_s=start, customer_start_s=start, span_s=span)
 
@@ -215,6 +223,7 @@ class SnoopRecording:
     snoops: dict[str, str]
     events: dict[str, ChannelEvents]
     started: dict[str, datetime | None] = field(default_factory=dict)  # side -> RecordingStarted
+    after_bridge_s: float | None = None  # unused: each snoop's RecordingStarted places it
 
     @classmethod
     async def start(cls, deps: RecordingDeps, callee: str, facts: RecordingFacts) -> SnoopRecording | None:

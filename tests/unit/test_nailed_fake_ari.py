@@ -608,3 +608,14 @@ def test_mixmonitor_files_are_placed_where_the_mixmonitor_began_in_the_span(tmp_
     assert recording.timing(entered, left, None) == SideTiming(0.0, 0.0, 30.0)
     assert recording.timing(entered, None, began) == SideTiming(0.012, 0.012, None)
     assert recording.timing(None, left, began) is None
+
+
+def test_without_its_channelvarset_a_mixmonitor_is_placed_by_our_clock(tmp_path: Path) -> None:
+    """An Asterisk told not to send ChannelVarset (core.ari_events.UNUSED_EVENTS): the time from
+    the bridge's answer to MixMonitor's reply stands in for its start."""
+    entered = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
+    capture = StereoCapture.plan(tmp_path, now=entered)
+    facts = RecordingFacts()
+    recording = MixMonitorRecording(None, None, capture, facts, "c", "0x1", after_bridge_s=0.04)  # type: ignore[arg-type]
+    left = entered + timedelta(seconds=30)
+    assert recording.timing(entered, left, None) == SideTiming(0.04, 0.04, 30.0)
