@@ -9,9 +9,10 @@ PYTHON ?= $(shell for p in python3 python3.12 python3.11; do $$p -c 'import sys;
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := var/.stamps
-# Lab tests mostly wait on real calls, so test files run four at a time (each lab module has its
-# own ports); a test file stays on one worker, so its module-scoped lab is started once.
-TEST_WORKERS ?= 4
+# Lab tests mostly wait on real calls, so test files run six at a time on two cores (each lab module
+# has its own ports); a test file stays on one worker, so its module-scoped lab is started once.
+# docs/testing.md says why six.
+TEST_WORKERS ?= 6
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: all demo test i18n lint unit integration e2e bench install system services asterisk clean lab-stop

@@ -18,7 +18,7 @@ from typing import Any, Self
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import httpx
-import websockets
+from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import WebSocketException
 
 from core.ari_http import AriHttp, AriHttpError
@@ -384,6 +384,13 @@ class AriClient:
         coming while a channel runs dialplan outside Stasis."""
         await self.request("POST", _path("applications", self.app, "subscription"), eventSource=event_source)
 
+    async def filter_events(self, disallowed: Sequence[str]) -> None:
+        """Asterisk stops sending the app events of these types (``PUT .../eventFilter``): it
+        neither writes them to the websocket nor has us read them. For the app as a whole, until
+        Asterisk restarts (so set again at every (re)connection)."""
+        body = {"disallowed": [{"type": kind} for kind in disallowed]}
+        await self.request("PUT", _path("applications", self.app, "eventFilter"), body=body)
+
     async def get_endpoint(self, technology: str, resource: str) -> JSON:
         result: JSON = await self.request("GET", _path("endpoints", technology, resource))
         return result
@@ -419,7 +426,9 @@ class AriClient:
         connected_before = False
         while True:
             try:
-                async with websockets.connect(
+                # Imported with this module, not by websockets' lazy import at the first connect:
+                # a worker's first connection must not also pay for loading the client's modules.
+                async with ws_connect(
                     url, additional_headers=self._auth_header(), open_timeout=5, max_size=2**22
                 ) as ws:
                     yield {"type": RECONNECTED if connected_before else CONNECTED, "application": self.app}

@@ -35,6 +35,21 @@ JSON = dict[str, Any]
 CONNECTION_EVENTS = frozenset({CONNECTED, RECONNECTED})
 HANGUP_EVENTS = frozenset({"StasisEnd", "ChannelHangupRequest", "ChannelDestroyed"})
 ENDING_EVENTS = frozenset({"ChannelHangupRequest", "ChannelDestroyed"})  # the channel itself ends
+# Event types no feature reads (a channel's dialplan steps and variables, caller id and connected
+# line updates, holds, user events, tones, Dial progress): Asterisk is asked not to send them
+# (`AriClient.filter_events`), so neither side spends CPU on them. A trivial call's Local channel
+# reports each of its dialplan steps and variables otherwise.
+UNUSED_EVENTS = (
+    "ChannelDialplan",
+    "ChannelVarset",
+    "ChannelCallerId",
+    "ChannelConnectedLine",
+    "ChannelUserevent",
+    "ChannelHold",
+    "ChannelUnhold",
+    "ChannelToneDetected",
+    "Dial",
+)
 
 
 def event_ids(event: JSON) -> set[str]:

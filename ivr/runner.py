@@ -592,6 +592,9 @@ async def prepare_prompts(
     return len(jobs)
 
 
+PREPARED_FLOWS = 64  # flows a runner remembers as prepared (a campaign's edit makes a new one)
+
+
 class FlowRunner:
     """A runner bound to one ARI client and prompt cache: what the dialer keeps."""
 
@@ -607,9 +610,28 @@ class FlowRunner:
         self.prompts = prompts
         self.recordings_dir = recordings_dir
         self.prompt_dirs = tuple(prompt_dirs)
+        # id(flow) -> (the flow, its personal texts, its prompt count), once its prompts were made
+        self._prepared: dict[int, tuple[Flow, tuple[str, ...], int]] = {}
 
     async def prepare(self, flow: Flow, contact_fields: Mapping[str, object]) -> int:
-        return await prepare_prompts(flow, contact_fields, self.prompts, prompt_dirs=self.prompt_dirs)
+        """`prepare_prompts`, the first time for a flow; then only its personal prompts (those
+        with a contact's fields) are rendered: the others were made, and the flow's own play
+        still makes one that went missing since."""
+        known = self._prepared.get(id(flow))
+        if known is None or known[0] is not flow:
+            count = await prepare_prompts(flow, contact_fields, self.prompts, prompt_dirs=self.prompt_dirs)
+            personal = tuple(
+                p.say for _, _, p in flow.all_prompts() if p.say is not None and is_personal(p.say)
+            )
+            if len(self._prepared) >= PREPARED_FLOWS:
+                self._prepared.clear()
+            self._prepared[id(flow)] = (flow, personal, count)
+            return count
+        _, personal, count = known
+        fields = {k: "" if v is None else str(v) for k, v in contact_fields.items()}
+        texts = [render(say, fields)[0] for say in personal]
+        await asyncio.gather(*(self.prompts.speak(t, flow.voice, personal=True) for t in texts if t.strip()))
+        return count
 
     async def run(
         self,

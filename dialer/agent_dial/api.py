@@ -124,7 +124,9 @@ async def dial(
         desk = service.desk_of(session, user.name)
         return service.request_dial(session, desk, target, now(), region=settings.default_region).public()
 
-    return await _in_session(db, work)
+    placed = await _in_session(db, work)
+    service.note_asked()  # committed: a dialer worker in this process takes it at its next pass
+    return placed
 
 
 @router.get("/me/calls")

@@ -58,6 +58,21 @@ UNASSIGNED = ""  # an attempt's node until a dialer worker takes it
 PICKUP_WAIT = timedelta(seconds=30)  # a request no dialer has taken by then is dropped
 DEFAULT_HOLD = timedelta(minutes=3)
 CANDIDATES = 20  # contacts looked at per request
+# Requests stored by this process (`note_asked`, after their commit): a dialer worker in the same
+# process looks for them at its next pass instead of at its next once-a-second look.
+_asked = [0]
+
+
+def note_asked() -> None:
+    """A request was committed in this process: wake the dialer workers here."""
+    _asked[0] += 1
+
+
+def asked_count() -> int:
+    """How many requests this process committed so far (a worker compares it with its last look)."""
+    return _asked[0]
+
+
 SKIP_REASONS: dict[str, str] = {
     "not_now": N_("Not a good moment to call this person"),
     "language": N_("Needs an agent who speaks their language"),

@@ -85,6 +85,7 @@ class DatabaseWatch:
     outages: int = 0
     longest_outage: float = 0.0
     last_probe: float = field(default=-1e18)
+    last_write: float = field(default=-1e18)  # the last write that worked (as good as a probe)
     strikes: int = 0  # probes failed in a row
 
     def failed(self, exc: BaseException) -> bool:
@@ -104,6 +105,7 @@ class DatabaseWatch:
 
     def succeeded(self) -> None:
         """A database write or probe worked: the database is up."""
+        self.last_write = self.monotonic()
         if self.up:
             return
         took = self.monotonic() - (self.down_since or self.monotonic())

@@ -68,6 +68,7 @@ class OutcomeJournal:
         self.rejected_path = directory / REJECTED_NAME
         self.fsync = fsync
         self._lock = threading.RLock()
+        self._whole: set[Path] = set()  # files whose last line this journal wrote (so ends whole)
         self._replay_lock = threading.Lock()
         self.appended = 0
         self.replayed = 0
@@ -78,8 +79,10 @@ class OutcomeJournal:
 
     def _write(self, path: Path, line: str, *, durable: bool = True) -> None:
         with path.open("ab") as fh:
-            if fh.tell() > 0:
-                with path.open("rb") as rd:  # a torn last line: start ours on a new one
+            # A torn last line (a process died mid-write): start ours on a new one. Only before
+            # this journal's first write to the file: every line written here ends whole.
+            if path not in self._whole and fh.tell() > 0:
+                with path.open("rb") as rd:
                     rd.seek(-1, os.SEEK_END)
                     if rd.read(1) != b"\n":
                         fh.write(b"\n")
@@ -87,6 +90,7 @@ class OutcomeJournal:
             fh.flush()
             if self.fsync and durable:
                 os.fsync(fh.fileno())
+        self._whole.add(path)
 
     def append(self, entry: JSON) -> None:
         """Durably record an outcome (an entry with an ``attempt_id``) before the database sees it."""

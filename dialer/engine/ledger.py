@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from agents.states import current_state
 from dialer import dnc
@@ -90,25 +91,31 @@ def _attempt_starts(
     return out
 
 
-def _take(session: Session, contact_id: int) -> bool:
+def _taken(now: datetime | None) -> dict[str, Any]:
+    """What taking a contact writes: in progress (and, for a claim, when its attempt started)."""
+    return {"state": ContactState.in_progress, **({"last_attempt_at": now} if now is not None else {})}
+
+
+def _take(session: Session, contact_id: int, now: datetime | None = None) -> bool:
     """Pending → in_progress, only if still pending (another worker may have been faster)."""
     res = session.execute(
         update(Contact)
         .where(Contact.id == contact_id, Contact.state == ContactState.pending)
-        .values(state=ContactState.in_progress)
+        .values(**_taken(now))
         .execution_options(synchronize_session=False)
     )
     return int(getattr(res, "rowcount", 0) or 0) == 1
 
 
-def _take_all(session: Session, contact_ids: list[int]) -> set[int]:
-    """`_take` for several contacts in one guarded UPDATE: the ids this transaction took."""
+def _take_all(session: Session, contact_ids: list[int], now: datetime | None = None) -> set[int]:
+    """`_take` for several contacts in one guarded UPDATE: the ids this transaction took. With
+    `now`, their attempt's start is written in the same UPDATE (the claim's)."""
     if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one at a time
-        return {cid for cid in contact_ids if _take(session, cid)}
+        return {cid for cid in contact_ids if _take(session, cid, now)}
     stmt = (
         update(Contact)
         .where(Contact.id.in_(contact_ids), Contact.state == ContactState.pending)
-        .values(state=ContactState.in_progress)
+        .values(**_taken(now))
         .returning(Contact.id)
         .execution_options(synchronize_session=False)
     )
@@ -162,13 +169,22 @@ def claim(
             return
         if postgres:
             taken = {c.id for c, _ in chosen}  # locked by the claim's SELECT ... FOR UPDATE
+            session.execute(
+                update(Contact)
+                .where(Contact.id.in_(taken))
+                .values(**_taken(now))
+                .execution_options(synchronize_session=False)
+            )
         else:
             session.flush()  # earlier parked contacts first, then the guarded UPDATE
-            taken = _take_all(session, [c.id for c, _ in chosen])
+            taken = _take_all(session, [c.id for c, _ in chosen], now)
         for contact, kept_for in chosen:
             if contact.id not in taken:
                 session.refresh(contact)
                 continue
+            # Written by the UPDATE above: the objects say so without another UPDATE each.
+            set_committed_value(contact, "state", ContactState.in_progress)
+            set_committed_value(contact, "last_attempt_at", now)
             claimed.append(_attempt(session, campaign, contact, kept_for, now, node))
         chosen.clear()
 
@@ -205,9 +221,7 @@ def claim(
 def _attempt(
     session: Session, campaign: Campaign, contact: Contact, kept_for: str | None, now: datetime, node: str
 ) -> Claimed:
-    """A taken contact's attempt, added to the session."""
-    contact.state = ContactState.in_progress
-    contact.last_attempt_at = now
+    """A taken contact's attempt, added to the session (the contact is in progress already)."""
     attempt = Attempt(
         id=str(uuid.uuid4()),
         campaign_id=campaign.id,
@@ -309,6 +323,7 @@ def close(
     answered_at: datetime | None = None,
     specs: dict[int, CampaignSpec] | None = None,
     starts: dict[int, list[datetime]] | None = None,
+    flush: bool = True,
 ) -> Closed | None:
     """Close an attempt and update its contact in the caller's transaction (commit it after).
 
@@ -316,7 +331,8 @@ def close(
     call was answered, if no progress note wrote it (default: `now`). Returns None for an
     unknown attempt; `already=True` when it had been closed before (nothing changes).
     Closing several in one transaction: `specs` keeps each campaign's spec for the next close,
-    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read.
+    `starts` (contact id -> its attempts' start times, read for all of them at once) saves a read,
+    `flush=False` leaves the rows to the transaction's one flush (its UPDATEs batched by the ORM).
     """
     attempt = session.get(Attempt, attempt_id)
     if attempt is None:
@@ -424,7 +440,8 @@ def close(
                 detail={"outcome": result.value, "attempts": contact.attempts},
             )
             closed.alerts.append(kind)
-    session.flush()
+    if flush:
+        session.flush()
     return closed
 
 

@@ -35,7 +35,7 @@ from agents.handover.service import PROCESS_QUEUES as HANDOVER_QUEUES
 from agents.placed_calls import PlacedCall, PlacedCallResult
 from core.ami import AmiClient
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
-from core.ari_events import EventDispatcher
+from core.ari_events import UNUSED_EVENTS, EventDispatcher
 from core.bus import Bus
 from core.db import Database, utcnow
 from core.features import ServiceContext, StasisContext, StasisHandler
@@ -50,6 +50,7 @@ from dialer.agent_dial.runner import (
     placed_request,
     take_requests,
 )
+from dialer.agent_dial.service import asked_count
 from dialer.agent_dial.transfer_gate import number_gate
 from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
@@ -104,6 +105,10 @@ DRAINED_RECHECK = 1.0  # seconds before a campaign whose due contacts ran out is
 # A campaign paced by its calls per second alone claims this many seconds' worth of calls at once
 # (at most its bucket's burst): one claim's transaction serves several calls, not one or two a pass.
 CLAIM_SPAN = 0.5
+# The running campaigns are read when a claim is due (or a paced campaign runs: its pacer decides
+# each pass), when an agent in this process asked for a call, and at least this often otherwise
+# (a campaign started, agents' requests stored by another process).
+RUNNING_RECHECK = 1.0
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
@@ -203,6 +208,10 @@ class DialerWorker:
         self._passing = False  # run()'s loop is on: it flushes the closes once a pass
         self._board_at = -1e18
         self._health_sent: bool | None = None
+        self._running: list[CampaignState] = []  # the running campaigns at the last read
+        self._running_at = -1e18  # when they were read (monotonic)
+        self._asked_seen = 0  # agent_dial.service.asked_count() at that read
+        self._placed_waiting = False  # agents' requests were waiting at that read
 
     # ------------------------------------------------------------ nodes
 
@@ -295,6 +304,8 @@ class DialerWorker:
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
+        with contextlib.suppress(AriError):  # an Asterisk without event filters sends them all
+            await link.ari.filter_events(UNUSED_EVENTS)
         try:
             channels = {c["id"]: c for c in await link.ari.channels()}
         except AriError as exc:
@@ -497,12 +508,17 @@ class DialerWorker:
         started = 0
         if not self.watch.up:
             return 0  # the database is away: live calls go on, no new one starts
+        if not self._reads_due():
+            return 0  # no claim due, nothing asked: the pass costs no transaction
+        self._running_at, self._asked_seen = self.monotonic(), asked_count()
         try:
             running, placed_asked = await asyncio.to_thread(self._running_campaigns)
         except SQLAlchemyError as exc:
             if self.watch.failed(exc):
                 return 0
             raise
+        self._running = [state for _, state in running]
+        self._placed_waiting = placed_asked
         self._keep_nailed(
             {c.skill for c, st in running if st.pace is not None and st.spec.nailed and not st.error}
         )
@@ -531,6 +547,8 @@ class DialerWorker:
                     log.info("claim for %s deferred: %s", campaign.name, exc)
                     self.watch.failed(exc)
                     return started
+                if claimed:
+                    self.watch.succeeded()  # a write worked: no probe needed for a while
                 if len(claimed) < asked:
                     state.drained_until = self.monotonic() + DRAINED_RECHECK
                 link.calls.update(c.attempt_id for c in claimed)
@@ -552,6 +570,20 @@ class DialerWorker:
         if not self.watch.up:
             return started
         return started + (await self._take_placed() if placed_asked else 0)
+
+    def _reads_due(self) -> bool:
+        """The pass reads the running campaigns only when it may act on them: a claim is due (or a
+        paced campaign's pacer decides), agents' requests wait or one was stored in this process,
+        or RUNNING_RECHECK passed since the last read. A claim always follows a fresh read, so a
+        campaign paused meanwhile starts no call."""
+        if self._placed_waiting or asked_count() != self._asked_seen:
+            return True
+        if self.monotonic() - self._running_at >= RUNNING_RECHECK:
+            return True
+        return any(
+            state.pace is not None or (not state.error and self._worth_a_claim(state))
+            for state in self._running
+        )
 
     def _worth_a_claim(self, state: CampaignState) -> bool:
         """A claim's transaction may start calls: CLAIM_SPAN's worth of tokens is free (one, for a
@@ -739,9 +771,10 @@ class DialerWorker:
                 self._note(c.attempt_id, self._took(c.attempt_id, str(detail["agent"])))
             elif kind == "survey":
                 self._note(c.attempt_id, self._scored(c, detail))
-            await self._publish(
-                CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
-            )
+            if self.bus is not None:  # no bus (a bench, the demo): no message to build
+                await self._publish(
+                    CallEvent(call_id=c.attempt_id, campaign=c.campaign, kind=kind, detail={**base, **detail})
+                )
 
         report = CallReport()
         try:
@@ -755,7 +788,7 @@ class DialerWorker:
                 notify,
                 resume=resume,
                 handover=link.handover,
-                origin=_origin(c, plan),
+                origin=_origin(c, plan, masked),
                 epoch=lambda: link.connections,  # a reconnect mid-call means Asterisk may have restarted
                 number_gate=number_gate(
                     self.db, link.node, c.campaign_id, region=self.settings.default_region, now=self.now
@@ -783,6 +816,7 @@ class DialerWorker:
             link.down_until = self.monotonic() + 2.0
         if outcome is not None:
             self.closed_calls += 1
+        if outcome is not None and self.bus is not None:
             await self._publish(
                 CallEvent(
                     call_id=c.attempt_id,
@@ -1043,6 +1077,7 @@ class DialerWorker:
             answered_at=datetime.fromisoformat(entry["answered_at"]) if entry.get("answered_at") else None,
             specs=specs,
             starts=starts,
+            flush=specs is None,  # a batch's rows go in its one flush, at the commit
         )
         if closed is None:
             raise Rejected(f"attempt {attempt_id} is not in the database")
@@ -1129,9 +1164,10 @@ class DialerWorker:
         """Each pass: probe the database when due (down: every second; up: every few seconds),
         replay the journal on recovery, and publish what is degraded."""
         was_up = self.watch.up
-        if self.watch.due() or (
-            self.watch.up and self.monotonic() - self.watch.last_probe >= HEALTH_PROBE_EVERY
-        ):
+        # Up: probed when neither a probe nor a write worked for HEALTH_PROBE_EVERY (a busy
+        # dialer's claims and closes say as much as a probe, a locked database stops them).
+        checked = max(self.watch.last_probe, self.watch.last_write)
+        if self.watch.due() or (self.watch.up and self.monotonic() - checked >= HEALTH_PROBE_EVERY):
             await self.watch.check_async()
         replay_idle = self._replaying is None or self._replaying.done()
         # Entries being written by their own call right now are not the replay's (it skips them):
@@ -1345,7 +1381,7 @@ def _close_detail(report: CallReport) -> dict[str, Any]:
     return detail
 
 
-def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
+def _origin(c: Claimed, plan: CallPlan, masked: str) -> CallOrigin:
     """What the agent's screen pop and the recording say about this attempt (number masked)."""
     return CallOrigin(
         campaign=c.campaign,
@@ -1354,7 +1390,7 @@ def _origin(c: Claimed, plan: CallPlan) -> CallOrigin:
         attempt_id=c.attempt_id,
         contact_id=c.contact_id,
         contact_name=c.name,
-        phone_masked=mask(c.phone_e164),
+        phone_masked=masked,
         fields={k: c.fields[k] for k in plan.pop_fields if k != "phone" and c.fields.get(k)},
         preferred_agent=c.assigned_agent,
     )

@@ -16,13 +16,15 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from core.ari import AriClient, AriError
 from core.db import Database
-from core.settings import Settings
+from core.settings import AsteriskNode, Settings
 from dialer import campaigns as svc
 from dialer.lists.importer import import_list
 from dialer.models import CampaignStatus
@@ -294,3 +296,43 @@ def saved_ceiling() -> int | None:
     if CEILING_FILE.is_file():
         return int(json.loads(CEILING_FILE.read_text(encoding="utf-8"))["peak"])
     return None
+
+
+class Traffic:
+    """What an ARI client sent and heard, by kind: requests ("POST channels", "DELETE channels/*",
+    ...) and events by type; `ari_factory(...)` gives the worker clients that count into it (a
+    Counter's increment per request and event: nothing next to their JSON)."""
+
+    def __init__(self) -> None:
+        self.requests: Counter[str] = Counter()
+        self.events: Counter[str] = Counter()
+
+    def ari_factory(self, node: AsteriskNode, settings: Settings) -> AriClient:
+        ari = AriClient(
+            node.ari_url,
+            node.ari_user,
+            settings.node_ari_password(node),
+            node.app,
+            timeout=settings.dialer_ari_timeout,
+        )
+        inner_request, inner_events = ari.request, ari.events
+
+        async def request(method: str, path: str, *, body: Any = None, **params: Any) -> Any:
+            parts = path.strip("/").split("/")
+            self.requests[" ".join([method, parts[0], *("*" + p for p in parts[2:3])])] += 1
+            return await inner_request(method, path, body=body, **params)
+
+        async def events(**kw: Any) -> AsyncGenerator[dict[str, Any], None]:
+            async for event in inner_events(**kw):
+                self.events[str(event.get("type"))] += 1
+                yield event
+
+        ari.request = request  # type: ignore[method-assign]
+        ari.events = events  # type: ignore[method-assign]
+        return ari
+
+    def per_attempt(self, attempts: int) -> str:
+        def each(counter: Counter[str]) -> str:
+            return ", ".join(f"{k} {n / attempts:.1f}" for k, n in counter.most_common())
+
+        return f"ARI requests per attempt: {each(self.requests)}; events per attempt: {each(self.events)}"

@@ -31,6 +31,7 @@ from dialer.engine.runtime import DialerWorker
 from dialer.models import Attempt, AttemptState
 from tests.bench.load import (
     Sampler,
+    Traffic,
     asterisk_alone_ceiling,
     asterisk_pid,
     campaign,
@@ -116,7 +117,8 @@ def test_dialer_cpu_per_attempt_over_asterisk(
     settings, db = lab
     name = f"load-cpu-{digit}"
     campaign(db, name, digit, n, cps, max_channels=300)
-    worker = DialerWorker(settings, db, campaigns={name})
+    traffic = Traffic()
+    worker = DialerWorker(settings, db, campaigns={name}, ari_factory=traffic.ari_factory)
     pid = asterisk_pid(settings)
     ast0, cpu0, wall0 = cpu_seconds(pid), time.process_time(), time.monotonic()
     asyncio.run(worker.run(until=lambda: worker.closed_calls >= n or time.monotonic() - wall0 > 120))
@@ -139,7 +141,8 @@ def test_dialer_cpu_per_attempt_over_asterisk(
     print(
         f"\n[load bench] callee {digit} at {cps}/s: {attempts} attempts in {wall1 - wall0:.1f} s; CPU per "
         f"attempt: dialer {dialer_ms:.1f} ms, Asterisk {asterisk_ms:.1f} ms; dialer/Asterisk = {ratio:.0%} "
-        f"(target <= {target:.0%}{'' if ratio <= target else ', MISSED'})"
+        f"(target <= {target:.0%}{'' if ratio <= target else ', MISSED'})\n"
+        f"[load bench] callee {digit}: {traffic.per_attempt(attempts)}"
     )
     assert attempts == n
     assert still_open == 0

@@ -391,6 +391,8 @@ class FakeAsterisk:
         self.requests: list[Request] = []
         self.events: list[JSON] = []  # every event Asterisk sent (to whoever listened), in order
         self.destroyed: dict[str, int] = {}  # channel id -> hang-up cause, for every channel that ended
+        # app -> event types it asked not to be sent (PUT eventFilter); forgotten when Asterisk stops
+        self.disallowed: dict[str, frozenset[str]] = {}
         self.up = True
         self.restarts = 0
         self._clients: list[FakeAri] = []
@@ -491,7 +493,8 @@ class FakeAsterisk:
                     self._triggers.remove(trigger)
                     asyncio.get_running_loop().call_soon(trigger.action)
         for client in self._clients:
-            if client.connected and (apps is None or client.app in apps):
+            wanted = apps is None or client.app in apps
+            if client.connected and wanted and event["type"] not in self.disallowed.get(client.app, ()):
                 client.deliver({**event, "application": client.app})
 
     def emit(self, event: Mapping[str, Any], *, apps: Iterable[str] | None = None) -> JSON:
@@ -712,6 +715,7 @@ class FakeAsterisk:
         self.bridges.clear()
         self.playbacks.clear()
         self.recordings.clear()
+        self.disallowed.clear()
         for client in self._clients:
             client.drop()
 
@@ -1045,6 +1049,10 @@ class FakeAsterisk:
         else:
             raise AriError(422, "POST", "/".join(parts), "Event source does not exist")
 
+    def _op_filter_events(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> None:
+        disallowed = (body or {}).get("disallowed") or []
+        self.disallowed[parts[1]] = frozenset(str(item.get("type")) for item in disallowed)
+
     def _op_unknown(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> None:
         raise AriError(404, "?", "/".join(parts), "Resource not found (not in the fake)")
 
@@ -1093,6 +1101,8 @@ def _route(method: str, parts: list[str]) -> tuple[str, str | None]:
         return "stop_recording", parts[2]
     if head == "applications" and n == 3 and parts[2] == "subscription" and method == "POST":
         return "subscribe", None
+    if head == "applications" and n == 3 and parts[2] == "eventFilter" and method == "PUT":
+        return "filter_events", None
     return "unknown", target
 
 

@@ -14,7 +14,7 @@ import pytest
 from core.ari import RECONNECTED, AriError
 from core.ari_events import ChannelEvents, EventDispatcher, event_ids
 from ivr.check import check_text, load_flow
-from ivr.flow import Flow, GatherNode
+from ivr.flow import Flow, GatherNode, is_personal
 from ivr.runner import FlowResult, FlowRunner, prepare_prompts, run_flow
 from ivr.tts import PromptCache
 
@@ -451,6 +451,22 @@ async def test_longer_entry_waits_for_more_digits(
 
 
 # ------------------------------------------------------------------ prepare, runner, dispatcher
+
+
+async def test_a_runner_prepares_a_flows_public_prompts_once_then_only_the_personal(
+    prompts: PromptCache, ari: FakeAri
+) -> None:
+    runner = FlowRunner(ari, prompts)
+    flow = vaccination()
+    personal = sum(1 for _, _, p in flow.all_prompts() if p.say is not None and is_personal(p.say))
+    assert 0 < personal < 9
+    assert await runner.prepare(flow, CONTACT) == 9
+    made, hits = prompts.stats["made"], prompts.stats["hits"]
+    other = {**CONTACT, "name": "李四"}
+    named = sum(1 for _, _, p in flow.all_prompts() if p.say is not None and "{name}" in p.say)
+    assert await runner.prepare(flow, other) == 9, "the count is the flow's, as before"
+    assert prompts.stats["made"] == made + named, "the prompts saying the new name are made"
+    assert prompts.stats["hits"] == hits + personal - named, "the public ones are not looked up"
 
 
 async def test_prepare_renders_every_prompt_once(
