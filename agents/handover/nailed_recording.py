@@ -15,7 +15,9 @@ what it is sent is the agent (the bridge), so the agent is again ``-agent`` (lef
 ``-customer`` (right), and the beep played on the agent's leg is in neither (the callee never heard
 it). ``i(WARMLINE_MIXMON)`` makes Asterisk name the MixMonitor's id in that channel variable just as
 it attaches, which ARI reports (``ChannelVarset``) with Asterisk's timestamp: where the files begin
-in the callee's bridged span. ``StopMixMonitor`` ends it when the callee leaves the agent (a
+in the callee's bridged span (with ChannelVarset filtered out, core.ari_events.UNUSED_EVENTS, the
+time from the bridge's answer to MixMonitor's reply on our clock stands in). ``StopMixMonitor``
+ends it when the callee leaves the agent (a
 transfer) or at the end; a callee who hung up took it with them. The files are merged and
 registered by :class:`recordings.capture.StereoCapture`, as a rung call's are (left the agent,
 right the callee; the same facts; sampling, QA and encryption at rest unchanged).
