@@ -17,10 +17,10 @@ it). ``i(WARMLINE_MIXMON)`` makes Asterisk name the MixMonitor's id in that chan
 it attaches, which ARI reports (``ChannelVarset``) with Asterisk's timestamp: where the files begin
 in the callee's bridged span (with ChannelVarset filtered out, core.ari_events.UNUSED_EVENTS, the
 time from the bridge's answer to MixMonitor's reply on our clock stands in). ``StopMixMonitor``
-ends it when the callee leaves the agent (a
-transfer) or at the end; a callee who hung up took it with them. The files are merged and
-registered by :class:`recordings.capture.StereoCapture`, as a rung call's are (left the agent,
-right the callee; the same facts; sampling, QA and encryption at rest unchanged).
+ends it when the callee leaves the agent (a transfer) or at the end; a callee who hung up took it
+with them. The files are merged and registered by :class:`recordings.capture.StereoCapture`, as a
+rung call's are (left the agent, right the callee; the same facts; sampling, QA and encryption at
+rest unchanged).
 
 When the node has no AMI (``ami_port`` unset) or the action fails (AMI down, login refused,
 Asterisk says no), the call is recorded as before by :class:`SnoopRecording` (logged; the attempt's
