@@ -22,6 +22,14 @@ class AsteriskNode(BaseModel):
     ari_user: str = "warmline"
     ari_password: str | None = None
     app: str = "warmline"
+    # The Asterisk Manager Interface (core.ami): used only to start and stop MixMonitor on a call
+    # in Stasis (a nailed call's recording, agents.handover.nailed_recording). ami_port None: no
+    # AMI on this node (nailed calls are recorded by ARI snoops instead). The secret, like the ARI
+    # password, comes from the lab's secrets when absent here.
+    ami_host: str = "127.0.0.1"
+    ami_port: int | None = 15038
+    ami_user: str = "warmline"
+    ami_secret: str | None = None
     # Where warmline writes provisioned config for this node (e.g. pjsip_agents.conf);
     # None means the lab's own config folder.
     config_dir: Path | None = None
@@ -188,6 +196,14 @@ class Settings(BaseSettings):
         from core.secrets import get_secret
 
         return get_secret(self.var_dir, "ari_password")
+
+    def node_ami_secret(self, node: AsteriskNode) -> str:
+        """The node's AMI secret; the lab's is generated on first use, never defaulted."""
+        if node.ami_secret:
+            return node.ami_secret
+        from core.secrets import get_secret
+
+        return get_secret(self.var_dir, "ami_secret")
 
 
 @lru_cache(maxsize=1)

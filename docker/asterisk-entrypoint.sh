@@ -14,6 +14,9 @@
 #   SIP_BIND=0.0.0.0 (TLS, for agents), SIP_TLS_PORT=5061, PLAIN_SIP_BIND=127.0.0.1 (UDP/TCP SIP:
 #   loopback only, or the carrier-facing address), SIP_TLS_CERT / SIP_TLS_KEY (PEM files, mounted),
 #   ARI_BIND=0.0.0.0 (inside the compose network only: compose.yaml publishes no ARI port),
+#   AMI_SECRET (AMI, manager.conf: off while empty), AMI_USER=warmline, AMI_PORT=5038,
+#   AMI_BIND=127.0.0.1, AMI_PERMIT=127.0.0.1/255.255.255.255 (the service's address or network:
+#   AMI is used only by the service, to start and stop MixMonitor on nailed calls),
 #   WARMLINE_RECORDINGS_DIR=/var/lib/warmline/recordings (must match the service's VAR_DIR/recordings),
 #   WARMLINE_ASTERISK_RESEED=1 to overwrite existing files from the templates.
 set -eu
@@ -46,6 +49,12 @@ ari_user=${ARI_USER:-warmline}
 ari_password=${ARI_PASSWORD:-}
 ari_host=${ARI_BIND:-0.0.0.0}
 ari_port=${ARI_PORT:-8088}
+ami_enabled=$(if [ -n "${AMI_SECRET:-}" ]; then echo yes; else echo no; fi)
+ami_user=${AMI_USER:-warmline}
+ami_secret=${AMI_SECRET:-}
+ami_host=${AMI_BIND:-127.0.0.1}
+ami_port=${AMI_PORT:-5038}
+ami_permit=${AMI_PERMIT:-127.0.0.1/255.255.255.255}
 sip_bind=${SIP_BIND:-0.0.0.0}
 sip_port=${SIP_PORT:-5060}
 plain_sip_bind=${PLAIN_SIP_BIND:-127.0.0.1}
@@ -103,6 +112,11 @@ seed() {
     case "${ARI_PASSWORD:-}" in
         *'
 '*) die "ARI_PASSWORD must be one line" ;;
+    esac
+    case "${AMI_SECRET:-}" in
+        *CHANGE_ME*) die "AMI_SECRET still holds the CHANGE_ME placeholder from docker/env.example" ;;
+        *'
+'* | *' '* | *';'*) die "AMI_SECRET must be one word (no spaces or ';')" ;;
     esac
     [ -d "$DEFAULTS" ] || die "no default templates at $DEFAULTS"
     [ -d "$ETC" ] && [ -w "$ETC" ] || die "$ETC is missing or not writable by $(id -un)"

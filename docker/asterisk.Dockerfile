@@ -48,9 +48,10 @@ COPY --chmod=0755 docker/asterisk-entrypoint.sh /usr/local/bin/asterisk-entrypoi
 
 VOLUME ["/etc/asterisk", "/var/lib/warmline/recordings"]
 
-# SIP (PJSIP transports), ARI/HTTP, RTP. Keep rtp.conf's range and this range the same
+# SIP (PJSIP transports), ARI/HTTP, AMI (the service only: MixMonitor on nailed calls), RTP. Keep
+# rtp.conf's range and this range the same
 # (the entrypoint renders RTP_START/RTP_END into rtp.conf).
-EXPOSE 5060/udp 5060/tcp 5061/tcp 8088/tcp 10000-10999/udp
+EXPOSE 5060/udp 5060/tcp 5061/tcp 8088/tcp 5038/tcp 10000-10999/udp
 
 USER 10002:10001
 WORKDIR /var/lib/asterisk

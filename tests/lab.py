@@ -1,6 +1,6 @@
 """A private lab for one test module: its own var dir and ports, so labs never clash.
 
-Every module that starts Asterisk takes a named slot from ``LAB_SLOTS``; its ARI, SIP and RTP
+Every module that starts Asterisk takes a named slot from ``LAB_SLOTS``; its ARI, AMI, SIP and RTP
 ports come from the slot. Slots sit below the kernel's ephemeral range (32768+), so a client
 socket or a ``free_port()`` never takes a lab's port, and no two modules share one
 (``tests/unit/test_lab_ports.py`` checks both), so any number of test workers can run labs at once.
@@ -23,11 +23,11 @@ from warmline.lab import LabError, find_asterisk, lab_start, lab_status, lab_sto
 FIRST_PORT = 10000
 SLOT_WIDTH = 400
 EPHEMERAL_START = 32768  # Linux's default ip_local_port_range starts here
-# The default lab's ports (`make demo`, `warmline lab start`: SIP 15060 and SIP/TLS 15061, ARI 18088,
-# RTP 31000-31999). A demo's lab left running must not fail the suite, so no slot's block holds
+# The default lab's ports (`make demo`, `warmline lab start`: AMI 15038, SIP 15060 and SIP/TLS 15061,
+# ARI 18088, RTP 31000-31999). A demo's lab left running must not fail the suite, so no slot's block holds
 # them: slots are numbered over the blocks clear of these (fresh run 3 found the pacing lab's ARI
 # on 18088 beside a demo's lab).
-DEFAULT_LAB_PORTS = (range(15060, 15062), range(18088, 18089), range(31000, 32000))
+DEFAULT_LAB_PORTS = (range(15038, 15039), range(15060, 15062), range(18088, 18089), range(31000, 32000))
 
 
 def _clear_blocks() -> list[int]:
@@ -77,13 +77,18 @@ LAB_SLOTS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class LabPorts:
-    """The ports of one lab slot: SIP base+60, SIP/TLS base+61, ARI base+88, RTP base+100..base+399."""
+    """The ports of one lab slot: AMI base+38, SIP base+60, SIP/TLS base+61, ARI base+88,
+    RTP base+100..base+399."""
 
     slot: int
 
     @property
     def base(self) -> int:
         return BLOCKS[self.slot]
+
+    @property
+    def ami(self) -> int:
+        return self.base + 38
 
     @property
     def sip(self) -> int:
@@ -127,7 +132,7 @@ def private_lab(var_dir: Path, ports: LabPorts, **settings_kwargs: object) -> It
     os.environ.update(rtp)
     settings = Settings(
         var_dir=var_dir,
-        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ports.ari}/ari")],
+        asterisk_nodes=[AsteriskNode(ari_url=f"http://127.0.0.1:{ports.ari}/ari", ami_port=ports.ami)],
         sip_port=ports.sip,
         _env_file=None,
         **settings_kwargs,  # type: ignore[arg-type]

@@ -216,7 +216,7 @@ def lab_stop(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 @lab_app.command("status")
 def lab_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
-    """Say whether the lab runs, and how to reach it (ARI, SIP)."""
+    """Say whether the lab runs, and how to reach it (ARI, AMI, SIP)."""
     from warmline.lab import lab_status as status_of
 
     status = status_of(cli_context(ctx).settings)
@@ -226,12 +226,15 @@ def lab_status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 def _lab_text(s: dict[str, Any]) -> str:
     if s["state"] != "running":
         return _("lab: {state}", state=s["state"])
+    port = s.get("ami_port")
+    ami = _("AMI off") if port is None else _("AMI 127.0.0.1:{port} (loopback)", port=port)
     return _(
-        "lab: running (pid {pid}); ARI {url} as {user}; SIP {host}:{port} (loopback);"
+        "lab: running (pid {pid}); ARI {url} as {user}; {ami}; SIP {host}:{port} (loopback);"
         " agents: SIP over TLS {host}:{tls_port}, CA {ca}",
         pid=s.get("pid"),
         url=s["ari_url"],
         user=s["ari_user"],
+        ami=ami,
         host=s["sip_host"],
         port=s["sip_port"],
         tls_port=s["sip_tls_port"],

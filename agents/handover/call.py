@@ -109,6 +109,7 @@ class HandoverResult:
     customer_cause: int | None = None
     recording_id: str | None = None
     recording_path: Path | None = None  # absolute path of the stored stereo WAV (.wav.enc: encrypted)
+    recording_via: str | None = None  # a nailed call's: "mixmonitor" (AMI) or "snoop" (its fallback)
     agents_tried: list[str] = field(default_factory=list)
     error: str | None = None
     nailed: bool = False  # put through an agent kept on the line (agents.handover.nailed): no ring

@@ -28,8 +28,9 @@ verdict, in the dialer) to the answer of the ``add_channel`` request that put th
 agent's bridge.
 
 The call is recorded in stereo from the moment the callee is in the bridge until they leave it
-(agents.handover.nailed_recording: two snoops on the callee recorded by ARI, merged and registered
-as a rung call's MixMonitor recording is); the result names the recording.
+(agents.handover.nailed_recording: MixMonitor on the callee's channel started over AMI when the
+node has it, else two snoops on the callee recorded by ARI; merged and registered as a rung call's
+MixMonitor recording is); the result names the recording and how it was made.
 """
 
 from __future__ import annotations
@@ -45,9 +46,16 @@ from typing import TYPE_CHECKING, Any
 
 from agents import routing
 from agents.handover.call import HandoverRequest, HandoverResult
-from agents.handover.nailed_recording import RecordingDeps, SnoopRecording, recording_facts
+from agents.handover.nailed_recording import (
+    MIXMON_VAR,
+    NailedRecording,
+    RecordingDeps,
+    recording_facts,
+    start_recording,
+)
 from agents.handover.screen_pop import screen_pop_headers
 from agents.handover.service import rest_after
+from core.ami import AmiClient
 from core.ari import AriClient, AriError
 from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher, event_time
 from core.db import Database, utcnow
@@ -83,6 +91,7 @@ class NailedDeps:
     tone_media: str | None = DEFAULT_TONE
     tone_seconds: float = TONE_SECONDS
     answer_timeout: int = 20  # seconds the agent's phone may ring when nailing up
+    ami: AmiClient | None = None  # the node's manager interface (the recording's MixMonitor); closed with us
 
 
 @dataclass
@@ -234,6 +243,8 @@ class NailedAgents:
             if nailed.watcher is not None:
                 nailed.watcher.cancel()
             await self._unnail(nailed)
+        if self.deps.ami is not None:
+            await self.deps.ami.aclose()
 
     # ------------------------------------------------------------ putting a callee through
 
@@ -304,7 +315,7 @@ class NailedAgents:
         owned = cid not in self.deps.dispatcher
         events = self.deps.dispatcher.subscribe(cid)  # the dialer's call's own queue when it has one
         self._bridged[cid] = events
-        recording: asyncio.Task[SnoopRecording | None] | None = None
+        recording: asyncio.Task[NailedRecording | None] | None = None
         try:
             try:
                 await self.ari.add_channel(nailed.bridge, cid)
@@ -318,7 +329,7 @@ class NailedAgents:
             result.wait_seconds = round(bridged - t0, 3)
             nailed.calls += 1
             # Recorded from the moment the callee is in the bridge, as the agent is told of them.
-            recording = asyncio.create_task(self._record(nailed, request), name=f"nailed-rec-{cid}")
+            recording = asyncio.create_task(self._record(nailed, request, bridged), name=f"nailed-rec-{cid}")
             await self._announce(nailed, request)
             if request.on_agent is not None:
                 try:
@@ -418,6 +429,10 @@ class NailedAgents:
                 "left"
             ) is None:
                 span["left"] = event_time(event)
+            elif (
+                kind == "ChannelVarset" and event.get("variable") == MIXMON_VAR and span.get("began") is None
+            ):
+                span["began"] = event_time(event)  # the recording's MixMonitor attached
 
         return Conversation(
             TalkDeps(self.ari, deps.dispatcher, deps.db, deps.settings, self._clock, deps.now),
@@ -439,15 +454,22 @@ class NailedAgents:
             ),
         )
 
-    async def _record(self, nailed: NailedLeg, request: HandoverRequest) -> SnoopRecording | None:
+    async def _record(
+        self, nailed: NailedLeg, request: HandoverRequest, bridged: float
+    ) -> NailedRecording | None:
         deps = self.deps
         facts = recording_facts(request.origin, nailed.agent)
-        rec_deps = RecordingDeps(self.ari, deps.dispatcher, deps.db, deps.settings, now=deps.now)
-        return await SnoopRecording.start(rec_deps, request.channel_id, facts)
+        rec_deps = RecordingDeps(
+            self.ari, deps.dispatcher, deps.db, deps.settings, now=deps.now, ami=deps.ami
+        )
+        recording = await start_recording(rec_deps, request.channel_id, facts)
+        if recording is not None:  # how long after the bridge it began, on our clock (no ChannelVarset)
+            recording.after_bridge_s = self._clock() - bridged
+        return recording
 
     async def _keep_recording(
         self,
-        started: asyncio.Task[SnoopRecording | None],
+        started: asyncio.Task[NailedRecording | None],
         result: HandoverResult,
         span: dict[str, datetime | None],
     ) -> None:
@@ -459,11 +481,14 @@ class NailedAgents:
             return
         if recording is None:
             return
-        result.recording_id = await recording.stop(entered=span.get("entered"), left=span.get("left"))
+        result.recording_via = recording.via
+        result.recording_id = await recording.stop(
+            entered=span.get("entered"), left=span.get("left"), began=span.get("began")
+        )
         if result.recording_id is not None:
             result.recording_path = recording.capture.stored_path()
 
-    async def _drop_recording(self, started: asyncio.Task[SnoopRecording | None]) -> None:
+    async def _drop_recording(self, started: asyncio.Task[NailedRecording | None]) -> None:
         try:
             recording = await started
         except Exception:

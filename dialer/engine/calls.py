@@ -444,6 +444,8 @@ class Call:
             self.report.detail["agent_name"] = handed.agent
         if handed.recording_id:
             self.report.detail["recording"] = handed.recording_id
+        if handed.recording_via:
+            self.report.detail["recording_via"] = handed.recording_via  # a nailed call: AMI or snoops
         if handed.caller_kept:
             await self._survey(handed.agent)
         await self._hangup()

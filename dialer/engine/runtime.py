@@ -33,6 +33,7 @@ from agents.handover import CallOrigin, Handover, HandoverDeps
 from agents.handover.nailed import NailedAgents, NailedDeps
 from agents.handover.service import PROCESS_QUEUES as HANDOVER_QUEUES
 from agents.placed_calls import PlacedCall, PlacedCallResult
+from core.ami import AmiClient
 from core.ari import CONNECTED, RECONNECTED, AriClient, AriError
 from core.ari_events import UNUSED_EVENTS, EventDispatcher
 from core.bus import Bus
@@ -109,6 +110,7 @@ CLAIM_SPAN = 0.5
 # (a campaign started, agents' requests stored by another process).
 RUNNING_RECHECK = 1.0
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
+AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
 
 @dataclass
@@ -157,6 +159,7 @@ class DialerWorker:
         campaigns: set[str] | None = None,
         stasis: Mapping[str, StasisHandler] | None = None,
         ari_factory: AriFactory | None = None,
+        ami_factory: AmiFactory | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
@@ -169,6 +172,8 @@ class DialerWorker:
         self.tasks: set[asyncio.Task[Any]] = set()
         self.stasis = dict(stasis or {})  # first Stasis argument -> handler (inbound calls)
         self.ari_factory = ari_factory or _real_ari
+        # The node's AMI (a nailed call's MixMonitor): a fake Asterisk has none unless given one.
+        self.ami_factory = ami_factory or (AmiClient.for_node if ari_factory is None else _no_ami)
         self.closed_calls = 0
         lease_seconds = settings.dialer_lease_seconds
         self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
@@ -224,7 +229,10 @@ class DialerWorker:
         runner = FlowRunner(ari, prompts, recordings_dir=self.settings.recordings_dir)
         nailed = None
         if self.settings.dialer_nailed_agents:
-            nailed = NailedAgents(NailedDeps(ari, dispatcher, self.db, self.settings, publish=self._publish))
+            ami = self.ami_factory(node, self.settings)
+            nailed = NailedAgents(
+                NailedDeps(ari, dispatcher, self.db, self.settings, publish=self._publish, ami=ami)
+            )
         handover = Handover(
             HandoverDeps(ari, dispatcher, self.db, self.settings, nailed=nailed, publish=self._publish)
         )
@@ -1386,6 +1394,10 @@ def _origin(c: Claimed, plan: CallPlan, masked: str) -> CallOrigin:
         fields={k: c.fields[k] for k in plan.pop_fields if k != "phone" and c.fields.get(k)},
         preferred_agent=c.assigned_agent,
     )
+
+
+def _no_ami(node: AsteriskNode, settings: Settings) -> AmiClient | None:
+    return None
 
 
 def _real_ari(node: AsteriskNode, settings: Settings) -> AriClient:

@@ -209,6 +209,7 @@ def test_asterisk_ports_match_image() -> None:
     ports = compose()["services"]["asterisk"]["ports"]
     assert "10000-10999:10000-10999/udp" in ports
     assert not any(p.split(":")[-1].startswith("8088") for p in ports), "ARI must not be published"
+    assert not any(p.split(":")[-1].startswith("5038") for p in ports), "AMI must not be published"
 
 
 def test_mosquitto_requires_login() -> None:
@@ -341,6 +342,24 @@ def test_asterisk_defaults_render_completely(tmp_path: Path) -> None:
     assert (etc / "ari.conf").read_text() == "; service's own\n"
 
 
+def test_ami_is_off_without_a_secret_and_minimal_with_one(tmp_path: Path) -> None:
+    """manager.conf: AMI stays off until AMI_SECRET is given; then one user, from the permitted
+    network only, with the one write class MixMonitor needs and no read class (no events)."""
+    assert _seed(tmp_path, ARI_PASSWORD="p").returncode == 0
+    off = (tmp_path / "etc" / "manager.conf").read_text()
+    assert "enabled = no" in off
+    (tmp_path / "etc" / "manager.conf").unlink()
+    done = _seed(tmp_path, ARI_PASSWORD="p", AMI_SECRET="s3cret", AMI_PERMIT="172.30.80.0/255.255.255.0")
+    assert done.returncode == 0, done.stderr
+    on = (tmp_path / "etc" / "manager.conf").read_text()
+    assert "enabled = yes" in on and "port = 5038" in on and "bindaddr = 127.0.0.1" in on
+    assert "secret = s3cret" in on and "permit = 172.30.80.0/255.255.255.0" in on
+    assert "\nread =\n" in on and "\nwrite = system\n" in on and "deny = 0.0.0.0/0.0.0.0" in on
+    (tmp_path / "etc" / "manager.conf").unlink()
+    refused = _seed(tmp_path, ARI_PASSWORD="p", AMI_SECRET="two words")
+    assert refused.returncode != 0 and "AMI_SECRET" in refused.stderr
+
+
 def test_asterisk_defaults_refuse_placeholder_and_missing_password(tmp_path: Path) -> None:
     if not (ROOT / "config" / "asterisk" / "ari.conf").exists():
         pytest.skip("no ari.conf template yet")
@@ -432,7 +451,10 @@ def test_docker_compose_config(tmp_path: Path) -> None:
     resolved = json.loads(done.stdout)
     env = resolved["services"]["warmline"]["environment"]
     assert env["WARMLINE_DATABASE_URL"] == "postgresql+psycopg://warmline:0123abcd@postgres:5432/warmline"
-    assert json.loads(env["WARMLINE_ASTERISK_NODES"])[0]["ari_password"] == "0123abcd"
+    [node] = json.loads(env["WARMLINE_ASTERISK_NODES"])
+    assert node["ari_password"] == "0123abcd"
+    assert (node["ami_host"], node["ami_port"], node["ami_secret"]) == ("asterisk", 5038, "0123abcd")
+    assert resolved["services"]["asterisk"]["environment"]["AMI_SECRET"] == "0123abcd"
 
     # Without docker/.env the stack refuses to start and names what is missing.
     (work / ".env").write_text("")

@@ -21,7 +21,8 @@ def test_every_slot_number_is_used_once_and_below_the_ephemeral_range() -> None:
     for name in LAB_SLOTS:
         ports = lab_ports(name)
         assert ports.all().stop <= EPHEMERAL_START, name
-        assert {ports.sip, ports.ari, ports.rtp_start, ports.rtp_end} <= set(ports.all())
+        assert {ports.ami, ports.sip, ports.ari, ports.rtp_start, ports.rtp_end} <= set(ports.all())
+        assert ports.ami not in range(ports.rtp_start, ports.rtp_end + 1), name
 
 
 def test_no_slot_takes_a_port_of_the_default_lab() -> None:

@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -30,17 +31,29 @@ from agents.handover import (
 )
 from agents.handover.nailed import NailedAgents, NailedDeps
 from agents.routing import set_state
+from agents.handover.nailed_recording import MIXMON_VAR, MixMonitorRecording
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
+from core.ami import AmiClient
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
+from recordings.capture import RecordingFacts, SideTiming, StereoCapture
 from recordings.models import CallRecording
 from recordings.service import open_recording
+from tests.fakes.ami import FakeAmi
 from tests.fakes.ari import Callee, FakeAsterisk
 from tests.fakes.clock import run_virtual
-from tests.utils.agents import FakeNode, available, endpoint_of, fake_node, make_agents, write_ari_recordings
+from tests.utils.agents import (
+    FakeNode,
+    available,
+    endpoint_of,
+    fake_node,
+    make_agents,
+    write_ari_recordings,
+    write_mixmonitor_files,
+)
 from tests.utils.waiting import until
 
 CUSTOMER = "Local/8613800138000@lab-pstn"
@@ -61,6 +74,7 @@ class World:
     handover: Handover
     db: Database
     published: list[CallEvent]
+    ami: FakeAmi | None = None
 
     @property
     def asterisk(self) -> FakeAsterisk:
@@ -98,19 +112,31 @@ def set_agent(db: Database, agent: str, state: str) -> None:
 
 
 @asynccontextmanager
-async def world(settings: Settings, db: Database, callees: dict[str, Callee]) -> AsyncIterator[World]:
+async def world(
+    settings: Settings, db: Database, callees: dict[str, Callee], *, ami: bool = False
+) -> AsyncIterator[World]:
+    """``ami``: the node has a manager interface too (a `FakeAmi` on loopback, writing MixMonitor's
+    files), so nailed calls are recorded by MixMonitor."""
     published: list[CallEvent] = []
 
     async def publish(event: CallEvent) -> bool:
         published.append(event)
         return True
 
-    async with fake_node(settings, db, callees) as node:
+    async with AsyncExitStack() as stack:
+        node = await stack.enter_async_context(fake_node(settings, db, callees))
         node.asterisk.on_record = write_ari_recordings(settings)
-        nailed = NailedAgents(NailedDeps(node.ari, node.dispatcher, db, settings, publish=publish))
+        fake_ami, client = None, None
+        if ami:
+            fake_ami = FakeAmi(asterisk=node.asterisk, on_mixmonitor=write_mixmonitor_files(settings))
+            await stack.enter_async_context(fake_ami.running())
+            client = AmiClient("127.0.0.1", fake_ami.port, fake_ami.username, fake_ami.secret)
+        nailed = NailedAgents(
+            NailedDeps(node.ari, node.dispatcher, db, settings, publish=publish, ami=client)
+        )
         deps = HandoverDeps(node.ari, node.dispatcher, db, settings, queues=SkillQueues(), nailed=nailed)
         try:
-            yield World(node, nailed, Handover(deps), db, published)
+            yield World(node, nailed, Handover(deps), db, published, fake_ami)
         finally:
             await nailed.close()
 
@@ -121,10 +147,15 @@ def settings(tmp_path: Path, db: Database) -> Settings:
 
 
 def scenario(
-    settings: Settings, db: Database, callees: dict[str, Callee], body: Callable[[World], Awaitable[Any]]
+    settings: Settings,
+    db: Database,
+    callees: dict[str, Callee],
+    body: Callable[[World], Awaitable[Any]],
+    *,
+    ami: bool = False,
 ) -> Any:
     async def main() -> Any:
-        async with world(settings, db, callees) as w:
+        async with world(settings, db, callees, ami=ami) as w:
             return await body(w)
 
     return run_virtual(main())
@@ -445,6 +476,99 @@ def test_a_snoop_that_never_enters_the_app_is_given_up(settings: Settings, db: D
     assert not list(settings.recordings_dir.resolve().rglob("*.*"))
 
 
+# ---------------------------------------------------------------- ... by MixMonitor over AMI
+
+
+def test_a_nailed_call_is_recorded_by_mixmonitor_on_the_callee_over_ami(
+    settings: Settings, db: Database
+) -> None:
+    """With AMI, MixMonitor on the callee's channel: r() what the callee says (right), t() what
+    they are sent, the agent (left); its id named in a channel variable, stopped at the end; no
+    snoop. The stereo file is the callee's bridged span, registered as a rung call's."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, HandoverResult]:
+        await w.nail("mei")
+        cid = w.customer(hangup_after=20)
+        return w, cid, await w.connect(cid)
+
+    w, cid, result = scenario(settings, db, {"mei": ANSWERS}, body, ami=True)
+    assert w.ami is not None
+    assert result.outcome == "connected" and result.recording_id is not None
+    assert result.recording_via == "mixmonitor"
+    assert not w.asterisk.calls("snoop") and not w.asterisk.calls("record_channel"), "no snoop"
+    assert w.ami.names() == ["Login", "MixMonitor", "StopMixMonitor", "Logoff"]
+    start, stop = w.ami.actions[1], w.ami.actions[2]
+    assert start["Channel"] == cid and "File" not in start, "the two sides only, no mixed file"
+    [monitor] = w.ami.monitors.values()
+    assert monitor.read_file and monitor.write_file
+    assert monitor.read_file.removesuffix("-customer.wav") == monitor.write_file.removesuffix("-agent.wav")
+    assert start["Options"].endswith(f"i({MIXMON_VAR})")
+    assert (stop["Channel"], stop["MixMonitorID"]) == (cid, monitor.monitor_id)
+    assert not monitor.running, "gone with the callee"
+    row, audio = stereo_of(settings, db, result.recording_id)
+    assert (tone_hz(audio[:, 0]), tone_hz(audio[:, 1])) == (700, 300), "agent left, callee right"
+    assert audio.shape[0] == 8000, "both files begin together: one second, as written"
+    assert (row.agent, row.campaign, row.attempt_id) == ("mei", "flu-2026", "att-7")
+    assert row.source == "agent-bridge" and row.channels == 2 and row.encrypted
+    assert [p.name for p in settings.recordings_dir.resolve().rglob("*.*")] == [result.recording_path.name]
+
+
+def test_a_callee_handed_on_has_their_mixmonitor_stopped_by_its_id(settings: Settings, db: Database) -> None:
+    """The callee leaves the agent's bridge alive (a blind transfer): StopMixMonitor names their
+    channel and this MixMonitor's id, and Asterisk stops it."""
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    available(db, "mei", "lin")
+
+    async def body(w: World) -> tuple[World, HandoverResult]:
+        await w.nail("mei")
+        cid = w.customer()
+        call = asyncio.create_task(w.connect(cid))
+        await until(lambda: w.nailed.legs["mei"].callee == cid, what="the callee with mei")
+        ask(db, "blind")
+        await until(lambda: the_transfer(db).state == "completed", what="handed to lin")
+        later(5, lambda: w.asterisk.hangup_by_callee(cid))
+        return w, await call
+
+    w, _result = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body, ami=True)
+    assert w.ami is not None
+    stops = [a for a in w.ami.actions if a.get("Action") == "StopMixMonitor"]
+    mei_monitor = next(iter(w.ami.monitors.values()))
+    assert stops and stops[0]["MixMonitorID"] == mei_monitor.monitor_id
+    assert not mei_monitor.running
+    with db.session() as s:
+        mine = s.scalar(select(CallRecording).where(CallRecording.agent == "mei"))
+        assert mine is not None, "mei's part of the call recorded"
+
+
+@pytest.mark.parametrize("trouble", ["refused", "down"])
+def test_when_ami_fails_the_call_is_recorded_by_snoops_instead(
+    trouble: str, settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    """MixMonitor refused, or AMI not there: the snoops record the call as before, and the result
+    (the attempt's detail) says so; no MixMonitor file is left behind."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, HandoverResult]:
+        assert w.ami is not None
+        await w.nail("mei")
+        if trouble == "refused":
+            w.ami.refuse("MixMonitor", "Could not start monitoring channel")
+        else:
+            await w.ami.stop()
+        return w, await w.connect(w.customer(hangup_after=10))
+
+    w, result = scenario(settings, db, {"mei": ANSWERS}, body, ami=True)
+    assert result.recording_via == "snoop" and result.recording_id is not None
+    assert len(w.asterisk.calls("snoop")) == 2
+    _row, audio = stereo_of(settings, db, result.recording_id)
+    assert (tone_hz(audio[:, 0]), tone_hz(audio[:, 1])) == (700, 300)
+    assert "by snoops instead" in caplog.text
+    assert w.ami is not None and not w.ami.monitors
+
+
 def the_transfer(db: Database) -> Transfer:
     with db.session() as s:
         row = s.scalar(select(Transfer).order_by(Transfer.requested_at.desc()))
@@ -594,3 +718,26 @@ def test_a_nailed_agent_blind_transfers_to_a_queue_goes_home_and_another_agent_t
     assert seen["lin_after"] == ("wrap_up", "call_ended") and seen["lin_nailed"], "lin wraps up, still nailed"
     assert seen["leg"] not in seen["legs_hung_up"], "mei's leg is never hung up"
     assert (seen["second"].agent, seen["second_in"]) == ("mei", [seen["home"]]), "the next callee to mei"
+def test_mixmonitor_files_are_placed_where_the_mixmonitor_began_in_the_span(tmp_path: Path) -> None:
+    """Both files begin together at the MixMonitor's start (its ChannelVarset) within the callee's
+    bridged span; with the start unknown, at 0 (the merge puts them to end with the span); with
+    the span's start unknown, no placement (the merge aligns their ends)."""
+    entered = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
+    capture = StereoCapture.plan(tmp_path, now=entered)
+    recording = MixMonitorRecording(None, None, capture, RecordingFacts(), "cust-1", "0x1")  # type: ignore[arg-type]
+    began, left = entered + timedelta(milliseconds=12), entered + timedelta(seconds=30)
+    assert recording.timing(entered, left, began) == SideTiming(0.012, 0.012, 30.0)
+    assert recording.timing(entered, left, None) == SideTiming(0.0, 0.0, 30.0)
+    assert recording.timing(entered, None, began) == SideTiming(0.012, 0.012, None)
+    assert recording.timing(None, left, began) is None
+
+
+def test_without_its_channelvarset_a_mixmonitor_is_placed_by_our_clock(tmp_path: Path) -> None:
+    """An Asterisk told not to send ChannelVarset (core.ari_events.UNUSED_EVENTS): the time from
+    the bridge's answer to MixMonitor's reply stands in for its start."""
+    entered = datetime(2026, 12, 3, 16, 0, tzinfo=UTC)
+    capture = StereoCapture.plan(tmp_path, now=entered)
+    facts = RecordingFacts()
+    recording = MixMonitorRecording(None, None, capture, facts, "c", "0x1", after_bridge_s=0.04)  # type: ignore[arg-type]
+    left = entered + timedelta(seconds=30)
+    assert recording.timing(entered, left, None) == SideTiming(0.04, 0.04, 30.0)

@@ -22,6 +22,7 @@ from core.auth.models import Role, User
 from core.auth.service import create_user
 from core.db import Database, utcnow
 from core.settings import Settings
+from tests.fakes.ami import FakeMixMonitor
 from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, FakeChannel, FakeRecording
 
 AGENT_PASSWORD = "correct horse battery"
@@ -80,6 +81,25 @@ def write_ari_recordings(settings: Settings) -> Callable[[FakeRecording], None]:
         level = 0.3 + (zlib.crc32(recording.name.encode()) % 1000) / 1e5  # each call's audio its own
         t = np.arange(8000) / 8000
         sf.write(path, (level * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16), 8000, subtype="PCM_16")
+
+    return write
+
+
+def write_mixmonitor_files(settings: Settings) -> Callable[[FakeMixMonitor], None]:
+    """What MixMonitor writes for its ``r()``/``t()`` files (``FakeAmi.on_mixmonitor``) into the
+    recordings folder (the monitor folder): 1 s each, 700 Hz a ``…-agent`` file, 300 Hz any other."""
+
+    def write(monitor: FakeMixMonitor) -> None:
+        for name in (monitor.read_file, monitor.write_file):
+            if not name:
+                continue
+            path = settings.recordings_dir.resolve() / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            hz = 700 if path.stem.endswith("-agent") else 300
+            t = np.arange(8000) / 8000
+            sf.write(
+                path, (0.3 * np.sin(2 * np.pi * hz * t) * 32767).astype(np.int16), 8000, subtype="PCM_16"
+            )
 
     return write
 

@@ -42,6 +42,7 @@ from warmline.lab.tls import LabTls, ensure_lab_tls
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES_DIR = REPO_ROOT / "config" / "asterisk"
+DEFAULT_AMI_PORT = 15038
 DEFAULT_ROOTS = (Path("/var/cache/warmline/sid-root"), REPO_ROOT / ".cache" / "sid-root")
 AGENTS_FILE = "pjsip_agents.conf"
 SECURITY_LOG = "security.log"
@@ -64,6 +65,7 @@ class LabStatus(BaseModel):
     ari_user: str
     ari_password: str
     app: str
+    ami_port: int | None = None  # AMI on 127.0.0.1 (manager.conf); None: off
     sip_host: str
     sip_port: int
     sip_tls_port: int
@@ -214,6 +216,11 @@ def _ari_host_port(node: AsteriskNode) -> tuple[str, int]:
     return parts.hostname or "127.0.0.1", parts.port or 18088
 
 
+def _ami_port(node: AsteriskNode) -> int:
+    """The lab's AMI port (with no AMI port configured, AMI is off and this is only written)."""
+    return node.ami_port if node.ami_port is not None else DEFAULT_AMI_PORT
+
+
 def _sip(settings: Settings) -> tuple[str, int]:
     host = str(getattr(settings, "sip_host", "127.0.0.1"))
     port = int(getattr(settings, "sip_port", 15060))
@@ -319,6 +326,14 @@ def _context(settings: Settings, install: AsteriskInstall, paths: _Paths) -> dic
         "ari_user": node.ari_user,
         "ari_password": _ari_password(settings, node),
         "app": node.app,
+        # AMI (manager.conf): loopback only, for warmline's own MixMonitor requests; off when the
+        # node has no AMI port.
+        "ami_enabled": "yes" if node.ami_port is not None else "no",
+        "ami_host": "127.0.0.1",
+        "ami_port": _ami_port(node),
+        "ami_user": node.ami_user,
+        "ami_secret": settings.node_ami_secret(node),
+        "ami_permit": "127.0.0.1/255.255.255.255",
         "sip_bind": _bind_address(sip_host),
         "sip_port": sip_port,
         # Plain SIP never leaves the machine in the lab: agents use TLS on sip_bind.
@@ -431,6 +446,9 @@ def _check_ports(settings: Settings) -> None:
     busy = []
     if _port_busy(_bind_address(ari_host), ari_port):
         busy.append(f"ARI/HTTP {ari_port}/tcp (WARMLINE_ASTERISK_NODES)")
+    ami_port = lab_node(settings).ami_port
+    if ami_port is not None and _port_busy("127.0.0.1", ami_port):
+        busy.append(f"AMI {ami_port}/tcp (WARMLINE_ASTERISK_NODES)")
     if _udp_busy("127.0.0.1", sip_port) or _port_busy("127.0.0.1", sip_port):
         busy.append(f"SIP {sip_port} (WARMLINE_SIP_PORT)")
     if _port_busy(_bind_address(sip_host), settings.sips_port):
@@ -488,6 +506,7 @@ def _status(settings: Settings, pid: int | None, install: AsteriskInstall | None
         ari_user=node.ari_user,
         ari_password=_ari_password(settings, node),
         app=node.app,
+        ami_port=node.ami_port,
         sip_host=sip_host,
         sip_port=sip_port,
         sip_tls_port=settings.sips_port,
