@@ -47,7 +47,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from agents.handover.call import CallOrigin
 from core.ami import AmiClient, AmiError

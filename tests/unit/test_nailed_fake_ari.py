@@ -30,8 +30,8 @@ from agents.handover import (
     SkillQueues,
 )
 from agents.handover.nailed import NailedAgents, NailedDeps
-from agents.routing import set_state
 from agents.handover.nailed_recording import MIXMON_VAR, MixMonitorRecording
+from agents.routing import set_state
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
@@ -718,6 +718,8 @@ def test_a_nailed_agent_blind_transfers_to_a_queue_goes_home_and_another_agent_t
     assert seen["lin_after"] == ("wrap_up", "call_ended") and seen["lin_nailed"], "lin wraps up, still nailed"
     assert seen["leg"] not in seen["legs_hung_up"], "mei's leg is never hung up"
     assert (seen["second"].agent, seen["second_in"]) == ("mei", [seen["home"]]), "the next callee to mei"
+
+
 def test_mixmonitor_files_are_placed_where_the_mixmonitor_began_in_the_span(tmp_path: Path) -> None:
     """Both files begin together at the MixMonitor's start (its ChannelVarset) within the callee's
     bridged span; with the start unknown, at 0 (the merge puts them to end with the span); with
