@@ -18,8 +18,8 @@ the earlier runs had no abandoned callee and no apology to time. What abandons a
 a real floor is an agent who leaves while the call the dialer started for them is being picked
 up. So one agent (AWAY) steps away -- a break through the API, as the desk's break key sends it
 -- at such a moment: they are free, the other three are on calls, and a callee of the campaign
-has just answered (the ledger's `answered`, AMD still listening) that was dialled after AWAY went
-free: the call dialled for the one who leaves. They come back BREAK_S later. If AMD says the callee
+dialled after AWAY went free is ringing or has just answered (the ledger's `dialing`, or
+`answered` with AMD still listening): the call dialled for the one who leaves. They come back BREAK_S later. If AMD says the callee
 is a person, nobody is free within the grace and the callee hears the apology; a machine, an
 early hang-up or another agent coming free in time abandon nobody, and the agent steps away
 again at the next such moment, until ABANDONS callees were abandoned (within the cap: 3 + 3 of
@@ -54,7 +54,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 
 from agents.states import current_state
 from core.auth.models import Role
@@ -211,16 +211,23 @@ def states(db: Database) -> dict[str, tuple[str, datetime] | None]:
 
 
 def picking_up(db: Database, campaign_id: int, dialled_since: datetime) -> int:
-    """Callees of the campaign dialled since `dialled_since` who answered less than PICKING_UP_S
-    ago: AMD is still listening (the ledger has the answer within a pass, 0.2 s; the verdict
-    only when the call ends)."""
+    """Callees of the campaign dialled since `dialled_since` still ringing, or who answered less
+    than PICKING_UP_S ago: AMD is still listening (the ledger has the progress within a pass,
+    0.2 s; the verdict only when the call ends). Ringing counts too: with the agents' lines kept
+    up between calls (RTP both ways), a moment with the others all busy and an answer in the
+    last 1.5 s did not come in a whole run."""
     with db.session() as s:
         found = s.scalar(
             select(func.count(Attempt.id)).where(
                 Attempt.campaign_id == campaign_id,
-                Attempt.state == AttemptState.answered,
                 Attempt.created_at >= dialled_since,
-                Attempt.answered_at >= utcnow() - timedelta(seconds=PICKING_UP_S),
+                or_(
+                    Attempt.state == AttemptState.dialing,
+                    and_(
+                        Attempt.state == AttemptState.answered,
+                        Attempt.answered_at >= utcnow() - timedelta(seconds=PICKING_UP_S),
+                    ),
+                ),
             )
         )
         return int(found or 0)
