@@ -19,7 +19,8 @@ a real floor is an agent who leaves while the call the dialer started for them i
 up. So one agent (AWAY) steps away -- a break through the API, as the desk's break key sends it
 -- at such a moment: they are free, the other three are on calls, and a callee of the campaign
 dialled after AWAY went free is ringing or has just answered (the ledger's `dialing`, or
-`answered` with AMD still listening): the call dialled for the one who leaves. They come back BREAK_S later. If AMD says the callee
+`answered` with AMD still listening): the call dialled for the one who leaves. They come back
+BREAK_S later. If AMD says the callee
 is a person, nobody is free within the grace and the callee hears the apology; a machine, an
 early hang-up or another agent coming free in time abandon nobody, and the agent steps away
 again at the next such moment, until ABANDONS callees were abandoned (within the cap: 3 + 3 of
