@@ -409,13 +409,15 @@ class Conversation:
         self.active = party
         if party.agent is not None:
             self.holders.append(party.agent)
-        await self._mark(pending.id, state="completed", result="answered", to_agent=party.agent,
-                         answered=pending.state == "ringing", ended=True)  # fmt: skip
+        # The call is the colleague's before the transfer says it is done: whoever reads a
+        # completed transfer finds its call with its new agent (a lab run read between the two).
         if party.agent is not None and self.hooks.on_agent is not None:
             try:
                 await self.hooks.on_agent(party.agent)
             except Exception:
                 log.exception("noting agent %s on call %s failed", party.agent, self.call_ref)
+        await self._mark(pending.id, state="completed", result="answered", to_agent=party.agent,
+                         answered=pending.state == "ringing", ended=True)  # fmt: skip
 
     async def _target_left(
         self, pending: _Pending, cause: int | None, result: str | None = None
@@ -538,11 +540,11 @@ class Conversation:
         self, skill: str | None, xfer: str | None, passed_on: frozenset[str] = frozenset()
     ) -> Ended:
         async def took(agent: str) -> None:
+            if self.hooks.on_agent is not None:  # the call is theirs before the transfer is done
+                await self.hooks.on_agent(agent)
             if xfer is not None:
                 await self._mark(xfer, state="completed", result="answered", to_agent=agent,
                                  answered=True, ended=True)  # fmt: skip
-            if self.hooks.on_agent is not None:
-                await self.hooks.on_agent(agent)
 
         assert self.hooks.requeue is not None
         await self._unhold_caller()  # the queue plays its own music
