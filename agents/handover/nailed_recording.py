@@ -121,6 +121,20 @@ async def start_recording(deps: RecordingDeps, callee: str, facts: RecordingFact
     return await SnoopRecording.start(deps, callee, facts)
 
 
+async def finish_capture(
+    deps: RecordingDeps, capture: StereoCapture, facts: RecordingFacts, timing: SideTiming | None
+) -> str | None:
+    """Merge a nailed call's two files to stereo and register them (MixMonitor's or the snoops'
+    alike); the recording's id, or None when that failed (logged: the call is over either way)."""
+    try:
+        return await capture.finish(
+            deps.db, deps.settings, facts, ended_at=deps.now(), mixed=False, timing=timing
+        )
+    except Exception:
+        log.exception("recording %s of %s's nailed call could not be finished", capture.rec_id, facts.agent)
+        return None
+
+
 @dataclass
 class MixMonitorRecording:
     """One nailed call's recording by MixMonitor on the callee's channel, started over AMI."""
@@ -181,23 +195,7 @@ class MixMonitorRecording:
         """Stop the MixMonitor (gone already when the callee hung up), merge its two files to
         stereo and register them; the recording's id (None when nothing was written, logged)."""
         await self._stop_monitor()
-        deps = self.deps
-        try:
-            return await self.capture.finish(
-                deps.db,
-                deps.settings,
-                self.facts,
-                ended_at=deps.now(),
-                mixed=False,
-                timing=self.timing(entered, left, began),
-            )
-        except Exception:
-            log.exception(
-                "recording %s of %s's nailed call could not be finished",
-                self.capture.rec_id,
-                self.facts.agent,
-            )
-            return None
+        return await finish_capture(self.deps, self.capture, self.facts, self.timing(entered, left, began))
 
     async def discard(self) -> None:
         """The call never started: no files, no row."""
@@ -290,23 +288,7 @@ class SnoopRecording:
         that span, each side placed where its recording started (``began``, a MixMonitor's
         start, is not theirs: each snoop's RecordingStarted is)."""
         await self._hang_up()
-        deps = self.deps
-        try:
-            return await self.capture.finish(
-                deps.db,
-                deps.settings,
-                self.facts,
-                ended_at=deps.now(),
-                mixed=False,
-                timing=self.timing(entered, left),
-            )
-        except Exception:
-            log.exception(
-                "recording %s of %s's nailed call could not be finished",
-                self.capture.rec_id,
-                self.facts.agent,
-            )
-            return None
+        return await finish_capture(self.deps, self.capture, self.facts, self.timing(entered, left))
 
     async def discard(self) -> None:
         """The call never started: no files, no row."""
