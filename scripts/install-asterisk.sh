@@ -61,6 +61,13 @@ report_root() {
 
 root_ready() { [ -x "$1/usr/sbin/asterisk" ]; }
 
+# One build at a time: `make demo` and `make test` started together would otherwise both debootstrap
+# into the same DIR.tmp and one would delete the other's half-built root. The second waits, then
+# finds the root ready.
+mkdir -p "$(dirname "$ROOT")"
+exec 9>"$ROOT.lock"
+flock 9
+
 # 1. an existing root (without WARMLINE_ASTERISK_ROOT, either default place will do)
 CANDIDATES=("$ROOT")
 [ -z "${WARMLINE_ASTERISK_ROOT:-}" ] && CANDIDATES+=(/var/cache/warmline/sid-root "$(pwd)/.cache/sid-root")
