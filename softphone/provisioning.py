@@ -65,6 +65,11 @@ class ServerClient:
     async def _call(self, method: str, path: str, *, headers: dict[str, str] | None = None, **kw: Any) -> Any:
         try:
             resp = await self._http.request(method, path, headers={**self._auth(), **(headers or {})}, **kw)
+        except httpx.TimeoutException as exc:
+            # httpx's timeouts carry no text: say what happened rather than "cannot reach: ".
+            raise ProvisioningError(
+                _("the server at {url} did not answer in time ({path})", url=self.base_url, path=path)
+            ) from exc
         except httpx.HTTPError as exc:
             raise ProvisioningError(
                 _("cannot reach the server at {url}: {error}", url=self.base_url, error=exc)

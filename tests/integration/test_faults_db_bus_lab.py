@@ -190,7 +190,7 @@ def bus_settled(var_dir: Path, since: datetime) -> bool:
     return fresh and (state.get("bus") or {}).get("ok") is True and outbox.get("pending") == 0
 
 
-def verdict(db: Database, settings: Settings, live_at_fault: set[str]) -> dict[str, int]:
+def verdict(db: Database, settings: Settings, live_at_fault: set[str]) -> dict[str, Any]:
     """The ledger after the fault: what was lost, doubled, left open, cut."""
     with db.session() as session:
         contacts = list(session.scalars(select(Contact)))
@@ -207,26 +207,31 @@ def verdict(db: Database, settings: Settings, live_at_fault: set[str]) -> dict[s
         1 for c in contacts if c.attempts != per_contact.get(c.id, 0)
     )
     unclosed = sum(1 for a in attempts if a.state in LIVE or not a.outcome)
-    cut = sum(
-        1
+    cut = [
+        {"id": a.id, "outcome": a.outcome, "detail": a.detail}
         for a in attempts
         if a.id in live_at_fault and (a.outcome == "interrupted" or "error" in (a.detail or {}))
-    )
+    ]
     stray = len({a.id for a in attempts} & channels(settings))
     return {
         "contacts": len(contacts),
         "lost": lost,
         "doubled": doubled,
         "unclosed": unclosed,
-        "cut": cut,
+        "cut": len(cut),
+        "cut_attempts": cut,
         "stray": stray,
         "live_at_fault": len(live_at_fault),
     }
 
 
 def check(figures: dict[str, Any], log: Path) -> None:
-    print("FIGURES " + json.dumps(figures, sort_keys=True))
-    tail = log.read_text(errors="replace")[-3000:]
+    print("FIGURES " + json.dumps(figures, sort_keys=True, default=str))
+    text = log.read_text(errors="replace")
+    # On failure, the dialer's lines about the calls it cut (or its last lines), not just its end.
+    cut_ids = [a["id"] for a in figures["cut_attempts"]]
+    about = [line for line in text.splitlines() if any(i in line for i in cut_ids)]
+    tail = "\n".join(about[-40:]) if about else text[-3000:]
     assert figures["contacts"] == len(DIGITS)
     for key in ("lost", "doubled", "unclosed", "cut", "stray"):
         assert figures[key] == 0, (key, figures, tail)
