@@ -30,7 +30,6 @@ from dialer.pacing.model import DialResult
 from dialer.pacing.predictive import PredictivePacer, PredictiveSettings
 from dialer.pacing.simulator import Result, Simulation, Staffing, Traffic
 from dialer.pacing.simulator.run import State, _Run
-from dialer.pacing.simulator.traffic import callee
 
 pytestmark = pytest.mark.bench
 
@@ -66,8 +65,7 @@ class Oracle(PredictivePacer):
         if not self.knows_calls or self.run is None:
             return super().calls_live_by(s, taus, p_live)
         live_at = []
-        for key, started in self.run.ringing.items():
-            c = callee(SIM.traffic, SIM.seed, key, started)
+        for started, c in self.run.ringing.values():
             live_at.append(started + c.resolve_after_s if c.result is DialResult.live else math.inf)
         at = np.asarray(live_at, dtype=np.float64)
         return np.asarray(at[:, None] <= s.now + taus[None, :], dtype=np.float64)
