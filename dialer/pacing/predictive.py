@@ -12,6 +12,9 @@ progressive while each added call costs few expected abandons:
   call with P(it turns live by tau | still unresolved at its age), and the new calls themselves
   with P(live) x P(answered within tau). The live rate used is an upper bound (Wilson, 90%), so a
   rising answer rate is met with caution before the estimate has caught up.
+- When the engine tells them apart (`PacingSnapshot.calls_answered`), a call AMD is analysing
+  (answered, no verdict yet) counts with P(live by tau | answered b seconds ago), one still
+  ringing with P(live by tau | not answered at its age) (`estimators.AnswerSignals`).
 - The shortage (demand - supply) at each tau is treated as normal (sums of independent
   Bernoullis). At least max over tau of E[shortage+] callers find no agent; the pacer adds the
   n-th call while it raises that by at most `alpha` per live answer it brings.
