@@ -140,7 +140,7 @@ class AnswerSignals:
     A ringing call that has not been answered after `a` seconds is less likely to turn live soon
     than the average unresolved call (the ones answered are the ones about to); one answered `b`
     seconds ago, with AMD still analysing, is live with P(a person | answered and no verdict for
-    b seconds), more than half the time at the start of the analysis in a typical list. Both are
+    b seconds) -- about 6 times in 10 at the start of the analysis in the simulator's list. Both are
     Bayes over the sample: live dials and the others apart, weighted by the live rate `p_live`
     the pacer believes (its upper bound), so a drifting rate moves them as it moves the rest.
     """
