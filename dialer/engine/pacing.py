@@ -10,7 +10,8 @@ Each pass, for a paced campaign, the worker
    ``NOTSURE`` -- and abandoned ones ended in the campaign's window, and those that will still be in
    it `guard_horizon_s` from now);
 2. adds what only it knows (`PaceTrack`): its calls claimed and not yet resolved (ringing, AMD
-   included), live answers waiting inside the grace for an agent, what ended since the last pass
+   included; those answered and in AMD's analysis marked with the time since the answer), live
+   answers waiting inside the grace for an agent, what ended since the last pass
    (dials with their result and time, talk and wrap-up durations from the agents' transitions),
    and inbound callers waiting in the hand-over's queues for the campaign's (blended) agents;
 3. asks the pacer, and starts at most that many calls (channels and calls per second still apply).
@@ -170,6 +171,7 @@ class PaceTrack:
         self.config = pacing_config(spec)
         self.pacer = new_pacer(spec)
         self.ringing: dict[str, float] = {}  # attempt -> when it was claimed (monotonic)
+        self.answered_at: dict[str, float] = {}  # ringing attempts answered, AMD analysing -> when
         self.waiting: dict[str, float] = {}  # live answers inside the grace -> since
         self._observations: list[Observation] = []
         self._agents: dict[str, AgentNow] = {}
@@ -189,11 +191,19 @@ class PaceTrack:
         self.ringing[attempt_id] = at
         self.dials += 1
 
+    def answered(self, attempt_id: str, at: float) -> None:
+        """The callee answered; AMD is analysing. Still unresolved (ringing, for the cap), but
+        the pacer counts it apart: likelier than a ringing call to need an agent, and soon."""
+        if attempt_id in self.ringing:
+            self.answered_at.setdefault(attempt_id, at)
+
     def resolved(self, attempt_id: str, at: float, result: DialResult) -> None:
         started = self.ringing.pop(attempt_id, None)
+        answered = self.answered_at.pop(attempt_id, None)
         if started is None:
             return
-        self._observations.append(DialResolved(max(0.0, at - started), result))
+        answered_after = None if answered is None else max(0.0, answered - started)
+        self._observations.append(DialResolved(max(0.0, at - started), result, answered_after))
         if result is DialResult.live:
             self.waiting[attempt_id] = at
 
@@ -209,6 +219,7 @@ class PaceTrack:
 
     def forget(self, attempt_id: str) -> None:
         """Nothing was dialled (Asterisk unreachable): as if never claimed."""
+        self.answered_at.pop(attempt_id, None)
         if self.ringing.pop(attempt_id, None) is not None:
             self.dials -= 1
         self.waiting.pop(attempt_id, None)
@@ -276,12 +287,17 @@ class PaceTrack:
             agents_busy=tuple(busy),
             agents_paused=paused,
             calls_ringing=tuple(max(0.0, at - t) for t in self.ringing.values()),
+            calls_answered=tuple(self._since_answer(a, at) for a in self.ringing),
             calls_waiting=len(self.waiting),
             inbound_waiting=inbound_waiting,
             observations=observations,
             abandon=facts.abandon,
             time_of_day_s=local.hour * 3600 + local.minute * 60 + local.second,
         )
+
+    def _since_answer(self, attempt_id: str, at: float) -> float | None:
+        answered = self.answered_at.get(attempt_id)
+        return None if answered is None else max(0.0, at - answered)
 
     def decide(self, at: float, facts: Facts, inbound_waiting: int, spoken_for: int = 0) -> PacingDecision:
         s = self.snapshot(at, facts, inbound_waiting, spoken_for)

@@ -761,6 +761,8 @@ class DialerWorker:
                     else DialResult.live
                 )
                 pace.resolved(c.attempt_id, self.monotonic(), result)
+            elif pace is not None and kind == "answered":
+                pace.answered(c.attempt_id, self.monotonic())
             elif pace is not None and kind == "agent":
                 pace.agent_took(c.attempt_id)
             # The ledger's notes run beside the call, never in its way (a slow database must not

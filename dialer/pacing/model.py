@@ -53,10 +53,13 @@ class BusyAgent:
 
 @dataclass(frozen=True)
 class DialResolved:
-    """A dial the pacer counted as ringing has ended: `after_s` from its start to the result."""
+    """A dial the pacer counted as ringing has ended: `after_s` from its start to the result;
+    `answered_after_s` from its start to the callee's answer (AMD starts there), None if it was
+    never answered or the engine cannot tell."""
 
     after_s: float
     result: DialResult
+    answered_after_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -108,11 +111,18 @@ class PacingSnapshot:
     agents_busy: tuple[BusyAgent, ...] = ()
     agents_paused: int = 0  # logged in but on a break
     calls_ringing: tuple[float, ...] = ()  # seconds since each unresolved outbound call started
+    # For each call of `calls_ringing`, in the same order: seconds since it was answered (AMD is
+    # analysing it), None while it rings. Empty: the engine does not tell answers apart.
+    calls_answered: tuple[float | None, ...] = ()
     calls_waiting: int = 0  # live answers waiting for an agent (inside the grace)
     inbound_waiting: int = 0  # inbound callers waiting for these (blended) agents: served first
     observations: tuple[Observation, ...] = ()  # what ended since the previous snapshot
     abandon: tuple[AbandonWindow, ...] = ()
     time_of_day_s: float | None = None  # seconds since local midnight (ADAPT_TAPERED's clock)
+
+    def __post_init__(self) -> None:
+        if self.calls_answered and len(self.calls_answered) != len(self.calls_ringing):
+            raise ValueError("calls_answered must name every ringing call, or be empty")
 
     @property
     def agents_logged_in(self) -> int:

@@ -12,6 +12,9 @@ progressive while each added call costs few expected abandons:
   call with P(it turns live by tau | still unresolved at its age), and the new calls themselves
   with P(live) x P(answered within tau). The live rate used is an upper bound (Wilson, 90%), so a
   rising answer rate is met with caution before the estimate has caught up.
+- When the engine tells them apart (`PacingSnapshot.calls_answered`), a call AMD is analysing
+  (answered, no verdict yet) counts with P(live by tau | answered b seconds ago), one still
+  ringing with P(live by tau | not answered at its age) (`estimators.AnswerSignals`).
 - The shortage (demand - supply) at each tau is treated as normal (sums of independent
   Bernoullis). At least max over tau of E[shortage+] callers find no agent; the pacer adds the
   n-th call while it raises that by at most `alpha` per live answer it brings.
@@ -30,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dialer.pacing.estimators import AnswerRate, Durations, ResolutionTimes
+from dialer.pacing.estimators import AnswerRate, AnswerSignals, Durations, ResolutionTimes
 from dialer.pacing.estimators.normal import Array, normal_cdf
 from dialer.pacing.model import (
     CallerAbandoned,
@@ -61,6 +64,9 @@ class PredictiveSettings:
     duration_half_life: float = 200.0  # calls
     resolution_sample: int = 400  # dials
     upper_z: float = 1.2816  # 90% one-sided bound on the live rate
+    # Count calls AMD is analysing (answered, no verdict yet) apart from those still ringing, when
+    # the engine tells them apart (`PacingSnapshot.calls_answered`).
+    answered_signal: bool = True
 
 
 class PredictivePacer:
@@ -71,6 +77,7 @@ class PredictivePacer:
         self.settings = st = settings or PredictiveSettings()
         self.answer = AnswerRate(half_life=st.answer_half_life)
         self.times = ResolutionTimes(size=st.resolution_sample)
+        self.signals = AnswerSignals(size=st.resolution_sample)
         self.talk = Durations(prior_mean=120.0, half_life=st.duration_half_life)
         self.wrap = Durations(prior_mean=20.0, prior_cv=0.5, half_life=st.duration_half_life)
         self.returns = AnswerRate(half_life=100.0, prior=0.95, prior_weight=10.0)
@@ -83,6 +90,7 @@ class PredictivePacer:
                 live = o.result is DialResult.live
                 self.answer.record(live)
                 self.times.record(o.after_s, live)
+                self.signals.record(o.after_s, live, o.answered_after_s)
             elif isinstance(o, TalkEnded):
                 self.talk.record(o.duration_s)
             elif isinstance(o, WrapEnded):
@@ -171,6 +179,22 @@ class PredictivePacer:
         return np.asarray(self.returns.rate * both, dtype=np.float64)
 
     def calls_live_by(self, s: PacingSnapshot, taus: Array, p_live: float) -> Array:
-        """P(each ringing call turns live within each tau): calls x K."""
+        """P(each ringing call turns live within each tau): calls x K. A call AMD is analysing is
+        judged by how long ago it was answered, one still ringing as one not answered yet, when
+        the engine tells them apart and enough answered dials have been seen."""
         ages = np.asarray(s.calls_ringing, dtype=np.float64)
-        return self.times.live_within_array(ages[:, None], taus[None, :], p_live)
+        if not self._tells_answers(s):
+            return self.times.live_within_array(ages[:, None], taus[None, :], p_live)
+        since = np.asarray([-1.0 if b is None else b for b in s.calls_answered], dtype=np.float64)
+        analysing = since >= 0
+        out = np.empty((len(ages), len(taus)), dtype=np.float64)
+        out[~analysing] = self.signals.ringing_live_within(ages[~analysing, None], taus[None, :], p_live)
+        out[analysing] = self.signals.analysing_live_within(since[analysing, None], taus[None, :], p_live)
+        return out
+
+    def _tells_answers(self, s: PacingSnapshot) -> bool:
+        return (
+            self.settings.answered_signal
+            and bool(s.calls_answered)
+            and self.signals.answered_count >= self.settings.warmup_live
+        )

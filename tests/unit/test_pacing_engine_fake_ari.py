@@ -251,6 +251,38 @@ def test_the_engine_starts_what_the_pacer_says_and_feeds_it_agents_and_calls(
     assert pacing[0].calls == 2 and pacing[0].reason_text.startswith("预测式："), "zh-CN by default"
 
 
+def test_a_call_answered_while_amd_analyses_it_is_marked_for_the_pacer(
+    tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine knows a callee answered before AMD's verdict: each ringing call is marked with
+    the seconds since its answer (None while it still rings), and its resolution says when it was
+    answered, so the pacer learns P(a person | answered, no verdict yet)."""
+    make_agents(db, {"lin": []})
+    available(db, "lin")
+    make_campaign(db, "predictive", contacts=5)
+    stub = StubPacer([2])
+    monkeypatch.setattr(engine_pacing, "new_pacer", lambda spec: stub)
+    machine = Callee(answer_after=1.5, amd="MACHINE", amd_seconds=4.0)
+    asterisk = FakeAsterisk(default=lambda endpoint: machine)
+
+    def resolved() -> list[DialResolved]:
+        return [o for s in stub.seen for o in s.observations if isinstance(o, DialResolved)]
+
+    run_worker(settings_for(tmp_path, db), db, asterisk, lambda: len(resolved()) >= 2)
+
+    ringing = [s for s in stub.seen if s.calls_ringing]
+    assert ringing and all(len(s.calls_answered) == len(s.calls_ringing) for s in ringing)
+    assert ringing[0].calls_answered == (None, None), "still ringing at the next pass"
+    analysing = [s for s in ringing if all(b is not None for b in s.calls_answered)]
+    assert len(analysing) >= 2, "answered after 1.5 s, AMD's verdict 4 s later: several passes"
+    since = [b for s in analysing for b in s.calls_answered if b is not None]
+    assert min(since) >= 0.0 and max(since) <= 4.5
+    assert [o.result for o in resolved()] == [DialResult.machine, DialResult.machine]
+    for o in resolved():
+        assert o.answered_after_s is not None and o.answered_after_s == pytest.approx(1.5, abs=0.5)
+        assert o.after_s - o.answered_after_s == pytest.approx(4.0, abs=0.5)
+
+
 def test_inbound_callers_waiting_for_the_same_agents_are_in_the_snapshot(
     tmp_path: Path, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:

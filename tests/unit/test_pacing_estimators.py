@@ -9,7 +9,14 @@ import random
 import numpy as np
 import pytest
 
-from dialer.pacing.estimators import AbandonLedger, AnswerRate, Durations, ResolutionTimes, lognormal_params
+from dialer.pacing.estimators import (
+    AbandonLedger,
+    AnswerRate,
+    AnswerSignals,
+    Durations,
+    ResolutionTimes,
+    lognormal_params,
+)
 from dialer.pacing.estimators.normal import normal_cdf
 
 
@@ -64,6 +71,23 @@ def test_resolution_times_condition_on_a_calls_age() -> None:
     assert times.live_within(12.0, 10.0, 0.5) == 0.0
     arr = times.live_within_array(np.array([0.0, 9.0, 12.0]), np.array([7.0, 5.0, 10.0]), 0.5)
     assert arr.tolist() == pytest.approx([0.25, 0.25, 0.0])
+
+
+def test_answer_signals_tell_a_call_in_amds_analysis_from_one_still_ringing() -> None:
+    signals = AnswerSignals(size=100)
+    signals.record(6.0, True, 4.0)  # live: answered at 4 s, AMD's verdict 2 s later
+    signals.record(10.0, True, 8.0)
+    signals.record(14.0, False, 10.0)  # a machine: answered at 10 s, verdict 4 s later
+    signals.record(3.0, False, None)  # busy
+    signals.record(30.0, False, None)  # ring-outs
+    signals.record(30.0, False, None)
+    assert signals.answered_count == 3
+    # Unanswered at 5 s: the live one answered at 8 s against the machine and two ring-outs.
+    ringing = signals.ringing_live_within(np.array([5.0]), np.array([10.0]), 0.5)
+    assert ringing.tolist() == pytest.approx([0.25 / (0.25 + 0.375)])
+    # Answered 1 s ago, no verdict: live answers' verdicts come 2 s after, the machine's 4 s.
+    analysing = signals.analysing_live_within(np.array([1.0, 2.5]), np.array([2.0, 2.0]), 0.5)
+    assert analysing.tolist() == pytest.approx([0.5 / 0.625, 0.0])
 
 
 def test_resolution_times_forget_beyond_their_size() -> None:

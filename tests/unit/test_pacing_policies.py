@@ -253,3 +253,48 @@ def test_reasons_are_said_in_chinese_by_default_and_in_english() -> None:
         PacingDecision(1, "because")
     with pytest.raises(ValueError, match="abandon limit"):
         PacingConfig(abandon_limit=0.0)
+
+
+def trained_with_answers() -> PredictivePacer:
+    """400 dials whose answers the engine saw: 30% live (answered after 3-12 s, AMD's verdict 1.8 s
+    later), 25% machines (answered after 10-20 s, verdict 3.2 s later), the rest busy or ringing out."""
+    rng = random.Random(7)
+    seen: list[Observation] = []
+    for _ in range(400):
+        u = rng.random()
+        if u < 0.30:
+            answered = rng.uniform(3.0, 12.0)
+            seen.append(DialResolved(answered + 1.8, DialResult.live, answered))
+        elif u < 0.55:
+            answered = rng.uniform(10.0, 20.0)
+            seen.append(DialResolved(answered + 3.2, DialResult.machine, answered))
+        else:
+            seen.append(DialResolved(rng.choice([3.0, 30.0, 30.0]), DialResult.no_answer))
+    seen += [TalkEnded(rng.lognormvariate(4.9, 0.8)) for _ in range(100)]
+    seen += [WrapEnded(rng.uniform(25.0, 35.0), ready_again=True) for _ in range(100)]
+    pacer = PredictivePacer()
+    pacer.observe(PacingSnapshot(now=0.0, agents_free=0, observations=tuple(seen)))
+    return pacer
+
+
+def test_predictive_counts_calls_amd_is_analysing_apart_from_those_still_ringing() -> None:
+    """Four calls 8 s old: just answered (AMD analysing), they are about to need agents; still
+    ringing, they are less likely to than an average unresolved call. Not told: in between."""
+
+    def calls(answered: tuple[float | None, ...]) -> int:
+        s = PacingSnapshot(
+            now=0.0,
+            agents_free=4,
+            agents_busy=busy([26.0, 28.0, 29.0, 25.0], 12),
+            calls_ringing=(8.0,) * 4,
+            calls_answered=answered,
+            abandon=calm_windows(),
+        )
+        return trained_with_answers().decide(s).calls_to_start
+
+    analysing, untold, ringing = calls((0.3,) * 4), calls(()), calls((None,) * 4)
+    assert analysing < untold < ringing
+    late = calls((3.0,) * 4)  # no verdict 3 s after the answer: a machine, most likely
+    assert late > analysing
+    with pytest.raises(ValueError):
+        PacingSnapshot(now=0.0, agents_free=1, calls_ringing=(1.0, 2.0), calls_answered=(None,))

@@ -134,7 +134,7 @@ class _Run:
             _Agent(i, shift(sim.staffing, sim.traffic, sim.seed, i)) for i in range(sim.staffing.agents)
         ]
         self.free: deque[_Agent] = deque()
-        self.ringing: dict[int, float] = {}
+        self.ringing: dict[int, tuple[float, Callee]] = {}  # dial -> (started, callee)
         self.waiting: OrderedDict[int, Callee] = OrderedDict()
         self.seen: list[Observation] = []
         self.ledger = AbandonLedger(sim.pacing.windows_s)
@@ -225,8 +225,8 @@ class _Run:
 
     def _resolve(self, now: float, data: tuple[int, Callee]) -> None:
         key, caller = data
-        started = self.ringing.pop(key)
-        self.seen.append(DialResolved(now - started, caller.result))
+        started, _ = self.ringing.pop(key)
+        self.seen.append(DialResolved(now - started, caller.result, caller.answered_after_s))
         if caller.person and caller.result is not DialResult.live:
             self.totals.lost_to_amd += 1
         if caller.result is not DialResult.live:
@@ -252,7 +252,7 @@ class _Run:
             key = self.next_dial
             self.next_dial += 1
             caller = callee(self.sim.traffic, self.sim.seed, key, now)
-            self.ringing[key] = now
+            self.ringing[key] = (now, caller)
             self.totals.dials += 1
             self.at(now + caller.resolve_after_s, Event.resolve, (key, caller))
         if now + self.sim.tick_s <= self.end:
@@ -274,7 +274,8 @@ class _Run:
             agents_free=len(self.free),
             agents_busy=tuple(busy),
             agents_paused=paused,
-            calls_ringing=tuple(now - started for started in self.ringing.values()),
+            calls_ringing=tuple(now - started for started, _ in self.ringing.values()),
+            calls_answered=tuple(_since_answer(now, started, c) for started, c in self.ringing.values()),
             calls_waiting=len(self.waiting),
             observations=seen,
             abandon=self.ledger.windows(now, self.sim.pacing.guard_horizon_s),
@@ -298,6 +299,13 @@ class _Run:
             agent_hours=round(logged / HOUR_S, 2),
             reasons=dict(self.reasons),
         )
+
+
+def _since_answer(now: float, started: float, caller: Callee) -> float | None:
+    """Seconds since the callee answered (AMD analysing), None while the call still rings."""
+    if caller.answered_after_s is None or now < started + caller.answered_after_s:
+        return None
+    return now - started - caller.answered_after_s
 
 
 def simulate(sim: Simulation, pacer: Pacer | None = None) -> Result:
