@@ -43,7 +43,10 @@ def test_alt_w_says_and_shows_my_day(browser: Browser, settings: Settings, db: D
             expect(facts).to_contain_text("3小时/4小时（75%）")
             expect(facts).to_contain_text("本班休息已用0分钟，共30分钟")
             said(page, "休息已用0分钟，共30分钟。")
-            expect(page.locator("#day-progress")).to_have_attribute("value", "0.75")
+            # 3 of 4 hours, and whatever seconds passed since the ledger was seeded (0.751 after
+            # 15 s on a loaded machine): the bar, like the sentences, is read at the server's now.
+            progress = float(page.locator("#day-progress").get_attribute("value") or "nan")
+            assert 0.75 <= progress < 0.76, progress
             assert_accessible(page)
         finally:
             page.context.close()

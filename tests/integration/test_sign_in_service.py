@@ -7,6 +7,7 @@ tests/unit/test_sign_in_security.py: a separate process cannot share a test's cl
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -86,8 +87,15 @@ def services(db_url: str, db: Database, tmp_path: Path) -> Iterator[tuple[Servic
             svc.stop()
 
 
+# What these requests prove is the answer, not its speed: a loaded machine (load 10-20, eight
+# workers beside other jobs) took longer than httpx's 5 s default to answer one.
+TIMEOUT = 30.0
+get = functools.partial(httpx.get, timeout=TIMEOUT)
+post = functools.partial(httpx.post, timeout=TIMEOUT)
+
+
 def token(url: str, name: str, password: str, **headers: str) -> httpx.Response:
-    return httpx.post(f"{url}/api/auth/token", json={"username": name, "password": password}, headers=headers)
+    return post(f"{url}/api/auth/token", json={"username": name, "password": password}, headers=headers)
 
 
 def test_the_throttle_and_the_headers_in_the_real_service(services: tuple[Service, Service]) -> None:
@@ -102,7 +110,7 @@ def test_the_throttle_and_the_headers_in_the_real_service(services: tuple[Servic
     # Behind the (trusted) proxy on this host, which says the browser came over HTTPS.
     https = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "198.51.100.7"}
     form = {"username": "root", "password": PASSWORD}
-    signed = httpx.post(f"{b.url}/login", data=form, headers=https)
+    signed = post(f"{b.url}/login", data=form, headers=https)
     assert signed.status_code == 303
     cookies = signed.headers.get_list("set-cookie")
     assert cookies and all("secure" in c.lower() for c in cookies)
@@ -110,13 +118,13 @@ def test_the_throttle_and_the_headers_in_the_real_service(services: tuple[Servic
     assert "script-src 'self'" in signed.headers["content-security-policy"]
     assert "server" not in signed.headers, "no Server header naming the software"
 
-    anonymous = httpx.get(f"{a.url}/healthz")
+    anonymous = get(f"{a.url}/healthz")
     assert anonymous.json() == {"ok": False, "status": "degraded"}, (
         "no errors, no versions for anyone who asks"
     )
-    assert httpx.get(f"{a.url}/openapi.json").status_code == 401
-    assert httpx.get(f"{a.url}/docs").headers["location"].startswith("/login")
+    assert get(f"{a.url}/openapi.json").status_code == 401
+    assert get(f"{a.url}/docs").headers["location"].startswith("/login")
     admin = {"Authorization": "Bearer " + token(a.url, "root", PASSWORD).json()["access_token"]}
-    detail = httpx.get(f"{a.url}/healthz", headers=admin).json()
+    detail = get(f"{a.url}/healthz", headers=admin).json()
     assert detail["database"]["ok"] is True and "nowhere" in detail["asterisk"]
-    assert "/api/auth/token" in httpx.get(f"{a.url}/openapi.json", headers=admin).json()["paths"]
+    assert "/api/auth/token" in get(f"{a.url}/openapi.json", headers=admin).json()["paths"]
