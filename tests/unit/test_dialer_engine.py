@@ -17,6 +17,7 @@ from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, Contac
 from dialer.outcomes import CallFacts, Outcome
 from dialer.reconcile import reconcile
 from dialer.stats import campaign_figures
+from tests.conftest import on_database
 
 T0 = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
 
@@ -301,3 +302,20 @@ def _close_one_by_one(session: Any, c: Closing) -> Any:
         session, c.attempt_id, c.facts, c.now,
         outcome=c.outcome, digits=c.digits, detail=c.detail, escalate=c.escalate, answered_at=c.answered_at,
     )  # fmt: skip
+
+
+@on_database("postgresql")
+def test_two_claims_at_once_never_take_one_contact(db: Database) -> None:
+    """PostgreSQL: a claim locks its candidates (FOR UPDATE SKIP LOCKED); a second worker's claim
+    in a transaction open meanwhile skips them and takes others."""
+    make(db, phones=tuple(f"+86138000001{i:02d}" for i in range(20)))
+    with db.session() as a, db.session() as b:
+        first = claim(a, svc.require_campaign(a, "c1"), 3, T0, node="lab")
+        second = claim(b, svc.require_campaign(b, "c1"), 10, T0, node="other")
+    assert len(first) == 3 and len(second) == 9, "the first claim's 11 candidates stay locked to it"
+    assert not {c.contact_id for c in first} & {c.contact_id for c in second}
+    with db.session() as session:
+        rows = session.execute(select(Attempt.contact_id, Attempt.attempt_no)).all()
+        states = list(session.scalars(select(Contact.state)))
+    assert len(rows) == 12 and len({cid for cid, _ in rows}) == 12 and {n for _, n in rows} == {1}
+    assert states.count(ContactState.in_progress) == 12
