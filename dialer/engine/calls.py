@@ -1,10 +1,11 @@
 """One outbound call, from the originate to the hang-up, reduced to the facts that classify it.
 
-The call is originated into the Stasis application (so Asterisk reports every state change and
-the hang-up cause of an unanswered call); once answered it is subscribed explicitly (events keep
-coming while it runs dialplan) and sent to ``warmline-amd`` where ``AMD()`` runs and the channel
-re-enters Stasis with the verdict. Then: a machine gets the message after its beep or is retried
-(per campaign), a person gets the campaign's IVR flow, and a transfer goes to agent routing.
+The call is originated into the Stasis application, which subscribes the app to the channel for
+its whole life (so Asterisk reports every state change, the hang-up cause of an unanswered call,
+and the events while it runs dialplan: no explicit subscription is needed); once answered it is
+sent to ``warmline-amd`` where ``AMD()`` runs and the channel re-enters Stasis with the verdict.
+Then: a machine gets the message after its beep or is retried (per campaign), a person gets the
+campaign's IVR flow, and a transfer goes to agent routing.
 """
 
 from __future__ import annotations
@@ -162,7 +163,6 @@ class Call:
         self.origin = origin or CallOrigin(campaign=plan.campaign, attempt_id=attempt_id)
         self.report = CallReport()
         self._destroyed = False
-        self._subscribed = False  # to the channel's events beyond Stasis
         self.epoch = epoch  # the node's connection count: it changes when ARI reconnects
         self.number_gate = number_gate  # outside numbers an agent may transfer this call to
         self._epoch0 = epoch()
@@ -225,13 +225,9 @@ class Call:
                 self.report.originate_error = str(exc)
                 self.report.not_dialled = exc.status == 0 and exc.message.startswith("ConnectError")
                 return False
-        # Subscribed while it rings, so the answer costs one request (continue into AMD), not two:
-        # every moment between the answer and AMD is a "喂？" AMD does not hear. A channel already
-        # hung up (its hang-up is in the queue already) has nothing left to subscribe to.
-        if not self._hung_up():
-            with contextlib.suppress(AriError):
-                await self._subscribe_channel()
-                self._subscribed = True
+        # No subscription of our own: the originate into the app subscribed it to the channel until
+        # the channel is gone (resource_channels.c; res_stasis counts subscriptions, so leaving
+        # Stasis for AMD keeps it), and the answer costs one request (continue into AMD).
         await self.notify("originated", {})
         return True
 
@@ -265,7 +261,13 @@ class Call:
         if up and dialplan.get("app_name") == "Stasis":
             self.report.interrupted = True
             await self._hangup()
-        elif up:
+        elif not up:
+            # Whether Asterisk still holds the originate's subscription for the app after this
+            # process went away is not ours to know: subscribed, so AMD's dialplan is heard. A
+            # channel gone meanwhile is found by the follow's look-up.
+            with contextlib.suppress(AriError):
+                await self._subscribe_channel()
+        else:
             try:
                 await self._subscribe_channel()
             except AriError as exc:
@@ -340,11 +342,9 @@ class Call:
         if self._hung_up():
             return  # answered and hung up at once (its end is in the queue): no AMD to run
         try:
-            if not self._subscribed:
-                await self._subscribe_channel()  # keep its events while it runs AMD in the dialplan
             await self.ari.continue_in_dialplan(self.id, AMD_CONTEXT, "s", 1)
         except AriError as exc:
-            if exc.status not in (404, 422) and await self._alive():  # the channel is gone (422: subscribe)
+            if exc.status not in (404, 422) and await self._alive():  # the channel is gone
                 raise
             log.debug("call %s gone before AMD: %s", self.id, exc)
 

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from agents.states import current_state
 from dialer import dnc
@@ -36,6 +36,21 @@ from dialer.wrapup import apply_to_contact
 
 log = logging.getLogger(__name__)
 
+_CONTACTS: Table = Contact.__table__  # type: ignore[assignment]
+_ATTEMPTS: Table = Attempt.__table__  # type: ignore[assignment]
+# What a claim reads of each candidate: no ORM object, no identity map (issue 13, Round 5).
+_CANDIDATE = (
+    _CONTACTS.c.id,
+    _CONTACTS.c.phone_e164,
+    _CONTACTS.c.name,
+    _CONTACTS.c.fields,
+    _CONTACTS.c.timezone,
+    _CONTACTS.c.attempts,
+    _CONTACTS.c.last_outcome,
+    _CONTACTS.c.assigned_agent,
+    _CONTACTS.c.assigned_until,
+)
+Candidate = Any  # a claim's candidate: a row of _CANDIDATE's columns
 LIVE_STATES = (AttemptState.created, AttemptState.dialing, AttemptState.answered)
 DIALER_ACTOR = "dialer"
 # A promised callback whose agent is busy is looked at again this often (until the grace ends).
@@ -71,9 +86,9 @@ class Closed:
 
 
 def active_attempts(session: Session, campaign_id: int | None = None) -> int:
-    stmt = select(func.count()).select_from(Attempt).where(Attempt.state.in_(LIVE_STATES))
+    stmt = select(func.count()).select_from(_ATTEMPTS).where(_ATTEMPTS.c.state.in_(LIVE_STATES))
     if campaign_id is not None:
-        stmt = stmt.where(Attempt.campaign_id == campaign_id)
+        stmt = stmt.where(_ATTEMPTS.c.campaign_id == campaign_id)
     return int(session.scalar(stmt) or 0)
 
 
@@ -83,9 +98,11 @@ def _attempt_starts(
     out: dict[int, list[datetime]] = defaultdict(list)
     if not contact_ids:
         return out
-    stmt = select(Attempt.contact_id, Attempt.created_at).where(Attempt.contact_id.in_(contact_ids))
+    stmt = select(_ATTEMPTS.c.contact_id, _ATTEMPTS.c.created_at).where(
+        _ATTEMPTS.c.contact_id.in_(contact_ids)
+    )
     if since is not None:
-        stmt = stmt.where(Attempt.created_at >= since)
+        stmt = stmt.where(_ATTEMPTS.c.created_at >= since)
     for cid, at in session.execute(stmt):
         out[cid].append(at)
     return out
@@ -99,10 +116,9 @@ def _taken(now: datetime | None) -> dict[str, Any]:
 def _take(session: Session, contact_id: int, now: datetime | None = None) -> bool:
     """Pending → in_progress, only if still pending (another worker may have been faster)."""
     res = session.execute(
-        update(Contact)
-        .where(Contact.id == contact_id, Contact.state == ContactState.pending)
+        update(_CONTACTS)
+        .where(_CONTACTS.c.id == contact_id, _CONTACTS.c.state == ContactState.pending)
         .values(**_taken(now))
-        .execution_options(synchronize_session=False)
     )
     return int(getattr(res, "rowcount", 0) or 0) == 1
 
@@ -113,11 +129,10 @@ def _take_all(session: Session, contact_ids: list[int], now: datetime | None = N
     if sqlite3.sqlite_version_info < (3, 35):  # no RETURNING: one at a time
         return {cid for cid in contact_ids if _take(session, cid, now)}
     stmt = (
-        update(Contact)
-        .where(Contact.id.in_(contact_ids), Contact.state == ContactState.pending)
+        update(_CONTACTS)
+        .where(_CONTACTS.c.id.in_(contact_ids), _CONTACTS.c.state == ContactState.pending)
         .values(**_taken(now))
-        .returning(Contact.id)
-        .execution_options(synchronize_session=False)
+        .returning(_CONTACTS.c.id)
     )
     return set(session.scalars(stmt))
 
@@ -139,54 +154,55 @@ def claim(
     moment it becomes callable (so it is not looked at again before then); one whose agent is busy
     is looked at again a minute later; one on a do-not-call list is cancelled. The caller commits:
     claimed contacts and their attempts become visible together, before any originate.
+
+    Core statements throughout (rows, not ORM objects): a contact of the caller's session that the
+    claim changed is expired, so it is read again when next used.
     """
     if limit <= 0:
         return []
+    session.flush()  # the caller's pending changes first, as the ORM's autoflush did
     spec = spec or spec_of(campaign)
     stmt = (
-        select(Contact)
+        select(*_CANDIDATE)
         .where(
-            Contact.campaign_id == campaign.id,
-            Contact.state == ContactState.pending,
-            (Contact.next_due_at.is_(None)) | (Contact.next_due_at <= now),
+            _CONTACTS.c.campaign_id == campaign.id,
+            _CONTACTS.c.state == ContactState.pending,
+            (_CONTACTS.c.next_due_at.is_(None)) | (_CONTACTS.c.next_due_at <= now),
         )
-        .order_by(Contact.next_due_at.is_not(None), Contact.next_due_at, Contact.id)
+        .order_by(_CONTACTS.c.next_due_at.is_not(None), _CONTACTS.c.next_due_at, _CONTACTS.c.id)
         .limit(max(limit * 2, limit + 8))
     )
     postgres = session.get_bind().dialect.name == "postgresql"
     if postgres:
-        stmt = stmt.with_for_update(skip_locked=True, of=Contact)
-    candidates = list(session.scalars(stmt))
+        stmt = stmt.with_for_update(skip_locked=True, of=_CONTACTS)
+    candidates = session.execute(stmt).all()
     starts = _attempt_starts(session, [c.id for c in candidates], now - timedelta(days=2))
     blocked = dnc.blocked_numbers(session, campaign.id, [c.phone_e164 for c in candidates])
     claimed: list[Claimed] = []
-    chosen: list[tuple[Contact, str | None]] = []  # passed every check, not yet taken
+    chosen: list[tuple[Candidate, str | None]] = []  # passed every check, not yet taken
+    touched: list[int] = []
 
     def take_chosen() -> None:
         """The chosen contacts taken at once (only those still pending: another worker may have
-        been faster), and their attempts written."""
+        been faster), and their attempts written in one INSERT."""
         if not chosen:
             return
-        if postgres:
-            taken = {c.id for c, _ in chosen}  # locked by the claim's SELECT ... FOR UPDATE
-            session.execute(
-                update(Contact)
-                .where(Contact.id.in_(taken))
-                .values(**_taken(now))
-                .execution_options(synchronize_session=False)
-            )
+        ids = [c.id for c, _ in chosen]
+        touched.extend(ids)
+        if postgres:  # locked by the claim's SELECT ... FOR UPDATE
+            session.execute(update(_CONTACTS).where(_CONTACTS.c.id.in_(ids)).values(**_taken(now)))
+            taken = set(ids)
         else:
-            session.flush()  # earlier parked contacts first, then the guarded UPDATE
-            taken = _take_all(session, [c.id for c, _ in chosen], now)
-        for contact, kept_for in chosen:
-            if contact.id not in taken:
-                session.refresh(contact)
-                continue
-            # Written by the UPDATE above: the objects say so without another UPDATE each.
-            set_committed_value(contact, "state", ContactState.in_progress)
-            set_committed_value(contact, "last_attempt_at", now)
-            claimed.append(_attempt(session, campaign, contact, kept_for, now, node))
+            taken = _take_all(session, ids, now)
+        rows = [(c, kept_for) for c, kept_for in chosen if c.id in taken]
         chosen.clear()
+        if not rows:
+            return
+        attempts = [_attempt_row(campaign.id, c, now, node) for c, _ in rows]
+        session.execute(insert(_ATTEMPTS), attempts)
+        claimed.extend(
+            _claimed(campaign, c, kept_for, a) for (c, kept_for), a in zip(rows, attempts, strict=True)
+        )
 
     for contact in candidates:
         if len(claimed) + len(chosen) >= limit:
@@ -194,48 +210,67 @@ def claim(
             if len(claimed) >= limit:
                 break
         tz = contact.timezone
+        changes: dict[str, Any] | None = None
         if not in_window(spec, now, tz):
-            opens = next_window_start(spec, now, tz)
-            park(contact, opens, "window_closed")
-            continue
-        if not caps_allow(spec, starts.get(contact.id, []), now, tz):
+            changes = _parked(contact.last_outcome, next_window_start(spec, now, tz), "window_closed")
+        elif not caps_allow(spec, starts.get(contact.id, []), now, tz):
             allowed = next_allowed_by_caps(spec, starts.get(contact.id, []), now, tz)
-            park(contact, next_window_start(spec, allowed, tz), "caps")
-            continue
-        if contact.phone_e164 in blocked:  # the last check before the dial (one query for all)
-            contact.state = ContactState.cancelled
-            contact.last_outcome = "dnc"
-            contact.next_due_at = None
-            continue
-        kept_for = _kept_for(contact, now)
-        if kept_for is not None and not _available(session, kept_for):
-            assert contact.assigned_until is not None
-            contact.next_due_at = min(now + ASSIGNED_RECHECK, contact.assigned_until)
-            continue
-        chosen.append((contact, kept_for))
+            changes = _parked(contact.last_outcome, next_window_start(spec, allowed, tz), "caps")
+        elif contact.phone_e164 in blocked:  # the last check before the dial (one query for all)
+            changes = {"state": ContactState.cancelled, "last_outcome": "dnc", "next_due_at": None}
+        else:
+            kept_for = _kept_for(contact, now)
+            if kept_for is not None and not _available(session, kept_for):
+                assert contact.assigned_until is not None
+                changes = {"next_due_at": min(now + ASSIGNED_RECHECK, contact.assigned_until)}
+            else:
+                chosen.append((contact, kept_for))
+        if changes is not None:
+            session.execute(update(_CONTACTS).where(_CONTACTS.c.id == contact.id).values(**changes))
+            touched.append(contact.id)
     take_chosen()
-    session.flush()
+    _expire_loaded(session, Contact, touched)
     return claimed
 
 
-def _attempt(
-    session: Session, campaign: Campaign, contact: Contact, kept_for: str | None, now: datetime, node: str
+def _parked(last_outcome: str | None, until: datetime | None, why: str) -> dict[str, Any]:
+    """`park` as the columns it writes (a claim's candidates are rows, not objects)."""
+    if until is None:  # the campaign never opens again for this callee
+        return {"state": ContactState.exhausted, "last_outcome": last_outcome or why, "next_due_at": None}
+    return {"next_due_at": until}
+
+
+def _expire_loaded(session: Session, model: type[Any], ids: Sequence[Any]) -> None:
+    """Objects of `model` the caller's session holds for rows a Core statement changed are read
+    again when next used (none, on the dialer's own sessions)."""
+    if not len(session.identity_map):
+        return
+    for key in ids:
+        obj = session.identity_map.get(identity_key(model, key))
+        if obj is not None:
+            session.expire(obj)
+
+
+def _attempt_row(campaign_id: int, contact: Candidate, now: datetime, node: str) -> dict[str, Any]:
+    """A taken contact's attempt, as the row to insert (the contact is in progress already)."""
+    return {
+        "id": str(uuid.uuid4()),
+        "campaign_id": campaign_id,
+        "contact_id": contact.id,
+        "attempt_no": contact.attempts + 1,
+        "node": node,
+        "state": AttemptState.created,
+        "created_at": now,
+        "detail": {},
+    }
+
+
+def _claimed(
+    campaign: Campaign, contact: Candidate, kept_for: str | None, attempt: dict[str, Any]
 ) -> Claimed:
-    """A taken contact's attempt, added to the session (the contact is in progress already)."""
-    attempt = Attempt(
-        id=str(uuid.uuid4()),
-        campaign_id=campaign.id,
-        contact_id=contact.id,
-        attempt_no=contact.attempts + 1,
-        node=node,
-        state=AttemptState.created,
-        created_at=now,
-        detail={},
-    )
-    session.add(attempt)
     return Claimed(
-        attempt_id=attempt.id,
-        attempt_no=attempt.attempt_no,
+        attempt_id=attempt["id"],
+        attempt_no=attempt["attempt_no"],
         campaign_id=campaign.id,
         campaign=campaign.name,
         contact_id=contact.id,
@@ -246,7 +281,7 @@ def _attempt(
     )
 
 
-def _kept_for(contact: Contact, now: datetime) -> str | None:
+def _kept_for(contact: Contact | Candidate, now: datetime) -> str | None:
     """The agent a callback is still kept for at `now` (None: anyone may take the call)."""
     if contact.assigned_agent and contact.assigned_until is not None and now < contact.assigned_until:
         return contact.assigned_agent
@@ -302,11 +337,6 @@ def _outcome_attempts(counts: dict[str, int], rule: str) -> int:
         for name, n in counts.items()
         if name in Outcome.__members__ and RETRY_RULE.get(Outcome(name)) == rule
     )
-
-
-def attempt_starts(session: Session, contact_ids: Sequence[int]) -> dict[int, list[datetime]]:
-    """Every attempt's start time for each of these contacts (for `close(starts=...)`)."""
-    return dict(_attempt_starts(session, contact_ids, None))
 
 
 def close(
@@ -443,6 +473,186 @@ def close(
     if flush:
         session.flush()
     return closed
+
+
+@dataclass(frozen=True)
+class Closing:
+    """One outcome for `close_all`: `close`'s arguments."""
+
+    attempt_id: str
+    facts: CallFacts
+    now: datetime
+    outcome: Outcome | None = None
+    digits: str | None = None
+    detail: dict[str, Any] | None = None
+    escalate: bool = False
+    answered_at: datetime | None = None
+
+
+# What `close_all` reads of each attempt and contact, and its two UPDATEs (run for many rows).
+_CLOSING_ATTEMPT = (
+    _ATTEMPTS.c.id,
+    _ATTEMPTS.c.contact_id,
+    _ATTEMPTS.c.campaign_id,
+    _ATTEMPTS.c.state,
+    _ATTEMPTS.c.outcome,
+    _ATTEMPTS.c.detail,
+    _ATTEMPTS.c.wrapped_up_at,
+)
+_CLOSING_CONTACT = (
+    _CONTACTS.c.id,
+    _CONTACTS.c.attempts,
+    _CONTACTS.c.outcome_counts,
+    _CONTACTS.c.timezone,
+    _CONTACTS.c.state,
+    _CONTACTS.c.next_due_at,
+)
+_CLOSE_ATTEMPT = (
+    update(_ATTEMPTS)
+    .where(_ATTEMPTS.c.id == bindparam("b_id"))
+    .values(
+        state=bindparam("b_state"),
+        ended_at=bindparam("b_ended_at"),
+        # Kept when a progress note wrote it; None where the callee never answered.
+        answered_at=func.coalesce(
+            _ATTEMPTS.c.answered_at, bindparam("b_answered_at", type_=_ATTEMPTS.c.answered_at.type)
+        ),
+        hangup_cause=bindparam("b_hangup_cause"),
+        amd_status=bindparam("b_amd_status"),
+        flow_outcome=bindparam("b_flow_outcome"),
+        outcome=bindparam("b_outcome"),
+        digits=bindparam("b_digits"),
+        detail=bindparam("b_detail"),
+        # The hand-over's note of its agent, in case it was lost (never replaces one).
+        agent=func.coalesce(_ATTEMPTS.c.agent, bindparam("b_agent", type_=_ATTEMPTS.c.agent.type)),
+    )
+)
+_CLOSE_CONTACT = (
+    update(_CONTACTS)
+    .where(_CONTACTS.c.id == bindparam("b_id"))
+    .values(
+        attempts=bindparam("b_attempts"),
+        outcome_counts=bindparam("b_outcome_counts"),
+        last_outcome=bindparam("b_last_outcome"),
+        state=bindparam("b_state"),
+        next_due_at=bindparam("b_next_due_at"),
+    )
+)
+
+
+def close_all(session: Session, closings: Sequence[Closing]) -> list[Closed | None]:
+    """`close` for several outcomes in the caller's transaction, each result in order (None: an
+    unknown attempt). The attempts, contacts and campaigns are read once for all, and the usual
+    close -- a plain outcome of a campaign without welfare alerts, not wrapped up yet -- is written
+    as rows: one UPDATE of the attempts and one of the contacts for the whole batch, the same
+    columns and values `close` writes. An opt-out, an attempt the agent wrapped up first and an
+    elder-welfare campaign's attempt go through `close` itself; so does the whole batch when two
+    of its outcomes share an attempt or a contact (each must see the one before it)."""
+    ids = [c.attempt_id for c in closings]
+    attempts = {a.id: a for a in session.execute(select(*_CLOSING_ATTEMPT).where(_ATTEMPTS.c.id.in_(ids)))}
+    contact_ids = {a.contact_id for a in attempts.values()}
+    campaign_ids = {a.campaign_id for a in attempts.values()}
+    contacts = {
+        c.id: c for c in session.execute(select(*_CLOSING_CONTACT).where(_CONTACTS.c.id.in_(contact_ids)))
+    }
+    campaigns = {c.id: c for c in session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))}
+    specs = {cid: spec_of(c) for cid, c in campaigns.items()}
+    starts = _attempt_starts(session, sorted(contact_ids), None)
+    if len(set(ids)) < len(ids) or len(contact_ids) < len(attempts):
+        return [_close_one(session, c, specs, starts) for c in closings]
+    out: list[Closed | None] = []
+    attempt_rows: list[dict[str, Any]] = []
+    contact_rows: list[dict[str, Any]] = []
+    for c in closings:
+        attempt = attempts.get(c.attempt_id)
+        contact = contacts.get(attempt.contact_id) if attempt is not None else None
+        campaign = campaigns.get(attempt.campaign_id) if attempt is not None else None
+        if attempt is None or contact is None or campaign is None:
+            out.append(None)
+            continue
+        if attempt.state in (AttemptState.ended, AttemptState.reconciled):
+            out.append(
+                Closed(
+                    attempt.id, attempt.outcome or "", contact.state.value, contact.next_due_at, already=True
+                )
+            )
+            continue
+        result = c.outcome or classify(c.facts)
+        if result is Outcome.opted_out or attempt.wrapped_up_at is not None or campaign.elder_welfare:
+            out.append(_close_one(session, c, specs, starts))
+            continue
+        attempt_rows.append(_closed_attempt(c, attempt, result))
+        row = _closed_contact(c, contact, specs[campaign.id], result, starts.get(contact.id, []))
+        contact_rows.append(row)
+        out.append(Closed(attempt.id, result.value, row["b_state"].value, row["b_next_due_at"]))
+    if attempt_rows:
+        session.execute(_CLOSE_ATTEMPT, attempt_rows)
+        session.execute(_CLOSE_CONTACT, contact_rows)
+        _expire_loaded(session, Attempt, [r["b_id"] for r in attempt_rows])
+        _expire_loaded(session, Contact, [r["b_id"] for r in contact_rows])
+    return out
+
+
+def _close_one(
+    session: Session, c: Closing, specs: dict[int, CampaignSpec], starts: dict[int, list[datetime]]
+) -> Closed | None:
+    return close(
+        session,
+        c.attempt_id,
+        c.facts,
+        c.now,
+        outcome=c.outcome,
+        digits=c.digits,
+        detail=c.detail,
+        escalate=c.escalate,
+        answered_at=c.answered_at,
+        specs=specs,
+        starts=starts,
+        flush=False,
+    )
+
+
+def _closed_attempt(c: Closing, attempt: Any, result: Outcome) -> dict[str, Any]:
+    """The attempt's columns as `close` writes them (`_CLOSE_ATTEMPT`'s parameters)."""
+    detail = {**(attempt.detail or {}), **c.detail} if c.detail else attempt.detail
+    agent_name = (detail or {}).get("agent_name")
+    return {
+        "b_id": attempt.id,
+        "b_state": AttemptState.ended,
+        "b_ended_at": c.now,
+        "b_answered_at": (c.answered_at or c.now) if c.facts.answered else None,
+        "b_hangup_cause": c.facts.hangup_cause,
+        "b_amd_status": c.facts.amd_status,
+        "b_flow_outcome": c.facts.flow_outcome,
+        "b_outcome": result.value,
+        "b_digits": (c.digits or None) and c.digits[:64],
+        "b_detail": detail,
+        "b_agent": agent_name if isinstance(agent_name, str) else None,
+    }
+
+
+def _closed_contact(
+    c: Closing, contact: Any, spec: CampaignSpec, result: Outcome, contact_starts: list[datetime]
+) -> dict[str, Any]:
+    """The contact's columns as `close` writes them for an outcome that is not an opt-out."""
+    attempts = contact.attempts + 1
+    counts = dict(contact.outcome_counts or {})
+    counts[result.value] = counts.get(result.value, 0) + 1
+    state, due = ContactState.done, None
+    if not is_final(result):
+        rule = rule_name(result)
+        due = next_attempt_at(
+            spec, rule, _outcome_attempts(counts, rule), attempts, c.now, contact_starts, tz=contact.timezone
+        )
+        state = ContactState.exhausted if due is None else ContactState.pending
+    return {
+        "b_id": contact.id,
+        "b_attempts": attempts,
+        "b_outcome_counts": counts,
+        "b_last_outcome": result.value,
+        "b_state": state,
+        "b_next_due_at": due,
+    }
 
 
 def forget_undialled(session: Session, attempt_id: str, contact_id: int) -> None:

@@ -59,10 +59,10 @@ from dialer.engine.journal import OutcomeJournal, Rejected, is_outage
 from dialer.engine.lease import Leases
 from dialer.engine.ledger import (
     Claimed,
+    Closing,
     active_attempts,
-    attempt_starts,
     claim,
-    close,
+    close_all,
     forget_undialled,
     mark,
     took_call,
@@ -1009,18 +1009,9 @@ class DialerWorker:
         (`_apply_done`), so only that one is rejected. An outage is raised: all stay pending."""
         if len(entries) == 1:
             return [self._apply_done(entries[0])]
-        alerts = False
         try:
             with self.db.session() as session:
-                held = _prefetch(session, [str(e["attempt_id"]) for e in entries])
-                starts = attempt_starts(session, [a.contact_id for a in held if isinstance(a, Attempt)])
-                specs: dict[int, CampaignSpec] = {}
-                outcomes: list[str | None] = []
-                for entry in entries:
-                    outcome, alerted = self._apply_in(session, entry, specs, starts)
-                    outcomes.append(outcome)
-                    alerts = alerts or alerted
-                del held
+                outcomes, alerts = _apply_all(session, entries)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -1048,42 +1039,10 @@ class DialerWorker:
     def _apply(self, entry: dict[str, Any]) -> str | None:
         """One journal entry into the database, in one transaction; idempotent by attempt id."""
         with self.db.session() as session:
-            outcome, alerts = self._apply_in(session, entry)
+            [outcome], alerts = _apply_all(session, [entry])
         if alerts:
             welfare_events.wake()  # committed: announced now, not at the notifier's next poll
         return outcome
-
-    def _apply_in(
-        self,
-        session: Any,
-        entry: dict[str, Any],
-        specs: dict[int, CampaignSpec] | None = None,
-        starts: dict[int, list[datetime]] | None = None,
-    ) -> tuple[str | None, bool]:
-        """One journal entry in the caller's transaction: the outcome written (None: nothing new)
-        and whether it raised an alert. Raises Rejected for an attempt the database does not have."""
-        attempt_id = str(entry["attempt_id"])
-        if entry.get("kind") == "forget":
-            forget_undialled(session, attempt_id, int(entry["contact_id"]))
-            return None, False
-        override = entry.get("outcome")
-        closed = close(
-            session,
-            attempt_id,
-            CallFacts(**entry["facts"]),
-            datetime.fromisoformat(entry["at"]),
-            outcome=Outcome(override) if override else None,
-            digits=entry.get("digits") or None,
-            detail=entry.get("detail") or None,
-            escalate=bool(entry.get("escalate")),
-            answered_at=datetime.fromisoformat(entry["answered_at"]) if entry.get("answered_at") else None,
-            specs=specs,
-            starts=starts,
-            flush=specs is None,  # a batch's rows go in its one flush, at the commit
-        )
-        if closed is None:
-            raise Rejected(f"attempt {attempt_id} is not in the database")
-        return (None if closed.already else closed.outcome), bool(closed.alerts)
 
     def _replay_now(self) -> list[tuple[dict[str, Any], str]]:
         """Replay the journal (blocking: in a thread). Returns what was written, for the bus."""
@@ -1307,19 +1266,44 @@ def _claim_batch(state: CampaignState) -> int:
     return max(1, min(int(bucket.burst), int(bucket.rate * CLAIM_SPAN)))
 
 
-def _prefetch(session: Any, attempt_ids: list[str]) -> list[Any]:
-    """The attempts, their contacts and campaigns in three reads, so the closes find them in the
-    session instead of reading each by its key. The caller keeps the list while it works: the
-    session holds its objects weakly, an object nobody refers to is gone (and read again)."""
-    attempts = list(session.scalars(select(Attempt).where(Attempt.id.in_(attempt_ids))))
-    contact_ids = {a.contact_id for a in attempts}
-    campaign_ids = {a.campaign_id for a in attempts}
-    held: list[Any] = list(attempts)
-    if contact_ids:
-        held += session.scalars(select(Contact).where(Contact.id.in_(contact_ids)))
-    if campaign_ids:
-        held += session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
-    return held
+def _apply_all(session: Any, entries: list[dict[str, Any]]) -> tuple[list[str | None], bool]:
+    """Journal entries in the caller's transaction: each one's outcome written (None: nothing
+    new) and whether any raised an alert. The closes go through `close_all` together (one read of
+    their rows, one UPDATE of each table); an undialled attempt is forgotten. Raises Rejected for
+    an attempt the database does not have."""
+    closings = [_closing(e) for e in entries if e.get("kind") != "forget"]
+    closed = iter(close_all(session, closings) if closings else [])
+    forgets = [e for e in entries if e.get("kind") == "forget"]
+    for entry in forgets:  # (an attempt is forgotten or closed, never both: it was dialled or not)
+        forget_undialled(session, str(entry["attempt_id"]), int(entry["contact_id"]))
+    outcomes: list[str | None] = []
+    alerts = False
+    for entry in entries:
+        if entry.get("kind") == "forget":
+            outcomes.append(None)
+            continue
+        done = next(closed)
+        if done is None:
+            raise Rejected(f"attempt {entry['attempt_id']} is not in the database")
+        outcomes.append(None if done.already else done.outcome)
+        alerts = alerts or bool(done.alerts)
+    return outcomes, alerts
+
+
+def _closing(entry: dict[str, Any]) -> Closing:
+    """A journal entry's outcome as `close_all` takes it."""
+    override = entry.get("outcome")
+    answered_at = entry.get("answered_at")
+    return Closing(
+        attempt_id=str(entry["attempt_id"]),
+        facts=CallFacts(**entry["facts"]),
+        now=datetime.fromisoformat(entry["at"]),
+        outcome=Outcome(override) if override else None,
+        digits=entry.get("digits") or None,
+        detail=entry.get("detail") or None,
+        escalate=bool(entry.get("escalate")),
+        answered_at=datetime.fromisoformat(answered_at) if answered_at else None,
+    )
 
 
 def _journal_entry(

@@ -13,8 +13,9 @@ playback gives PlaybackStarted and, once its audio has played (or when the test 
 PlaybackFinished; `continue` into ``warmline-amd`` gives StasisEnd, then the callee's AMD verdict
 re-enters Stasis with args ``['amd', STATUS, CAUSE]``. Events reach a client when its app watches
 the channel: while the channel is in its Stasis app, after it was originated into the app (until it
-first leaves Stasis) and after an explicit subscription -- so a caller that forgets to subscribe
-before sending a call to the dialplan loses its events, as with the real Asterisk.
+is gone: Asterisk's originate subscribes the app, and leaving Stasis keeps that subscription) and
+after an explicit subscription -- so a caller that sends a channel it did not originate (or found
+after a restart) to the dialplan without subscribing loses its events, as with the real Asterisk.
 
 Callees follow a `Callee` script, chosen per endpoint. Every delay is in loop seconds: with
 `tests.fakes.clock.run_virtual` a whole call (ring, AMD, prompts) takes milliseconds and happens in
@@ -28,7 +29,7 @@ the process behind a client with `FakeAri.kill()`.
     asterisk = FakeAsterisk(callees={"Local/1001@lab-pstn": Callee(press="1")})
     ari = asterisk.client()                       # app "warmline"
     ...                                           # drive code that takes an AriClient
-    assert [r.op for r in asterisk.requests] == ["originate", "subscribe", ...]
+    assert [r.op for r in asterisk.requests] == ["originate", "continue_in_dialplan", ...]
 """
 
 from __future__ import annotations
@@ -230,8 +231,11 @@ class FakeChannel:
     app_data: str = ""
     stasis_app: str | None = None  # the app it is in now
     stasis_args: list[str] = field(default_factory=list)
-    origin_app: str | None = None  # originated into this app: its events go there until it leaves Stasis
+    origin_app: str | None = None  # originated into this app: it enters it when answered
     origin_args: list[str] = field(default_factory=list)
+    # The app an originate into it subscribed: its events go there until the channel is gone, in
+    # Stasis or not (resource_channels.c subscribes the app; res_stasis counts subscriptions).
+    originated_for: str | None = None
     subscribed: set[str] = field(default_factory=set)  # apps that subscribed explicitly
     dialplan_app: str = "warmline"  # the app the dialplan's Stasis() names (extensions.conf's {{ app }})
     bridge: str | None = None
@@ -251,6 +255,8 @@ class FakeChannel:
             apps.add(self.stasis_app)
         if self.origin_app is not None:
             apps.add(self.origin_app)
+        if self.originated_for is not None:
+            apps.add(self.originated_for)
         return apps
 
     def json(self) -> JSON:
@@ -571,7 +577,7 @@ class FakeAsterisk:
             return
         self.emit_about(channel, "StasisEnd")
         channel.stasis_app = None
-        channel.origin_app = None  # the originate's implicit subscription ends with its first Stasis
+        channel.origin_app = None  # entered once (`originated_for` still hears it outside Stasis)
         channel.app_name = channel.app_data = ""
 
     def press(self, channel_id: str, digits: str, *, between: float = 0.25) -> None:
@@ -823,7 +829,7 @@ class FakeAsterisk:
         channel = self._new_channel(channel_id, endpoint, self.script_for(endpoint))
         channel.caller_number = str(params.get("callerId") or "")
         if "app" in params:
-            channel.origin_app = channel.dialplan_app = str(params["app"])
+            channel.origin_app = channel.originated_for = channel.dialplan_app = str(params["app"])
             args = build_params({"a": params.get("appArgs")}).get("a", "")
             channel.origin_args = args.split(",") if args else []
         else:

@@ -160,7 +160,7 @@ def test_an_unanswered_call_ends_with_asterisks_cause(
     assert call.report.hangup_cause == cause and not call.report.answered
     assert call.outcome is outcome
     assert call.notes == ["originated"]
-    assert call.ops == ["originate", "subscribe"], "Asterisk ended it: nothing to hang up"
+    assert call.ops == ["originate"], "Asterisk ended it: nothing to hang up, no subscription of our own"
     assert call.seconds == pytest.approx(rang)
     originate = call.asterisk.calls("originate")[0].params
     assert originate["channelId"] == ATTEMPT and originate["appArgs"] == "dialer"
@@ -169,7 +169,7 @@ def test_an_unanswered_call_ends_with_asterisks_cause(
 
 def test_a_ring_asterisk_never_ends_is_hung_up_by_the_dialer(tmp_path: Path) -> None:
     call = dial(tmp_path, Callee(answer_after=None, no_answer_cause=None))
-    assert call.ops == ["originate", "subscribe", "get_channel", "hangup"]
+    assert call.ops == ["originate", "get_channel", "hangup"]
     assert call.seconds == pytest.approx(RING_TIMEOUT + 30), "the dialer's own guard: ring timeout + 30 s"
     assert call.report.hangup_cause == 16 and call.outcome is Outcome.no_answer
 
@@ -186,8 +186,8 @@ def test_a_person_confirms_with_a_key(tmp_path: Path) -> None:
     assert call.outcome is Outcome.confirmed
     assert report.hangup_cause == 16 and report.detail["flow"]["ended"] == "hangup"
     assert report.detail["flow"]["path"] == ["intro", "heard", "ask", "confirmed", "bye_confirmed"]
-    # Subscribed before AMD (its events outside Stasis), three prompts, hung up by the flow.
-    assert call.ops == ["originate", "subscribe", "continue_in_dialplan", "play", "play", "play", "hangup"]
+    # Into AMD (the originate's subscription hears it outside Stasis), three prompts, hung up by the flow.
+    assert call.ops == ["originate", "continue_in_dialplan", "play", "play", "play", "hangup"]
     assert call.asterisk.calls("continue_in_dialplan")[0].params["context"] == "warmline-amd"
     assert call.spoken[:2] == [INTRO.format(**FIELDS), ASK]
     assert call.spoken[-1].startswith(BYE_CONFIRMED)
@@ -226,7 +226,7 @@ def test_a_machine_gets_the_message_once_its_greeting_is_over(tmp_path: Path) ->
     report = call.report
     assert report.amd_status == "MACHINE" and report.message_left
     assert call.outcome is Outcome.machine_message_left
-    assert call.ops == ["originate", "subscribe", "continue_in_dialplan", "set_variable", "play", "hangup"]
+    assert call.ops == ["originate", "continue_in_dialplan", "set_variable", "play", "hangup"]
     assert call.asterisk.calls("set_variable")[0].params["variable"] == "TALK_DETECT(set)"
     quiet = (call.at("PlaybackStarted") - call.at("ChannelTalkingFinished")).total_seconds()
     assert quiet >= 1.5, "the message starts after 1.5 s of quiet (the beep is over)"
@@ -236,7 +236,7 @@ def test_a_machine_gets_the_message_once_its_greeting_is_over(tmp_path: Path) ->
 def test_a_machine_under_the_retry_policy_is_hung_up_without_a_message(tmp_path: Path) -> None:
     call = dial(tmp_path, MACHINE, policy="retry")
     assert call.outcome is Outcome.machine and not call.report.message_left
-    assert call.ops == ["originate", "subscribe", "continue_in_dialplan", "hangup"]
+    assert call.ops == ["originate", "continue_in_dialplan", "hangup"]
 
 
 def test_a_machine_that_hangs_up_during_its_greeting_gets_no_message(tmp_path: Path) -> None:
@@ -285,16 +285,13 @@ def test_the_callee_hangs_up(
 
 
 def test_a_callee_who_hangs_up_at_once_costs_two_requests(tmp_path: Path) -> None:
-    """Answered and hung up with no ringing (the lab's callee 8) while the subscribe was on its
-    way: the originate and that subscribe; with its hang-up in the queue when the answer is read,
-    no continue into AMD and no look-up of the channel."""
+    """Answered and hung up with no ringing (the lab's callee 8): the originate and the continue
+    into AMD the answer asked for (refused: the channel is gone), no subscription and no look-up;
+    with its hang-up in the queue when the answer is read, the originate alone."""
 
-    def setup(asterisk: FakeAsterisk, ari: FakeAri) -> None:
-        asterisk.delay("subscribe", 0.05)  # ARI's round trip: the callee is gone meanwhile
-
-    call = dial(tmp_path, Callee(answer_after=0, hangup_on="answer"), setup=setup)
+    call = dial(tmp_path, Callee(answer_after=0, hangup_on="answer"))
     assert call.outcome is Outcome.hangup_early and call.report.hangup_cause == 16
-    assert call.ops == ["originate", "subscribe"]
+    assert call.ops == ["originate", "continue_in_dialplan"]
     assert call.notes == ["originated", "answered"]
 
 

@@ -12,11 +12,12 @@ from sqlalchemy import func, select
 from core.db import Database
 from dialer import campaigns as svc
 from dialer.engine.calls import endpoint_for, first_message
-from dialer.engine.ledger import active_attempts, claim, close, release_orphans
+from dialer.engine.ledger import Closing, active_attempts, claim, close, close_all, release_orphans
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState, DncGlobal
 from dialer.outcomes import CallFacts, Outcome
 from dialer.reconcile import reconcile
 from dialer.stats import campaign_figures
+from tests.conftest import on_database
 
 T0 = datetime(2024, 11, 4, 2, 0, tzinfo=UTC)  # Monday 10:00 in Asia/Shanghai
 
@@ -228,3 +229,93 @@ def test_welfare_help_and_unreached_raise_alerts(db: Database) -> None:
     with db.session() as session:
         kinds = sorted(a.kind for a in session.scalars(select(Alert)))
     assert kinds == ["help", "unreached"]
+
+
+_PARITY_FACTS = [
+    CallFacts(answered=False, hangup_cause=17),  # busy: retried by the rule
+    CallFacts(answered=False, hangup_cause=19),  # no answer
+    CallFacts(answered=True, hangup_cause=16, amd_status="HUMAN", flow_outcome="confirmed"),
+    CallFacts(answered=True, hangup_cause=16, amd_status="MACHINE"),
+    CallFacts(answered=True, hangup_cause=16, amd_status="HUMAN", flow_outcome="opted_out"),
+    CallFacts(answered=True, hangup_cause=16),  # hung up early
+]
+_PARITY_PHONES = {
+    name: tuple(f"+86138000{n}{i:02d}" for i in range(len(_PARITY_FACTS)))
+    for n, name in enumerate(("one", "all"))
+}  # distinct numbers: an opt-out cancels the number in every campaign
+
+
+def _closed_rows(db: Database, name: str) -> list[tuple[Any, ...]]:
+    """What closing wrote to the campaign's attempts and contacts, by contact (no ids or numbers)."""
+    with db.session() as session:
+        cid = svc.require_campaign(session, name).id
+        stmt = (
+            select(Contact, Attempt)
+            .join(Attempt, Attempt.contact_id == Contact.id)
+            .where(Contact.campaign_id == cid)
+            .order_by(Contact.phone_e164, Attempt.attempt_no)
+        )
+        return [
+            (
+                _PARITY_PHONES[name].index(c.phone_e164), c.state, c.attempts, c.outcome_counts,
+                c.last_outcome, c.next_due_at,
+                a.state, a.ended_at, a.answered_at, a.hangup_cause, a.amd_status, a.flow_outcome,
+                a.outcome, a.digits, a.detail, a.agent,
+            )
+            for c, a in session.execute(stmt).tuples()
+        ]  # fmt: skip
+
+
+def test_close_all_writes_what_close_writes_one_by_one(db: Database) -> None:
+    """The batch's Core path (and its ORM fall-backs: an opt-out) against `close`, outcome by
+    outcome, twice (the second close of each changes nothing), on a contact's first and second
+    attempt (the retry's time reads its earlier attempts)."""
+    for name in ("one", "all"):
+        make(db, name, _PARITY_PHONES[name])
+    answered = T0 + timedelta(seconds=5)
+    for round_no, at in enumerate((T0, T0 + timedelta(days=1))):
+        with db.session() as session:
+            for name in ("one", "all"):
+                found = svc.require_campaign(session, name)
+                claimed = {c.phone_e164: c.attempt_id for c in claim(session, found, 10, at, node="lab")}
+                closings = [
+                    Closing(
+                        claimed[p], facts, at + timedelta(seconds=40),
+                        digits="1" if facts.flow_outcome else None,
+                        detail={"ended": "callee", "agent_name": "mei"} if facts.answered else None,
+                        answered_at=answered + timedelta(days=round_no) if facts.answered else None,
+                    )
+                    for p, facts in zip(_PARITY_PHONES[name], _PARITY_FACTS, strict=True) if p in claimed
+                ]  # fmt: skip
+                for _ in range(2):
+                    if name == "one":
+                        results = [_close_one_by_one(session, c) for c in closings]
+                    else:
+                        results = close_all(session, closings)
+                    assert all(r is not None for r in results)
+        assert _closed_rows(db, "one") == _closed_rows(db, "all")
+    assert len(_closed_rows(db, "all")) > len(_PARITY_FACTS), "the retried contacts were closed twice"
+
+
+def _close_one_by_one(session: Any, c: Closing) -> Any:
+    return close(
+        session, c.attempt_id, c.facts, c.now,
+        outcome=c.outcome, digits=c.digits, detail=c.detail, escalate=c.escalate, answered_at=c.answered_at,
+    )  # fmt: skip
+
+
+@on_database("postgresql")
+def test_two_claims_at_once_never_take_one_contact(db: Database) -> None:
+    """PostgreSQL: a claim locks its candidates (FOR UPDATE SKIP LOCKED); a second worker's claim
+    in a transaction open meanwhile skips them and takes others."""
+    make(db, phones=tuple(f"+86138000001{i:02d}" for i in range(20)))
+    with db.session() as a, db.session() as b:
+        first = claim(a, svc.require_campaign(a, "c1"), 3, T0, node="lab")
+        second = claim(b, svc.require_campaign(b, "c1"), 10, T0, node="other")
+    assert len(first) == 3 and len(second) == 9, "the first claim's 11 candidates stay locked to it"
+    assert not {c.contact_id for c in first} & {c.contact_id for c in second}
+    with db.session() as session:
+        rows = session.execute(select(Attempt.contact_id, Attempt.attempt_no)).all()
+        states = list(session.scalars(select(Contact.state)))
+    assert len(rows) == 12 and len({cid for cid, _ in rows}) == 12 and {n for _, n in rows} == {1}
+    assert states.count(ContactState.in_progress) == 12

@@ -107,7 +107,7 @@ def test_unanswered_calls_end_with_their_cause_and_never_enter_stasis(
     virtual(scenario)
 
 
-def test_amd_reenters_stasis_with_the_verdict_and_only_subscribers_hear_the_dialplan() -> None:
+def test_amd_reenters_stasis_with_the_verdict_and_the_originating_app_hears_the_dialplan() -> None:
     async def scenario() -> None:
         asterisk = FakeAsterisk(
             default=Callee(amd="MACHINE", answer_after=0, hangup_on="amd", hangup_after=9.0)
@@ -116,16 +116,35 @@ def test_amd_reenters_stasis_with_the_verdict_and_only_subscribers_hear_the_dial
             events = dispatcher.subscribe("c1")
             await ari.originate(ENDPOINT, channel_id="c1")
             await next_of(events, "StasisStart")
-            await ari.continue_in_dialplan("c1", "warmline-amd")  # no subscription: deaf until Stasis again
+            await ari.continue_in_dialplan("c1", "warmline-amd")
             assert (await next_of(events, "StasisEnd"))["channel"]["id"] == "c1"
             start = await next_of(events, "StasisStart")
             assert start["args"] == ["amd", "MACHINE", "LONGGREETING-1500-1500"]
-            await ari.subscribe("channel:c1")
             await ari.continue_in_dialplan("c1", "elsewhere")
-            # Subscribed: the callee's hang-up outside Stasis still arrives.
+            # The originate subscribed the app for the channel's life: its hang-up outside Stasis
+            # arrives with no subscription of its own.
             assert (await next_of(events, "ChannelDestroyed"))["cause"] == 16
         channel_calls = [r.op for r in asterisk.requests]
-        assert channel_calls == ["originate", "continue_in_dialplan", "subscribe", "continue_in_dialplan"]
+        assert channel_calls == ["originate", "continue_in_dialplan", "continue_in_dialplan"]
+
+    virtual(scenario)
+
+
+def test_a_channel_the_app_did_not_originate_is_heard_outside_stasis_once_subscribed() -> None:
+    async def scenario() -> None:
+        asterisk = FakeAsterisk(default=Callee(amd="HUMAN", hangup_on="amd", hangup_after=9.0))
+        async with connected(asterisk) as (ari, dispatcher):
+            for channel_id, subscribed in (("c1", False), ("c2", True)):
+                events = dispatcher.subscribe(channel_id)
+                asterisk.place(channel_id, ENDPOINT, stage="amd")  # found running AMD (after a restart)
+                if subscribed:
+                    await ari.subscribe(f"channel:{channel_id}")
+                start = await next_of(events, "StasisStart")  # AMD's verdict brings it into the app
+                assert start["args"][:2] == ["amd", "HUMAN"]
+                await ari.continue_in_dialplan(channel_id, "elsewhere")
+                gone = await events.wait_for(lambda e: e.get("type") == "ChannelDestroyed", timeout=20)
+                assert channel_id not in asterisk.channels
+                assert (gone is not None) is subscribed, "heard outside Stasis only when subscribed"
 
     virtual(scenario)
 
