@@ -4,8 +4,8 @@ Asterisk gives an ARI application's events to one websocket: a second worker con
 same app takes the first one's event stream, and its reconciliation would treat the first one's
 live calls as its own. So a worker connects to a node only while it holds the node's lease, a row
 of `dialer_node_leases` (node, holder, expires_at) written in one conditional UPDATE -- taken when
-free or run out, renewed by its holder every third of `dialer_lease_seconds`, released when the
-worker stops. A second worker waits; when the holder dies its lease runs out and the waiting worker
+free or run out, renewed by its holder every third of `dialer_lease_seconds` (every second while
+the database refuses, until just before it runs out), released when the worker stops. A second worker waits; when the holder dies its lease runs out and the waiting worker
 takes the node over, reconciling (adopting) the dead one's calls. A holder that cannot renew in
 time (its database away past the lease) stops dialling on that node until it holds it again.
 """
@@ -27,6 +27,8 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 from core.db import Base, Database, UTCDateTime, utcnow
 
 log = logging.getLogger(__name__)
+
+RETRY_SECONDS = 1.0  # a renewal the database refused is tried again this often
 
 
 class NodeLease(Base):
@@ -105,6 +107,7 @@ class Leases:
         self.holder = holder or new_holder()
         self.held: set[str] = set()
         self.waited = 0  # times a look found the node held by another worker
+        self._renewed: dict[str, datetime] = {}  # node -> when its lease was last asked for, and got
 
     @property
     def every(self) -> float:
@@ -117,13 +120,27 @@ class Leases:
 
         return await asyncio.to_thread(write)
 
+    @property
+    def margin(self) -> float:
+        """How long before the lease runs out its holder stops: the other worker may take the
+        node at `expires_at` by the database's clock, and ours may run a little behind."""
+        return self.seconds / 10
+
+    async def _take_at(self, node: str) -> datetime | None:
+        """Take or renew: the moment asked (the lease runs until no earlier than it + seconds),
+        or None if another worker holds the node."""
+        asked = self.now()
+        return asked if await self._take(node) else None
+
     async def wait_for(self, node: str) -> None:
         """Return once this worker holds `node` (waiting while another worker does)."""
         told = False
         while True:
             try:
-                if await self._take(node):
+                asked = await self._take_at(node)
+                if asked is not None:
                     self.held.add(node)
+                    self._renewed[node] = asked
                     log.info("node %s: lease taken by %s", node, self.holder)
                     return
                 self.waited += 1
@@ -136,21 +153,34 @@ class Leases:
 
     async def keep(self, node: str) -> None:
         """Renew `node`'s lease until it is lost (another worker holds it, or it could not be
-        renewed before it ran out); then return."""
-        renewed = self.now()
+        renewed before it ran out); then return. A renewal the database refuses is tried again
+        every second until just before the lease runs out: a database outage shorter than the
+        lease's remaining time (15 s, issue 13) costs the worker nothing -- no other worker can
+        take the node through a database that is away."""
+        renewed = self._renewed.get(node, self.now())
+        delay, failing = self.every, False
         while True:
-            await self.sleep(self.every)
+            await self.sleep(delay)
             try:
-                if await self._take(node):
-                    renewed = self.now()
+                asked = await self._take_at(node)
+                if asked is not None:
+                    if failing:
+                        log.warning("node %s: lease renewed again", node)
+                    renewed, delay, failing = asked, self.every, False
                     continue
                 log.error("node %s: lease lost to another worker", node)
             except SQLAlchemyError as exc:
-                if self.now() - renewed < timedelta(seconds=self.seconds * 2 / 3):
-                    log.warning("node %s: lease not renewed (%s); trying again", node, exc)
+                left = self.seconds - (self.now() - renewed).total_seconds() - self.margin
+                if left > 0:
+                    if not failing:
+                        log.warning(
+                            "node %s: lease not renewed (%s); trying again for %.0f s", node, exc, left
+                        )
+                    delay, failing = min(RETRY_SECONDS, self.every, left), True
                     continue
                 log.error("node %s: lease could not be renewed before it ran out: %s", node, exc)
             self.held.discard(node)
+            self._renewed.pop(node, None)
             return
 
     async def release_all(self) -> None:

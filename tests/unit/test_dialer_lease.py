@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
 
 from core.db import Database
 from core.settings import Settings
-from dialer.engine.lease import give_up, holder_of, take
+from dialer.engine.lease import Leases, give_up, holder_of, take
 from dialer.engine.runtime import DialerWorker
 from tests.fakes.ari import FakeAsterisk
 from tests.fakes.clock import run_virtual
@@ -100,7 +103,6 @@ def test_a_second_worker_waits_then_takes_over(lab_settings: Settings, db: Datab
 def test_a_holder_that_lost_its_lease_stops_keeping_it(db: Database) -> None:
     """The holder could not renew in time (stalled); another worker took the node: `keep` returns
     (the worker then stops dialling there) instead of renewing over the new holder."""
-    from dialer.engine.lease import Leases
 
     async def main() -> tuple[set[str], set[str], str | None]:
         loop = asyncio.get_running_loop()
@@ -127,3 +129,57 @@ def test_a_holder_that_lost_its_lease_stops_keeping_it(db: Database) -> None:
 
     a_held, b_held, holder = run_virtual(main())
     assert a_held == set() and b_held == {"lab"} and holder == "b"
+
+
+class OutageLeases(Leases):
+    """Leases whose database refuses every write between `down` and `up` (loop seconds)."""
+
+    def __init__(self, db: Database, *, down: float, up: float, **kw: Any) -> None:
+        super().__init__(db, 30, **kw)
+        self.down, self.up = down, up
+
+    async def _take(self, node: str) -> bool:
+        if self.down <= asyncio.get_running_loop().time() - STARTED["at"] < self.up:
+            raise OperationalError("UPDATE dialer_node_leases", {}, ConnectionResetError("cut"))
+        return await super()._take(node)
+
+
+STARTED: dict[str, float] = {}
+
+
+def keep_through(db: Database, down: float, up: float) -> tuple[set[str], str | None, float]:
+    """Hold the node, cut the database from `down` to `up` seconds, run to 60 s: what is held."""
+
+    async def main() -> tuple[set[str], str | None, float]:
+        loop = asyncio.get_running_loop()
+        STARTED["at"] = loop.time()
+
+        def now() -> datetime:
+            return NOW + timedelta(seconds=loop.time() - STARTED["at"])
+
+        a = OutageLeases(db, down=down, up=up, now=now, holder="a")
+        await a.wait_for("lab")
+        keeping = asyncio.create_task(a.keep("lab"))
+        done, _ = await asyncio.wait([keeping], timeout=60)
+        gave_up_at = loop.time() - STARTED["at"] if done else -1.0
+        keeping.cancel()
+        with db.session() as session:
+            return a.held, holder_of(session, "lab", now()), gave_up_at
+
+    return run_virtual(main())
+
+
+def test_a_database_outage_shorter_than_the_lease_costs_the_holder_nothing(db: Database) -> None:
+    """Issue 13's 15 s outage, at every phase against the renewals (every 10 s): the holder tries
+    again each second and keeps the node (it gave it up after two refused renewals, fresh run 3)."""
+    for down in (0.5, 9.5, 10.5, 15.0):
+        held, holder, gave_up_at = keep_through(db, down, down + 15.0)
+        assert (held, holder, gave_up_at) == ({"lab"}, "a", -1.0), down
+
+
+def test_a_holder_stops_just_before_its_lease_runs_out(db: Database) -> None:
+    """Away past the lease: the holder stops before another worker may take the node (30 s after
+    the last renewal, 10 s in), keeping a tenth of the lease as margin."""
+    held, _holder, gave_up_at = keep_through(db, 10.5, 100.0)
+    assert held == set()
+    assert 10.0 + 30 - 3 <= gave_up_at <= 10.0 + 30, gave_up_at
