@@ -1,13 +1,14 @@
 """One dialer worker per Asterisk node at a time: a lease row per node (docs/faults.md).
 
-Asterisk gives an ARI application's events to one websocket: a second worker connecting as the
-same app takes the first one's event stream, and its reconciliation would treat the first one's
-live calls as its own. So a worker connects to a node only while it holds the node's lease, a row
-of `dialer_node_leases` (node, holder, expires_at) written in one conditional UPDATE -- taken when
-free or run out, renewed by its holder every third of `dialer_lease_seconds` (every second while
-the database refuses, until just before it runs out), released when the worker stops. A second worker waits; when the holder dies its lease runs out and the waiting worker
-takes the node over, reconciling (adopting) the dead one's calls. A holder that cannot renew in
-time (its database away past the lease) stops dialling on that node until it holds it again.
+Asterisk gives an ARI application's events to one websocket: a second worker connecting as the same
+app takes the first one's event stream, and its reconciliation would treat the first one's live
+calls as its own. So a worker connects to a node only while it holds the node's lease, a row of
+`dialer_node_leases` (node, holder, expires_at) written in one conditional UPDATE -- taken when free
+or run out, renewed by its holder every third of `dialer_lease_seconds` (every second while the
+database refuses, until just before it runs out), released when the worker stops. A second worker
+waits; when the holder dies its lease runs out and the waiting worker takes the node over,
+reconciling (adopting) the dead one's calls. A holder that cannot renew in time (its database away
+past the lease) stops dialling on that node until it holds it again.
 """
 
 from __future__ import annotations
