@@ -322,8 +322,12 @@ class Bus:
         item = self._enqueue(topic, payload, retain)
         if not self.connected:
             return False
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for loses a cancellation that lands
+        # as the message is sent, and a worker cancelled at shutdown then publishes on for ever
+        # (a `warmline up` that never stopped: the compliments worker, fresh run 5).
         try:
-            return await asyncio.wait_for(asyncio.shield(item.sent), self.timeout)
+            async with asyncio.timeout(self.timeout):
+                return await asyncio.shield(item.sent)
         except TimeoutError:
             return False
 
@@ -416,7 +420,8 @@ class Bus:
             attempt += 1
             log.info("bus: %s; retrying in %.2f s", reason, delay)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._stop.wait()
 
     async def _session_outcome(self) -> str:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -75,6 +76,25 @@ def _speaker(settings: Settings) -> Callable[[str], Awaitable[str]]:
     return speak
 
 
+log = logging.getLogger(__name__)
+WORKERS_STOP_S = 10.0
+
+
+async def stop_workers(workers: list[asyncio.Task[None]]) -> None:
+    """Cancel the service's workers and wait for them, but not for ever: a worker that does not
+    end (a lost cancellation) is named in the log and left, so the service still stops."""
+    for task in workers:
+        task.cancel()
+    if not workers:
+        return
+    done, stuck = await asyncio.wait(workers, timeout=WORKERS_STOP_S)
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("worker %s ended with %r", task.get_name(), task.exception())
+    for task in stuck:
+        log.error("worker %s did not stop within %.0f s of being cancelled", task.get_name(), WORKERS_STOP_S)
+
+
 def create_app(
     settings: Settings | None = None,
     db: Database | None = None,
@@ -96,9 +116,7 @@ def create_app(
             try:
                 yield
             finally:
-                for task in workers:
-                    task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await stop_workers(workers)
 
     app = FastAPI(
         title="warmline",

@@ -47,7 +47,8 @@ class Health(BaseModel):
 async def _timed(probe: Awaitable[str]) -> Check:
     start = time.perf_counter()
     try:
-        detail = await asyncio.wait_for(probe, CHECK_TIMEOUT)
+        async with asyncio.timeout(CHECK_TIMEOUT):  # not wait_for: see core/bus.py
+            detail = await probe
     except Exception as exc:  # any failure of a dependency is a finding, not a crash
         return Check(ok=False, detail=f"{type(exc).__name__}: {exc}"[:300])
     return Check(ok=True, latency_ms=round((time.perf_counter() - start) * 1000, 1), detail=detail)

@@ -150,7 +150,8 @@ class WelfareNotifier:
                 except Exception:
                     log.exception("welfare notifier: looking for pending alerts failed")
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._woken.wait(), self.poll_s)
+                    async with asyncio.timeout(self.poll_s):  # not wait_for: see core/bus.py
+                        await self._woken.wait()
         finally:
             _running.discard(self)
 
