@@ -72,8 +72,6 @@ AGENTS = {"an": 700, "bo": 1000}  # each agent's phone sends a tone of its own (
 DIGITS = "6716716761"  # every contact answers: 6 talks ~10 s, 7 listens 15 s, 1 hangs up early
 WRAP_S = 1.0
 RUN_LIMIT_S = 900.0  # a hang detector, not a speed check: the run's wall time is printed with the figures
-TARGET_S = 0.300
-GRACE_S = svc.PacingSpec().grace_seconds  # the campaigns here keep the default
 FIGURES: dict[str, object] = {}
 
 
@@ -308,13 +306,11 @@ def test_live_answers_go_to_nailed_agents_with_no_ring(
     assert all(a.outcome == "agent" for a in live), FIGURES
     assert sorted(nailed_calls) == sorted(AGENTS), "both agents still nailed up at the end"
     assert sum(nailed_calls.values()) == len(live), "every live answer went into a nailed bridge"
-    assert statistics.median(waits) <= TARGET_S, FIGURES
     assert len(pops) == len(live), "a screen pop on the bus for every live answer"
     assert all(pops[a.id][1].detail["agent"] == a.agent for a in live), "to the agent who took it"
     assert all("13900" not in str(e.detail) for _, e in pops.values()), "the masked number only"
-    # The target is the median's; every call's bound is the product's promise: an agent within the
-    # campaign's grace, or the apology (beside a loaded machine, load 10-19, one call took 766 ms).
-    assert max(waits) <= GRACE_S, FIGURES
+    # Speed (verdict to bridge, 300 ms) is the bench's (tests/bench/test_pacing_lab_bench.py), as
+    # figures printed here; what the suite asserts is that every live answer reached an agent above.
     moments: dict[str, tuple[datetime, datetime]] = {}  # attempt -> (bridged, the agent's beep over)
     for a in live:
         bridged = entered.get(a.id)
