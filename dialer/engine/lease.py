@@ -108,6 +108,7 @@ class Leases:
         self.holder = holder or new_holder()
         self.held: set[str] = set()
         self.waited = 0  # times a look found the node held by another worker
+        self.lost = 0  # times a held lease was lost (another worker took it, or it ran out unrenewed)
         self._renewed: dict[str, datetime] = {}  # node -> when its lease was last asked for, and got
 
     @property
@@ -180,6 +181,7 @@ class Leases:
                     delay, failing = min(RETRY_SECONDS, self.every, left), True
                     continue
                 log.error("node %s: lease could not be renewed before it ran out: %s", node, exc)
+            self.lost += 1
             self.held.discard(node)
             self._renewed.pop(node, None)
             return

@@ -4,8 +4,9 @@ The journal on both databases: an outcome journalled while the database was away
 when it is back, however often the replay runs (idempotent by attempt id); a torn last line is
 skipped; an entry the database refuses goes to the rejected file with the reason. The watch on an
 injected clock. Then a whole campaign on the fake Asterisk (virtual time) through a 15 s database
-outage: no new call starts while it lasts, no live call is hung up, every outcome is in the ledger
-afterwards, once.
+outage, and through a 45 s one (past the node's 30 s lease: the worker stops following its node and
+takes it back): no new call starts while it lasts, no live call is cut off, every outcome is in the
+ledger afterwards, once.
 """
 
 from __future__ import annotations
@@ -334,8 +335,9 @@ class CapturingBus:
         return True
 
 
+@pytest.mark.parametrize("outage_s", [15.0, 45.0])
 def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
-    lab_settings: Settings, db: Database
+    lab_settings: Settings, db: Database, outage_s: float
 ) -> None:
     make_campaign(db, "9" * 6 + "0" * 6 + "1" * 6)
     flaky = FlakyDatabase(db)
@@ -356,10 +358,13 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
             seen["live"] = set(asterisk.channels)
             await until(lambda: not w.watch.up, 30, interval=0.1)
             seen["originates"] = len(asterisk.calls("originate"))
-            await asyncio.sleep(15.0)
+            resumed = loop.time() + outage_s
+            if w.leases is not None and outage_s > w.leases.seconds:
+                await until(lambda: w.leases is not None and w.leases.lost > 0, outage_s, interval=0.1)
+                seen["up_at_loss"] = set(asterisk.channels) & seen["live"]
+            await asyncio.sleep(resumed - loop.time())
             seen["originates_during"] = len(asterisk.calls("originate")) - seen["originates"]
             seen["pending"] = len(w.journal.pending_ids())
-            seen["hangups_during"] = {r.target for r in asterisk.calls("hangup")}
             flaky.down = False
 
         cutting = asyncio.create_task(cut())
@@ -377,10 +382,16 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
     attempts = check_ledger(db)  # nobody lost, nothing doubled, every attempt closed once
     assert seen["originates_during"] == 0, "no new call while the database was away"
     assert seen["pending"] >= 1, "outcomes waited in the journal"
-    hung_up_by_us = {a for a in seen["hangups_during"] if a in seen["live"]}
+    # Live at the cut and hung up by us at any time after it (during the outage, at the lease's
+    # loss or when the worker followed its node again): each with its real outcome, none cut off.
+    hung_up_by_us = {r.target for r in seen["asterisk"].calls("hangup")} & seen["live"]
     finished = {a.id: a.outcome for a in attempts if a.id in hung_up_by_us}
     assert all(o != "interrupted" for o in finished.values()), finished
     assert w.watch.outages == 1 and w.watch.up
+    # Past the lease (30 s) the worker stopped following its node and took it back afterwards.
+    assert w.leases is not None and w.leases.lost == int(outage_s > lab_settings.dialer_lease_seconds)
+    if w.leases.lost:
+        assert seen["up_at_loss"], "calls were live when the lease ran out (what this case is about)"
     assert w.journal.replayed >= seen["pending"] and not w.journal.pending_ids()
     assert not set(a.id for a in attempts) & set(seen["asterisk"].channels), "no stray channel"
     # Supervisors hear of it: the retained health/dialer went degraded, then ok again.
