@@ -57,7 +57,7 @@ from agents.handover.screen_pop import screen_pop_headers
 from agents.handover.service import rest_after
 from core.ami import AmiClient
 from core.ari import AriClient, AriError
-from core.ari_events import HANGUP_EVENTS, ChannelEvents, EventDispatcher, event_time
+from core.ari_events import CONNECTION_EVENTS, HANGUP_EVENTS, ChannelEvents, EventDispatcher, event_time
 from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
@@ -200,16 +200,38 @@ class NailedAgents:
         return False
 
     async def _watch(self, nailed: NailedLeg, events: ChannelEvents) -> None:
-        """The agent's leg ends: no longer nailed (a callee in their bridge is hung up too)."""
+        """The agent's leg ends: no longer nailed (a callee in their bridge is hung up too). At a
+        (re)connection of the event stream the leg is looked up: its end may have been lost with
+        the socket, and a callee put into an empty bridge would hear silence."""
         try:
             while True:
                 event = await events.get()
                 kind = event.get("type")
+                if kind in CONNECTION_EVENTS:
+                    if await self._leg_gone(nailed):
+                        break
+                    continue
                 channel = event.get("channel", {}).get("id")
                 if channel == nailed.leg and kind in HANGUP_EVENTS | {"StasisEnd"}:
                     break
         finally:
             await self._unnail(nailed)
+
+    async def _leg_gone(self, nailed: NailedLeg) -> bool:
+        """Is the agent's leg no longer in its holding bridge? An answer that says nothing (ARI
+        away) keeps the agent nailed: the leg's own events, or the next reconnection, will tell."""
+        try:
+            bridge = await self.ari.get_bridge(nailed.bridge)
+        except AriError as exc:
+            if exc.status == 404:
+                log.warning("agent %s: holding bridge gone while events were lost", nailed.agent)
+                return True
+            log.warning("agent %s: holding bridge not looked up (%s); kept", nailed.agent, exc)
+            return False
+        if nailed.leg in bridge.get("channels", ()):
+            return False
+        log.warning("agent %s: nailed leg gone while events were lost", nailed.agent)
+        return True
 
     async def _unnail(self, nailed: NailedLeg) -> None:
         if nailed.ended.is_set():

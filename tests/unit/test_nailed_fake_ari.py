@@ -326,6 +326,67 @@ def test_the_agent_hanging_up_their_leg_ends_the_nailed_state(settings: Settings
     assert result.outcome == "connected" and result.agent == "mei" and result.wait_seconds >= 0.5
 
 
+def test_a_leg_lost_while_the_event_stream_was_down_is_found_at_the_reconnect(
+    settings: Settings, db: Database
+) -> None:
+    """The agent hangs up while the websocket is down (their hang-up events are lost with it): at
+    the reconnect the leg is looked up, found gone, and the agent is no longer nailed -- the next
+    callee rings them instead of joining an empty bridge, where they would hear silence."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, str, HandoverResult]:
+        leg = await w.nail("mei")
+        bridge = w.nailed.legs["mei"].bridge
+        w.node.ari.drop()  # the socket drops; Asterisk stays up
+        w.asterisk.hangup_by_callee(leg)  # ...and says so to nobody
+        await until(lambda: not w.nailed.nailed("mei"), what="mei no longer nailed after the reconnect")
+        cid = w.customer(hangup_after=5)
+        return w, bridge, await w.connect(cid)
+
+    w, bridge, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert bridge not in w.asterisk.bridges, "the empty holding bridge is destroyed"
+    rings = w.asterisk.calls("originate")
+    assert len(rings) == 2 and rings[1].params["context"] == "warmline-record", "rung as before"
+    assert result.outcome == "connected" and result.agent == "mei"
+
+
+def test_a_leg_still_up_at_the_reconnect_stays_nailed(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> tuple[World, HandoverResult]:
+        leg = await w.nail("mei")
+        looked = len(w.asterisk.requests)
+        w.node.ari.drop()
+        await until(lambda: len(w.asterisk.requests) > looked, what="the leg looked up")
+        await asyncio.sleep(1)
+        assert w.nailed.nailed("mei"), "still on the line"
+        cid = w.customer(hangup_after=5)
+        result = await w.connect(cid)
+        assert leg in w.asterisk.channels, "the leg was not hung up"
+        return w, result
+
+    w, result = scenario(settings, db, {"mei": ANSWERS}, body)
+    assert result.nailed and result.agent == "mei", "bridged with no ring"
+    assert len(w.asterisk.calls("originate")) == 1
+
+
+def test_after_an_asterisk_restart_no_agent_is_left_nailed(settings: Settings, db: Database) -> None:
+    make_agents(db, {"mei": ["welfare"], "lin": ["welfare"]})
+    available(db, "mei", "lin")
+
+    async def body(w: World) -> World:
+        await w.nail("mei")
+        await w.nail("lin")
+        w.asterisk.restart()  # legs and bridges gone without a word, then WarmlineReconnected
+        await until(lambda: not w.nailed.legs, what="no agent left nailed")
+        return w
+
+    w = scenario(settings, db, {"mei": ANSWERS, "lin": ANSWERS}, body)
+    assert not w.asterisk.bridges and not w.asterisk.channels
+
+
 def test_the_agent_hanging_up_mid_call_ends_the_call_and_the_nailed_state(
     settings: Settings, db: Database
 ) -> None:
