@@ -4,7 +4,7 @@
 set -euo pipefail
 
 want=(python3-venv espeak-ng sox libsndfile1 libportaudio2 mosquitto postgresql debootstrap)
-[ "${1:-}" = "test" ] && want+=(chromium baresip xvfb xdotool x11-utils)
+[ "${1:-}" = "test" ] && want+=(chromium baresip sip-tester xvfb xdotool x11-utils)
 
 missing=()
 for pkg in "${want[@]}"; do

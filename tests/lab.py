@@ -77,8 +77,8 @@ LAB_SLOTS: dict[str, int] = {
 
 @dataclass(frozen=True)
 class LabPorts:
-    """The ports of one lab slot: AMI base+38, SIP base+60, SIP/TLS base+61, ARI base+88,
-    RTP base+100..base+399."""
+    """The ports of one lab slot: AMI base+38, SIP base+60, SIP/TLS base+61, a SIPp far end
+    base+62 (its RTP base+70..73), ARI base+88, RTP base+100..base+399."""
 
     slot: int
 
@@ -97,6 +97,17 @@ class LabPorts:
     @property
     def sip_tls(self) -> int:
         return self.base + 61
+
+    @property
+    def far_end(self) -> int:
+        """SIPp's SIP port when it plays the far end of a trunk (the lab's pjsip.conf: lab-sipp
+        points at plain SIP + 2)."""
+        return self.sip + 2
+
+    @property
+    def far_end_media(self) -> int:
+        """SIPp's RTP port (and + 2 for its video echo), clear of Asterisk's RTP range."""
+        return self.base + 70
 
     @property
     def ari(self) -> int:

@@ -205,6 +205,10 @@ class DialerWorker:
         # Calls' outcomes, journalled, wait here for the pass's one transaction (`_flush_closes`).
         self._to_close: list[tuple[dict[str, Any], asyncio.Future[str | None]]] = []
         self._closes_writing: asyncio.Task[Any] | None = None
+        # Outcomes waiting for the journal's next write (`_journalled`): one fsync for all the
+        # calls that ended while the previous write was on its way to disk.
+        self._to_journal: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._journal_writing: asyncio.Task[Any] | None = None
         self._passing = False  # run()'s loop is on: it flushes the closes once a pass
         self._board_at = -1e18
         self._health_sent: bool | None = None
@@ -947,10 +951,11 @@ class DialerWorker:
             log.warning("attempt %s: survey score %s could not be stored: %s", c.attempt_id, score, exc)
 
     async def _close(self, c: Claimed, report: CallReport) -> str | None:
-        """Journal the outcome (fsynced), then write it to the database with the other outcomes of
-        the pass, in one transaction (`_flush_closes`). While the database is away the outcome
-        waits in the journal and is written when it is back (`_replay`); the call itself was never
-        held up for it. Returns the outcome once it is in the database."""
+        """Journal the outcome (fsynced; calls ending together share one fsync, `_journalled`),
+        then write it to the database with the other outcomes of the pass, in one transaction
+        (`_flush_closes`). While the database is away the outcome waits in the journal and is
+        written when it is back (`_replay`); the call itself was never held up for it. Returns the
+        outcome once it is in the database."""
         notes = self._notes.pop(c.attempt_id, None)
         if notes is not None:
             await asyncio.gather(notes, return_exceptions=True)
@@ -959,7 +964,7 @@ class DialerWorker:
         self._inflight.add(c.attempt_id)
         try:
             try:
-                await asyncio.to_thread(self.journal.append, entry)
+                await self._journalled(entry)
             except OSError:
                 log.exception("attempt %s: the outcome journal cannot be written", c.attempt_id)
             if not self.watch.up:
@@ -971,6 +976,44 @@ class DialerWorker:
             return await written
         finally:
             self._inflight.discard(c.attempt_id)
+
+    async def _journalled(self, entry: dict[str, Any]) -> None:
+        """Append `entry` to the journal, fsynced, and return once it is on disk. Written at once
+        when no write is under way; otherwise with every entry that arrived meanwhile, in the next
+        write (one fsync for all: calls claimed together end together). Nothing waits for a pass:
+        an outcome is on disk as soon as the disk allows, and always before its transaction."""
+        written: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._to_journal.append((entry, written))
+        if self._journal_writing is None or self._journal_writing.done():
+            self._journal_writing = self._spawn(self._write_journal())
+        await written
+
+    async def _write_journal(self) -> None:
+        batch: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        try:
+            while self._to_journal:
+                batch, self._to_journal = self._to_journal, []
+                try:
+                    await asyncio.to_thread(self.journal.append_all, [entry for entry, _ in batch])
+                except Exception as exc:  # OSError: each call logs it, as after its own append
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_exception(exc)
+                else:
+                    for _, written in batch:
+                        if not written.done():
+                            written.set_result(None)
+                batch = []
+        except BaseException as exc:  # cancelled (the worker stops): no caller is left waiting
+            for _, written in [*batch, *self._to_journal]:
+                if written.done():
+                    continue
+                if isinstance(exc, asyncio.CancelledError):
+                    written.cancel()
+                else:
+                    written.set_exception(exc)
+            self._to_journal = []
+            raise
 
     def _flush_closes(self) -> None:
         """Once a pass: the outcomes journalled since the last one into the database, in one

@@ -1,5 +1,6 @@
 """Shared parts of the load benches (test_load_bench.py, test_soak.py): one lab slot, the
-Asterisk-alone ramp, a sampler of calls up and ARI's answer time, process RSS and descriptors.
+Asterisk-alone ramp, a sampler of calls up and ARI's answer time, process RSS and descriptors, and
+SIPp (Debian's sip-tester) as the far end of a SIP trunk (the lab's pjsip.conf: lab-sipp).
 
 A call is counted once: the callee's half of its Local channel (``Local/<number>@lab-pstn-...;2``)
 in state Up, the same way whether the call came straight through ARI or through the dialer.
@@ -12,6 +13,10 @@ import contextlib
 import io
 import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -22,13 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from core.ari import AriClient, AriError
 from core.db import Database
 from core.settings import AsteriskNode, Settings
 from dialer import campaigns as svc
 from dialer.lists.importer import import_list
 from dialer.models import CampaignStatus
-from tests.lab import lab_ports, private_lab
+from tests.lab import LabPorts, lab_ports, private_lab
 from warmline import migrate
 from warmline.lab import lab_status
 
@@ -36,6 +43,8 @@ PORTS = lab_ports("load")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SLOW = 2.0  # seconds: an ARI answer slower than this ends the ramp
+SIPP_DIR = Path(__file__).resolve().parent / "sipp"  # the far end's scenarios
+TRUNK_TEMPLATE = "PJSIP/{number}@lab-sipp"  # the lab's trunk to SIPp (config/asterisk/pjsip.conf)
 CEILING_FILE = (
     Path(os.environ.get("WARMLINE_BENCH_DIR", tempfile.gettempdir())) / "warmline-load-ceiling.json"
 )
@@ -336,3 +345,111 @@ class Traffic:
             return ", ".join(f"{k} {n / attempts:.1f}" for k, n in counter.most_common())
 
         return f"ARI requests per attempt: {each(self.requests)}; events per attempt: {each(self.events)}"
+
+
+@dataclass
+class FarEnd:
+    """A SIPp UAS running one scenario of tests/bench/sipp/ on the lab's far-end port."""
+
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+
+def _udp_bound(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def sipp_far_end(scenario: str, ports: LabPorts, log_dir: Path, *, echo: bool = False) -> Iterator[FarEnd]:
+    """SIPp answering the lab's trunk (lab-sipp) with `scenario` (tests/bench/sipp/<scenario>.xml) on
+    ``ports.far_end``, its RTP on ``ports.far_end_media`` (echoed back with `echo`)."""
+    sipp = shutil.which("sipp")
+    if sipp is None:
+        pytest.fail("no sipp: make test installs Debian's sip-tester (scripts/install-system.sh test)")
+    log = log_dir / f"sipp-{scenario}.log"
+    argv = [
+        sipp,
+        "-sf",
+        str(SIPP_DIR / f"{scenario}.xml"),
+        "-i",
+        "127.0.0.1",
+        "-p",
+        str(ports.far_end),
+        "-mi",
+        "127.0.0.1",
+        "-mp",
+        str(ports.far_end_media),
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(log_dir / f"sipp-{scenario}-errors.log"),
+        *(["-rtp_echo"] if echo else []),
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 10
+        while not _udp_bound(ports.far_end):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"SIPp did not start ({argv}): {log.read_text(errors='replace')[-2000:]}"
+                )
+            time.sleep(0.05)
+        yield FarEnd(proc, log)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def asterisk_alone_cpu(settings: Settings, endpoint: str, n: int, cps: float) -> tuple[int, float]:
+    """Asterisk's CPU per call (ms) for `n` calls to `endpoint` (a template with {number}: the
+    lab's Local callee or the SIPp trunk) originated straight through ARI at `cps`, nothing on our
+    side: each answered call goes to a dialplan extension that hangs up (lab-from-trunk). Counted
+    from the first originate until Asterisk has no channel left. Returns (calls placed, ms)."""
+    pid = asterisk_pid(settings)
+
+    async def run() -> int:
+        placed = 0
+        async with ari_client(settings) as ari:
+
+            async def one(i: int) -> None:
+                nonlocal placed
+                with contextlib.suppress(AriError):
+                    await ari.originate(
+                        endpoint.format(number=f"1399{i:06d}8"),
+                        channel_id=f"alone-cpu-{uuid.uuid4().hex[:12]}",
+                        context="lab-from-trunk",
+                        extension="1",
+                        timeout=15,
+                    )
+                    placed += 1
+
+            tasks = []
+            start = time.monotonic()
+            for i in range(n):
+                await asyncio.sleep(max(0.0, start + i / cps - time.monotonic()))
+                tasks.append(asyncio.ensure_future(one(i)))
+            await asyncio.gather(*tasks)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                if not await ari.channels():
+                    break
+                await asyncio.sleep(0.5)
+        return placed
+
+    before = cpu_seconds(pid)
+    placed = asyncio.run(run())
+    spent = cpu_seconds(pid) - before
+    return placed, spent / max(placed, 1) * 1000

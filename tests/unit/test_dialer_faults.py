@@ -84,6 +84,17 @@ def test_pending_entries_and_done_lines(tmp_path: Path) -> None:
         journal.append({"kind": "close"})
 
 
+def test_append_all_records_every_entry_in_one_write(tmp_path: Path) -> None:
+    journal = OutcomeJournal(tmp_path)
+    journal.append_all([{"attempt_id": "a", "kind": "close"}, {"attempt_id": "b", "kind": "close"}])
+    assert OutcomeJournal(tmp_path).pending_ids() == {"a", "b"}, "on disk for a new process"
+    with pytest.raises(ValueError, match="attempt_id"):
+        journal.append_all([{"attempt_id": "c", "kind": "close"}, {"kind": "close"}])
+    assert journal.pending_ids() == {"a", "b"}, "a batch with a bad entry writes nothing"
+    journal.done_all(["a", "b"])
+    assert journal.path.read_text() == ""
+
+
 def test_a_torn_last_line_is_skipped_and_the_next_entry_starts_a_new_line(tmp_path: Path) -> None:
     journal = OutcomeJournal(tmp_path)
     journal.append({"attempt_id": "a", "kind": "close"})
@@ -195,6 +206,50 @@ def test_a_journalled_outcome_is_written_exactly_once(settings: Settings, db: Da
         assert attempt.outcome == "confirmed" and attempt.ended_at == NOW
         assert contact.attempts == 1 and contact.outcome_counts == {"confirmed": 1}
     assert not w.journal.pending_ids()
+
+
+def test_outcomes_ending_together_share_one_fsynced_write(settings: Settings, db: Database) -> None:
+    """Calls that end while the journal is being written go to disk together (one fsync), and
+    each call goes on only once its own entry is on disk."""
+    w = _worker(settings, db)
+    batches: list[list[str]] = []
+    append_all = w.journal.append_all
+
+    def spy(entries: list[dict[str, Any]]) -> None:
+        append_all(entries)
+        batches.append([e["attempt_id"] for e in entries])
+
+    w.journal.append_all = spy  # type: ignore[method-assign]
+    ids = [f"call-{i}" for i in range(5)]
+
+    async def end_together() -> None:
+        async def one(aid: str) -> None:
+            await w._journalled(_entry(aid))
+            assert aid in OutcomeJournal(w.journal.path.parent).pending_ids(), "on disk before it goes on"
+
+        await asyncio.gather(*(one(aid) for aid in ids))
+        await w._journalled(_entry("later"))  # alone: written at once, nothing waits for a pass
+
+    asyncio.run(end_together())
+    assert batches == [ids, ["later"]]
+
+
+def test_a_journal_that_cannot_be_written_fails_each_of_its_callers(settings: Settings, db: Database) -> None:
+    w = _worker(settings, db)
+
+    def broken(entries: list[dict[str, Any]]) -> None:
+        raise OSError("disk full")
+
+    w.journal.append_all = broken  # type: ignore[method-assign]
+
+    async def end_together() -> list[BaseException | None]:
+        return await asyncio.gather(
+            *(w._journalled(_entry(f"c{i}")) for i in range(3)), return_exceptions=True
+        )
+
+    results = asyncio.run(end_together())
+    assert [type(r) for r in results] == [OSError, OSError, OSError]
+    assert not w._to_journal
 
 
 def test_entries_the_database_refuses_go_to_the_rejected_file(settings: Settings, db: Database) -> None:

@@ -45,6 +45,7 @@ TEMPLATES_DIR = REPO_ROOT / "config" / "asterisk"
 DEFAULT_AMI_PORT = 15038
 DEFAULT_ROOTS = (Path("/var/cache/warmline/sid-root"), REPO_ROOT / ".cache" / "sid-root")
 AGENTS_FILE = "pjsip_agents.conf"
+TRUNK_FILE = "pjsip_lab_trunk.conf"  # the lab's SIPp trunk; pjsip.conf includes it if present
 SECURITY_LOG = "security.log"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
@@ -367,7 +368,24 @@ def render_config(settings: Settings, install: AsteriskInstall | None = None) ->
         tmp.write_text(text)
         tmp.chmod(0o600)
         tmp.replace(target)
+    _write_lab_trunk(paths.etc / TRUNK_FILE, _sip(settings)[1] + 2)
     return paths.etc
+
+
+def _write_lab_trunk(target: Path, port: int) -> None:
+    """The lab's SIP trunk to a far end played by SIPp (Debian's sip-tester), for the load bench
+    (tests/bench/test_load_bench.py, dial_template "PJSIP/{number}@lab-sipp"): SIPp's UAS listens on
+    plain SIP port + 2 (tests/lab.py, LabPorts.far_end); nothing listens there unless a bench starts
+    it. Written in the lab only (not a template: the Asterisk image renders config/asterisk/ and
+    must not get it). Outbound only: no identify section, so a request from that port is challenged
+    like any other; in-dialog requests (the far end's BYE) follow their dialog."""
+    target.write_text(
+        "; the lab's trunk to SIPp, written by warmline/lab/asterisk.py on every start\n"
+        "[lab-sipp]\ntype = endpoint\ncontext = lab-from-trunk\ntransport = transport-udp\n"
+        "disallow = all\nallow = ulaw\naors = lab-sipp\ndirect_media = no\nrtp_symmetric = yes\n"
+        "send_pai = no\ntrust_id_outbound = no\nallow_subscribe = no\n\n"
+        f"[lab-sipp]\ntype = aor\ncontact = sip:127.0.0.1:{port}\n"
+    )
 
 
 # ---------------------------------------------------------------- process management
