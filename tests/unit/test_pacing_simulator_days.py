@@ -6,11 +6,11 @@ tests/bench/test_pacing_bench.py and docs/pacing.md ("Several days")."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from dialer.pacing import PacingConfig, PacingDecision, PacingSnapshot, Policy, ProgressivePacer
-from dialer.pacing.model import DAY_S
 from dialer.pacing.simulator import Simulation, Staffing, Traffic, simulate
 from dialer.pacing.simulator.run import DAY_KEYS
 from dialer.pacing.simulator.traffic import shift
@@ -94,18 +94,24 @@ def test_each_day_has_shifts_of_its_own_and_a_fresh_pacer_if_asked() -> None:
 
 
 def test_the_days_run_back_to_back_at_nine() -> None:
-    """ADAPT_TAPERED reads the time of day: each morning is 09:00 again."""
-    seen: list[float] = []
+    """ADAPT_TAPERED reads the time of day: each morning is 09:00 again; and each day's breaks are
+    due that day, from its own start (every 20 minutes give or take 25%: none before 09:15)."""
+    seen: list[tuple[float, int]] = []
 
     class Clock(ProgressivePacer):
         def decide(self, s: PacingSnapshot) -> PacingDecision:
             assert s.time_of_day_s is not None
-            seen.append(s.time_of_day_s)
+            seen.append((s.time_of_day_s, s.agents_paused))
             return super().decide(s)
 
-    simulate(_sim(2), Clock())
-    assert seen[0] == 9 * 3600 and seen.count(9 * 3600) == 2
-    assert max(seen) <= 9 * 3600 + 0.5 * 3600 and max(seen) < DAY_S
+    sim = replace(_sim(2), staffing=Staffing(agents=6, break_every_s=1200.0))
+    simulate(sim, Clock())
+    nine = 9 * 3600
+    starts = [i for i, (t, _) in enumerate(seen) if t == nine]
+    assert len(starts) == 2 and max(t for t, _ in seen) <= nine + 1800
+    for day in (seen[: starts[1]], seen[starts[1] :]):
+        assert max(p for t, p in day if t < nine + 880) == 0
+        assert max(p for _, p in day) > 0
 
 
 def _cli(*extra: str) -> list[str]:

@@ -378,13 +378,14 @@ class _Run:
             self.seen.append(WrapEnded(wrapped, ready_again=False))
             self._enter(agent, State.out, now)
             return
-        if plan.away is not None and not agent.away_taken and now >= plan.away[0]:
+        shift_time = now - self.day_start  # a shift's times are from its day's start
+        if plan.away is not None and not agent.away_taken and shift_time >= plan.away[0]:
             agent.away_taken = True
             self.seen.append(WrapEnded(wrapped, ready_again=False))
             self._enter(agent, State.out, now)
-            self.at(max(plan.away[1], now), Event.back, (agent, self.day))
+            self.at(max(self.day_start + plan.away[1], now), Event.back, (agent, self.day))
             return
-        if agent.next_break < len(plan.breaks) and now >= plan.breaks[agent.next_break][0]:
+        if agent.next_break < len(plan.breaks) and shift_time >= plan.breaks[agent.next_break][0]:
             length = plan.breaks[agent.next_break][1]
             agent.next_break += 1
             self.seen.append(WrapEnded(wrapped, ready_again=False))
@@ -468,7 +469,10 @@ class _Run:
         return Result(
             occupancy=_occupancy(t),
             abandon_rate=round(t.abandoned / t.live, 4) if t.live else 0.0,
-            worst_window_abandon=round(max(self.ledger.worst_share.values(), default=0.0), 4),
+            worst_window_abandon=max(
+                [round(max(self.ledger.worst_share.values(), default=0.0), 4)]
+                + [day.worst_window_abandon for day in self.days]  # each day's worst was its own
+            ),
             dials=t.dials,
             live_answers=t.live,
             abandoned=t.abandoned,
