@@ -1,7 +1,10 @@
 """Several days of a campaign: the bench's scenarios run D consecutive days (one pacer, one abandon
 ledger), day by day (docs/pacing.md, "Several days"):
 
-    PYTHONPATH=$PWD .venv/bin/python -m tests.bench.pacing_days [base,drift,elder] [days] [policy]
+    PYTHONPATH=$PWD .venv/bin/python -m tests.bench.pacing_days [base,drift,elder] [days] [policy] [settings]
+
+`settings`: a JSON object of `PredictiveSettings` fields changed (predictive only), as
+tests/bench/pacing_sweep.py takes it.
 
 Prints each seed's JSON (`warmline pacing simulate ... --days D --json`, the same figures) and the
 worst 24 h share over *every* window, not only those ending at a live answer: a rolling window's
@@ -16,9 +19,11 @@ import statistics
 import sys
 from bisect import bisect_right
 from concurrent.futures import ProcessPoolExecutor
+from typing import Any
 
 from dialer.pacing import Policy, make_pacer
 from dialer.pacing.estimators.ledger import AbandonLedger
+from dialer.pacing.predictive import PredictivePacer, PredictiveSettings
 from dialer.pacing.simulator import Result, Simulation, Staffing
 from dialer.pacing.simulator.run import _Run
 from tests.bench.test_pacing_bench import BASE, DRIFT, ELDER, SEEDS, Scenario
@@ -42,10 +47,15 @@ def worst_any_window(ledger: AbandonLedger, window_s: float, min_answers: int = 
     return worst
 
 
-def one(job: tuple[Scenario, int, int, Policy]) -> tuple[Result, float, float]:
-    scenario, seed, days, policy = job
+def one(job: tuple[Scenario, int, int, Policy, dict[str, Any]]) -> tuple[Result, float, float]:
+    scenario, seed, days, policy, change = job
     sim = Simulation(policy, scenario.traffic(), Staffing(agents=scenario.agents), seed=seed, days=days)
-    run = _Run(sim, make_pacer(policy, sim.pacing))
+    pacer = (
+        PredictivePacer(sim.pacing, PredictiveSettings(**change))
+        if change
+        else make_pacer(policy, sim.pacing)
+    )
+    run = _Run(sim, pacer)
     result = run.run()
     window = sim.pacing.windows_s[0]
     return result, worst_any_window(run.ledger, window), worst_any_window(run.ledger, window, 100)
@@ -55,7 +65,10 @@ def main(argv: list[str]) -> None:
     names = argv[0].split(",") if argv else list(SCENARIOS)
     days = int(argv[1]) if len(argv) > 1 else 3
     policy = Policy(argv[2]) if len(argv) > 2 else Policy.predictive
-    jobs = [(SCENARIOS[name], seed, days, policy) for name in names for seed in SEEDS]
+    change = json.loads(argv[3]) if len(argv) > 3 else {}
+    if change:
+        print(json.dumps(change))
+    jobs = [(SCENARIOS[name], seed, days, policy, change) for name in names for seed in SEEDS]
     with ProcessPoolExecutor(2) as pool:
         results = list(pool.map(one, jobs))
     for i, name in enumerate(names):
