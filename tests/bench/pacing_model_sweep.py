@@ -3,6 +3,10 @@
 docs/pacing.md, "The traffic model against the issue's anchor"):
 
     PYTHONPATH=$PWD .venv/bin/python -m tests.bench.pacing_model_sweep [variant,...] [hours]
+    PYTHONPATH=$PWD .venv/bin/python -m tests.bench.pacing_model_sweep variant,... hours predictive [days]
+
+The second form runs the predictive pacer, capped as in production, on the variants instead (one
+JSON line per seed, `days` consecutive days).
 
 Each variant changes assumptions of `simulator.traffic` one at a time (or a few together, named
 so) and runs, 20 agents, 30% live, 180 s talk, 30 s wrap-up, seeds 1, 2, 3, common random numbers,
@@ -18,6 +22,7 @@ around it). Two simulations at a time.
 
 from __future__ import annotations
 
+import json
 import statistics
 import sys
 from concurrent.futures import ProcessPoolExecutor
@@ -102,9 +107,38 @@ def at_target(points: list[tuple[float, float, float]]) -> str:
     return "out of range"
 
 
+def predictive(job: tuple[str, int, float, int]) -> Result:
+    name, seed, hours, days = job
+    traffic_change, staffing_change = VARIANTS[name]
+    traffic = replace(Traffic(hours=hours), **traffic_change)
+    staffing = replace(Staffing(agents=20), **staffing_change)
+    return simulate(Simulation(Policy.predictive, traffic, staffing, seed=seed, days=days))
+
+
+def main_predictive(names: list[str], hours: float, days: int) -> None:
+    jobs = [(name, seed, hours, days) for name in names for seed in SEEDS]
+    with ProcessPoolExecutor(2) as pool:
+        results = list(pool.map(predictive, jobs))
+    for (name, seed, _, _), r in zip(jobs, results, strict=True):
+        print(f"{name} predictive seed {seed} --days {days}: {json.dumps(r.as_json())}")
+    for name in names:
+        runs = [r for (n, _, _, _), r in zip(jobs, results, strict=True) if n == name]
+        later = [d.occupancy for r in runs for d in r.days[1:]]
+        print(
+            f"{name}: occupancy {statistics.mean(r.occupancy for r in runs):.4f}"
+            f" ({', '.join(f'{r.occupancy:.4f}' for r in runs)}), abandon"
+            f" {statistics.mean(r.abandon_rate for r in runs):.4f}, worst window"
+            f" {max(r.worst_window_abandon for r in runs):.4f}"
+            + (f", days 2-{days} {statistics.mean(later):.4f}" if later else "")
+        )
+
+
 def main(argv: list[str]) -> None:
     names = argv[0].split(",") if argv and argv[0] else list(VARIANTS)
     hours = float(argv[1]) if len(argv) > 1 else 8.0
+    if len(argv) > 2 and argv[2] == "predictive":
+        main_predictive(names, hours, int(argv[3]) if len(argv) > 3 else 1)
+        return
     jobs = []
     for name in names:
         for seed in SEEDS:

@@ -9,7 +9,8 @@ line names the `warmline pacing simulate` command that reproduces it.
 
 Scenarios (the issue's "done when"): 20 agents, 30% live answers, 180 s mean talk (lognormal),
 30 s wrap-up, an 8-hour shift; the same with the answer rate drifting 0.30 -> 0.45 mid-shift; 5
-agents with 300 s talk (the elder line).
+agents with 300 s talk (the elder line). `test_several_days` runs predictive on each over three
+consecutive days (the 24 h window carried from one day's shift to the next) and prints each day.
 """
 
 from __future__ import annotations

@@ -10,7 +10,15 @@ from dataclasses import replace
 
 import pytest
 
-from dialer.pacing import PacingConfig, PacingDecision, PacingSnapshot, Policy, ProgressivePacer
+from dialer.pacing import (
+    PacingConfig,
+    PacingDecision,
+    PacingSnapshot,
+    Policy,
+    PredictivePacer,
+    PredictiveSettings,
+    ProgressivePacer,
+)
 from dialer.pacing.simulator import Simulation, Staffing, Traffic, simulate
 from dialer.pacing.simulator.run import DAY_KEYS
 from dialer.pacing.simulator.traffic import shift
@@ -64,12 +72,17 @@ def test_the_window_carries_over_to_the_next_morning() -> None:
 def test_yesterdays_answers_let_the_pacer_start_beyond_progressive() -> None:
     """A cold window holds the pacer to progressive until its answers pay for an abandon; a window
     carrying yesterday's answers does not: the second morning is less often at the cap than with a
-    window that starts empty again (a one-hour window), and its agents busier."""
-    result = simulate(_sim(2))
-    cold = simulate(_sim(2, pacing=PacingConfig(windows_s=(3600.0,))))
+    window that starts empty again (a one-hour window), and its agents busier. (The cap looks two
+    minutes ahead here: with the default hour, half-hour shifts' answers all leave the 24 h window
+    within the next morning's first hour, so none could be counted on.)"""
+    ahead = 120.0
+    result = simulate(_sim(2, pacing=PacingConfig(guard_horizon_s=ahead)))
+    cold = simulate(_sim(2, pacing=PacingConfig(windows_s=(3600.0,), guard_horizon_s=ahead)))
     assert result.days[0] == cold.days[0]  # the same first day
     assert result.days[1].cap_passes < cold.days[1].cap_passes
     assert result.days[1].occupancy > cold.days[1].occupancy
+    # An hour ahead, yesterday's half hour is about to leave: no help, and no harm.
+    assert simulate(_sim(2)).days[1].cap_passes == cold.days[1].cap_passes
 
 
 def test_every_live_answer_is_settled_at_each_days_end() -> None:
@@ -134,3 +147,25 @@ def test_cli_days() -> None:
     assert text.exit_code == 0 and "第 2 天" in text.stdout
     bad = CliRunner().invoke(app, [*_cli("--days", "2")[:12], "21", *_cli()[13:], "--days", "2"])
     assert bad.exit_code == 2 and "--hours" in bad.output
+
+
+def test_the_cap_holds_across_days_even_for_a_reckless_predictor() -> None:
+    """Over several days yesterday's answers leave the 24 h window while today's abandons stay, so
+    a window's share can rise with no new abandon. Budgeting against the answers still in the
+    window two minutes ahead let a reckless predictor (any marginal risk, never holding back) pass
+    the cap on day 3; an hour ahead (the default) it holds, every day."""
+    reckless = PredictiveSettings(alpha_max=1.0, hold_from=10.0, progressive_at=11.0)
+    traffic = Traffic(hours=1.0, answer_rate=0.15, answer_rate_end=0.45)
+
+    def worst(config: PacingConfig) -> float:
+        sim = Simulation(Policy.predictive, traffic, Staffing(agents=10), seed=2, pacing=config, days=3)
+        result = simulate(sim, PredictivePacer(sim.pacing, reckless))
+        assert result.abandoned > 0  # it did push against the cap
+        return result.worst_window_abandon
+
+    assert worst(PacingConfig(guard_horizon_s=120.0)) > 0.03
+    assert PacingConfig().horizon_s == 3600.0
+    assert worst(PacingConfig()) <= 0.03
+    # A short window looks a 24th of itself ahead, never less than a call can take.
+    assert PacingConfig(windows_s=(7200.0,)).horizon_s == 300.0
+    assert PacingConfig(windows_s=(1800.0,)).horizon_s == 120.0

@@ -458,7 +458,7 @@ class _Run:
             calls_answered=tuple(_since_answer(now, started, c) for started, c in self.ringing.values()),
             calls_waiting=len(self.waiting),
             observations=seen,
-            abandon=self.ledger.windows(now, self.sim.pacing.guard_horizon_s),
+            abandon=self.ledger.windows(now, self.sim.pacing.horizon_s),
             time_of_day_s=(self.sim.start_of_day_s + now - self.day_start) % DAY_S,
         )
 
