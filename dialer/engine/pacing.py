@@ -8,7 +8,7 @@ Each pass, for a paced campaign, the worker
    (``available`` = free, ``on_call`` = talking, ``wrap_up``, ``break`` = paused, the rest logged
    out), and the abandon window from the attempts ledger (live answers -- AMD ``HUMAN`` or
    ``NOTSURE`` -- and abandoned ones ended in the campaign's window, and those that will still be in
-   it `guard_horizon_s` from now);
+   it `PacingConfig.horizon_s` from now);
 2. adds what only it knows (`PaceTrack`): its calls claimed and not yet resolved (ringing, AMD
    included; those answered and in AMD's analysis marked with the time since the answer), live
    answers waiting inside the grace for an agent, what ended since the last pass
@@ -146,7 +146,7 @@ def read_facts(
     return Facts(
         now,
         campaign_agents(session, campaign, now, tz),
-        abandon_windows(session, campaign.id, now, config.windows_s, config.guard_horizon_s),
+        abandon_windows(session, campaign.id, now, config.windows_s, config.horizon_s),
     )
 
 

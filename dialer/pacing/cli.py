@@ -1,7 +1,10 @@
 """`warmline pacing simulate`: one simulated shift with a pacing policy, its figures printed.
 
 warmline pacing simulate --policy progressive|adapt|predictive --agents N --answer-rate P
-    [--answer-rate-end P2] --talk-mean S [--talk-cv C] --wrap S --hours H --seed K [--json]
+    [--answer-rate-end P2] --talk-mean S [--talk-cv C] --wrap S --hours H --seed K [--days D] [--json]
+
+`--days D`: D consecutive days, a shift of H hours from 09:00 each, the same pacer and abandon
+window going on from one day to the next; the JSON adds `days`, each day's figures.
 
 The group is registered by `dialer.plugin`. The pacer simulated is the production class the
 engine uses; the traffic model and its sources are in docs/pacing.md.
@@ -17,6 +20,7 @@ from core.cli import JsonOpt, emit
 from core.i18n import N_, _
 from dialer.pacing.model import Policy
 from dialer.pacing.simulator import Result, Simulation, Staffing, Traffic, simulate
+from dialer.pacing.simulator.run import MAX_SHIFT_H
 
 pacing_app = typer.Typer(help="Pacing: simulate how a policy dials for agents.", no_args_is_help=True)
 
@@ -50,9 +54,23 @@ def simulate_command(
     talk_cv: Annotated[
         float, typer.Option("--talk-cv", min=0.0, help="Talk time's coefficient of variation (lognormal).")
     ] = 1.0,
+    days: Annotated[
+        int,
+        typer.Option(
+            "--days",
+            min=1,
+            max=60,
+            help="Consecutive days, a shift each; the abandon window carries over from day to day.",
+        ),
+    ] = 1,
     as_json: JsonOpt = False,
 ) -> None:
     """Simulate one shift of an agent campaign and print occupancy, abandon rate and agent wait."""
+    if days > 1 and hours > MAX_SHIFT_H:
+        raise typer.BadParameter(
+            _("with several days, a shift lasts at most {hours} hours", hours=format(MAX_SHIFT_H, "g")),
+            param_hint="--hours",
+        )
     traffic = Traffic(
         answer_rate=answer_rate,
         answer_rate_end=answer_rate_end,
@@ -61,7 +79,7 @@ def simulate_command(
         talk_cv=talk_cv,
         wrap_mean_s=wrap,
     )
-    result = simulate(Simulation(policy, traffic, Staffing(agents=agents), seed=seed))
+    result = simulate(Simulation(policy, traffic, Staffing(agents=agents), seed=seed, days=days))
     emit(result.as_json(), as_json, describe(policy, agents, hours, seed, result))
 
 
@@ -92,4 +110,17 @@ def describe(policy: Policy, agents: int, hours: float, seed: int, r: Result) ->
         ),
         _("Agents waited {seconds} s on average between calls", seconds=format(r.agent_wait_s, ".1f")),
     ]
+    for number, day in enumerate(r.days, 1):
+        lines.append(
+            _(
+                "Day {day}: occupancy {occupancy} (first hour {first_hour}), abandoned {rate}"
+                " (worst window {worst}); the window held {carried} live answers as the shift began",
+                day=number,
+                occupancy=_pct(day.occupancy),
+                first_hour=_pct(day.first_hour_occupancy),
+                rate=_pct(day.abandon_rate),
+                worst=_pct(day.worst_window_abandon),
+                carried=int(day.window_at_start["live_answers"]),
+            )
+        )
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from core.i18n import N_, _
 
 DAY_S = 86_400.0
 MONTH_S = 30 * DAY_S
+CALL_HORIZON_S = 120.0  # longer than any call rings and is classified
 
 
 class Policy(StrEnum):
@@ -86,7 +87,7 @@ class AbandonWindow:
     """Live answers and abandoned ones over one of the campaign's windows (24 h, 30 days).
 
     `live_answers_kept` is how many of those answers are still inside the window
-    `PacingConfig.guard_horizon_s` from now (the older ones will have left it by then); the
+    `PacingConfig.horizon_s` from now (the older ones will have left it by then); the
     hard cap budgets against it. None: the same as `live_answers`.
     """
 
@@ -138,7 +139,13 @@ class PacingConfig:
     # The rule is "an agent within 2 s of the completed greeting". AMD says HUMAN only after the
     # greeting and `after_greeting_silence` (0.8 s in Asterisk's amd.conf): 1.2 s remain.
     grace_s: float = 1.2
-    guard_horizon_s: float = 120.0  # longer than any call can ring and be classified
+    # The hard cap budgets against the live answers still in each window this far ahead
+    # (`horizon_s`): longer than any call can ring and be classified (CALL_HORIZON_S would do for
+    # that), and an hour because a rolling window also loses older answers as time passes: over
+    # several days yesterday's answers leave the 24 h window while today's abandons stay, and the
+    # share rises with no new abandon. In a campaign's first 23 hours nothing leaves a 24 h
+    # window: no effect there.
+    guard_horizon_s: float = 3600.0
     max_calls_per_agent: float = 4.0  # never more calls in flight than this per logged-in agent
 
     def __post_init__(self) -> None:
@@ -146,6 +153,12 @@ class PacingConfig:
             raise ValueError(f"abandon limit must be between 0 and 1, got {self.abandon_limit}")
         if not self.windows_s or min(self.windows_s) <= 0:
             raise ValueError(f"abandon windows must be positive seconds, got {self.windows_s}")
+
+    @property
+    def horizon_s(self) -> float:
+        """`guard_horizon_s`, at most a 24th of the shortest window (a 1-hour window looks 150 s
+        ahead, not its whole length), never under CALL_HORIZON_S."""
+        return max(CALL_HORIZON_S, min(self.guard_horizon_s, min(self.windows_s) / 24))
 
 
 # Reason codes and their sentences (msgids). Parameters are filled by `reason_text`.

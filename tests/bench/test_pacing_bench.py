@@ -9,12 +9,14 @@ line names the `warmline pacing simulate` command that reproduces it.
 
 Scenarios (the issue's "done when"): 20 agents, 30% live answers, 180 s mean talk (lognormal),
 30 s wrap-up, an 8-hour shift; the same with the answer rate drifting 0.30 -> 0.45 mid-shift; 5
-agents with 300 s talk (the elder line).
+agents with 300 s talk (the elder line). `test_several_days` runs predictive on each over three
+consecutive days (the 24 h window carried from one day's shift to the next) and prints each day.
 """
 
 from __future__ import annotations
 
 import statistics
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import pytest
@@ -135,3 +137,46 @@ def test_elder_line() -> None:
     report(ELDER, results)
     check_common(results)
     assert min(r.occupancy for r in results[Policy.predictive]) >= 0.83
+
+
+DAYS = 3
+
+
+def run_days(scenario: Scenario, seed: int) -> Result:
+    staff = Staffing(agents=scenario.agents)
+    return simulate(Simulation(Policy.predictive, scenario.traffic(), staff, seed=seed, days=DAYS))
+
+
+def test_several_days() -> None:
+    """Predictive over three consecutive days (one pacer, the 24 h window carried from one day's
+    shift to the next), each scenario and seed; day 1 is the one-day run's shift."""
+    jobs = [(scenario, seed) for scenario in (BASE, DRIFT, ELDER) for seed in SEEDS]
+    with ProcessPoolExecutor(2) as pool:  # two simulations at a time: the machine is shared
+        results = list(pool.map(run_days, *zip(*jobs, strict=True)))
+    print(f"\npredictive, {DAYS} days of {HOURS:g} h (the 24 h window carried over), seeds {SEEDS}")
+    print(
+        f"{'scenario':<46} {'seed':>4} {'day':>3} {'occup.':>7} {'1st h':>7} {'abandon':>8} {'worst':>7} {'carried':>8}"
+    )
+    for (scenario, seed), r in zip(jobs, results, strict=True):
+        for number, day in enumerate(r.days, 1):
+            print(
+                f"{scenario.name:<46} {seed:>4} {number:>3} {day.occupancy:>7.1%} {day.first_hour_occupancy:>7.1%}"
+                f" {day.abandon_rate:>8.2%} {day.worst_window_abandon:>7.2%}"
+                f" {day.window_at_start['share']:>8.2%}"
+            )
+        print(
+            f"{'':<46} {'':>4} all {r.occupancy:>7.1%} {'':>7} {r.abandon_rate:>8.2%} {r.worst_window_abandon:>7.2%}"
+            f"   # {scenario.command(Policy.predictive, seed)} --days {DAYS}"
+        )
+    for scenario in (BASE, DRIFT, ELDER):
+        runs = [r for (s, _), r in zip(jobs, results, strict=True) if s is scenario]
+        first = statistics.mean(r.days[0].occupancy for r in runs)
+        later = statistics.mean(d.occupancy for r in runs for d in r.days[1:])
+        print(
+            f"{scenario.name}: day 1 {first:.1%}, days 2-{DAYS} {later:.1%} (x{later / first:.3f}),"
+            f" worst window {max(r.worst_window_abandon for r in runs):.2%}"
+        )
+    for r in results:
+        assert r.worst_window_abandon <= CAP, r
+        assert r.live_answers == r.connected + r.abandoned  # every answer settled each evening
+        assert r.days[1].window_at_start["live_answers"] == r.days[0].live_answers

@@ -19,6 +19,7 @@ from dialer.pacing.model import DialResult
 
 HOUR_S = 3600.0
 AGENT_STREAM = 1 << 39  # agents' generators are seeded apart from the dials'
+DAY_STREAM = 1 << 24  # and each day's apart from the others' (day 0: as a one-day run)
 
 
 def _lognormal(rng: random.Random, mean: float, cv: float) -> float:
@@ -34,7 +35,7 @@ def _lognormal_median(rng: random.Random, median: float, cv: float) -> float:
 @dataclass(frozen=True)
 class Traffic:
     answer_rate: float = 0.30  # P(a person answers): before AMD errors
-    answer_rate_end: float | None = None  # drifts linearly to this between 1/3 and 2/3 of the run
+    answer_rate_end: float | None = None  # drifts to this between 1/3 and 2/3 of each day's shift
     hours: float = 8.0
     # How dials that no person answers end, in these proportions.
     machine_share: float = 0.35
@@ -148,8 +149,9 @@ class Staffing:
             raise ValueError(f"agents cannot be negative, got {self.agents}")
 
 
-def shift(staffing: Staffing, traffic: Traffic, seed: int, agent: int) -> Shift:
-    rng = random.Random((seed << 40) + AGENT_STREAM + agent)
+def shift(staffing: Staffing, traffic: Traffic, seed: int, agent: int, day: int = 0) -> Shift:
+    """Agent `agent`'s shift on day `day` of a run (times from that day's start)."""
+    rng = random.Random((seed << 40) + AGENT_STREAM + day * DAY_STREAM + agent)
     login = rng.uniform(0.0, staffing.login_spread_s)
     end = traffic.hours * HOUR_S
     breaks = []
