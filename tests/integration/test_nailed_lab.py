@@ -531,10 +531,16 @@ def test_a_nailed_agent_transfers_blind_and_after_a_consult_and_goes_back_to_the
             with db.session() as s:
                 state = current_state(s, agent)
                 assert state is not None and state.state == "available", (agent, state)
-                row = s.get(Attempt, ref)
-                assert row is not None and row.agent == colleague, (
-                    "the call and its wrap-up are the colleague's"
-                )
+
+            def colleagues_call() -> bool:
+                with db.session() as s:
+                    row = s.get(Attempt, ref)
+                    return row is not None and row.agent == colleague
+
+            # The attempt's agent is a progress note, written with the dialer's next pass (one
+            # transaction per pass), a moment after the transfer's row says completed (fresh run 3,
+            # load 9-13: read before it landed).
+            await until_true("the call and its wrap-up are the colleague's", colleagues_call, 10)
             seen[mode] = (agent, colleague)
             await ari.hangup(callee)  # the callee's call with the colleague ends
         await until_true("both agents nailed up and free again", lambda: both_nailed(worker), 30)

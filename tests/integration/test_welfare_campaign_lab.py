@@ -93,7 +93,13 @@ def test_unreached_and_silent_elders_raise_alerts_on_the_bus(lab: Settings, db: 
     asyncio.run(scenario())
     with db.session() as session:
         contacts = {c.id: c for c in session.scalars(select(Contact))}
-        alerts = {contacts[a.contact_id or 0].phone_e164[-1]: a for a in session.scalars(select(Alert))}
+        # Contacts' alerts; a loaded machine may add a node's own (`calls_held_back`: ARI answered
+        # slowly and new calls were held back), which names no contact (fresh run 3, load 9-13).
+        alerts = {
+            contacts[a.contact_id].phone_e164[-1]: a
+            for a in session.scalars(select(Alert))
+            if a.contact_id is not None
+        }
         outcomes = {c.phone_e164[-1]: (c.last_outcome, c.attempts) for c in contacts.values()}
     assert outcomes["0"] == ("confirmed", 1)
     assert "0" not in alerts, "an elder who pressed 1 is fine: no alert"
