@@ -532,7 +532,7 @@ def test_a_nailed_agent_transfers_blind_and_after_a_consult_and_goes_back_to_the
                 state = current_state(s, agent)
                 assert state is not None and state.state == "available", (agent, state)
 
-            def colleagues_call() -> bool:
+            def colleagues_call(ref: str = ref, colleague: str = colleague) -> bool:
                 with db.session() as s:
                     row = s.get(Attempt, ref)
                     return row is not None and row.agent == colleague
