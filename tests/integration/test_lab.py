@@ -240,7 +240,7 @@ def test_5_is_machine_for_amd(calls: dict[str, Observed]) -> None:
 def test_6_presses_0_talks_then_hangs_up(calls: dict[str, Observed]) -> None:
     o = calls["6"]
     assert o.dtmf == ["0"]
-    assert not o.we_hung_up and o.cause == 16
+    assert not o.we_hung_up and o.cause in (16, 0)  # 0: see test_1 (the halves at once)
     assert o.ended_after is not None and o.answered_after is not None
     assert 8 <= o.ended_after - o.answered_after <= 30
 
@@ -253,7 +253,7 @@ def test_8_answers_and_hangs_up_at_once(calls: dict[str, Observed]) -> None:
     o = calls["8"]
     assert o.answered_after is not None and o.ended_after is not None
     assert o.ended_after - o.answered_after < 1.0
-    assert not o.we_hung_up and o.cause == 16
+    assert not o.we_hung_up and o.cause in (16, 0)  # 0: see test_1 (the halves at once)
 
 
 def test_9_keeps_talking(calls: dict[str, Observed]) -> None:
