@@ -94,6 +94,7 @@ class AmiClient:
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()  # one connect at a time
         self._writer: asyncio.StreamWriter | None = None
+        self._logged_in = False  # the socket is open from the banner on; actions wait for the login
         self._reader_task: asyncio.Task[None] | None = None
         self._pending: dict[str, asyncio.Future[Message]] = {}
         self._failed_at: float | None = None
@@ -123,7 +124,7 @@ class AmiClient:
 
     @property
     def connected(self) -> bool:
-        return self._writer is not None and not self._writer.is_closing()
+        return self._logged_in and self._writer is not None and not self._writer.is_closing()
 
     async def action(self, name: str, **fields: str) -> Message:
         """Send ``Action: name`` with ``fields``; the reply's fields on ``Response: Success``."""
@@ -132,7 +133,7 @@ class AmiClient:
 
     async def aclose(self) -> None:
         writer, task = self._writer, self._reader_task
-        self._writer, self._reader_task = None, None
+        self._writer, self._reader_task, self._logged_in = None, None, False
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.write(encode({"Action": "Logoff", "ActionID": self._next_id()}))
@@ -176,6 +177,7 @@ class AmiClient:
                 raise AmiError("connect", f"not an AMI server (said {banner[:40]!r})")
             self._reader_task = asyncio.create_task(self._read(reader), name=f"ami-{self.host}:{self.port}")
             await self._send("Login", {"Username": self.username, "Secret": self._secret, "Events": "off"})
+        self._logged_in = True
         self.connections += 1
         log.info("AMI %s:%s logged in as %s", self.host, self.port, self.username)
 
@@ -224,6 +226,7 @@ class AmiClient:
         self._fail_pending(why)
 
     async def _drop(self) -> None:
+        self._logged_in = False
         writer, self._writer = self._writer, None
         if writer is not None:
             writer.close()

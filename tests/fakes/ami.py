@@ -59,6 +59,7 @@ class FakeAmi:
     _writers: set[asyncio.StreamWriter] = field(default_factory=set)
     _refusals: dict[str, list[str]] = field(default_factory=dict)
     _holds: dict[str, asyncio.Event] = field(default_factory=dict)
+    banner_held: asyncio.Event | None = None  # set: the banner waits for it (a slow Asterisk)
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     @contextlib.asynccontextmanager
@@ -109,6 +110,8 @@ class FakeAmi:
         self._writers.add(writer)
         logged_in = False
         try:
+            if self.banner_held is not None:  # a slow Asterisk: the socket open, no banner yet
+                await self.banner_held.wait()
             writer.write(BANNER)
             while True:
                 block = await reader.readuntil(END)

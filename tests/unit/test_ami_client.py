@@ -145,3 +145,21 @@ def test_a_node_without_an_ami_port_has_no_client(tmp_path: Any) -> None:
     assert client is not None and (client.port, client.username) == (16038, "warmline")
     lab = AmiClient.for_node(AsteriskNode(), settings)
     assert lab is not None and lab.port == 15038, "the default lab's AMI, its secret generated"
+
+
+def test_an_action_asked_while_the_login_is_under_way_waits_for_it() -> None:
+    """The nailed lab's MixMonitor was refused once (Asterisk's security log: RequestNotAllowed,
+    no account): a second action saw the socket open, before the banner and the Login, and was
+    written first. It waits for the login now."""
+
+    async def body(fake: FakeAmi, ami: AmiClient) -> list[str]:
+        fake.banner_held = asyncio.Event()
+        first = asyncio.create_task(ami.action("Ping"))
+        await until(lambda: ami._writer is not None, what="the socket open")
+        second = asyncio.create_task(ami.action("Ping"))
+        await asyncio.sleep(0.5)
+        fake.banner_held.set()
+        await asyncio.gather(first, second, return_exceptions=True)
+        return fake.names()
+
+    assert with_ami(body) == ["Login", "Ping", "Ping"]
