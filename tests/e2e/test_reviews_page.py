@@ -112,6 +112,21 @@ def test_reviewer_claims_listens_scores_by_keyboard_and_agent_acknowledges(
     page.keyboard.press("j")
     assert current_time(page) == pytest.approx(max(0.0, t - 5), abs=0.3)
     expect(page.locator("#player-status")).to_contain_text("Back 5 seconds")
+    # The browser runs key presses before the media's queued pause event (fresh run 8 lost "Forward
+    # 5 seconds" to a late "Paused at"): pause and skip in one task, so the event surely comes after.
+    page.keyboard.press("k")
+    wait_in_page(page, "!document.getElementById('player').paused")
+    said = page.evaluate(
+        """() => new Promise((done) => {
+            const player = document.getElementById('player');
+            player.addEventListener('pause', () => setTimeout(
+                () => done(document.getElementById('player-status').textContent), 0), { once: true });
+            for (const key of [' ', 'l']) {
+                document.body.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true }));
+            }
+        })"""
+    )
+    assert "Forward 5 seconds" in said
 
     # The scorecard by keyboard alone: Space picks the first choice, arrows move within a group.
     steps = [

@@ -23,9 +23,29 @@
       const tag = el && el.tagName ? el.tagName.toLowerCase() : "";
       return ["button", "a", "summary", "audio", "input", "select", "textarea"].includes(tag);
     };
+    // A key tells the new state at once: the browser runs key presses before the media's own
+    // play/pause events, so waiting for those would let "Paused at" overwrite a later "Forward 5
+    // seconds". The events still speak for the player's own buttons.
+    const toldByKey = { play: false, pause: false };
+    const play = () => player.play().catch((err) => {
+      toldByKey.play = false;
+      // a pause before playback began rejects play(); that is the reviewer's choice, not a fault
+      if (!err || err.name !== "AbortError") tell(t("The recording could not be played."));
+    });
     const toggle = () => {
-      if (player.paused) { player.play().catch(() => tell(t("The recording could not be played."))); }
-      else { player.pause(); }
+      if (player.paused) {
+        toldByKey.play = true;
+        tell(t("Playing from {time}", { time: clock(player.currentTime) }));
+        play();
+      } else {
+        player.pause();
+        toldByKey.pause = true;
+        tell(t("Paused at {time}", { time: clock(player.currentTime) }));
+      }
+    };
+    const onState = (kind, text) => () => {
+      if (toldByKey[kind]) { toldByKey[kind] = false; return; }
+      tell(t(text, { time: clock(player.currentTime) }));
     };
     const skip = (by) => {
       const end = isFinite(player.duration) ? player.duration : Infinity;
@@ -40,8 +60,8 @@
       else if (key === "j" || key === "J") { ev.preventDefault(); skip(-5); }
       else if (key === "l" || key === "L") { ev.preventDefault(); skip(5); }
     });
-    player.addEventListener("play", () => tell(t("Playing from {time}", { time: clock(player.currentTime) })));
-    player.addEventListener("pause", () => tell(t("Paused at {time}", { time: clock(player.currentTime) })));
+    player.addEventListener("play", onState("play", "Playing from {time}"));
+    player.addEventListener("pause", onState("pause", "Paused at {time}"));
     const head = document.getElementById("playhead");
     player.addEventListener("timeupdate", () => {
       if (head && isFinite(player.duration) && player.duration > 0) {
@@ -51,7 +71,7 @@
     });
     document.querySelectorAll("button.seek").forEach((b) => b.addEventListener("click", () => {
       player.currentTime = Number(b.dataset.t);
-      player.play().catch(() => tell(t("The recording could not be played.")));
+      play();
     }));
   }
 
