@@ -72,6 +72,7 @@ LAB_SLOTS: dict[str, int] = {
     "wellbeing": 25,
     "practice": 26,
     "pacing_bench": 27,
+    "lease": 28,
 }
 
 

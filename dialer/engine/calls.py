@@ -321,7 +321,9 @@ class Call:
             kind = event.get("type")
             if kind == RECONNECTED:
                 if not await self._alive():
-                    self.report.interrupted = True
+                    # Gone while no event came: cut by Asterisk restarting (a new epoch), or,
+                    # on the same Asterisk after a lease gap, hung up by the callee if answered.
+                    self.report.interrupted = self.epoch() != self._epoch0 or not self.report.answered
                     return
                 continue
             await self._see(event)

@@ -20,6 +20,7 @@ import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import String, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -107,6 +108,7 @@ class Leases:
         self.sleep = sleep
         self.holder = holder or new_holder()
         self.held: set[str] = set()
+        self.taken = 0  # times a lease was taken (the first time, or again after it was lost)
         self.waited = 0  # times a look found the node held by another worker
         self.lost = 0  # times a held lease was lost (another worker took it, or it ran out unrenewed)
         self._renewed: dict[str, datetime] = {}  # node -> when its lease was last asked for, and got
@@ -143,6 +145,7 @@ class Leases:
                 if asked is not None:
                     self.held.add(node)
                     self._renewed[node] = asked
+                    self.taken += 1
                     log.info("node %s: lease taken by %s", node, self.holder)
                     return
                 self.waited += 1
@@ -185,6 +188,17 @@ class Leases:
             self.held.discard(node)
             self._renewed.pop(node, None)
             return
+
+    def snapshot(self) -> dict[str, Any]:
+        """For the fault board (var/dialer/faults.json): who this worker is, what it holds, and
+        how often it took, waited for and lost a node."""
+        return {
+            "holder": self.holder,
+            "held": sorted(self.held),
+            "taken": self.taken,
+            "waited": self.waited,
+            "lost": self.lost,
+        }
 
     async def release_all(self) -> None:
         def write(node: str) -> None:

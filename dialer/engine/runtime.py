@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -125,7 +125,10 @@ class NodeLink:
     ready: bool = False  # connected and reconciled: calls may be placed
     calls: set[str] = field(default_factory=set)
     down_until: float = 0.0
-    connections: int = 0  # ARI (re)connections seen
+    connections: int = 0  # ARI (re)connections seen: the calls' epoch (Asterisk may have restarted)
+    # The next connection is this worker following its node again after a lease gap, on the very
+    # Asterisk its calls are on (same startup time): not a new epoch (`_hold`).
+    same_asterisk: bool = False
     pump: asyncio.Task[None] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
     strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
@@ -248,7 +251,10 @@ class DialerWorker:
         if kind in (CONNECTED, RECONNECTED):
             link = self.nodes.get(node)
             if link is not None:
-                link.connections += 1
+                if link.same_asterisk:
+                    link.same_asterisk = False  # only the events of a lease gap were missed
+                else:
+                    link.connections += 1
                 link.ready = False
                 self._spawn(self._reconcile(link))
             return
@@ -288,23 +294,48 @@ class DialerWorker:
             else:  # connect only while holding the node's lease (dialer/engine/lease.py)
                 self._spawn(self._hold(link))
 
-    def _pump(self, link: NodeLink) -> None:
-        link.pump = asyncio.create_task(link.dispatcher.run(link.ari.events()), name=f"ari-{link.node.name}")
+    def _pump(self, link: NodeLink, *, resumed: bool = False) -> None:
+        events: AsyncIterator[JSON] = link.ari.events()
+        if resumed:  # after a lease gap: the calls missed events, they look again as after a drop
+            events = _as_reconnected(events)
+        link.pump = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{link.node.name}")
 
     async def _hold(self, link: NodeLink) -> None:
         """Wait for the node's lease, follow its events while the lease is ours; should it be lost,
-        stop dialling there (the new holder reconciles its calls) and wait for it again."""
+        stop dialling there (the new holder reconciles its calls) and wait for it again.
+
+        Taken back, the node's new event stream starts as a reconnect (the calls look at what they
+        missed), but a call that ended meanwhile was not cut by Asterisk restarting unless Asterisk
+        did restart: its startup time, read when the lease was lost and when it is taken again,
+        says (lab run of the lease test: five calls whose callee hung up during the gap were
+        closed as `interrupted`)."""
         assert self.leases is not None
+        started: str | None = None  # Asterisk's startup time when the lease was lost
+        gap = False
         while not self._stopping:
             await self.leases.wait_for(link.node.name)
-            self._pump(link)
+            self._board_at = -1e18  # the fault board says who holds the node at the next pass
+            if gap:
+                link.same_asterisk = started is not None and await self._asterisk_started(link) == started
+            self._pump(link, resumed=gap)
             await self.leases.keep(link.node.name)
+            self._board_at = -1e18
             link.ready = False
             if link.pump is not None:
                 link.pump.cancel()
                 with contextlib.suppress(BaseException):
                     await link.pump
                 link.pump = None
+            gap, started = True, await self._asterisk_started(link)
+
+    async def _asterisk_started(self, link: NodeLink) -> str | None:
+        """The node's Asterisk's startup time (ARI's /asterisk/info), None if it cannot say."""
+        try:
+            info = await link.ari.info()
+        except AriError:
+            return None
+        started = (info.get("status") or {}).get("startup_time")
+        return str(started) if started else None
 
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again."""
@@ -1139,6 +1170,7 @@ class DialerWorker:
             },
             "bus_outbox": {"pending": bus.pending, "dropped": bus.dropped} if bus is not None else None,
             "live_calls": sum(len(link.calls) for link in self.nodes.values()),
+            "lease": None if self.leases is None else self.leases.snapshot(),
         }
 
     def _ari_faults(self) -> dict[str, dict[str, Any]]:
@@ -1298,6 +1330,14 @@ class DialerWorker:
 
     def idle(self) -> bool:
         return not any(link.calls for link in self.nodes.values())
+
+
+async def _as_reconnected(events: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
+    """`events`, its first connection told as a reconnect (``WarmlineReconnected``)."""
+    async for event in events:
+        if event.get("type") == CONNECTED:
+            event = {**event, "type": RECONNECTED}
+        yield event
 
 
 def _claim_batch(state: CampaignState) -> int:

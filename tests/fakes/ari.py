@@ -811,7 +811,12 @@ class FakeAsterisk:
     # The operations: one per AriClient method, named like it. (client, path parts, params, body).
 
     def _op_info(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> JSON:
-        return {"system": {"version": "22.0.0-fake", "entity_id": "fake"}, "status": {}}
+        # A new startup time after every restart, as Asterisk's own.
+        started = f"2026-01-01T00:00:00.000+0000 #{self.restarts}"
+        return {
+            "system": {"version": "22.0.0-fake", "entity_id": "fake"},
+            "status": {"startup_time": started},
+        }
 
     def _op_ping(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> JSON:
         return {"ping": "pong", "timestamp": self._timestamp(), "asterisk_id": "fake"}

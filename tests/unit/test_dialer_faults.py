@@ -460,6 +460,59 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
     assert faults is not None and faults["status"] == "ok" and faults["database"]["outages"] == 1
 
 
+@pytest.mark.parametrize("restart", [False, True])
+def test_calls_that_end_while_the_lease_is_lost_keep_their_outcome_unless_asterisk_restarted(
+    lab_settings: Settings, db: Database, restart: bool
+) -> None:
+    """The worker's database away past its lease: it stops following its node, so a callee who
+    hangs up meanwhile is not heard; when it takes the node back, its calls look again. On the
+    same Asterisk such a call was hung up by its callee, not cut (tests/integration/test_lease_lab.py
+    found five calls closed as `interrupted`: the lease gap counted as Asterisk restarting); if
+    Asterisk did restart meanwhile, the calls it had were cut: interrupted."""
+    settings = lab_settings.model_copy(update={"dialer_lease_seconds": 6.0})
+    make_campaign(db, "9" * 4)  # they talk a minute: up until the test hangs them up
+    flaky = FlakyDatabase(db)
+    seen: dict[str, Any] = {}
+
+    async def main() -> DialerWorker:
+        asterisk = FakeAsterisk(default=lab_callee)
+        w = worker(settings, db, asterisk, "worker")
+        w.watch.probe = flaky.probe
+
+        async def cut() -> None:
+            await until(lambda: in_flow(asterisk) >= 4, FINISH_WITHIN, interval=0.1)
+            flaky.down = True
+            await until(lambda: w.leases is not None and w.leases.lost == 1, 30, interval=0.1)
+            seen["live"] = set(asterisk.channels)
+            if restart:
+                asterisk.restart()
+            else:
+                for channel_id in seen["live"]:
+                    asterisk.hangup_by_callee(channel_id)  # nobody hears it: the node is not followed
+            await asyncio.sleep(0.5)
+            flaky.down = False
+
+        cutting = asyncio.create_task(cut())
+        async with asyncio.timeout(FINISH_WITHIN):
+            await w.run(
+                until=lambda: (
+                    cutting.done() and w.idle() and not w.journal.pending_ids() and campaign_over(db)
+                )
+            )
+        await cutting
+        return w
+
+    w = run_virtual(main())
+    attempts = check_ledger(db)
+    assert w.leases is not None and (w.leases.lost, w.leases.taken) == (1, 2)
+    outcomes = {a.id: a.outcome for a in attempts if a.id in seen["live"]}
+    assert len(outcomes) == 4, outcomes
+    if restart:
+        assert set(outcomes.values()) == {"interrupted"}, outcomes
+    else:
+        assert "interrupted" not in outcomes.values(), outcomes
+
+
 # ------------------------------------------------------------------ the lab test's proxy
 
 
