@@ -1,8 +1,11 @@
-"""The dialer's CPU per trivial call against the fake Asterisk, without a lab (issue 13, item 3).
+"""The dialer's CPU per call against the fake Asterisk, without a lab (issue 13, item 3).
 
-    .venv/bin/python -m tests.bench.dialer_cpu_fake [CALLS] [--tick S] [--virtual]
+    .venv/bin/python -m tests.bench.dialer_cpu_fake [CALLS] [--tick S] [--virtual] [--callee at-once|full]
 
-A broadcast campaign of CALLS callees (default 200) who answer and hang up at once, at 10 calls a
+A broadcast campaign of CALLS callees (default 200) who answer and hang up at once (`--callee
+at-once`, the default: the lab's callee 8) or hear the whole message (`--callee full`: answer at
+once, AMD says HUMAN after 2.5 s, both prompts play, 2 s each, and the callee hangs up half a second
+into the question's wait for a key, as the lab's callee 1 does: outcome `no_input`), at 10 calls a
 second, through a DialerWorker on a fresh SQLite file; prints this process's CPU per attempt (the
 worker, the database, and the fake Asterisk's own work, which is small). The lab bench
 (test_load_bench.py -k cpu) gives the figure against Asterisk's; this one needs no lab lock, so it
@@ -34,6 +37,12 @@ from tests.fakes.prompts import SilentPrompts
 from warmline import migrate
 
 CALLEE = Callee(answer_after=0.0, hangup_on="answer")  # the lab's callee 8
+PLAY_SECONDS = 2.0  # each prompt, as SilentPrompts makes them
+# The lab's callee 1: answers, is HUMAN, hears the greeting and the question, hangs up unanswered.
+FULL_MESSAGE = Callee(
+    answer_after=0.0, amd="HUMAN", hangup_on="prompt", hangup_prompt=2, hangup_after=PLAY_SECONDS + 0.5
+)
+CALLEES = {"at-once": CALLEE, "full": FULL_MESSAGE}
 
 
 class _SilentPromptCache:
@@ -42,8 +51,8 @@ class _SilentPromptCache:
         return SilentPrompts(settings.var_dir / "prompts")
 
 
-def measure(calls: int, tick: float, virtual: bool) -> float:
-    """CPU milliseconds of this process per attempt over `calls` trivial calls."""
+def measure(calls: int, tick: float, virtual: bool, callee: Callee = CALLEE) -> float:
+    """CPU milliseconds of this process per attempt over `calls` calls to `callee`."""
     runtime.PromptCache = _SilentPromptCache  # type: ignore[attr-defined,assignment]
     tmp = Path(tempfile.mkdtemp(prefix="dialer-cpu-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -76,7 +85,7 @@ def measure(calls: int, tick: float, virtual: bool) -> float:
         svc.set_status(session, "cpu", CampaignStatus.running, actor="bench")
 
     async def main() -> float:
-        asterisk = FakeAsterisk(default=lambda _endpoint: CALLEE)
+        asterisk = FakeAsterisk(default=lambda _endpoint: callee, play_seconds=PLAY_SECONDS)
         loop = asyncio.get_running_loop()
         t0, start = loop.time(), datetime.now(UTC)
         worker = DialerWorker(
@@ -102,9 +111,16 @@ def main() -> None:
     parser.add_argument("calls", type=int, nargs="?", default=200)
     parser.add_argument("--tick", type=float, default=Settings.model_fields["dialer_tick"].default)
     parser.add_argument("--virtual", action="store_true", help="on the tests' virtual clock")
+    parser.add_argument(
+        "--callee",
+        choices=sorted(CALLEES),
+        default="at-once",
+        help="hangs up at once, or hears the whole message",
+    )
     args = parser.parse_args()
-    ms = measure(args.calls, args.tick, args.virtual)
-    print(f"[fake bench] {args.calls} trivial calls at 10/s: dialer CPU per attempt {ms:.2f} ms")
+    ms = measure(args.calls, args.tick, args.virtual, CALLEES[args.callee])
+    what = "trivial calls" if args.callee == "at-once" else "full-message calls"
+    print(f"[fake bench] {args.calls} {what} at 10/s: dialer CPU per attempt {ms:.2f} ms")
 
 
 if __name__ == "__main__":
