@@ -109,6 +109,11 @@ CLAIM_SPAN = 0.5
 # each pass), when an agent in this process asked for a call, and at least this often otherwise
 # (a campaign started, agents' requests stored by another process).
 RUNNING_RECHECK = 1.0
+# The pass's read, built once (issue 13, Round 7). A preview campaign's contacts are called by
+# agents (dialer.agent_dial), never by the dialer.
+_RUNNING = select(Campaign).where(
+    Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
+)
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
@@ -467,11 +472,7 @@ class DialerWorker:
         """The running campaigns, best first, and whether agents asked for calls (`_take_placed`):
         the pass's reads in one transaction."""
         with self.db.session() as session:
-            # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
-            stmt = select(Campaign).where(
-                Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
-            )
-            running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
+            running = [c for c in session.scalars(_RUNNING) if self.only is None or c.name in self.only]
             asked = anyone_asked(session)
         running.sort(key=lambda c: -c.priority)
         return [(c, self._campaign_state(c)) for c in running], asked
