@@ -65,6 +65,7 @@ from dialer.engine.ledger import (
     close_all,
     forget_undialled,
     mark,
+    mark_all,
     took_call,
 )
 from dialer.engine.nailing import NailKeeper
@@ -867,11 +868,7 @@ class DialerWorker:
 
         def write() -> None:
             with self.db.session() as session:
-                # One read for all, held while marking (the session holds its objects weakly).
-                held = list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))
-                for attempt_id, (state, at) in batch.items():
-                    mark(session, attempt_id, state, at)
-                del held
+                mark_all(session, batch)  # two guarded UPDATEs for the batch (issue 13, Round 7)
 
         try:
             await asyncio.to_thread(write)
