@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
@@ -115,6 +115,7 @@ RUNNING_RECHECK = 1.0
 _RUNNING = select(Campaign).where(
     Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
 )
+_RUNNING_ONLY = _RUNNING.where(Campaign.name.in_(bindparam("b_names", expanding=True)))
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
@@ -473,7 +474,10 @@ class DialerWorker:
         """The running campaigns, best first, and whether agents asked for calls (`_take_placed`):
         the pass's reads in one transaction."""
         with self.db.session() as session:
-            running = [c for c in session.scalars(_RUNNING) if self.only is None or c.name in self.only]
+            if self.only is None:
+                running = list(session.scalars(_RUNNING))
+            else:  # only these are read (the others' rows, JSON and all, are not loaded)
+                running = list(session.scalars(_RUNNING_ONLY, {"b_names": sorted(self.only)}))
             asked = anyone_asked(session)
         running.sort(key=lambda c: -c.priority)
         return [(c, self._campaign_state(c)) for c in running], asked
