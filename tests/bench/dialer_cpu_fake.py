@@ -1,13 +1,16 @@
 """The dialer's CPU per call against the fake Asterisk, without a lab (issue 13, item 3).
 
     .venv/bin/python -m tests.bench.dialer_cpu_fake [CALLS] [--tick S] [--virtual] [--callee at-once|full]
+    .venv/bin/python -m tests.bench.dialer_cpu_fake --quiet SECONDS
 
 A broadcast campaign of CALLS callees (default 200) who answer and hang up at once (`--callee
 at-once`, the default: the lab's callee 8) or hear the whole message (`--callee full`: answer at
 once, AMD says HUMAN after 2.5 s, both prompts play, 2 s each, and the callee hangs up half a second
 into the question's wait for a key, as the lab's callee 1 does: outcome `no_input`), at 10 calls a
 second, through a DialerWorker on a fresh SQLite file; prints this process's CPU per attempt (the
-worker, the database, and the fake Asterisk's own work, which is small). The lab bench
+worker, the database, and the fake Asterisk's own work, which is small). `--quiet S`: no calls, the
+CPU per second of a worker whose campaign has nothing due -- the passes' own cost, which a call
+lasting 20 s carries 20 s of. The lab bench
 (test_load_bench.py -k cpu) gives the figure against Asterisk's; this one needs no lab lock, so it
 is the quick way to see what a change to the dialer's per-call work does. For a profile, run it
 under ``py-spy record -r 200 --format raw -o out.txt -- .venv/bin/python -m tests.bench.dialer_cpu_fake``.
@@ -51,8 +54,10 @@ class _SilentPromptCache:
         return SilentPrompts(settings.var_dir / "prompts")
 
 
-def measure(calls: int, tick: float, virtual: bool, callee: Callee = CALLEE) -> float:
-    """CPU milliseconds of this process per attempt over `calls` calls to `callee`."""
+def measure(calls: int, tick: float, virtual: bool, callee: Callee = CALLEE, quiet: float = 0.0) -> float:
+    """CPU milliseconds of this process per attempt over `calls` calls to `callee`; with `quiet`
+    (and no calls): per second of a worker whose running campaign has nothing due, over `quiet`
+    seconds after a warm-up of 3."""
     runtime.PromptCache = _SilentPromptCache  # type: ignore[attr-defined,assignment]
     tmp = Path(tempfile.mkdtemp(prefix="dialer-cpu-"))
     url = f"sqlite:///{tmp / 'bench.db'}"
@@ -79,8 +84,9 @@ def measure(calls: int, tick: float, virtual: bool, callee: Callee = CALLEE) -> 
     }
     with db.session() as session:
         svc.create_campaign(session, svc.build_spec(spec), actor="bench")
-    lines = ["name,phone,clinic,date"] + [f"x,137{i:07d}8,c,d" for i in range(calls)]
-    import_list(db, "cpu", io.BytesIO(("\n".join(lines) + "\n").encode()), "cpu.csv", actor="bench")
+    if calls:
+        lines = ["name,phone,clinic,date"] + [f"x,137{i:07d}8,c,d" for i in range(calls)]
+        import_list(db, "cpu", io.BytesIO(("\n".join(lines) + "\n").encode()), "cpu.csv", actor="bench")
     with db.session() as session:
         svc.set_status(session, "cpu", CampaignStatus.running, actor="bench")
 
@@ -96,6 +102,15 @@ def measure(calls: int, tick: float, virtual: bool, callee: Callee = CALLEE) -> 
             monotonic=loop.time,
             ari_factory=lambda n, _s: asterisk.client(n.app, "bench"),
         )
+        if quiet:
+            running = asyncio.create_task(worker.run())
+            await asyncio.sleep(3.0)
+            cpu0, wall0 = time.process_time(), loop.time()
+            await asyncio.sleep(quiet)
+            cpu1, wall1 = time.process_time(), loop.time()
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+            return (cpu1 - cpu0) / (wall1 - wall0) * 1000
         cpu0 = time.process_time()
         await worker.run(until=lambda: worker.closed_calls >= calls)
         return (time.process_time() - cpu0) / calls * 1000
@@ -117,7 +132,20 @@ def main() -> None:
         default="at-once",
         help="hangs up at once, or hears the whole message",
     )
+    parser.add_argument(
+        "--quiet",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="no calls: the CPU per second of a worker whose campaign has nothing due, over S seconds",
+    )
     args = parser.parse_args()
+    if args.quiet:
+        ms = measure(0, args.tick, args.virtual, quiet=args.quiet)
+        print(
+            f"[fake bench] a worker with nothing due, {args.quiet:.0f} s: dialer CPU {ms:.2f} ms per second"
+        )
+        return
     ms = measure(args.calls, args.tick, args.virtual, CALLEES[args.callee])
     what = "trivial calls" if args.callee == "at-once" else "full-message calls"
     print(f"[fake bench] {args.calls} {what} at 10/s: dialer CPU per attempt {ms:.2f} ms")
