@@ -152,6 +152,7 @@ class _Run:
         recordings_dir: Path | None,
         prompt_dirs: tuple[Path, ...],
         answer: bool,
+        prefetch: tuple[str, ...] | None = None,
     ) -> None:
         self.ari = ari
         self.channel_id = channel_id
@@ -173,6 +174,8 @@ class _Run:
         self._loop = asyncio.get_running_loop()
         self._t0 = self._loop.time()
         self._prefetch: list[asyncio.Task[Any]] = []
+        # The prompt texts (`say`, as written) made ahead for this call; None: every one of the flow.
+        self._ahead = prefetch
 
     # ------------------------------------------------------------ the run
 
@@ -274,9 +277,10 @@ class _Run:
         return text
 
     def _start_prefetch(self) -> None:
-        """Render every prompt of the flow for this contact now, so later nodes never wait."""
+        """Render every prompt of the flow for this contact now, so later nodes never wait (only
+        those of `prefetch` when the caller prepared the others: FlowRunner.run)."""
         for _node_id, _where, prompt in self.flow.all_prompts():
-            if prompt.say is not None:
+            if prompt.say is not None and (self._ahead is None or prompt.say in self._ahead):
                 text = self._text(prompt)
                 if text.strip():
                     spoken = self.prompts.speak(text, self.flow.voice, personal=is_personal(prompt.say))
@@ -545,11 +549,13 @@ async def run_flow(
     recordings_dir: Path | None = None,
     prompt_dirs: Sequence[Path] = (),
     answer: bool = False,
+    prefetch: tuple[str, ...] | None = None,
 ) -> FlowResult:
     """Run ``flow`` on the channel (already in Stasis) until it hangs up, transfers or the callee
     hangs up. ``events`` yields this call's ARI events (EventDispatcher.subscribe). With
     ``answer`` the runner answers the channel first (inbound calls). ``prompts`` defaults to the
-    cache under the settings' var dir."""
+    cache under the settings' var dir. ``prefetch``: the prompt texts to make ahead as the flow
+    starts (None: all of them; the others are made, or found, when played)."""
     if prompts is None:
         from core.settings import get_settings
 
@@ -564,6 +570,7 @@ async def run_flow(
         recordings_dir=recordings_dir,
         prompt_dirs=tuple(prompt_dirs),
         answer=answer,
+        prefetch=prefetch,
     )
     return await run.run()
 
@@ -652,4 +659,16 @@ class FlowRunner:
             recordings_dir=self.recordings_dir,
             prompt_dirs=self.prompt_dirs,
             answer=answer,
+            prefetch=self._ahead(flow),
         )
+
+    def _ahead(self, flow: Flow) -> tuple[str, ...] | None:
+        """What a run of `flow` makes ahead: once this runner prepared the flow (its prompts made
+        once for all, `prepare`), only its personal prompts -- a contact's own words; the others
+        are cache hits, and a play still makes one gone missing since. Not prepared: all of them.
+        (Each call made every prompt of the flow ahead, nine cache look-ups and tasks for the
+        vaccination reminder, to play two: issue 13, Round 7.)"""
+        known = self._prepared.get(id(flow))
+        if known is None or known[0] is not flow:
+            return None
+        return known[1]

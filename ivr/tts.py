@@ -165,6 +165,15 @@ def _convert(src: Path, dst: Path, *, normalize: bool = True, mode: int = PUBLIC
 
 def media_uri(path: Path) -> str:
     """The ARI media URI that plays ``path`` (absolute, extension dropped so Asterisk picks the format)."""
+    if not path.is_absolute():  # resolved against the working directory of the moment
+        return f"sound:{path.resolve().with_suffix('')}"
+    return _media_uri(path)
+
+
+@functools.lru_cache(maxsize=4096)
+def _media_uri(path: Path) -> str:
+    # Remembered per path: resolving walks every directory of it (an lstat each), and every call
+    # of a campaign plays the same prompts (issue 13, Round 7).
     resolved = path.resolve()
     return f"sound:{resolved.with_suffix('')}"
 

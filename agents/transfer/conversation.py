@@ -65,6 +65,10 @@ LEG_GONE = frozenset({"ChannelDestroyed", "ChannelHangupRequest"})
 TRANSFER_ARG = "transfer"  # the Stasis argument of an outside number's leg
 RINGBACK = "tone:ring"
 POLL = 5.0  # seconds between checks that legs whose end we may have missed are still there
+# A caller a check finds gone has usually hung up a moment ago, their hang-up's events still on
+# the socket (which lags HTTP answers on a busy server): waited for this long, they bring the cause
+# and the end of the bridged span on Asterisk's clock (where a nailed call's recording ends).
+LATE_HANGUP_S = 1.0
 TRANSFERRED = "transferred"  # the state reason of an agent who handed the caller on
 
 NumberGate = Callable[[str, str], Awaitable[str]]
@@ -150,6 +154,7 @@ class Conversation:
     holders: list[str] = field(default_factory=list)  # the agents who had the caller, in turn
     bridges: list[str] = field(default_factory=list)  # bridges made for the caller (destroyed at close)
     _moh: bool = False
+    _caller_missing_since: float | None = None  # a check found the caller gone; events not in yet
     _recording: list[asyncio.Task[None]] = field(default_factory=list)  # recordings being finished
 
     def __post_init__(self) -> None:
@@ -182,7 +187,7 @@ class Conversation:
         while True:
             if self.requeued is not None:
                 return self.requeued.ended_by or "system"
-            event = await self._next(POLL)
+            event = await self._next(self._wait())
             try:
                 if event is None or event.get("type") == RECONNECTED:
                     ended = await self._check_legs()
@@ -197,6 +202,12 @@ class Conversation:
                 ended = await self._recover()
             if ended is not None:
                 return ended
+
+    def _wait(self) -> float:
+        """How long to wait for the next event before checking the legs."""
+        if self._caller_missing_since is None:
+            return POLL
+        return max(0.0, self._caller_missing_since + LATE_HANGUP_S - self.deps.clock())
 
     async def _next(self, timeout: float) -> JSON | None:  # noqa: ASYNC109
         try:
@@ -227,6 +238,9 @@ class Conversation:
     async def _check_legs(self) -> Ended | None:
         """No event for a while (or a reconnect): are the legs we count on still there?"""
         if not await self._alive(self.customer):
+            if self._caller_missing_since is None:
+                self._caller_missing_since = self.deps.clock()  # their events a moment behind
+                return None
             return await self._caller_left()
         pending = self.pending
         if pending is not None and pending.party is not None and not await self._alive(pending.party.leg):

@@ -55,10 +55,13 @@ class PlacedClaim:
     by_dialer: bool = False  # a callback the dialer places for the agent who promised it
 
 
+# Built once: the dialer asks it every second (issue 13, Round 7).
+_ASKED = select(Attempt.id).where(Attempt.node == UNASSIGNED, Attempt.state == AttemptState.created).limit(1)
+
+
 def anyone_asked(session: Session) -> bool:
     """Is a requested call waiting for a node? (The usual pass: no, in one query.)"""
-    asked = select(Attempt.id).where(Attempt.node == UNASSIGNED, Attempt.state == AttemptState.created)
-    return session.scalar(asked.limit(1)) is not None
+    return session.scalar(_ASKED) is not None
 
 
 def take_requests(session: Session, node: str, now: datetime, limit: int = 20) -> list[PlacedClaim]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agents.handover import CallOrigin, Handover, HandoverDeps
@@ -65,13 +65,23 @@ from dialer.engine.ledger import (
     close_all,
     forget_undialled,
     mark,
+    mark_all,
     took_call,
 )
 from dialer.engine.nailing import NailKeeper
 from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
-from dialer.models import Attempt, AttemptState, Campaign, CampaignKind, CampaignMode, CampaignStatus, Contact
+from dialer.models import (
+    Attempt,
+    AttemptState,
+    Campaign,
+    CampaignKind,
+    CampaignMode,
+    CampaignStatus,
+    Contact,
+    ContactState,
+)
 from dialer.outcomes import CallFacts, Outcome, classify
 from dialer.pacing import Capacity, DialResult, TokenBucket, calls_allowed
 from dialer.reconcile import ReconcileReport, reconcile
@@ -109,6 +119,24 @@ CLAIM_SPAN = 0.5
 # each pass), when an agent in this process asked for a call, and at least this often otherwise
 # (a campaign started, agents' requests stored by another process).
 RUNNING_RECHECK = 1.0
+# The pass's read, built once (issue 13, Round 7). A preview campaign's contacts are called by
+# agents (dialer.agent_dial), never by the dialer.
+# With each campaign, whether it has a due contact now (ix_contacts_due): the claim's own candidate
+# condition, so a campaign with none needs no claim's transaction to find that out.
+_HAS_DUE = (
+    select(Contact.id)
+    .where(
+        Contact.campaign_id == Campaign.id,
+        Contact.state == ContactState.pending,
+        Contact.next_due_at.is_(None)
+        | (Contact.next_due_at <= bindparam("b_now", type_=Contact.next_due_at.type)),
+    )
+    .exists()
+)
+_RUNNING = select(Campaign, _HAS_DUE.label("has_due")).where(
+    Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
+)
+_RUNNING_ONLY = _RUNNING.where(Campaign.name.in_(bindparam("b_names", expanding=True)))
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
@@ -147,6 +175,7 @@ class CampaignState:
     apology: str | None = None  # what a live answer with no agent within the grace hears
     apology_ready: bool = False  # its prompt made (or being made) in the cache
     drained_until: float = -1e18  # its last claim found fewer due contacts than it could call
+    has_due: bool = True  # the last read of the running campaigns found a due contact
     survey: Flow | None = None  # the post-call survey flow, when the campaign asks for it
 
 
@@ -498,14 +527,21 @@ class DialerWorker:
         """The running campaigns, best first, and whether agents asked for calls (`_take_placed`):
         the pass's reads in one transaction."""
         with self.db.session() as session:
-            # A preview campaign's contacts are called by agents (dialer.agent_dial), never by the dialer.
-            stmt = select(Campaign).where(
-                Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
-            )
-            running = [c for c in session.scalars(stmt) if self.only is None or c.name in self.only]
+            now = self.now()
+            if self.only is None:
+                rows = list(session.execute(_RUNNING, {"b_now": now}).all())
+            else:  # only these are read (the others' rows, JSON and all, are not loaded)
+                rows = list(
+                    session.execute(_RUNNING_ONLY, {"b_now": now, "b_names": sorted(self.only)}).all()
+                )
             asked = anyone_asked(session)
-        running.sort(key=lambda c: -c.priority)
-        return [(c, self._campaign_state(c)) for c in running], asked
+        rows.sort(key=lambda row: -row[0].priority)
+        out = []
+        for campaign, has_due in rows:
+            state = self._campaign_state(campaign)
+            state.has_due = bool(has_due)
+            out.append((campaign, state))
+        return out, asked
 
     def _claim(
         self,
@@ -572,6 +608,11 @@ class DialerWorker:
                     log.info("pacing %s deferred: %s", campaign.name, exc)
                     continue
             if live is None and not self._worth_a_claim(state):
+                continue
+            if live is None and not state.has_due:
+                # The read just now found no due contact: the claim would take none (it looks at
+                # the same rows, with the same clock). Looked at again as a drained claim would be.
+                state.drained_until = self.monotonic() + DRAINED_RECHECK
                 continue
             async with link.bookkeeping:  # reconciliation must see every claimed attempt as ours
                 try:
@@ -897,11 +938,7 @@ class DialerWorker:
 
         def write() -> None:
             with self.db.session() as session:
-                # One read for all, held while marking (the session holds its objects weakly).
-                held = list(session.scalars(select(Attempt).where(Attempt.id.in_(batch))))
-                for attempt_id, (state, at) in batch.items():
-                    mark(session, attempt_id, state, at)
-                del held
+                mark_all(session, batch)  # two guarded UPDATEs for the batch (issue 13, Round 7)
 
         try:
             await asyncio.to_thread(write)

@@ -14,7 +14,6 @@ import io
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -36,6 +35,7 @@ from dialer import campaigns as svc
 from dialer.lists.importer import import_list
 from dialer.models import CampaignStatus
 from tests.lab import LabPorts, lab_ports, private_lab
+from tests.utils.processes import stop
 from warmline import migrate
 from warmline.lab import lab_status
 
@@ -405,12 +405,7 @@ def sipp_far_end(scenario: str, ports: LabPorts, log_dir: Path, *, echo: bool = 
             time.sleep(0.05)
         yield FarEnd(proc, log)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop(proc, grace_s=5)
 
 
 def asterisk_alone_cpu(settings: Settings, endpoint: str, n: int, cps: float) -> tuple[int, float]:

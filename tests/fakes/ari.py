@@ -24,7 +24,8 @@ methods): `fail("originate", 0, "ConnectError: ...")`, `delay("hangup", 2.0)`, `
 A test acts at a moment of the call with `when("PlaybackStarted", action, nth=2)`, plays the far end
 with `answer_call`, `press`, `hangup_by_callee`, `finish_playback`, `emit` (any event), finds calls
 already up with `place`, restarts Asterisk with `restart()` (or `stop()` ... `start()`), and kills
-the process behind a client with `FakeAri.kill()`.
+the process behind a client with `FakeAri.kill()`. `FakeAri.lag` makes a client's events arrive
+that many loop seconds after they happen, in order (a busy server's socket behind its HTTP answers).
 
     asterisk = FakeAsterisk(callees={"Local/1001@lab-pstn": Callee(press="1")})
     ari = asterisk.client()                       # app "warmline"
@@ -37,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import uuid
+from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -1151,7 +1153,9 @@ class FakeAri(AriClient):
         self.connected = False
         self.killed = False
         self.closed = False
+        self.lag = 0.0  # loop seconds the event socket runs behind HTTP answers (a busy server)
         self._queue: asyncio.Queue[JSON | _Dropped] = asyncio.Queue()
+        self._late: deque[tuple[float, JSON]] = deque()  # (due, event), in the order sent
 
     async def aclose(self) -> None:
         self.closed = True
@@ -1166,13 +1170,24 @@ class FakeAri(AriClient):
         return [r for r in self.asterisk.requests if r.client == self.name]
 
     def deliver(self, event: JSON) -> None:
-        self._queue.put_nowait(event)
+        if self.lag <= 0 and not self._late:
+            self._queue.put_nowait(event)
+            return
+        loop = asyncio.get_running_loop()
+        self._late.append((loop.time() + self.lag, event))
+        loop.call_later(self.lag, self._deliver_due)
+
+    def _deliver_due(self) -> None:
+        now = asyncio.get_running_loop().time()
+        while self._late and self._late[0][0] <= now and self.connected:
+            self._queue.put_nowait(self._late.popleft()[1])
 
     def drop(self) -> None:
         """The websocket drops (Asterisk stopped): undelivered events stay lost, the stream
         reconnects once Asterisk is up."""
         if self.connected:
             self.connected = False
+            self._late.clear()
             self._queue.put_nowait(_Dropped())
 
     def kill(self) -> None:

@@ -29,6 +29,7 @@ from dialer import campaigns as svc
 from dialer.models import Attempt, AttemptState, Contact, ContactState
 from tests.lab import lab_ports, private_lab
 from tests.utils.campaigns import make_running_campaign
+from tests.utils.processes import stop
 from warmline.lab import lab_status
 
 pytestmark = pytest.mark.integration
@@ -131,11 +132,7 @@ def test_sigkill_mid_campaign_then_restart(lab: Settings, db: Database, tmp_path
         proc = worker(settings, name, log)
         wait_for("the killed worker's calls to be settled", lambda: not (left & live_attempts(db)), 180)
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
     with db.session() as session:
         settled = list(session.scalars(select(Attempt).where(Attempt.id.in_(left))))
         contacts = list(session.scalars(select(Contact)))

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, Contac
 from tests.conftest import on_database
 from tests.lab import lab_client, lab_ports, private_lab
 from tests.utils.mosquitto import Mosquitto
+from tests.utils.processes import stop
 from tests.utils.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
@@ -113,15 +113,6 @@ def start_dialer(
     return subprocess.Popen(
         [str(WARMLINE), "dialer", "run", "--campaign", name], env=env, stdout=out, stderr=out
     )
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(5)
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float, log: Path | None = None) -> float:

@@ -44,7 +44,7 @@ from agents.routing import set_state
 from agents.states import current_state
 from agents.transfer.models import Transfer
 from agents.transfer.service import TransferAsk, request_step, request_transfer
-from core.ari import AriClient
+from core.ari import AriClient, AriError
 from core.ari_events import EventDispatcher, event_time
 from core.auth.models import Role, User
 from core.bus import Bus
@@ -61,6 +61,7 @@ from tests.integration.test_bridge_lab import band_energy, client, endpoint_onli
 from tests.integration.test_pacing_lab import over
 from tests.lab import lab_ports, private_lab
 from tests.utils.baresip import Baresip, BaresipPhone, start_baresip
+from tests.utils.faulty_proxy import FaultyProxy
 from warmline import accounts
 from warmline.lab import lab_status
 from warmline.migrate import upgrade
@@ -407,9 +408,10 @@ def add_contact(db: Database, campaign_id: int, index: int, digit: str) -> None:
         s.add(Contact(campaign_id=campaign_id, phone_e164=f"+86138{index:07d}{digit}", name=f"转接{index}"))
 
 
-def xfer_campaign(db: Database) -> int:
+def small_campaign(db: Database, name: str) -> int:
+    """A progressive campaign of two channels with no contacts yet: the test adds them one by one."""
     spec = {
-        "name": "nailed-xfer",
+        "name": name,
         "kind": "agent",
         "mode": "progressive",
         "caller_id": "4001234567",
@@ -445,7 +447,7 @@ def test_a_nailed_agent_transfers_blind_and_after_a_consult_and_goes_back_to_the
     with db.session() as s:
         for name in AGENTS:
             set_state(s, name, "available", "test")
-    campaign_id = xfer_campaign(db)
+    campaign_id = small_campaign(db, "nailed-xfer")
     seen: dict[str, object] = {}
 
     async def main() -> None:
@@ -556,3 +558,115 @@ def test_a_nailed_agent_transfers_blind_and_after_a_consult_and_goes_back_to_the
         parts = list(s.scalars(select(CallRecording).where(CallRecording.campaign_id == campaign_id)))
     by = {(r.attempt_id, r.agent) for r in parts}
     assert len(parts) >= 4 and len(by) >= 4, ("each agent's part of each call recorded", by)
+
+
+def test_a_nailed_leg_lost_while_the_event_stream_was_down_is_found_at_reconnection(
+    lab: Settings, db: Database, phones: list[BaresipPhone]
+) -> None:
+    """The dialer's ARI line (a TCP proxy in front of the lab's ARI) drops and stays refused while
+    bo's nailed leg is hung up straight on Asterisk: the hang-up event is lost with the socket.
+    At the reconnection the dialer looks each holding bridge up, finds bo's leg gone and ends bo's
+    nailed state (proved on the fake Asterisk in tests/unit/test_nailed_fake_ari.py); so the next
+    callee, with an on a break, goes to bo's new leg after bo is ready again, never into the old,
+    empty bridge (where the callee would hear silence)."""
+    with db.session() as s:
+        for name in AGENTS:
+            set_state(s, name, "available", "test")
+    campaign_id = small_campaign(db, "nailed-drop")
+    node = lab.asterisk_nodes[0]
+    ari_port = int(node.ari_url.split(":")[2].split("/")[0])
+    seen: dict[str, object] = {}
+
+    def keeper(worker: DialerWorker) -> NailedAgents | None:
+        links = list(worker.nodes.values())
+        return links[0].keeper.nailed if links and links[0].keeper is not None else None
+
+    def free_leg(worker: DialerWorker, agent: str) -> str | None:
+        nailed = keeper(worker)
+        leg = nailed.legs.get(agent) if nailed is not None else None
+        return leg.leg if leg is not None and leg.callee is None else None
+
+    def attempt(index: int) -> Attempt | None:
+        with db.session() as s:
+            return s.scalar(
+                select(Attempt)
+                .join(Contact)
+                .where(
+                    Contact.campaign_id == campaign_id,
+                    Contact.name == f"转接{index}",
+                    Attempt.outcome.is_not(None),
+                )
+            )
+
+    async def gone(ari: AriClient, channel: str) -> bool:
+        try:
+            await ari.get_channel(channel)
+        except AriError as exc:
+            assert exc.status == 404, exc
+            return True
+        return False
+
+    async def scenario(worker: DialerWorker, proxy: FaultyProxy, ari: AriClient) -> None:
+        await until_true(
+            "both agents nailed up and free", lambda: all(free_leg(worker, a) for a in AGENTS), 30
+        )
+        old_leg = free_leg(worker, "bo")
+        nailed = keeper(worker)
+        assert nailed is not None and old_leg is not None
+        old_bridge = nailed.legs["bo"].bridge
+        connections = worker.nodes[node.name].connections
+        proxy.refuse = True
+        proxy.drop()
+        await ari.hangup(old_leg)  # straight on Asterisk: the dialer's socket is down
+        for _ in range(50):
+            if await gone(ari, old_leg):
+                break
+            await asyncio.sleep(0.1)
+        assert nailed.nailed("bo"), "the dialer cannot have heard the hang-up"
+        proxy.refuse = False
+        await until_true(
+            "the event stream back", lambda: worker.nodes[node.name].connections > connections, 30
+        )
+        await until_true("bo no longer nailed up", lambda: not nailed.nailed("bo"), 15)
+        with db.session() as s:
+            set_state(s, "an", "break", "test")  # an's leg is released: only bo can take a callee
+            set_state(s, "bo", "available", "ready")  # bo is ready again: a new availability
+        new_leg = await until_true("bo nailed up again on a new leg", lambda: free_leg(worker, "bo"), 30)
+        await until_true("an released", lambda: not nailed.nailed("an"), 15)
+        assert new_leg != old_leg
+        add_contact(db, campaign_id, 90, "6")  # answers and talks ~10 s
+        done: Attempt = await until_true("the call put through", functools.partial(attempt, 90), 90)
+        seen.update(
+            outcome=done.outcome, agent=done.agent, calls=nailed.legs["bo"].calls, leg=nailed.legs["bo"].leg
+        )
+        assert (done.outcome, done.agent) == ("agent", "bo"), done
+        assert nailed.legs["bo"].leg == new_leg and nailed.legs["bo"].calls == 1, "into bo's new bridge"
+        try:
+            found = await ari.get_bridge(old_bridge)
+        except AriError as exc:  # the dead bridge was destroyed
+            assert exc.status == 404, exc
+            found = None
+        assert found is None or not found.get("channels"), ("nobody in the old bridge", found)
+
+    async def main() -> None:
+        async with FaultyProxy("127.0.0.1", ari_port) as proxy:
+            via = node.model_copy(update={"ari_url": f"http://127.0.0.1:{proxy.port}/ari"})
+            worker = DialerWorker(
+                lab.model_copy(update={"asterisk_nodes": [via]}), db, campaigns={"nailed-drop"}
+            )
+            task = asyncio.create_task(worker.run())
+            try:
+                async with client(lab) as ari:
+                    await scenario(worker, proxy, ari)
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+    started = time.monotonic()
+    try:
+        asyncio.run(main())
+    finally:
+        with db.session() as s:
+            set_state(s, "an", "available", "test")
+    FIGURES["drop_test_s"] = round(time.monotonic() - started, 1)
+    print("\nnailed lab, event stream dropped:", seen, FIGURES["drop_test_s"], "s")

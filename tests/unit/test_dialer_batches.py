@@ -19,11 +19,12 @@ from core.settings import Settings
 from dialer import campaigns as svc
 from dialer import dnc
 from dialer.engine.ledger import _take_all, claim
-from dialer.engine.runtime import CampaignState, _claim_batch
+from dialer.engine.runtime import CampaignState, DialerWorker, _claim_batch
 from dialer.models import Attempt, AttemptState, Contact, ContactState
 from dialer.pacing import TokenBucket
 from tests.unit.test_dialer_faults import NOW, _entry, _worker
 from tests.unit.test_reconcile_fake_ari import CAMPAIGN, make_campaign
+from tests.utils.campaigns import make_running_campaign
 
 
 def _statements(db: Database) -> list[str]:
@@ -101,3 +102,18 @@ def test_a_campaign_paced_by_its_rate_alone_claims_half_a_second_of_calls_at_onc
         return CampaignState(spec=None, plan_key=(), flow=None, bucket=TokenBucket(rate))  # type: ignore[arg-type]
 
     assert [_claim_batch(state(r)) for r in (0.5, 1, 2, 5, 10, 20)] == [1, 1, 1, 2, 5, 10]
+
+
+def test_a_worker_for_some_campaigns_reads_only_their_rows(settings: Settings, db: Database) -> None:
+    """`campaigns=` (the demo's, the benches'): the pass's read names them in its query, so the
+    other running campaigns' rows are not loaded at all (issue 13, Round 7)."""
+    make_campaign(db, "0")
+    make_running_campaign(db, "other", "1")
+    seen = _statements(db)
+    w = DialerWorker(settings, db, campaigns={CAMPAIGN}, now=lambda: NOW)
+    running, _asked = w._running_campaigns()
+    assert [c.name for c, _state in running] == [CAMPAIGN]
+    reads = [s for s in seen if "FROM campaigns" in s]
+    assert len(reads) == 1 and "campaigns.name IN" in reads[0], reads
+    everyone = DialerWorker(settings, db, now=lambda: NOW)
+    assert sorted(c.name for c, _state in everyone._running_campaigns()[0]) == sorted([CAMPAIGN, "other"])

@@ -12,7 +12,16 @@ from sqlalchemy import func, select
 from core.db import Database
 from dialer import campaigns as svc
 from dialer.engine.calls import endpoint_for, first_message
-from dialer.engine.ledger import Closing, active_attempts, claim, close, close_all, release_orphans
+from dialer.engine.ledger import (
+    Closing,
+    active_attempts,
+    claim,
+    close,
+    close_all,
+    mark,
+    mark_all,
+    release_orphans,
+)
 from dialer.models import Attempt, AttemptState, CampaignStatus, Contact, ContactState, DncGlobal
 from dialer.outcomes import CallFacts, Outcome
 from dialer.reconcile import reconcile
@@ -295,6 +304,59 @@ def test_close_all_writes_what_close_writes_one_by_one(db: Database) -> None:
                     assert all(r is not None for r in results)
         assert _closed_rows(db, "one") == _closed_rows(db, "all")
     assert len(_closed_rows(db, "all")) > len(_PARITY_FACTS), "the retried contacts were closed twice"
+
+
+# (state the attempt is in, its answered_at, the note): every case `mark` decides.
+_MARK_CASES = (
+    (AttemptState.created, None, AttemptState.dialing),
+    (AttemptState.created, None, AttemptState.answered),
+    (AttemptState.dialing, None, AttemptState.answered),
+    (AttemptState.dialing, None, AttemptState.dialing),
+    (AttemptState.answered, None, AttemptState.dialing),  # never backwards
+    (AttemptState.answered, T0, AttemptState.answered),  # the first answer's time is kept
+    (AttemptState.dialing, T0, AttemptState.answered),  # kept too (a close wrote it)
+    (AttemptState.ended, None, AttemptState.answered),  # never a closed attempt
+    (AttemptState.reconciled, None, AttemptState.dialing),
+)
+
+
+def test_mark_all_writes_what_mark_writes_one_by_one(db: Database) -> None:
+    """A pass's progress notes, two Core statements for the batch (issue 13, Round 7), against
+    `mark` attempt by attempt: the same state and answered_at for every case, on both databases."""
+    phones = {
+        name: tuple(f"+86138{k}0000{i:02d}" for i in range(len(_MARK_CASES)))
+        for k, name in ((1, "one"), (2, "all"))
+    }
+    noted = T0 + timedelta(seconds=7)
+    notes: dict[str, dict[str, tuple[AttemptState, datetime]]] = {"one": {}, "all": {}}
+    for name in ("one", "all"):
+        make(db, name, phones[name])
+    with db.session() as session:
+        for name in ("one", "all"):
+            claimed = claim(session, svc.require_campaign(session, name), 20, T0, node="lab")
+            by_phone = {c.phone_e164: c.attempt_id for c in claimed}
+            for phone, (state, answered_at, note) in zip(phones[name], _MARK_CASES, strict=True):
+                attempt = session.get(Attempt, by_phone[phone])
+                assert attempt is not None
+                attempt.state, attempt.answered_at = state, answered_at
+                notes[name][attempt.id] = (note, noted)
+    with db.session() as session:
+        for attempt_id, (note, at) in notes["one"].items():
+            mark(session, attempt_id, note, at)
+        mark_all(session, notes["all"])
+
+    def rows(name: str) -> list[tuple[Any, Any]]:
+        with db.session() as session:
+            got = {a.id: (a.state, a.answered_at) for a in session.scalars(select(Attempt))}
+        return [got[attempt_id] for attempt_id in notes[name]]
+
+    assert rows("one") == rows("all")
+    assert [state for state, _ in rows("all")] == [
+        AttemptState.dialing, AttemptState.answered, AttemptState.answered, AttemptState.dialing,
+        AttemptState.answered, AttemptState.answered, AttemptState.answered, AttemptState.ended,
+        AttemptState.reconciled,
+    ]  # fmt: skip
+    assert [at for _, at in rows("all")][1:3] == [noted, noted] and rows("all")[5][1] == T0
 
 
 def _close_one_by_one(session: Any, c: Closing) -> Any:

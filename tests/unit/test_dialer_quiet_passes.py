@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import update
 
 from core.ari_events import UNUSED_EVENTS
 from core.db import Database
@@ -18,11 +21,12 @@ from core.settings import Settings
 from dialer.agent_dial import service as agent_dial
 from dialer.engine import runtime
 from dialer.engine.runtime import HEALTH_PROBE_EVERY, RUNNING_RECHECK, CampaignState
+from dialer.models import Contact
 from dialer.pacing import TokenBucket
 from tests.fakes.ari import FakeAsterisk
 from tests.fakes.clock import run_virtual
 from tests.unit.test_dialer_faults import Clock
-from tests.unit.test_reconcile_fake_ari import NODE, SilentPromptCache, lab_callee, worker
+from tests.unit.test_reconcile_fake_ari import NODE, T0, SilentPromptCache, lab_callee, make_campaign, worker
 from tests.utils import until
 
 
@@ -111,3 +115,41 @@ def test_no_database_probe_while_writes_work(settings: Settings, db: Database) -
         assert probes == [clock()]
 
     asyncio.run(passes())
+
+
+def test_a_campaign_with_no_due_contact_costs_no_claim(
+    settings: Settings, db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pass's read says, with each running campaign, whether a contact of it is due: one with
+    none (all due later, or called already) gets no claim's transaction, where it had one every
+    second (issue 13, Round 7); once a contact is due, the next read finds it and it is called."""
+    monkeypatch.setattr(runtime, "PromptCache", SilentPromptCache)
+    make_campaign(db, "0")
+    with db.session() as session:
+        session.execute(update(Contact).values(next_due_at=T0 + timedelta(hours=1)))
+    lab = settings.model_copy(update={"asterisk_nodes": [NODE], "dialer_enabled": True})
+    claims: list[int] = []
+
+    async def main(seconds: float | None) -> tuple[bool, int]:
+        loop = asyncio.get_running_loop()
+        w = worker(lab, db, FakeAsterisk(default=lab_callee), "worker")
+        real = w._claim
+
+        def counted(*args: Any, **kw: Any) -> Any:
+            claims.append(1)
+            return real(*args, **kw)
+
+        w._claim = counted  # type: ignore[method-assign]
+        t0 = loop.time()
+        if seconds is None:
+            await w.run(until=lambda: w.closed_calls >= 1)
+        else:
+            await w.run(until=lambda: loop.time() - t0 > seconds)
+        return all(not state.has_due for state in w.campaigns.values()), w.closed_calls
+
+    none_due, closed = run_virtual(main(5.0))
+    assert none_due and closed == 0 and claims == [], "five seconds of passes, no claim"
+    with db.session() as session:
+        session.execute(update(Contact).values(next_due_at=None))
+    _, closed = run_virtual(main(None))
+    assert closed == 1 and claims, "a due contact is claimed and called"

@@ -484,6 +484,44 @@ async def test_prepare_renders_every_prompt_once(
     assert prompts.stats["made"] == made  # nothing rendered during the call
 
 
+async def test_a_prepared_flow_makes_only_its_personal_prompts_ahead_of_a_call(
+    prompts: PromptCache, ari: FakeAri, dispatcher: EventDispatcher
+) -> None:
+    """Once the runner prepared the flow, a call looks up ahead only the prompts with the contact's
+    own words, then each prompt it plays; not every prompt of the flow (issue 13, Round 7)."""
+    flow = vaccination()
+    spoken = [p.say for _, _, p in flow.all_prompts() if p.say is not None]
+    personal = sum(1 for say in spoken if is_personal(say))
+
+    asked: list[str] = []
+    speak = prompts.speak
+
+    async def counted(text: str, voice: str | None = None, *, personal: bool = False) -> Path:
+        asked.append(text)
+        return await speak(text, voice, personal=personal)
+
+    prompts.speak = counted  # type: ignore[method-assign]
+
+    async def looked_up(runner: FlowRunner, calls: FakeAri) -> tuple[int, int]:
+        asked.clear()
+        press_after_prompt(calls, 2, "1")
+        async with asyncio.timeout(10):
+            result = await runner.run(
+                CHANNEL, flow, CONTACT, calls.dispatcher.subscribe(CHANNEL), answer=True
+            )
+        assert result.outcome == "confirmed"
+        return len(asked), len(calls.plays)
+
+    # Not prepared (run_flow's callers, and a call whose prepare is still on its way): all ahead.
+    looked, played = await looked_up(FlowRunner(ari, prompts), ari)
+    assert played == 3 and looked == len(spoken) + played  # the reminder, the question, the thanks
+    second = FakeAri(EventDispatcher())  # the next call
+    runner = FlowRunner(second, prompts)
+    await runner.prepare(flow, CONTACT)
+    looked, played = await looked_up(runner, second)
+    assert played == 3 and looked == personal + played and personal < len(spoken)
+
+
 def test_dispatcher_routes_by_channel_playback_and_alias() -> None:
     unrouted: list[dict[str, Any]] = []
     d = EventDispatcher(unrouted=unrouted.append)

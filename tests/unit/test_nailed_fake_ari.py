@@ -570,10 +570,43 @@ def test_a_nailed_call_is_recorded_by_mixmonitor_on_the_callee_over_ami(
     assert not monitor.running, "gone with the callee"
     row, audio = stereo_of(settings, db, result.recording_id)
     assert (tone_hz(audio[:, 0]), tone_hz(audio[:, 1])) == (700, 300), "agent left, callee right"
-    assert audio.shape[0] == 8000, "both files begin together: one second, as written"
+    # The callee hung up as the conversation's 5 s check looked (20 s into the call: on the virtual
+    # clock, the same instant): the check found them gone before their hang-up's events were read,
+    # and waited for them, so the file is the 20 s bridged span, MixMonitor's 1 s of each side
+    # together at its end (they end with the callee).
+    assert audio.shape[0] == 20 * 8000, "the callee's bridged span"
+    assert not audio[: 19 * 8000].any() and audio[19 * 8000 :, 0].any(), "both sides at the span's end"
     assert (row.agent, row.campaign, row.attempt_id) == ("mei", "flu-2026", "att-7")
     assert row.source == "agent-bridge" and row.channels == 2 and row.encrypted
     assert [p.name for p in settings.recordings_dir.resolve().rglob("*.*")] == [result.recording_path.name]
+
+
+def test_a_callee_found_gone_before_their_hang_up_is_read_still_ends_the_span_at_it(
+    settings: Settings, db: Database
+) -> None:
+    """The event socket runs 0.3 s behind (a busy server) and the callee hangs up 0.1 s before
+    the conversation's check: the check finds the channel gone with its events still on the way.
+    The conversation waits for them (at most LATE_HANGUP_S), so the recording is the bridged span
+    to the hang-up on Asterisk's clock (fresh run 1, load 9: a nailed call's recording had no span
+    end, and the lab's check of where each side sits failed)."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> HandoverResult:
+        await w.nail("mei")
+        cid = w.customer()
+
+        def hang_up_behind_the_socket() -> None:
+            w.node.ari.lag = 0.3
+            w.asterisk.hangup_by_callee(cid)
+
+        later(19.9, hang_up_behind_the_socket)  # the check looks at 20.0 (4 x POLL after the bridge)
+        return await w.connect(cid)
+
+    result = scenario(settings, db, {"mei": ANSWERS}, body, ami=True)
+    assert result.outcome == "connected" and result.recording_id is not None
+    _, audio = stereo_of(settings, db, result.recording_id)
+    assert audio.shape[0] == pytest.approx(19.9 * 8000, abs=8), "the span ends at the hang-up"
 
 
 def test_a_callee_handed_on_has_their_mixmonitor_stopped_by_its_id(settings: Settings, db: Database) -> None:
