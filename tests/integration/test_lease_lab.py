@@ -44,11 +44,11 @@ from tests.integration.test_faults_db_bus_lab import (
     faults,
     make_campaign,
     ripe,
-    stop,
     verdict,
     wait_for,
 )
 from tests.lab import lab_ports, private_lab
+from tests.utils.processes import stop
 from tests.utils.tcp_proxy import TcpProxy
 
 pytestmark = pytest.mark.integration
