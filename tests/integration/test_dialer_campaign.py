@@ -18,7 +18,7 @@ from sqlalchemy import select
 from core.db import Database
 from core.settings import Settings
 from dialer import campaigns as svc
-from dialer.models import Attempt, Contact, ContactState, DncGlobal
+from dialer.models import Attempt, Campaign, Contact, ContactState, DncGlobal
 from tests.conftest import on_database
 from tests.lab import lab_ports, private_lab
 from tests.utils.clock import ScaledClock
@@ -54,7 +54,11 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
 
     # No agent signs in here (the demo's own run adds one): callee 6 ends abandoned.
     rows = {r["digit"]: r for r in outcome_table(db, name, agent=False)}
-    assert {d: r["outcome"] for d, r in rows.items() if not r["match"]} == {}
+    wrong = {d: r["outcome"] for d, r in rows.items() if not r["match"]}
+    assert wrong == {}, (
+        wrong,
+        amd_verdicts(db, name),
+    )  # AMD's verdict and cause say why (run 4: 0 as a machine)
     for digit, (_behaviour, expected) in behaviours(agent=False).items():
         if digit in DIGITS:
             assert rows[digit]["outcome"] in expected
@@ -100,3 +104,15 @@ def test_every_behaviour_ends_with_its_outcome_and_retries_on_time(lab: Settings
         assert confirmed.amd_status == "HUMAN" and confirmed.digits == "1"
         busy = [a for a in attempts if contacts[a.contact_id].phone_e164.endswith("3")]
         assert [a.hangup_cause for a in busy] == [17, 17]
+
+
+def amd_verdicts(db: Database, name: str) -> list[tuple[str, str | None, object]]:
+    """(number's last digit, AMD's status, its cause) of every attempt: for a failure's message."""
+    with db.session() as session:
+        rows = session.execute(
+            select(Contact.phone_e164, Attempt.amd_status, Attempt.detail)
+            .join(Attempt, Attempt.contact_id == Contact.id)
+            .join(Campaign, Campaign.id == Contact.campaign_id)
+            .where(Campaign.name == name)
+        ).all()
+    return [(phone[-1], status, (detail or {}).get("amd_cause")) for phone, status, detail in rows]

@@ -171,19 +171,24 @@ def test_a_second_worker_takes_the_node_from_one_cut_from_its_database(
     var1, var2 = worker_var(lab, tmp_path / "w1"), worker_var(lab, tmp_path / "w2")
     log1, log2 = tmp_path / "w1.log", tmp_path / "w2.log"
     figures: dict[str, Any] = {
-        "fault": f"worker 1's postgresql cut {CUT:.0f} s, lease {LEASE:.0f} s, worker 2 started"
+        "fault": f"worker 1's postgresql cut {CUT:.0f} s, lease {LEASE:.0f} s, worker 2 waiting"
     }
     started = time.monotonic()
     with TcpProxy(upstream(db_url)) as proxy1, TcpProxy(upstream(db_url)) as proxy2:
         first = start_worker(lab, var1, through(proxy1, db_url), name, log1)
         second: subprocess.Popen[bytes] | None = None
         try:
+            # Both workers up before the fault, as `--scale 2` starts them: the second is seen
+            # waiting for the node the first holds (started after the cut instead, a slow start on
+            # a loaded machine found the lease already run out: fresh run 4, load 15).
+            wait_for("the first worker holding the node", lambda: holder(db) is not None, 60, log1)
+            second = start_worker(lab, var2, through(proxy2, db_url), name, log2)
             wait_for("calls answered a while", lambda: ripe(db, 6.0) >= 3, 90, log1)
+            wait_for("the second worker waiting", lambda: (lease(var2).get("waited") or 0) >= 1, 60, log2)
             one = holder(db)
             live = answered(db)
             proxy1.cut()
             cut_at = time.monotonic()
-            second = start_worker(lab, var2, through(proxy2, db_url), name, log2)
             wait_for("the first worker's lease lost", lambda: lease(var1).get("lost") == 1, CUT, log1)
             figures["up_at_loss"] = len(live & channels(lab))
             # The second worker waits while the first's lease runs, then takes the node.
