@@ -390,6 +390,16 @@ class CapturingBus:
         return True
 
 
+async def run_through(w: DialerWorker, db: Database, fault: asyncio.Task[None]) -> None:
+    """Run the worker until the fault is over and so is the campaign: idle, nothing left in the
+    journal, every contact done."""
+    async with asyncio.timeout(FINISH_WITHIN):
+        await w.run(
+            until=lambda: fault.done() and w.idle() and not w.journal.pending_ids() and campaign_over(db)
+        )
+    await fault
+
+
 @pytest.mark.parametrize("outage_s", [15.0, 45.0])
 def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
     lab_settings: Settings, db: Database, outage_s: float
@@ -422,14 +432,7 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
             seen["pending"] = len(w.journal.pending_ids())
             flaky.down = False
 
-        cutting = asyncio.create_task(cut())
-        async with asyncio.timeout(FINISH_WITHIN):
-            await w.run(
-                until=lambda: (
-                    cutting.done() and w.idle() and not w.journal.pending_ids() and campaign_over(db)
-                )
-            )
-        await cutting
+        await run_through(w, db, asyncio.create_task(cut()))
         seen["asterisk"] = asterisk
         return w
 
@@ -492,14 +495,7 @@ def test_calls_that_end_while_the_lease_is_lost_keep_their_outcome_unless_asteri
             await asyncio.sleep(0.5)
             flaky.down = False
 
-        cutting = asyncio.create_task(cut())
-        async with asyncio.timeout(FINISH_WITHIN):
-            await w.run(
-                until=lambda: (
-                    cutting.done() and w.idle() and not w.journal.pending_ids() and campaign_over(db)
-                )
-            )
-        await cutting
+        await run_through(w, db, asyncio.create_task(cut()))
         return w
 
     w = run_virtual(main())
