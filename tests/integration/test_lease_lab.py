@@ -139,7 +139,7 @@ def test_a_worker_cut_from_its_database_past_its_lease_loses_the_node_and_takes_
             proxy.cut()
             cut_at = time.monotonic()
             figures["lease_lost_after_s"] = round(
-                wait_for("the lease lost", lambda: lease(var).get("lost") == 1, CUT, log), 1
+                wait_for("the lease lost", lambda: lease(var).get("lost") == 1, FINISH, log), 1
             )
             figures["up_at_loss"] = len(live & channels(lab))
             time.sleep(max(0.0, CUT - (time.monotonic() - cut_at)))
@@ -189,10 +189,12 @@ def test_a_second_worker_takes_the_node_from_one_cut_from_its_database(
             live = answered(db)
             proxy1.cut()
             cut_at = time.monotonic()
-            wait_for("the first worker's lease lost", lambda: lease(var1).get("lost") == 1, CUT, log1)
+            wait_for("the first worker's lease lost", lambda: lease(var1).get("lost") == 1, FINISH, log1)
             figures["up_at_loss"] = len(live & channels(lab))
             # The second worker waits while the first's lease runs, then takes the node.
-            wait_for("the second worker to take the node", lambda: lease(var2).get("taken") == 1, CUT, log2)
+            wait_for(
+                "the second worker to take the node", lambda: lease(var2).get("taken") == 1, FINISH, log2
+            )
             figures["taken_over_after_cut_s"] = round(time.monotonic() - cut_at, 1)
             two = holder(db)
             time.sleep(max(0.0, CUT - (time.monotonic() - cut_at)))
