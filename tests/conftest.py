@@ -6,6 +6,7 @@ SQLite, a template database for PostgreSQL); each test then gets a fresh copy of
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import uuid
@@ -132,6 +133,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """The longest files first (LONGEST_FIRST), then the rest in their own order."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what importing and collecting made (the project, its libraries, 2 000 test items):
+    the collector then never scans it again, neither in the automatic full collections during the
+    run nor in pytest's five `gc.collect()` at the end of each worker (about 3 CPU-seconds a worker
+    here). Measured on three unit files: 28.7 against 25.6 CPU-seconds."""
+    gc.freeze()
 
 
 @pytest.fixture(scope="session")
