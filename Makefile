@@ -12,7 +12,7 @@ STAMPS := var/.stamps
 # Lab tests mostly wait on real calls, so test files run six at a time on two cores (each lab module
 # has its own ports); a test file stays on one worker, so its module-scoped lab is started once.
 # docs/testing.md says why six.
-TEST_WORKERS ?= 6
+TEST_WORKERS ?= 8
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: all demo test i18n lint unit integration e2e bench install system services asterisk clean lab-stop

@@ -14,6 +14,10 @@ unset PYTHONDONTWRITEBYTECODE
 lint_log=var/lint.log
 make --no-print-directory lint >"$lint_log" 2>&1 &
 lint_pid=$!
+# Rewrite the test modules' asserts once, before the workers start: each worker collects the whole
+# suite, and eight doing it at once on a fresh clone each rewrote every module (9.4 CPU-seconds a
+# worker, 3.0 once cached).
+.venv/bin/pytest -q -p no:cacheprovider --collect-only >/dev/null
 .venv/bin/pytest -q -p no:cacheprovider --durations=15 -n "$workers" --dist loadfile --no-loadscope-reorder
 tests_rc=$?
 wait "$lint_pid"

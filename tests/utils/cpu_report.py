@@ -24,6 +24,9 @@ from pathlib import Path
 import pytest
 
 REPORT_DIR = Path("var/cpu-report")
+# When this worker's pytest loaded the plugin: its first test's start minus this is its start-up
+# (importing, collecting), which no test's own figures hold.
+LOADED_AT = time.time()
 
 
 def _cpu() -> tuple[float, float]:
@@ -41,6 +44,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         yield
         return
     own0, kids0 = _cpu()
+    at = time.time()
     wall0 = time.monotonic()
     yield
     own1, kids1 = _cpu()
@@ -50,6 +54,8 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> 
         "test": item.nodeid,
         "file": item.nodeid.split("::", 1)[0],
         "wall_s": round(time.monotonic() - wall0, 3),
+        "at": round(at, 3),
+        "loaded_at": round(LOADED_AT, 3),
         "own_cpu_s": round(own1 - own0, 3),
         "children_cpu_s": round(kids1 - kids0, 3),
     }
@@ -73,7 +79,25 @@ def summarise(folder: Path) -> str:
     for name, (wall, own, kids, n) in sorted(files.items(), key=lambda kv: -(kv[1][1] + kv[1][2])):
         lines.append(f"{own + kids:8.1f} {own:7.1f} {kids:7.1f} {wall:8.1f} {int(n):5d}  {name}")
     lines.append(f"{total_own + total_kids:8.1f} {total_own:7.1f} {total_kids:7.1f}  (all files)")
-    return "\n".join(lines)
+    return "\n".join(lines + _timeline(folder))
+
+
+def _timeline(folder: Path) -> list[str]:
+    """Per worker, seconds from the first worker's start: loaded, first test, last test's end."""
+    spans: dict[str, list[float]] = {}
+    for path in sorted(folder.glob("*.jsonl")):
+        rows = [json.loads(raw) for raw in path.read_text().splitlines()]
+        rows = [r for r in rows if "at" in r]
+        if rows:
+            end = max(r["at"] + r["wall_s"] for r in rows)
+            spans[path.stem] = [rows[0]["loaded_at"], min(r["at"] for r in rows), end]
+    if not spans:
+        return []
+    origin = min(s[0] for s in spans.values())
+    lines = [f"{'worker':>8} {'loaded':>7} {'first':>7} {'end':>7}  (seconds from the first start)"]
+    for worker, (loaded, first, end) in spans.items():
+        lines.append(f"{worker:>8} {loaded - origin:7.1f} {first - origin:7.1f} {end - origin:7.1f}")
+    return lines
 
 
 if __name__ == "__main__":
