@@ -9,9 +9,9 @@ PYTHON ?= $(shell for p in python3 python3.12 python3.11; do $$p -c 'import sys;
 VENV := .venv
 BIN := $(VENV)/bin
 STAMPS := var/.stamps
-# Lab tests mostly wait on real calls, so test files run six at a time on two cores (each lab module
+# Lab tests mostly wait on real calls, so test files run eight at a time on two cores (each lab module
 # has its own ports); a test file stays on one worker, so its module-scoped lab is started once.
-# docs/testing.md says why six.
+# docs/testing.md says why eight.
 TEST_WORKERS ?= 8
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
