@@ -5,6 +5,7 @@ The wrap-up of a call (`POST /api/agents/me/wrapup`) is the dialer's: `dialer.wr
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from typing import Annotated
 from urllib.parse import unquote
 from zoneinfo import ZoneInfo
@@ -201,6 +202,7 @@ def _pop_out(pop: HeldPop, agent: str, settings: Settings) -> ScreenPopOut:
 
 @router.get("/me/screen-pops")
 async def my_screen_pops(
+    request: Request,
     user: AgentUser,
     session: SessionDep,
     settings: SettingsDep,
@@ -212,5 +214,23 @@ async def my_screen_pops(
     ``wait`` seconds until one comes). Without ``after``: the pops of calls still going, at once,
     and ``last`` to ask after from then on."""
     session.commit()  # signed in: the poll holds no database connection while it waits
-    pops = await box.wait(user.name, after, wait)
-    return ScreenPopsOut(pops=[_pop_out(p, user.name, settings) for p in pops], last=box.last)
+    pops = await _unless_gone(request, box.wait(user.name, after, wait))
+    return ScreenPopsOut(pops=[_pop_out(p, user.name, settings) for p in pops or []], last=box.last)
+
+
+async def _unless_gone(request: Request, poll: Awaitable[list[HeldPop]]) -> list[HeldPop] | None:
+    """The poll's pops, or None as soon as the phone has hung up: a phone that quits (or loses
+    its network) no longer leaves its poll waiting here for the rest of its 25 s."""
+
+    async def gone() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    waiting, watching = asyncio.ensure_future(poll), asyncio.ensure_future(gone())
+    try:
+        await asyncio.wait((waiting, watching), return_when=asyncio.FIRST_COMPLETED)
+        return waiting.result() if waiting.done() else None
+    finally:
+        for task in (waiting, watching):
+            task.cancel()
+        await asyncio.gather(waiting, watching, return_exceptions=True)

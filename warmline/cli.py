@@ -287,19 +287,12 @@ def up(
     """Run the service: API, console and background workers under uvicorn."""
     import uvicorn
 
-    from warmline.app import create_app
+    from warmline.app import create_app, server_config
 
     cli = cli_context(ctx)
     settings, db = cli.settings, cli.database()
-    # Forwarded headers are the app's business (settings.trusted_proxies), not uvicorn's default
-    # of believing 127.0.0.1; no Server header naming the software.
-    uvicorn.run(
-        create_app(settings, db),
-        host=host or settings.api_host,
-        port=port or settings.api_port,
-        proxy_headers=False,
-        server_header=False,
-    )
+    app = create_app(settings, db)
+    uvicorn.Server(server_config(app, host or settings.api_host, port or settings.api_port)).run()
 
 
 def main() -> None:

@@ -121,13 +121,14 @@ class ApiServer:
     """The service API under uvicorn in a daemon thread (the dialer is not started in it)."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
-        from warmline.app import create_app
+        from warmline.app import create_app, server_config
 
         self.host = settings.api_host
         self.port = settings.api_port if _port_free(self.host, settings.api_port) else _free_port(self.host)
         app = create_app(settings.model_copy(update={"dialer_enabled": False}), db)
-        config = uvicorn.Config(app, host=self.host, port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
+        self.server = uvicorn.Server(
+            server_config(app, self.host, self.port, log_level="warning", lifespan="on")
+        )
         self.thread = threading.Thread(target=self.server.run, name="demo-api", daemon=True)
 
     @property

@@ -8,20 +8,17 @@ the tests, three test files at once) must slow the tests down, not fail them.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-import uvicorn
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from core.db import Database
 from core.settings import Settings
 from tests.utils import free_port
-from warmline.app import create_app
+from tests.utils.live_server import SERVER_START_S, LiveServer
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -37,43 +34,9 @@ CHROMIUM_ARGS = [
 # Playwright's 5 s default for `expect` and 30 s for actions assume an idle machine.
 EXPECT_TIMEOUT_MS = 20_000
 ACTION_TIMEOUT_MS = 60_000
-SERVER_START_S = 60
 expect.set_options(timeout=EXPECT_TIMEOUT_MS)
 
-__all__ = ["LiveServer", "free_port", "new_page", "wait_in_page", "wait_phone_ready"]
-
-
-class LiveServer:
-    def __init__(
-        self,
-        settings: Settings,
-        db: Database,
-        overrides: Mapping[Callable[..., Any], Callable[..., Any]] | None = None,
-    ) -> None:
-        """`warmline up` in a thread; `overrides` replaces FastAPI dependencies (a test's clock)."""
-        self.port = free_port()
-        self.app = app = create_app(settings, db)  # a test may read its state (app.state.bus)
-        app.dependency_overrides.update(overrides or {})
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> LiveServer:
-        self.thread.start()
-        deadline = time.monotonic() + SERVER_START_S
-        while not self.server.started:
-            if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+__all__ = ["SERVER_START_S", "LiveServer", "free_port", "new_page", "wait_in_page", "wait_phone_ready"]
 
 
 @pytest.fixture

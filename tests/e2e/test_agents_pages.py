@@ -16,8 +16,8 @@ from core.db import Database, utcnow
 from core.messages import AgentState
 from core.settings import Settings
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
+from tests.utils.live_server import LiveServer
 
 pytestmark = pytest.mark.e2e
 PW = "correct horse battery"

@@ -13,8 +13,8 @@ from dialer import campaigns
 from dialer.models import Campaign, Contact
 from dialer.welfare import service
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
+from tests.utils.live_server import LiveServer
 
 # Written against the English pages: an English browser, users who made no choice.
 pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]

@@ -17,8 +17,8 @@ from dialer.engine.ledger import claim, close
 from dialer.models import CampaignStatus, Contact
 from dialer.outcomes import CallFacts
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_campaigns_page import PW, sign_in
+from tests.utils.live_server import LiveServer
 
 # Written against the English pages: an English browser, users who made no choice.
 pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]

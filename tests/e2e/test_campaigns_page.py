@@ -12,9 +12,9 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_dialer_import import MESSY
+from tests.utils.live_server import LiveServer
 
 # Written against the English pages: an English browser, users who made no choice.
 pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]

@@ -19,9 +19,9 @@ from core.db import Database
 from hotline.cases import close_case, save_case
 from hotline.models import InboundCallRecord
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_agent_profiles_page import tab_to
 from tests.e2e.test_console import sign_in_by_keyboard
+from tests.utils.live_server import LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]  # reads the English texts
 PW = "correct horse battery"

@@ -23,8 +23,8 @@ from dialer import campaigns
 from dialer.models import Attempt, AttemptState, Contact
 from dialer.welfare import service as welfare
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_console import sign_in_by_keyboard
+from tests.utils.live_server import LiveServer
 from warmline.console.nav import SECTIONS
 
 pytestmark = pytest.mark.e2e  # a Chinese browser (tests/e2e/conftest.py)

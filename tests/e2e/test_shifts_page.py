@@ -11,10 +11,10 @@ from core.auth import service
 from core.auth.models import Role
 from core.db import Database
 from tests.e2e.a11y import assert_accessible
-from tests.e2e.conftest import LiveServer
 from tests.e2e.test_agent_profiles_page import retype, tab_to
 from tests.e2e.test_console import sign_in_by_keyboard
 from tests.unit.test_workforce_shifts import WEEK, seed
+from tests.utils.live_server import LiveServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser_locale("en-US")]  # reads the English texts
 PW = "correct horse battery"

@@ -10,6 +10,7 @@ every wait is on what the page shows, never on the clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -56,6 +57,7 @@ class PhoneServer:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.follower: asyncio.Task[None] | None = None
         self.app.router.on_startup.append(self._startup)
+        self.app.router.on_shutdown.append(self._shutdown)
         self.server = uvicorn.Server(
             uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
         )
@@ -79,6 +81,16 @@ class PhoneServer:
             if self.feed:
                 self.follower = asyncio.create_task(ScreenPopFeed(server, self.phone).run())
         await self.phone.start(SipAccountSettings("mei", "pw", "sip:127.0.0.1:5060"))
+
+    async def _shutdown(self) -> None:
+        """As the phone's runner stops: its poll cancelled and its connection closed (left open,
+        it held the API's stop for the rest of its 25 s)."""
+        if self.follower is not None:
+            self.follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.follower
+        if isinstance(self.phone.server, ServerClient):
+            await self.phone.server.aclose()
 
     def far_end(self, fn: Callable[[], Any]) -> Any:
         """Run `fn` (e.g. engine.ring) on the phone's loop and return its result."""

@@ -31,9 +31,9 @@ from core.auth.models import Role
 from core.db import Database
 from core.i18n import translate
 from core.settings import Settings
-from tests.e2e.conftest import LiveServer
 from tests.fakes.ssip import SsipRecorder
 from tests.lab import lab_client, lab_ports, private_lab
+from tests.utils.live_server import LiveServer
 from warmline import accounts, migrate
 
 pytestmark = pytest.mark.integration

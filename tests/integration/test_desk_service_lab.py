@@ -52,11 +52,11 @@ from softphone.events import IncomingCall, RegistrationChanged
 from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
 from softphone.privacy import decode_header
-from tests.e2e.conftest import LiveServer
 from tests.integration.test_softphone_lab import next_event
 from tests.lab import lab_ports, private_lab
 from tests.utils import signed_in, until
 from tests.utils.lab_audio import channel_hears, tone_file, tone_share
+from tests.utils.live_server import LiveServer
 from tests.utils.mosquitto import BusListener, Mosquitto
 from warmline import accounts, migrate
 from warmline.lab import lab_status

@@ -52,11 +52,11 @@ from softphone.engine import Engine, EngineConfig
 from softphone.events import EngineEvent, IncomingCall, RegistrationChanged
 from softphone.phone import Softphone
 from softphone.presence import AgentStatus, NullPublisher
-from tests.e2e.conftest import LiveServer
 from tests.integration.test_softphone_lab import next_event
 from tests.lab import lab_ports, private_lab
 from tests.utils import signed_in, until
 from tests.utils.lab_audio import channel_hears, dbfs, tone_file, tone_share
+from tests.utils.live_server import LiveServer
 from warmline import accounts, migrate
 from warmline.lab import lab_status
 

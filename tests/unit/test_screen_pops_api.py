@@ -24,6 +24,7 @@ from core.db import Database, utcnow
 from core.messages import CallEvent
 from core.settings import Settings
 from tests.utils import PASSWORD, login
+from tests.utils.live_server import LiveServer
 from tests.utils.waiting import until
 from warmline.app import create_app
 
@@ -141,3 +142,38 @@ def test_a_poll_is_held_until_a_pop_comes(app: FastAPI, box: ScreenPopBox) -> No
     reply, held = asyncio.run(main())
     assert held, "nothing for mei: the poll waits"
     assert [p["attempt"] for p in reply["pops"]] == ["att-3"]
+
+
+def test_a_poll_ends_with_its_phone_and_does_not_hold_the_service_when_it_stops(
+    app: FastAPI, settings: Settings, db: Database, box: ScreenPopBox
+) -> None:
+    """Through `warmline up`'s own uvicorn set-up: a phone that quits mid-poll frees its poll at
+    once (it used to wait out its 25 s), and a service stopping with a poll in flight cuts it after
+    its grace rather than answering it 25 s later (the phone asks again within a second)."""
+
+    async def poll(http: httpx.AsyncClient) -> asyncio.Task[httpx.Response]:
+        token = (await http.post("/api/auth/token", json={"username": "mei", "password": PASSWORD})).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        params = {"after": 0, "wait": 25}
+        task = asyncio.create_task(http.get("/api/agents/me/screen-pops", headers=headers, params=params))
+        await until(lambda: box.polls == 1, timeout=10, what="mei's poll waiting")
+        return task
+
+    async def main(server: LiveServer) -> httpx.Response | BaseException:
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            (await poll(http)).cancel()  # the phone quits: its connection closes
+            await until(lambda: box.polls == 0, timeout=10, what="the poll ended with its phone")
+        async with httpx.AsyncClient(base_url=server.url, timeout=60) as http:
+            in_flight = await poll(http)
+            await asyncio.to_thread(server.__exit__, None, None, None)
+            [outcome] = await asyncio.gather(in_flight, return_exceptions=True)
+            return outcome
+
+    server = LiveServer(settings, db, overrides={screen_pop_box: lambda: box})
+    with server:
+        outcome = asyncio.run(main(server))
+    # Cut: uvicorn answers 500 (or the connection drops); the old way waited the 25 s out and gave 200.
+    cut = isinstance(outcome, httpx.HTTPError) or (
+        isinstance(outcome, httpx.Response) and outcome.status_code >= 500
+    )
+    assert cut, f"the poll was answered after the stop: {outcome!r}"
