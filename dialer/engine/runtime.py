@@ -359,8 +359,16 @@ class DialerWorker:
         link.beat = self._spawn(beat(link.ari, link.ari.app))
 
     def _follow_shared(self, link: NodeLink) -> None:
-        events = quiet(link.ari.events(app=link.node.app))
+        connected = asyncio.Event()
+        events = quiet(link.ari.events(app=link.node.app), connected)
         link.shared = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{link.node.name}-shared")
+        self._spawn(self._filter_when(link, link.node.app, connected))
+
+    async def _filter_when(self, link: NodeLink, app: str, connected: asyncio.Event) -> None:
+        """Once `app` is connected (registered in Asterisk), it is spared the unused events."""
+        await connected.wait()
+        with contextlib.suppress(AriError):
+            await link.ari.filter_events(UNUSED_EVENTS, app=app)
 
     async def _hold(self, link: NodeLink) -> None:
         """Wait for the node's lease; while it is ours, follow the node's shared app and dial
@@ -386,7 +394,7 @@ class DialerWorker:
     async def _reconcile(self, link: NodeLink) -> None:
         """Match this node's live attempts with its channels; then the node may dial again. A
         live foreign worker's calls are left to it; a dead one's adopted (dialer.engine.takeover)."""
-        for app in (None, link.node.app):  # an Asterisk without event filters sends them all
+        for app in (None, link.node.app, *link.adopted):  # (they are forgotten when Asterisk restarts)
             with contextlib.suppress(AriError):
                 await link.ari.filter_events(UNUSED_EVENTS, app=app)
         try:
@@ -489,6 +497,8 @@ class DialerWorker:
         connected = asyncio.Event()
         events = quiet(link.ari.events(app=app), connected)
         link.adopted[app] = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{app}")
+        # Its heartbeat goes on, now this worker's: a later holder leaves its calls to this one.
+        self._spawn(beat(link.ari, app))
         with contextlib.suppress(AriError):
             await link.ari.filter_events(UNUSED_EVENTS, app=app)
         with contextlib.suppress(TimeoutError):
