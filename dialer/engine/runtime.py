@@ -467,7 +467,7 @@ class DialerWorker:
         alive = await alive_apps(link.ari, unknown)
         for app in unknown:
             if app in alive:
-                log.info("node %s: %d calls left to live worker %s", link.node.name, len(theirs[app]), app)
+                log.warning("node %s: %d calls left to live worker %s", link.node.name, len(theirs[app]), app)
                 link.foreign[app] = theirs[app]
                 self._spawn(self._watch_foreign(link, app, alive[app]))
             else:

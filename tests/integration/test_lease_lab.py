@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 import uuid
@@ -222,6 +223,9 @@ def test_a_second_worker_takes_the_node_from_one_cut_from_its_database(
             )
             first_counters, second_counters = lease(var1), lease(var2)
             figures["first_journal"] = faults(var1).get("journal")
+            # What the second worker said of the first's calls when it took the node (its log).
+            left = re.findall(r"(\d+) calls left to live worker", log2.read_text(errors="replace"))
+            figures["left_to_first"] = sum(int(n) for n in left)
             assert holder(db) == two
         finally:
             stop(first)
