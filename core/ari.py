@@ -13,7 +13,7 @@ import base64
 import json
 import logging
 from collections.abc import AsyncGenerator, Mapping, Sequence
-from types import TracebackType
+from types import MappingProxyType, TracebackType
 from typing import Any, Self
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
@@ -79,7 +79,12 @@ def _path(*parts: str) -> str:
 
 
 class AriClient:
-    """ARI over HTTP and websocket for one Asterisk and one Stasis application."""
+    """ARI over HTTP and websocket for one Asterisk and one Stasis application (its own; another
+    app's events can be read too, `events(app=...)`)."""
+
+    # Channel variables every originate of this client sets (the dialer's ``WL_APP``: the dialplan
+    # sends the call back into the Stasis app of the worker that placed it).
+    originate_variables: Mapping[str, str] = MappingProxyType({})
 
     def __init__(
         self,
@@ -189,7 +194,8 @@ class AriClient:
             params.update(context=context, extension=extension, priority=priority or 1)
         else:
             params.update(app=app or self.app, appArgs=app_args)
-        body = {"variables": dict(variables)} if variables else None
+        merged = {**self.originate_variables, **(variables or {})}
+        body = {"variables": merged} if merged else None
         result: JSON = await self.request("POST", "/channels", body=body, **params)
         return result
 
@@ -379,17 +385,33 @@ class AriClient:
     async def stop_moh(self, channel_id: str) -> None:
         await self.request("DELETE", _path("channels", channel_id, "moh"))
 
-    async def subscribe(self, event_source: str) -> None:
-        """Subscribe the app to a source (``channel:<id>``, ``bridge:<id>``): its events keep
-        coming while a channel runs dialplan outside Stasis."""
-        await self.request("POST", _path("applications", self.app, "subscription"), eventSource=event_source)
+    async def subscribe(self, event_source: str, *, app: str | None = None) -> None:
+        """Subscribe the app (this client's, or `app`) to a source (``channel:<id>``,
+        ``bridge:<id>``): its events keep coming while a channel runs dialplan outside Stasis."""
+        await self.request(
+            "POST", _path("applications", app or self.app, "subscription"), eventSource=event_source
+        )
 
-    async def filter_events(self, disallowed: Sequence[str]) -> None:
+    async def filter_events(self, disallowed: Sequence[str], *, app: str | None = None) -> None:
         """Asterisk stops sending the app events of these types (``PUT .../eventFilter``): it
         neither writes them to the websocket nor has us read them. For the app as a whole, until
         Asterisk restarts (so set again at every (re)connection)."""
         body = {"disallowed": [{"type": kind} for kind in disallowed]}
-        await self.request("PUT", _path("applications", self.app, "eventFilter"), body=body)
+        await self.request("PUT", _path("applications", app or self.app, "eventFilter"), body=body)
+
+    async def applications(self) -> list[JSON]:
+        """Every Stasis app Asterisk knows, with the channels subscribed to it (``channel_ids``);
+        an app whose websocket closed stays listed while it has channels."""
+        result: list[JSON] = await self.request("GET", "/applications")
+        return result
+
+    async def get_global(self, name: str) -> str:
+        """A global dialplan variable ("" when unset)."""
+        result: JSON | None = await self.request("GET", "/asterisk/variable", variable=name)
+        return str((result or {}).get("value") or "")
+
+    async def set_global(self, name: str, value: str) -> None:
+        await self.request("POST", "/asterisk/variable", variable=name, value=value)
 
     async def get_endpoint(self, technology: str, resource: str) -> JSON:
         result: JSON = await self.request("GET", _path("endpoints", technology, resource))
@@ -401,10 +423,10 @@ class AriClient:
 
     # ------------------------------------------------------------ events
 
-    def events_url(self, *, subscribe_all: bool = False) -> str:
+    def events_url(self, *, subscribe_all: bool = False, app: str | None = None) -> str:
         parts = urlsplit(self.base_url)
         scheme = "wss" if parts.scheme == "https" else "ws"
-        query = urlencode(build_params({"app": self.app, "subscribeAll": subscribe_all or None}))
+        query = urlencode(build_params({"app": app or self.app, "subscribeAll": subscribe_all or None}))
         return urlunsplit((scheme, parts.netloc, parts.path + "/events", query, ""))
 
     def _auth_header(self) -> dict[str, str]:
@@ -417,11 +439,14 @@ class AriClient:
         subscribe_all: bool = False,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        app: str | None = None,
     ) -> AsyncGenerator[JSON, None]:
-        """Events for the app, forever. Yields ``WarmlineConnected`` once connected the first
-        time and ``WarmlineReconnected`` after every reconnect (Asterisk restarted or the socket
-        dropped), so a caller knows when originates into the app will work and when to reconcile."""
-        url = self.events_url(subscribe_all=subscribe_all)
+        """Events for the app (this client's, or `app`), forever. Yields ``WarmlineConnected`` once
+        connected the first time and ``WarmlineReconnected`` after every reconnect (Asterisk
+        restarted or the socket dropped), so a caller knows when originates into the app will work
+        and when to reconcile."""
+        app = app or self.app
+        url = self.events_url(subscribe_all=subscribe_all, app=app)
         backoff = initial_backoff
         connected_before = False
         while True:
@@ -431,7 +456,7 @@ class AriClient:
                 async with ws_connect(
                     url, additional_headers=self._auth_header(), open_timeout=5, max_size=2**22
                 ) as ws:
-                    yield {"type": RECONNECTED if connected_before else CONNECTED, "application": self.app}
+                    yield {"type": RECONNECTED if connected_before else CONNECTED, "application": app}
                     connected_before = True
                     backoff = initial_backoff
                     async for message in ws:

@@ -141,6 +141,7 @@ class Call:
         notify: Notify,
         *,
         resume: JSON | None = None,
+        resume_app: str | None = None,
         handover: Handover | None = None,
         origin: CallOrigin | None = None,
         epoch: Callable[[], int] = lambda: 0,
@@ -159,6 +160,9 @@ class Call:
         self.fields = dict(fields)
         self.notify = notify
         self.resume = resume  # the channel as ARI lists it, when following after a restart
+        # The app to subscribe to a resumed channel: the one it is in (a dead worker's, adopted, or
+        # the shared app), never a second one of ours (each event would come twice); None: ours.
+        self.resume_app = resume_app
         self.handover = handover  # None: this process has no agents to hand calls to
         self.origin = origin or CallOrigin(campaign=plan.campaign, attempt_id=attempt_id)
         self.report = CallReport()
@@ -280,7 +284,7 @@ class Call:
     # ------------------------------------------------------------ events
 
     async def _subscribe_channel(self) -> None:
-        await self.ari.subscribe(f"channel:{self.id}")
+        await self.ari.subscribe(f"channel:{self.id}", app=self.resume_app)
 
     def _mine(self, event: JSON) -> bool:
         channel = event.get("channel")

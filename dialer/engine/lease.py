@@ -43,10 +43,10 @@ class NodeLease(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(timezone=True))
 
 
-def new_holder() -> str:
-    """This worker's name in the lease: host, process and a random part (a restarted process is
-    another holder)."""
-    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+def new_holder(tag: str | None = None) -> str:
+    """This worker's name in the lease: host, process and a random part, `tag` if given (a
+    restarted process is another holder)."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{tag or uuid.uuid4().hex[:8]}"
 
 
 def take(session: Session, node: str, holder: str, now: datetime, seconds: float) -> bool:

@@ -429,11 +429,15 @@ def close(
     campaign = session.get(Campaign, attempt.campaign_id)
     if contact is None or campaign is None:
         return None
-    if attempt.state in (AttemptState.ended, AttemptState.reconciled):
+    result = outcome or classify(facts)
+    replacing = _replaces_interrupted(attempt, result)
+    if replacing:
+        _undo_interrupted(contact)
+        detail = {**(detail or {}), "replaced": Outcome.interrupted.value}
+    elif attempt.state in (AttemptState.ended, AttemptState.reconciled):
         return Closed(
             attempt.id, attempt.outcome or "", contact.state.value, contact.next_due_at, already=True
         )
-    result = outcome or classify(facts)
     attempt.state = state
     attempt.ended_at = now
     if facts.answered and attempt.answered_at is None:
@@ -472,6 +476,8 @@ def close(
         )
         contact.state = ContactState.done
         contact.next_due_at = None
+    elif replacing and contact.state is ContactState.in_progress:
+        pass  # a replaced `interrupted` whose contact is being called again: that call decides
     elif is_final(result):
         contact.state = ContactState.done
         contact.next_due_at = None
@@ -629,15 +635,17 @@ def close_all(session: Session, closings: Sequence[Closing]) -> list[Closed | No
         if attempt is None or contact is None or campaign is None:
             out.append(None)
             continue
-        if attempt.state in (AttemptState.ended, AttemptState.reconciled):
+        result = c.outcome or classify(c.facts)
+        replacing = _replaces_interrupted(attempt, result)
+        if attempt.state in (AttemptState.ended, AttemptState.reconciled) and not replacing:
             out.append(
                 Closed(
                     attempt.id, attempt.outcome or "", contact.state.value, contact.next_due_at, already=True
                 )
             )
             continue
-        result = c.outcome or classify(c.facts)
-        if result is Outcome.opted_out or attempt.wrapped_up_at is not None or campaign.elder_welfare:
+        special = result is Outcome.opted_out or attempt.wrapped_up_at is not None
+        if special or campaign.elder_welfare or replacing:
             out.append(_close_one(session, c, specs, starts))
             continue
         attempt_rows.append(_closed_attempt(c, attempt, result))
@@ -650,6 +658,29 @@ def close_all(session: Session, closings: Sequence[Closing]) -> list[Closed | No
         _expire_loaded(session, Attempt, [r["b_id"] for r in attempt_rows])
         _expire_loaded(session, Contact, [r["b_id"] for r in contact_rows])
     return out
+
+
+def _replaces_interrupted(attempt: Any, result: Outcome) -> bool:
+    """Reconciliation closed the attempt as `interrupted` (no channel, or a foreign worker's call
+    it could not tell from a dead one) while the worker that placed the call followed it to its
+    end: that worker's real outcome, written later from its journal, takes the place of it."""
+    return (
+        attempt.state is AttemptState.reconciled
+        and attempt.outcome == Outcome.interrupted.value
+        and result is not Outcome.interrupted
+    )
+
+
+def _undo_interrupted(contact: Contact) -> None:
+    """Take the replaced `interrupted` off the contact's counters (the real outcome counts once)."""
+    contact.attempts = max(0, contact.attempts - 1)
+    counts = dict(contact.outcome_counts or {})
+    left = counts.get(Outcome.interrupted.value, 0) - 1
+    if left > 0:
+        counts[Outcome.interrupted.value] = left
+    else:
+        counts.pop(Outcome.interrupted.value, None)
+    contact.outcome_counts = counts
 
 
 def _close_one(

@@ -10,9 +10,10 @@ call ends, its attempt and contact are closed in one transaction and the outcome
 bus. Campaign figures are published (retained) every `dialer_stats_every` seconds.
 
 Clocks are injected: `now()` (UTC, for due times and retries) and `monotonic()` (for pacing), so
-tests drive time themselves. One worker per Asterisk node, held by a lease in the database
-(`dialer.engine.lease`): reconciliation after a restart treats every live attempt on its node as its
-own, so a second worker waits for the lease instead of connecting.
+tests drive time themselves. One worker dials on an Asterisk node at a time, held by a lease in the
+database (`dialer.engine.lease`); each worker follows its own calls through a Stasis app of its own
+(`dialer.engine.takeover`), so the next holder leaves a live worker's calls to it and adopts a dead
+one's.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -56,8 +58,9 @@ from dialer.campaigns import CampaignSpec, spec_of
 from dialer.engine.calls import Call, CallPlan, CallReport, endpoint_for
 from dialer.engine.faults import DatabaseWatch, FaultBoard, HeldBackAlerts, probe_database
 from dialer.engine.journal import OutcomeJournal, Rejected, is_outage
-from dialer.engine.lease import Leases
+from dialer.engine.lease import Leases, new_holder
 from dialer.engine.ledger import (
+    LIVE_STATES,
     Claimed,
     Closing,
     active_attempts,
@@ -72,6 +75,18 @@ from dialer.engine.nailing import NailKeeper
 from dialer.engine.originate import StrayWatch, hang_up_stray
 from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, shown_changed
 from dialer.engine.pressure import Pressure, instrument
+from dialer.engine.takeover import (
+    APP_VARIABLE,
+    BEAT_LOOK,
+    RECHECK,
+    alive_apps,
+    beat,
+    channel_apps,
+    quiet,
+    read_beat,
+    shared_channels,
+    worker_app,
+)
 from dialer.models import (
     Attempt,
     AttemptState,
@@ -154,10 +169,13 @@ class NodeLink:
     calls: set[str] = field(default_factory=set)
     down_until: float = 0.0
     connections: int = 0  # ARI (re)connections seen: the calls' epoch (Asterisk may have restarted)
-    # The next connection is this worker following its node again after a lease gap, on the very
-    # Asterisk its calls are on (same startup time): not a new epoch (`_hold`).
-    same_asterisk: bool = False
-    pump: asyncio.Task[None] | None = None
+    pump: asyncio.Task[None] | None = None  # this worker's own app's events, from the first lease on
+    shared: asyncio.Task[None] | None = None  # the node's shared app's events, while the lease is held
+    # Dead workers' apps whose calls this worker adopted: their events (dialer.engine.takeover).
+    adopted: dict[str, asyncio.Task[None]] = field(default_factory=dict)
+    # Live foreign workers' apps -> their attempts, left to them while they live.
+    foreign: dict[str, set[str]] = field(default_factory=dict)
+    beat: asyncio.Task[Any] | None = None
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
     strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
     pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
@@ -208,7 +226,11 @@ class DialerWorker:
         self.ami_factory = ami_factory or (AmiClient.for_node if ari_factory is None else _no_ami)
         self.closed_calls = 0
         lease_seconds = settings.dialer_lease_seconds
-        self.leases = Leases(db, lease_seconds, now=now) if lease_seconds > 0 else None
+        # This worker's name: its Stasis app's suffix and the last part of its lease holder's.
+        self.tag = uuid.uuid4().hex[:8]
+        self.leases = (
+            Leases(db, lease_seconds, now=now, holder=new_holder(self.tag)) if lease_seconds > 0 else None
+        )
         self._stats_at = 0.0
         self._nailed_at = -1e9
         self._stopping = False
@@ -259,6 +281,10 @@ class DialerWorker:
             clock=self.monotonic,
         )
         ari = instrument(self.ari_factory(node, self.settings), pressure)
+        # The worker's own app: its calls are originated into it and come back to it (WL_APP).
+        own = worker_app(node.app, self.tag)
+        ari.app = own
+        ari.originate_variables = {APP_VARIABLE: own}
         name = node.name
         dispatcher = EventDispatcher(unrouted=lambda e: self._unrouted(name, e))
         prompts = PromptCache.for_settings(self.settings)
@@ -277,15 +303,13 @@ class DialerWorker:
 
     def _unrouted(self, node: str, event: JSON) -> None:
         kind = event.get("type")
-        if kind in (CONNECTED, RECONNECTED):
+        if kind in (CONNECTED, RECONNECTED):  # the worker's own app's stream (the others are quiet)
             link = self.nodes.get(node)
             if link is not None:
-                if link.same_asterisk:
-                    link.same_asterisk = False  # only the events of a lease gap were missed
-                else:
-                    link.connections += 1
-                link.ready = False
-                self._spawn(self._reconcile(link))
+                link.connections += 1
+                if self._holding(link):
+                    link.ready = False
+                    self._spawn(self._reconcile(link))
             return
         link = self.nodes.get(node)
         stray = None if link is None else link.strays.stray(event, following=link.calls, ready=link.ready)
@@ -319,60 +343,66 @@ class DialerWorker:
             link = self._link(node)
             self.nodes[node.name] = link
             if self.leases is None:
-                self._pump(link)
-            else:  # connect only while holding the node's lease (dialer/engine/lease.py)
+                self._follow(link)
+                self._follow_shared(link)
+            else:  # dial only while holding the node's lease (dialer/engine/lease.py)
                 self._spawn(self._hold(link))
 
-    def _pump(self, link: NodeLink, *, resumed: bool = False) -> None:
+    def _holding(self, link: NodeLink) -> bool:
+        return self.leases is None or link.node.name in self.leases.held
+
+    def _follow(self, link: NodeLink) -> None:
+        """The worker's own app's events and heartbeat, from now until the worker stops (the
+        first connection reconciles)."""
         events: AsyncIterator[JSON] = link.ari.events()
-        if resumed:  # after a lease gap: the calls missed events, they look again as after a drop
-            events = _as_reconnected(events)
         link.pump = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{link.node.name}")
+        link.beat = self._spawn(beat(link.ari, link.ari.app))
+
+    def _follow_shared(self, link: NodeLink) -> None:
+        connected = asyncio.Event()
+        events = quiet(link.ari.events(app=link.node.app), connected)
+        link.shared = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{link.node.name}-shared")
+        self._spawn(self._filter_when(link, link.node.app, connected))
+
+    async def _filter_when(self, link: NodeLink, app: str, connected: asyncio.Event) -> None:
+        """Once `app` is connected (registered in Asterisk), it is spared the unused events."""
+        await connected.wait()
+        with contextlib.suppress(AriError):
+            await link.ari.filter_events(UNUSED_EVENTS, app=app)
 
     async def _hold(self, link: NodeLink) -> None:
-        """Wait for the node's lease, follow its events while the lease is ours; should it be lost,
-        stop dialling there (the new holder reconciles its calls) and wait for it again.
-
-        Taken back, the node's new event stream starts as a reconnect (the calls look at what they
-        missed), but a call that ended meanwhile was not cut by Asterisk restarting unless Asterisk
-        did restart: its startup time, read when the lease was lost and when it is taken again,
-        says (lab run of the lease test: five calls whose callee hung up during the gap were
-        closed as `interrupted`)."""
+        """Wait for the node's lease; while it is ours, follow the node's shared app and dial
+        there. Should it be lost, stop dialling and drop the shared app (the new holder leaves
+        this worker's calls to it, dialer.engine.takeover), keep following this worker's own calls
+        through its own app to their end, and wait for the lease again."""
         assert self.leases is not None
-        started: str | None = None  # Asterisk's startup time when the lease was lost
-        gap = False
         while not self._stopping:
             await self.leases.wait_for(link.node.name)
             self._board_at = -1e18  # the fault board says who holds the node at the next pass
-            if gap:
-                link.same_asterisk = started is not None and await self._asterisk_started(link) == started
-            self._pump(link, resumed=gap)
+            self._follow_shared(link)
+            if link.pump is None:
+                self._follow(link)  # its first connection reconciles
+            else:  # taken again: no reconnection, the calls missed nothing; the others' are looked at
+                self._spawn(self._reconcile(link))
             await self.leases.keep(link.node.name)
             self._board_at = -1e18
             link.ready = False
-            if link.pump is not None:
-                link.pump.cancel()
-                with contextlib.suppress(BaseException):
-                    await link.pump
-                link.pump = None
-            gap, started = True, await self._asterisk_started(link)
-
-    async def _asterisk_started(self, link: NodeLink) -> str | None:
-        """The node's Asterisk's startup time (ARI's /asterisk/info), None if it cannot say."""
-        try:
-            info = await link.ari.info()
-        except AriError:
-            return None
-        started = (info.get("status") or {}).get("startup_time")
-        return str(started) if started else None
+            link.foreign.clear()  # the next holder decides about them
+            await _cancelled(link.shared)
+            link.shared = None
 
     async def _reconcile(self, link: NodeLink) -> None:
-        """Match this node's live attempts with its channels; then the node may dial again."""
-        with contextlib.suppress(AriError):  # an Asterisk without event filters sends them all
-            await link.ari.filter_events(UNUSED_EVENTS)
+        """Match this node's live attempts with its channels; then the node may dial again. A
+        live foreign worker's calls are left to it; a dead one's adopted (dialer.engine.takeover)."""
+        for app in (None, link.node.app, *link.adopted):  # (they are forgotten when Asterisk restarts)
+            with contextlib.suppress(AriError):
+                await link.ari.filter_events(UNUSED_EVENTS, app=app)
         try:
             channels = {c["id"]: c for c in await link.ari.channels()}
-        except AriError as exc:
+            owners = await self._owners(link, channels)
+        except (AriError, SQLAlchemyError) as exc:
+            if isinstance(exc, SQLAlchemyError):
+                self.watch.failed(exc)
             log.warning("reconcile %s: cannot list channels: %s", link.node.name, exc)
             await asyncio.sleep(1.0)
             if not self._stopping:
@@ -385,7 +415,7 @@ class DialerWorker:
             # Outcomes journalled while the database was away first: reconciliation must not
             # close as "interrupted" a call whose real outcome waits on disk.
             replayed.extend(self._replay_now())
-            following = link.calls | self.journal.pending_ids()
+            following = link.calls | self.journal.pending_ids() | self._left_to_others(link)
             with self.db.session() as session:
                 report = reconcile(session, link.node.name, channels.keys(), self.now(), following=following)
                 return report, {aid: self._resume_info(session, aid) for aid in report.alive + report.hang_up}
@@ -409,12 +439,98 @@ class DialerWorker:
             if info is not None:
                 claimed, plan = info
                 link.calls.add(attempt_id)
-                self._spawn(self._call(link, plan, claimed, resume=channels[attempt_id]))
+                app = owners.get(attempt_id)
+                self._spawn(self._call(link, plan, claimed, resume=channels[attempt_id], resume_app=app))
         for attempt_id in report.closed:
             await self._publish(
                 CallEvent(call_id=attempt_id, kind="reconciled", detail={"outcome": "interrupted"})
             )
-        link.ready = True
+        link.ready = self._holding(link)
+
+    def _left_to_others(self, link: NodeLink) -> set[str]:
+        return set().union(*link.foreign.values()) if link.foreign else set()
+
+    async def _owners(self, link: NodeLink, channels: Mapping[str, JSON]) -> dict[str, str]:
+        """Which app follows each live attempt's channel that is not this worker's: the workers'
+        apps are sorted first -- a live one's calls are left to it (`link.foreign`, watched), a
+        dead one's app is adopted. Returns attempt id -> the app to subscribe when following it."""
+        applications = await link.ari.applications()
+        by_channel = channel_apps(applications, link.node.app)
+        shared = shared_channels(applications, link.node.app)
+        live = await asyncio.to_thread(self._live_attempts, link.node.name)
+        mine = link.calls | self.journal.pending_ids() | self._left_to_others(link)
+        theirs: dict[str, set[str]] = {}
+        for attempt_id in (live & channels.keys()) - mine:
+            for app in by_channel.get(attempt_id, set()) - {link.ari.app}:
+                theirs.setdefault(app, set()).add(attempt_id)
+        unknown = theirs.keys() - link.adopted.keys()
+        alive = await alive_apps(link.ari, unknown)
+        for app in unknown:
+            if app in alive:
+                log.warning("node %s: %d calls left to live worker %s", link.node.name, len(theirs[app]), app)
+                link.foreign[app] = theirs[app]
+                self._spawn(self._watch_foreign(link, app, alive[app]))
+            else:
+                await self._adopt_app(link, app)
+        owners: dict[str, str] = {}
+        for app, attempts in theirs.items():
+            if app not in link.foreign:
+                owners.update(dict.fromkeys(attempts, app))
+        for attempt_id in (live & shared) - owners.keys():
+            owners[attempt_id] = link.node.app
+        return owners
+
+    def _live_attempts(self, node: str) -> set[str]:
+        with self.db.session() as session:
+            return set(
+                session.scalars(
+                    select(Attempt.id).where(Attempt.node == node, Attempt.state.in_(LIVE_STATES))
+                )
+            )
+
+    async def _adopt_app(self, link: NodeLink, app: str) -> None:
+        """A dead worker's app: its events are this worker's from now on (its calls coming back
+        from AMD enter it, and are followed here)."""
+        if app in link.adopted:
+            return
+        log.warning("node %s: worker %s is gone; its calls are adopted", link.node.name, app)
+        connected = asyncio.Event()
+        events = quiet(link.ari.events(app=app), connected)
+        link.adopted[app] = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{app}")
+        # Its heartbeat goes on, now this worker's: a later holder leaves its calls to this one.
+        self._spawn(beat(link.ari, app))
+        with contextlib.suppress(AriError):
+            await link.ari.filter_events(UNUSED_EVENTS, app=app)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5.0):
+                await connected.wait()
+
+    async def _watch_foreign(self, link: NodeLink, app: str, seen: str) -> None:
+        """A live foreign worker's calls, looked at every few seconds while this worker holds the
+        node: once they are all closed, forgotten; once its heartbeat stops, adopted."""
+        loop = asyncio.get_running_loop()
+        changed_at = loop.time()
+        while not self._stopping and self._holding(link) and app in link.foreign:
+            await asyncio.sleep(RECHECK)
+            now = await read_beat(link.ari, app)
+            if now and now != seen:
+                seen, changed_at = now, loop.time()
+            elif loop.time() - changed_at >= BEAT_LOOK:  # its heartbeat stopped: it is gone
+                if link.foreign.pop(app, None) is not None and self._holding(link):
+                    await self._adopt_app(link, app)
+                    self._spawn(self._reconcile(link))
+                return
+            else:
+                continue
+            try:
+                live = await asyncio.to_thread(self._live_attempts, link.node.name)
+            except SQLAlchemyError:
+                continue
+            left = link.foreign.get(app)
+            if left is not None:
+                left &= live
+                if not left:
+                    link.foreign.pop(app, None)
 
     def _resume_info(self, session: Any, attempt_id: str) -> tuple[Claimed, CallPlan] | None:
         attempt = session.get(Attempt, attempt_id)
@@ -482,7 +598,7 @@ class DialerWorker:
         return CallPlan(
             campaign=campaign.name,
             endpoint=endpoint_for(link.node.dial_template, e164),
-            app=link.node.app,
+            app=link.ari.app,  # the worker's own app (dialer.engine.takeover)
             amd_policy=campaign.amd,
             flow=state.flow,
             caller_id=campaign.caller_id,
@@ -821,7 +937,15 @@ class DialerWorker:
 
     # ------------------------------------------------------------ one call
 
-    async def _call(self, link: NodeLink, plan: CallPlan, c: Claimed, *, resume: JSON | None = None) -> None:
+    async def _call(
+        self,
+        link: NodeLink,
+        plan: CallPlan,
+        c: Claimed,
+        *,
+        resume: JSON | None = None,
+        resume_app: str | None = None,
+    ) -> None:
         masked = mask(c.phone_e164)
         base = {"phone": masked, "attempt": c.attempt_no}
 
@@ -865,6 +989,7 @@ class DialerWorker:
                 c.fields | _contact_fields(c),
                 notify,
                 resume=resume,
+                resume_app=resume_app,
                 handover=link.handover,
                 origin=_origin(c, plan, masked),
                 epoch=lambda: link.connections,  # a reconnect mid-call means Asterisk may have restarted
@@ -1357,10 +1482,8 @@ class DialerWorker:
             if link.keeper is not None:
                 with contextlib.suppress(Exception):
                     await link.keeper.nailed.close()  # the agents' held legs are hung up
-            if link.pump is not None:
-                link.pump.cancel()
-                with contextlib.suppress(BaseException):
-                    await link.pump
+            for pump in (link.pump, link.shared, *link.adopted.values()):
+                await _cancelled(pump)
             await link.ari.aclose()
         if self.leases is not None:
             await self.leases.release_all()  # the next worker need not wait for them to run out
@@ -1369,12 +1492,11 @@ class DialerWorker:
         return not any(link.calls for link in self.nodes.values())
 
 
-async def _as_reconnected(events: AsyncIterator[JSON]) -> AsyncIterator[JSON]:
-    """`events`, its first connection told as a reconnect (``WarmlineReconnected``)."""
-    async for event in events:
-        if event.get("type") == CONNECTED:
-            event = {**event, "type": RECONNECTED}
-        yield event
+async def _cancelled(task: asyncio.Task[Any] | None) -> None:
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(BaseException):
+            await task
 
 
 def _claim_batch(state: CampaignState) -> int:

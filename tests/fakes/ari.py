@@ -401,6 +401,7 @@ class FakeAsterisk:
         self.destroyed: dict[str, int] = {}  # channel id -> hang-up cause, for every channel that ended
         # app -> event types it asked not to be sent (PUT eventFilter); forgotten when Asterisk stops
         self.disallowed: dict[str, frozenset[str]] = {}
+        self.globals: dict[str, str] = {}  # global dialplan variables (GET/POST /asterisk/variable)
         self.up = True
         self.restarts = 0
         self._clients: list[FakeAri] = []
@@ -572,12 +573,13 @@ class FakeAsterisk:
         channel.stasis_app = app
         channel.stasis_args = list(args)
         channel.app_name, channel.app_data = "Stasis", ",".join([app, *args])
-        self.emit_about(channel, "StasisStart", args=list(args))
+        # Only the app entered hears it, as Asterisk's (not the others subscribed to the channel).
+        self.emit_about(channel, "StasisStart", apps={app}, args=list(args))
 
     def _leave_stasis(self, channel: FakeChannel) -> None:
         if channel.stasis_app is None:
             return
-        self.emit_about(channel, "StasisEnd")
+        self.emit_about(channel, "StasisEnd", apps={channel.stasis_app})
         channel.stasis_app = None
         channel.origin_app = None  # entered once (`originated_for` still hears it outside Stasis)
         channel.app_name = channel.app_data = ""
@@ -826,6 +828,28 @@ class FakeAsterisk:
     def _op_reload_module(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> None:
         return None
 
+    def _op_get_global(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> JSON:
+        return {"value": self.globals.get(str(params.get("variable", "")), "")}
+
+    def _op_set_global(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> None:
+        self.globals[str(params.get("variable", ""))] = str(params.get("value", ""))
+
+    def _op_applications(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> list[JSON]:
+        """Every app connected or with channels (a closed app stays while it has some)."""
+        names = {c.app for c in self._clients if c.connected}
+        for channel in self.channels.values():
+            names |= channel.watchers()
+        return [
+            {
+                "name": name,
+                "channel_ids": [c.id for c in self.channels.values() if name in c.watchers()],
+                "bridge_ids": [b.id for b in self.bridges.values() if name in b.subscribed],
+                "endpoint_ids": [],
+                "device_names": [],
+            }
+            for name in sorted(names)
+        ]
+
     def _op_originate(self, client: FakeAri, parts: list[str], params: JSON, body: Any) -> JSON:
         endpoint = str(params.get("endpoint", ""))
         if not endpoint:
@@ -835,15 +859,17 @@ class FakeAsterisk:
             raise AriError(409, "POST", "/channels", "Channel with given unique ID already exists")
         channel = self._new_channel(channel_id, endpoint, self.script_for(endpoint))
         channel.caller_number = str(params.get("callerId") or "")
+        channel.variables.update((body or {}).get("variables") or {})
         if "app" in params:
-            channel.origin_app = channel.originated_for = channel.dialplan_app = str(params["app"])
+            channel.origin_app = channel.originated_for = str(params["app"])
+            channel.dialplan_app = channel.variables.get("WL_APP") or channel.origin_app
             args = build_params({"a": params.get("appArgs")}).get("a", "")
             channel.origin_args = args.split(",") if args else []
         else:
             channel.context = str(params.get("context") or "default")
             channel.exten = str(params.get("extension") or "s")
             channel.priority = int(params.get("priority") or 1)
-        channel.variables.update((body or {}).get("variables") or {})
+            channel.dialplan_app = channel.variables.get("WL_APP") or channel.dialplan_app
         timeout = float(params.get("timeout", 30))
         callee = channel.callee
         assert callee is not None
@@ -935,7 +961,8 @@ class FakeAsterisk:
         channel.context = str(params.get("context") or channel.context)
         channel.exten = str(params.get("extension") or "s")
         channel.priority = int(params.get("priority") or 1)
-        channel.dialplan_app = client.app  # the {{ app }} the dialplan's Stasis() enters
+        # The app the dialplan's Stasis() enters: WL_APP, else {{ app }} (here: the client's).
+        channel.dialplan_app = channel.variables.get("WL_APP") or client.app
         if channel.context == AMD_CONTEXT:
             channel.app_name = "AMD"
             if channel.callee is not None:
@@ -1076,9 +1103,13 @@ def _route(method: str, parts: list[str]) -> tuple[str, str | None]:
     head = parts[0] if parts else ""
     target = parts[1] if n > 1 and head != "asterisk" else None
     if head == "asterisk":
+        if n > 1 and parts[1] == "variable":
+            return ("get_global" if method == "GET" else "set_global"), None
         return {"info": "info", "ping": "ping", "modules": "reload_module"}.get(
             parts[1] if n > 1 else "", "unknown"
         ), None
+    if head == "applications" and n == 1 and method == "GET":
+        return "applications", None
     if head == "channels":
         if n == 1:
             return ("originate" if method == "POST" else "channels"), None
@@ -1156,6 +1187,7 @@ class FakeAri(AriClient):
         self.lag = 0.0  # loop seconds the event socket runs behind HTTP answers (a busy server)
         self._queue: asyncio.Queue[JSON | _Dropped] = asyncio.Queue()
         self._late: deque[tuple[float, JSON]] = deque()  # (due, event), in the order sent
+        self._streams: dict[str, FakeAri] = {}  # another app's websocket (`events(app=...)`)
 
     async def aclose(self) -> None:
         self.closed = True
@@ -1185,6 +1217,8 @@ class FakeAri(AriClient):
     def drop(self) -> None:
         """The websocket drops (Asterisk stopped): undelivered events stay lost, the stream
         reconnects once Asterisk is up."""
+        for stream in self._streams.values():
+            stream.drop()
         if self.connected:
             self.connected = False
             self._late.clear()
@@ -1194,7 +1228,17 @@ class FakeAri(AriClient):
         """The process holding this client died: no request of it reaches Asterisk any more, and
         its event stream goes silent for good."""
         self.killed = True
+        for stream in self._streams.values():
+            stream.killed = True
         self.drop()
+
+    def _stream(self, app: str) -> FakeAri:
+        """The websocket of another app this client reads (same name, same process)."""
+        stream = self._streams.get(app)
+        if stream is None:
+            stream = self._streams[app] = self.asterisk.client(app, self.name)
+        stream.killed, stream.lag = self.killed, self.lag
+        return stream
 
     async def events(
         self,
@@ -1202,7 +1246,12 @@ class FakeAri(AriClient):
         subscribe_all: bool = False,
         initial_backoff: float = 0.5,
         max_backoff: float = 30.0,
+        app: str | None = None,
     ) -> AsyncGenerator[JSON, None]:
+        if app is not None and app != self.app:
+            async for other in self._stream(app).events():
+                yield other
+            return
         first = True
         try:
             while True:

@@ -36,6 +36,7 @@ from dialer.engine.journal import OutcomeJournal, Rejected, is_outage
 from dialer.engine.ledger import claim
 from dialer.engine.runtime import DialerWorker
 from dialer.models import Attempt, AttemptState, Contact
+from dialer.reconcile import reconcile
 from tests.fakes.ari import FakeAsterisk
 from tests.fakes.clock import VirtualTimeLoop, run_virtual
 from tests.unit.test_reconcile_fake_ari import (  # noqa: F401 - silent_prompts is an autouse fixture
@@ -206,6 +207,45 @@ def test_a_journalled_outcome_is_written_exactly_once(settings: Settings, db: Da
         assert attempt.outcome == "confirmed" and attempt.ended_at == NOW
         assert contact.attempts == 1 and contact.outcome_counts == {"confirmed": 1}
     assert not w.journal.pending_ids()
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_a_journalled_outcome_replaces_an_interrupted_left_by_reconciliation(
+    settings: Settings, db: Database, batched: bool
+) -> None:
+    """A worker cut from its database followed its calls to their end; meanwhile the node's new
+    holder, finding no channel, closed them as `interrupted` (dialer/engine/takeover.py). The
+    worker's journalled outcomes, written when its database is back, take their place, each
+    counted once on its contact; a journalled `interrupted` changes nothing; replayed again, nothing."""
+    make_campaign(db, "00")
+    with db.session() as session:
+        campaign = svc.require_campaign(session, CAMPAIGN)
+        ids = [c.attempt_id for c in claim(session, campaign, 2, NOW, node="fake")]
+    with db.session() as session:
+        assert len(reconcile(session, "fake", [], NOW).closed) == 2
+    w = _worker(settings, db)
+    entries = [_entry(ids[0]), _entry(ids[1], outcome="interrupted")]
+    if batched:  # the pass's batch (ledger.close_all), not the replay one by one
+        w._apply_batch(entries)
+    else:
+        w.journal.append_all(entries)
+        w._replay_now()
+    w.journal.append(entries[0])
+    assert w._replay_now() == [], "replayed again: nothing new"
+    with db.session() as session:
+        first, second = (session.get(Attempt, i) for i in ids)
+        assert first is not None and second is not None
+        assert (first.state, first.outcome) == (AttemptState.ended, "confirmed")
+        assert (first.detail or {}).get("replaced") == "interrupted"
+        assert (second.state, second.outcome) == (AttemptState.reconciled, "interrupted")
+        contacts = {c.id: c for c in session.scalars(select(Contact))}
+        replaced, kept = contacts[first.contact_id], contacts[second.contact_id]
+        assert (replaced.attempts, replaced.outcome_counts, replaced.state.value) == (
+            1,
+            {"confirmed": 1},
+            "done",
+        )
+        assert (kept.attempts, kept.outcome_counts) == (1, {"interrupted": 1})
 
 
 def test_outcomes_ending_together_share_one_fsynced_write(settings: Settings, db: Database) -> None:
@@ -467,11 +507,11 @@ def test_a_campaign_through_a_database_outage_loses_and_doubles_nothing(
 def test_calls_that_end_while_the_lease_is_lost_keep_their_outcome_unless_asterisk_restarted(
     lab_settings: Settings, db: Database, restart: bool
 ) -> None:
-    """The worker's database away past its lease: it stops following its node, so a callee who
-    hangs up meanwhile is not heard; when it takes the node back, its calls look again. On the
-    same Asterisk such a call was hung up by its callee, not cut (tests/integration/test_lease_lab.py
-    found five calls closed as `interrupted`: the lease gap counted as Asterisk restarting); if
-    Asterisk did restart meanwhile, the calls it had were cut: interrupted."""
+    """The worker's database away past its lease: it stops dialling but keeps following its own
+    calls through its own Stasis app (dialer/engine/takeover.py), so a callee who hangs up meanwhile
+    is heard: hung up by its callee, not cut (tests/integration/test_lease_lab.py once found five
+    such calls closed as `interrupted`, when a lease gap was a gap in the node's events); if
+    Asterisk restarted meanwhile, the calls it had were cut: interrupted."""
     settings = lab_settings.model_copy(update={"dialer_lease_seconds": 6.0})
     make_campaign(db, "9" * 4)  # they talk a minute: up until the test hangs them up
     flaky = FlakyDatabase(db)
@@ -491,7 +531,7 @@ def test_calls_that_end_while_the_lease_is_lost_keep_their_outcome_unless_asteri
                 asterisk.restart()
             else:
                 for channel_id in seen["live"]:
-                    asterisk.hangup_by_callee(channel_id)  # nobody hears it: the node is not followed
+                    asterisk.hangup_by_callee(channel_id)  # heard on the worker's own app
             await asyncio.sleep(0.5)
             flaky.down = False
 
