@@ -70,6 +70,8 @@ LONGEST_FIRST = (
     "test_sign_in_security.py",
     "test_campaigns_page.py",
     "test_nailed_lab.py",
+    "test_lease_lab.py",
+    "test_dialer_takeover_fake_ari.py",
     "test_dialer_api.py",
     "test_dialer_engine.py",
     "test_inbound_lab.py",
