@@ -91,7 +91,8 @@ def register_recording(
     """Register a finished recording and return its row (added to `session`, not committed).
 
     The file is copied into the store (moved with `move=True`) unless it already lies at its
-    place in the layout. Registering the same audio twice returns the first row.
+    place in the layout. Importing the same audio twice returns the first row; a file in place
+    (a call's own, named by its id) is registered under that id whatever it sounds like.
     Raises RecordingError for a missing or unreadable file.
     """
     src = Path(path)
@@ -101,17 +102,20 @@ def register_recording(
     channels, rate, duration = _audio_info(src, where)
     with src.open("rb") as f:
         checksum, size = storage.sha256_of(f)
-    same = session.scalars(
-        select(CallRecording).where(
-            CallRecording.sha256 == checksum, CallRecording.status != RecordingStatus.purged
-        )
-    ).first()
-    if same is not None:
-        return same
-
     root = settings.recordings_dir.resolve()
     resolved = src.resolve()
     in_place = resolved.is_relative_to(root) and _is_uuid(resolved.name.removesuffix(".wav"))
+    # A file in place is a call's own recording, named by its id: another call may sound the same
+    # to the sample (a steady tone, a scripted callee, silence), so only an import is matched by content.
+    if not in_place:
+        same = session.scalars(
+            select(CallRecording).where(
+                CallRecording.sha256 == checksum, CallRecording.status != RecordingStatus.purged
+            )
+        ).first()
+        if same is not None:
+            return same
+
     rec_id = resolved.name.removesuffix(".wav") if in_place else str(uuid.uuid4())
     rec = session.get(CallRecording, rec_id) if in_place else None
 

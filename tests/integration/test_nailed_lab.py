@@ -349,12 +349,15 @@ def check_recordings(
     misplaced_ms: list[int] = []  # the agent's tone onset in the file against the beep's end
     short_ms: list[int] = []  # the span's end against the end of the agent's tone
     span_vs_file_ms: list[int] = []
+    checksums: list[str] = []  # calls may sound the same to the sample: each keeps its own row
     with db.session() as s:
         for attempt in live:
             row = s.scalar(select(CallRecording).where(CallRecording.attempt_id == attempt.id))
             assert row is not None, f"attempt {attempt.id} recorded"
             assert (row.agent, row.campaign_id, row.channels) == (attempt.agent, attempt.campaign_id, 2)
             assert row.source == "agent-bridge" and row.status.value == "ok" and row.encrypted
+            assert row.id == attempt.detail.get("recording"), "the attempt names its own recording"
+            checksums.append(str(row.sha256))
             with open_recording(lab, row) as f:
                 audio, rate = sf.read(f, dtype="int16")
             assert rate == 8000 and audio.ndim == 2
@@ -376,6 +379,7 @@ def check_recordings(
     offsets = sorted(round(1000 * (a - c) / 8000) for a, c in sides)  # > 0: the callee's side shorter
     FIGURES.update(
         recordings=len(shares),
+        same_audio_as_another_call=len(checksums) - len(set(checksums)),
         left_tone_share_min=round(min(share[0] for share in shares), 3),
         right_tone_share_max=round(max(share[1] for share in shares), 3),
         talking_callee_right_dbfs=[round(d, 1) for d in talker_dbfs],

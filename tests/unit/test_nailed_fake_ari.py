@@ -609,6 +609,42 @@ def test_a_callee_found_gone_before_their_hang_up_is_read_still_ends_the_span_at
     assert audio.shape[0] == pytest.approx(19.9 * 8000, abs=8), "the span ends at the hang-up"
 
 
+def test_two_calls_that_sound_the_same_each_have_their_own_recording(
+    settings: Settings, db: Database
+) -> None:
+    """Two callees of one agent, each 20 s, MixMonitor writing the same audio for both (as a lab
+    agent's steady tone and a callee's fixed script can, to the sample): each call's recording is
+    registered under its own id with its own attempt. The registry took the second for a copy of
+    the first (the same checksum) and returned the first's row: the second attempt had no
+    recording row and its plain stereo file was left unencrypted (nailed lab, main at 8c43f9e)."""
+    make_agents(db, {"mei": ["welfare"]})
+    available(db, "mei")
+
+    async def body(w: World) -> list[HandoverResult]:
+        await w.nail("mei")
+        results = []
+        for attempt in ("att-1", "att-2"):
+            request = HandoverRequest(
+                w.customer(hangup_after=20),
+                skill="welfare",
+                origin=replace(ORIGIN, attempt_id=attempt),
+                policy=PACED,
+            )
+            results.append(await w.handover.connect(request))
+            available(db, "mei")
+        return results
+
+    results = scenario(settings, db, {"mei": ANSWERS}, body, ami=True)
+    assert [r.recording_via for r in results] == ["mixmonitor", "mixmonitor"]
+    rows = [stereo_of(settings, db, str(r.recording_id)) for r in results]
+    assert np.array_equal(rows[0][1], rows[1][1]), "the same audio, to the sample"
+    assert [row.attempt_id for row, _ in rows] == ["att-1", "att-2"], "each call its own row"
+    stored = sorted(p.name for p in settings.recordings_dir.resolve().rglob("*.*"))
+    assert stored == sorted(str(r.recording_path.name) for r in results if r.recording_path), (
+        "both encrypted, no plain copy left"
+    )
+
+
 def test_a_callee_handed_on_has_their_mixmonitor_stopped_by_its_id(settings: Settings, db: Database) -> None:
     """The callee leaves the agent's bridge alive (a blind transfer): StopMixMonitor names their
     channel and this MixMonitor's id, and Asterisk stops it."""

@@ -128,6 +128,31 @@ def test_register_in_place_completes_the_bridges_row(
         assert len(list(s.scalars(select(CallRecording)))) == 1
 
 
+def test_two_calls_in_place_that_sound_the_same_keep_their_own_rows(
+    db: Database, settings: Settings, tmp_path: Path
+) -> None:
+    """Two calls' files in the store, the same audio to the sample: each registered under its own
+    id and attempt (the content match is an import's); importing that audio again is the first."""
+    ids = ["5d0c3a52-5e7b-4a43-9c55-0e8f1e2b3c4d", "9a1e6f0b-2c4d-4e8f-a1b3-c5d7e9f1a2b4"]
+    for n, rid in enumerate(ids):
+        where = settings.recordings_dir / "2026/11/24" / f"{rid}.wav"
+        where.parent.mkdir(parents=True, exist_ok=True)
+        tone_call(where, seed=0)
+        with db.session() as s:
+            rec = service.register_recording(
+                s, settings, where, campaign_id=None, contact_id=None, agent="li", started_at=T0,
+                ended_at=None, source="agent-bridge", attempt_id=f"att-{n}",
+            )  # fmt: skip
+            assert (rec.id, rec.attempt_id) == (rid, f"att-{n}")
+    with db.session() as s:
+        again = service.register_recording(
+            s, settings, tone_call(tmp_path / "copy.wav", seed=0), campaign_id=None, contact_id=None,
+            agent="li", started_at=T0, ended_at=None, source="import",
+        )  # fmt: skip
+        assert again.id == ids[0]
+        assert len(list(s.scalars(select(CallRecording)))) == 2
+
+
 def test_unreadable_files_are_refused(db: Database, settings: Settings, tmp_path: Path) -> None:
     bad = tmp_path / "bad.wav"
     bad.write_bytes(b"RIFF not really")
