@@ -32,14 +32,10 @@ $(STAMPS)/system-test: scripts/install-system.sh $(STAMPS)/system | $(STAMPS)
 	bash scripts/install-system.sh test
 	@touch $@
 
-# --no-compile: a module is compiled when first imported (scripts/run-tests.sh compiles the project's
-# own); compiling every installed file up front doubled pip's CPU time (12 s against 25 s, measured),
-# a minute of wall time on a busy machine.
-$(STAMPS)/venv: pyproject.toml $(STAMPS)/system | $(STAMPS)
+# scripts/make-venv.sh says how a new clone's environment is copied from a template on the machine.
+$(STAMPS)/venv: pyproject.toml scripts/make-venv.sh $(STAMPS)/system | $(STAMPS)
 	@[ -n "$(PYTHON)" ] || { echo "warmline needs Python 3.11 or 3.12 (pjsua2 has wheels for those)"; exit 1; }
-	[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q --no-compile -e '.[dev]'
+	bash scripts/make-venv.sh $(PYTHON) $(VENV)
 	@touch $@
 
 asterisk: $(STAMPS)/system
