@@ -1478,7 +1478,7 @@ class DialerWorker:
         await self.start()
         self._passing = True
         loop = asyncio.get_running_loop()
-        unlisten = wake.listen(lambda: _call_soon(loop, self._wake_pass))
+        unlisten = wake.listen(lambda: _call_soon(loop, self._changed_here))
         try:
             while True:
                 started = loop.time()
@@ -1502,6 +1502,12 @@ class DialerWorker:
         finally:
             unlisten()
             await self.stop()
+
+    def _changed_here(self) -> None:
+        """A change committed in this process (dialer.wake): the next pass reads the running
+        campaigns, whatever it read a moment ago, and comes at once."""
+        self._running_at = -1e18
+        self._wake_pass()
 
     def _wake_pass(self) -> None:
         """Something the pass serves arrived: the loop's rest ends now (the pass itself still
