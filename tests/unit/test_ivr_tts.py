@@ -211,9 +211,12 @@ def test_a_prompt_played_again_is_hashed_once_and_a_personal_one_touched_once_a_
     hashed: list[str] = []
     touched: list[Path] = []
     real_key = cache.tts_key
-    monkeypatch.setattr(
-        cache, "tts_key", lambda text, voice=None: hashed.append(text) or real_key(text, voice)
-    )
+
+    def key(text: str, voice: str | None = None) -> str:
+        hashed.append(text)
+        return real_key(text, voice)
+
+    monkeypatch.setattr(cache, "tts_key", key)
     monkeypatch.setattr(tts, "_touch", touched.append)
     assert tts.TOUCH_EVERY * 10 <= tts.LIVE_SECONDS
 
