@@ -35,6 +35,7 @@ from dialer.lists.decode import ListFileError
 from dialer.lists.mapping import parse_mapping
 from dialer.lists.report import ImportReport
 from dialer.models import CampaignStatus, Contact, ContactState, ListImport
+from dialer.wake import wake
 
 router = APIRouter(prefix="/api", tags=["campaigns"])
 
@@ -180,6 +181,7 @@ async def change_status(
         raise http_error(status.HTTP_403_FORBIDDEN, "forbidden", str(exc)) from exc
     except CampaignError as exc:
         raise _http(exc) from exc
+    wake()  # committed: a dialer worker here starts (or stops) at its next pass, not its next read
     message = CampaignStatusChanged(campaign=name, status=now, by=user.name)
     published = await events.publish(getattr(request.app.state, "bus", None), message)
     answer: dict[str, Any] = {"name": name, "status": now, "published": published}

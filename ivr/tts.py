@@ -112,6 +112,10 @@ PUBLIC_MODE = 0o644
 PERSONAL_MODE = 0o640  # never world-readable: a prompt that says a name is personal data
 PERSONAL_DIR = "personal"
 LIVE_SECONDS = 1800.0  # a plain personal prompt unused this long is deleted (its sealed copy stays)
+# A personal prompt in use is touched (its mtime: when last used) at most this often per process:
+# far inside LIVE_SECONDS, so the purge never takes one a call uses, without a utime each play.
+TOUCH_EVERY = 60.0
+PATHS_KEPT = 4096  # the prompts' paths remembered per text (a SHA-256 each): then forgotten at once
 SEAL_MAGIC = b"WLPRM1\0\0"
 
 
@@ -198,6 +202,7 @@ class PromptCache:
         voice: str = "cmn",
         max_parallel: int | None = None,
         keyring: Path | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.root = root.resolve()
         # Where the keys of sealed personal prompts are (Settings.keyring_path; see for_settings).
@@ -209,6 +214,11 @@ class PromptCache:
         self._slots = threading.BoundedSemaphore(max_parallel or max(2, os.cpu_count() or 2))
         self._inflight: dict[str, asyncio.Future[Path]] = {}
         self.stats = {"hits": 0, "made": 0}
+        self.monotonic = monotonic
+        # speak()'s hit path (issue 13, Round 8): the path of each text, and when this process
+        # last touched each personal prompt.
+        self._paths: dict[tuple[str, str | None, bool], Path] = {}
+        self._touched: dict[Path, float] = {}
 
     @classmethod
     def for_var_dir(
@@ -341,14 +351,35 @@ class PromptCache:
 
     async def speak(self, text: str, voice: str | None = None, *, personal: bool = False) -> Path:
         text = text.strip()
-        target = self.tts_path(text, voice, personal=personal) if text else None
-        if target is not None and target.exists():
+        target = self._known_path(text, voice, personal) if text else None
+        if target is not None and target.exists():  # (the purge may have taken it: made again)
             self.stats["hits"] += 1
             if personal:
-                _touch(target)  # in use: the purge leaves it until unused for LIVE_SECONDS
+                self._in_use(target)
             return target
         key = ("p:" if personal else "") + self.tts_key(text, voice)
         return await self._shared(key, lambda: self.speak_sync(text, voice, personal=personal))
+
+    def _known_path(self, text: str, voice: str | None, personal: bool) -> Path:
+        """`tts_path`, remembered per text: a prompt played at every call is hashed once."""
+        key = (text, voice, personal)
+        path = self._paths.get(key)
+        if path is None:
+            if len(self._paths) >= PATHS_KEPT:
+                self._paths.clear()
+            path = self._paths[key] = self.tts_path(text, voice, personal=personal)
+        return path
+
+    def _in_use(self, path: Path) -> None:
+        """A personal prompt played: its mtime says so, at most every TOUCH_EVERY seconds (the
+        purge leaves it until unused for LIVE_SECONDS)."""
+        now = self.monotonic()
+        if now - self._touched.get(path, -1e18) < TOUCH_EVERY:
+            return
+        if len(self._touched) >= PATHS_KEPT:
+            self._touched.clear()
+        _touch(path)
+        self._touched[path] = now
 
     async def file(self, source: Path) -> Path:
         return await self._shared(f"file:{source}", lambda: self.file_sync(source))

@@ -53,6 +53,7 @@ from dialer.models import (
 )
 from dialer.schedule import caps_allow, in_window, next_allowed_by_caps, next_window_start
 from dialer.scripts import pop_fields
+from dialer.wake import wake
 
 UNASSIGNED = ""  # an attempt's node until a dialer worker takes it
 PICKUP_WAIT = timedelta(seconds=30)  # a request no dialer has taken by then is dropped
@@ -66,6 +67,7 @@ _asked = [0]
 def note_asked() -> None:
     """A request was committed in this process: wake the dialer workers here."""
     _asked[0] += 1
+    wake()  # their pass may be asleep (nothing else due): it takes the request now
 
 
 def asked_count() -> int:

@@ -44,6 +44,7 @@ from core.features import ServiceContext, StasisContext, StasisHandler
 from core.messages import BusMessage, CallEvent, CampaignPacing, CampaignStats, ServiceHealth
 from core.phones import mask
 from core.settings import AsteriskNode, Settings
+from dialer import wake
 from dialer.agent_dial.runner import (
     PlacedClaim,
     anyone_asked,
@@ -134,6 +135,12 @@ CLAIM_SPAN = 0.5
 # each pass), when an agent in this process asked for a call, and at least this often otherwise
 # (a campaign started, agents' requests stored by another process).
 RUNNING_RECHECK = 1.0
+# A pass runs when something it serves is due (`_due_in`) or arrives (`_wake_pass`: an outcome
+# journalled, an agent's request, a campaign started here, a node ready), never sooner than
+# dialer_tick after the last one began (calls ending together share one transaction), and at least
+# this often otherwise (the running campaigns' read, the database probe). A worker with nothing
+# due sleeps between passes, where it ran one every dialer_tick (issue 13, Round 8).
+PASS_IDLE = 1.0
 # The pass's read, built once (issue 13, Round 7). A preview campaign's contacts are called by
 # agents (dialer.agent_dial), never by the dialer.
 # With each campaign, whether it has a due contact now (ix_contacts_due): the claim's own candidate
@@ -148,10 +155,14 @@ _HAS_DUE = (
     )
     .exists()
 )
-_RUNNING = select(Campaign, _HAS_DUE.label("has_due")).where(
+# Only the id and the settings' version (updated_at: every settings or status change moves it; the
+# pacer's live figures deliberately do not, and the worker keeps those in memory): the whole row,
+# JSON and all, is read again only when it moved (`_running_campaigns`, issue 13, Round 8).
+_RUNNING = select(Campaign.id, Campaign.updated_at, _HAS_DUE.label("has_due")).where(
     Campaign.status == CampaignStatus.running, Campaign.mode != CampaignMode.preview
 )
 _RUNNING_ONLY = _RUNNING.where(Campaign.name.in_(bindparam("b_names", expanding=True)))
+_CAMPAIGN_ROWS = select(Campaign).where(Campaign.id.in_(bindparam("b_ids", expanding=True)))
 AriFactory = Callable[[AsteriskNode, Settings], AriClient]
 AmiFactory = Callable[[AsteriskNode, Settings], AmiClient | None]
 
@@ -270,6 +281,9 @@ class DialerWorker:
         self._running_at = -1e18  # when they were read (monotonic)
         self._asked_seen = 0  # agent_dial.service.asked_count() at that read
         self._placed_waiting = False  # agents' requests were waiting at that read
+        self._rows: dict[int, Campaign] = {}  # the running campaigns' rows, as of their updated_at
+        self._woken: asyncio.Future[None] | None = None  # the loop's rest between passes
+        self._wake_due = False  # something arrived for the next pass since this one began
 
     # ------------------------------------------------------------ nodes
 
@@ -446,6 +460,7 @@ class DialerWorker:
                 CallEvent(call_id=attempt_id, kind="reconciled", detail={"outcome": "interrupted"})
             )
         link.ready = self._holding(link)
+        self._wake_pass()  # calls may be placed on it from the next pass
 
     def _left_to_others(self, link: NodeLink) -> set[str]:
         return set().union(*link.foreign.values()) if link.foreign else set()
@@ -645,12 +660,14 @@ class DialerWorker:
         with self.db.session() as session:
             now = self.now()
             if self.only is None:
-                rows = list(session.execute(_RUNNING, {"b_now": now}).all())
-            else:  # only these are read (the others' rows, JSON and all, are not loaded)
-                rows = list(
+                light = list(session.execute(_RUNNING, {"b_now": now}).all())
+            else:  # only these are read (the others' rows are not looked at)
+                light = list(
                     session.execute(_RUNNING_ONLY, {"b_now": now, "b_names": sorted(self.only)}).all()
                 )
+            self._rows = self._fresh_rows(session, light)
             asked = anyone_asked(session)
+        rows = [(self._rows[cid], has_due) for cid, _, has_due in light if cid in self._rows]
         rows.sort(key=lambda row: -row[0].priority)
         out = []
         for campaign, has_due in rows:
@@ -658,6 +675,14 @@ class DialerWorker:
             state.has_due = bool(has_due)
             out.append((campaign, state))
         return out, asked
+
+    def _fresh_rows(self, session: Any, light: list[Any]) -> dict[int, Campaign]:
+        """The running campaigns' rows: the one kept from an earlier read while its updated_at is
+        the same, the whole row read again (in the pass's transaction) when it moved."""
+        moved = [cid for cid, at, _ in light if cid not in self._rows or self._rows[cid].updated_at != at]
+        fresh = {c.id: c for c in session.scalars(_CAMPAIGN_ROWS, {"b_ids": moved})} if moved else {}
+        rows = {cid: self._rows[cid] for cid, _, _ in light if cid in self._rows}
+        return rows | fresh
 
     def _claim(
         self,
@@ -1166,6 +1191,8 @@ class DialerWorker:
             self._to_close.append((entry, written))
             if not self._passing:  # no pass will come to write it: at once
                 self._flush_closes()
+            else:  # the pass may be asleep: it writes this batch within dialer_tick
+                self._wake_pass()
             return await written
         finally:
             self._inflight.discard(c.attempt_id)
@@ -1216,6 +1243,12 @@ class DialerWorker:
             return
         batch, self._to_close = self._to_close, []
         self._closes_writing = self._spawn(self._write_closes(batch))
+        # Outcomes journalled while this batch was written wait for the next pass: wake it.
+        self._closes_writing.add_done_callback(self._closes_written)
+
+    def _closes_written(self, _task: asyncio.Task[Any]) -> None:
+        if self._to_close:
+            self._wake_pass()
 
     async def _write_closes(self, batch: list[tuple[dict[str, Any], asyncio.Future[str | None]]]) -> None:
         entries = [entry for entry, _ in batch]
@@ -1444,8 +1477,12 @@ class DialerWorker:
         """Run until cancelled (or until `until()` says so, checked after each pass)."""
         await self.start()
         self._passing = True
+        loop = asyncio.get_running_loop()
+        unlisten = wake.listen(lambda: _call_soon(loop, self._changed_here))
         try:
             while True:
+                started = loop.time()
+                self._wake_due = False  # this pass serves what arrived so far
                 try:
                     await self._watch_faults()
                     await self.tick()
@@ -1461,9 +1498,67 @@ class DialerWorker:
                     self._spawn(self.publish_stats())
                 if until is not None and until():
                     break
-                await asyncio.sleep(self.settings.dialer_tick)
+                await self._rest(started)
         finally:
+            unlisten()
             await self.stop()
+
+    def _changed_here(self) -> None:
+        """A change committed in this process (dialer.wake): the next pass reads the running
+        campaigns, whatever it read a moment ago, and comes at once."""
+        self._running_at = -1e18
+        self._wake_pass()
+
+    def _wake_pass(self) -> None:
+        """Something the pass serves arrived: the loop's rest ends now (the pass itself still
+        comes no sooner than dialer_tick after the last one)."""
+        self._wake_due = True
+        if self._woken is not None and not self._woken.done():
+            self._woken.set_result(None)
+
+    async def _rest(self, started: float) -> None:
+        """Between passes: until woken (`_wake_pass`) or something falls due (`_due_in`), and at
+        least dialer_tick after the last pass began (`started`, the loop's time)."""
+        loop = asyncio.get_running_loop()
+        tick = self.settings.dialer_tick
+        if not self._wake_due:
+            woken: asyncio.Future[None] = loop.create_future()
+            self._woken = woken
+            timer = loop.call_at(max(started + tick, loop.time() + self._due_in()), _resolve, woken)
+            try:
+                await woken
+            finally:
+                timer.cancel()
+                self._woken = None
+        left = started + tick - loop.time()
+        if left > 0:
+            await asyncio.sleep(left)
+
+    def _due_in(self) -> float:
+        """Seconds until the pass has something to do, at most PASS_IDLE: a paced campaign's
+        pacer or agents' requests (at once), a campaign's claim (its tokens, its drained recheck,
+        a node free to dial), the running campaigns' read, the fault board, the figures."""
+        now = self.monotonic()
+        due = [PASS_IDLE, self._running_at + RUNNING_RECHECK - now, self._board_at + BOARD_EVERY - now]
+        if self.bus is not None:
+            due.append(self._stats_at + self.settings.dialer_stats_every - now)
+        if self._placed_waiting:
+            return 0.0
+        node_in = self._node_free_in(now)
+        if self.watch.up and node_in is not None:
+            for state in self._running:
+                if state.pace is not None:
+                    return 0.0  # its pacer decides each pass
+                if not state.error:
+                    tokens = state.bucket.wait_time(_claim_batch(state))
+                    due.append(max(node_in, state.drained_until - now, tokens))
+        return max(0.0, min(due))
+
+    def _node_free_in(self, now: float) -> float | None:
+        """Seconds until a ready node may dial (0: now); None: none is ready (a node's
+        reconciliation wakes the pass when it is done)."""
+        waits = [max(0.0, link.down_until - now) for link in self.nodes.values() if link.ready]
+        return min(waits, default=None)
 
     async def stop(self) -> None:
         self._stopping = True
@@ -1497,6 +1592,17 @@ async def _cancelled(task: asyncio.Task[Any] | None) -> None:
         task.cancel()
         with contextlib.suppress(BaseException):
             await task
+
+
+def _call_soon(loop: asyncio.AbstractEventLoop, callback: Callable[[], None]) -> None:
+    """`callback` on `loop`, from any thread (the loop may be gone: the worker stopped)."""
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(callback)
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _claim_batch(state: CampaignState) -> int:

@@ -20,7 +20,7 @@ from dialer import campaigns as svc
 from dialer import dnc
 from dialer.engine.ledger import _take_all, claim
 from dialer.engine.runtime import CampaignState, DialerWorker, _claim_batch
-from dialer.models import Attempt, AttemptState, Contact, ContactState
+from dialer.models import Attempt, AttemptState, Campaign, CampaignStatus, Contact, ContactState
 from dialer.pacing import TokenBucket
 from tests.unit.test_dialer_faults import NOW, _entry, _worker
 from tests.unit.test_reconcile_fake_ari import CAMPAIGN, make_campaign
@@ -114,6 +114,45 @@ def test_a_worker_for_some_campaigns_reads_only_their_rows(settings: Settings, d
     running, _asked = w._running_campaigns()
     assert [c.name for c, _state in running] == [CAMPAIGN]
     reads = [s for s in seen if "FROM campaigns" in s]
-    assert len(reads) == 1 and "campaigns.name IN" in reads[0], reads
+    assert len(reads) == 2 and "campaigns.name IN" in reads[0], reads
+    assert "campaigns.id IN" in reads[1] and "campaigns.name IN" not in reads[1], "its row alone"
     everyone = DialerWorker(settings, db, now=lambda: NOW)
     assert sorted(c.name for c, _state in everyone._running_campaigns()[0]) == sorted([CAMPAIGN, "other"])
+
+
+def test_a_running_campaigns_row_is_read_again_only_when_its_settings_moved(
+    settings: Settings, db: Database
+) -> None:
+    """The pass's once-a-second read is of ids and updated_at (with has_due); the whole row, JSON
+    and all, is loaded only when updated_at moved: a settings change or a status change moves it,
+    the pacer's live figures do not (the worker keeps those itself) (issue 13, Round 8)."""
+    make_campaign(db, "0")
+    seen = _statements(db)
+    w = DialerWorker(settings, db, now=lambda: NOW)
+
+    def rows_read() -> int:
+        seen.clear()
+        running, _asked = w._running_campaigns()
+        assert [c.name for c, _state in running] == [CAMPAIGN]
+        return len([s for s in seen if "FROM campaigns" in s and "campaigns.id IN" in s])
+
+    assert rows_read() == 1, "the first read loads the row"
+    assert rows_read() == 0, "nothing changed: no row"
+    with db.session() as session:  # the pacer's figures: not the settings' version
+        session.execute(
+            update(Campaign)
+            .where(Campaign.name == CAMPAIGN)
+            .values(pacing_live={"x": 1}, updated_at=Campaign.updated_at)
+        )
+    assert rows_read() == 0
+    with db.session() as session:
+        svc.update_campaign(session, CAMPAIGN, {"calls_per_second": 3}, actor="t")
+    assert rows_read() == 1, "a settings change: the row again"
+    running, _asked = w._running_campaigns()
+    assert running[0][0].calls_per_second == 3 and running[0][1].bucket.rate == 3
+    with db.session() as session:
+        svc.set_status(session, CAMPAIGN, CampaignStatus.paused, actor="t")
+    assert w._running_campaigns()[0] == [], "paused: gone at once, whatever its row"
+    with db.session() as session:
+        svc.set_status(session, CAMPAIGN, CampaignStatus.running, actor="t")
+    assert rows_read() == 1, "resumed: its status moved updated_at, the row is read again"

@@ -195,3 +195,42 @@ def test_clear_stale_temp_removes_only_old_leftovers(tmp_path: Path) -> None:
     os.utime(kept, (time.time() - 7200, time.time() - 7200))
     assert clear_stale_temp(tmp_path) == 1
     assert not old.exists() and fresh.exists() and kept.exists()
+
+
+def test_a_prompt_played_again_is_hashed_once_and_a_personal_one_touched_once_a_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """speak()'s hit path (issue 13, Round 8): the path remembered per text; a personal prompt's
+    mtime moved at most every TOUCH_EVERY seconds, far inside the purge's LIVE_SECONDS; a prompt
+    the purge took is made again."""
+    from ivr import tts
+
+    clock = [100.0]
+    engine = ToneEngine()
+    cache = PromptCache(tmp_path, engine, monotonic=lambda: clock[0])
+    hashed: list[str] = []
+    touched: list[Path] = []
+    real_key = cache.tts_key
+
+    def key(text: str, voice: str | None = None) -> str:
+        hashed.append(text)
+        return real_key(text, voice)
+
+    monkeypatch.setattr(cache, "tts_key", key)
+    monkeypatch.setattr(tts, "_touch", touched.append)
+    assert tts.TOUCH_EVERY * 10 <= tts.LIVE_SECONDS
+
+    async def plays() -> list[Path]:
+        return [await cache.speak("张三您好", personal=True) for _ in range(3)]
+
+    first = asyncio.run(plays())
+    assert len(set(first)) == 1 and first[0].exists()
+    made_hashes = len(hashed)
+    asyncio.run(plays())
+    assert len(hashed) == made_hashes, "hits: no SHA-256"
+    assert touched.count(first[0]) == 2, "made (touched), then one touch for the hits"
+    clock[0] += tts.TOUCH_EVERY
+    asyncio.run(plays())
+    assert touched.count(first[0]) == 3, "a minute on: touched again"
+    first[0].unlink()  # the purge took it
+    assert asyncio.run(cache.speak("张三您好", personal=True)) == first[0] and first[0].exists()

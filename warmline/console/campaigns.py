@@ -43,6 +43,7 @@ from dialer.outcomes import outcome_name
 from dialer.results import contact_records
 from dialer.schedule import DAYS
 from dialer.staffing import check_staffing, report_staffing
+from dialer.wake import wake
 from warmline.console.pages import _section, render
 from warmline.console.templating import written
 
@@ -249,6 +250,7 @@ def campaign_status(
         if target is CampaignStatus.running:  # the page it redirects to shows the warnings
             report_staffing(session, settings, campaign, actor=user.name)
         session.commit()
+        wake()  # committed: a dialer worker here acts on it at its next pass, not its next read
         publish_from_thread(
             request.app.state, CampaignStatusChanged(campaign=name, status=target.value, by=user.name)
         )
