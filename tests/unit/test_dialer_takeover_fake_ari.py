@@ -291,3 +291,23 @@ def test_a_stalled_workers_calls_adopted_are_followed_by_the_adopter_alone(
         assert attempt.state is AttemptState.ended and attempt.hangup_cause == 16, attempt.outcome
         assert not (attempt.detail or {}).get("resumed")
     assert not set(attempts) & set(asterisk.channels), "no channel left up"
+
+
+def test_a_short_stall_is_not_taken_for_death(
+    lab_settings: Settings,  # noqa: F811 - the fixture imported above
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """A 4 s stall (its heartbeat unchanged longer than the old 3 s look) is not death: its calls
+    stay its own, followed by it to their end; nobody opens its app."""
+    make_campaign(db, "9" * 3 + "6" * 2, retry_seconds=20)
+    run = run_takeover(lab_settings, db, tmp_path, stall=4.0)
+    assert run.asterisk.replacements == []
+    assert run.seen["left_to"].get(run.seen["first_app"])
+    assert not run.hung_up_by_second()
+    attempts = {a.id: a for a in check_ledger(db)}
+    for attempt_id in run.live:
+        attempt = attempts[attempt_id]
+        assert attempt.state is AttemptState.ended and attempt.outcome != "interrupted", attempt.outcome
+        assert not (attempt.detail or {}).get("resumed"), "followed by the worker that placed it"
+    assert not set(attempts) & set(run.asterisk.channels), "no channel left up"
