@@ -18,10 +18,10 @@ dies); unchanged, its calls are adopted -- the holder opens a websocket on the d
 
 Dead is judged conservatively (`dead_look`): a live worker whose ARI is slow, or whose event loop
 paused, misses beats without being dead. Should it be taken for dead all the same, Asterisk settles
-it: an app has one websocket, the newest; the older one receives ``ApplicationReplaced`` and is
-closed (seen on the real Asterisk, tests/integration/test_replaced_lab.py). The worker whose app is
-replaced -- its own, or one it adopted -- stops reading that app for good (`until_replaced`: no
-reconnection, which would take the app back and make both follow the same calls), forgets the calls
+it: an app has one websocket, the newest; the older one receives ``ApplicationReplaced`` and then
+nothing, left open (seen on the real Asterisk, tests/integration/test_replaced_lab.py): the event
+is the only sign. The worker whose app is replaced -- its own, or one it adopted -- closes that
+app's socket for good (`until_replaced`: no reconnection, which would take the app back), forgets the calls
 that came through it without touching them (`Followed.drop`: no hang-up, no outcome; the new owner
 follows them to their end and closes them), and dials nothing on the node until it holds the lease
 again. Outcomes it journalled for calls that had already ended stay true and are replayed.
@@ -149,7 +149,8 @@ async def until_replaced(
 ) -> AsyncIterator[JSON]:
     """An app's events until Asterisk says another websocket took the app (``ApplicationReplaced``):
     then `on_replaced` is called and the stream is closed -- not reconnected, which would take the
-    app back from its new owner and make two workers follow the same calls."""
+    app back from its new owner. (Asterisk leaves the replaced socket open and silent: without this,
+    the worker would go on driving calls whose events now go to another worker.)"""
     try:
         async for event in events:
             if event.get("type") == REPLACED:

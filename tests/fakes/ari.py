@@ -1183,11 +1183,7 @@ def _ids(event: JSON) -> set[str]:
 
 
 class _Dropped:
-    """Put in a client's queue when its socket drops: the stream reconnects (after its backoff,
-    when Asterisk closed it for another websocket on the app, as the real client does)."""
-
-    def __init__(self, *, replaced: bool = False) -> None:
-        self.replaced = replaced
+    """Put in a client's queue when its socket drops: the stream reconnects."""
 
 
 class FakeAri(AriClient):
@@ -1262,13 +1258,11 @@ class FakeAri(AriClient):
 
     def replaced(self) -> None:
         """Another websocket opened on this client's app: Asterisk sends ``ApplicationReplaced``
-        to this one and closes it (tests/integration/test_replaced_lab.py)."""
+        to this one, which stays open and gets nothing more (tests/integration/test_replaced_lab.py)."""
         if not self.connected:
             return
         self.deliver({"type": "ApplicationReplaced", "application": self.app, **self.asterisk.stamp()})
         self.connected = False
-        self._late.clear()
-        self._queue.put_nowait(_Dropped(replaced=True))
 
     def _stream(self, app: str) -> FakeAri:
         """The websocket of another app this client reads (same name, same process)."""
@@ -1305,8 +1299,6 @@ class FakeAri(AriClient):
                 while True:
                     event = await self._queue.get()
                     if isinstance(event, _Dropped):
-                        if event.replaced:
-                            await asyncio.sleep(initial_backoff)
                         break
                     yield event
         finally:

@@ -1,6 +1,8 @@
 """What the real Asterisk does when a second websocket opens on an app that already has one
 (issue 13; dialer/engine/takeover.py, docs/faults.md): the first socket receives
-``ApplicationReplaced`` and is then closed by Asterisk; the second one owns the app.
+``ApplicationReplaced`` and nothing more -- Asterisk does not close it (seen on the lab's Asterisk,
+4 Dec: still open 5 s later), so a client does not even notice by a reconnection; the second one
+owns the app and gets its events.
 
 A dialer worker stalled past the heartbeat look has its app adopted by the lease holder exactly
 this way; the fake Asterisk (tests/fakes/ari.py) does the same, checked on virtual time by
@@ -54,8 +56,6 @@ async def _two_sockets(settings: Settings, tmp: Path) -> dict[str, Any]:
                     seen["first_closed"] = True
                     seen["close_code"] = first.close_code
                 seen["first_got"] = messages
-                # The second socket owns the app: an event for it arrives there.
-                await ari.set_global("WL_REPLACED_TEST", "1")
                 seen["second_open"] = second.state.name
                 seen["listed_after"] = [a["name"] for a in await ari.applications() if a["name"] == app]
     return seen
@@ -63,11 +63,11 @@ async def _two_sockets(settings: Settings, tmp: Path) -> dict[str, Any]:
 
 def test_a_second_websocket_replaces_the_first(lab: Settings, tmp_path: Path) -> None:
     seen = asyncio.run(_two_sockets(lab, tmp_path))
-    print("REPLACED", json.dumps(seen, default=str))
+    print("\nREPLACED", json.dumps(seen, default=str), flush=True)
     assert seen["listed_before"]
     kinds = [m.get("type") for m in seen["first_got"]]
     assert kinds == ["ApplicationReplaced"], seen
     assert seen["first_got"][0].get("application", "").endswith("-replacedtest")
-    assert seen["first_closed"] is True, "Asterisk closes the replaced socket"
+    assert seen["first_closed"] is False, "Asterisk leaves the replaced socket open, silent"
     assert seen["second_open"] == "OPEN"
     assert seen["listed_after"]
