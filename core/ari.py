@@ -30,6 +30,9 @@ ParamValue = str | int | float | bool | Sequence[str] | None
 
 CONNECTED = "WarmlineConnected"
 RECONNECTED = "WarmlineReconnected"
+# A task following a call is cancelled with this message when another process took the call's Stasis
+# app (ApplicationReplaced): the call is the other's now, its cleanup must not touch the channel.
+HANDED_OVER = "warmline: call handed over to another worker"
 
 
 class AriError(Exception):

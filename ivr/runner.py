@@ -25,7 +25,7 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, Field
 
-from core.ari import RECONNECTED, AriError
+from core.ari import HANDED_OVER, RECONNECTED, AriError
 from core.ari_events import HANGUP_EVENTS, event_ids
 from ivr.flow import (
     BranchNode,
@@ -196,6 +196,10 @@ class _Run:
             self.result.hangup_by = "callee"
             if gone.cause is not None:
                 self.result.hangup_cause = gone.cause
+        except asyncio.CancelledError as exc:
+            if exc.args[:1] == (HANDED_OVER,):  # another worker follows the call now: left as it is
+                self._gone = True
+            raise
         except Exception as exc:
             log.exception("IVR flow %s on %s failed", self.flow.name, self.channel_id)
             self.result.ended = "error"

@@ -73,6 +73,7 @@ LAB_SLOTS: dict[str, int] = {
     "practice": 26,
     "pacing_bench": 27,
     "lease": 28,
+    "replaced": 29,
 }
 
 

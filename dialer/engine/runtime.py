@@ -23,7 +23,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -78,14 +78,16 @@ from dialer.engine.pacing import PaceTrack, apology_text, is_paced, read_facts, 
 from dialer.engine.pressure import Pressure, instrument
 from dialer.engine.takeover import (
     APP_VARIABLE,
-    BEAT_LOOK,
     RECHECK,
+    Followed,
     alive_apps,
     beat,
     channel_apps,
+    dead_look,
     quiet,
     read_beat,
     shared_channels,
+    until_replaced,
     worker_app,
 )
 from dialer.models import (
@@ -187,6 +189,8 @@ class NodeLink:
     # Live foreign workers' apps -> their attempts, left to them while they live.
     foreign: dict[str, set[str]] = field(default_factory=dict)
     beat: asyncio.Task[Any] | None = None
+    adopted_beats: dict[str, asyncio.Task[Any]] = field(default_factory=dict)  # their heartbeats, ours now
+    followed: Followed = field(default_factory=Followed)  # the calls followed, by the app they come through
     bookkeeping: asyncio.Lock = field(default_factory=asyncio.Lock)  # claims vs reconciliation
     strays: StrayWatch = field(default_factory=StrayWatch)  # channels nobody may follow: hung up
     pressure: Pressure = field(default_factory=Pressure)  # ARI's answer time: how many may start
@@ -368,7 +372,8 @@ class DialerWorker:
     def _follow(self, link: NodeLink) -> None:
         """The worker's own app's events and heartbeat, from now until the worker stops (the
         first connection reconciles)."""
-        events: AsyncIterator[JSON] = link.ari.events()
+        app = link.ari.app
+        events = until_replaced(link.ari.events(), lambda event: self._replaced(link, app))
         link.pump = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{link.node.name}")
         link.beat = self._spawn(beat(link.ari, link.ari.app))
 
@@ -479,7 +484,7 @@ class DialerWorker:
             for app in by_channel.get(attempt_id, set()) - {link.ari.app}:
                 theirs.setdefault(app, set()).add(attempt_id)
         unknown = theirs.keys() - link.adopted.keys()
-        alive = await alive_apps(link.ari, unknown)
+        alive = await alive_apps(link.ari, unknown, look=dead_look(self.settings.dialer_ari_timeout))
         for app in unknown:
             if app in alive:
                 log.warning("node %s: %d calls left to live worker %s", link.node.name, len(theirs[app]), app)
@@ -510,10 +515,11 @@ class DialerWorker:
             return
         log.warning("node %s: worker %s is gone; its calls are adopted", link.node.name, app)
         connected = asyncio.Event()
-        events = quiet(link.ari.events(app=app), connected)
+        stream = until_replaced(link.ari.events(app=app), lambda event: self._replaced(link, app))
+        events = quiet(stream, connected)
         link.adopted[app] = asyncio.create_task(link.dispatcher.run(events), name=f"ari-{app}")
         # Its heartbeat goes on, now this worker's: a later holder leaves its calls to this one.
-        self._spawn(beat(link.ari, app))
+        link.adopted_beats[app] = self._spawn(beat(link.ari, app))
         with contextlib.suppress(AriError):
             await link.ari.filter_events(UNUSED_EVENTS, app=app)
         with contextlib.suppress(TimeoutError):
@@ -524,13 +530,13 @@ class DialerWorker:
         """A live foreign worker's calls, looked at every few seconds while this worker holds the
         node: once they are all closed, forgotten; once its heartbeat stops, adopted."""
         loop = asyncio.get_running_loop()
-        changed_at = loop.time()
+        changed_at, look = loop.time(), dead_look(self.settings.dialer_ari_timeout)
         while not self._stopping and self._holding(link) and app in link.foreign:
             await asyncio.sleep(RECHECK)
             now = await read_beat(link.ari, app)
             if now and now != seen:
                 seen, changed_at = now, loop.time()
-            elif loop.time() - changed_at >= BEAT_LOOK:  # its heartbeat stopped: it is gone
+            elif loop.time() - changed_at >= look:  # its heartbeat stopped: it is gone
                 if link.foreign.pop(app, None) is not None and self._holding(link):
                     await self._adopt_app(link, app)
                     self._spawn(self._reconcile(link))
@@ -546,6 +552,41 @@ class DialerWorker:
                 left &= live
                 if not left:
                     link.foreign.pop(app, None)
+
+    def _replaced(self, link: NodeLink, app: str) -> None:
+        """Another worker opened `app` (this worker's own, or one it adopted) and Asterisk gave it
+        the app (``ApplicationReplaced``): it took this worker for dead and follows the calls that
+        came through the app. They are given up here untouched -- no hang-up, no outcome (the new
+        owner closes them); outcomes already journalled stay. Without its own app this worker dials
+        nothing on the node until it holds the lease again (`_hold` then opens the app anew)."""
+        dropped = link.followed.drop(app)
+        link.calls.difference_update(dropped)
+        if app == link.ari.app:
+            link.ready = False
+            link.pump = None  # (ending now, by itself)
+            if link.beat is not None:
+                link.beat.cancel()
+                link.beat = None
+        else:
+            link.adopted.pop(app, None)
+            adopted_beat = link.adopted_beats.pop(app, None)
+            if adopted_beat is not None:
+                adopted_beat.cancel()
+        log.warning(
+            "node %s: app %s was taken by another worker (ApplicationReplaced): %d calls left to it "
+            "untouched; no new call here until the lease is held again",
+            link.node.name,
+            app,
+            len(dropped),
+        )
+        for attempt_id in dropped:
+            self._spawn(
+                self._publish(
+                    CallEvent(
+                        call_id=attempt_id, kind="taken_over", detail={"app": app, "node": link.node.name}
+                    )
+                )
+            )
 
     def _resume_info(self, session: Any, attempt_id: str) -> tuple[Claimed, CallPlan] | None:
         attempt = session.get(Attempt, attempt_id)
@@ -1004,6 +1045,9 @@ class DialerWorker:
                 )
 
         report = CallReport()
+        task = asyncio.current_task()
+        if task is not None:  # the app its events come through: given up should another worker take it
+            link.followed.add(c.attempt_id, resume_app or link.ari.app, task)
         try:
             call = Call(
                 link.ari,
@@ -1025,6 +1069,7 @@ class DialerWorker:
                 ari_slow=lambda: link.pressure.is_slow,
             )
             report = await call.run()
+            link.followed.ended(c.attempt_id)  # its outcome is written, whoever takes the app now
         except asyncio.CancelledError:
             link.calls.discard(c.attempt_id)  # shutting down: left live for reconciliation
             self._notes.pop(c.attempt_id, None)

@@ -402,6 +402,8 @@ class FakeAsterisk:
         # app -> event types it asked not to be sent (PUT eventFilter); forgotten when Asterisk stops
         self.disallowed: dict[str, frozenset[str]] = {}
         self.globals: dict[str, str] = {}  # global dialplan variables (GET/POST /asterisk/variable)
+        # (app, the replaced client, the new one, len(requests) then): each ApplicationReplaced sent
+        self.replacements: list[tuple[str, str, str, int]] = []
         self.up = True
         self.restarts = 0
         self._clients: list[FakeAri] = []
@@ -492,6 +494,17 @@ class FakeAsterisk:
         """Run `action` (soon after, from the loop) once the `nth` event of type `kind` (about
         `channel`, if given) has been sent: "restart Asterisk when the second prompt starts"."""
         self._triggers.append(_Trigger(kind, channel, nth, action))
+
+    def stamp(self) -> JSON:
+        return {"timestamp": self._timestamp(), "asterisk_id": "fake"}
+
+    def connecting(self, client: FakeAri) -> None:
+        """A websocket opens on `client.app`: one app has one websocket, the newest (res_stasis),
+        the one it replaces is told and closed."""
+        for other in self._clients:
+            if other is not client and other.app == client.app and other.connected:
+                self.replacements.append((client.app, other.name, client.name, len(self.requests)))
+                other.replaced()
 
     def _send(self, event: JSON, apps: set[str] | None) -> None:
         self.events.append(event)
@@ -767,6 +780,9 @@ class FakeAsterisk:
         try:
             if client.killed or not self.up:
                 raise AriError(0, method, path, CONNECT_ERROR)
+            stalled = client.stalled_until - asyncio.get_running_loop().time()
+            if stalled > 0:
+                await asyncio.sleep(stalled)
             await self._wait_delay(op)
             if client.killed or not self.up:
                 raise AriError(0, method, path, READ_TIMEOUT)
@@ -1184,6 +1200,7 @@ class FakeAri(AriClient):
         self.connected = False
         self.killed = False
         self.closed = False
+        self.stalled_until = -1e18  # loop time until which this process's requests hang (`stall`)
         self.lag = 0.0  # loop seconds the event socket runs behind HTTP answers (a busy server)
         self._queue: asyncio.Queue[JSON | _Dropped] = asyncio.Queue()
         self._late: deque[tuple[float, JSON]] = deque()  # (due, event), in the order sent
@@ -1232,12 +1249,27 @@ class FakeAri(AriClient):
             stream.killed = True
         self.drop()
 
+    def stall(self, seconds: float) -> None:
+        """The process behind this client stalls (ARI slow for it, a long pause): its requests,
+        heartbeat included, hang for `seconds`, then go on; its sockets stay open."""
+        until = asyncio.get_running_loop().time() + seconds
+        for client in (self, *self._streams.values()):
+            client.stalled_until = until
+
+    def replaced(self) -> None:
+        """Another websocket opened on this client's app: Asterisk sends ``ApplicationReplaced``
+        to this one, which stays open and gets nothing more (tests/integration/test_replaced_lab.py)."""
+        if not self.connected:
+            return
+        self.deliver({"type": "ApplicationReplaced", "application": self.app, **self.asterisk.stamp()})
+        self.connected = False
+
     def _stream(self, app: str) -> FakeAri:
         """The websocket of another app this client reads (same name, same process)."""
         stream = self._streams.get(app)
         if stream is None:
             stream = self._streams[app] = self.asterisk.client(app, self.name)
-        stream.killed, stream.lag = self.killed, self.lag
+        stream.killed, stream.lag, stream.stalled_until = self.killed, self.lag, self.stalled_until
         return stream
 
     async def events(
@@ -1260,6 +1292,7 @@ class FakeAri(AriClient):
                 await self.asterisk.wait_up()
                 while not self._queue.empty():  # what was queued before the drop is gone with the socket
                     self._queue.get_nowait()
+                self.asterisk.connecting(self)
                 self.connected = True
                 yield {"type": CONNECTED if first else RECONNECTED, "application": self.app}
                 first = False

@@ -31,6 +31,7 @@ from sqlalchemy import select, update
 from core.db import Database
 from core.settings import Settings
 from dialer.engine.runtime import DialerWorker
+from dialer.engine.takeover import BEAT_EVERY, dead_look
 from dialer.models import Attempt, AttemptState, Contact
 from tests.fakes.ari import Callee, FakeAri, FakeAsterisk, confirms
 from tests.fakes.clock import run_virtual
@@ -84,11 +85,12 @@ class Takeover:
 
 
 def run_takeover(
-    settings: Settings, db: Database, tmp: Path, *, early: int = 0, kill: bool = False
+    settings: Settings, db: Database, tmp: Path, *, early: int = 0, kill: bool = False, stall: float = 0.0
 ) -> Takeover:
     """The first worker's database is cut with its calls up; the second takes the node. With
     `early`, that many of the first's talking calls are hung up by their callee at the cut (before
-    the takeover); with `kill`, the first worker dies once the second watches its calls."""
+    the takeover); with `kill`, the first worker dies once the second watches its calls; with
+    `stall`, it stalls that many seconds then (its ARI requests, heartbeat included, hang)."""
 
     async def main() -> Takeover:
         loop = asyncio.get_running_loop()
@@ -112,7 +114,8 @@ def run_takeover(
         first, second = run.first, run.second
         first.watch.probe = flaky.probe
         one = asyncio.create_task(first.run())
-        await until(lambda: in_flow(asterisk) >= 3 and in_amd(asterisk) >= (3 if kill else 0), FINISH_WITHIN)
+        amd = 3 if kill else 2 if stall else 0
+        await until(lambda: in_flow(asterisk) >= 3 and in_amd(asterisk) >= amd, FINISH_WITHIN)
         two = asyncio.create_task(second.run())
         await until(lambda: second.leases is not None and second.leases.waited >= 1, FINISH_WITHIN)
         run.live = set(asterisk.channels)
@@ -133,6 +136,11 @@ def run_takeover(
                 first_link.ari.kill()
             one.cancel()
             await asyncio.gather(one, return_exceptions=True)
+        if stall:
+            run.seen["requests_at_stall"] = len(asterisk.requests)
+            first_ari = first.nodes[NODE.name].ari
+            assert isinstance(first_ari, FakeAri)
+            first_ari.stall(stall)
         await until(lambda: not run.live & set(asterisk.channels), FINISH_WITHIN)
         run.seen["journalled"] = first.journal.pending_ids() & run.live
         run.seen["before_restore"] = await asyncio.to_thread(run.outcomes, db)
@@ -237,4 +245,69 @@ def test_a_dead_workers_calls_are_adopted_and_closed(
     assert len(confirmed) == 3 and all((a.detail or {}).get("resumed") for a in confirmed), {
         i: (a.outcome, a.detail) for i, a in left.items()
     }
+    assert not set(attempts) & set(run.asterisk.channels), "no channel left up"
+
+
+def test_a_stalled_workers_calls_adopted_are_followed_by_the_adopter_alone(
+    lab_settings: Settings,  # noqa: F811 - the fixture imported above
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """The first worker, alive, stalls past the heartbeat look (its ARI hangs): the holder takes it
+    for dead and adopts its app; Asterisk gives the app to the newer websocket and tells the first
+    (ApplicationReplaced). The first gives its calls up untouched and never takes the app back."""
+    look = dead_look(lab_settings.dialer_ari_timeout)
+    assert look >= lab_settings.dialer_ari_timeout + 3 * BEAT_EVERY
+    make_campaign(db, "9" * 3 + "6" * 2, retry_seconds=20)
+    run = run_takeover(lab_settings, db, tmp_path, early=1, stall=look + 1.0)
+    app = run.seen["first_app"]
+    asterisk = run.asterisk
+    # Adopted once, from the stalled worker, and never taken back.
+    assert [(a, old, new) for a, old, new, _ in asterisk.replacements] == [(app, "worker-1", "worker-2")]
+    owners = {c.name for c in asterisk._clients if c.app == app and c.connected}
+    assert owners <= {"worker-2"}
+    assert not run.hung_up_by_second(run.seen["requests_at_stall"]), "none cut while it lived"
+    # From the replacement on, the first worker touched none of the calls: no call followed by both.
+    at = asterisk.replacements[0][3]
+    touched = {str(r.target) for r in asterisk.requests[at:] if r.client == "worker-1"} & run.live
+    assert not touched, [(r.op, r.target) for r in asterisk.requests[at:] if r.client == "worker-1"]
+    assert not run.first.nodes[NODE.name].calls and not run.first.nodes[NODE.name].followed.tasks
+    assert run.first.nodes[NODE.name].followed.dropped == len(run.live - run.early)
+    # Every attempt closed once (check_ledger) with its true outcome, by the adopter (resumed): a
+    # call in AMD comes back into the adopted app and is followed to its end; one already in its
+    # flow lost the flow that drove it (dialer.engine.calls `_adopt`): hung up as interrupted. The
+    # one ended before the stall keeps the first worker's journalled outcome, replayed.
+    attempts = {a.id: a for a in check_ledger(db)}
+    outcomes = {i: (attempts[i].outcome, attempts[i].detail) for i in run.live}
+    for attempt_id in run.live - run.early:
+        attempt = attempts[attempt_id]
+        assert attempt.state is AttemptState.ended, outcomes
+        assert (attempt.detail or {}).get("resumed"), outcomes
+        assert attempt.outcome in ("confirmed", "interrupted"), outcomes
+    confirmed = [i for i in run.live if attempts[i].outcome == "confirmed"]
+    assert len(confirmed) == 2
+    for attempt_id in run.early:
+        attempt = attempts[attempt_id]
+        assert attempt.state is AttemptState.ended and attempt.hangup_cause == 16, attempt.outcome
+        assert not (attempt.detail or {}).get("resumed")
+    assert not set(attempts) & set(asterisk.channels), "no channel left up"
+
+
+def test_a_short_stall_is_not_taken_for_death(
+    lab_settings: Settings,  # noqa: F811 - the fixture imported above
+    db: Database,
+    tmp_path: Path,
+) -> None:
+    """A 4 s stall (its heartbeat unchanged longer than the old 3 s look) is not death: its calls
+    stay its own, followed by it to their end; nobody opens its app."""
+    make_campaign(db, "9" * 3 + "6" * 2, retry_seconds=20)
+    run = run_takeover(lab_settings, db, tmp_path, stall=4.0)
+    assert run.asterisk.replacements == []
+    assert run.seen["left_to"].get(run.seen["first_app"])
+    assert not run.hung_up_by_second()
+    attempts = {a.id: a for a in check_ledger(db)}
+    for attempt_id in run.live:
+        attempt = attempts[attempt_id]
+        assert attempt.state is AttemptState.ended and attempt.outcome != "interrupted", attempt.outcome
+        assert not (attempt.detail or {}).get("resumed"), "followed by the worker that placed it"
     assert not set(attempts) & set(run.asterisk.channels), "no channel left up"
