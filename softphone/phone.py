@@ -447,7 +447,7 @@ class Softphone:
         if e.headers.get("nailed"):
             await self._open_line_rings(view)
             return
-        placed = self.placed.rings(e.headers)
+        placed = await self.placed.rings_placed(e.headers)
         if placed is not None:  # the call the agent asked for: their leg first, answered at once
             view.direction, view.remote = "out", placed.who
         self.calls[e.call] = view

@@ -37,6 +37,9 @@ SKIP_REASONS: dict[str, str] = {
     "other": N_("Other"),
 }
 PLACING_WAIT = 45.0  # seconds for the server to ring the agent's phone before we say it did not
+# The dialer takes a request the moment it is stored, so the agent's leg can ring before the server's
+# answer (the call's reference) reaches the phone: a ring marked "placed" waits this long for it.
+ANSWER_WAIT = 5.0
 
 Announce = Callable[[str, Literal["polite", "assertive"], str], object]
 
@@ -87,6 +90,7 @@ class PlacedCalls:
         self.placing: Placing | None = None
         self.listed = 0  # how many times the callbacks were fetched (the page focuses a fresh list)
         self._watch: asyncio.Task[None] | None = None
+        self._asking: asyncio.Future[None] | None = None  # a dial request on its way to the server
 
     def close(self) -> None:
         if self._watch is not None:
@@ -180,9 +184,14 @@ class PlacedCalls:
             if self.preview is None:
                 raise ActionError(_("There is no contact to call; press Alt+N for the next one."))
             contact_id = int(self.preview["contact_id"])
-        answer = await self._ask(self._server().dial(contact_id))
-        who = str(answer.get("name") or spoken_number(str(answer.get("phone", ""))))
-        self.placing = Placing(str(answer["call_ref"]), who, contact_id, time.monotonic())
+        asking = self._asking = asyncio.get_running_loop().create_future()
+        try:
+            answer = await self._ask(self._server().dial(contact_id))
+            who = str(answer.get("name") or spoken_number(str(answer.get("phone", ""))))
+            self.placing = Placing(str(answer["call_ref"]), who, contact_id, time.monotonic())
+        finally:
+            asking.set_result(None)
+            self._asking = None
         self.changed()
         self.announce(
             _("Calling {who}. Your phone rings first and answers by itself.", who=who), "polite", "dialing"
@@ -197,6 +206,14 @@ class PlacedCalls:
             self.placing = None
             self.changed()
             self.announce(_("The call did not come through; try again."), "assertive", "error")
+
+    async def rings_placed(self, headers: dict[str, str]) -> Placing | None:
+        """`rings`, once a dial request still on its way has its answer (ANSWER_WAIT at most)."""
+        asking = self._asking
+        if asking is not None and headers.get("placed"):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(asking), ANSWER_WAIT)
+        return self.rings(headers)
 
     def rings(self, headers: dict[str, str]) -> Placing | None:
         """The call the agent placed, when this ringing call is it (then the phone answers it)."""

@@ -59,12 +59,16 @@ class Server:
         return httpx.Response(404, json={"detail": "not here"})
 
 
-def scenario(body: Any, server: Server | None = None) -> tuple[Softphone, FakeEngine, Server]:
+def scenario(
+    body: Any, server: Server | None = None, answer: Any = None
+) -> tuple[Softphone, FakeEngine, Server]:
+    """`answer(request, engine, server)`, when given, answers instead of `server` (it may wait)."""
     server = server or Server()
     engine = FakeEngine()
 
     async def main() -> Softphone:
-        client = ServerClient("http://warmline.test", transport=httpx.MockTransport(server))
+        handler = server if answer is None else lambda request: answer(request, engine, server)
+        client = ServerClient("http://warmline.test", transport=httpx.MockTransport(handler))
         await client.login("mei", "pw")
         phone = Softphone(engine, AgentStatus("mei", NullPublisher()), server=client)
         await phone.start()
@@ -114,6 +118,27 @@ def test_preview_then_call_answers_only_its_own_leg() -> None:
     assert "Calling 王奶奶. Your phone rings first and answers by itself." in words
     assert "Dialling 王奶奶; you will hear it ring." in words
     assert ("POST", "/api/agents/me/dial", {"contact_id": 7}) in server.asked
+
+
+def test_the_agents_leg_ringing_before_the_servers_answer_is_still_answered_by_itself() -> None:
+    """The dialer takes a request the moment it is stored: the agent's leg can ring before the
+    answer with the call's reference reaches the phone."""
+    rang: list[int] = []
+
+    async def answer(request: httpx.Request, engine: FakeEngine, server: Server) -> httpx.Response:
+        if request.url.path == "/api/agents/me/dial":
+            rang.append(engine.ring("warmline", {"attempt": "att-1", "placed": "1"}))
+            await asyncio.sleep(0.5)  # the answer is slower than the ring
+        return server(request)
+
+    async def body(phone: Softphone, engine: FakeEngine) -> None:
+        await phone.act("preview")
+        await phone.act("preview_call")
+        await asyncio.sleep(0.1)
+        assert rang and f"answer {rang[0]} 200" in engine.log
+        assert phone.calls[rang[0]].direction == "out" and phone.calls[rang[0]].ref == "att-1"
+
+    scenario(body, answer=answer)
 
 
 def test_a_refusal_is_said_as_the_server_words_it() -> None:
