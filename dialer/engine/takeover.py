@@ -127,6 +127,14 @@ def shared_channels(applications: Iterable[JSON], shared: str) -> set[str]:
     }
 
 
+async def _close(events: AsyncIterator[JSON]) -> None:
+    """Close the underlying stream of events (its websocket), whatever it raises."""
+    aclose = getattr(events, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
+
+
 async def quiet(events: AsyncIterator[JSON], connected: asyncio.Event | None = None) -> AsyncIterator[JSON]:
     """A second app's events without its connection events (the worker's own app's stream says
     when Asterisk was reconnected to); `connected` is set once it is connected."""
@@ -138,10 +146,7 @@ async def quiet(events: AsyncIterator[JSON], connected: asyncio.Event | None = N
                 continue
             yield event
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        await _close(events)
 
 
 async def until_replaced(
@@ -158,10 +163,7 @@ async def until_replaced(
                 return
             yield event
     finally:
-        aclose = getattr(events, "aclose", None)
-        if aclose is not None:
-            with contextlib.suppress(Exception):
-                await aclose()
+        await _close(events)
 
 
 @dataclass
