@@ -6,16 +6,18 @@
 # A new clone (as CI makes for every run) copies the dependencies from a template kept on the machine,
 # /var/cache/warmline/venv/<key>, instead of installing them again: pip spent 20 s of wall time on
 # them in every fresh clone, and their first import compiled them again (5 s more). The key is a
-# hash of pyproject.toml, this script, the Python and the machine, so a changed dependency makes a
+# hash of pyproject.toml, RECIPE below, the Python and the machine, so a changed dependency makes a
 # new template; the template is built once, under a lock, and compiled once. The copy is made of
 # hard links (0.4 s against 2.5 s for 700 MB): nothing writes into an installed file in place (pip
-# and Python replace files by rename), so the template stays as built. Where /var/cache/warmline
-# cannot be written, or the clone already has a .venv, the environment is built in place as before.
+# and Python replace files by rename), so the template stays as built; where the clone is on another
+# file system than /var/cache, it is a plain copy. Where /var/cache/warmline cannot be written, or
+# the clone already has a .venv, the environment is built in place as before.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python=$1
 venv=${2:-.venv}
 cache=/var/cache/warmline/venv
+RECIPE=1  # how a template is built (build_template): a change to it must make new templates
 
 in_place() {
     [ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
@@ -59,12 +61,12 @@ if [ -e "$venv" ] || ! mkdir -p "$cache" 2>/dev/null || [ ! -w "$cache" ]; then
     in_place
     exit 0
 fi
-key=$({ cat pyproject.toml "$0"; "$python" -VV; uname -m; } | sha256sum | cut -c1-16)
+key=$({ cat pyproject.toml; echo "recipe $RECIPE"; "$python" -VV; uname -m; } | sha256sum | cut -c1-16)
 template=$cache/$key
 exec 9>"$template.lock"
 flock 9
 [ -e "$template/.complete" ] || build_template "$template"
-cp -al "$template" "$venv"
+cp -al "$template" "$venv" 2>/dev/null || { rm -rf "$venv"; cp -a "$template" "$venv"; }
 rm -f "$venv/.complete"
 repoint "$template" "$(cd "$venv" && pwd)"
 "$venv/bin/pip" install -q --no-deps --no-compile -e .
